@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Reproduce the MNIST / Fashion-MNIST accuracies of docs/training.md.
+#   bash benchmarks/train_fc_zoo.sh MODEL DATASET DATA_DIR [OUT_DIR]
+# One process per run; OMP_NUM_THREADS=1 lets two runs share a 2-core machine.
+set -euo pipefail
+model=$1 dataset=$2 data_dir=$3 out=${4:-runs/fc}
+case $model in
+    tfc|sfc) epochs=30 batch=128 ;;
+    lfc)     epochs=40 batch=256 ;;
+    *) echo "model must be tfc, sfc or lfc" >&2; exit 2 ;;
+esac
+mkdir -p "$out"
+hwgen train "$model" --dataset "$dataset" --data-dir "$data_dir" --epochs $epochs --batch-size $batch \
+    --lr 3e-3 --optimizer adam --seed 0 -o "$out/${model}_${dataset}.ckpt" --no-progress

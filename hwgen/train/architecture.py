@@ -1,0 +1,175 @@
+"""The JSON architecture of a binary network: what later stages read.
+
+A network is an input description plus an ordered list of layer specs. The
+compiler reads this JSON and the weights (safetensors) without importing any
+PyTorch model code, so everything needed to compute the network is here.
+
+Layer kinds and their fields (every spec has ``kind`` and a unique ``name``;
+the weights of layer ``NAME`` are the state-dict entries ``layers.NAME.*``):
+
+``conv``
+    ``in_channels, out_channels, kernel, stride, padding, in_hw [H, W]``,
+    ``weight_bits`` (1 binary, 2..16 k-bit integer, 32 float),
+    ``binarize_input`` (true: the input is sign(x) with sign(0) = +1, the
+    previous layer's activation; false: real input, e.g. normalised pixels),
+    ``estimator`` / ``weight_estimator`` (training only), ``scale`` (a
+    :class:`~hwgen.train.scales.ScaleMode` value), ``act_scale`` (an
+    :class:`~hwgen.train.scales.ActScaleMode` value). Zero padding: padded
+    positions contribute 0 to the dot product. No bias.
+``linear``
+    ``in_features, out_features`` and the same quantisation fields as conv.
+``batchnorm``
+    ``channels``; BatchNorm over channels (2-d after conv, 1-d after linear),
+    state ``weight, bias, running_mean, running_var``, field ``eps``.
+``maxpool``
+    ``kernel, stride`` (no padding).
+``flatten``
+    (C, H, W) -> C*H*W in C-major order, as ``torch.flatten`` does.
+``dropout``
+    ``p``; identity at inference.
+
+The input is uint8 pixels (N, C, H, W); the network first computes
+``(x / 255 - mean_c) / std_c``. The output of the last layer is the class
+score vector; the prediction is its argmax with ties to the lowest index.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from hwgen.errors import ConfigError
+
+ARCH_FORMAT = "hwgen-arch"
+ARCH_VERSION = 1
+
+LAYER_KINDS = ("conv", "linear", "batchnorm", "maxpool", "flatten", "dropout")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """Input pixels: uint8 tensor of ``shape`` (C, H, W), normalised per channel."""
+
+    shape: tuple[int, int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A whole network: ``name``, input, ``num_classes`` and layer specs (dicts)."""
+
+    name: str
+    input: InputSpec
+    num_classes: int
+    layers: tuple[dict[str, Any], ...]
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": ARCH_FORMAT,
+            "version": ARCH_VERSION,
+            "name": self.name,
+            "input": {
+                "shape": list(self.input.shape),
+                "mean": list(self.input.mean),
+                "std": list(self.input.std),
+            },
+            "num_classes": self.num_classes,
+            "options": dict(self.options),
+            "layers": [dict(layer) for layer in self.layers],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Architecture":
+        """Parse and validate an architecture dict; raises ConfigError naming the problem."""
+        if not isinstance(data, dict) or data.get("format") != ARCH_FORMAT:
+            raise ConfigError(f"not a hwgen architecture (expected format {ARCH_FORMAT!r})")
+        if data.get("version") != ARCH_VERSION:
+            raise ConfigError(
+                f"architecture version {data.get('version')!r} is not supported "
+                f"(this hwgen reads version {ARCH_VERSION})"
+            )
+        try:
+            inp = data["input"]
+            arch = cls(
+                name=str(data["name"]),
+                input=InputSpec(
+                    shape=tuple(int(v) for v in inp["shape"]),
+                    mean=tuple(float(v) for v in inp["mean"]),
+                    std=tuple(float(v) for v in inp["std"]),
+                ),
+                num_classes=int(data["num_classes"]),
+                layers=tuple(dict(layer) for layer in data["layers"]),
+                options=dict(data.get("options", {})),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"malformed architecture: {exc!r}") from None
+        validate_layers(arch)
+        return arch
+
+    @classmethod
+    def from_json(cls, text: str) -> "Architecture":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"architecture is not valid JSON: {exc}") from None
+        return cls.from_dict(data)
+
+
+def validate_layers(arch: Architecture) -> None:
+    """Check layer kinds, unique names, and that shapes chain from input to num_classes."""
+    names = set()
+    shape: tuple[int, ...] = arch.input.shape
+    for layer in arch.layers:
+        kind, name = layer.get("kind"), layer.get("name")
+        if kind not in LAYER_KINDS:
+            raise ConfigError(f"layer {name!r}: unknown kind {kind!r} (known: {', '.join(LAYER_KINDS)})")
+        if not name or name in names:
+            raise ConfigError(f"layer names must be unique and non-empty, got {name!r}")
+        names.add(name)
+        shape = output_shape(layer, shape)
+    if shape != (arch.num_classes,):
+        raise ConfigError(f"the network ends with shape {shape}, expected ({arch.num_classes},) class scores")
+
+
+def conv_out_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Output length of a convolution/pool: floor((size + 2*padding - kernel) / stride) + 1."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def output_shape(layer: dict[str, Any], shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Shape after ``layer`` for a per-sample input ``shape``; raises ConfigError on mismatch."""
+    kind, name = layer["kind"], layer["name"]
+
+    def need(cond: bool, what: str) -> None:
+        if not cond:
+            raise ConfigError(f"layer {name!r} ({kind}): {what}, but its input has shape {shape}")
+
+    if kind == "conv":
+        need(len(shape) == 3 and shape[0] == layer["in_channels"], f"expects {layer['in_channels']} input channels")
+        need(list(shape[1:]) == list(layer["in_hw"]), f"expects input size {layer['in_hw']}")
+        h, w = (conv_out_size(s, layer["kernel"], layer["stride"], layer["padding"]) for s in shape[1:])
+        need(h > 0 and w > 0, "produces an empty output")
+        return (layer["out_channels"], h, w)
+    if kind == "linear":
+        need(len(shape) == 1 and shape[0] == layer["in_features"], f"expects {layer['in_features']} input features")
+        return (layer["out_features"],)
+    if kind == "batchnorm":
+        need(shape[0] == layer["channels"], f"expects {layer['channels']} channels")
+        return shape
+    if kind == "maxpool":
+        need(len(shape) == 3, "needs a (C, H, W) input")
+        h, w = (conv_out_size(s, layer["kernel"], layer["stride"], 0) for s in shape[1:])
+        need(h > 0 and w > 0, "produces an empty output")
+        return (shape[0], h, w)
+    if kind == "flatten":
+        size = 1
+        for s in shape:
+            size *= s
+        return (size,)
+    return shape  # dropout
