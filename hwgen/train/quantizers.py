@@ -40,7 +40,6 @@ integers as ``q = round(w_q / s_c)``.
 from __future__ import annotations
 
 import enum
-import functools
 
 import torch
 from torch import Tensor, nn
@@ -100,11 +99,14 @@ def _sign_forward(x: Tensor) -> Tensor:
     return torch.sign(x).add_(0.5).sign_()
 
 
-@functools.cache
 def _next_above_one(dtype: torch.dtype) -> float:
     """The smallest value of ``dtype`` above 1 (1 + 2**-23 for float32)."""
     one = torch.tensor(1.0, dtype=dtype)
     return float(torch.nextafter(one, torch.tensor(2.0, dtype=dtype)))
+
+
+#: Precomputed at import, so traced code (torch.compile) only does a dict lookup.
+_NEXT_ABOVE_ONE = {dt: _next_above_one(dt) for dt in (torch.float16, torch.bfloat16, torch.float32, torch.float64)}
 
 
 def _pass_inside_unit(grad: Tensor, x: Tensor) -> Tensor:
@@ -114,7 +116,7 @@ def _pass_inside_unit(grad: Tensor, x: Tensor) -> Tensor:
     elsewhere; with hi = -lo = the next value above 1 in x's dtype, "x < hi"
     is exactly "x <= 1", since no value of the dtype lies between.
     """
-    hi = _next_above_one(x.dtype)
+    hi = _NEXT_ABOVE_ONE[x.dtype]
     return torch.ops.aten.hardtanh_backward(grad, x, -hi, hi)
 
 
