@@ -6,6 +6,13 @@ The CLI prints the message and exits with status 2, without a traceback.
 Everything else is a bug and keeps its traceback.
 """
 
+from __future__ import annotations
+
+import enum
+from typing import TypeVar
+
+E = TypeVar("E", bound=enum.Enum)
+
 
 class HwgenError(Exception):
     """An error caused by user input; the message is shown as-is."""
@@ -21,3 +28,14 @@ class CheckpointError(HwgenError):
 
 class ConfigError(HwgenError):
     """An invalid model or training option."""
+
+
+def coerce_enum(enum_cls: type[E], value: object, what: str) -> E:
+    """``enum_cls(value)``, or ConfigError "WHAT must be one of A, B, not VALUE"."""
+    if isinstance(value, enum_cls):
+        return value
+    try:
+        return enum_cls(value)
+    except ValueError:
+        choices = ", ".join(str(m.value) for m in enum_cls)
+        raise ConfigError(f"{what} must be one of {choices}, not {value!r}") from None

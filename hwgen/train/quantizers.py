@@ -44,7 +44,7 @@ import enum
 import torch
 from torch import Tensor, nn
 
-from hwgen.errors import ConfigError
+from hwgen.errors import ConfigError, coerce_enum
 
 __all__ = [
     "KBIT_RANGE",
@@ -77,15 +77,7 @@ class Estimator(str, enum.Enum):
 
 def as_estimator(value: Estimator | str) -> Estimator:
     """Coerce ``value`` to an :class:`Estimator`; ConfigError naming it otherwise."""
-    if isinstance(value, Estimator):
-        return value
-    try:
-        return Estimator(value)
-    except ValueError:
-        choices = ", ".join(e.value for e in Estimator)
-        raise ConfigError(
-            f"estimator must be one of {choices}, not {value!r}"
-        ) from None
+    return coerce_enum(Estimator, value, "estimator")
 
 
 def _sign_forward(x: Tensor) -> Tensor:
@@ -120,7 +112,16 @@ def _pass_inside_unit(grad: Tensor, x: Tensor) -> Tensor:
     return torch.ops.aten.hardtanh_backward(grad, x, -hi, hi)
 
 
-class SignSTEFunction(torch.autograd.Function):
+class _SignFunction(torch.autograd.Function):
+    """Shared forward of the estimators: b = +1 if x >= 0 else -1; saves x for backward."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        return _sign_forward(x)
+
+
+class SignSTEFunction(_SignFunction):
     """Sign with the clipped straight-through estimator.
 
     forward:  b = +1 if x >= 0 else -1
@@ -128,17 +129,12 @@ class SignSTEFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(x)
-        return _sign_forward(x)
-
-    @staticmethod
     def backward(ctx, grad_output: Tensor) -> Tensor:  # type: ignore[override]
         (x,) = ctx.saved_tensors
         return _pass_inside_unit(grad_output, x)
 
 
-class ApproxSignFunction(torch.autograd.Function):
+class ApproxSignFunction(_SignFunction):
     """Sign with the Bi-Real Net ApproxSign estimator.
 
     forward:  b = +1 if x >= 0 else -1
@@ -146,17 +142,12 @@ class ApproxSignFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(x)
-        return _sign_forward(x)
-
-    @staticmethod
     def backward(ctx, grad_output: Tensor) -> Tensor:  # type: ignore[override]
         (x,) = ctx.saved_tensors
         return grad_output * x.abs().mul_(-2.0).add_(2.0).clamp_(min=0.0)
 
 
-class TightSignFunction(torch.autograd.Function):
+class TightSignFunction(_SignFunction):
     """Sign with Xu & Cheung's tighter approximation.
 
     forward:  b = +1 if x >= 0 else -1
@@ -164,11 +155,6 @@ class TightSignFunction(torch.autograd.Function):
               g(a) = 2 - 4a (a <= 0.4), 0.4 (0.4 < a <= 1), 0 (a > 1)
               computed as 1[a <= 1] * max(0.4, 2 - 4a)
     """
-
-    @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(x)
-        return _sign_forward(x)
 
     @staticmethod
     def backward(ctx, grad_output: Tensor) -> Tensor:  # type: ignore[override]

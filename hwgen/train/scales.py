@@ -61,7 +61,7 @@ import enum
 import torch
 from torch import Tensor, nn
 
-from hwgen.errors import ConfigError
+from hwgen.errors import ConfigError, coerce_enum
 
 __all__ = [
     "ActScaleMode",
@@ -103,24 +103,14 @@ class ActScaleMode(str, enum.Enum):
     CHANNEL = "channel"
 
 
-def _coerce(enum_cls: type[enum.Enum], value: object, what: str) -> enum.Enum:
-    if isinstance(value, enum_cls):
-        return value
-    try:
-        return enum_cls(value)
-    except ValueError:
-        choices = ", ".join(m.value for m in enum_cls)
-        raise ConfigError(f"{what} must be one of {choices}, not {value!r}") from None
-
-
 def as_scale_mode(value: ScaleMode | str) -> ScaleMode:
     """Coerce to :class:`ScaleMode`; ConfigError naming the value otherwise."""
-    return _coerce(ScaleMode, value, "scale_mode")  # type: ignore[return-value]
+    return coerce_enum(ScaleMode, value, "scale_mode")  # type: ignore[return-value]
 
 
 def as_act_scale_mode(value: ActScaleMode | str) -> ActScaleMode:
     """Coerce to :class:`ActScaleMode`; ConfigError naming the value otherwise."""
-    return _coerce(ActScaleMode, value, "act_scale_mode")  # type: ignore[return-value]
+    return coerce_enum(ActScaleMode, value, "act_scale_mode")  # type: ignore[return-value]
 
 
 def _mean_abs_per_channel(weight: Tensor) -> Tensor:
