@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hwgen.errors import ConfigError
-from hwgen.train.architecture import Architecture
+from hwgen.train.architecture import Architecture, hardware_normalization
 from hwgen.train.network import BinaryNet
 from hwgen.train.scales import ScaleMode
 from hwgen.train.zoo import MODELS, ModelOptions, make_architecture, parse_precision
@@ -104,3 +104,13 @@ def test_from_dict_rejects_bad_architectures() -> None:
     wrong_shape["layers"][1]["in_features"] = 123
     with pytest.raises(ConfigError, match="123"):
         Architecture.from_dict(wrong_shape)
+
+
+def test_hardware_normalization_is_integer_pixel_offset_and_shared_std() -> None:
+    mean, std = hardware_normalization((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
+    assert [255 * m for m in mean] == pytest.approx([125, 123, 114], abs=1e-9)
+    assert std == pytest.approx((0.2507,) * 3, abs=1e-4)
+    net = BinaryNet(make_architecture("cnv", **{**CIFAR, "mean": mean, "std": std}))
+    pixels = torch.arange(256, dtype=torch.uint8).repeat(3, 1).view(1, 3, 16, 16).repeat(1, 1, 2, 2)
+    expected = (pixels.double() - torch.tensor([125.0, 123.0, 114.0]).view(1, 3, 1, 1)) / (255 * std[0])
+    assert torch.allclose(net.normalize(pixels).double(), expected, rtol=1e-6, atol=0)

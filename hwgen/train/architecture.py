@@ -29,7 +29,8 @@ the weights of layer ``NAME`` are the state-dict entries ``layers.NAME.*``):
     ``p``; identity at inference.
 
 The input is uint8 pixels (N, C, H, W); the network first computes
-``(x / 255 - mean_c) / std_c``. The output of the last layer is the class
+``(x / 255 - mean_c) / std_c`` (zoo models use :func:`hardware_normalization`:
+``mean_c = p_c / 255`` with integer ``p_c`` and one shared std). The output of the last layer is the class
 score vector; the prediction is its argmax with ties to the lowest index.
 """
 
@@ -119,6 +120,21 @@ class Architecture:
         except json.JSONDecodeError as exc:
             raise ConfigError(f"architecture is not valid JSON: {exc}") from None
         return cls.from_dict(data)
+
+
+def hardware_normalization(mean: tuple[float, ...], std: tuple[float, ...]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Input normalisation that an integer first layer reproduces exactly.
+
+    ``mean_c`` becomes ``p_c / 255`` with integer ``p_c = round(255 * mean_c)``
+    and the per-channel stds become one shared ``s`` (their average). Then
+    ``(x / 255 - mean_c) / s = (x - p_c) / (255 s)``: the first layer's dot
+    product is the integer sum ``W . (x - p_c)`` times one positive constant,
+    which folds into the thresholds, and zero padding in the normalised domain
+    is padding with the pixel value ``p_c``. With per-channel stds a binary
+    weight would become ``+-1 / s_c``, which integer hardware cannot hold.
+    """
+    shared = sum(std) / len(std)
+    return tuple(round(255 * m) / 255 for m in mean), tuple(shared for _ in std)
 
 
 def validate_layers(arch: Architecture) -> None:

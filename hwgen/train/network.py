@@ -74,8 +74,12 @@ class BinaryNet(nn.Module):
         self.layers = nn.Sequential(modules)
 
     def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(pixels / 255 - mean) / std, float32."""
-        return (pixels.float() / 255.0 - self.input_mean) / self.input_std
+        """(pixels / 255 - mean) / std in float32, evaluated as (pixels - 255 mean) / (255 std).
+
+        With an integer pixel mean 255 * mean (see ``hardware_normalization``)
+        the subtraction is exact, so the only rounding is one division.
+        """
+        return (pixels.float() - 255.0 * self.input_mean) / (255.0 * self.input_std)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.layers(self.normalize(pixels))

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from hwgen.data.augment import random_crop_flip
 from hwgen.data.datasets import Dataset, load_dataset
 from hwgen.errors import CheckpointError
+from hwgen.train.architecture import hardware_normalization
 from hwgen.train.checkpoint import Checkpoint, load_checkpoint, load_state_into, save_checkpoint
 from hwgen.train.config import Optimizer, TrainConfig
 from hwgen.train.distributed import DistContext, all_reduce_sum, init_distributed, shutdown
@@ -115,9 +116,10 @@ class Trainer:
         self.cfg = cfg
         self.data = self._load_data(cfg)
         torch.manual_seed(cfg.seed)
+        mean, std = hardware_normalization(self.data.mean, self.data.std)
         arch = make_architecture(
             cfg.model, input_shape=tuple(self.data.train_images.shape[1:]), num_classes=self.data.num_classes,
-            mean=self.data.mean, std=self.data.std, options=cfg.model_options,
+            mean=mean, std=std, options=cfg.model_options,
         )
         self.model = BinaryNet(arch).to(self.ctx.device)
         self.optimizer = make_optimizer(self.model, cfg)
