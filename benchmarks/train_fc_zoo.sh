@@ -5,11 +5,11 @@
 set -euo pipefail
 model=$1 dataset=$2 data_dir=$3 out=${4:-runs/fc}
 case $model in
-    tfc) epochs=30 batch=128 dropout=0.2 ;;
-    sfc) epochs=40 batch=128 dropout=0.1 ;;
-    lfc) epochs=40 batch=256 dropout=0.2 ;;
+    tfc) epochs=30 batch=128 dropout=0.2 extra= ;;
+    sfc) epochs=40 batch=128 dropout=0.1 extra= ;;
+    lfc) epochs=60 batch=256 dropout=0.2 extra=--augment ;;
     *) echo "model must be tfc, sfc or lfc" >&2; exit 2 ;;
 esac
 mkdir -p "$out"
-hwgen train "$model" --dataset "$dataset" --data-dir "$data_dir" --epochs $epochs --batch-size $batch --dropout $dropout \
+hwgen train "$model" --dataset "$dataset" --data-dir "$data_dir" --epochs $epochs --batch-size $batch --dropout $dropout $extra \
     --lr 3e-3 --optimizer adam --seed 0 -o "$out/${model}_${dataset}.ckpt" --no-progress

@@ -58,7 +58,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--label-smoothing", type=float, default=0.0)
     r = p.add_argument_group("run")
     r.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                   help="random crop (pad 4) + horizontal flip; default on for CIFAR-10 only")
+                   help="random crop + flip: CIFAR-10 pad 4 + flip (default on), MNIST pad 2, Fashion-MNIST pad 2 + flip")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N; multi-GPU: launch with torchrun")
     r.add_argument("--compile", action="store_true", help="torch.compile the model (needs a C++ compiler)")
@@ -102,12 +102,70 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_compile(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compile", help="lower a checkpoint to the integer IR (thresholds, packed weights)",
+                       description="Fold BatchNorm, scales and sign into integer thresholds, pack the weights, "
+                                   "and write the IR that the golden model and the hardware generator read.")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("-o", "--output", type=Path, required=True, help="IR file to write (e.g. net.hwir)")
+    p.add_argument("--verify", action="store_true",
+                   help="compare the PyTorch model and the golden model on the test set (counts float ties)")
+    p.add_argument("--dataset", default=None, help="for --verify (default: the checkpoint's)")
+    p.add_argument("--data-dir", default=None, help="for --verify (default: the checkpoint's)")
+    p.add_argument("--limit", type=int, default=None, help="for --verify: only the first N test images")
+    p.set_defaults(func=_run_compile)
+
+
+def _run_compile(args: argparse.Namespace) -> int:
+    from hwgen.compile.artifact import save_network
+    from hwgen.compile.compiler import compile_checkpoint
+    from hwgen.compile.report import format_table, layer_rows
+
+    from hwgen.train.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(args.checkpoint)
+    net = compile_checkpoint(ckpt, str(args.checkpoint))
+    save_network(args.output, net)
+    print(format_table(layer_rows(net)))
+    print(f"wrote {args.output}")
+    return _verify(args, ckpt, net) if args.verify else 0
+
+
+def _verify(args: argparse.Namespace, ckpt, net) -> int:
+    """Compare the checkpoint's PyTorch model with the compiled golden model on the test set."""
+    from hwgen.compile.verify import compare_models
+    from hwgen.data.datasets import load_dataset
+    from hwgen.errors import ConfigError
+    from hwgen.train.network import model_from_checkpoint
+
+    model = model_from_checkpoint(ckpt, str(args.checkpoint))
+    dataset = args.dataset or ckpt.train_config.get("dataset")
+    data_dir = args.data_dir or ckpt.train_config.get("data_dir")
+    if not dataset or not data_dir:
+        raise ConfigError(f"{args.checkpoint} does not record its dataset: pass --dataset and --data-dir")
+    data = load_dataset(dataset, data_dir)
+    images, labels = data.test_images[:args.limit].numpy(), data.test_labels[:args.limit].numpy()
+    result = compare_models(model, net, images, labels)
+    print(f"PyTorch vs golden model on {result.images} {dataset} test images: "
+          f"{result.same_prediction} same top-1, {result.images - len(result.float_ties) - len(result.mismatches)} "
+          f"identical in every layer, {len(result.float_ties)} with a float tie "
+          f"({sum(not t['same_prediction'] for t in result.float_ties)} changing top-1), "
+          f"{len(result.mismatches)} mismatches; accuracy PyTorch {100 * result.torch_correct / result.images:.2f}% "
+          f"golden {100 * result.golden_correct / result.images:.2f}%")
+    for item in result.float_ties[:10]:
+        print(f"  tie: image {item['image']} at {item['layer']}: {item}")
+    for item in result.mismatches[:10]:
+        print(f"  MISMATCH: image {item['image']} at {item['layer']}: {item}")
+    return 0 if result.ok else 1
+
+
 def _add_eval(sub: argparse._SubParsersAction) -> None:
     from hwgen.data.datasets import DATASET_NAMES
 
-    p = sub.add_parser("eval", help="top-1 accuracy of a checkpoint on a test set",
-                       description="Evaluate a checkpoint on the test split of a dataset.")
-    p.add_argument("checkpoint", type=Path)
+    p = sub.add_parser("eval", help="top-1 accuracy of a checkpoint (PyTorch) or IR file (golden model)",
+                       description="Evaluate a checkpoint (.ckpt, PyTorch) or a compiled IR (.hwir, the integer "
+                                   "golden model) on the test split of a dataset.")
+    p.add_argument("checkpoint", type=Path, help="model.ckpt or net.hwir")
     p.add_argument("--dataset", choices=DATASET_NAMES, default=None, help="default: the one it was trained on")
     p.add_argument("--data-dir", default=None, help="default: the one it was trained with")
     p.add_argument("--batch-size", type=int, default=1000)
@@ -120,29 +178,46 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 def _run_eval(args: argparse.Namespace) -> int:
     from hwgen.data.datasets import load_dataset
     from hwgen.errors import ConfigError
-    from hwgen.train.distributed import resolve_device
-    from hwgen.train.network import load_model
-    from hwgen.train.trainer import evaluate
 
-    device = resolve_device(args.device)
-    model, ckpt = load_model(args.checkpoint, device)
-    dataset = args.dataset or ckpt.train_config.get("dataset")
-    data_dir = args.data_dir or ckpt.train_config.get("data_dir")
+    if args.checkpoint.suffix == ".hwir":
+        from hwgen.compile.artifact import load_network
+
+        net = load_network(args.checkpoint)
+        name, input_shape, recorded = net.name, net.input_shape, net.metadata
+    else:
+        from hwgen.train.checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(args.checkpoint)
+        name, input_shape, recorded = ckpt.architecture.name, ckpt.architecture.input.shape, ckpt.train_config
+    dataset = args.dataset or recorded.get("dataset")
+    data_dir = args.data_dir or recorded.get("data_dir")
     if not dataset or not data_dir:
         raise ConfigError(f"{args.checkpoint} does not record its dataset: pass --dataset and --data-dir")
     data = load_dataset(dataset, data_dir)
-    if tuple(data.test_images.shape[1:]) != ckpt.architecture.input.shape:
+    if tuple(data.test_images.shape[1:]) != tuple(input_shape):
         raise ConfigError(f"{dataset} images have shape {tuple(data.test_images.shape[1:])} but "
-                          f"{args.checkpoint} expects {ckpt.architecture.input.shape}")
+                          f"{args.checkpoint} expects {tuple(input_shape)}")
     images, labels = data.test_images[:args.limit], data.test_labels[:args.limit]
-    loss, acc = evaluate(model, images, labels, device=device, batch_size=args.batch_size)
-    result = {"checkpoint": str(args.checkpoint), "model": ckpt.architecture.name, "dataset": dataset,
+    if args.checkpoint.suffix == ".hwir":
+        from hwgen.compile.golden import run_network
+
+        predictions = run_network(net, images.numpy()).predictions
+        acc, loss = float((predictions == labels.numpy()).mean()), None
+    else:
+        from hwgen.train.distributed import resolve_device
+        from hwgen.train.network import load_model
+        from hwgen.train.trainer import evaluate
+
+        device = resolve_device(args.device)
+        model, _ = load_model(args.checkpoint, device)
+        loss, acc = evaluate(model, images, labels, device=device, batch_size=args.batch_size)
+    result = {"checkpoint": str(args.checkpoint), "model": name, "dataset": dataset,
               "images": len(images), "top1": acc, "loss": loss}
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{ckpt.architecture.name} on {dataset}: top-1 {100 * acc:.2f}% "
-              f"({round(acc * len(images))}/{len(images)}), loss {loss:.4f}")
+        print(f"{name} on {dataset}: top-1 {100 * acc:.2f}% ({round(acc * len(images))}/{len(images)})"
+              + (f", loss {loss:.4f}" if loss is not None else " (golden model)"))
     return 0
 
 
@@ -154,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hwgen {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_train(sub)
+    _add_compile(sub)
     _add_eval(sub)
     return parser
 

@@ -30,6 +30,10 @@ class ConfigError(HwgenError):
     """An invalid model or training option."""
 
 
+class CompileError(HwgenError):
+    """A checkpoint the compiler cannot lower, or a malformed IR file."""
+
+
 def coerce_enum(enum_cls: type[E], value: object, what: str) -> E:
     """``enum_cls(value)``, or ConfigError "WHAT must be one of A, B, not VALUE"."""
     if isinstance(value, enum_cls):

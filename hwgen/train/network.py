@@ -103,6 +103,11 @@ class BinaryNet(nn.Module):
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[BinaryNet, Checkpoint]:
     """The eval-mode model stored in checkpoint ``path``, and the checkpoint itself."""
     ckpt = load_checkpoint(path)
+    return model_from_checkpoint(ckpt, str(path), device), ckpt
+
+
+def model_from_checkpoint(ckpt: Checkpoint, source: str, device: str | torch.device = "cpu") -> BinaryNet:
+    """The eval-mode model of an already loaded checkpoint (``source`` names it in errors)."""
     model = BinaryNet(ckpt.architecture)
-    load_state_into(model, ckpt.model_state, str(path))
-    return model.to(device).eval(), ckpt
+    load_state_into(model, ckpt.model_state, source)
+    return model.to(device).eval()

@@ -36,7 +36,9 @@ from hwgen.train.network import BinaryNet
 from hwgen.train.scales import weight_scale_l2
 from hwgen.train.zoo import make_architecture
 
-AUGMENTED_BY_DEFAULT = {"cifar10"}
+#: Per dataset: (augment by default, crop padding in pixels, horizontal flips). Digits are not
+#: flipped; 28x28 images get a 2-pixel shift range.
+AUGMENTATION = {"cifar10": (True, 4, True), "mnist": (False, 2, False), "fashion_mnist": (False, 2, True)}
 
 
 def train_state_path(ckpt_path: Path) -> Path:
@@ -159,8 +161,12 @@ class Trainer:
             )
         return data
 
-    def _augment(self) -> bool:
-        return self.cfg.dataset in AUGMENTED_BY_DEFAULT if self.cfg.augment is None else self.cfg.augment
+    def _augment(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Random crop (zero padding) and flips per AUGMENTATION, when enabled."""
+        default, padding, flip = AUGMENTATION[self.cfg.dataset]
+        if not (default if self.cfg.augment is None else self.cfg.augment):
+            return images
+        return random_crop_flip(images, padding=padding, flip=flip, generator=generator)
 
     def run(self, stop_after: int | None = None) -> dict[str, Any]:
         """Train the remaining epochs (only up to epoch ``stop_after`` if given) and return the metrics."""
@@ -193,9 +199,7 @@ class Trainer:
             lr = learning_rate(cfg, epoch * steps_per_epoch + step_in_epoch, total_steps, warmup)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-            x = data.train_images[idx]
-            if self._augment():
-                x = random_crop_flip(x, generator=generator)
+            x = self._augment(data.train_images[idx], generator)
             x, y = x.to(ctx.device, non_blocking=True), data.train_labels[idx].to(ctx.device, non_blocking=True)
             logits = self.forward_model(x)
             loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)

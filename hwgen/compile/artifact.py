@@ -1,0 +1,125 @@
+"""The ``.hwir`` file: a compiled network, loadable without executing code.
+
+A safetensors file (numpy) with
+
+* metadata ``format = hwgen-ir``, ``version``, ``network`` (JSON: name,
+  input shape, classes, and per layer its type, shapes and scalar fields),
+  ``sha256`` over every array;
+* arrays per layer ``NAME/...``: binary weights as packed bits
+  ``NAME/weight_bits_packed`` (uint8, bit = weight == +1) in the streaming
+  order (C_out, KH, KW, C_in), channels fastest, as a sliding window emits a
+  pixel's channels together, MSB first; k-bit weights as ``NAME/weights``
+  (int16, (C_out, C_in, KH, KW)); ``NAME/thresholds`` and ``NAME/direction``,
+  ``NAME/score_scale`` and ``NAME/score_bias``, ``NAME/input_offset``,
+  ``NAME/use_and`` for pools.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import load_file, save_file
+
+from hwgen.compile.ir import IR_FORMAT, IR_VERSION, ConvLayer, MaxPoolLayer, Network, ScoreOutput, ThresholdOutput
+from hwgen.errors import CompileError
+
+
+def _digest(arrays: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def pack_binary_weights(weights: np.ndarray) -> np.ndarray:
+    """+-1 weights (C_out, C_in, KH, KW) -> uint8 bits in (C_out, KH, KW, C_in) order, per output channel."""
+    bits = (weights.transpose(0, 2, 3, 1) > 0).reshape(len(weights), -1)
+    return np.packbits(bits, axis=1)
+
+
+def unpack_binary_weights(packed: np.ndarray, shape: tuple[int, int, int, int]) -> np.ndarray:
+    c_out, c_in, kh, kw = shape
+    bits = np.unpackbits(packed, axis=1, count=c_in * kh * kw).reshape(c_out, kh, kw, c_in)
+    return (bits.astype(np.int64) * 2 - 1).transpose(0, 3, 1, 2)
+
+
+def save_network(path: str | os.PathLike, net: Network) -> None:
+    arrays: dict[str, np.ndarray] = {}
+    layers: list[dict[str, Any]] = []
+    for layer in net.layers:
+        n = layer.name
+        if isinstance(layer, MaxPoolLayer):
+            layers.append({"type": "maxpool", "name": n, "in_shape": list(layer.in_shape),
+                           "kernel": layer.kernel, "stride": layer.stride})
+            arrays[f"{n}/use_and"] = layer.use_and.astype(np.uint8)
+            continue
+        entry = {"type": "conv", "name": n, "in_shape": list(layer.in_shape), "weight_shape": list(layer.weights.shape),
+                 "weight_bits": layer.weight_bits, "stride": layer.stride, "padding": layer.padding,
+                 "input_kind": layer.input_kind, "source": layer.source}
+        if layer.weight_bits == 1:
+            arrays[f"{n}/weight_bits_packed"] = pack_binary_weights(layer.weights)
+        else:
+            arrays[f"{n}/weights"] = layer.weights.astype(np.int16)
+        if layer.input_offset is not None:
+            arrays[f"{n}/input_offset"] = layer.input_offset.astype(np.int64)
+        if isinstance(layer.output, ThresholdOutput):
+            entry["output"] = "threshold"
+            arrays[f"{n}/thresholds"] = layer.output.thresholds.astype(np.int64)
+            arrays[f"{n}/direction"] = layer.output.direction.astype(np.int8)
+        else:
+            entry["output"] = "scores"
+            arrays[f"{n}/score_scale"] = layer.output.scale.astype(np.int64)
+            arrays[f"{n}/score_bias"] = layer.output.bias.astype(np.int64)
+        layers.append(entry)
+    structure = {"name": net.name, "input_shape": list(net.input_shape), "num_classes": net.num_classes,
+                 "layers": layers, "metadata": net.metadata}
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(arrays, str(tmp), metadata={"format": IR_FORMAT, "version": str(IR_VERSION),
+                                          "network": json.dumps(structure), "sha256": _digest(arrays)})
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def load_network(path: str | os.PathLike) -> Network:
+    path = Path(path)
+    if not path.is_file():
+        raise CompileError(f"IR file {path} does not exist")
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            meta = f.metadata() or {}
+        arrays = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CompileError(f"{path} is not a readable hwgen IR file: {exc}") from None
+    if meta.get("format") != IR_FORMAT or meta.get("version") != str(IR_VERSION):
+        raise CompileError(f"{path} is not a hwgen IR file of version {IR_VERSION}")
+    if _digest(arrays) != meta.get("sha256"):
+        raise CompileError(f"{path} failed its integrity check: the file was modified or corrupted")
+    structure = json.loads(meta["network"])
+    layers = []
+    for entry in structure["layers"]:
+        n = entry["name"]
+        if entry["type"] == "maxpool":
+            layers.append(MaxPoolLayer(name=n, in_shape=tuple(entry["in_shape"]), kernel=entry["kernel"],
+                                       stride=entry["stride"], use_and=arrays[f"{n}/use_and"].astype(bool)))
+            continue
+        shape = tuple(entry["weight_shape"])
+        weights = (unpack_binary_weights(arrays[f"{n}/weight_bits_packed"], shape) if entry["weight_bits"] == 1
+                   else arrays[f"{n}/weights"].astype(np.int64))
+        output = (ThresholdOutput(arrays[f"{n}/thresholds"], arrays[f"{n}/direction"])
+                  if entry["output"] == "threshold"
+                  else ScoreOutput(arrays[f"{n}/score_scale"], arrays[f"{n}/score_bias"]))
+        layers.append(ConvLayer(name=n, in_shape=tuple(entry["in_shape"]), weights=weights,
+                                weight_bits=entry["weight_bits"], stride=entry["stride"], padding=entry["padding"],
+                                input_kind=entry["input_kind"], output=output,
+                                input_offset=arrays.get(f"{n}/input_offset"), source=entry.get("source", [])))
+    return Network(name=structure["name"], input_shape=tuple(structure["input_shape"]), layers=layers,
+                   num_classes=structure["num_classes"], metadata=structure.get("metadata", {}))

@@ -1,0 +1,133 @@
+"""Folding passes: float stages -> integer IR layers (DESIGN.md section 2).
+
+``fold_batchnorm_into_thresholds``
+    For a stage whose output is binarized by the next layer, the bit of output
+    element (c, h, w) is ``[a * acc + b >= 0]`` with ``a = bn_scale_c * slope``
+    and ``b = bn_scale_c * offset + bn_shift_c``. That is ``acc >= ceil(-b/a)``
+    for a > 0, ``acc <= floor(-b/a)`` for a < 0, and the constant ``[b >= 0]``
+    for a = 0, written as a threshold just outside the accumulator range.
+    Thresholds are computed in float64 and clamped to [lo, hi + 1] (>=) or
+    [lo - 1, hi] (<=), where [lo, hi] is the accumulator range.
+``pool_mode_from_batchnorm``
+    Max-pool sits between the layer and its BatchNorm: sign(BN(max z)) is the
+    OR of the window's bits when the BN slope is positive (BN increasing) and
+    the AND when it is negative. It depends on the BN slope alone, not on the
+    whole slope a (a learned scale may be negative).
+``quantize_scores``
+    The last stage gives real scores ``u_c = a_c * acc_c + b_c``; the IR keeps
+    ``round(2^f a_c) * acc_c + round(2^f b_c)`` with f chosen so that
+    ``max |a_c| * 2^f`` is about 2^SCORE_BITS: the rounding error (below
+    2^-SCORE_BITS of the largest score slope) is far below float32
+    resolution, so only float ties can change the argmax.
+``flip_negative_channels`` (IR -> IR)
+    A channel whose comparisons are all ``<=`` gets its weights negated and its
+    thresholds negated; then every comparison is ``>=``. The output bits are
+    unchanged: -acc >= -T exactly when acc <= T.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+
+from hwgen.compile.ir import ConvLayer, Layer, MaxPoolLayer, Network, ScoreOutput, ThresholdOutput, accumulator_range
+from hwgen.compile.stages import FloatStage
+from hwgen.errors import CompileError
+
+SCORE_BITS = 30
+
+
+def _per_output(channel_values: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """Broadcast a (C,) array against ``like`` of shape (C,) or (C, H, W)."""
+    return channel_values.reshape(-1, *([1] * (like.ndim - 1)))
+
+
+def stage_affine(stage: FloatStage) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) with the pre-sign value ``u = a * acc + b`` per output element (pool aside)."""
+    a = _per_output(stage.bn_scale, stage.slope) * stage.slope
+    b = _per_output(stage.bn_scale, stage.offset) * stage.offset + _per_output(stage.bn_shift, stage.offset)
+    a, b = np.broadcast_arrays(a, b)
+    return np.array(a), np.array(b)
+
+
+def affine_sign_to_thresholds(a: np.ndarray, b: np.ndarray, lo: int, hi: int) -> ThresholdOutput:
+    """Thresholds and directions with ``bit = [a * acc + b >= 0]`` for every integer acc in [lo, hi]."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        real = -b / a
+    pos, neg = a > 0, a < 0
+    t = np.where(pos, np.ceil(real), np.where(neg, np.floor(real), 0.0))
+    t = np.where(pos, np.clip(t, lo, hi + 1), np.where(neg, np.clip(t, lo - 1, hi), t))
+    zero = ~(pos | neg)
+    t = np.where(zero & (b >= 0), lo, np.where(zero, hi + 1, t))
+    direction = np.where(neg, -1, 1).astype(np.int8)
+    return ThresholdOutput(thresholds=t.astype(np.int64), direction=direction)
+
+
+def quantize_scores(a: np.ndarray, b: np.ndarray) -> ScoreOutput:
+    """Integer (scale, bias) approximating u = a * acc + b with SCORE_BITS of slope precision."""
+    peak = float(np.max(np.abs(a)))
+    if peak == 0:
+        raise CompileError("the last layer's output does not depend on its input (all slopes are zero)")
+    shift = SCORE_BITS - math.ceil(math.log2(peak))
+    return ScoreOutput(scale=np.round(np.ldexp(a, shift)).astype(np.int64),
+                       bias=np.round(np.ldexp(b, shift)).astype(np.int64))
+
+
+def _conv(stage: FloatStage, output) -> ConvLayer:
+    return ConvLayer(name=stage.name, in_shape=stage.in_shape, weights=stage.weights, weight_bits=stage.weight_bits,
+                     stride=stage.stride, padding=stage.padding, input_kind=stage.input_kind, output=output,
+                     input_offset=stage.input_offset,
+                     source=[n for n in (stage.name, stage.pool_name, stage.bn_name) if n])
+
+
+def fold_batchnorm_into_thresholds(stage: FloatStage) -> list[Layer]:
+    """A binarized stage -> [ConvLayer with thresholds, (MaxPoolLayer)]."""
+    a, b = stage_affine(stage)
+    probe = _conv(stage, ThresholdOutput(np.zeros(1, np.int64), np.ones(1, np.int8)))
+    lo, hi = accumulator_range(probe)
+    if a.ndim == 3 and a.shape[1:] != probe.out_shape[1:]:
+        raise CompileError(f"layer {stage.name!r}: per-position scale shape {a.shape} does not match the output "
+                           f"{probe.out_shape}")
+    conv = replace(probe, output=affine_sign_to_thresholds(a, b, lo, hi))
+    if stage.pool is None:
+        return [conv]
+    kernel, stride = stage.pool
+    return [conv, MaxPoolLayer(name=stage.pool_name, in_shape=conv.out_shape, kernel=kernel, stride=stride,
+                               use_and=pool_mode_from_batchnorm(stage.bn_scale))]
+
+
+def pool_mode_from_batchnorm(bn_scale: np.ndarray) -> np.ndarray:
+    """use_and[c]: True where the BatchNorm after the pool is decreasing (negative slope)."""
+    return np.asarray(bn_scale < 0)
+
+
+def fold_last_stage_into_scores(stage: FloatStage) -> ConvLayer:
+    """The last stage -> ConvLayer with integer class scores."""
+    if stage.pool is not None:
+        raise CompileError(f"layer {stage.name!r}: a max-pool on the class scores is not supported")
+    conv = _conv(stage, None)
+    if conv.out_shape[1:] != (1, 1):
+        raise CompileError(f"the last layer {stage.name!r} must produce one score per class, "
+                           f"not a {conv.out_shape} map")
+    a, b = stage_affine(stage)
+    conv.output = quantize_scores(a.reshape(-1), b.reshape(-1))
+    return conv
+
+
+def flip_negative_channels(net: Network) -> Network:
+    """Negate the weights and thresholds of channels whose comparisons are all ``<=``."""
+    layers: list[Layer] = []
+    for layer in net.layers:
+        if isinstance(layer, ConvLayer) and isinstance(layer.output, ThresholdOutput):
+            d = layer.output.direction
+            flip = np.all(d.reshape(len(d), -1) < 0, axis=1)
+            if flip.any():
+                sign = np.where(flip, -1, 1)
+                t = layer.output.thresholds * _per_output(sign, layer.output.thresholds)
+                d = d * _per_output(sign, d).astype(np.int8)
+                layer = replace(layer, weights=layer.weights * sign.reshape(-1, 1, 1, 1),
+                                output=ThresholdOutput(thresholds=t, direction=d))
+        layers.append(layer)
+    return replace(net, layers=layers)

@@ -1,0 +1,150 @@
+"""The integer IR of a streaming binary network (what the hardware computes).
+
+A network is an input stage and a list of layers, executed in order on one
+frame of uint8 pixels (C, H, W). There are two layer types:
+
+:class:`ConvLayer` (convolution; a fully connected layer is a convolution whose
+kernel covers its whole input, so flatten needs no layer of its own)
+    Input: ``input_kind == "uint8"``: integer pixels ``x`` minus the
+    per-channel ``input_offset`` p_c, i.e. values ``x - p_c``; padded taps
+    contribute 0 (pixel value p_c). ``input_kind == "binary"``: bits b in
+    {0, 1} standing for the values ``2b - 1``; padded taps contribute 0.
+    Weights: integers (C_out, C_in, KH, KW), +-1 when ``weight_bits == 1``,
+    else in [-(2^(k-1) - 1), 2^(k-1) - 1].
+    Accumulator: ``acc[o, y, x] = sum_{c, i, j valid} W[o, c, i, j] * v[c, y*s + i - pad, x*s + j - pad]``.
+    For binary inputs and weights: ``acc = 2 * popcount(XNOR(x, w) & valid) - popcount(valid)``.
+    Output, one of
+      * :class:`ThresholdOutput`: bit ``acc >= T`` where ``direction == +1``,
+        ``acc <= T`` where ``direction == -1``; ``T`` and ``direction`` have
+        shape (C_out,) (per channel) or (C_out, H_out, W_out) (per position).
+        A constant output is a threshold outside the accumulator's range.
+      * :class:`ScoreOutput` (last layer only): integer class scores
+        ``score_c = scale_c * acc_c + bias_c`` over a (C_out, 1, 1) output;
+        the prediction is the argmax, ties to the lowest index.
+
+:class:`MaxPoolLayer`
+    Over bits, per channel: OR (``use_and[c] == False``) or AND (True) of each
+    ``kernel x kernel`` window, step ``stride``, no padding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+import numpy as np
+
+IR_FORMAT = "hwgen-ir"
+IR_VERSION = 1
+
+
+@dataclass
+class ThresholdOutput:
+    """Bits ``acc >= T`` (direction +1) or ``acc <= T`` (direction -1), per channel or per position."""
+
+    thresholds: np.ndarray  # int64, (C_out,) or (C_out, H_out, W_out)
+    direction: np.ndarray  # int8 in {+1, -1}, same shape
+
+    @property
+    def per_position(self) -> bool:
+        return self.thresholds.ndim == 3
+
+
+@dataclass
+class ScoreOutput:
+    """Integer class scores ``scale_c * acc_c + bias_c``; prediction = argmax, lowest index on ties."""
+
+    scale: np.ndarray  # int64 (C_out,)
+    bias: np.ndarray  # int64 (C_out,)
+
+
+@dataclass
+class ConvLayer:
+    """Convolution (or fully connected, as a whole-input kernel) with an integer accumulator."""
+
+    name: str
+    in_shape: tuple[int, int, int]  # (C_in, H, W)
+    weights: np.ndarray  # int (C_out, C_in, KH, KW)
+    weight_bits: int
+    stride: int
+    padding: int
+    input_kind: str  # "uint8" | "binary"
+    output: Union[ThresholdOutput, ScoreOutput]
+    input_offset: np.ndarray | None = None  # int64 (C_in,), uint8 inputs only
+    source: list[str] = field(default_factory=list)  # names of the float layers this came from
+
+    @property
+    def out_channels(self) -> int:
+        return int(self.weights.shape[0])
+
+    @property
+    def kernel(self) -> tuple[int, int]:
+        return int(self.weights.shape[2]), int(self.weights.shape[3])
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        (kh, kw), (_, h, w) = self.kernel, self.in_shape
+        return (self.out_channels, (h + 2 * self.padding - kh) // self.stride + 1,
+                (w + 2 * self.padding - kw) // self.stride + 1)
+
+    @property
+    def fan_in(self) -> int:
+        return int(np.prod(self.weights.shape[1:]))
+
+
+@dataclass
+class MaxPoolLayer:
+    """Per-channel OR / AND pooling of bits."""
+
+    name: str
+    in_shape: tuple[int, int, int]
+    kernel: int
+    stride: int
+    use_and: np.ndarray  # bool (C,)
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        c, h, w = self.in_shape
+        return (c, (h - self.kernel) // self.stride + 1, (w - self.kernel) // self.stride + 1)
+
+
+Layer = Union[ConvLayer, MaxPoolLayer]
+
+
+@dataclass
+class Network:
+    """A compiled network: uint8 input of ``input_shape``, layers, ``num_classes`` scores."""
+
+    name: str
+    input_shape: tuple[int, int, int]
+    layers: list[Layer]
+    num_classes: int
+    metadata: dict = field(default_factory=dict)
+
+
+def accumulator_range(layer: ConvLayer) -> tuple[int, int]:
+    """Exact (min, max) of ``acc`` over all inputs, from the weights and the input range.
+
+    Per tap the contribution is W * v with v in [-1, 1] (binary, 0 when padded)
+    or [-p_c, 255 - p_c] (uint8, 0 when padded, which lies in that range), so
+    the extremes are sums of per-tap extremes.
+    """
+    w = layer.weights.astype(np.int64)
+    if layer.input_kind == "binary":
+        lo, hi = -np.ones_like(w), np.ones_like(w)
+    else:
+        p = layer.input_offset.astype(np.int64).reshape(1, -1, 1, 1)
+        lo, hi = np.broadcast_to(-p, w.shape), np.broadcast_to(255 - p, w.shape)
+    per_tap_max = np.maximum(w * lo, w * hi)
+    per_tap_min = np.minimum(w * lo, w * hi)
+    sums_max = per_tap_max.reshape(len(w), -1).sum(axis=1)
+    sums_min = per_tap_min.reshape(len(w), -1).sum(axis=1)
+    return int(sums_min.min()), int(sums_max.max())
+
+
+def signed_bits(lo: int, hi: int) -> int:
+    """Bits of the smallest two's-complement integer holding every value in [lo, hi]."""
+    bits = 1
+    while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
+        bits += 1
+    return bits

@@ -1,0 +1,62 @@
+"""Per-layer cost table of a compiled network (printed by ``hwgen compile``).
+
+For a ConvLayer: MACs per frame = C_out * H_out * W_out * fan_in; weight bits =
+C_out * fan_in * weight_bits; thresholds = one per channel or one per output
+position, each ``threshold width`` bits (two's complement, covering the values
+used, which lie within the accumulator range widened by one for constants);
+accumulator width from :func:`~hwgen.compile.ir.accumulator_range`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from hwgen.compile.ir import ConvLayer, Network, ThresholdOutput, accumulator_range, signed_bits
+
+
+def layer_rows(net: Network) -> list[dict[str, Any]]:
+    rows = []
+    for layer in net.layers:
+        if not isinstance(layer, ConvLayer):
+            n_and = int(np.count_nonzero(layer.use_and))
+            rows.append({"layer": layer.name, "type": f"maxpool {layer.kernel}x{layer.kernel}",
+                         "in": layer.in_shape, "out": layer.out_shape, "macs": 0, "weight_bits": 0,
+                         "thresholds": 0, "threshold_width": 0, "threshold_bits": 0, "acc_width": 0,
+                         "note": f"OR {len(layer.use_and) - n_and} / AND {n_and} channels"})
+            continue
+        lo, hi = accumulator_range(layer)
+        c, h, w = layer.out_shape
+        row = {"layer": layer.name, "in": layer.in_shape, "out": layer.out_shape,
+               "macs": c * h * w * layer.fan_in, "weight_bits": c * layer.fan_in * layer.weight_bits,
+               "acc_width": signed_bits(lo, hi)}
+        kind = f"{'conv' if layer.kernel != layer.in_shape[1:] or layer.padding else 'fc'} {layer.kernel[0]}x{layer.kernel[1]}"
+        prec = f"W{layer.weight_bits}A{'1' if layer.input_kind == 'binary' else '8'}"
+        if isinstance(layer.output, ThresholdOutput):
+            t = layer.output.thresholds
+            width = signed_bits(int(t.min()), int(t.max()))
+            row.update(type=f"{kind} {prec}", thresholds=int(t.size), threshold_width=width,
+                       threshold_bits=int(t.size) * width,
+                       note="per position" if layer.output.per_position else "per channel")
+        else:
+            s, b = layer.output.scale, layer.output.bias
+            row.update(type=f"{kind} {prec} scores", thresholds=0, threshold_width=0, threshold_bits=0,
+                       note=f"score scale {signed_bits(int(s.min()), int(s.max()))} b, "
+                            f"bias {signed_bits(int(b.min()), int(b.max()))} b")
+        rows.append(row)
+    return rows
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    header = ["layer", "type", "in", "out", "MACs", "weight bits", "thresholds", "thr bits", "acc bits", "note"]
+    body = [[r["layer"], r["type"], "x".join(map(str, r["in"])), "x".join(map(str, r["out"])), f"{r['macs']:,}",
+             f"{r['weight_bits']:,}", f"{r['thresholds']:,}" + (f" x {r['threshold_width']}" if r["thresholds"] else ""),
+             f"{r['threshold_bits']:,}", str(r["acc_width"] or ""), r["note"]] for r in rows]
+    total = ["total", "", "", "", f"{sum(r['macs'] for r in rows):,}", f"{sum(r['weight_bits'] for r in rows):,}",
+             f"{sum(r['thresholds'] for r in rows):,}", f"{sum(r['threshold_bits'] for r in rows):,}", "", ""]
+    table = [header, *body, total]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

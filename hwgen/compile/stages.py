@@ -1,0 +1,225 @@
+"""Read a checkpoint (architecture JSON + weights) into float *stages*, without PyTorch model code.
+
+A stage is one weight layer and what follows it up to the next weight layer:
+``weight layer -> [max-pool] -> [BatchNorm]`` (flatten and dropout carry no
+arithmetic at inference and are dropped; a linear layer after a flatten of a
+(C, H, W) map becomes a convolution whose kernel covers the whole map).
+
+Each stage's real-valued output before the next sign is, per output element,
+
+    z[c, h, w] = slope[c(, h, w)] * acc[c, h, w] + offset[c(, h, w)]      (before the pool)
+    u = bn_scale[c] * max_window(z) + bn_shift[c]                        (pool, then BatchNorm)
+
+where ``acc`` is the integer accumulator of the IR (ir.py). The folding
+passes (fold.py) turn ``sign(u)`` into thresholds and the last stage's ``u``
+into integer scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hwgen.errors import CompileError
+from hwgen.train.architecture import Architecture, output_shape
+
+
+@dataclass
+class FloatStage:
+    """One weight layer with its pool and BatchNorm, as numpy arrays.
+
+    ``weights``: integer weights (C_out, C_in, KH, KW) of the accumulator;
+    ``slope`` / ``offset``: the affine map acc -> z, shape (C_out,) or
+    (C_out, H_out, W_out); ``pool``: (kernel, stride) or None;
+    ``bn_scale`` / ``bn_shift``: (C_out,) (1 and 0 without BatchNorm).
+    """
+
+    name: str
+    spec: dict[str, Any]
+    in_shape: tuple[int, int, int]
+    weights: np.ndarray
+    weight_bits: int
+    stride: int
+    padding: int
+    input_kind: str
+    input_offset: np.ndarray | None
+    slope: np.ndarray
+    offset: np.ndarray
+    pool: tuple[int, int] | None
+    pool_name: str | None
+    bn_scale: np.ndarray
+    bn_shift: np.ndarray
+    bn_name: str | None
+
+
+def _param(state: dict[str, np.ndarray], layer: str, name: str) -> np.ndarray:
+    key = f"layers.{layer}.{name}"
+    if key not in state:
+        raise CompileError(f"layer {layer!r}: the checkpoint has no {key}")
+    value = np.asarray(state[key], dtype=np.float64)
+    if not np.all(np.isfinite(value)):
+        raise CompileError(f"layer {layer!r}: {key} contains NaN or infinite values")
+    return value
+
+
+def integer_weights(spec: dict[str, Any], weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(integer weights q, per-output-channel real scale s_w) with W_q = s_w[c] * q.
+
+    Binary: q = sign(W) with sign(0) = +1, s_w = 1. k-bit: the training
+    quantiser's s_c = max|W_c| / (2^(k-1) - 1) (1 for an all-zero channel),
+    q = clamp(round_half_even(W / s_c)). Float weights cannot be lowered.
+    """
+    bits = int(spec["weight_bits"])
+    if bits == 1:
+        return np.where(weight >= 0, 1, -1).astype(np.int64), np.ones(weight.shape[0])
+    if bits == 32:
+        raise CompileError(f"layer {spec['name']!r} has float weights; hardware needs binary or k-bit "
+                           "integer weights (train with --first-layer/--last-layer int8 or binary)")
+    qmax = 2 ** (bits - 1) - 1
+    w32 = weight.astype(np.float32)  # the training quantiser runs in float32
+    peak = np.abs(w32).reshape(len(w32), -1).max(axis=1)
+    s = np.where(peak > 0, peak / np.float32(qmax), np.float32(1.0)).astype(np.float32)
+    q = np.clip(np.round(w32 / s.reshape(-1, *([1] * (w32.ndim - 1)))), -qmax, qmax)
+    return q.astype(np.int64), s.astype(np.float64)
+
+
+def output_scale(spec: dict[str, Any], state: dict[str, np.ndarray], weight: np.ndarray,
+                 out_hw: tuple[int, int] | None) -> np.ndarray:
+    """The scale factor of the layer's output: (C,) or (C, H, W); see hwgen/train/scales.py."""
+    name, mode = spec["name"], spec["scale"]
+    conv = out_hw is not None
+    p = lambda key: _param(state, name, f"scale.{key}")  # noqa: E731
+    if mode == "none":
+        factor = np.ones(weight.shape[0])
+    elif mode == "xnor":
+        factor = np.abs(weight.astype(np.float32)).reshape(len(weight), -1).mean(axis=1).astype(np.float64)
+    elif mode in ("gamma_channel", "gamma_element"):
+        factor = p("gamma")
+    elif mode == "gamma_channel_spatial":
+        factor = p("alpha")[:, None, None] * p("beta")[None] if conv else p("alpha")
+    elif mode == "gamma_factorised":
+        factor = (p("alpha")[:, None, None] * p("beta")[None, :, None] * p("gamma")[None, None, :]
+                  if conv else p("alpha"))
+    elif mode == "trained":
+        factor = p("alpha")
+    else:
+        raise CompileError(f"layer {name!r}: unknown scale mode {mode!r}")
+    act = spec.get("act_scale", "none")
+    if act != "none":
+        beta = _param(state, name, "act_scale.beta")
+        factor = factor * (beta.reshape(-1, 1, 1) if factor.ndim == 3 else beta)
+    return factor
+
+
+def _first_layer_input(arch: Architecture) -> tuple[np.ndarray, np.ndarray, float]:
+    """(integer pixel offset p_c, residual 255*mean_c - p_c, 1 / (255 * std)) of the input normalisation."""
+    std = np.asarray(arch.input.std, dtype=np.float64)
+    if not np.all(std == std[0]):
+        raise CompileError(
+            f"the input normalisation has per-channel stds {tuple(arch.input.std)}; an integer first layer needs "
+            "one shared std (models trained by this hwgen use hardware_normalization) — retrain the model")
+    mean255 = 255.0 * np.asarray(arch.input.mean, dtype=np.float64)
+    offset = np.round(mean255)
+    return offset.astype(np.int64), mean255 - offset, 1.0 / (255.0 * float(std[0]))
+
+
+def _valid_tap_sums(q: np.ndarray, residual: np.ndarray, in_hw: tuple[int, int], padding: int,
+                    stride: int) -> np.ndarray:
+    """R[o, y, x] = sum over the in-bounds taps of q[o, c, i, j] * residual[c]  (C_out, H_out, W_out)."""
+    c_out, _, kh, kw = q.shape
+    h, w = in_hw
+    weighted = (q * residual.reshape(1, -1, 1, 1)).sum(axis=1)  # (C_out, KH, KW)
+    h_out, w_out = (h + 2 * padding - kh) // stride + 1, (w + 2 * padding - kw) // stride + 1
+    out = np.zeros((c_out, h_out, w_out))
+    for y in range(h_out):
+        for x in range(w_out):
+            i0, j0 = y * stride - padding, x * stride - padding
+            ii = slice(max(0, -i0), min(kh, h - i0))
+            jj = slice(max(0, -j0), min(kw, w - j0))
+            out[:, y, x] = weighted[:, ii, jj].sum(axis=(1, 2))
+    return out
+
+
+def read_stages(arch: Architecture, state: dict[str, np.ndarray]) -> list[FloatStage]:
+    """Group the architecture into stages and compute each stage's integer weights and affine maps."""
+    stages: list[FloatStage] = []
+    shape: tuple[int, ...] = arch.input.shape
+    map_shape: tuple[int, ...] = shape  # the (C, H, W) view of the current activations
+    for spec in arch.layers:
+        kind = spec["kind"]
+        shape = output_shape(spec, shape)
+        if kind in ("conv", "linear"):
+            stages.append(_weight_stage(arch, spec, state, map_shape, first=not stages))
+        elif kind == "maxpool":
+            stage = _current(stages, spec)
+            if stage.bn_name is not None or stage.pool is not None:
+                raise CompileError(f"max-pool {spec['name']!r} must sit between a weight layer and its BatchNorm")
+            stage.pool, stage.pool_name = (int(spec["kernel"]), int(spec["stride"])), spec["name"]
+        elif kind == "batchnorm":
+            stage = _current(stages, spec)
+            if stage.bn_name is not None:
+                raise CompileError(f"two BatchNorms after layer {stage.name!r} are not supported")
+            gamma, beta = _param(state, spec["name"], "weight"), _param(state, spec["name"], "bias")
+            mean, var = _param(state, spec["name"], "running_mean"), _param(state, spec["name"], "running_var")
+            if np.any(var < 0):
+                raise CompileError(f"BatchNorm {spec['name']!r} has negative running variance")
+            scale = gamma / np.sqrt(var + float(spec.get("eps", 1e-5)))
+            stage.bn_scale, stage.bn_shift, stage.bn_name = scale, beta - mean * scale, spec["name"]
+        elif kind not in ("flatten", "dropout"):
+            raise CompileError(f"layer {spec['name']!r} of kind {kind!r} cannot be lowered")
+        if kind not in ("flatten", "dropout"):  # these keep the (C, H, W) view: a linear layer reads it whole
+            map_shape = shape if len(shape) == 3 else (shape[0], 1, 1)
+    if not stages:
+        raise CompileError("the network has no weight layers")
+    for stage in stages[1:]:
+        if not stage.spec["binarize_input"]:
+            raise CompileError(f"layer {stage.name!r} reads real-valued activations; only the first layer may")
+    return stages
+
+
+def _current(stages: list[FloatStage], spec: dict[str, Any]) -> FloatStage:
+    if not stages:
+        raise CompileError(f"layer {spec['name']!r} ({spec['kind']}) comes before any weight layer")
+    return stages[-1]
+
+
+def _weight_stage(arch: Architecture, spec: dict[str, Any], state: dict[str, np.ndarray],
+                  in_shape: tuple[int, int, int], first: bool) -> FloatStage:
+    """The stage of one conv/linear layer reading a (C, H, W) map ``in_shape``."""
+    name = spec["name"]
+    weight = _param(state, name, "weight")
+    if spec["kind"] == "linear":
+        weight = weight.reshape(weight.shape[0], *in_shape)  # C-major, as torch.flatten orders it
+        stride, padding, out_hw = 1, 0, None
+    else:
+        stride, padding = int(spec["stride"]), int(spec["padding"])
+        out_hw = output_shape(spec, in_shape)[1:]
+    q, weight_scale = integer_weights(spec, weight)
+    factor = output_scale(spec, state, weight, out_hw)
+    slope = weight_scale.reshape(-1, *([1] * (factor.ndim - 1))) * factor
+    offset = np.zeros_like(slope)
+    input_offset = None
+    if not spec["binarize_input"]:
+        if not first:
+            raise CompileError(f"layer {name!r} reads real-valued activations; only the first layer may")
+        input_offset, residual, input_scale = _first_layer_input(arch)
+        slope = slope * input_scale
+        if np.any(residual != 0):  # the mean's fractional part over the in-bounds taps: a bias
+            tap_sums = _valid_tap_sums(q, residual, in_shape[1:], padding, stride)
+            if np.all(tap_sums == tap_sums[:, :1, :1]):
+                tap_sums = tap_sums[:, 0, 0]  # no padding: the same for every position
+            if slope.ndim != tap_sums.ndim:
+                slope, tap_sums = np.broadcast_arrays(_as_3d(slope), _as_3d(tap_sums))
+            offset = -slope * tap_sums
+    c = q.shape[0]
+    return FloatStage(name=name, spec=spec, in_shape=tuple(int(v) for v in in_shape), weights=q,
+                      weight_bits=int(spec["weight_bits"]), stride=stride, padding=padding,
+                      input_kind="binary" if spec["binarize_input"] else "uint8", input_offset=input_offset,
+                      slope=np.array(slope, dtype=np.float64), offset=np.array(offset, dtype=np.float64),
+                      pool=None, pool_name=None, bn_scale=np.ones(c), bn_shift=np.zeros(c), bn_name=None)
+
+
+def _as_3d(a: np.ndarray) -> np.ndarray:
+    return a if a.ndim == 3 else a.reshape(-1, 1, 1)

@@ -1,0 +1,121 @@
+"""Rung 1 of the verification ladder: the PyTorch eval model against the golden model.
+
+For every image, both models run and are compared layer by layer: a binary
+layer's bits must equal ``sign(u) >= 0`` of the PyTorch pre-activation ``u``
+(the output of the stage's BatchNorm, after its pool), and the predictions
+must agree. A difference is a *float tie* when PyTorch's float32 value sits on
+the threshold: ``|u| <= max(TIE_ATOL, TIE_RTOL * (|g z| + |h|))`` for a
+BatchNorm ``u = g z + h`` (within 1e-6, or within float32 rounding of the
+terms for large ones), or, for the
+class scores, when the two competing float scores are within ``TIE_RTOL`` of
+the largest score magnitude. An image whose first difference is not a tie is
+a compiler bug.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from hwgen.compile.golden import run_network
+from hwgen.compile.ir import ConvLayer, Network
+from hwgen.train.network import BinaryNet
+
+TIE_RTOL = 1e-6
+TIE_ATOL = 1e-6
+
+
+@dataclass
+class Agreement:
+    """Outcome of :func:`compare_models` over ``images`` images."""
+
+    images: int
+    same_prediction: int
+    float_ties: list[dict] = field(default_factory=list)  # images with a difference, the first one a tie
+    mismatches: list[dict] = field(default_factory=list)  # images whose first difference is not a tie (bugs)
+    torch_correct: int = 0
+    golden_correct: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
+
+
+def _stage_outputs(model: BinaryNet, net: Network) -> list[tuple[str, nn.Module, str]]:
+    """(golden key, module whose output is u, BN module or '') for every binarized stage."""
+    modules = dict(model.layers.named_children())
+    result = []
+    for layer in net.layers:
+        if isinstance(layer, ConvLayer) and layer.source and layer is not net.layers[-1]:
+            weight_name, *rest = layer.source
+            last = rest[-1] if rest else weight_name
+            pool = next((n for n in rest if isinstance(modules[n], nn.MaxPool2d)), None)
+            bn = next((n for n in rest if isinstance(modules[n], (nn.BatchNorm1d, nn.BatchNorm2d))), "")
+            result.append((pool or layer.name, modules[last], bn))
+    return result
+
+
+@torch.no_grad()
+def compare_models(model: BinaryNet, net: Network, images: np.ndarray, labels: np.ndarray | None = None,
+                   batch_size: int = 500) -> Agreement:
+    """Run both models on uint8 ``images`` (N, C, H, W) and classify every disagreement."""
+    model.eval()
+    agreement = Agreement(images=len(images), same_prediction=0)
+    stages = _stage_outputs(model, net)
+    modules = dict(model.layers.named_children())
+    for start in range(0, len(images), batch_size):
+        batch = images[start:start + batch_size]
+        captured: dict[str, torch.Tensor] = {}
+        hooks = [module.register_forward_hook(lambda m, i, o, key=key: captured.__setitem__(key, o))
+                 for key, module, _ in stages]
+        hooks += [modules[bn].register_forward_hook(lambda m, i, o, key=key: captured.__setitem__(key + "/in", i[0]))
+                  for key, _, bn in stages if bn]
+        try:
+            scores = model(torch.from_numpy(batch)).double().numpy()
+        finally:
+            for hook in hooks:
+                hook.remove()
+        golden = run_network(net, batch, keep_intermediates=True)
+        torch_pred = scores.argmax(axis=1)
+        agreement.same_prediction += int((torch_pred == golden.predictions).sum())
+        if labels is not None:
+            lab = labels[start:start + batch_size]
+            agreement.torch_correct += int((torch_pred == lab).sum())
+            agreement.golden_correct += int((golden.predictions == lab).sum())
+        for i in range(len(batch)):
+            verdict = _first_difference(i, stages, modules, captured, golden.intermediates, scores[i],
+                                        int(golden.predictions[i]))
+            if verdict is not None:
+                verdict.update(image=start + i, same_prediction=bool(torch_pred[i] == golden.predictions[i]))
+                (agreement.float_ties if verdict["tie"] else agreement.mismatches).append(verdict)
+    return agreement
+
+
+def _first_difference(i, stages, modules, captured, intermediates, scores, golden_pred) -> dict | None:
+    """The first layer where image ``i`` differs between the models (None: every bit and the prediction agree)."""
+    for key, _, bn in stages:
+        u = captured[key][i].double().numpy()
+        bits = intermediates[key][i].reshape(u.shape)
+        differ = (u >= 0) != bits.astype(bool)
+        if not differ.any():
+            continue
+        if bn:
+            module = modules[bn]
+            g = (module.weight / torch.sqrt(module.running_var + module.eps)).double().numpy()
+            h = (module.bias.double().numpy() - module.running_mean.double().numpy() * g)
+            shape = (-1,) + (1,) * (u.ndim - 1)
+            z = captured[key + "/in"][i].double().numpy()
+            margin = np.maximum(TIE_ATOL, TIE_RTOL * (np.abs(g.reshape(shape) * z) + np.abs(h.reshape(shape))))
+        else:
+            margin = np.maximum(TIE_ATOL, TIE_RTOL * np.abs(u))
+        worst = float(np.max(np.abs(u[differ]) - margin[differ]))
+        return {"layer": key, "bits_differ": int(differ.sum()), "tie": worst <= 0,
+                "max_abs_preactivation": float(np.max(np.abs(u[differ])))}
+    gap = float(scores.max() - scores[golden_pred])
+    if gap == 0:
+        return None
+    return {"layer": "scores", "bits_differ": 0, "tie": gap <= TIE_RTOL * float(np.max(np.abs(scores))),
+            "score_gap": gap}
