@@ -192,6 +192,8 @@ def _tiny_arch(**first_layer) -> Architecture:
 @pytest.mark.parametrize("mutate,message", [
     (lambda s: s.__setitem__("layers.conv0.weight", s["layers.conv0.weight"] * np.nan), "NaN"),
     (lambda s: s.pop("layers.bn0.running_var"), "running_var"),
+    (lambda s: s.__setitem__("layers.conv0.weight", np.zeros((2, 1, 2, 2))), r"shape \(2, 1, 2, 2\)"),
+    (lambda s: s.__setitem__("layers.bn0.bias", np.zeros(3)), r"needs \(2,\)"),
 ])
 def test_unlowerable_checkpoints_give_clear_errors(mutate, message: str) -> None:
     arch = _tiny_arch()

@@ -54,11 +54,14 @@ class FloatStage:
     bn_name: str | None
 
 
-def _param(state: dict[str, np.ndarray], layer: str, name: str) -> np.ndarray:
+def _param(state: dict[str, np.ndarray], layer: str, name: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """``layers.LAYER.NAME`` as float64, checked for presence, ``shape`` (if given) and finiteness."""
     key = f"layers.{layer}.{name}"
     if key not in state:
         raise CompileError(f"layer {layer!r}: the checkpoint has no {key}")
     value = np.asarray(state[key], dtype=np.float64)
+    if shape is not None and value.shape != tuple(shape):
+        raise CompileError(f"layer {layer!r}: {key} has shape {value.shape}, the architecture needs {tuple(shape)}")
     if not np.all(np.isfinite(value)):
         raise CompileError(f"layer {layer!r}: {key} contains NaN or infinite values")
     return value
@@ -89,26 +92,30 @@ def output_scale(spec: dict[str, Any], state: dict[str, np.ndarray], weight: np.
                  out_hw: tuple[int, int] | None) -> np.ndarray:
     """The scale factor of the layer's output: (C,) or (C, H, W); see hwgen/train/scales.py."""
     name, mode = spec["name"], spec["scale"]
+    c = weight.shape[0]
     conv = out_hw is not None
-    p = lambda key: _param(state, name, f"scale.{key}")  # noqa: E731
+    h, w = out_hw if conv else (1, 1)
+    p = lambda key, *shape: _param(state, name, f"scale.{key}", shape)  # noqa: E731
     if mode == "none":
-        factor = np.ones(weight.shape[0])
+        factor = np.ones(c)
     elif mode == "xnor":
-        factor = np.abs(weight.astype(np.float32)).reshape(len(weight), -1).mean(axis=1).astype(np.float64)
-    elif mode in ("gamma_channel", "gamma_element"):
-        factor = p("gamma")
+        factor = np.abs(weight.astype(np.float32)).reshape(c, -1).mean(axis=1).astype(np.float64)
+    elif mode == "gamma_channel":
+        factor = p("gamma", c)
+    elif mode == "gamma_element":
+        factor = p("gamma", c, h, w) if conv else p("gamma", c)
     elif mode == "gamma_channel_spatial":
-        factor = p("alpha")[:, None, None] * p("beta")[None] if conv else p("alpha")
+        factor = p("alpha", c)[:, None, None] * p("beta", h, w)[None] if conv else p("alpha", c)
     elif mode == "gamma_factorised":
-        factor = (p("alpha")[:, None, None] * p("beta")[None, :, None] * p("gamma")[None, None, :]
-                  if conv else p("alpha"))
+        factor = (p("alpha", c)[:, None, None] * p("beta", h)[None, :, None] * p("gamma", w)[None, None, :]
+                  if conv else p("alpha", c))
     elif mode == "trained":
-        factor = p("alpha")
+        factor = p("alpha", c)
     else:
         raise CompileError(f"layer {name!r}: unknown scale mode {mode!r}")
     act = spec.get("act_scale", "none")
     if act != "none":
-        beta = _param(state, name, "act_scale.beta")
+        beta = _param(state, name, "act_scale.beta", (1,) if act == "layer" else (c,))
         factor = factor * (beta.reshape(-1, 1, 1) if factor.ndim == 3 else beta)
     return factor
 
@@ -161,8 +168,8 @@ def read_stages(arch: Architecture, state: dict[str, np.ndarray]) -> list[FloatS
             stage = _current(stages, spec)
             if stage.bn_name is not None:
                 raise CompileError(f"two BatchNorms after layer {stage.name!r} are not supported")
-            gamma, beta = _param(state, spec["name"], "weight"), _param(state, spec["name"], "bias")
-            mean, var = _param(state, spec["name"], "running_mean"), _param(state, spec["name"], "running_var")
+            gamma, beta, mean, var = (_param(state, spec["name"], key, (spec["channels"],))
+                                      for key in ("weight", "bias", "running_mean", "running_var"))
             if np.any(var < 0):
                 raise CompileError(f"BatchNorm {spec['name']!r} has negative running variance")
             scale = gamma / np.sqrt(var + float(spec.get("eps", 1e-5)))
@@ -189,7 +196,11 @@ def _weight_stage(arch: Architecture, spec: dict[str, Any], state: dict[str, np.
                   in_shape: tuple[int, int, int], first: bool) -> FloatStage:
     """The stage of one conv/linear layer reading a (C, H, W) map ``in_shape``."""
     name = spec["name"]
-    weight = _param(state, name, "weight")
+    if spec["kind"] == "linear":
+        expected = (spec["out_features"], spec["in_features"])
+    else:
+        expected = (spec["out_channels"], spec["in_channels"], spec["kernel"], spec["kernel"])
+    weight = _param(state, name, "weight", expected)
     if spec["kind"] == "linear":
         weight = weight.reshape(weight.shape[0], *in_shape)  # C-major, as torch.flatten orders it
         stride, padding, out_hw = 1, 0, None
