@@ -34,6 +34,10 @@ class CompileError(HwgenError):
     """A checkpoint the compiler cannot lower, or a malformed IR file."""
 
 
+class BuildError(HwgenError):
+    """A hardware build request that cannot be met (folding, memory budget)."""
+
+
 def coerce_enum(enum_cls: type[E], value: object, what: str) -> E:
     """``enum_cls(value)``, or ConfigError "WHAT must be one of A, B, not VALUE"."""
     if isinstance(value, enum_cls):
