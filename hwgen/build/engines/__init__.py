@@ -1,0 +1,11 @@
+"""Hardware engines: one Amaranth ``wiring.Component`` per layer kind (DESIGN.md section 3).
+
+* :class:`~hwgen.build.engines.mvtu.MVTU`: matrix-vector-threshold unit (binary
+  convolution / fully connected layer, XNOR-popcount, threshold or accumulator output).
+"""
+
+from __future__ import annotations
+
+from hwgen.build.engines.mvtu import MVTU
+
+__all__ = ["MVTU"]

@@ -1,0 +1,326 @@
+"""MVTU engine vs the golden model in Amaranth's simulator.
+
+Random shapes and foldings, random tap masks, random input gaps and output
+back-pressure; every output beat is compared exactly with the golden model's
+arithmetic. Also: full throughput (NF*SF cycles per vector), the documented
+latency, a deliberately wrong weight caught by the checker, parameter
+validation and Verilog export.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from hwgen.build.engines import MVTU
+from hwgen.build.folding import divisors
+from hwgen.compile.golden import apply_threshold
+from hwgen.compile.ir import ThresholdOutput
+from hwgen.errors import BuildError
+
+# Tests that only inspect a design's figures never elaborate it.
+pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+
+# ---------------------------------------------------------------------------
+# Reference and driver
+# ---------------------------------------------------------------------------
+
+def reference_acc(weights: np.ndarray, x_bits: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """(N, C_out) accumulators: sum over valid taps of w * (2x - 1)."""
+    v = (2 * x_bits.astype(np.int64) - 1) * valid
+    return v @ weights.astype(np.int64).T
+
+
+def expected_beats(dut: MVTU, weights: np.ndarray, thresholds: np.ndarray | None,
+                   x_bits: np.ndarray, valid: np.ndarray) -> list:
+    """Output beats in stream order: per vector, per neuron fold (raw int or tuple of ints)."""
+    acc = reference_acc(weights, x_bits, valid)
+    beats = []
+    if thresholds is None:
+        for row in acc:
+            for nf in range(dut.nf):
+                beats.append(tuple(int(a) for a in row[nf * dut.pe:(nf + 1) * dut.pe]))
+        return beats
+    out = ThresholdOutput(thresholds=np.asarray(thresholds, dtype=np.int64),
+                          direction=np.ones(len(thresholds), dtype=np.int8))
+    bits = apply_threshold(acc[:, :, None, None], out)[:, :, 0, 0]
+    for row in bits:
+        for nf in range(dut.nf):
+            beats.append(sum(int(b) << p for p, b in enumerate(row[nf * dut.pe:(nf + 1) * dut.pe])))
+    return beats
+
+
+def decode(dut: MVTU, raw: int):
+    """A raw output payload as the checker compares it."""
+    if not dut.accumulator_mode:
+        return raw
+    w = dut.acc_width
+    vals = []
+    for p in range(dut.pe):
+        f = (raw >> (p * w)) & ((1 << w) - 1)
+        vals.append(f - (1 << w) if f >> (w - 1) else f)
+    return tuple(vals)
+
+
+def mismatches(got: list, expected: list) -> list[str]:
+    """The checker: every beat must be equal, and no beat missing or extra."""
+    errors = [f"beat {k}: got {g}, expected {e}" for k, (g, e) in enumerate(zip(got, expected)) if g != e]
+    if len(got) != len(expected):
+        errors.append(f"got {len(got)} beats, expected {len(expected)}")
+    return errors
+
+
+def input_beats(dut: MVTU, x_bits: np.ndarray, valid: np.ndarray) -> list[int]:
+    """Raw i.payload values: per vector, SF slices; data on bits 0..SIMD-1, valid above."""
+    beats = []
+    s = dut.simd
+    for xv, vv in zip(x_bits, valid):
+        for sf in range(dut.sf):
+            data = sum(int(b) << k for k, b in enumerate(xv[sf * s:(sf + 1) * s]))
+            mask = sum(int(b) << k for k, b in enumerate(vv[sf * s:(sf + 1) * s]))
+            beats.append(data | (mask << s))
+    return beats
+
+
+@dataclass
+class Trace:
+    outputs: list = field(default_factory=list)
+    in_cycles: list[int] = field(default_factory=list)
+    out_cycles: list[int] = field(default_factory=list)
+
+
+def simulate(dut: MVTU, x_bits: np.ndarray, valid: np.ndarray, *, seed: int = 0,
+             gap_p: float = 0.0, stall_p: float = 0.0) -> Trace:
+    """Drive all vectors through ``dut`` with random input gaps / output stalls; collect every output beat.
+
+    Protocol checks on the way: an offered input beat stays offered until taken,
+    and an output beat not taken stays valid and unchanged.
+    """
+    beats = input_beats(dut, x_bits, valid)
+    n_out = len(x_bits) * dut.nf
+    rng = random.Random(seed)
+    trace = Trace()
+    budget = (len(x_bits) * dut.cycles_per_vector + dut.latency) * (3 + int(10 * (gap_p + stall_p))) + 50
+    payload = dut.i.payload.as_value()
+    o_payload = dut.o.payload.as_value() if dut.accumulator_mode else dut.o.payload
+
+    async def bench(ctx):
+        bi = cycle = 0
+        offering = False
+        held = None  # output beat seen valid but not taken
+        while len(trace.outputs) < n_out:
+            assert cycle < budget, f"timeout: {len(trace.outputs)}/{n_out} outputs after {cycle} cycles"
+            if not offering and bi < len(beats) and rng.random() >= gap_p:
+                offering = True
+                ctx.set(payload, beats[bi])
+            ctx.set(dut.i.valid, offering)
+            ready = rng.random() >= stall_p
+            ctx.set(dut.o.ready, ready)
+            if offering and ctx.get(dut.i.ready):
+                trace.in_cycles.append(cycle)
+                bi += 1
+                offering = False
+            if ctx.get(dut.o.valid):
+                raw = ctx.get(o_payload)
+                assert held is None or held == raw, f"output changed while stalled at cycle {cycle}"
+                if ready:
+                    trace.outputs.append(decode(dut, raw))
+                    trace.out_cycles.append(cycle)
+                    held = None
+                else:
+                    held = raw
+            else:
+                assert held is None, f"output valid dropped while stalled at cycle {cycle}"
+            await ctx.tick()
+            cycle += 1
+        # No extra (duplicated) beats afterwards.
+        ctx.set(dut.i.valid, 0)
+        ctx.set(dut.o.ready, 1)
+        for _ in range(dut.latency + dut.cycles_per_vector + 4):
+            assert not ctx.get(dut.o.valid), "extra output beat"
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return trace
+
+
+def random_vectors(rng: np.random.Generator, n: int, fan_in: int) -> tuple[np.ndarray, np.ndarray]:
+    x = rng.integers(0, 2, size=(n, fan_in), dtype=np.uint8)
+    valid = np.ones((n, fan_in), dtype=np.uint8)
+    valid[1] = rng.random(fan_in) < 0.7  # some padded taps
+    valid[2] = 0  # all padded: acc 0
+    if n > 3:
+        valid[3:] = rng.random((n - 3, fan_in)) < 0.9
+    return x, valid
+
+
+def random_case(seed: int, accumulator: bool):
+    rng = np.random.default_rng(seed)
+    c_out = int(rng.integers(2, 13))
+    fan_in = int(rng.integers(3, 81))
+    pe = int(rng.choice(divisors(c_out)))
+    simd = int(rng.choice(divisors(fan_in)))
+    # Keep the simulated cycle count small: prefer wider folds for big shapes.
+    while (c_out // pe) * (fan_in // simd) > 250:
+        simd = min(d for d in divisors(fan_in) if d > simd)
+    w = rng.choice(np.array([-1, 1]), size=(c_out, fan_in))
+    t = None
+    if not accumulator:
+        t = rng.integers(-fan_in, fan_in + 1, size=c_out)
+        t[::2] = rng.integers(-fan_in // 3, fan_in // 3 + 1, size=len(t[::2]))  # bits not all constant
+        t[0] = fan_in + 1 + int(rng.integers(0, 1000))  # always 0
+        if c_out > 2:
+            t[1] = -fan_in - int(rng.integers(0, 1000))  # always 1
+        if c_out > 3:
+            t[2] = fan_in  # 1 only when every tap is valid and matches
+    x, valid = random_vectors(rng, 8, fan_in)
+    return w, t, pe, simd, x, valid
+
+
+# ---------------------------------------------------------------------------
+# Tests
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("accumulator", [False, True], ids=["threshold", "accumulator"])
+@pytest.mark.parametrize("seed", range(12))
+def test_random_shapes_with_stalls_match_golden(seed: int, accumulator: bool) -> None:
+    w, t, pe, simd, x, valid = random_case(100 * seed + accumulator, accumulator)
+    dut = MVTU(weights=w, pe=pe, simd=simd, thresholds=t)
+    trace = simulate(dut, x, valid, seed=seed, gap_p=0.3, stall_p=0.4)
+    expected = expected_beats(dut, w, t, x, valid)
+    assert mismatches(trace.outputs, expected) == [], (
+        f"C_out={w.shape[0]} F={w.shape[1]} PE={pe} SIMD={simd}")
+
+
+@pytest.mark.parametrize("c_out,fan_in,pe,simd", [
+    (4, 8, 4, 8),     # NF = SF = 1: one vector per cycle
+    (6, 12, 2, 12),   # SF = 1, NF = 3: one result per cycle through the credits
+    (4, 16, 4, 4),    # NF = 1
+    (6, 20, 3, 5),    # both folded
+    (3, 7, 1, 1),     # PE = SIMD = 1, no popcount tree
+])
+@pytest.mark.parametrize("accumulator", [False, True], ids=["threshold", "accumulator"])
+def test_throughput_and_latency(c_out: int, fan_in: int, pe: int, simd: int, accumulator: bool) -> None:
+    rng = np.random.default_rng(c_out * 100 + fan_in)
+    w = rng.choice(np.array([-1, 1]), size=(c_out, fan_in))
+    t = None if accumulator else rng.integers(-fan_in, fan_in + 1, size=c_out)
+    n = 8
+    x, valid = random_vectors(rng, n, fan_in)
+    dut = MVTU(weights=w, pe=pe, simd=simd, thresholds=t)
+    assert dut.cycles_per_vector == (c_out // pe) * (fan_in // simd)
+    trace = simulate(dut, x, valid)
+    assert mismatches(trace.outputs, expected_beats(dut, w, t, x, valid)) == []
+    nf, sf = dut.nf, dut.sf
+    first_out = trace.out_cycles[::nf]
+    measured = (first_out[-1] - first_out[0]) / (n - 1)
+    assert abs(measured - dut.cycles_per_vector) <= 0.05 * dut.cycles_per_vector
+    assert measured == dut.cycles_per_vector  # in fact exact
+    # Whole run: NF*SF cycles per vector plus the pipeline fill.
+    assert trace.out_cycles[-1] - trace.in_cycles[0] == n * nf * sf - 1 + dut.latency
+    # Latency: last input beat of vector 0 to its first output beat.
+    assert first_out[0] - trace.in_cycles[sf - 1] == dut.latency
+    # Within a vector, neuron folds follow each other every SF cycles.
+    assert all(b - a == sf for a, b in zip(trace.out_cycles[:nf - 1], trace.out_cycles[1:nf]))
+
+
+@pytest.mark.parametrize("c_out,fan_in,pe,simd", [(6, 12, 2, 12), (4, 8, 4, 8), (6, 20, 3, 5)])
+@pytest.mark.parametrize("accumulator", [False, True], ids=["threshold", "accumulator"])
+def test_heavy_back_pressure_fills_the_fifo(c_out: int, fan_in: int, pe: int, simd: int, accumulator: bool) -> None:
+    rng = np.random.default_rng(fan_in)
+    w = rng.choice(np.array([-1, 1]), size=(c_out, fan_in))
+    t = None if accumulator else rng.integers(-3, 4, size=c_out)
+    x, valid = random_vectors(rng, 12, fan_in)
+    dut = MVTU(weights=w, pe=pe, simd=simd, thresholds=t)
+    trace = simulate(dut, x, valid, seed=fan_in, gap_p=0.05, stall_p=0.85)
+    assert mismatches(trace.outputs, expected_beats(dut, w, t, x, valid)) == []
+
+
+def test_checker_catches_a_flipped_weight() -> None:
+    rng = np.random.default_rng(7)
+    c_out, fan_in = 4, 12
+    w = rng.choice(np.array([-1, 1]), size=(c_out, fan_in))
+    t = np.zeros(c_out, dtype=np.int64)
+    x = rng.integers(0, 2, size=(3, fan_in), dtype=np.uint8)
+    valid = np.ones_like(x)
+    for thresholds in (None, t):
+        weights = w.copy()
+        dut = MVTU(weights=weights, pe=2, simd=4, thresholds=thresholds)
+        weights[1, 5] *= -1  # after construction: the design keeps its own copy
+        trace = simulate(dut, x, valid, seed=3, gap_p=0.2, stall_p=0.2)
+        assert mismatches(trace.outputs, expected_beats(dut, w, thresholds, x, valid)) == []
+        if thresholds is not None:
+            # Pick a threshold that the flip moves across: acc(ch1, vector 0) changes by 2.
+            acc = reference_acc(weights, x, valid)[0, 1]
+            old = reference_acc(w, x, valid)[0, 1]
+            thresholds = t.copy()
+            thresholds[1] = max(acc, old)
+            dut = MVTU(weights=w, pe=2, simd=4, thresholds=thresholds)
+            trace = simulate(dut, x, valid, seed=3)
+        wrong = expected_beats(dut, weights, thresholds, x, valid)
+        errors = mismatches(trace.outputs, wrong)
+        assert errors, "the checker missed a flipped weight"
+        assert any(e.startswith("beat 0:") for e in errors)
+
+
+def test_checker_catches_missing_and_extra_beats() -> None:
+    assert mismatches([1, 2], [1, 2, 3]) == ["got 2 beats, expected 3"]
+    assert mismatches([1, 2, 3, 3], [1, 2, 3]) == ["got 4 beats, expected 3"]
+
+
+def test_widths_and_figures() -> None:
+    w = np.ones((8, 64), dtype=np.int64)
+    dut = MVTU(weights=w, pe=4, simd=16, thresholds=np.array([-10**12, 10**12, 0, 1, 2, 3, 4, 5]))
+    assert dut.acc_width == 8  # [-64, 64]
+    assert dut.threshold_width == 8  # saturated to [-64, 65]
+    assert (dut.nf, dut.sf, dut.cycles_per_vector) == (2, 4, 8)
+    assert dut.latency == 4 + 2  # SIMD 16: 4 adder levels, 2 register stages
+    acc = MVTU(weights=w, pe=8, simd=64, thresholds=None)
+    assert acc.latency == 4 + 3
+    assert acc.fifo_depth == acc.latency + 1  # SF = 1
+    words = MVTU(weights=np.array([[1, -1, -1, 1], [-1, 1, 1, 1]]), pe=2, simd=2, thresholds=None).weight_words()
+    # word sf, PE p at bits p*SIMD..: ch0 = (1,0 | 0,1), ch1 = (0,1 | 1,1)
+    assert words == [0b10_01, 0b11_10]
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(pe=3, simd=4), r"PE must divide C_out \(8\), not 3"),
+    (dict(pe=2, simd=5), r"SIMD must divide the fan-in F \(12\), not 5"),
+    (dict(pe=0, simd=4), r"PE must be a positive integer, not 0"),
+    (dict(pe=2, simd=True), r"SIMD must be a positive integer, not True"),
+    (dict(pe=2.0, simd=4), r"PE must be a positive integer, not 2.0"),
+    (dict(pe=2, simd=4, thresholds=np.zeros(7, dtype=int)), r"shape \(C_out,\) = \(8,\), not \(7,\)"),
+    (dict(pe=2, simd=4, thresholds=np.zeros((8, 2, 2), dtype=int)), r"per-position"),
+    (dict(pe=2, simd=4, thresholds=np.zeros(8)), r"thresholds must be an integer array"),
+    (dict(pe=2, simd=4, weights=np.zeros((8, 12), dtype=int)), r"must be \+-1, found 0"),
+    (dict(pe=2, simd=4, weights=np.ones((8, 12))), r"integer array of \+-1"),
+    (dict(pe=2, simd=4, weights=np.ones(12, dtype=int)), r"\(C_out, F\) array"),
+])
+def test_parameter_validation(kwargs: dict, message: str) -> None:
+    args = dict(weights=np.ones((8, 12), dtype=int), thresholds=None)
+    args.update(kwargs)
+    with pytest.raises(BuildError, match=message):
+        MVTU(**args)
+
+
+def test_keyword_only() -> None:
+    with pytest.raises(TypeError):
+        MVTU(np.ones((2, 2), dtype=int), 1, 1, None)  # type: ignore[misc]
+
+
+def test_verilog_export() -> None:
+    from amaranth.back import verilog
+
+    rng = np.random.default_rng(1)
+    dut = MVTU(weights=rng.choice(np.array([-1, 1]), size=(4, 8)), pe=2, simd=4,
+               thresholds=np.array([0, 1, -2, 3]))
+    text = verilog.convert(dut, name="mvtu")
+    assert "module mvtu" in text
+    for port in ("i__valid", "i__ready", "i__payload", "o__valid", "o__ready", "o__payload"):
+        assert port in text
