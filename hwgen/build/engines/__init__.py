@@ -9,3 +9,9 @@ from __future__ import annotations
 from hwgen.build.engines.mvtu import MVTU
 
 __all__ = ["MVTU"]
+
+# Sliding-window unit (map stream -> MVTU window vectors) and OR/AND max-pool unit.
+from hwgen.build.engines.pool import MaxPoolUnit
+from hwgen.build.engines.swu import SlidingWindowUnit
+
+__all__ += ["MaxPoolUnit", "SlidingWindowUnit"]

@@ -1,0 +1,408 @@
+"""SWU: the sliding-window unit, a bit feature-map stream turned into window vectors for the MVTU.
+
+See :class:`SlidingWindowUnit` for the ports, the stream formats, the line
+buffer, the flow control and the timing. The window order is the golden
+model's (:mod:`hwgen.compile.golden`, DESIGN.md section 2): fan-in element
+``(i * K + j) * C + c`` is channel c of tap (i, j), and a padded tap
+contributes 0, which the MVTU implements through its ``valid`` mask.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.data import StructLayout
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hwgen.errors import BuildError
+
+__all__ = ["SlidingWindowUnit"]
+
+#: Cycles from the input handshake that completes the last input row an
+#: output row needs to that output row's first beat being valid on ``o``
+#: (the row counter is registered, then the line buffer is read synchronously).
+_LATENCY = 2
+
+
+def _clamp(v: int, lo: int, hi: int) -> int:
+    return max(lo, min(hi, v))
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def check_count(what: str, value: object) -> int:
+    """``value`` as an int, or BuildError "WHAT must be a positive integer, not VALUE"."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise BuildError(f"{what} must be a positive integer, not {value!r}")
+    return int(value)
+
+
+def check_divides(what: str, value: int, of_what: str, n: int) -> int:
+    """``value``, or BuildError "WHAT must divide OF_WHAT (n): one of ..., not VALUE"."""
+    if n % value:
+        legal = ", ".join(map(str, _divisors(n)))
+        raise BuildError(f"{what} must divide {of_what} ({n}): one of {legal}; not {value}")
+    return value
+
+
+def check_shape(what: str, shape: object) -> tuple[int, int, int]:
+    """A (C, H, W) tuple of positive integers, or BuildError naming it."""
+    try:
+        dims = tuple(shape)  # type: ignore[arg-type]
+    except TypeError:
+        dims = None
+    if dims is None or len(dims) != 3 or any(
+            isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 1 for v in dims):
+        raise BuildError(f"{what} must be (C, H, W), three positive integers, not {shape!r}")
+    return tuple(int(v) for v in dims)  # type: ignore[return-value]
+
+
+class SlidingWindowUnit(wiring.Component):
+    """Sliding-window unit: a (C, H, W) bit map in, K x K x C window vectors out, zero padding marked.
+
+    Parameters (keyword-only; a :class:`~hwgen.errors.BuildError` names any violation)
+    ----------
+    in_shape : (C, H, W)
+        The input map.
+    kernel : int
+        K, the square window's side; at most ``min(H, W) + 2 * padding``.
+    stride : int
+        S >= 1.
+    padding : int
+        P >= 0 rows / columns of zeros (padded taps, marked invalid) on every side.
+    in_width : int
+        W_in, input bits per beat; must divide C.
+    simd : int
+        Output bits per beat; must divide C (a beat never straddles two taps).
+
+    Output size: ``H_out = (H + 2P - K) // S + 1``, the same for ``W_out``.
+
+    Ports
+    -----
+    i : In(stream.Signature(W_in))
+        Frames of H*W pixels in row-major order, each pixel C / W_in beats;
+        beat q holds channels ``q*W_in .. q*W_in + W_in - 1``, channel
+        ``q*W_in + k`` on bit k. Frames follow each other back to back.
+        ``i.ready`` is a register compare (it depends neither on ``i.valid``
+        nor on ``o.ready``).
+    o : Out(stream.Signature(StructLayout({"data": SIMD, "valid": SIMD})))
+        The MVTU's input format. For every output position (y, x) in row-major
+        order, every tap (i, j) in row-major order and every channel chunk
+        q = 0 .. C/SIMD - 1: ``data`` bit k = channel ``q*SIMD + k`` of input
+        pixel ``(y*S + i - P, x*S + j - P)`` and ``valid`` = all ones when that
+        pixel lies inside the map; ``data = 0``, ``valid = 0`` for a padded
+        tap. One window vector = F = K*K*C elements in (i, j, c) order
+        (element ``(i*K + j)*C + c``) = F / SIMD beats.
+        :attr:`beats_per_frame_out` = H_out * W_out * K*K*C / SIMD.
+
+    Line buffer
+    -----------
+    A circular buffer of R = min(K, H) + S input rows (:attr:`rows`) in one
+    :class:`~amaranth.lib.memory.Memory` of R*W words of C bits, one word per
+    pixel (written W_in bits at a time through a write port of that
+    granularity, read through one synchronous read port, one chunk selected).
+    :attr:`buffer_bits` = R * W * C. Input row g (counted across frames) lives
+    in slot ``g mod R``. At most min(K, H) rows are needed by one output row;
+    the S extra slots take the S new rows the next output row needs while the
+    current one is emitted. When K == H (the kernel covers the map height)
+    the buffer holds the whole frame plus S rows.
+
+    Flow control
+    ------------
+    A writer (input side) and a reader (output side) share one signed counter
+    D = rows completely written - rows released by the reader, counted from
+    the oldest row the current output row y needs (row
+    ``clamp(y*S - P, 0, H)``).
+
+    * The writer accepts input (``i.ready``) while D < R, i.e. while the
+      slot of the row it writes holds no row the reader may still need. It
+      therefore stops accepting input at the start of an input row when all R
+      slots are taken, and resumes when the reader finishes an output row and
+      releases the rows below the next one's window (S rows in mid frame; at a
+      frame's last output row, every row left of that frame). Rows that no
+      window uses (stride > K, or trailing rows dropped by the floor in
+      H_out) are still consumed, written into a free slot and released.
+    * The reader starts an output row when all the rows its window needs are
+      written (D >= rows needed; a window entirely above the map waits for the
+      frame's row 0, one entirely below it needs nothing),
+      then emits the row's W_out * K*K*C/SIMD beats, one per cycle while
+      ``o.ready`` is high (a one-beat pipeline: the memory read port is
+      enabled only when the output register is free or being taken).
+    * No deadlock for any legal parameters: the rows an output row needs are
+      always within R slots of its oldest row, so the writer can always
+      deliver them; nothing is dropped or duplicated.
+
+    Timing
+    ------
+    Per input row ``T_in = W * C / W_in`` cycles, per output row
+    ``T_out = W_out * K*K * C / SIMD`` cycles when unstalled.
+    :attr:`latency` = 2 cycles from the handshake completing the last input
+    row an output row needs to its first beat on ``o`` (when the reader is
+    waiting). :attr:`cycles_per_frame`: the steady-state period of back-to-back
+    frames with an always-valid producer and an always-ready consumer; it is
+    computed by an exact row-level model of this schedule
+    (:meth:`row_schedule`) and satisfies
+    ``max(beats_in, beats_out) <= cycles_per_frame <= beats_in + beats_out``.
+    It equals ``max(beats_in, beats_out)`` (one beat per cycle on the busier
+    side) when the same side is the bottleneck in every output row and the
+    next frame's first window fits in the slots beside the current frame's
+    last window. Examples (C=64, 32x32, W_in = SIMD = 32, K=3, S=1):
+    P=1: 18432 = beats_out; P=0: beats_out + 128, the reader waits 2 input
+    rows (2 * T_in) at each frame start. A whole-map kernel (K == H == W,
+    P=0) overlaps only S input rows with the output:
+    ``max(beats_in, beats_in + beats_out - S * T_in)``.
+    """
+
+    def __init__(self, *, in_shape: tuple[int, int, int], kernel: int, stride: int, padding: int,
+                 in_width: int, simd: int) -> None:
+        c, h, w = check_shape("in_shape", in_shape)
+        k = check_count("kernel", kernel)
+        s = check_count("stride", stride)
+        if isinstance(padding, (bool, np.bool_)) or not isinstance(padding, (int, np.integer)) or padding < 0:
+            raise BuildError(f"padding must be a non-negative integer, not {padding!r}")
+        p = int(padding)
+        in_width = check_divides("in_width", check_count("in_width", in_width), "C", c)
+        simd = check_divides("SIMD", check_count("SIMD", simd), "C", c)
+        if k > min(h, w) + 2 * p:
+            raise BuildError(f"kernel must be at most the padded map size min(H, W) + 2*padding = "
+                             f"{min(h, w) + 2 * p} (legal: 1..{min(h, w) + 2 * p}), not {k}")
+
+        self.in_shape = (c, h, w)
+        self.kernel, self.stride, self.padding = k, s, p
+        self.in_width, self.simd = in_width, simd
+        self.h_out = (h + 2 * p - k) // s + 1
+        self.w_out = (w + 2 * p - k) // s + 1
+        self.rows = min(k, h) + s
+        super().__init__({
+            "i": In(stream.Signature(in_width)),
+            "o": Out(stream.Signature(StructLayout({"data": simd, "valid": simd}))),
+        })
+
+    # -- figures -----------------------------------------------------------
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        """(K*K*C, H_out, W_out): one window vector of K*K*C elements per output position."""
+        c = self.in_shape[0]
+        return (self.kernel * self.kernel * c, self.h_out, self.w_out)
+
+    @property
+    def fan_in(self) -> int:
+        """F = K*K*C, the window vector's length."""
+        return self.kernel * self.kernel * self.in_shape[0]
+
+    @property
+    def beats_per_frame_in(self) -> int:
+        c, h, w = self.in_shape
+        return h * w * c // self.in_width
+
+    @property
+    def beats_per_frame_out(self) -> int:
+        return self.h_out * self.w_out * self.fan_in // self.simd
+
+    @property
+    def buffer_bits(self) -> int:
+        """Line buffer size: R rows of W pixels of C bits."""
+        c, _, w = self.in_shape
+        return self.rows * w * c
+
+    @property
+    def latency(self) -> int:
+        return _LATENCY
+
+    @property
+    def cycles_per_frame(self) -> int:
+        """Steady-state cycles per frame, producer always valid and consumer always ready (exact)."""
+        frames = 8
+        starts = self.row_schedule(frames=frames)["reader_start"][::self.h_out]
+        return starts[-1] - starts[-2]
+
+    def row_schedule(self, frames: int) -> dict[str, list[int]]:
+        """Exact row-level timing of this schedule for ``frames`` back-to-back frames, unstalled.
+
+        Input beats valid from cycle 0, ``o.ready`` always high. Returns
+        ``reader_start``: per output row (counted across frames) the cycle its
+        first beat is read (it is valid on ``o`` one cycle later), and
+        ``writer_start``: per input row the cycle of its first input handshake.
+        Both sides stall only at row starts (see the class docstring): the
+        writer row g starts once the previous row is done and the released rows
+        number at least g - R + 1; the reader row starts once the previous one
+        is done and the last row it needs is complete (visible one cycle after
+        its last handshake).
+        """
+        c, h, w = self.in_shape
+        k, s, p, r = self.kernel, self.stride, self.padding, self.rows
+        t_in = w * c // self.in_width
+        t_out = self.w_out * k * k * c // self.simd
+        n_w, n_r = frames * h, frames * self.h_out
+        w_start: list[int] = []
+        w_done: list[int] = []  # cycle at which the row's completion is visible in D
+        r_start: list[int] = []
+        r_done: list[int] = []  # cycle at which the release is visible (and the next row may start)
+        released: list[int] = []  # rows released after each reader row (cumulative)
+        released_seen = 0
+
+        def reader_needs(n: int) -> int | None:
+            f, y = divmod(n, self.h_out)
+            top = y * s - p
+            lo, hi = _clamp(top, 0, h), _clamp(max(top + k, 1), 0, h)
+            return f * h + hi - 1 if hi > lo else None
+
+        while len(r_start) < n_r:
+            n = len(r_start)
+            need = reader_needs(n)
+            if need is None or need < len(w_done):
+                t = max(r_done[-1] if r_done else 0, w_done[need] if need is not None else 0)
+                r_start.append(t)
+                r_done.append(t + t_out)
+                f, y = divmod(n, self.h_out)
+                rel = (f + 1) * h if y == self.h_out - 1 else f * h + _clamp((y + 1) * s - p, 0, h)
+                released.append(rel)
+                continue
+            g = len(w_start)
+            assert g < n_w, "row schedule: reader waits for rows past the last frame"
+            t = w_done[-1] if w_done else 0
+            if g - r + 1 > 0:
+                while released_seen < len(released) and released[released_seen] < g - r + 1:
+                    released_seen += 1  # the first reader row whose release frees slot g
+                assert released_seen < len(released), "row schedule: deadlock"
+                t = max(t, r_done[released_seen])
+            w_start.append(t)
+            w_done.append(t + t_in)
+        return {"writer_start": w_start, "reader_start": r_start}
+
+    # -- hardware ----------------------------------------------------------
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        c, h, w = self.in_shape
+        k, s, p, rows = self.kernel, self.stride, self.padding, self.rows
+        iw, simd = self.in_width, self.simd
+        lanes_in, chunks = c // iw, c // simd
+        depth = rows * w
+
+        buf = m.submodules.line_buffer = Memory(shape=unsigned(c), depth=depth, init=[])
+        wr = buf.write_port(granularity=iw if lanes_in > 1 else None)
+        rd = buf.read_port()
+
+        # D: rows written - rows released (signed; negative while the reader has
+        # released rows that no window uses and the writer has not consumed yet).
+        d_rows = Signal(signed(max(rows, h + s).bit_length() + 2))
+        row_done = Signal()
+        release = Signal(range(h + 1))
+
+        # -- writer --------------------------------------------------------
+        lane = Signal(range(lanes_in))
+        wcol = Signal(range(w))
+        waddr = Signal(range(depth))
+        take = Signal()
+        m.d.comb += [
+            self.i.ready.eq(d_rows < rows),
+            take.eq(self.i.valid & self.i.ready),
+            wr.addr.eq(waddr),
+            wr.data.eq(Cat(*([self.i.payload] * lanes_in))),
+            row_done.eq(take & (lane == lanes_in - 1) & (wcol == w - 1)),
+        ]
+        if lanes_in > 1:
+            m.d.comb += wr.en.eq(Mux(take, 1 << lane, 0))
+        else:
+            m.d.comb += wr.en.eq(take)
+        with m.If(take):
+            m.d.sync += lane.eq(Mux(lane == lanes_in - 1, 0, lane + 1))
+            with m.If(lane == lanes_in - 1):
+                m.d.sync += [
+                    wcol.eq(Mux(wcol == w - 1, 0, wcol + 1)),
+                    waddr.eq(Mux(waddr == depth - 1, 0, waddr + 1)),
+                ]
+
+        # -- reader counters -----------------------------------------------
+        row_lo, row_hi = -p - k, (self.h_out - 1) * s - p + k + s
+        col_lo, col_hi = -p - k, (self.w_out - 1) * s - p + k + s
+        q = Signal(range(chunks))
+        j = Signal(range(k))
+        i = Signal(range(k))
+        x = Signal(range(self.w_out))
+        y = Signal(range(self.h_out))
+        top = Signal(range(row_lo, row_hi + 1), init=-p)      # y*S - P
+        r = Signal(range(row_lo, row_hi + 1), init=-p)        # top + i: input row of the tap
+        xleft = Signal(range(col_lo, col_hi + 1), init=-p)    # x*S - P
+        col = Signal(range(col_lo, col_hi + 1), init=-p)      # xleft + j: input column of the tap
+        base_slot = Signal(range(rows))                       # slot of row 0 of this frame
+        top_slot = Signal(range(rows), init=(-p) % rows)      # slot of row `top` (mod R)
+        slot = Signal(range(rows), init=(-p) % rows)          # slot of row `r` (mod R)
+
+        def add_mod(v, const: int):
+            const %= rows
+            return Mux(v + const >= rows, v + const - rows, v + const)
+
+        def clamp_rows(v):
+            return Mux(v < 0, 0, Mux(v > h, h, v))
+
+        lo_now = clamp_rows(top)
+        need = Signal(range(min(k, h) + 1))
+        # A window entirely above the map still waits for the frame's row 0, so
+        # that no beat of a frame leaves before the frame has started to arrive.
+        m.d.comb += need.eq(Mux(top + k <= 0, 1, clamp_rows(top + k) - lo_now))
+        can_issue = Signal()
+        m.d.comb += can_issue.eq((need == 0) | (d_rows >= need))
+
+        # -- output pipeline: one register stage (the read port's) ---------
+        o_valid = Signal()
+        q1 = Signal(range(chunks))
+        tap_valid1 = Signal()
+        advance = Signal()
+        issue = Signal()
+        tap_valid = Signal()
+        m.d.comb += [
+            advance.eq(~o_valid | self.o.ready),
+            issue.eq(advance & can_issue),
+            tap_valid.eq((r >= 0) & (r < h) & (col >= 0) & (col < w)),
+            rd.en.eq(advance),
+            rd.addr.eq(slot * w + col),  # any address on a padded tap: the data is masked
+        ]
+        with m.If(advance):
+            m.d.sync += [o_valid.eq(issue), q1.eq(q), tap_valid1.eq(tap_valid)]
+        chunk = rd.data if chunks == 1 else rd.data.word_select(q1, simd)
+        m.d.comb += [
+            self.o.valid.eq(o_valid),
+            self.o.payload.data.eq(Mux(tap_valid1, chunk, 0)),
+            self.o.payload.valid.eq(Mux(tap_valid1, Const((1 << simd) - 1, simd), 0)),
+        ]
+
+        # -- reader schedule: q fastest, then j, i, x, y ---------------------
+        last_q, last_j, last_i = q == chunks - 1, j == k - 1, i == k - 1
+        last_x, last_y = x == self.w_out - 1, y == self.h_out - 1
+        row_end = Signal()
+        m.d.comb += row_end.eq(issue & last_q & last_j & last_i & last_x)
+        with m.If(issue):
+            m.d.sync += q.eq(Mux(last_q, 0, q + 1))
+            with m.If(last_q):
+                with m.If(~last_j):
+                    m.d.sync += [j.eq(j + 1), col.eq(col + 1)]
+                with m.Else():
+                    m.d.sync += j.eq(0)
+                    with m.If(~last_i):
+                        m.d.sync += [i.eq(i + 1), r.eq(r + 1), slot.eq(add_mod(slot, 1)), col.eq(xleft)]
+                    with m.Else():
+                        m.d.sync += i.eq(0)
+                        with m.If(~last_x):
+                            m.d.sync += [x.eq(x + 1), xleft.eq(xleft + s), col.eq(xleft + s),
+                                         r.eq(top), slot.eq(top_slot)]
+                        with m.Else():
+                            m.d.sync += [x.eq(0), xleft.eq(-p), col.eq(-p)]
+                            with m.If(~last_y):
+                                m.d.sync += [y.eq(y + 1), top.eq(top + s), r.eq(top + s),
+                                             top_slot.eq(add_mod(top_slot, s)), slot.eq(add_mod(top_slot, s))]
+                            with m.Else():
+                                m.d.sync += [y.eq(0), top.eq(-p), r.eq(-p),
+                                             base_slot.eq(add_mod(base_slot, h)),
+                                             top_slot.eq(add_mod(base_slot, h - p)),
+                                             slot.eq(add_mod(base_slot, h - p))]
+        # Rows released when the reader leaves the current output row.
+        m.d.comb += release.eq(Mux(last_y, h, clamp_rows(top + s)) - lo_now)
+        m.d.sync += d_rows.eq(d_rows + row_done - Mux(row_end, release, 0))
+        return m
