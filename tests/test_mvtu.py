@@ -9,18 +9,15 @@ validation and Verilog export.
 
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass, field
-
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from hwgen.build.engines import MVTU
 from hwgen.build.folding import divisors
 from hwgen.compile.golden import apply_threshold
 from hwgen.compile.ir import ThresholdOutput
 from hwgen.errors import BuildError
+from streams import Trace, mismatches, run_stream
 
 # Tests that only inspect a design's figures never elaborate it.
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
@@ -66,14 +63,6 @@ def decode(dut: MVTU, raw: int):
     return tuple(vals)
 
 
-def mismatches(got: list, expected: list) -> list[str]:
-    """The checker: every beat must be equal, and no beat missing or extra."""
-    errors = [f"beat {k}: got {g}, expected {e}" for k, (g, e) in enumerate(zip(got, expected)) if g != e]
-    if len(got) != len(expected):
-        errors.append(f"got {len(got)} beats, expected {len(expected)}")
-    return errors
-
-
 def input_beats(dut: MVTU, x_bits: np.ndarray, valid: np.ndarray) -> list[int]:
     """Raw i.payload values: per vector, SF slices; data on bits 0..SIMD-1, valid above."""
     beats = []
@@ -86,68 +75,19 @@ def input_beats(dut: MVTU, x_bits: np.ndarray, valid: np.ndarray) -> list[int]:
     return beats
 
 
-@dataclass
-class Trace:
-    outputs: list = field(default_factory=list)
-    in_cycles: list[int] = field(default_factory=list)
-    out_cycles: list[int] = field(default_factory=list)
-
-
 def simulate(dut: MVTU, x_bits: np.ndarray, valid: np.ndarray, *, seed: int = 0,
              gap_p: float = 0.0, stall_p: float = 0.0) -> Trace:
     """Drive all vectors through ``dut`` with random input gaps / output stalls; collect every output beat.
 
-    Protocol checks on the way: an offered input beat stays offered until taken,
-    and an output beat not taken stays valid and unchanged.
+    :func:`streams.run_stream` checks the protocol on the way (an offered input
+    beat stays offered until taken, an output beat not taken stays valid and
+    unchanged, no extra beats afterwards); the outputs come back decoded.
     """
-    beats = input_beats(dut, x_bits, valid)
     n_out = len(x_bits) * dut.nf
-    rng = random.Random(seed)
-    trace = Trace()
     budget = (len(x_bits) * dut.cycles_per_vector + dut.latency) * (3 + int(10 * (gap_p + stall_p))) + 50
-    payload = dut.i.payload.as_value()
-    o_payload = dut.o.payload.as_value() if dut.accumulator_mode else dut.o.payload
-
-    async def bench(ctx):
-        bi = cycle = 0
-        offering = False
-        held = None  # output beat seen valid but not taken
-        while len(trace.outputs) < n_out:
-            assert cycle < budget, f"timeout: {len(trace.outputs)}/{n_out} outputs after {cycle} cycles"
-            if not offering and bi < len(beats) and rng.random() >= gap_p:
-                offering = True
-                ctx.set(payload, beats[bi])
-            ctx.set(dut.i.valid, offering)
-            ready = rng.random() >= stall_p
-            ctx.set(dut.o.ready, ready)
-            if offering and ctx.get(dut.i.ready):
-                trace.in_cycles.append(cycle)
-                bi += 1
-                offering = False
-            if ctx.get(dut.o.valid):
-                raw = ctx.get(o_payload)
-                assert held is None or held == raw, f"output changed while stalled at cycle {cycle}"
-                if ready:
-                    trace.outputs.append(decode(dut, raw))
-                    trace.out_cycles.append(cycle)
-                    held = None
-                else:
-                    held = raw
-            else:
-                assert held is None, f"output valid dropped while stalled at cycle {cycle}"
-            await ctx.tick()
-            cycle += 1
-        # No extra (duplicated) beats afterwards.
-        ctx.set(dut.i.valid, 0)
-        ctx.set(dut.o.ready, 1)
-        for _ in range(dut.latency + dut.cycles_per_vector + 4):
-            assert not ctx.get(dut.o.valid), "extra output beat"
-            await ctx.tick()
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    trace = run_stream(dut, input_beats(dut, x_bits, valid), n_out, budget=budget, seed=seed,
+                       gap_p=gap_p, stall_p=stall_p, drain=dut.latency + dut.cycles_per_vector + 4)
+    trace.outputs = [decode(dut, raw) for raw in trace.outputs]
     return trace
 
 
