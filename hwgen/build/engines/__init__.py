@@ -15,3 +15,8 @@ from hwgen.build.engines.pool import MaxPoolUnit
 from hwgen.build.engines.swu import SlidingWindowUnit
 
 __all__ += ["MaxPoolUnit", "SlidingWindowUnit"]
+
+# First layer: uint8 pixels times k-bit / +-1 weights (multiply-accumulate unit).
+from hwgen.build.engines.mac import MACUnit
+
+__all__ += ["MACUnit"]
