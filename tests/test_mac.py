@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from streams import Trace, mismatches, run_stream
+from engine_checks import beats_from_acc, check_timing, simulate
+from streams import mismatches
 
 from hwgen.build.engines import MACUnit
 from hwgen.build.folding import divisors
-from hwgen.compile.golden import apply_threshold, conv_accumulate
+from hwgen.compile.golden import conv_accumulate
 from hwgen.compile.ir import ConvLayer, ThresholdOutput, accumulator_range, signed_bits
 from hwgen.errors import BuildError
 
@@ -33,57 +34,6 @@ def reference_acc(weights: np.ndarray, offsets: np.ndarray, x: np.ndarray, valid
     p = np.asarray(offsets, dtype=np.int64)[np.arange(x.shape[1]) % len(offsets)]
     v = (x.astype(np.int64) - p) * valid.astype(np.int64)
     return v @ np.asarray(weights, dtype=np.int64).T
-
-
-def expected_beats(dut: MACUnit, acc: np.ndarray, thresholds: np.ndarray | None) -> list:
-    """Output beats in stream order: per vector, per neuron fold (raw int, or a tuple of accumulators)."""
-    beats = []
-    if thresholds is None:
-        for row in acc:
-            for nf in range(dut.nf):
-                beats.append(tuple(int(a) for a in row[nf * dut.pe:(nf + 1) * dut.pe]))
-        return beats
-    out = ThresholdOutput(thresholds=np.asarray(thresholds, dtype=np.int64),
-                          direction=np.ones(len(thresholds), dtype=np.int8))
-    bits = apply_threshold(acc[:, :, None, None], out)[:, :, 0, 0]
-    for row in bits:
-        for nf in range(dut.nf):
-            beats.append(sum(int(b) << p for p, b in enumerate(row[nf * dut.pe:(nf + 1) * dut.pe])))
-    return beats
-
-
-def decode(dut: MACUnit, raw: int):
-    if not dut.accumulator_mode:
-        return raw
-    w = dut.acc_width
-    vals = []
-    for p in range(dut.pe):
-        f = (raw >> (p * w)) & ((1 << w) - 1)
-        vals.append(f - (1 << w) if f >> (w - 1) else f)
-    return tuple(vals)
-
-
-def input_beats(dut: MACUnit, x: np.ndarray, valid: np.ndarray) -> list[int]:
-    """Raw i.payload values: per vector, SF slices; element k on data bits 8k.., valid bits above."""
-    beats = []
-    s = dut.simd
-    for xv, vv in zip(x, valid):
-        for sf in range(dut.sf):
-            data = sum(int(b) << (8 * k) for k, b in enumerate(xv[sf * s:(sf + 1) * s]))
-            mask = sum(int(b) << k for k, b in enumerate(vv[sf * s:(sf + 1) * s]))
-            beats.append(data | (mask << (8 * s)))
-    return beats
-
-
-def simulate(dut: MACUnit, x: np.ndarray, valid: np.ndarray, *, seed: int = 0,
-             gap_p: float = 0.0, stall_p: float = 0.0) -> Trace:
-    """All vectors through ``dut`` under random input gaps / output stalls (protocol checked by run_stream)."""
-    n_out = len(x) * dut.nf
-    budget = (len(x) * dut.cycles_per_vector + dut.latency) * (3 + int(10 * (gap_p + stall_p))) + 50
-    trace = run_stream(dut, input_beats(dut, x, valid), n_out, budget=budget, seed=seed,
-                       gap_p=gap_p, stall_p=stall_p, drain=dut.latency + dut.cycles_per_vector + 4)
-    trace.outputs = [decode(dut, raw) for raw in trace.outputs]
-    return trace
 
 
 def random_weights(rng: np.random.Generator, bits: int, shape: tuple[int, int]) -> np.ndarray:
@@ -169,7 +119,7 @@ def test_random_shapes_with_stalls_match_reference(seed: int) -> None:
     dut = MACUnit(**kwargs)
     trace = simulate(dut, x, valid, seed=seed, gap_p=0.3, stall_p=0.4)
     acc = reference_acc(kwargs["weights"], kwargs["input_offset"], x, valid)
-    expected = expected_beats(dut, acc, kwargs["thresholds"])
+    expected = beats_from_acc(dut, acc, kwargs["thresholds"])
     assert mismatches(trace.outputs, expected) == [], (
         f"C_in={kwargs['in_channels']} shape={kwargs['weights'].shape} PE={dut.pe} SIMD={dut.simd} "
         f"bits={dut.weight_bits} binary={dut.binary_weights}")
@@ -197,7 +147,7 @@ def test_window_vectors_match_golden_conv(weight_bits: int, stride: int, pad: in
     assert dut.acc_range == accumulator_range(layer)
     assert dut.acc_width == signed_bits(*accumulator_range(layer))
     trace = simulate(dut, x, valid, seed=1, gap_p=0.2, stall_p=0.2)
-    assert mismatches(trace.outputs, expected_beats(dut, golden, None)) == []
+    assert mismatches(trace.outputs, beats_from_acc(dut, golden, None)) == []
 
 
 @pytest.mark.parametrize("c_in,k,c_out,pe,simd,bits,accumulator", [
@@ -219,16 +169,11 @@ def test_throughput_and_latency(c_in: int, k: int, c_out: int, pe: int, simd: in
     dut = MACUnit(weights=w, input_offset=offsets, in_channels=c_in, pe=pe, simd=simd, thresholds=None)
     t = None if accumulator else near_thresholds(rng, acc, *dut.acc_range)
     dut = MACUnit(weights=w, input_offset=offsets, in_channels=c_in, pe=pe, simd=simd, thresholds=t)
-    nf, sf = dut.nf, dut.sf
     assert dut.cycles_per_vector == (c_out // pe) * (fan_in // simd)
     assert dut.latency == 5 + ((simd - 1).bit_length() + 1) // 2
     trace = simulate(dut, x, valid)
-    assert mismatches(trace.outputs, expected_beats(dut, acc, t)) == []
-    first_out = trace.out_cycles[::nf]
-    assert (first_out[-1] - first_out[0]) / (n - 1) == dut.cycles_per_vector  # back to back, exact
-    assert trace.out_cycles[-1] - trace.in_cycles[0] == n * nf * sf - 1 + dut.latency
-    assert first_out[0] - trace.in_cycles[sf - 1] == dut.latency  # measured latency
-    assert all(b - a == sf for a, b in zip(trace.out_cycles[:nf - 1], trace.out_cycles[1:nf]))
+    assert mismatches(trace.outputs, beats_from_acc(dut, acc, t)) == []
+    check_timing(dut, trace, n)
 
 
 @pytest.mark.parametrize("c_out,pe,simd,accumulator", [(6, 2, 9, False), (4, 4, 3, True)])
@@ -242,7 +187,7 @@ def test_heavy_back_pressure_fills_the_fifo(c_out: int, pe: int, simd: int, accu
     t = None if accumulator else acc[4] + 1
     dut = MACUnit(weights=w, input_offset=offsets, in_channels=c_in, pe=pe, simd=simd, thresholds=t)
     trace = simulate(dut, x, valid, seed=c_out, gap_p=0.05, stall_p=0.85)
-    assert mismatches(trace.outputs, expected_beats(dut, acc, t)) == []
+    assert mismatches(trace.outputs, beats_from_acc(dut, acc, t)) == []
 
 
 def test_checker_catches_wrong_expectations() -> None:
@@ -257,9 +202,9 @@ def test_checker_catches_wrong_expectations() -> None:
     dut = MACUnit(weights=weights, input_offset=offsets, in_channels=c_in, pe=2, simd=6, thresholds=None)
     weights[1, 5] += 1  # after construction: the design keeps its own copy
     trace = simulate(dut, x, valid, seed=3, gap_p=0.2, stall_p=0.2)
-    assert mismatches(trace.outputs, expected_beats(dut, reference_acc(w, offsets, x, valid), None)) == []
+    assert mismatches(trace.outputs, beats_from_acc(dut, reference_acc(w, offsets, x, valid), None)) == []
     for wrong_w, wrong_p in ((weights, offsets), (w, offsets + np.array([0, 0, 1]))):
-        errors = mismatches(trace.outputs, expected_beats(dut, reference_acc(wrong_w, wrong_p, x, valid), None))
+        errors = mismatches(trace.outputs, beats_from_acc(dut, reference_acc(wrong_w, wrong_p, x, valid), None))
         assert errors, "the checker missed a wrong weight / offset"
         assert any(e.startswith("beat 0:") for e in errors)
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from engine_checks import beats_from_acc, check_timing, simulate
+from streams import mismatches
 
 from hwgen.build.engines import MVTU
 from hwgen.build.folding import divisors
-from hwgen.compile.golden import apply_threshold
-from hwgen.compile.ir import ThresholdOutput
 from hwgen.errors import BuildError
-from streams import Trace, mismatches, run_stream
 
 # Tests that only inspect a design's figures never elaborate it.
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
@@ -35,60 +34,7 @@ def reference_acc(weights: np.ndarray, x_bits: np.ndarray, valid: np.ndarray) ->
 def expected_beats(dut: MVTU, weights: np.ndarray, thresholds: np.ndarray | None,
                    x_bits: np.ndarray, valid: np.ndarray) -> list:
     """Output beats in stream order: per vector, per neuron fold (raw int or tuple of ints)."""
-    acc = reference_acc(weights, x_bits, valid)
-    beats = []
-    if thresholds is None:
-        for row in acc:
-            for nf in range(dut.nf):
-                beats.append(tuple(int(a) for a in row[nf * dut.pe:(nf + 1) * dut.pe]))
-        return beats
-    out = ThresholdOutput(thresholds=np.asarray(thresholds, dtype=np.int64),
-                          direction=np.ones(len(thresholds), dtype=np.int8))
-    bits = apply_threshold(acc[:, :, None, None], out)[:, :, 0, 0]
-    for row in bits:
-        for nf in range(dut.nf):
-            beats.append(sum(int(b) << p for p, b in enumerate(row[nf * dut.pe:(nf + 1) * dut.pe])))
-    return beats
-
-
-def decode(dut: MVTU, raw: int):
-    """A raw output payload as the checker compares it."""
-    if not dut.accumulator_mode:
-        return raw
-    w = dut.acc_width
-    vals = []
-    for p in range(dut.pe):
-        f = (raw >> (p * w)) & ((1 << w) - 1)
-        vals.append(f - (1 << w) if f >> (w - 1) else f)
-    return tuple(vals)
-
-
-def input_beats(dut: MVTU, x_bits: np.ndarray, valid: np.ndarray) -> list[int]:
-    """Raw i.payload values: per vector, SF slices; data on bits 0..SIMD-1, valid above."""
-    beats = []
-    s = dut.simd
-    for xv, vv in zip(x_bits, valid):
-        for sf in range(dut.sf):
-            data = sum(int(b) << k for k, b in enumerate(xv[sf * s:(sf + 1) * s]))
-            mask = sum(int(b) << k for k, b in enumerate(vv[sf * s:(sf + 1) * s]))
-            beats.append(data | (mask << s))
-    return beats
-
-
-def simulate(dut: MVTU, x_bits: np.ndarray, valid: np.ndarray, *, seed: int = 0,
-             gap_p: float = 0.0, stall_p: float = 0.0) -> Trace:
-    """Drive all vectors through ``dut`` with random input gaps / output stalls; collect every output beat.
-
-    :func:`streams.run_stream` checks the protocol on the way (an offered input
-    beat stays offered until taken, an output beat not taken stays valid and
-    unchanged, no extra beats afterwards); the outputs come back decoded.
-    """
-    n_out = len(x_bits) * dut.nf
-    budget = (len(x_bits) * dut.cycles_per_vector + dut.latency) * (3 + int(10 * (gap_p + stall_p))) + 50
-    trace = run_stream(dut, input_beats(dut, x_bits, valid), n_out, budget=budget, seed=seed,
-                       gap_p=gap_p, stall_p=stall_p, drain=dut.latency + dut.cycles_per_vector + 4)
-    trace.outputs = [decode(dut, raw) for raw in trace.outputs]
-    return trace
+    return beats_from_acc(dut, reference_acc(weights, x_bits, valid), thresholds)
 
 
 def random_vectors(rng: np.random.Generator, n: int, fan_in: int) -> tuple[np.ndarray, np.ndarray]:
@@ -157,17 +103,7 @@ def test_throughput_and_latency(c_out: int, fan_in: int, pe: int, simd: int, acc
     assert dut.cycles_per_vector == (c_out // pe) * (fan_in // simd)
     trace = simulate(dut, x, valid)
     assert mismatches(trace.outputs, expected_beats(dut, w, t, x, valid)) == []
-    nf, sf = dut.nf, dut.sf
-    first_out = trace.out_cycles[::nf]
-    measured = (first_out[-1] - first_out[0]) / (n - 1)
-    assert abs(measured - dut.cycles_per_vector) <= 0.05 * dut.cycles_per_vector
-    assert measured == dut.cycles_per_vector  # in fact exact
-    # Whole run: NF*SF cycles per vector plus the pipeline fill.
-    assert trace.out_cycles[-1] - trace.in_cycles[0] == n * nf * sf - 1 + dut.latency
-    # Latency: last input beat of vector 0 to its first output beat.
-    assert first_out[0] - trace.in_cycles[sf - 1] == dut.latency
-    # Within a vector, neuron folds follow each other every SF cycles.
-    assert all(b - a == sf for a, b in zip(trace.out_cycles[:nf - 1], trace.out_cycles[1:nf]))
+    check_timing(dut, trace, n)
 
 
 @pytest.mark.parametrize("c_out,fan_in,pe,simd", [(6, 12, 2, 12), (4, 8, 4, 8), (6, 20, 3, 5)])

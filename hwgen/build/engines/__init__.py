@@ -2,6 +2,10 @@
 
 * :class:`~hwgen.build.engines.mvtu.MVTU`: matrix-vector-threshold unit (binary
   convolution / fully connected layer, XNOR-popcount, threshold or accumulator output).
+* :class:`~hwgen.build.engines.mac.MACUnit`: the first layer's uint8 x k-bit engine.
+  Both are :class:`~hwgen.build.engines.folded.FoldedEngine` subclasses (shared
+  schedule, input buffer, accumulator, threshold compare and output FIFO; the
+  pipelined adder tree is in :mod:`hwgen.build.engines.pipeline`).
 """
 
 from __future__ import annotations

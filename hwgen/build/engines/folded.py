@@ -1,0 +1,322 @@
+"""Folded engines: what the MVTU and the MAC unit share, around their per-lane term.
+
+A folded engine computes, for each input vector x (F elements with a tap mask
+``valid``) and output channel c, ``acc_c = sum_{f valid} term(W[c, f], x_f)``,
+then either the bit ``acc_c >= T[c]`` (threshold mode) or ``acc_c`` itself
+(accumulator mode), with PE output channels x SIMD input elements per cycle:
+NF = C_out / PE neuron folds, SF = F / SIMD synapse folds.
+
+:class:`FoldedEngine` holds the ports, the schedule and its credit flow
+control, the input buffer, the control pipeline, the accumulator, the
+threshold compare, the output FIFO and the figures. A subclass supplies the
+term: the bits per input element, :attr:`FoldedEngine._TERM_STAGES`, the
+weight ROM contents and :meth:`FoldedEngine._lane_sums`. Also here: the
+validation and memory-layout helpers both engines use.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.data import ArrayLayout, StructLayout
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hwgen.build.engines.pipeline import delay, tree_register_stages
+from hwgen.compile.ir import signed_bits
+from hwgen.errors import BuildError
+
+__all__ = ["FoldedEngine", "Schedule", "check_thresholds", "check_weight_matrix", "pack_fields"]
+
+#: Pipeline registers after the per-PE sums: the accumulator and the output FIFO.
+_OUTPUT_STAGES = 2
+
+
+# -- validation --------------------------------------------------------------
+
+def check_weight_matrix(weights: object, kind: str) -> np.ndarray:
+    """``weights`` as a non-empty 2-D integer array (C_out, F); BuildError "weights must be KIND" otherwise."""
+    w = np.asarray(weights)
+    if w.ndim != 2 or w.size == 0:
+        raise BuildError(f"weights must be a non-empty (C_out, F) array, not shape {w.shape}")
+    if not np.issubdtype(w.dtype, np.integer):
+        raise BuildError(f"weights must be {kind}, not dtype {w.dtype}")
+    return w
+
+
+def check_thresholds(engine: str, thresholds: object, c_out: int) -> np.ndarray | None:
+    """Per-channel integer thresholds (C_out,) as int64 (a copy), or None; BuildError naming ``engine`` otherwise."""
+    if thresholds is None:
+        return None
+    t = np.asarray(thresholds)
+    if t.ndim == 3:
+        raise BuildError(f"{engine} takes per-channel thresholds (C_out,) = ({c_out},); per-position "
+                         f"thresholds {t.shape} are not supported by this engine")
+    if t.shape != (c_out,):
+        raise BuildError(f"thresholds must have shape (C_out,) = ({c_out},), not {t.shape}")
+    if not np.issubdtype(t.dtype, np.integer):
+        raise BuildError(f"thresholds must be an integer array, not dtype {t.dtype}")
+    return t.astype(np.int64)
+
+
+# -- memory layout -----------------------------------------------------------
+
+def pack_fields(values: object, width: int) -> int:
+    """Integers as consecutive ``width``-bit two's-complement fields: element k on bits k*width .. (k+1)*width - 1.
+
+    ``width`` <= 64; a value is reduced mod 2**width (its low ``width`` bits).
+    """
+    v = np.asarray(values, dtype=np.int64).reshape(-1, 1)
+    bits = ((v >> np.arange(width)) & 1).astype(np.uint8)  # arithmetic shift: two's-complement bits
+    return int.from_bytes(np.packbits(bits.ravel(), bitorder="little").tobytes(), "little")
+
+
+class Schedule(NamedTuple):
+    """The issue stage's signals (see :meth:`FoldedEngine._schedule`)."""
+
+    step: Value     #: a step is issued this cycle
+    sf: Value       #: its synapse fold
+    nf: Value       #: its neuron fold
+    addr: Value     #: its weight ROM word, nf * SF + sf
+    first_nf: Value  #: nf == 0: the slice comes from ``i``, else from the input buffer
+    last_sf: Value  #: sf == SF - 1: the step completes a result
+
+
+class FoldedEngine(wiring.Component):
+    """Base of the folded engines: PE output channels x SIMD input elements per cycle.
+
+    Constructor (keyword-only, values already validated by the subclass):
+    ``c_out``, ``fan_in`` (F), ``pe``, ``simd``, ``lane_bits`` (bits per input
+    element), ``acc_range`` = (lo, hi), the exact range of every partial sum
+    of a channel, and ``thresholds`` (int64 (C_out,) or None). Thresholds
+    outside [lo, hi] give constant outputs; they are saturated to [lo, hi + 1]
+    (same bits), so :attr:`threshold_width` stays small. :attr:`acc_width` =
+    signed_bits(lo, hi).
+
+    Ports
+    -----
+    i : In(stream.Signature(StructLayout({"data": lane_bits * SIMD, "valid": SIMD})))
+        One SIMD-wide slice of an input vector per beat, SF beats per vector;
+        ``data`` bits ``lane_bits * k ..`` are element ``sf * SIMD + k``,
+        ``valid`` bit k = 0 marks a padded tap, which contributes 0.
+        ``i.ready`` does not depend on ``i.valid`` nor on ``o.ready``.
+    o : Out(stream.Signature(PE))  (threshold mode)
+        One beat per neuron fold, NF beats per vector; bit p is channel ``nf * PE + p``.
+    o : Out(stream.Signature(ArrayLayout(signed(acc_width), PE)))  (accumulator mode)
+        Same order, element p is ``acc`` of channel ``nf * PE + p``.
+
+    Schedule
+    --------
+    One *step* (one synapse fold of one neuron fold) per cycle, in the order
+    nf = 0..NF-1, sf = 0..SF-1. During nf = 0 the SF beats come from ``i`` and
+    are written to an input buffer (SF words of (lane_bits + 1) * SIMD bits,
+    the raw beat; only when NF > 1); nf = 1..NF-1 re-read the buffer, so every
+    input beat is consumed once and ``i.ready`` is low for the (NF-1)*SF
+    cycles of those folds.
+
+    Pipeline
+    --------
+    issue (schedule counters, weight ROM address) -> S1 (input slice from
+    ``i`` or the buffer) -> the subclass's term stages and balanced adder tree
+    (:meth:`_lane_sums`: per-PE sums :attr:`_TERM_STAGES` +
+    tree_register_stages(SIMD) cycles after the issue) -> accumulator (reset
+    at sf = 0) -> compare with T[nf] (threshold ROM read alongside the sums;
+    constants when NF = 1) -> output FIFO. The control (valid, first, last,
+    nf) travels in a register chain of the same length. The pipeline never
+    stalls: a cycle without a step carries a bubble. Flow control is by
+    credits: a step that completes a result (sf = SF-1) is issued only while
+    fewer than :attr:`fifo_depth` results are in flight or waiting in the
+    FIFO, so back-pressure on ``o`` never drops or duplicates a result and
+    there is no combinational path from ``o.ready`` to ``i.ready``.
+
+    Memory layout
+    -------------
+    Weight ROM: word ``nf * SF + sf``, field ``p * SIMD + k`` = W[nf*PE + p,
+    sf*SIMD + k] ([fold][PE][SIMD], :meth:`_fold_words`). Threshold ROM
+    (:meth:`threshold_words`, only when NF > 1): word nf, field p
+    (:attr:`threshold_width` bits) = T[nf*PE + p].
+
+    Timing
+    ------
+    Throughput: one step per cycle while the input is offered (during nf = 0)
+    and credits remain: :attr:`cycles_per_vector` = NF * SF cycles per vector,
+    back to back. :attr:`latency` = _TERM_STAGES + tree_register_stages(SIMD)
+    + 2 cycles from the last input beat of a vector (handshake) to its first
+    output beat being valid; the beat of neuron fold nf follows nf * SF cycles
+    later when nothing stalls. :attr:`fifo_depth` = latency // SF + 1 credits
+    are just enough for full throughput.
+    """
+
+    #: Registers from the issue of a step to its per-PE sums, the adder tree's excluded (S1 included).
+    _TERM_STAGES: int
+
+    def __init__(self, *, c_out: int, fan_in: int, pe: int, simd: int, lane_bits: int,
+                 acc_range: tuple[int, int], thresholds: np.ndarray | None) -> None:
+        self.c_out, self.fan_in, self.pe, self.simd = c_out, fan_in, pe, simd
+        self.nf, self.sf = c_out // pe, fan_in // simd
+        self._lane_bits = lane_bits
+        self.acc_range = acc_range
+        self.acc_width = signed_bits(*acc_range)
+        if thresholds is None:
+            self._thresholds = None
+            self.threshold_width = None
+            out_shape = ArrayLayout(signed(self.acc_width), pe)
+        else:
+            lo, hi = acc_range
+            self._thresholds = np.clip(thresholds, lo, hi + 1)
+            self.threshold_width = signed_bits(int(self._thresholds.min()), int(self._thresholds.max()))
+            out_shape = unsigned(pe)
+        super().__init__({
+            "i": In(stream.Signature(StructLayout({"data": lane_bits * simd, "valid": simd}))),
+            "o": Out(stream.Signature(out_shape)),
+        })
+
+    # -- figures -----------------------------------------------------------
+
+    @property
+    def accumulator_mode(self) -> bool:
+        return self._thresholds is None
+
+    @property
+    def cycles_per_vector(self) -> int:
+        """Cycles per input vector at full throughput: NF * SF."""
+        return self.nf * self.sf
+
+    @property
+    def latency(self) -> int:
+        """Cycles from the last input beat of a vector to its first output beat (as built)."""
+        return self._TERM_STAGES + tree_register_stages(self.simd) + _OUTPUT_STAGES
+
+    @property
+    def fifo_depth(self) -> int:
+        """Output FIFO entries (= result credits): enough for full throughput."""
+        return self.latency // self.sf + 1
+
+    def threshold_words(self) -> list[int]:
+        """Threshold ROM contents: word nf, field p (threshold_width bits) = T[nf*PE + p]."""
+        return [pack_fields(row, self.threshold_width) for row in self._thresholds.reshape(self.nf, self.pe)]
+
+    def weight_words(self) -> list[int]:
+        """Weight ROM contents (the subclass's layout of :meth:`_fold_words`)."""
+        raise NotImplementedError
+
+    def _fold_words(self, matrix: np.ndarray, width: int) -> list[int]:
+        """(C_out, F) fields as [fold][PE][SIMD] words: word nf*SF + sf, field p*SIMD + k = matrix[nf*PE + p, sf*SIMD + k]."""
+        b = matrix.reshape(self.nf, self.pe, self.sf, self.simd).transpose(0, 2, 1, 3)
+        return [pack_fields(row, width) for row in b.reshape(self.nf * self.sf, -1)]
+
+    # -- hardware ----------------------------------------------------------
+
+    def _lane_sums(self, m: Module, s: Schedule, x: Value, v: Value) -> list[Value]:
+        """Per-PE sums of the step's terms, ``_TERM_STAGES + tree_register_stages(SIMD)`` cycles after its issue.
+
+        ``x`` (lane_bits * SIMD bits) and ``v`` (SIMD bits) are the step's
+        input slice and tap mask at S1; each sum must lie in :attr:`acc_range`.
+        """
+        raise NotImplementedError
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        s = self._schedule(m)
+        x, v = self._input_slice(m, s)
+        sums = self._lane_sums(m, s, x, v)
+        ctl = {"valid": s.step, "first": s.sf == 0, "last": s.last_sf, "nf": s.nf}
+        stages = self._TERM_STAGES + tree_register_stages(self.simd)
+        ctl = {k: delay(m, Value.cast(sig), stages, f"{k}_p") for k, sig in ctl.items()}
+        self._accumulate_and_output(m, sums, ctl)
+        return m
+
+    def _schedule(self, m: Module) -> Schedule:
+        """Issue logic: one step per cycle when allowed, counters advanced on each step, result credits."""
+        NF, SF, depth = self.nf, self.sf, self.fifo_depth
+        sf = Signal(range(SF))
+        nf = Signal(range(NF))
+        addr = Signal(range(NF * SF))
+        pending = Signal(range(depth + 1))  # results issued and not yet taken from ``o``
+        last_sf = sf == SF - 1
+        first_nf = nf == 0
+        can_issue = Signal()
+        step = Signal()
+        m.d.comb += [
+            can_issue.eq(~last_sf | (pending != depth)),
+            self.i.ready.eq(first_nf & can_issue),
+            step.eq(can_issue & (~first_nf | self.i.valid)),
+        ]
+        with m.If(step):
+            m.d.sync += [
+                sf.eq(Mux(last_sf, 0, sf + 1)),
+                addr.eq(Mux(addr == NF * SF - 1, 0, addr + 1)),
+            ]
+            with m.If(last_sf):
+                m.d.sync += nf.eq(Mux(nf == NF - 1, 0, nf + 1))
+        push = Signal()
+        pop = Signal()
+        m.d.comb += [push.eq(step & last_sf), pop.eq(self.o.valid & self.o.ready)]
+        m.d.sync += pending.eq(pending + push - pop)
+        return Schedule(step=step, sf=sf, nf=nf, addr=addr, first_nf=first_nf, last_sf=last_sf)
+
+    def _input_slice(self, m: Module, s: Schedule) -> tuple[Value, Value]:
+        """S1: (data, valid) of the step's slice, from ``i`` during nf = 0, else re-read from the input buffer."""
+        SIMD, NF, SF = self.simd, self.nf, self.sf
+        data_bits = self._lane_bits * SIMD
+        x1 = Signal(data_bits)
+        v1 = Signal(SIMD)
+        m.d.sync += [x1.eq(self.i.payload.data), v1.eq(self.i.payload.valid)]
+        if NF == 1:
+            return x1, v1
+        buf = m.submodules.input_buffer = Memory(shape=unsigned(data_bits + SIMD), depth=SF, init=[])
+        bw = buf.write_port()
+        br = buf.read_port()
+        m.d.comb += [
+            bw.addr.eq(s.sf), bw.data.eq(self.i.payload.as_value()), bw.en.eq(s.step & s.first_nf),
+            br.addr.eq(s.sf),
+        ]
+        from_stream = Signal()
+        m.d.sync += from_stream.eq(s.first_nf)
+        x = Signal(data_bits)
+        v = Signal(SIMD)
+        m.d.comb += [x.eq(Mux(from_stream, x1, br.data[:data_bits])), v.eq(Mux(from_stream, v1, br.data[data_bits:]))]
+        return x, v
+
+    def _weight_rom(self, m: Module, addr: Value, field_bits: int) -> Value:
+        """The weight ROM (:meth:`weight_words`, PE * SIMD fields of ``field_bits``) read at ``addr``: the word a cycle later."""
+        wmem = m.submodules.weights = Memory(shape=unsigned(self.pe * self.simd * field_bits),
+                                             depth=self.nf * self.sf, init=self.weight_words())
+        rd = wmem.read_port()
+        m.d.comb += rd.addr.eq(addr)
+        return rd.data
+
+    def _accumulate_and_output(self, m: Module, sums: list[Value], ctl: dict[str, Value]) -> None:
+        """Accumulator (reset at sf = 0), compare with T[nf] (threshold mode) and the output FIFO."""
+        PE, NF = self.pe, self.nf
+        accs = [Signal(signed(self.acc_width), name=f"acc{p}") for p in range(PE)]
+        with m.If(ctl["valid"]):
+            m.d.sync += [a.eq(Mux(ctl["first"], 0, a) + d) for a, d in zip(accs, sums)]
+        done = Signal()
+        m.d.sync += done.eq(ctl["valid"] & ctl["last"])
+
+        if self.accumulator_mode:
+            result = Cat(*accs)
+        else:
+            tw = self.threshold_width
+            if NF == 1:
+                ts = [Const(int(t), signed(tw)) for t in self._thresholds]
+            else:
+                tmem = m.submodules.thresholds = Memory(shape=unsigned(PE * tw), depth=NF,
+                                                        init=self.threshold_words())
+                trd = tmem.read_port()
+                m.d.comb += trd.addr.eq(ctl["nf"])  # read alongside the sums: ready at the acc stage
+                ts = [trd.data[p * tw:(p + 1) * tw].as_signed() for p in range(PE)]
+            result = Cat(*[a >= t for a, t in zip(accs, ts)])
+        fifo = m.submodules.out_fifo = SyncFIFO(width=len(result), depth=self.fifo_depth)
+        m.d.comb += [
+            fifo.w_en.eq(done),
+            fifo.w_data.eq(result),
+            self.o.valid.eq(fifo.r_rdy),
+            self.o.payload.eq(fifo.r_data),
+            fifo.r_en.eq(self.o.ready),
+        ]

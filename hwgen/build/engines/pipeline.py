@@ -1,0 +1,62 @@
+"""Pipelined arithmetic shared by the engines: register delays and a balanced adder tree.
+
+A tree over n leaves has ``tree_levels(n) = ceil(log2 n)`` adder levels and a
+register after every 2 levels and after the last, i.e.
+``tree_register_stages(n) = (tree_levels(n) + 1) // 2`` cycles of latency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from amaranth.hdl import Module, Shape, ShapeCastable, Signal, Value
+
+__all__ = ["adder_tree", "delay", "tree_levels", "tree_register_stages"]
+
+
+def tree_levels(n: int) -> int:
+    """Adder levels of a balanced binary tree over n leaves: ceil(log2 n), 0 for n == 1."""
+    return (n - 1).bit_length()
+
+
+def tree_register_stages(n: int) -> int:
+    """Register stages of the adder tree over n leaves: one every 2 adder levels (and after the last)."""
+    return (tree_levels(n) + 1) // 2
+
+
+def delay(m: Module, sig: Value, n: int, name: str) -> Value:
+    """``sig`` delayed by n registers."""
+    for k in range(n):
+        reg = Signal(sig.shape(), name=f"{name}{k}" if n > 1 else name)
+        m.d.sync += reg.eq(sig)
+        sig = reg
+    return sig
+
+
+def adder_tree(m: Module, leaves: Sequence[Value], node_shape: Callable[[int], Shape | ShapeCastable | range],
+               name: str) -> Value:
+    """Balanced adder tree over ``leaves``, a register after every 2 adder levels and after the last.
+
+    Level l adds neighbouring pairs (an odd node out passes through), so the
+    sum comes :func:`tree_register_stages` (len(leaves)) cycles later (the leaf
+    itself, combinationally, for one leaf). A registered node summing k leaves
+    gets the shape ``node_shape(k)``: the caller sizes nodes exactly, e.g.
+    ``range(k + 1)`` for a popcount, or the signed range of k times the leaf bound.
+    """
+    nodes: list[tuple[Value, int]] = [(leaf, 1) for leaf in leaves]
+    levels = tree_levels(len(nodes))
+    for level in range(levels):
+        paired = [(nodes[j][0] + nodes[j + 1][0], nodes[j][1] + nodes[j + 1][1])
+                  for j in range(0, len(nodes) - 1, 2)]
+        if len(nodes) % 2:
+            paired.append(nodes[-1])
+        nodes = paired
+        if level % 2 == 1 or level == levels - 1:
+            registered = []
+            for j, (expr, count) in enumerate(nodes):
+                reg = Signal(node_shape(count), name=f"{name}_l{level + 1}_{j}")
+                m.d.sync += reg.eq(expr)
+                registered.append((reg, count))
+            nodes = registered
+    assert len(nodes) == 1
+    return nodes[0][0]
