@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import torch
 
 from hwgen.compile.compiler import compile_architecture
@@ -59,7 +58,7 @@ def main() -> None:
     totals = [sum(r[2] * r[3] for r in per_mode[m]) for m in MODES]
     weights = sum(r[4] for r in per_mode[ScaleMode.NONE])
     print(f"| **total threshold bits** | | {weights:,} | " + " | ".join(f"**{t:,}**" for t in totals) + " |")
-    print(f"| ratio to weight bits | | | " + " | ".join(f"{t / weights:.1%}" for t in totals) + " |")
+    print("| ratio to weight bits | | | " + " | ".join(f"{t / weights:.1%}" for t in totals) + " |")
 
 
 if __name__ == "__main__":

@@ -93,7 +93,7 @@ def main() -> None:
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}, "
           f"scale {args.scale}")
-    print(f"| model | binary img/s | float img/s | overhead |\n|---|---:|---:|---:|")
+    print("| model | binary img/s | float img/s | overhead |\n|---|---:|---:|---:|")
     for name in args.models.split(","):
         shape = INPUTS[name]
         arch = make_architecture(name, input_shape=shape, num_classes=10, mean=(0.5,) * shape[0],

@@ -69,9 +69,10 @@ def compare_models(model: BinaryNet, net: Network, images: np.ndarray, labels: n
     for start in range(0, len(images), batch_size):
         batch = images[start:start + batch_size]
         captured: dict[str, torch.Tensor] = {}
-        hooks = [module.register_forward_hook(lambda m, i, o, key=key: captured.__setitem__(key, o))
+        hooks = [module.register_forward_hook(lambda m, i, o, key=key, store=captured: store.__setitem__(key, o))
                  for key, module, _ in stages]
-        hooks += [modules[bn].register_forward_hook(lambda m, i, o, key=key: captured.__setitem__(key + "/in", i[0]))
+        hooks += [modules[bn].register_forward_hook(
+                      lambda m, i, o, key=key, store=captured: store.__setitem__(key + "/in", i[0]))
                   for key, _, bn in stages if bn]
         try:
             scores = model(torch.from_numpy(batch)).double().numpy()

@@ -6,21 +6,16 @@
   Both are :class:`~hwgen.build.engines.folded.FoldedEngine` subclasses (shared
   schedule, input buffer, accumulator, threshold compare and output FIFO; the
   pipelined adder tree is in :mod:`hwgen.build.engines.pipeline`).
+* :class:`~hwgen.build.engines.swu.SlidingWindowUnit`: map stream -> window vectors
+  (with zero padding as valid masks) for the MVTU / MAC unit.
+* :class:`~hwgen.build.engines.pool.MaxPoolUnit`: per-channel OR / AND max-pool over bits.
 """
 
 from __future__ import annotations
 
+from hwgen.build.engines.mac import MACUnit
 from hwgen.build.engines.mvtu import MVTU
-
-__all__ = ["MVTU"]
-
-# Sliding-window unit (map stream -> MVTU window vectors) and OR/AND max-pool unit.
 from hwgen.build.engines.pool import MaxPoolUnit
 from hwgen.build.engines.swu import SlidingWindowUnit
 
-__all__ += ["MaxPoolUnit", "SlidingWindowUnit"]
-
-# First layer: uint8 pixels times k-bit / +-1 weights (multiply-accumulate unit).
-from hwgen.build.engines.mac import MACUnit
-
-__all__ += ["MACUnit"]
+__all__ = ["MACUnit", "MVTU", "MaxPoolUnit", "SlidingWindowUnit"]
