@@ -131,19 +131,25 @@ def _run_compile(args: argparse.Namespace) -> int:
     return _verify(args, ckpt, net) if args.verify else 0
 
 
+def _test_data(args: argparse.Namespace, recorded: dict):
+    """(dataset name, Dataset) from --dataset/--data-dir, else what the model records."""
+    from hwgen.data.datasets import load_dataset
+    from hwgen.errors import ConfigError
+
+    dataset = args.dataset or recorded.get("dataset")
+    data_dir = args.data_dir or recorded.get("data_dir")
+    if not dataset or not data_dir:
+        raise ConfigError(f"{args.checkpoint} does not record its dataset: pass --dataset and --data-dir")
+    return dataset, load_dataset(dataset, data_dir)
+
+
 def _verify(args: argparse.Namespace, ckpt, net) -> int:
     """Compare the checkpoint's PyTorch model with the compiled golden model on the test set."""
     from hwgen.compile.verify import compare_models
-    from hwgen.data.datasets import load_dataset
-    from hwgen.errors import ConfigError
     from hwgen.train.network import model_from_checkpoint
 
     model = model_from_checkpoint(ckpt, str(args.checkpoint))
-    dataset = args.dataset or ckpt.train_config.get("dataset")
-    data_dir = args.data_dir or ckpt.train_config.get("data_dir")
-    if not dataset or not data_dir:
-        raise ConfigError(f"{args.checkpoint} does not record its dataset: pass --dataset and --data-dir")
-    data = load_dataset(dataset, data_dir)
+    dataset, data = _test_data(args, ckpt.train_config)
     images, labels = data.test_images[:args.limit].numpy(), data.test_labels[:args.limit].numpy()
     result = compare_models(model, net, images, labels)
     print(f"PyTorch vs golden model on {result.images} {dataset} test images: "
@@ -176,7 +182,6 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from hwgen.data.datasets import load_dataset
     from hwgen.errors import ConfigError
 
     if args.checkpoint.suffix == ".hwir":
@@ -189,11 +194,7 @@ def _run_eval(args: argparse.Namespace) -> int:
 
         ckpt = load_checkpoint(args.checkpoint)
         name, input_shape, recorded = ckpt.architecture.name, ckpt.architecture.input.shape, ckpt.train_config
-    dataset = args.dataset or recorded.get("dataset")
-    data_dir = args.data_dir or recorded.get("data_dir")
-    if not dataset or not data_dir:
-        raise ConfigError(f"{args.checkpoint} does not record its dataset: pass --dataset and --data-dir")
-    data = load_dataset(dataset, data_dir)
+    dataset, data = _test_data(args, recorded)
     if tuple(data.test_images.shape[1:]) != tuple(input_shape):
         raise ConfigError(f"{dataset} images have shape {tuple(data.test_images.shape[1:])} but "
                           f"{args.checkpoint} expects {tuple(input_shape)}")
