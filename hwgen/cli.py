@@ -12,7 +12,10 @@ import sys
 from pathlib import Path
 
 from hwgen import __version__
+from hwgen.build import command as build_command
 from hwgen.errors import HwgenError
+from hwgen.sim import command as sim_command
+from hwgen.synth import command as synth_command
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -232,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_compile(sub)
     _add_eval(sub)
+    build_command.add_parser(sub)
+    sim_command.add_parser(sub)
+    synth_command.add_parser(sub)
     return parser
 
 

@@ -38,6 +38,14 @@ class BuildError(HwgenError):
     """A hardware build request that cannot be met (folding, memory budget)."""
 
 
+class SynthError(HwgenError):
+    """Synthesis, place-and-route or packing failed: no design, does not fit, misses timing, a tool failed."""
+
+
+class SimError(HwgenError):
+    """An RTL simulation that cannot run: a missing or malformed build folder, a failed Verilator build."""
+
+
 def coerce_enum(enum_cls: type[E], value: object, what: str) -> E:
     """``enum_cls(value)``, or ConfigError "WHAT must be one of A, B, not VALUE"."""
     if isinstance(value, enum_cls):

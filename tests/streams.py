@@ -59,7 +59,7 @@ class Trace:
 
 
 def run_stream(dut, in_beats: list[int], n_out: int, *, budget: int, seed: int = 0,
-               gap_p: float = 0.0, stall_p: float = 0.0, drain: int = 16) -> Trace:
+               gap_p: float = 0.0, stall_p: float = 0.0, drain: int = 16, ports=None) -> Trace:
     """Simulate ``dut`` until ``n_out`` output beats were taken, then ``drain`` idle cycles.
 
     Input: beat k is offered once the previous one was taken, after a random
@@ -68,11 +68,14 @@ def run_stream(dut, in_beats: list[int], n_out: int, *, budget: int, seed: int =
     probability ``stall_p`` each cycle; a beat seen valid and not taken must stay
     valid and unchanged. After the last expected beat, ``o.valid`` must stay
     low for ``drain`` cycles (nothing duplicated or extra) while the input is idle.
+    ``ports``: the (input, output) streams as objects with ``valid``, ``ready``
+    and ``payload``, when they are not ``dut.i`` and ``dut.o`` (e.g. AXI4-Stream signals).
     """
     rng = random.Random(seed)
     trace = Trace()
-    i_payload = Value.cast(dut.i.payload)
-    o_payload = Value.cast(dut.o.payload)
+    port_i, port_o = ports if ports is not None else (dut.i, dut.o)
+    i_payload = Value.cast(port_i.payload)
+    o_payload = Value.cast(port_o.payload)
 
     async def bench(ctx):
         bi = cycle = 0
@@ -84,14 +87,14 @@ def run_stream(dut, in_beats: list[int], n_out: int, *, budget: int, seed: int =
             if not offering and bi < len(in_beats) and rng.random() >= gap_p:
                 offering = True
                 ctx.set(i_payload, in_beats[bi])
-            ctx.set(dut.i.valid, offering)
+            ctx.set(port_i.valid, offering)
             ready = rng.random() >= stall_p
-            ctx.set(dut.o.ready, ready)
-            if offering and ctx.get(dut.i.ready):
+            ctx.set(port_o.ready, ready)
+            if offering and ctx.get(port_i.ready):
                 trace.in_cycles.append(cycle)
                 bi += 1
                 offering = False
-            if ctx.get(dut.o.valid):
+            if ctx.get(port_o.valid):
                 raw = ctx.get(o_payload)
                 assert held is None or held == raw, f"output changed while stalled at cycle {cycle}"
                 if ready:
@@ -107,18 +110,18 @@ def run_stream(dut, in_beats: list[int], n_out: int, *, budget: int, seed: int =
         trace.cycles = cycle
         # Inputs that no output depends on (rows / columns dropped at the end
         # of the last frame) must still be taken; then nothing more comes out.
-        ctx.set(dut.o.ready, 1)
+        ctx.set(port_o.ready, 1)
         for _ in range(drain + len(in_beats) - bi):
             if offering or bi < len(in_beats):
                 ctx.set(i_payload, in_beats[bi])
-                ctx.set(dut.i.valid, 1)
-                if ctx.get(dut.i.ready):
+                ctx.set(port_i.valid, 1)
+                if ctx.get(port_i.ready):
                     trace.in_cycles.append(cycle)
                     bi += 1
             else:
-                ctx.set(dut.i.valid, 0)
+                ctx.set(port_i.valid, 0)
             offering = False
-            assert not ctx.get(dut.o.valid), f"extra output beat at cycle {cycle}"
+            assert not ctx.get(port_o.valid), f"extra output beat at cycle {cycle}"
             await ctx.tick()
             cycle += 1
         assert bi == len(in_beats), f"only {bi}/{len(in_beats)} input beats were taken"

@@ -10,15 +10,18 @@ Legal values: PE divides C_out; SIMD divides C_in for a sliding-window layer
 (a SIMD word never straddles two taps of the window) and divides F for a
 whole-map layer (a fully connected layer, whose input vector is the flattened
 map). Layers run concurrently in a streaming pipeline, so the frame rate is
-set by the slowest engine: ``fps = clock / max cycles``.
+set by the slowest engine: ``fps = clock / max cycles``. The input stream
+(one uint8 pixel channel per cycle, C*H*W beats per frame, :func:`input_cycles`)
+is a stage too: no layer needs to be faster than it, and it is the bottleneck
+of small networks folded wide.
 
 Solvers:
 
 * ``pe=N`` (``hwgen build --pe N``): the heaviest layer (most MACs) gets PE = N
   and SIMD = the largest legal value <= ``simd`` (default 64); every other
   layer gets the fewest lanes (PE * SIMD) whose cycles do not exceed the
-  heaviest layer's (ties: larger SIMD, i.e. fewer accumulators and
-  comparators), so the pipeline is balanced.
+  heaviest layer's, or than the input stream's when that is slower (ties:
+  larger SIMD, i.e. fewer accumulators and comparators), so the pipeline is balanced.
 * ``fps=F`` at ``clock_hz``: every layer gets the fewest lanes that reach
   ``cycles <= clock_hz / F``.
 * ``overrides``: fixed (PE, SIMD) per layer name, validated.
@@ -95,6 +98,12 @@ def layer_shapes(net: Network) -> list[LayerShape]:
     return shapes
 
 
+def input_cycles(net: Network) -> int:
+    """Cycles the AXI4-Stream input takes per frame: one byte (pixel channel) per cycle, C*H*W."""
+    c, h, w = net.input_shape
+    return c * h * w
+
+
 def _nearest(value: int, legal: list[int]) -> str:
     below = [d for d in legal if d < value]
     above = [d for d in legal if d > value]
@@ -146,7 +155,7 @@ def solve_folding(net: Network, *, pe: int | None = None, simd: int | None = Non
         heavy_simd = simd if simd is not None else max(d for d in heaviest.legal_simd() if d <= wanted_simd)
         fixed = {heaviest.name: overrides.get(heaviest.name, (pe, heavy_simd))}
         _check(heaviest, *fixed[heaviest.name])
-        target = heaviest.cycles(*fixed[heaviest.name])
+        target = max(heaviest.cycles(*fixed[heaviest.name]), input_cycles(net))
     folds = []
     for layer in shapes:
         choice = overrides.get(layer.name) or fixed.get(layer.name) or fewest_lanes(layer, target)
@@ -154,9 +163,17 @@ def solve_folding(net: Network, *, pe: int | None = None, simd: int | None = Non
     return folds
 
 
+#: The bottleneck's name when the input stream is slower than every engine.
+INPUT_STAGE = "input stream"
+
+
 @dataclass(frozen=True)
 class FoldingSummary:
-    """Pipeline figures of a folding: bottleneck, frame rate, ideal cycles and balance."""
+    """Pipeline figures of a folding: bottleneck, frame rate, ideal cycles and balance.
+
+    ``cycles_per_frame`` = the slowest stage's cycles (an engine or the input
+    stream); ``ideal_cycles`` = total MACs / total lanes; ``balance`` = ideal / actual.
+    """
 
     bottleneck: str
     cycles_per_frame: int
@@ -171,8 +188,12 @@ class FoldingSummary:
         return clock_hz / self.cycles_per_frame
 
 
-def summarize(folds: list[LayerFold]) -> FoldingSummary:
+def summarize(folds: list[LayerFold], input_cycles: int = 0) -> FoldingSummary:
+    """The pipeline's figures; ``input_cycles``: the input stream's cycles per frame (:func:`input_cycles`)."""
     slowest = max(folds, key=lambda f: f.cycles)
     lanes = sum(f.lanes for f in folds)
-    return FoldingSummary(bottleneck=slowest.layer.name, cycles_per_frame=slowest.cycles,
+    name, cycles = slowest.layer.name, slowest.cycles
+    if input_cycles > cycles:
+        name, cycles = INPUT_STAGE, input_cycles
+    return FoldingSummary(bottleneck=name, cycles_per_frame=cycles,
                           ideal_cycles=sum(f.layer.macs for f in folds) / lanes, total_lanes=lanes)

@@ -15,10 +15,12 @@
     whole slope a (a learned scale may be negative).
 ``quantize_scores``
     The last stage gives real scores ``u_c = a_c * acc_c + b_c``; the IR keeps
-    ``round(2^f a_c) * acc_c + round(2^f b_c)`` with f chosen so that
-    ``max |a_c| * 2^f`` is about 2^SCORE_BITS: the rounding error (below
-    2^-SCORE_BITS of the largest score slope) is far below float32
-    resolution, so only float ties can change the argmax.
+    ``round(2^f a_c) * acc_c + round(2^f b_c)`` with the largest f such that
+    ``max |a_c| * 2^f`` is at most about 2^SCORE_BITS and every score over the
+    accumulator range fits a signed SCORE_WORD_BITS integer (the
+    accelerator's output word). With acc up to 2^9 that leaves about 2^21 of
+    slope resolution: a rounding error near float32 resolution, so only
+    (near-)float ties can change the argmax (see docs/compiler.md).
 ``flip_negative_channels`` (IR -> IR)
     A channel whose comparisons are all ``<=`` gets its weights negated and its
     thresholds negated; then every comparison is ``>=``. The output bits are
@@ -37,6 +39,8 @@ from hwgen.compile.stages import FloatStage
 from hwgen.errors import CompileError
 
 SCORE_BITS = 30
+#: Every class score fits a signed integer of this many bits (one AXI4-Stream word of the accelerator).
+SCORE_WORD_BITS = 32
 
 
 def _per_output(channel_values: np.ndarray, like: np.ndarray) -> np.ndarray:
@@ -65,14 +69,23 @@ def affine_sign_to_thresholds(a: np.ndarray, b: np.ndarray, lo: int, hi: int) ->
     return ThresholdOutput(thresholds=t.astype(np.int64), direction=direction)
 
 
-def quantize_scores(a: np.ndarray, b: np.ndarray) -> ScoreOutput:
-    """Integer (scale, bias) approximating u = a * acc + b with SCORE_BITS of slope precision."""
+def quantize_scores(a: np.ndarray, b: np.ndarray, acc_range: tuple[int, int]) -> ScoreOutput:
+    """Integer (scale, bias) approximating u = a * acc + b, scores within SCORE_WORD_BITS for acc in ``acc_range``."""
     peak = float(np.max(np.abs(a)))
     if peak == 0:
         raise CompileError("the last layer's output does not depend on its input (all slopes are zero)")
+    acc_peak = max(abs(acc_range[0]), abs(acc_range[1]))
+    limit = (1 << (SCORE_WORD_BITS - 1)) - 1
     shift = SCORE_BITS - math.ceil(math.log2(peak))
-    return ScoreOutput(scale=np.round(np.ldexp(a, shift)).astype(np.int64),
-                       bias=np.round(np.ldexp(b, shift)).astype(np.int64))
+    while True:
+        scale = np.round(np.ldexp(a, shift)).astype(np.int64)
+        bias = np.round(np.ldexp(b, shift)).astype(np.int64)
+        if int(np.max(np.abs(scale) * acc_peak + np.abs(bias))) <= limit:
+            return ScoreOutput(scale=scale, bias=bias)
+        if not np.any(scale):
+            raise CompileError(f"the last layer's scores cannot fit {SCORE_WORD_BITS} bits: the bias is more "
+                               f"than 2^{SCORE_WORD_BITS - 1} times the largest slope")
+        shift -= 1
 
 
 def _conv(stage: FloatStage, output) -> ConvLayer:
@@ -112,7 +125,7 @@ def fold_last_stage_into_scores(stage: FloatStage) -> ConvLayer:
         raise CompileError(f"the last layer {stage.name!r} must produce one score per class, "
                            f"not a {conv.out_shape} map")
     a, b = stage_affine(stage)
-    conv.output = quantize_scores(a.reshape(-1), b.reshape(-1))
+    conv.output = quantize_scores(a.reshape(-1), b.reshape(-1), accumulator_range(conv))
     return conv
 
 

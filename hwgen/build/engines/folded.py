@@ -196,6 +196,21 @@ class FoldedEngine(wiring.Component):
         """Output FIFO entries (= result credits): enough for full throughput."""
         return self.latency // self.sf + 1
 
+    @property
+    def weight_rom_bits(self) -> int:
+        """Weight ROM size in bits (the subclass's field width times C_out * F)."""
+        raise NotImplementedError
+
+    @property
+    def threshold_rom_bits(self) -> int:
+        """Threshold storage: C_out * threshold_width bits (0 in accumulator mode)."""
+        return 0 if self.accumulator_mode else self.c_out * self.threshold_width
+
+    @property
+    def input_buffer_bits(self) -> int:
+        """The input buffer re-read by neuron folds 1..NF-1: SF words of (lane_bits + 1) * SIMD bits (0 when NF = 1)."""
+        return 0 if self.nf == 1 else self.sf * (self._lane_bits + 1) * self.simd
+
     def threshold_words(self) -> list[int]:
         """Threshold ROM contents: word nf, field p (threshold_width bits) = T[nf*PE + p]."""
         return [pack_fields(row, self.threshold_width) for row in self._thresholds.reshape(self.nf, self.pe)]

@@ -65,14 +65,18 @@ def _check_offsets(offsets: object, c_in: int) -> np.ndarray:
     return p.astype(np.int64)  # own copy
 
 
-def _accumulator_range(weights: np.ndarray, offsets: np.ndarray, weight_bits: int) -> tuple[int, int]:
-    """The exact accumulator range, from the IR's own definition (a (C_out, C_in, taps, 1) kernel)."""
+def _accumulator_range(weights: np.ndarray, offsets: np.ndarray | None, c_in: int,
+                       weight_bits: int) -> tuple[int, int]:
+    """The exact accumulator range, from the IR's own definition (a (C_out, C_in, taps, 1) kernel).
+
+    ``offsets`` None: binary inputs (values +-1, 0 when padded).
+    """
     c_out, fan_in = weights.shape
-    c_in = len(offsets)
     taps = fan_in // c_in
     kernel = weights.reshape(c_out, taps, c_in).transpose(0, 2, 1)[..., None]
     layer = ConvLayer(name="mac", in_shape=(c_in, taps, 1), weights=kernel,
-                      weight_bits=weight_bits, stride=1, padding=0, input_kind="uint8",
+                      weight_bits=weight_bits, stride=1, padding=0,
+                      input_kind="binary" if offsets is None else "uint8",
                       output=ScoreOutput(scale=np.ones(c_out, dtype=np.int64),
                                          bias=np.zeros(c_out, dtype=np.int64)),
                       input_offset=offsets)
@@ -95,8 +99,13 @@ class MACUnit(FoldedEngine):
         any integers of at most :data:`MAX_WEIGHT_BITS` bits (*k-bit*: stored
         in the smallest two's-complement width holding them, a signed
         multiplier per lane). Copied: later changes do not change the design.
-    input_offset : int array (C_in,) in 0..255
-        p_c, the pixel value that means 0 for input channel c.
+    input_offset : int array (C_in,) in 0..255, or None
+        p_c, the pixel value that means 0 for input channel c (uint8 inputs);
+        None for binary inputs.
+    input_kind : "uint8" (default) or "binary"
+        Binary inputs (a k-bit layer after binary ones, e.g. an int8 last
+        layer): elements are bits b standing for 2b - 1, 1 bit per element on
+        ``i``, and the term is ``b ? W : -W`` (0 when padded).
     in_channels : int
         C_in; must divide F. Element f of the fan-in belongs to channel f mod C_in.
     pe : int
@@ -179,25 +188,31 @@ class MACUnit(FoldedEngine):
     #: weight word) and S3 (products).
     _TERM_STAGES = 3
 
-    def __init__(self, *, weights: np.ndarray, input_offset: np.ndarray, in_channels: int,
-                 pe: int, simd: int, thresholds: np.ndarray | None) -> None:
+    def __init__(self, *, weights: np.ndarray, input_offset: np.ndarray | None, in_channels: int,
+                 pe: int, simd: int, thresholds: np.ndarray | None, input_kind: str = "uint8") -> None:
         w = _check_weights(weights)
         c_out, fan_in = (int(n) for n in w.shape)
         c_in = check_count("in_channels", in_channels)
         check_divides("in_channels", c_in, "the fan-in F", fan_in)
-        p = _check_offsets(input_offset, c_in)
+        if input_kind not in ("uint8", "binary"):
+            raise BuildError(f"input_kind must be 'uint8' or 'binary', not {input_kind!r}")
+        self.binary_inputs = input_kind == "binary"
+        if self.binary_inputs and input_offset is not None:
+            raise BuildError("binary inputs take no input_offset (give None)")
+        p = None if self.binary_inputs else _check_offsets(input_offset, c_in)
         pe = check_divides("PE", check_count("PE", pe), "C_out", c_out)
         simd = check_divides("SIMD", check_count("SIMD", simd), "the fan-in F", fan_in)
         t = check_thresholds("MACUnit", thresholds, c_out)
 
         self.in_channels = c_in
-        self.offset_period = c_in // math.gcd(simd, c_in)
+        self.offset_period = 1 if self.binary_inputs else c_in // math.gcd(simd, c_in)
         self.binary_weights = bool(np.all(np.abs(w) == 1))
         self.weight_bits = 1 if self.binary_weights else signed_bits(int(w.min()), int(w.max()))
         self._weights = w
         self._offsets = p
-        super().__init__(c_out=c_out, fan_in=fan_in, pe=pe, simd=simd, lane_bits=_PIXEL_BITS,
-                         acc_range=_accumulator_range(w, p, self.weight_bits), thresholds=t)
+        super().__init__(c_out=c_out, fan_in=fan_in, pe=pe, simd=simd,
+                         lane_bits=1 if self.binary_inputs else _PIXEL_BITS,
+                         acc_range=_accumulator_range(w, p, c_in, self.weight_bits), thresholds=t)
 
     # -- figures -----------------------------------------------------------
 
@@ -212,6 +227,8 @@ class MACUnit(FoldedEngine):
 
     def offset_words(self) -> list[int]:
         """Offset words by phase ph = sf mod offset_period: field k (8 bits) = p[(ph*SIMD + k) mod C_in]."""
+        if self.binary_inputs:
+            return [0]
         return [pack_fields([self._offsets[(ph * self.simd + k) % self.in_channels] for k in range(self.simd)],
                             _PIXEL_BITS)
                 for ph in range(self.offset_period)]
@@ -239,19 +256,23 @@ class MACUnit(FoldedEngine):
                         m.d.sync += off.eq(word)
         addr1 = delay(m, s.addr, 1, "addr1")
 
-        # S2: d = valid ? x - p : 0 per lane (9-bit signed); weight word from the ROM.
+        # S2: d = valid ? x - p : 0 per lane (9-bit signed; 2b - 1 for binary inputs); weight word from the ROM.
         wrd = self._weight_rom(m, addr1, WB)
         ds = []
         for k in range(SIMD):
-            d = Signal(signed(_DIFF_BITS), name=f"d{k}")
-            xk = x[k * _PIXEL_BITS:(k + 1) * _PIXEL_BITS]
-            pk = off[k * _PIXEL_BITS:(k + 1) * _PIXEL_BITS]
-            m.d.sync += d.eq(Mux(v[k], xk - pk, 0))
+            if self.binary_inputs:
+                d = Signal(signed(2), name=f"d{k}")
+                m.d.sync += d.eq(Mux(v[k], Mux(x[k], 1, -1), 0))
+            else:
+                d = Signal(signed(_DIFF_BITS), name=f"d{k}")
+                xk = x[k * _PIXEL_BITS:(k + 1) * _PIXEL_BITS]
+                pk = off[k * _PIXEL_BITS:(k + 1) * _PIXEL_BITS]
+                m.d.sync += d.eq(Mux(v[k], xk - pk, 0))
             ds.append(d)
 
         # S3: products W * d per PE and lane, then the adder trees.
         wmax = 1 if self.binary_weights else int(np.abs(self._weights).max())
-        prod_bound = wmax * _DIFF_MAX
+        prod_bound = wmax * (1 if self.binary_inputs else _DIFF_MAX)
         prod_width = min(signed_bits(-prod_bound, prod_bound), self.acc_width)
         sums = []
         for p in range(PE):

@@ -118,6 +118,11 @@ class MVTU(FoldedEngine):
         super().__init__(c_out=c_out, fan_in=fan_in, pe=pe, simd=simd, lane_bits=1,
                          acc_range=(-fan_in, fan_in), thresholds=t)
 
+    @property
+    def weight_rom_bits(self) -> int:
+        """C_out * F: one bit per weight."""
+        return self.c_out * self.fan_in
+
     def weight_words(self) -> list[int]:
         """Weight ROM contents: word nf*SF + sf, bit p*SIMD + k = weight bit (nf*PE + p, sf*SIMD + k)."""
         return self._fold_words(self._weight_bits, 1)

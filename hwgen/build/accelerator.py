@@ -1,0 +1,222 @@
+"""The accelerator's top level: one engine per IR layer, chained by streams, AXI4-Stream at both ends.
+
+Data path (DESIGN.md section 3), for each :class:`~hwgen.compile.ir.ConvLayer`
+with its folding (PE, SIMD):
+
+* a sliding-window layer gets a :class:`SlidingWindowUnit` (window vectors
+  with padding marked invalid); a whole-map layer (a fully connected layer:
+  the kernel covers the whole unpadded input) reads the map stream directly,
+  regrouped to SIMD elements per beat by a :class:`WidthConverter`, every tap
+  valid, through a FIFO of one input vector (SF beats) when the engine has
+  more than one neuron fold: the engine reads a vector in its first SF cycles
+  and computes for (NF - 1) * SF more, and the FIFO lets the producer deliver
+  the next frame's vector meanwhile instead of stalling (a sliding-window
+  layer's line buffer does the same);
+* then an :class:`MVTU` (binary inputs) or a :class:`MACUnit` (the first
+  layer's uint8 pixels: the SWU treats a pixel's C channels of 8 bits as 8C
+  bit-channels and SIMD elements as 8 * SIMD bits; the valid mask keeps one
+  bit per element);
+* a :class:`MaxPoolUnit` per pool layer, at the width of the stream it reads;
+* the last layer in accumulator mode, then the :class:`ScoreUnit` (scores + top-1).
+
+A binary feature map travels as the map stream: pixels in row-major order,
+channels ``q*width .. q*width + width - 1`` on beat q, where width is the
+producing engine's PE (an MVTU emits one beat of PE channels per neuron fold).
+
+Ports (the Verilog module's, flat names)
+-----
+s_axis_tdata[7:0], s_axis_tvalid, s_axis_tready, s_axis_tlast (in; tlast is ignored)
+    Frames of the uint8 image (C, H, W), H*W*C bytes per frame in (y, x, c)
+    order (channel fastest), frames back to back.
+m_axis_tdata[WORD-1:0], m_axis_tvalid, m_axis_tready, m_axis_tlast (out)
+    Per frame C_classes + 1 words: the class scores (two's complement,
+    sign-extended to WORD = 32 bits), then the class index with tlast = 1.
+
+Back-pressure is honoured everywhere (``m_axis_tready`` low only delays):
+every engine holds its output until taken and stops taking input when full,
+so nothing is dropped. A frame's throughput is set by the slowest engine
+(:func:`hwgen.build.folding.summarize`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import numpy as np
+from amaranth.hdl import Cat, Const, Module
+from amaranth.lib import wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from hwgen.build.engines import MACUnit, MVTU, MaxPoolUnit, SlidingWindowUnit
+from hwgen.build.engines.convert import WidthConverter
+from hwgen.build.engines.scores import ScoreUnit
+from hwgen.build.folding import LayerFold
+from hwgen.compile.ir import ConvLayer, MaxPoolLayer, Network, ScoreOutput
+from hwgen.errors import BuildError
+
+__all__ = ["Accelerator", "EngineStage", "TOP_MODULE", "WORD_BITS", "stream_weights"]
+
+TOP_MODULE = "hwgen_top"
+#: Bits of an input beat (one uint8 pixel channel) and of an output word.
+PIXEL_BITS = 8
+WORD_BITS = 32
+
+
+def stream_weights(layer: ConvLayer) -> np.ndarray:
+    """(C_out, F) weights in the stream's fan-in order (i, j, c), channel fastest."""
+    w = np.asarray(layer.weights, dtype=np.int64)
+    return w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+
+
+def _thresholds(layer: ConvLayer) -> np.ndarray | None:
+    out = layer.output
+    if isinstance(out, ScoreOutput):
+        return None
+    if out.per_position:
+        raise BuildError(f"layer {layer.name}: per-position thresholds {out.thresholds.shape} (XNOR-Net++ "
+                         f"Gamma shapes 2-4) are not supported by the hardware engines; train with "
+                         f"a per-channel scale (--scale gamma_channel, xnor, trained or none)")
+    if np.any(out.direction != 1):
+        raise BuildError(f"layer {layer.name}: thresholds must all be '>=' (compile with the flip pass)")
+    return out.thresholds
+
+
+@dataclass
+class EngineStage:
+    """One layer's hardware: its input adapter, its engine, what it reads and writes."""
+
+    layer_name: str
+    engine: wiring.Component          # MVTU, MACUnit or MaxPoolUnit
+    window: SlidingWindowUnit | None  # sliding-window layers
+    converter: WidthConverter | None  # whole-map layers
+    element_bits: int                 # bits per input element: 8 (uint8) or 1
+    out_width: int                    # bits per output beat (the map stream's width)
+
+    @property
+    def memory_bits(self) -> dict[str, int]:
+        """On-chip memory of this stage: weights, thresholds, buffers (line buffer, pool row, input buffer)."""
+        e = self.engine
+        bits = {"weights": 0, "thresholds": 0, "buffers": 0}
+        if isinstance(e, (MVTU, MACUnit)):
+            bits["weights"] = e.weight_rom_bits
+            bits["thresholds"] = e.threshold_rom_bits
+            bits["buffers"] += e.input_buffer_bits
+        else:
+            bits["buffers"] += e.buffer_bits
+        if self.window is not None:
+            bits["buffers"] += self.window.buffer_bits
+        if self.converter is not None and e.nf > 1:
+            bits["buffers"] += e.sf * self.converter.out_width  # the vector FIFO
+        return bits
+
+
+class Accelerator(wiring.Component):
+    """The whole streaming accelerator of a compiled network at a given folding (see the module docstring).
+
+    Parameters
+    ----------
+    net : Network
+        The compiled IR (thresholds flipped to ``>=``, per-channel).
+    folds : list[LayerFold]
+        One per ConvLayer, in order (:func:`hwgen.build.folding.solve_folding`).
+    """
+
+    def __init__(self, net: Network, folds: list[LayerFold]) -> None:
+        convs = [layer for layer in net.layers if isinstance(layer, ConvLayer)]
+        if [f.layer.name for f in folds] != [c.name for c in convs]:
+            raise BuildError("the folding does not match the network's layers")
+        fold_of = {f.layer.name: f for f in folds}
+        self.net = net
+        self.stages: list[EngineStage] = []
+        width = PIXEL_BITS
+        for layer in net.layers[:-1]:
+            stage = self._stage(layer, fold_of.get(layer.name), width)
+            self.stages.append(stage)
+            width = stage.out_width
+        last = net.layers[-1]
+        if not isinstance(last, ConvLayer) or not isinstance(last.output, ScoreOutput):
+            raise BuildError("the network's last layer must be a ConvLayer with class scores")
+        self.stages.append(self._stage(last, fold_of[last.name], width))
+        tail = self.stages[-1].engine
+        self.scores = ScoreUnit(scale=last.output.scale, bias=last.output.bias, acc_range=tail.acc_range,
+                                pe=tail.pe, word_bits=WORD_BITS)
+        super().__init__({
+            "s_axis_tdata": In(PIXEL_BITS), "s_axis_tvalid": In(1), "s_axis_tready": Out(1), "s_axis_tlast": In(1),
+            "m_axis_tdata": Out(WORD_BITS), "m_axis_tvalid": Out(1), "m_axis_tready": In(1), "m_axis_tlast": Out(1),
+        })
+
+    @staticmethod
+    def _stage(layer, fold: LayerFold | None, width: int) -> EngineStage:
+        if isinstance(layer, MaxPoolLayer):
+            pool = MaxPoolUnit(in_shape=layer.in_shape, kernel=layer.kernel, stride=layer.stride,
+                               use_and=layer.use_and, width=width)
+            return EngineStage(layer.name, pool, None, None, 1, width)
+        bits = PIXEL_BITS if layer.input_kind == "uint8" else 1
+        c_in, h, w = layer.in_shape
+        kh, kw = layer.kernel
+        weights = stream_weights(layer)
+        thresholds = _thresholds(layer)
+        if layer.input_kind == "binary" and layer.weight_bits == 1:
+            engine = MVTU(weights=weights, pe=fold.pe, simd=fold.simd, thresholds=thresholds)
+        else:
+            engine = MACUnit(weights=weights, input_offset=layer.input_offset, in_channels=c_in,
+                             pe=fold.pe, simd=fold.simd, thresholds=thresholds, input_kind=layer.input_kind)
+        window = converter = None
+        if fold.layer.whole_map:
+            converter = WidthConverter(in_width=width, out_width=fold.simd * bits)
+        else:
+            if kh != kw:
+                raise BuildError(f"layer {layer.name}: the sliding-window unit needs a square kernel, not {kh}x{kw}")
+            window = SlidingWindowUnit(in_shape=(c_in * bits, h, w), kernel=kh, stride=layer.stride,
+                                       padding=layer.padding, in_width=width, simd=fold.simd * bits)
+        return EngineStage(layer.name, engine, window, converter, bits, fold.pe)
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        src = SimpleNamespace(valid=self.s_axis_tvalid, ready=self.s_axis_tready, payload=self.s_axis_tdata)
+        for k, stage in enumerate(self.stages):
+            m.submodules[f"{stage.layer_name}_engine"] = stage.engine
+            if isinstance(stage.engine, MaxPoolUnit):
+                _link(m, src, stage.engine.i, stage.engine.i.payload.eq(src.payload))
+            elif stage.window is not None:
+                swu = m.submodules[f"{stage.layer_name}_window"] = stage.window
+                _link(m, src, swu.i, swu.i.payload.eq(src.payload))
+                bits = stage.element_bits
+                valid = swu.o.payload.valid
+                _link(m, swu.o, stage.engine.i, [
+                    stage.engine.i.payload.data.eq(swu.o.payload.data),
+                    stage.engine.i.payload.valid.eq(Cat(valid[j] for j in range(0, len(valid), bits))),
+                ])
+            else:
+                conv = m.submodules[f"{stage.layer_name}_convert"] = stage.converter
+                _link(m, src, conv.i, conv.i.payload.eq(src.payload))
+                vectors = conv.o
+                if stage.engine.nf > 1:
+                    fifo = m.submodules[f"{stage.layer_name}_fifo"] = SyncFIFOBuffered(
+                        width=stage.converter.out_width, depth=stage.engine.sf)
+                    m.d.comb += [fifo.w_en.eq(conv.o.valid), conv.o.ready.eq(fifo.w_rdy),
+                                 fifo.w_data.eq(conv.o.payload)]
+                    vectors = SimpleNamespace(valid=fifo.r_rdy, ready=fifo.r_en, payload=fifo.r_data)
+                simd = stage.engine.simd
+                _link(m, vectors, stage.engine.i, [
+                    stage.engine.i.payload.data.eq(vectors.payload),
+                    stage.engine.i.payload.valid.eq(Const((1 << simd) - 1, simd)),
+                ])
+            src = stage.engine.o
+        m.submodules.scores = self.scores
+        _link(m, src, self.scores.i, self.scores.i.payload.eq(src.payload))
+        m.d.comb += [
+            self.m_axis_tvalid.eq(self.scores.o.valid),
+            self.scores.o.ready.eq(self.m_axis_tready),
+            self.m_axis_tdata.eq(self.scores.o.payload.data),
+            self.m_axis_tlast.eq(self.scores.o.payload.last),
+        ]
+        return m
+
+
+def _link(m: Module, src, dst, payload) -> None:
+    """valid / ready between two streams, and the given payload assignment(s)."""
+    m.d.comb += [dst.valid.eq(src.valid), src.ready.eq(dst.ready)]
+    m.d.comb += payload if isinstance(payload, list) else [payload]

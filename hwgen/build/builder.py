@@ -1,0 +1,200 @@
+"""``hwgen build``: compile (if needed) + fold + generate, into one build folder.
+
+Steps: read the model (a ``.ckpt`` is compiled, a ``.hwir`` is loaded) ->
+solve the folding -> construct the :class:`~hwgen.build.accelerator.Accelerator`
+(every engine validates its parameters) -> check weight + threshold memory
+against the target's block RAM (refuse before generating) -> write
+
+* ``top.v``: Verilog of module ``hwgen_top`` from Amaranth's back end (the
+  weight and threshold ROM contents are inline ``initial`` blocks);
+* ``mem/LAYER.weights.hex`` / ``mem/LAYER.thresholds.hex``: the same ROM
+  contents, one word per line (hex, word 0 first), for inspection and other tools;
+* ``net.hwir``: the IR the design was generated from (the golden model's input);
+* ``report.json`` + ``report.md`` (:mod:`hwgen.build.report`);
+* the toolchain scripts and Makefile for ``hwgen synth`` (rendered from templates/).
+
+The output is deterministic: the same model and options give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hwgen import __version__
+from hwgen.build.accelerator import TOP_MODULE, Accelerator
+from hwgen.build.engines import MACUnit, MVTU
+from hwgen.build.folding import input_cycles, solve_folding, summarize
+from hwgen.build.report import format_markdown, layer_rows
+from hwgen.build.targets import Target, get_target
+from hwgen.compile.ir import Network
+from hwgen.errors import BuildError
+
+__all__ = ["BuildOptions", "BuildResult", "build", "load_model", "read_overrides"]
+
+DEFAULT_TARGET = "ecp5-85k"
+DEFAULT_CLOCK_MHZ = 100.0
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """What ``hwgen build`` was asked for: exactly one of ``pe`` and ``fps``; ``simd`` and ``overrides`` refine it."""
+
+    pe: int | None = None
+    simd: int | None = None
+    fps: float | None = None
+    overrides: dict[str, tuple[int, int]] = field(default_factory=dict)
+    target: str = DEFAULT_TARGET
+    clock_mhz: float = DEFAULT_CLOCK_MHZ
+    check_memory: bool = True
+
+    def describe(self) -> str:
+        parts = [f"--pe {self.pe}" if self.pe is not None else f"--fps {self.fps:g}"]
+        if self.simd is not None:
+            parts.append(f"--simd {self.simd}")
+        if self.overrides:
+            parts.append("overrides " + ", ".join(f"{k}=({pe}, {simd})" for k, (pe, simd) in self.overrides.items()))
+        return " ".join(parts)
+
+
+@dataclass
+class BuildResult:
+    out_dir: Path
+    report: dict
+    seconds: dict[str, float]
+
+
+def load_model(path: Path) -> tuple[Network, str]:
+    """(IR, the source file's SHA-256): a ``.hwir`` is loaded, anything else is read as a checkpoint and compiled."""
+    from hwgen.compile.artifact import load_network
+    from hwgen.compile.compiler import compile_checkpoint
+    from hwgen.train.checkpoint import load_checkpoint
+
+    path = Path(path)
+    if not path.is_file():
+        raise BuildError(f"no such model file: {path} (give a .ckpt checkpoint or a .hwir IR file)")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if path.suffix == ".hwir":
+        return load_network(path), digest
+    return compile_checkpoint(load_checkpoint(path), str(path)), digest
+
+
+def read_overrides(path: Path) -> dict[str, tuple[int, int]]:
+    """A per-layer folding file: JSON ``{"layer": {"pe": P, "simd": S}, ...}`` (or ``[P, S]`` per layer)."""
+    try:
+        raw = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise BuildError(f"no such folding file: {path}") from None
+    except json.JSONDecodeError as exc:
+        raise BuildError(f"folding file {path} is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise BuildError(f"folding file {path} must map layer names to {{\"pe\": P, \"simd\": S}}")
+    out = {}
+    for name, value in raw.items():
+        if isinstance(value, dict) and set(value) == {"pe", "simd"}:
+            pe, simd = value["pe"], value["simd"]
+        elif isinstance(value, list) and len(value) == 2:
+            pe, simd = value
+        else:
+            raise BuildError(f"folding file {path}: layer {name!r} needs {{\"pe\": P, \"simd\": S}}, not {value!r}")
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (pe, simd)):
+            raise BuildError(f"folding file {path}: layer {name!r}: PE and SIMD must be positive integers")
+        out[name] = (pe, simd)
+    return out
+
+
+def _check_memory(name: str, target: Target, weights: int, thresholds: int) -> None:
+    total = weights + thresholds
+    if total > target.bram_bits:
+        raise BuildError(
+            f"{name} does not fit {target.name}: weights {weights:,} + thresholds {thresholds:,} = {total:,} bits "
+            f"of on-chip memory, but the {target.part} has {target.bram_bits:,} bits of block RAM "
+            f"({target.bram_blocks} x {target.bram_block_bits:,}); choose a larger target, a narrower model "
+            f"(e.g. --width), or pass --no-memory-check to generate anyway")
+
+
+def _hex_words(words: list[int], bits: int) -> str:
+    digits = max(1, (bits + 3) // 4)
+    return "".join(f"{w:0{digits}x}\n" for w in words)
+
+
+def build(model_path: Path, out_dir: Path, options: BuildOptions, *, name: str | None = None,
+          log=print) -> BuildResult:
+    """Run the whole build (see the module docstring); returns the report dict and per-step seconds."""
+    from amaranth.back import verilog
+
+    from hwgen.compile.artifact import save_network
+
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    target = get_target(options.target)
+    if options.clock_mhz <= 0:
+        raise BuildError(f"--clock must be positive, not {options.clock_mhz}")
+    net, digest = load_model(Path(model_path))
+    name = name or Path(out_dir).name or net.name
+    seconds["compile"] = time.perf_counter() - started
+
+    t = time.perf_counter()
+    folds = solve_folding(net, pe=options.pe, simd=options.simd, fps=options.fps,
+                          clock_hz=options.clock_mhz * 1e6, overrides=options.overrides)
+    acc = Accelerator(net, folds)
+    rows = layer_rows(acc, folds)
+    memory = {k: sum(r[f"{k}_bits"] for r in rows) for k in ("weights", "thresholds", "buffers")}
+    if options.check_memory:
+        _check_memory(name, target, memory["weights"], memory["thresholds"])
+    summary = summarize(folds, input_cycles(net))
+    seconds["fold"] = time.perf_counter() - t
+
+    log(f"generating Verilog for {len(acc.stages)} engines ({summary.total_lanes:,} lanes) ...")
+    t = time.perf_counter()
+    text = verilog.convert(acc, name=TOP_MODULE, emit_src=False)
+    header = (f"// Generated by hwgen {__version__} from {Path(model_path).name} (sha256 {digest[:16]}), "
+              f"{options.describe()}. Do not edit.\n")
+    seconds["verilog"] = time.perf_counter() - t
+
+    out = Path(out_dir)
+    (out / "mem").mkdir(parents=True, exist_ok=True)
+    (out / "top.v").write_text(header + text)
+    for stage in acc.stages:
+        e = stage.engine
+        if isinstance(e, (MVTU, MACUnit)):
+            (out / "mem" / f"{stage.layer_name}.weights.hex").write_text(
+                _hex_words(e.weight_words(), e.pe * e.simd * (e.weight_rom_bits // (e.c_out * e.fan_in))))
+            if not e.accumulator_mode:
+                (out / "mem" / f"{stage.layer_name}.thresholds.hex").write_text(
+                    _hex_words(e.threshold_words(), e.pe * e.threshold_width))
+    save_network(out / "net.hwir", net)
+
+    report = {
+        "format": "hwgen-build", "version": 1, "hwgen": __version__,
+        "name": name, "source": str(model_path), "source_sha256": digest,
+        "top_module": TOP_MODULE, "verilog": "top.v", "ir": "net.hwir",
+        "input_shape": list(net.input_shape), "num_classes": net.num_classes,
+        "dataset": net.metadata.get("dataset"), "data_dir": net.metadata.get("data_dir"),
+        "folding": {"request": options.describe(), "pe": options.pe, "simd": options.simd, "fps": options.fps,
+                    "overrides": {k: list(v) for k, v in options.overrides.items()}},
+        "target": {"name": target.name, "part": target.part, "lut4": target.lut4, "bram_bits": target.bram_bits},
+        "clock_mhz": options.clock_mhz,
+        "input_cycles": input_cycles(net),
+        "cycles_per_frame": summary.cycles_per_frame,
+        "summary": {"bottleneck": summary.bottleneck, "cycles_per_frame": summary.cycles_per_frame,
+                    "ideal_cycles": summary.ideal_cycles, "balance": summary.balance,
+                    "total_lanes": summary.total_lanes, "fps": summary.fps(options.clock_mhz * 1e6)},
+        "memory": {**{f"{k}_bits": v for k, v in memory.items()}, "target_bram_bits": target.bram_bits},
+        "lut4_estimate": sum(r["lut4_estimate"] for r in rows),
+        "layers": rows,
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "report.md").write_text(format_markdown(report))
+    _render_scripts(out, target, options)
+    seconds["total"] = time.perf_counter() - started
+    return BuildResult(out_dir=out, report=report, seconds=seconds)
+
+
+def _render_scripts(out: Path, target: Target, options: BuildOptions) -> None:
+    from hwgen.synth.scripts import render_toolchain_scripts
+
+    render_toolchain_scripts(out, top=TOP_MODULE, verilog="top.v", target=target, freq_mhz=options.clock_mhz, seed=1)

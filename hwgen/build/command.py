@@ -1,0 +1,50 @@
+"""``hwgen build MODEL --pe N [--simd S | --fps F | --folding FILE] [--target T] -o build/NAME``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["add_parser"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from hwgen.build.builder import DEFAULT_CLOCK_MHZ, DEFAULT_TARGET
+    from hwgen.build.targets import TARGETS
+
+    p = sub.add_parser("build", help="generate the accelerator (Verilog, memories, report, toolchain scripts)",
+                       description="Compile (for a .ckpt), fold and generate a streaming accelerator into a build "
+                                   "folder: top.v, mem/*.hex, net.hwir, report.md/json, synthesis scripts.")
+    p.add_argument("model", type=Path, help="a checkpoint (.ckpt) or a compiled IR (.hwir)")
+    p.add_argument("-o", "--output", type=Path, default=None, help="build folder (default: build/<model name>)")
+    fold = p.add_mutually_exclusive_group(required=True)
+    fold.add_argument("--pe", type=int, help="PEs of the heaviest layer; the others are balanced to keep up")
+    fold.add_argument("--fps", type=float, help="frames per second to reach at --clock (fewest lanes that do)")
+    p.add_argument("--simd", type=int, default=None, help="SIMD of the heaviest layer with --pe (default: "
+                                                          "the largest legal value <= 64)")
+    p.add_argument("--folding", type=Path, default=None, metavar="FILE",
+                   help='per-layer overrides, JSON {"conv1": {"pe": 16, "simd": 32}, ...}')
+    p.add_argument("--target", default=DEFAULT_TARGET, choices=sorted(TARGETS),
+                   help=f"FPGA for the memory budget and the toolchain scripts (default {DEFAULT_TARGET})")
+    p.add_argument("--clock", type=float, default=DEFAULT_CLOCK_MHZ, metavar="MHZ",
+                   help=f"clock for frames/s and the timing target (default {DEFAULT_CLOCK_MHZ:g})")
+    p.add_argument("--no-memory-check", action="store_true",
+                   help="generate even when weights + thresholds exceed the target's block RAM")
+    p.set_defaults(func=_run_build)
+
+
+def _run_build(args: argparse.Namespace) -> int:
+    from hwgen.build.builder import BuildOptions, build, read_overrides
+
+    options = BuildOptions(pe=args.pe, simd=args.simd, fps=args.fps,
+                           overrides=read_overrides(args.folding) if args.folding else {},
+                           target=args.target, clock_mhz=args.clock, check_memory=not args.no_memory_check)
+    out = args.output or Path("build") / args.model.stem
+    result = build(args.model, out, options)
+    r = result.report
+    print((out / "report.md").read_text())
+    print(f"wrote {out}/top.v, report.md, report.json, net.hwir, mem/, toolchain scripts "
+          f"in {result.seconds['total']:.1f} s (Verilog {result.seconds['verilog']:.1f} s); "
+          f"{r['summary']['cycles_per_frame']:,} cycles per frame, "
+          f"{r['summary']['fps']:,.0f} frames/s at {r['clock_mhz']:g} MHz")
+    return 0

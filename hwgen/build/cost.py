@@ -1,0 +1,59 @@
+"""LUT4 estimates per stage, for the build report before any synthesis runs.
+
+A first-order cost model in ECP5 LUT4 (TRELLIS_COMB cells), whose
+coefficients come from Yosys ``synth_ecp5`` runs of the engines
+(docs/hardware.md, ``benchmarks/mvtu_synth.py``); the synthesis report
+(``hwgen synth``) gives the real numbers. For an engine with PE x SIMD lanes
+and accumulators of A bits:
+
+* MVTU: ``LANE_LUT4 * PE * SIMD`` (XNOR, popcount tree) ``+ PE * 2A``
+  (accumulator and threshold compare) ``+ CONTROL_LUT4``;
+* MAC unit: per lane the term (a conditional negate of the 9-bit pixel
+  difference for binary weights, a k x 9 multiplier for k-bit weights, a
+  conditional negate of W for binary inputs) plus its share of the adder
+  tree (about A bits per lane), then the same per-PE and control terms;
+* sliding-window unit: its SIMD-bit output multiplexer over C / SIMD chunks
+  plus counters; max-pool unit: two LUTs per bit of width plus counters.
+"""
+
+from __future__ import annotations
+
+import math
+
+from hwgen.build.engines import MACUnit, MaxPoolUnit, MVTU, SlidingWindowUnit
+
+__all__ = ["estimate_lut4"]
+
+#: LUT4 per XNOR-popcount lane (measured on ECP5 with the balanced pipelined tree; DESIGN.md section 5).
+LANE_LUT4 = 2.7
+#: Counters, address and flow-control logic of one engine.
+CONTROL_LUT4 = 40
+
+
+def _folded(engine) -> float:
+    lanes = engine.pe * engine.simd
+    per_pe = engine.pe * 2 * engine.acc_width
+    if isinstance(engine, MVTU):
+        return LANE_LUT4 * lanes + per_pe + CONTROL_LUT4
+    assert isinstance(engine, MACUnit)
+    if engine.binary_inputs:
+        term = engine.weight_bits
+    elif engine.binary_weights:
+        term = 9
+    else:
+        term = 9 * engine.weight_bits
+    return (term + engine.acc_width) * lanes + per_pe + CONTROL_LUT4
+
+
+def estimate_lut4(engine) -> int:
+    """Estimated LUT4 of one engine (see the module docstring)."""
+    if isinstance(engine, (MVTU, MACUnit)):
+        cost = _folded(engine)
+    elif isinstance(engine, SlidingWindowUnit):
+        chunks = engine.in_shape[0] // engine.simd
+        cost = engine.simd * math.ceil(math.log2(chunks + 1)) + CONTROL_LUT4
+    elif isinstance(engine, MaxPoolUnit):
+        cost = 2 * len(engine.i.payload) + CONTROL_LUT4
+    else:
+        cost = CONTROL_LUT4
+    return int(round(cost))

@@ -1,0 +1,133 @@
+"""Stream width converter: beats of ``in_width`` bits -> beats of ``out_width`` bits, order kept.
+
+A stream is read as one long bit string, the first beat on the lowest bits
+(the map-stream convention: channel ``q*width + k`` of a pixel on bit k of its
+beat q). The converter regroups it: when ``out_width = k * in_width`` it
+gathers k input beats into one output beat (input beat j on output bits
+``j*in_width ..``); when ``in_width = k * out_width`` it splits each input beat
+into k output beats (output beat j = input bits ``j*out_width ..``); otherwise
+it chains a split to the greatest common divisor and a gather. Frames must be a
+whole number of both beat sizes (the accelerator guarantees it: both widths
+divide the frame's bit count).
+"""
+
+from __future__ import annotations
+
+import math
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hwgen.build.engines.swu import check_count
+
+__all__ = ["WidthConverter"]
+
+
+class WidthConverter(wiring.Component):
+    """Regroup a bit stream from ``in_width`` to ``out_width`` bits per beat.
+
+    Parameters (keyword-only; a :class:`~hwgen.errors.BuildError` names any violation)
+    ----------
+    in_width, out_width : int
+        Bits per beat of ``i`` and ``o``.
+
+    Ports
+    -----
+    i : In(stream.Signature(in_width))
+    o : Out(stream.Signature(out_width))
+        The same bit string, regrouped (see the module docstring).
+
+    Timing
+    ------
+    Equal widths: a wire (latency 0). Gather by k: the output beat is valid the
+    cycle after the handshake of its k-th input beat; one input beat per
+    cycle, ``i.ready = ~o.valid | o.ready``. Split by k: an input beat is held
+    in a register and leaves in k consecutive cycles (while ``o.ready``); the
+    next input beat is accepted with the last of them, so the output runs at
+    one beat per cycle. General widths: split then gather, latency 2.
+    """
+
+    def __init__(self, *, in_width: int, out_width: int) -> None:
+        self.in_width = check_count("in_width", in_width)
+        self.out_width = check_count("out_width", out_width)
+        super().__init__({
+            "i": In(stream.Signature(self.in_width)),
+            "o": Out(stream.Signature(self.out_width)),
+        })
+
+    @property
+    def latency(self) -> int:
+        """Cycles from the handshake of the input beat that completes an output beat to that beat being valid."""
+        a, b = self.in_width, self.out_width
+        if a == b:
+            return 0
+        if b % a == 0 or a % b == 0:
+            return 1
+        return 2
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        a, b = self.in_width, self.out_width
+        if a == b:
+            wiring.connect(m, wiring.flipped(self.i), wiring.flipped(self.o))
+        elif b % a == 0:
+            self._gather(m, b // a)
+        elif a % b == 0:
+            self._split(m, a // b)
+        else:
+            g = math.gcd(a, b)
+            m.submodules.split = split = WidthConverter(in_width=a, out_width=g)
+            m.submodules.gather = gather = WidthConverter(in_width=g, out_width=b)
+            wiring.connect(m, wiring.flipped(self.i), split.i)
+            wiring.connect(m, split.o, gather.i)
+            wiring.connect(m, gather.o, wiring.flipped(self.o))
+        return m
+
+    def _gather(self, m: Module, k: int) -> None:
+        a = self.in_width
+        parts = [Signal(a, name=f"part{j}") for j in range(k - 1)]
+        count = Signal(range(k))
+        data = Signal(self.out_width)
+        valid = Signal()
+        m.d.comb += [
+            self.i.ready.eq(~valid | self.o.ready),
+            self.o.valid.eq(valid),
+            self.o.payload.eq(data),
+        ]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += valid.eq(0)
+        with m.If(self.i.valid & self.i.ready):
+            with m.If(count == k - 1):
+                m.d.sync += [data.eq(Cat(*parts, self.i.payload)), valid.eq(1), count.eq(0)]
+            with m.Else():
+                m.d.sync += count.eq(count + 1)
+                with m.Switch(count):
+                    for j in range(k - 1):
+                        with m.Case(j):
+                            m.d.sync += parts[j].eq(self.i.payload)
+
+    def _split(self, m: Module, k: int) -> None:
+        b = self.out_width
+        held = Signal(self.in_width)
+        count = Signal(range(k))
+        valid = Signal()
+        last = count == k - 1
+        chunks = [held[j * b:(j + 1) * b] for j in range(k)]
+        out = Signal(b)
+        with m.Switch(count):
+            for j in range(k):
+                with m.Case(j):
+                    m.d.comb += out.eq(chunks[j])
+        m.d.comb += [
+            self.o.valid.eq(valid),
+            self.o.payload.eq(out),
+            self.i.ready.eq(~valid | (last & self.o.ready)),
+        ]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += count.eq(Mux(last, 0, count + 1))
+            with m.If(last):
+                m.d.sync += valid.eq(0)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [held.eq(self.i.payload), valid.eq(1), count.eq(0)]
+

@@ -1,0 +1,176 @@
+"""Score unit: the last layer's accumulators -> integer class scores and the top-1 index, as words.
+
+The arithmetic is the golden model's (:func:`hwgen.compile.golden.class_scores`,
+DESIGN.md section 2): ``score_c = scale_c * acc_c + bias_c``, prediction =
+argmax with ties to the lowest index. See :class:`ScoreUnit`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.data import ArrayLayout, StructLayout
+from amaranth.lib.wiring import In, Out
+
+from hwgen.build.engines.swu import check_count, check_divides
+from hwgen.compile.ir import signed_bits
+from hwgen.errors import BuildError
+
+__all__ = ["ScoreUnit", "score_range"]
+
+#: Pipeline stages of one class's score: operand select, multiply-add, compare.
+_SCORE_STAGES = 3
+
+
+def _check_vector(name: str, values: object, n: int) -> np.ndarray:
+    v = np.asarray(values)
+    if v.shape != (n,) or not np.issubdtype(v.dtype, np.integer):
+        raise BuildError(f"{name} must be an integer array of shape ({n},), not {v.dtype} {v.shape}")
+    return v.astype(np.int64)  # own copy
+
+
+def score_range(scale: np.ndarray, bias: np.ndarray, acc_range: tuple[int, int]) -> tuple[int, int]:
+    """Exact (min, max) of ``scale_c * acc + bias_c`` over every class c and acc in ``acc_range``."""
+    lo, hi = acc_range
+    ends = np.stack([scale * lo + bias, scale * hi + bias])
+    return int(ends.min()), int(ends.max())
+
+
+class ScoreUnit(wiring.Component):
+    """Class scores ``scale_c * acc_c + bias_c`` and their argmax, sent as ``word_bits``-bit words.
+
+    Parameters (keyword-only; a :class:`~hwgen.errors.BuildError` names any violation)
+    ----------
+    scale, bias : int arrays (C,)
+        The integer affine of each class (the IR's ScoreOutput).
+    acc_range : (lo, hi)
+        The range of the incoming accumulators (their width is signed_bits(lo, hi)).
+    pe : int
+        Accumulators per input beat; must divide C.
+    word_bits : int
+        Output word width; every score must fit it as a signed integer.
+
+    Ports
+    -----
+    i : In(stream.Signature(ArrayLayout(signed(acc_width), PE)))
+        The last engine's accumulator mode: C / PE beats per frame, element p
+        of beat nf is acc of class ``nf * PE + p``.
+    o : Out(stream.Signature(StructLayout({"data": word_bits, "last": 1})))
+        C + 1 words per frame: score_0 .. score_{C-1} (two's complement,
+        sign-extended), then the class index; ``last`` = 1 on the class word.
+
+    Operation and timing
+    --------------------
+    Three phases, the last overlapping the next frame's first: *collect* the
+    C / PE input beats into C accumulator registers (one beat per cycle,
+    ``i.ready`` high); *score* one class per cycle through a 3-stage pipeline
+    (select acc_c and the constants -> multiply-add -> compare with the best so
+    far, replacing it only when strictly greater, so ties keep the lowest
+    index) into an output bank, once the bank is free: C + 3 cycles; *emit*
+    the bank's C + 1 words, one per cycle while ``o.ready``. Collect resumes
+    right after scoring, while the bank is emitted, so a frame costs
+    max(C / PE, C + 3, C + 1) + small cycles: far below any engine's frame time.
+    ``i.ready`` is a register (it does not depend on ``i.valid`` nor ``o.ready``).
+    """
+
+    def __init__(self, *, scale: np.ndarray, bias: np.ndarray, acc_range: tuple[int, int], pe: int,
+                 word_bits: int = 32) -> None:
+        scale_arr = np.asarray(scale)
+        n = check_count("the number of classes", int(scale_arr.shape[0]) if scale_arr.ndim == 1 else 0)
+        self.scale = _check_vector("scale", scale, n)
+        self.bias = _check_vector("bias", bias, n)
+        self.num_classes = n
+        self.pe = check_divides("PE", check_count("PE", pe), "the number of classes", n)
+        self.word_bits = check_count("word_bits", word_bits)
+        lo, hi = (int(v) for v in acc_range)
+        if lo > hi:
+            raise BuildError(f"acc_range must be (lo, hi) with lo <= hi, not {acc_range!r}")
+        self.acc_range = (lo, hi)
+        self.acc_width = signed_bits(lo, hi)
+        self.score_range = score_range(self.scale, self.bias, self.acc_range)
+        self.score_width = signed_bits(*self.score_range)
+        if self.score_width > self.word_bits:
+            raise BuildError(f"class scores span {self.score_range[0]}..{self.score_range[1]} "
+                             f"({self.score_width} bits): they do not fit {self.word_bits}-bit output words")
+        if signed_bits(0, n - 1) > self.word_bits:
+            raise BuildError(f"{n} classes do not fit a {self.word_bits}-bit class word")
+        super().__init__({
+            "i": In(stream.Signature(ArrayLayout(signed(self.acc_width), self.pe))),
+            "o": Out(stream.Signature(StructLayout({"data": self.word_bits, "last": 1}))),
+        })
+
+    @property
+    def words_per_frame(self) -> int:
+        return self.num_classes + 1
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        n, pe = self.num_classes, self.pe
+        nf_count = n // pe
+        sw = self.score_width
+        scale_w = signed_bits(int(self.scale.min()), int(self.scale.max()))
+        bias_w = signed_bits(int(self.bias.min()), int(self.bias.max()))
+
+        # collect
+        accs = Array(Signal(signed(self.acc_width), name=f"acc{c}") for c in range(n))
+        beat = Signal(range(nf_count))
+        collecting = Signal(init=1)
+        m.d.comb += self.i.ready.eq(collecting)
+        with m.If(self.i.valid & self.i.ready):
+            with m.Switch(beat):
+                for nf in range(nf_count):
+                    with m.Case(nf):
+                        m.d.sync += [accs[nf * pe + p].eq(self.i.payload[p]) for p in range(pe)]
+            m.d.sync += beat.eq(Mux(beat == nf_count - 1, 0, beat + 1))
+            with m.If(beat == nf_count - 1):
+                m.d.sync += collecting.eq(0)
+
+        # score: issue one class per cycle once the frame is collected and the bank is free
+        bank = Array(Signal(signed(sw), name=f"score{c}") for c in range(n))
+        bank_busy = Signal()  # from the start of scoring to the last word emitted
+        bank_full = Signal()  # every score in the bank: emitting
+        cls = Signal(range(n))
+        scoring = Signal()
+        issue_c = Signal(range(n))
+        with m.If(~collecting & ~bank_busy):
+            m.d.sync += [scoring.eq(1), bank_busy.eq(1), issue_c.eq(0)]
+        with m.If(scoring):
+            m.d.sync += issue_c.eq(issue_c + 1)
+            with m.If(issue_c == n - 1):
+                m.d.sync += [scoring.eq(0), collecting.eq(1)]
+        scales = Array(Const(int(v), signed(scale_w)) for v in self.scale)
+        biases = Array(Const(int(v), signed(bias_w)) for v in self.bias)
+        # stage 1: operands
+        v1, c1 = Signal(), Signal(range(n))
+        a1, s1, b1 = Signal(signed(self.acc_width)), Signal(signed(scale_w)), Signal(signed(bias_w))
+        m.d.sync += [v1.eq(scoring), c1.eq(issue_c), a1.eq(accs[issue_c]), s1.eq(scales[issue_c]),
+                     b1.eq(biases[issue_c])]
+        # stage 2: multiply-add
+        v2, c2 = Signal(), Signal(range(n))
+        score2 = Signal(signed(sw))
+        m.d.sync += [v2.eq(v1), c2.eq(c1), score2.eq(a1 * s1 + b1)]
+        # stage 3: store and compare (strictly greater replaces: ties keep the lowest index)
+        best = Signal(signed(sw))
+        with m.If(v2):
+            m.d.sync += bank[c2].eq(score2)
+            with m.If((c2 == 0) | (score2 > best)):
+                m.d.sync += [best.eq(score2), cls.eq(c2)]
+            with m.If(c2 == n - 1):
+                m.d.sync += bank_full.eq(1)
+
+        # emit
+        word = Signal(range(n + 1))
+        last = word == n
+        data = Signal(self.word_bits)
+        m.d.comb += data.eq(Mux(last, cls, bank[word]))
+        m.d.comb += [
+            self.o.valid.eq(bank_full),
+            self.o.payload.data.eq(data),
+            self.o.payload.last.eq(last),
+        ]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += word.eq(Mux(last, 0, word + 1))
+            with m.If(last):
+                m.d.sync += [bank_full.eq(0), bank_busy.eq(0)]
+        return m

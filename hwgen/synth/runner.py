@@ -1,0 +1,214 @@
+"""``hwgen synth``: run Yosys, nextpnr and the packer on a build folder and report what came out.
+
+:func:`run_synth` renders the toolchain scripts for the chosen target
+(:mod:`hwgen.synth.scripts`), runs the three stages with visible progress
+(:mod:`hwgen.synth.stage`; logs ``synth.log``, ``pnr.log``, ``pack.log`` stay
+in the build folder), parses the tools' outputs (:mod:`hwgen.synth.parse`) and
+writes ``synth_report.md`` and ``synth_report.json`` (:mod:`hwgen.synth.report`).
+
+Failures are :class:`~hwgen.errors.SynthError` messages with the numbers:
+
+* no build folder or no Verilog, a tool not found, a bad --freq / --seed;
+* Yosys fails (its ERROR lines), or leaves no cells;
+* the design does not fit (nextpnr's utilisation above 100 %: which resource, used / available);
+* placement or routing fails for another reason (nextpnr's ERROR lines);
+* the design misses timing: nextpnr exits 1 but writes its outputs; the
+  bitstream and reports are still written (the design works at the achieved
+  Fmax), then the error gives the achieved and requested MHz and the critical
+  path, unless ``allow_timing_fail`` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TextIO
+
+from hwgen.build.targets import Family, Target, get_target
+from hwgen.errors import SynthError
+from hwgen.synth.parse import (
+    log_errors,
+    log_utilisation,
+    read_cell_counts,
+    read_pnr_report,
+)
+from hwgen.synth.report import (
+    RESOURCE_BELS,
+    StageTime,
+    SynthResult,
+    resources,
+    write_reports,
+)
+from hwgen.synth.scripts import (
+    ToolchainFiles,
+    render_toolchain_scripts,
+    toolchain_files,
+)
+from hwgen.synth.stage import StageRun, run_stage
+from hwgen.synth.tools import resolve_toolchain
+
+__all__ = ["DEFAULT_FREQ_MHZ", "DEFAULT_SEED", "run_synth"]
+
+DEFAULT_FREQ_MHZ = 100.0
+DEFAULT_SEED = 1
+
+#: Phrases of nextpnr errors that mean the placer found no room.
+_PLACEMENT_FAILURES = ("Unable to place", "Unable to find a placement location", "Failed to expand region",
+                       "not enough", "exceeds")
+
+
+def _read_log(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _cycles_per_frame(build_dir: Path) -> int | None:
+    """``cycles_per_frame`` from the build's report.json (a positive integer), else None."""
+    path = build_dir / "report.json"
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SynthError(f"{path} cannot be read: {exc}") from None
+    value = data.get("cycles_per_frame") if isinstance(data, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _friendly(target: Target, bel: str) -> str:
+    """"SB_IO" -> "I/O (SB_IO)"; bels without a resource name stay as they are."""
+    index = 1 if target.family is Family.ECP5 else 2
+    name = next((row[0] for row in RESOURCE_BELS if row[index] == bel), None)
+    return f"{name} ({bel})" if name else bel
+
+
+def _tool_failure(run: StageRun, tool: str, option: str, log_path: Path, top: str) -> SynthError:
+    """A tool that failed for a reason other than fit or timing: its first ERROR lines; ``option`` replaces it."""
+    log = _read_log(log_path)
+    if "wasm trap" in log or "call stack exhausted" in log:
+        return SynthError(f"{tool} ran out of stack on {top} (a limit of the WebAssembly build, typically a very "
+                          f"long chain of logic); use a native build with --{option} PATH; log: {log_path}")
+    errors = log_errors(log)
+    detail = "; ".join(errors[:3]) if errors else (log.strip().splitlines() or ["no output"])[-1][:300]
+    return SynthError(f"{tool} failed on {top} (exit {run.returncode}): {detail}; log: {log_path}")
+
+
+def _pnr_failure(target: Target, run: StageRun, log_path: Path, top: str) -> SynthError:
+    """nextpnr stopped without outputs: the design does not fit, placement failed, or another error."""
+    log = _read_log(log_path)
+    utilization = log_utilisation(log)
+    over = [(bel, used, avail) for bel, (used, avail) in utilization.items() if used > avail]
+    where = f"{target.name} ({target.part} {target.package})"
+    if over:
+        items = ", ".join(f"{_friendly(target, bel)} {used:,} > {avail:,} ({100 * used / avail:.0f} %)"
+                          if avail else f"{_friendly(target, bel)} {used:,} > 0 (the device has none)"
+                          for bel, used, avail in over)
+        io_bels = {row[1] for row in RESOURCE_BELS if row[0] == "I/O"} | {row[2] for row in RESOURCE_BELS
+                                                                           if row[0] == "I/O"}
+        hints = []
+        if any(bel not in io_bels for bel, _, _ in over):
+            hints.append("choose a larger --target or a smaller folding (hwgen build --pe)")
+        if any(bel in io_bels for bel, _, _ in over):
+            hints.append("every bit of the top level's ports needs a pin: use a package with more pins or a board "
+                         "wrapper")
+        return SynthError(f"{top} does not fit {where}: {items}; {'; '.join(hints)}; log: {log_path}")
+    errors = log_errors(log)
+    if any(phrase in e for e in errors for phrase in _PLACEMENT_FAILURES):
+        use = ", ".join(f"{_friendly(target, bel)} {used:,}/{avail:,}" for bel, (used, avail) in utilization.items()
+                        if used and bel in {row[1] for row in RESOURCE_BELS} | {row[2] for row in RESOURCE_BELS})
+        return SynthError(f"{top} could not be placed on {where} ({use}): {errors[0]}; log: {log_path}")
+    return _tool_failure(run, f"nextpnr-{target.family.value}", "nextpnr", log_path, top)
+
+
+def _remove_outputs(build_dir: Path, files: ToolchainFiles) -> None:
+    """Delete the previous run's outputs, so a failed stage is never reported with stale files."""
+    for name in (files.netlist, files.stat_text, files.stat_json, files.routed, files.pnr_report, files.bitstream,
+                 files.report_md, files.report_json):
+        (build_dir / name).unlink(missing_ok=True)
+
+
+def _timing_message(result: SynthResult, report_path: Path) -> str:
+    missed = [c for c in result.clocks if not c.met]
+    parts = [f"{c.name} reaches {c.achieved_mhz:.2f} MHz, {c.constraint_mhz:g} MHz requested" for c in missed]
+    paths = result.clock_paths()
+    worst = max(paths, key=lambda p: p.delay_ns, default=None)
+    path = (f" (critical path {worst.delay_ns:.2f} ns, {worst.logic_ns:.2f} logic + {worst.routing_ns:.2f} routing: "
+            f"{worst.start.signal} -> {worst.end.signal})") if worst else ""
+    fmax = result.fmax_mhz
+    bit = f"the bitstream {result.bitstream} was written and runs at up to {fmax:.2f} MHz; " if result.bitstream else ""
+    return (f"{result.top} misses timing on {result.target.name}: {'; '.join(parts)}{path}; {bit}"
+            f"retry with --freq {int(fmax)} or another --seed; report: {report_path}")
+
+
+def run_synth(build_dir: Path | str, target: Target | str, freq_mhz: float = DEFAULT_FREQ_MHZ,
+              seed: int = DEFAULT_SEED, *, yosys: str | None = None, nextpnr: str | None = None,
+              pack: str | None = None, top: str = "hwgen_top", verilog: str = "top.v",
+              constraints: str | None = None, allow_timing_fail: bool = False,
+              stream: TextIO | None = None) -> SynthResult:
+    """Synthesise, place and route and pack ``build_dir/verilog`` for ``target``; the parsed result.
+
+    ``yosys``, ``nextpnr``, ``pack``: commands replacing the YoWASP defaults.
+    ``constraints``: an LPF / PCF file in the build folder (None: out of
+    context, I/O placed anywhere). Progress goes to ``stream`` (default
+    standard error). Raises SynthError (see the module docstring); with
+    ``allow_timing_fail`` a timing miss returns the result instead.
+    """
+    build_dir = Path(build_dir)
+    if not build_dir.is_dir():
+        raise SynthError(f"build folder {build_dir} does not exist (run hwgen build first)")
+    if not (build_dir / verilog).is_file():
+        raise SynthError(f"build folder {build_dir} has no {verilog} (run hwgen build first)")
+    if constraints is not None and not (build_dir / constraints).is_file():
+        raise SynthError(f"constraints file {build_dir / constraints} does not exist")
+    target = get_target(target)
+    tools = resolve_toolchain(target.family, yosys=yosys, nextpnr=nextpnr, pack=pack)
+    render_toolchain_scripts(build_dir, top=top, verilog=verilog, target=target, freq_mhz=freq_mhz, seed=seed,
+                             constraints=constraints)
+    files = toolchain_files(target.family)
+    cycles = _cycles_per_frame(build_dir)
+    _remove_outputs(build_dir, files)
+
+    env = dict(os.environ, YOSYS=tools.yosys, NEXTPNR=tools.nextpnr, PACK=tools.pack,
+               FREQ=f"{float(freq_mhz):.6g}", SEED=str(seed), NEXTPNR_FLAGS="")
+    stages: list[StageTime] = []
+
+    def stage(name: str, tool: str, script: str, log: str) -> StageRun:
+        run = run_stage(name, tool, ["sh", script], cwd=build_dir, env=env, log_path=build_dir / log, stream=stream)
+        stages.append(StageTime(name, tool, run.seconds))
+        return run
+
+    run = stage("synth", "yosys", files.scripts.synth, files.logs.synth)
+    if run.returncode != 0 or not (build_dir / files.netlist).is_file():
+        raise _tool_failure(run, "yosys", "yosys", build_dir / files.logs.synth, top)
+    cells = read_cell_counts(build_dir / files.stat_json)
+    if not cells:
+        raise SynthError(f"synthesis of {top} left no cells: nothing drives an output of the design; "
+                         f"log: {build_dir / files.logs.synth}")
+
+    pnr_tool = f"nextpnr-{target.family.value}"
+    run = stage("pnr", pnr_tool, files.scripts.pnr, files.logs.pnr)
+    report_written = (build_dir / files.pnr_report).is_file() and (build_dir / files.routed).is_file()
+    if run.returncode != 0 and not report_written:
+        raise _pnr_failure(target, run, build_dir / files.logs.pnr, top)
+    pnr = read_pnr_report(build_dir / files.pnr_report)
+    timing_met = all(c.met for c in pnr.clocks)
+    if run.returncode != 0 and timing_met:
+        raise _tool_failure(run, pnr_tool, "nextpnr", build_dir / files.logs.pnr, top)
+
+    pack_tool = "ecppack" if target.family is Family.ECP5 else "icepack"
+    run = stage("pack", pack_tool, files.scripts.pack, files.logs.pack)
+    if run.returncode != 0 or not (build_dir / files.bitstream).is_file():
+        raise _tool_failure(run, pack_tool, "pack", build_dir / files.logs.pack, top)
+
+    result = SynthResult(
+        build_dir=str(build_dir), top=top, target=target, freq_mhz=float(freq_mhz), seed=seed,
+        resources=resources(target, pnr.utilization, cells), cells=cells, clocks=pnr.clocks,
+        critical_paths=pnr.critical_paths, stages=stages, bitstream=files.bitstream, cycles_per_frame=cycles)
+    write_reports(result, build_dir / files.report_md, build_dir / files.report_json)
+    if not result.timing_met and not allow_timing_fail:
+        raise SynthError(_timing_message(result, build_dir / files.report_md))
+    return result
+

@@ -1,0 +1,78 @@
+"""Small random IR networks for hardware tests, with thresholds that make every layer's bits vary.
+
+:func:`random_network` builds a uint8 first layer (sliding or whole-map), optional
+pools, binary layers and a score layer from a compact spec; thresholds are
+drawn between per-channel quantiles of the accumulators that random images
+actually produce (so outputs are neither constant nor trivially balanced),
+some channels get constant outputs (thresholds outside the range), pool modes
+are random OR / AND, and the score layer gets random integer scales and biases.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hwgen.compile.golden import apply_threshold, conv_accumulate, max_pool_bits
+from hwgen.compile.ir import ConvLayer, MaxPoolLayer, Network, ScoreOutput, ThresholdOutput, accumulator_range
+
+
+def _weights(rng: np.random.Generator, shape: tuple[int, ...], bits: int) -> np.ndarray:
+    if bits == 1:
+        return rng.choice(np.array([-1, 1], dtype=np.int64), size=shape)
+    m = (1 << (bits - 1)) - 1
+    return rng.integers(-m, m + 1, size=shape, dtype=np.int64)
+
+
+def _thresholds(rng: np.random.Generator, layer: ConvLayer, acc: np.ndarray) -> ThresholdOutput:
+    """Per-channel thresholds between the 20 % and 80 % quantiles of ``acc`` (N, C, H, W); a few constants."""
+    per_channel = acc.transpose(1, 0, 2, 3).reshape(acc.shape[1], -1)
+    lo_q, hi_q = np.quantile(per_channel, [0.2, 0.8], axis=1)
+    t = np.array([rng.integers(int(a), int(b) + 1) for a, b in zip(lo_q, hi_q)], dtype=np.int64)
+    lo, hi = accumulator_range(layer)
+    constant = rng.random(len(t)) < 0.1
+    t = np.where(constant, rng.choice(np.array([lo, hi + 1]), size=len(t)), t)
+    return ThresholdOutput(t, np.ones(len(t), dtype=np.int8))
+
+
+def random_network(rng: np.random.Generator, input_shape: tuple[int, int, int], layers: list[tuple],
+                   *, num_classes: int = 10, first_weight_bits: int = 1, last_weight_bits: int = 1,
+                   probe_images: int = 64) -> Network:
+    """A random network; ``layers`` lists ("conv", C_out, K, stride, pad), ("pool", K) and ("fc", C_out).
+
+    The first entry must be a conv or fc layer (uint8 inputs, ``first_weight_bits``);
+    the last layer is added: a whole-map score layer with ``num_classes`` outputs
+    and ``last_weight_bits`` weights (binary inputs).
+    """
+    probe = rng.integers(0, 256, size=(probe_images, *input_shape), dtype=np.uint8)
+    x, shape, kind = probe, tuple(input_shape), "uint8"
+    out: list = []
+    specs = list(layers) + [("score", num_classes)]
+    for index, spec in enumerate(specs):
+        name = f"l{index}_{spec[0]}"
+        if spec[0] == "pool":
+            k = spec[1]
+            layer = MaxPoolLayer(name=name, in_shape=shape, kernel=k, stride=k,
+                                 use_and=rng.random(shape[0]) < 0.5)
+            x = max_pool_bits(x, layer)
+        else:
+            if spec[0] == "conv":
+                _, c_out, k, stride, pad = spec
+                kh = kw = k
+            else:  # fc / score: the kernel covers the whole map
+                c_out, stride, pad, (kh, kw) = spec[1], 1, 0, shape[1:]
+            bits = first_weight_bits if kind == "uint8" else last_weight_bits if spec[0] == "score" else 1
+            layer = ConvLayer(name=name, in_shape=shape, weights=_weights(rng, (c_out, shape[0], kh, kw), bits),
+                              weight_bits=bits, stride=stride, padding=pad, input_kind=kind, output=None,
+                              input_offset=rng.integers(0, 256, size=shape[0]).astype(np.int64)
+                              if kind == "uint8" else None)
+            acc = conv_accumulate(layer, x)
+            if spec[0] == "score":
+                layer.output = ScoreOutput(scale=rng.integers(1, 50, size=c_out).astype(np.int64),
+                                           bias=rng.integers(-500, 500, size=c_out).astype(np.int64))
+            else:
+                layer.output = _thresholds(rng, layer, acc)
+                x = apply_threshold(acc, layer.output)
+            kind = "binary"
+        out.append(layer)
+        shape = layer.out_shape
+    return Network(name="random", input_shape=tuple(input_shape), layers=out, num_classes=num_classes)

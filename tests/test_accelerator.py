@@ -1,0 +1,134 @@
+"""The whole accelerator in Amaranth's simulator: bit-exact with the golden model, throughput as folded.
+
+Also the two stream blocks it adds to the engines: the width converter and the score unit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from accel_sim import frame_intervals, golden_words, simulate_accelerator
+from irnets import random_network
+from streams import mismatches, run_stream
+
+from hwgen.build.accelerator import Accelerator
+from hwgen.build.engines.convert import WidthConverter
+from hwgen.build.engines.scores import ScoreUnit
+from hwgen.build.folding import input_cycles, solve_folding, summarize
+from hwgen.compile.ir import ThresholdOutput
+from hwgen.errors import BuildError
+
+#: (input shape, layers, pe, simd, first-layer weight bits, last-layer weight bits, classes)
+NETWORKS = {
+    "conv_pad_pool_conv_fc": ((2, 6, 6), [("conv", 4, 3, 1, 1), ("pool", 2), ("conv", 8, 3, 1, 0), ("fc", 6)],
+                              2, 2, 1, 1, 4),
+    "int8_first_stride2_pool": ((3, 8, 8), [("conv", 8, 3, 1, 1), ("conv", 8, 3, 2, 1), ("pool", 2), ("fc", 8)],
+                                4, 3, 8, 1, 4),
+    "mlp_int4_first_int8_last": ((1, 8, 8), [("fc", 16), ("fc", 8)], 4, 8, 4, 8, 5),
+    "pool_then_fc_int8_last": ((2, 6, 6), [("conv", 4, 3, 1, 1), ("pool", 2), ("fc", 6)], 2, 2, 1, 8, 6),
+    "wide_pe_simd": ((4, 5, 5), [("conv", 8, 3, 1, 1), ("conv", 16, 3, 1, 1), ("pool", 2), ("fc", 8)],
+                     8, 4, 2, 1, 10),
+}
+
+
+def _build(case: str, seed: int = 0):
+    shape, layers, pe, simd, first_bits, last_bits, classes = NETWORKS[case]
+    rng = np.random.default_rng(seed)
+    net = random_network(rng, shape, layers, num_classes=classes, first_weight_bits=first_bits,
+                         last_weight_bits=last_bits)
+    folds = solve_folding(net, pe=pe, simd=simd)
+    images = rng.integers(0, 256, size=(5, *shape), dtype=np.uint8)
+    return net, folds, Accelerator(net, folds), images
+
+
+@pytest.mark.parametrize("case", sorted(NETWORKS))
+def test_bit_exact_with_stalls_and_back_pressure(case: str) -> None:
+    net, folds, acc, images = _build(case)
+    cycles = summarize(folds, input_cycles(net)).cycles_per_frame
+    trace = simulate_accelerator(acc, images, budget=40 * cycles * len(images) + 5000, seed=3,
+                                 gap_p=0.3, stall_p=0.4)
+    assert not mismatches(trace.outputs, golden_words(net, images))
+
+
+@pytest.mark.parametrize("case", sorted(NETWORKS))
+def test_frame_rate_matches_the_folding_estimate(case: str) -> None:
+    net, folds, acc, images = _build(case, seed=1)
+    estimate = summarize(folds, input_cycles(net)).cycles_per_frame
+    trace = simulate_accelerator(acc, images, budget=4 * estimate * len(images) + 5000)
+    assert not mismatches(trace.outputs, golden_words(net, images))
+    steady = frame_intervals(acc, trace)[1:]  # after the pipeline has filled
+    assert np.all(np.abs(steady - estimate) <= 0.05 * estimate), (steady, estimate)
+
+
+def test_a_wrong_threshold_is_caught() -> None:
+    """The checker can fail: one changed threshold changes some output word."""
+    net, folds, acc, images = _build("conv_pad_pool_conv_fc")
+    first = net.layers[0]
+    t = first.output.thresholds.copy()
+    t[1] += 40
+    first.output = ThresholdOutput(t, first.output.direction)
+    trace = simulate_accelerator(Accelerator(net, folds), images, budget=100_000)
+    net_ok, *_ = _build("conv_pad_pool_conv_fc")  # the same seed: the unchanged network
+    assert mismatches(trace.outputs, golden_words(net_ok, images))
+
+
+def test_per_position_thresholds_are_refused() -> None:
+    net, folds, _, _ = _build("conv_pad_pool_conv_fc")
+    layer = net.layers[0]
+    shape = layer.out_shape
+    layer.output = ThresholdOutput(np.zeros(shape, np.int64), np.ones(shape, np.int8))
+    with pytest.raises(BuildError, match="per-position thresholds"):
+        Accelerator(net, folds)
+
+
+# -- width converter ----------------------------------------------------------
+
+@pytest.mark.parametrize("in_width, out_width", [(2, 8), (8, 2), (6, 4), (4, 6), (3, 12)])
+def test_width_converter_keeps_the_bit_string(in_width: int, out_width: int) -> None:
+    rng = np.random.default_rng(in_width * 16 + out_width)
+    total = 24 * np.lcm(in_width, out_width)
+    bits = rng.integers(0, 2, size=total)
+    beats_in = [int("".join(map(str, chunk[::-1])), 2) for chunk in bits.reshape(-1, in_width)]
+    expected = [int("".join(map(str, chunk[::-1])), 2) for chunk in bits.reshape(-1, out_width)]
+    dut = WidthConverter(in_width=in_width, out_width=out_width)
+    trace = run_stream(dut, beats_in, len(expected), budget=20 * total, seed=5, gap_p=0.3, stall_p=0.3)
+    assert not mismatches(trace.outputs, expected)
+
+
+def test_width_converter_full_rate() -> None:
+    dut = WidthConverter(in_width=2, out_width=8)
+    trace = run_stream(dut, list(range(4)) * 16, 16, budget=200)
+    assert np.all(np.diff(trace.in_cycles) == 1)
+
+
+# -- score unit ---------------------------------------------------------------
+
+def _score_words(scale, bias, accs, pe=1):
+    dut = ScoreUnit(scale=np.array(scale), bias=np.array(bias), acc_range=(-64, 64), pe=pe)
+    beats = []
+    for row in accs:
+        for nf in range(len(scale) // pe):
+            raw = 0
+            for p in range(pe):
+                raw |= (int(row[nf * pe + p]) & ((1 << dut.acc_width) - 1)) << (p * dut.acc_width)
+            beats.append(raw)
+    n = len(accs) * (len(scale) + 1)
+    trace = run_stream(dut, beats, n, budget=50 * n + 100, seed=2, gap_p=0.2, stall_p=0.3)
+    return [(v & 0xFFFFFFFF, v >> 32) for v in trace.outputs]
+
+
+def test_scores_ties_go_to_the_lowest_index_and_negatives_sign_extend() -> None:
+    scale, bias = [3, 1, 3, 2], [0, 5, 0, -7]
+    accs = [[4, 7, 4, -3], [-9, -40, -9, -64], [0, 0, 0, 0]]
+    got = _score_words(scale, bias, accs, pe=2)
+    expected = []
+    for row in accs:
+        s = [sc * a + b for sc, a, b in zip(scale, row, bias)]
+        expected += [(v & 0xFFFFFFFF, 0) for v in s] + [(int(np.argmax(s)), 1)]
+    assert expected[4] == (0, 1) and expected[9] == (0, 1)  # the cases are ties at class 0 vs 2
+    assert got == expected
+
+
+def test_scores_that_do_not_fit_the_word_are_refused() -> None:
+    with pytest.raises(BuildError, match="do not fit 32-bit"):
+        ScoreUnit(scale=np.array([1 << 30]), bias=np.array([0]), acc_range=(-64, 64), pe=1)
