@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
-from hwgen.compile.compiler import compile_architecture
+from hwgen.compile.compiler import compile_initialised
 from hwgen.compile.ir import ConvLayer, ThresholdOutput, accumulator_range, signed_bits
 from hwgen.train.architecture import hardware_normalization
-from hwgen.train.network import BinaryNet
 from hwgen.train.scales import ScaleMode
 from hwgen.train.zoo import ModelOptions, make_architecture
 
@@ -33,10 +30,8 @@ def threshold_layers(mode: ScaleMode, width: float) -> list[tuple[str, tuple, in
     mean, std = hardware_normalization((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
     arch = make_architecture("vgg_small", input_shape=(3, 32, 32), num_classes=10, mean=mean, std=std,
                              options=ModelOptions(width=width, scale=mode))
-    torch.manual_seed(0)
-    state = {k: v.double().numpy() for k, v in BinaryNet(arch).state_dict().items() if v.is_floating_point()}
     rows = []
-    for layer in compile_architecture(arch, state).layers:
+    for layer in compile_initialised(arch).layers:
         if isinstance(layer, ConvLayer) and isinstance(layer.output, ThresholdOutput):
             lo, hi = accumulator_range(layer)
             rows.append((layer.name, layer.out_shape, int(layer.output.thresholds.size), signed_bits(lo - 1, hi + 1),

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from hwgen.build.folding import LayerShape, fewest_lanes, layer_shapes, solve_folding, summarize
-from hwgen.compile.compiler import compile_architecture
+from hwgen.compile.compiler import compile_initialised
 from hwgen.compile.ir import Network
 from hwgen.errors import BuildError
 from hwgen.train.architecture import hardware_normalization
-from hwgen.train.network import BinaryNet
 from hwgen.train.zoo import make_architecture
 
 
 def compiled(model: str) -> Network:
     mean, std = hardware_normalization((0.49, 0.48, 0.45), (0.25, 0.24, 0.26))
     arch = make_architecture(model, input_shape=(3, 32, 32), num_classes=10, mean=mean, std=std)
-    torch.manual_seed(0)
-    state = {k: v.double().numpy() for k, v in BinaryNet(arch).state_dict().items() if v.is_floating_point()}
-    return compile_architecture(arch, state)
+    return compile_initialised(arch)
 
 
 @pytest.fixture(scope="module")

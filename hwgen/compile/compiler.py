@@ -35,3 +35,15 @@ def compile_checkpoint(ckpt: Checkpoint, source: str) -> Network:
     net.metadata = {"source": source, "train_metrics": ckpt.metrics,
                     "dataset": ckpt.train_config.get("dataset"), "data_dir": ckpt.train_config.get("data_dir")}
     return net
+
+
+def compile_initialised(arch: Architecture, seed: int = 0) -> Network:
+    """Compile a freshly initialised (untrained) model of ``arch``: the shapes, foldings and memory of a
+    real build, for benchmarks and tests that do not depend on trained values."""
+    import torch
+
+    from hwgen.train.network import BinaryNet
+
+    torch.manual_seed(seed)
+    state = {k: v.double().numpy() for k, v in BinaryNet(arch).state_dict().items() if v.is_floating_point()}
+    return compile_architecture(arch, state)
