@@ -277,3 +277,35 @@ def test_verilog_export() -> None:
     assert "module mac" in text
     for port in ("i__valid", "i__ready", "i__payload", "o__valid", "o__ready", "o__payload"):
         assert port in text
+
+
+@pytest.mark.parametrize("seed,bits", [(0, 8), (1, 4), (2, 2), (3, 8)])
+def test_binary_inputs_with_k_bit_weights_match_golden(seed: int, bits: int) -> None:
+    """``input_kind="binary"`` (a k-bit layer after binary ones): bits b stand for 2b - 1, padded taps 0."""
+    rng = np.random.default_rng(100 + seed)
+    c_in, c_out = int(rng.integers(2, 9)), int(rng.integers(2, 7))
+    fan_in = 4 * c_in
+    w = random_weights(rng, bits, (c_out, fan_in))
+    x = rng.integers(0, 2, size=(10, fan_in), dtype=np.int64)
+    valid = (rng.random((10, fan_in)) < 0.8).astype(np.uint8)
+    valid[0] = 1
+    # golden: a (C_out, C_in, 4, 1) binary-input conv over the vector laid out as 4 taps x C_in channels
+    layer = ConvLayer(name="k", in_shape=(c_in, 4, 1), weights=w.reshape(c_out, 4, c_in).transpose(0, 2, 1)[..., None],
+                      weight_bits=bits, stride=1, padding=0, input_kind="binary",
+                      output=ThresholdOutput(np.zeros(c_out, np.int64), np.ones(c_out, np.int8)))
+    golden = conv_accumulate(layer, x[valid.all(axis=1)].reshape(-1, 4, c_in).transpose(0, 2, 1)[..., None]
+                             .astype(np.uint8))[:, :, 0, 0]
+    acc = ((2 * x - 1) * valid) @ w.T
+    assert np.array_equal(golden, acc[valid.all(axis=1)])  # the reference is the golden arithmetic
+    thresholds = None if seed % 2 else near_thresholds(rng, acc, *accumulator_range(layer))
+    dut = MACUnit(weights=w, input_offset=None, in_channels=c_in, pe=int(rng.choice(divisors(c_out))),
+                  simd=c_in, thresholds=thresholds, input_kind="binary")
+    assert dut.acc_range == accumulator_range(layer)
+    trace = simulate(dut, x, valid, seed=seed, gap_p=0.3, stall_p=0.3)
+    assert mismatches(trace.outputs, beats_from_acc(dut, acc, thresholds)) == []
+
+
+def test_binary_inputs_take_no_offsets() -> None:
+    with pytest.raises(BuildError, match="binary inputs take no input_offset"):
+        MACUnit(weights=np.ones((2, 4), dtype=np.int64) * 3, input_offset=np.zeros(2, dtype=np.int64),
+                in_channels=2, pe=1, simd=2, thresholds=None, input_kind="binary")

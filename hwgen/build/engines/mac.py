@@ -1,4 +1,4 @@
-"""MAC unit: the first layer's engine, uint8 pixels times k-bit (or +-1) integer weights.
+"""MAC unit: uint8 pixels (the first layer) or binary inputs (a k-bit last layer) times k-bit / +-1 weights.
 
 See :class:`MACUnit` for the ports, the arithmetic, the pipeline and its timing;
 the schedule, flow control, accumulator and output stage are
