@@ -144,7 +144,7 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions, *, name: str |
     rows = layer_rows(acc, folds)
     memory = {k: sum(r[f"{k}_bits"] for r in rows) for k in ("weights", "thresholds", "buffers")}
     if options.check_memory:
-        _check_memory(name, target, memory["weights"], memory["thresholds"])
+        _check_memory(net.name, target, memory["weights"], memory["thresholds"])
     summary = summarize(folds, input_cycles(net))
     seconds["fold"] = time.perf_counter() - t
 
