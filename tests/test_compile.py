@@ -28,6 +28,7 @@ from hwgen.errors import CompileError
 from hwgen.train.architecture import Architecture, InputSpec, validate_layers
 from hwgen.train.network import BinaryNet
 from hwgen.train.scales import ActScaleMode, ScaleMode
+from hwgen.train.zoo import make_architecture
 
 SCALES = [m.value for m in ScaleMode]
 ACT_SCALES = [m.value for m in ActScaleMode]
@@ -229,3 +230,16 @@ def test_compile_cli_on_the_shipped_model(tmp_path: Path, mnist_dir: Path) -> No
     assert result.returncode == 0, result.stderr
     assert "2000 same top-1" in result.stdout and "0 mismatches" in result.stdout
     assert "fc0" in result.stdout and "acc bits" in result.stdout
+
+
+def test_a_threshold_bug_is_a_mismatch_even_after_the_float64_recheck() -> None:
+    """compare_models must fail on a real compiler bug: thresholds off by one in a layer."""
+    arch = make_architecture("tfc", input_shape=(1, 28, 28), num_classes=10, mean=(128,), std=(64.0,))
+    model = randomized_model(arch, 3)
+    net = compile_architecture(arch, state_numpy(model))
+    images = np.random.default_rng(3).integers(0, 256, (64, 1, 28, 28), dtype=np.uint8)
+    assert compare_models(model, net, images).mismatches == []
+    layer = net.layers[1]
+    layer.output = ThresholdOutput(layer.output.thresholds + 1, layer.output.direction)
+    result = compare_models(model, net, images)
+    assert result.mismatches and all(m["float64_agrees"] is False for m in result.mismatches)
