@@ -18,6 +18,7 @@ import argparse
 from hwgen.build.accelerator import Accelerator
 from hwgen.build.folding import input_cycles, solve_folding, summarize
 from hwgen.build.report import layer_rows
+from hwgen.build.targets import get_target
 from hwgen.compile.compiler import compile_initialised
 from hwgen.errors import BuildError
 from hwgen.train.architecture import hardware_normalization
@@ -31,8 +32,8 @@ def main() -> None:
     args = parser.parse_args()
     mean, std = hardware_normalization((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
     print("| model | --pe | bottleneck | cycles/frame | ideal cycles | balance | frames/s "
-          f"@ {args.clock:g} MHz | lanes | LUT4 (est.) | weight + threshold bits |")
-    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+          f"@ {args.clock:g} MHz | lanes | LUT4 (est.) | weight + threshold bits | ECP5 EBR (est.) |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for model in ("cnv", "vgg_small"):
         net = compile_initialised(make_architecture(model, input_shape=(3, 32, 32), num_classes=10,
                                                     mean=mean, std=std))
@@ -40,15 +41,16 @@ def main() -> None:
             try:
                 folds = solve_folding(net, pe=pe)
             except BuildError as exc:
-                print(f"| {model} | {pe} | {exc} | | | | | | | |")
+                print(f"| {model} | {pe} | {exc} | | | | | | | | |")
                 continue
             s = summarize(folds, input_cycles(net))
-            rows = layer_rows(Accelerator(net, folds), folds)
+            rows = layer_rows(Accelerator(net, folds), folds, get_target("ecp5-85k"))
+            blocks = sum(r["bram_blocks_estimate"] for r in rows)
             lut = sum(r["lut4_estimate"] for r in rows)
             mem = sum(r["weights_bits"] + r["thresholds_bits"] for r in rows)
             print(f"| {model} | {pe} | {s.bottleneck} | {s.cycles_per_frame:,} | {s.ideal_cycles:,.0f} | "
-                  f"{s.balance:.2f} | {s.fps(args.clock * 1e6):,.0f} | {s.total_lanes:,} | {lut:,} | {mem:,} |")
-    print("| FINN CNV-W1A1 (Zynq-7020) | | | | | | 3,020 | | ~26k LUT6 | |")
+                  f"{s.balance:.2f} | {s.fps(args.clock * 1e6):,.0f} | {s.total_lanes:,} | {lut:,} | {mem:,} | {blocks} |")
+    print("| FINN CNV-W1A1 (Zynq-7020) | | | | | | 3,020 | | ~26k LUT6 | | 124 BRAM36 |")
 
 
 if __name__ == "__main__":

@@ -66,12 +66,15 @@ FMAX_TARGET = 125.0    # MHz, issue 4
 
 # -- designs -------------------------------------------------------------------
 
+MASKED = True  # --unmasked: the engine of a layer without padding
+
+
 def mvtu(simd: int, pe: int, nf: int, sf: int, seed: int = 0) -> MVTU:
     """An MVTU with random +-1 weights (PE * NF, SIMD * SF) and random thresholds in [-F/4, F/4]."""
     rng = np.random.default_rng(seed)
     fan_in = simd * sf
     return MVTU(weights=rng.choice([-1, 1], size=(pe * nf, fan_in)), pe=pe, simd=simd,
-                thresholds=rng.integers(-fan_in // 4, fan_in // 4 + 1, size=pe * nf))
+                thresholds=rng.integers(-fan_in // 4, fan_in // 4 + 1, size=pe * nf), masked=MASKED)
 
 
 class NoPadding(wiring.Component):
@@ -258,13 +261,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--breakdown", action="store_true", help="also the Yosys-only cost of the parts")
     parser.add_argument("--no-pnr", action="store_true", help="skip the nextpnr table (with --breakdown)")
+    parser.add_argument("--unmasked", action="store_true",
+                        help="the engine of a layer without padding (masked=False: no tap mask)")
     parser.add_argument("--out", type=Path, default=REPO / "build" / "bench_mvtu")
     args = parser.parse_args()
+    global MASKED
+    MASKED = not args.unmasked
 
     if not args.no_pnr:
         rows = [measure(args.out / f"simd{simd}_pe{pe}", simd, pe, args.nf, args.sf, args.freq, args.seeds)
                 for simd in args.simd for pe in args.pe]
-        print(f"MVTU on {TARGET} (NF={args.nf}, SF={args.sf}; targets <= {LUT_TARGET:g} LUT4/lane, "
+        print(f"MVTU on {TARGET} (NF={args.nf}, SF={args.sf}, {'masked' if MASKED else 'unmasked'}; targets <= {LUT_TARGET:g} LUT4/lane, "
               f">= {FMAX_TARGET:g} MHz; seeds {' '.join(map(str, args.seeds))})\n")
         print(main_table(rows, args.freq))
         seconds = {k: max(r["stage_seconds"][k] for r in rows) for k in ("synth", "pnr", "pack")}

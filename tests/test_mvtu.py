@@ -85,6 +85,19 @@ def test_random_shapes_with_stalls_match_golden(seed: int, accumulator: bool) ->
         f"C_out={w.shape[0]} F={w.shape[1]} PE={pe} SIMD={simd}")
 
 
+@pytest.mark.parametrize("accumulator", [False, True], ids=["threshold", "accumulator"])
+@pytest.mark.parametrize("seed", range(6))
+def test_unmasked_engine_ignores_the_valid_field(seed: int, accumulator: bool) -> None:
+    """masked=False (no padded taps): every tap counts whatever ``valid`` carries."""
+    w, t, pe, simd, x, _ = random_case(700 + 100 * seed + accumulator, accumulator)
+    garbage = np.random.default_rng(seed).integers(0, 2, size=x.shape, dtype=np.uint8)
+    dut = MVTU(weights=w, pe=pe, simd=simd, thresholds=t, masked=False)
+    trace = simulate(dut, x, garbage, seed=seed, gap_p=0.3, stall_p=0.4)
+    expected = expected_beats(dut, w, t, x, np.ones_like(x))
+    assert mismatches(trace.outputs, expected) == [], f"C_out={w.shape[0]} F={w.shape[1]} PE={pe} SIMD={simd}"
+    assert dut.input_buffer_bits == (0 if dut.nf == 1 else dut.sf * simd)
+
+
 @pytest.mark.parametrize("c_out,fan_in,pe,simd", [
     (4, 8, 4, 8),     # NF = SF = 1: one vector per cycle
     (6, 12, 2, 12),   # SF = 1, NF = 3: one result per cycle through the credits
@@ -156,9 +169,10 @@ def test_widths_and_figures() -> None:
     assert dut.acc_width == 8  # [-64, 64]
     assert dut.threshold_width == 8  # saturated to [-64, 65]
     assert (dut.nf, dut.sf, dut.cycles_per_vector) == (2, 4, 8)
-    assert dut.latency == 4 + 2  # SIMD 16: 4 adder levels, 2 register stages
+    # S1, S2, pair level, tree over 8 pair sums (3 adder levels: 2 registers), dot, accumulator, FIFO
+    assert dut.latency == 1 + 1 + 1 + 2 + 1 + 2
     acc = MVTU(weights=w, pe=8, simd=64, thresholds=None)
-    assert acc.latency == 4 + 3
+    assert acc.latency == 1 + 1 + 1 + 3 + 1 + 2  # 32 pair sums: 5 adder levels, 3 registers
     assert acc.fifo_depth == acc.latency + 1  # SF = 1
     words = MVTU(weights=np.array([[1, -1, -1, 1], [-1, 1, 1, 1]]), pe=2, simd=2, thresholds=None).weight_words()
     # word sf, PE p at bits p*SIMD..: ch0 = (1,0 | 0,1), ch1 = (0,1 | 1,1)

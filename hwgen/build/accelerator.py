@@ -158,11 +158,13 @@ class Accelerator(wiring.Component):
         kh, kw = layer.kernel
         weights = stream_weights(layer)
         thresholds = _thresholds(layer)
+        masked = layer.padding > 0
         if layer.input_kind == "binary" and layer.weight_bits == 1:
-            engine = MVTU(weights=weights, pe=fold.pe, simd=fold.simd, thresholds=thresholds)
+            engine = MVTU(weights=weights, pe=fold.pe, simd=fold.simd, thresholds=thresholds, masked=masked)
         else:
             engine = MACUnit(weights=weights, input_offset=layer.input_offset, in_channels=c_in,
-                             pe=fold.pe, simd=fold.simd, thresholds=thresholds, input_kind=layer.input_kind)
+                             pe=fold.pe, simd=fold.simd, thresholds=thresholds, input_kind=layer.input_kind,
+                             masked=masked)
         window = converter = None
         if fold.layer.whole_map:
             converter = WidthConverter(in_width=width, out_width=fold.simd * bits)

@@ -116,6 +116,17 @@ def _check_memory(name: str, target: Target, weights: int, thresholds: int) -> N
             f"(e.g. --width), or pass --no-memory-check to generate anyway")
 
 
+def _check_blocks(name: str, target: Target, rows: list[dict], blocks: int) -> None:
+    if blocks > target.bram_blocks:
+        worst = max(rows, key=lambda r: r["bram_blocks_estimate"])
+        raise BuildError(
+            f"{name} at this folding needs about {blocks} block RAMs for its weight ROMs and input buffers, "
+            f"but the {target.part} has {target.bram_blocks}: a block RAM reads at most {target.bram_max_width} "
+            f"bits per cycle, so a layer reading PE x SIMD weight bits per cycle takes at least "
+            f"PE x SIMD / {target.bram_max_width} of them ({worst['name']}: PE {worst['pe']} x SIMD {worst['simd']} "
+            f"-> {worst['bram_blocks_estimate']}); choose a smaller --pe, or pass --no-memory-check")
+
+
 def _hex_words(words: list[int], bits: int) -> str:
     digits = max(1, (bits + 3) // 4)
     return "".join(f"{w:0{digits}x}\n" for w in words)
@@ -141,10 +152,12 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions, *, name: str |
     folds = solve_folding(net, pe=options.pe, simd=options.simd, fps=options.fps,
                           clock_hz=options.clock_mhz * 1e6, overrides=options.overrides)
     acc = Accelerator(net, folds)
-    rows = layer_rows(acc, folds)
+    rows = layer_rows(acc, folds, target)
     memory = {k: sum(r[f"{k}_bits"] for r in rows) for k in ("weights", "thresholds", "buffers")}
+    blocks = sum(r["bram_blocks_estimate"] for r in rows)
     if options.check_memory:
         _check_memory(net.name, target, memory["weights"], memory["thresholds"])
+        _check_blocks(net.name, target, rows, blocks)
     summary = summarize(folds, input_cycles(net))
     seconds["fold"] = time.perf_counter() - t
 
@@ -176,7 +189,8 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions, *, name: str |
         "dataset": net.metadata.get("dataset"), "data_dir": net.metadata.get("data_dir"),
         "folding": {"request": options.describe(), "pe": options.pe, "simd": options.simd, "fps": options.fps,
                     "overrides": {k: list(v) for k, v in options.overrides.items()}},
-        "target": {"name": target.name, "part": target.part, "lut4": target.lut4, "bram_bits": target.bram_bits},
+        "target": {"name": target.name, "part": target.part, "lut4": target.lut4, "bram_bits": target.bram_bits,
+                   "bram_blocks": target.bram_blocks},
         "clock_mhz": options.clock_mhz,
         "input_cycles": input_cycles(net),
         "cycles_per_frame": summary.cycles_per_frame,
@@ -185,6 +199,7 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions, *, name: str |
                     "total_lanes": summary.total_lanes, "fps": summary.fps(options.clock_mhz * 1e6)},
         "memory": {**{f"{k}_bits": v for k, v in memory.items()}, "target_bram_bits": target.bram_bits},
         "lut4_estimate": sum(r["lut4_estimate"] for r in rows),
+        "bram_blocks_estimate": blocks,
         "layers": rows,
     }
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")

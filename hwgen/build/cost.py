@@ -21,8 +21,10 @@ from __future__ import annotations
 import math
 
 from hwgen.build.engines import MACUnit, MaxPoolUnit, MVTU, SlidingWindowUnit
+from hwgen.build.engines.folded import BLOCK_RAM_MIN_DEPTH, WEIGHT_LUT_MAX_DEPTH
+from hwgen.build.targets import Target
 
-__all__ = ["estimate_lut4"]
+__all__ = ["estimate_bram_blocks", "estimate_lut4"]
 
 #: LUT4 per XNOR-popcount lane (measured on ECP5 with the balanced pipelined tree; DESIGN.md section 5).
 LANE_LUT4 = 2.7
@@ -57,3 +59,23 @@ def estimate_lut4(engine) -> int:
     else:
         cost = CONTROL_LUT4
     return int(round(cost))
+
+
+def estimate_bram_blocks(engine, target: Target) -> int:
+    """Block RAMs of a folded engine's memories that go to block RAM on ``target``.
+
+    The weight ROM (NF * SF words of PE * SIMD fields) when deeper than
+    WEIGHT_LUT_MAX_DEPTH, the input buffer (SF words) when deeper than
+    BLOCK_RAM_MIN_DEPTH; each as :meth:`Target.bram_blocks_for` (port width
+    and depth). Line buffers, pool rows and FIFOs are left to Yosys (LUT RAM
+    or block RAM) and not counted here. 0 for other engines.
+    """
+    if not isinstance(engine, (MVTU, MACUnit)):
+        return 0
+    blocks = 0
+    depth = engine.nf * engine.sf
+    if depth > WEIGHT_LUT_MAX_DEPTH:
+        blocks += target.bram_blocks_for(engine.weight_rom_bits // depth, depth)
+    if engine.nf > 1 and engine.sf > BLOCK_RAM_MIN_DEPTH:
+        blocks += target.bram_blocks_for(engine.input_buffer_bits // engine.sf, engine.sf)
+    return blocks

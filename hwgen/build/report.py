@@ -11,15 +11,16 @@ per second at the clock, and the memory budget against the target's block RAM.
 from __future__ import annotations
 
 from hwgen.build.accelerator import Accelerator
-from hwgen.build.cost import estimate_lut4
+from hwgen.build.cost import estimate_bram_blocks, estimate_lut4
 from hwgen.build.engines import MaxPoolUnit
 from hwgen.build.folding import FoldingSummary, LayerFold
+from hwgen.build.targets import Target
 
 __all__ = ["layer_rows", "format_markdown"]
 
 
-def layer_rows(acc: Accelerator, folds: list[LayerFold]) -> list[dict]:
-    """One dict per stage: name, engine, pe, simd, nf, sf, macs, cycles, memory bits, lut4_estimate."""
+def layer_rows(acc: Accelerator, folds: list[LayerFold], target: Target) -> list[dict]:
+    """One dict per stage: name, engine, pe, simd, nf, sf, macs, cycles, memory bits, LUT4 and block RAM estimates."""
     fold_of = {f.layer.name: f for f in folds}
     rows = []
     for stage in acc.stages:
@@ -27,7 +28,7 @@ def layer_rows(acc: Accelerator, folds: list[LayerFold]) -> list[dict]:
         mem = stage.memory_bits
         lut = estimate_lut4(e) + (estimate_lut4(stage.window) if stage.window is not None else 0)
         row = {"name": stage.layer_name, "engine": type(e).__name__, **{f"{k}_bits": v for k, v in mem.items()},
-               "lut4_estimate": lut}
+               "lut4_estimate": lut, "bram_blocks_estimate": estimate_bram_blocks(e, target)}
         if isinstance(e, MaxPoolUnit):
             row.update(pe=None, simd=None, nf=None, sf=None, macs=0, cycles=None,
                        in_shape=list(e.in_shape), kernel=e.kernel)
@@ -60,13 +61,14 @@ def format_markdown(report: dict) -> str:
         f"- target {report['target']['name']} ({report['target']['part']}), clock {report['clock_mhz']:g} MHz",
         "",
         "| layer | engine | PE | SIMD | NF | SF | cycles/frame | weight bits | threshold bits | buffer bits "
-        "| LUT4 (est.) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| LUT4 (est.) | block RAMs (est.) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in report["layers"]:
         lines.append(f"| {r['name']} | {r['engine']} | {_fmt(r['pe'])} | {_fmt(r['simd'])} | {_fmt(r['nf'])} | "
                      f"{_fmt(r['sf'])} | {_fmt(r['cycles'])} | {_fmt(r['weights_bits'])} | "
-                     f"{_fmt(r['thresholds_bits'])} | {_fmt(r['buffers_bits'])} | {_fmt(r['lut4_estimate'])} |")
+                     f"{_fmt(r['thresholds_bits'])} | {_fmt(r['buffers_bits'])} | {_fmt(r['lut4_estimate'])} | "
+                     f"{_fmt(r['bram_blocks_estimate'])} |")
     lines += [
         "",
         f"- bottleneck: **{s['bottleneck']}**, {s['cycles_per_frame']:,} cycles per frame "
@@ -74,7 +76,8 @@ def format_markdown(report: dict) -> str:
         f"- ideal cycles (total MACs / total lanes): {s['ideal_cycles']:,.0f}; balance {s['balance']:.2f}; "
         f"{s['total_lanes']:,} lanes",
         f"- {s['fps']:,.0f} frames/s at {report['clock_mhz']:g} MHz",
-        f"- LUT4 estimate: {report['lut4_estimate']:,} of {report['target']['lut4']:,}",
+        f"- LUT4 estimate: {report['lut4_estimate']:,} of {report['target']['lut4']:,}; block RAMs for the "
+        f"weight ROMs and input buffers: {report['bram_blocks_estimate']:,} of {report['target']['bram_blocks']:,}",
         f"- memory: weights {mem['weights_bits']:,} + thresholds {mem['thresholds_bits']:,} bits = "
         f"{mem['weights_bits'] + mem['thresholds_bits']:,} bits against {mem['target_bram_bits']:,} bits of block "
         f"RAM; line / vector buffers {mem['buffers_bits']:,} bits more",

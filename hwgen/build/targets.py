@@ -65,6 +65,28 @@ class Target:
         return self.bram_blocks * self.bram_block_bits
 
     @property
+    def bram_shapes(self) -> tuple[tuple[int, int], ...]:
+        """(width, depth) configurations of one block RAM's read port (ECP5 DP16KD incl. its 36-bit
+        pseudo-dual-port mode; iCE40 SB_RAM40_4K)."""
+        if self.family is Family.ECP5:
+            return ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))
+        return ((16, 256), (8, 512), (4, 1024), (2, 2048))
+
+    @property
+    def bram_max_width(self) -> int:
+        """Widest read port of one block RAM (ECP5: 36 bits, iCE40: 16 bits)."""
+        return self.bram_shapes[0][0]
+
+    def bram_blocks_for(self, width: int, depth: int) -> int:
+        """Block RAMs a memory of ``depth`` words of ``width`` bits takes, in the best configuration:
+        min over (w, d) in :attr:`bram_shapes` of ceil(width / w) * ceil(depth / d).
+
+        A wide, shallow ROM (PE * SIMD bits per word, few folds) is limited by the
+        port width, not by its bits.
+        """
+        return min(-(-width // w) * -(-depth // d) for w, d in self.bram_shapes)
+
+    @property
     def pnr_flags(self) -> tuple[str, ...]:
         """nextpnr device selection: (device_flag, "--package", package)."""
         return (self.device_flag, "--package", self.package)

@@ -35,6 +35,14 @@ __all__ = ["FoldedEngine", "Schedule", "check_thresholds", "check_weight_matrix"
 #: Pipeline registers after the per-PE sums: the accumulator and the output FIFO.
 _OUTPUT_STAGES = 2
 
+#: Input buffers deeper than this many words go to block RAM (a LUT RAM cell holds 16 words).
+BLOCK_RAM_MIN_DEPTH = 16
+
+#: Weight ROMs deeper than this go to block RAM: a shallower ROM costs about one LUT4 per bit of
+#: word width; a deeper one in logic costs depth / 16 LUT4s and multiplexers per bit (measured:
+#: a 36 x 1024-bit ROM took about 3.5 LUT4 per bit), while block RAM costs nothing in LUTs.
+WEIGHT_LUT_MAX_DEPTH = 4
+
 
 # -- validation --------------------------------------------------------------
 
@@ -92,7 +100,9 @@ class FoldedEngine(wiring.Component):
     Constructor (keyword-only, values already validated by the subclass):
     ``c_out``, ``fan_in`` (F), ``pe``, ``simd``, ``lane_bits`` (bits per input
     element), ``acc_range`` = (lo, hi), the exact range of every partial sum
-    of a channel, and ``thresholds`` (int64 (C_out,) or None). Thresholds
+    of a channel, ``thresholds`` (int64 (C_out,) or None) and ``masked``
+    (False: every tap is valid, e.g. a layer without padding; the ``valid``
+    field of ``i`` is ignored and not stored). Thresholds
     outside [lo, hi] give constant outputs; they are saturated to [lo, hi + 1]
     (same bits), so :attr:`threshold_width` stays small. :attr:`acc_width` =
     signed_bits(lo, hi).
@@ -113,17 +123,18 @@ class FoldedEngine(wiring.Component):
     --------
     One *step* (one synapse fold of one neuron fold) per cycle, in the order
     nf = 0..NF-1, sf = 0..SF-1. During nf = 0 the SF beats come from ``i`` and
-    are written to an input buffer (SF words of (lane_bits + 1) * SIMD bits,
-    the raw beat; only when NF > 1); nf = 1..NF-1 re-read the buffer, so every
+    are written to an input buffer (SF words of the raw beat, (lane_bits + 1) * SIMD
+    bits, lane_bits * SIMD when not masked; only when NF > 1; in block RAM when
+    deeper than :data:`BLOCK_RAM_MIN_DEPTH`); nf = 1..NF-1 re-read the buffer, so every
     input beat is consumed once and ``i.ready`` is low for the (NF-1)*SF
     cycles of those folds.
 
     Pipeline
     --------
     issue (schedule counters, weight ROM address) -> S1 (input slice from
-    ``i`` or the buffer) -> the subclass's term stages and balanced adder tree
-    (:meth:`_lane_sums`: per-PE sums :attr:`_TERM_STAGES` +
-    tree_register_stages(SIMD) cycles after the issue) -> accumulator (reset
+    ``i`` or the buffer) -> the subclass's term stages and adder tree
+    (:meth:`_lane_sums`: per-PE sums :meth:`sum_latency` cycles after the
+    issue) -> accumulator (reset
     at sf = 0) -> compare with T[nf] (threshold ROM read alongside the sums;
     constants when NF = 1) -> output FIFO. The control (valid, first, last,
     nf) travels in a register chain of the same length. The pipeline never
@@ -144,8 +155,7 @@ class FoldedEngine(wiring.Component):
     ------
     Throughput: one step per cycle while the input is offered (during nf = 0)
     and credits remain: :attr:`cycles_per_vector` = NF * SF cycles per vector,
-    back to back. :attr:`latency` = _TERM_STAGES + tree_register_stages(SIMD)
-    + 2 cycles from the last input beat of a vector (handshake) to its first
+    back to back. :attr:`latency` = :meth:`sum_latency` + 2 cycles from the last input beat of a vector (handshake) to its first
     output beat being valid; the beat of neuron fold nf follows nf * SF cycles
     later when nothing stalls. :attr:`fifo_depth` = latency // SF + 1 credits
     are just enough for full throughput.
@@ -155,8 +165,9 @@ class FoldedEngine(wiring.Component):
     _TERM_STAGES: int
 
     def __init__(self, *, c_out: int, fan_in: int, pe: int, simd: int, lane_bits: int,
-                 acc_range: tuple[int, int], thresholds: np.ndarray | None) -> None:
+                 acc_range: tuple[int, int], thresholds: np.ndarray | None, masked: bool = True) -> None:
         self.c_out, self.fan_in, self.pe, self.simd = c_out, fan_in, pe, simd
+        self.masked = bool(masked)
         self.nf, self.sf = c_out // pe, fan_in // simd
         self._lane_bits = lane_bits
         self.acc_range = acc_range
@@ -186,10 +197,14 @@ class FoldedEngine(wiring.Component):
         """Cycles per input vector at full throughput: NF * SF."""
         return self.nf * self.sf
 
+    def sum_latency(self) -> int:
+        """Cycles from the issue of a step to its per-PE sums (the term stages and the adder tree)."""
+        return self._TERM_STAGES + tree_register_stages(self.simd)
+
     @property
     def latency(self) -> int:
         """Cycles from the last input beat of a vector to its first output beat (as built)."""
-        return self._TERM_STAGES + tree_register_stages(self.simd) + _OUTPUT_STAGES
+        return self.sum_latency() + _OUTPUT_STAGES
 
     @property
     def fifo_depth(self) -> int:
@@ -208,8 +223,8 @@ class FoldedEngine(wiring.Component):
 
     @property
     def input_buffer_bits(self) -> int:
-        """The input buffer re-read by neuron folds 1..NF-1: SF words of (lane_bits + 1) * SIMD bits (0 when NF = 1)."""
-        return 0 if self.nf == 1 else self.sf * (self._lane_bits + 1) * self.simd
+        """The input buffer re-read by neuron folds 1..NF-1: SF words of the raw beat (0 when NF = 1)."""
+        return 0 if self.nf == 1 else self.sf * (self._lane_bits + self.masked) * self.simd
 
     def threshold_words(self) -> list[int]:
         """Threshold ROM contents: word nf, field p (threshold_width bits) = T[nf*PE + p]."""
@@ -227,7 +242,7 @@ class FoldedEngine(wiring.Component):
     # -- hardware ----------------------------------------------------------
 
     def _lane_sums(self, m: Module, s: Schedule, x: Value, v: Value) -> list[Value]:
-        """Per-PE sums of the step's terms, ``_TERM_STAGES + tree_register_stages(SIMD)`` cycles after its issue.
+        """Per-PE sums of the step's terms, :meth:`sum_latency` cycles after its issue.
 
         ``x`` (lane_bits * SIMD bits) and ``v`` (SIMD bits) are the step's
         input slice and tap mask at S1; each sum must lie in :attr:`acc_range`.
@@ -240,8 +255,7 @@ class FoldedEngine(wiring.Component):
         x, v = self._input_slice(m, s)
         sums = self._lane_sums(m, s, x, v)
         ctl = {"valid": s.step, "first": s.sf == 0, "last": s.last_sf, "nf": s.nf}
-        stages = self._TERM_STAGES + tree_register_stages(self.simd)
-        ctl = {k: delay(m, Value.cast(sig), stages, f"{k}_p") for k, sig in ctl.items()}
+        ctl = {k: delay(m, Value.cast(sig), self.sum_latency(), f"{k}_p") for k, sig in ctl.items()}
         self._accumulate_and_output(m, sums, ctl)
         return m
 
@@ -280,27 +294,38 @@ class FoldedEngine(wiring.Component):
         data_bits = self._lane_bits * SIMD
         x1 = Signal(data_bits)
         v1 = Signal(SIMD)
-        m.d.sync += [x1.eq(self.i.payload.data), v1.eq(self.i.payload.valid)]
+        m.d.sync += x1.eq(self.i.payload.data)
+        if self.masked:
+            m.d.sync += v1.eq(self.i.payload.valid)
+        else:
+            v1 = Const((1 << SIMD) - 1, SIMD)
         if NF == 1:
             return x1, v1
-        buf = m.submodules.input_buffer = Memory(shape=unsigned(data_bits + SIMD), depth=SF, init=[])
+        raw = self.i.payload.as_value() if self.masked else self.i.payload.data
+        attrs = {"ram_style": "block"} if SF > BLOCK_RAM_MIN_DEPTH else None
+        buf = m.submodules.input_buffer = Memory(shape=unsigned(len(raw)), depth=SF, init=[], attrs=attrs)
         bw = buf.write_port()
         br = buf.read_port()
         m.d.comb += [
-            bw.addr.eq(s.sf), bw.data.eq(self.i.payload.as_value()), bw.en.eq(s.step & s.first_nf),
+            bw.addr.eq(s.sf), bw.data.eq(raw), bw.en.eq(s.step & s.first_nf),
             br.addr.eq(s.sf),
         ]
         from_stream = Signal()
         m.d.sync += from_stream.eq(s.first_nf)
         x = Signal(data_bits)
+        m.d.comb += x.eq(Mux(from_stream, x1, br.data[:data_bits]))
+        if not self.masked:
+            return x, v1
         v = Signal(SIMD)
-        m.d.comb += [x.eq(Mux(from_stream, x1, br.data[:data_bits])), v.eq(Mux(from_stream, v1, br.data[data_bits:]))]
+        m.d.comb += v.eq(Mux(from_stream, v1, br.data[data_bits:]))
         return x, v
 
     def _weight_rom(self, m: Module, addr: Value, field_bits: int) -> Value:
         """The weight ROM (:meth:`weight_words`, PE * SIMD fields of ``field_bits``) read at ``addr``: the word a cycle later."""
+        depth = self.nf * self.sf
+        attrs = {"ram_style": "block"} if depth > WEIGHT_LUT_MAX_DEPTH else None
         wmem = m.submodules.weights = Memory(shape=unsigned(self.pe * self.simd * field_bits),
-                                             depth=self.nf * self.sf, init=self.weight_words())
+                                             depth=depth, init=self.weight_words(), attrs=attrs)
         rd = wmem.read_port()
         m.d.comb += rd.addr.eq(addr)
         return rd.data

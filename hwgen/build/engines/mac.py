@@ -106,6 +106,8 @@ class MACUnit(FoldedEngine):
         Binary inputs (a k-bit layer after binary ones, e.g. an int8 last
         layer): elements are bits b standing for 2b - 1, 1 bit per element on
         ``i``, and the term is ``b ? W : -W`` (0 when padded).
+    masked : bool (default True)
+        False when no tap is ever padded: ``valid`` is ignored and not buffered.
     in_channels : int
         C_in; must divide F. Element f of the fan-in belongs to channel f mod C_in.
     pe : int
@@ -189,7 +191,8 @@ class MACUnit(FoldedEngine):
     _TERM_STAGES = 3
 
     def __init__(self, *, weights: np.ndarray, input_offset: np.ndarray | None, in_channels: int,
-                 pe: int, simd: int, thresholds: np.ndarray | None, input_kind: str = "uint8") -> None:
+                 pe: int, simd: int, thresholds: np.ndarray | None, input_kind: str = "uint8",
+                 masked: bool = True) -> None:
         w = _check_weights(weights)
         c_out, fan_in = (int(n) for n in w.shape)
         c_in = check_count("in_channels", in_channels)
@@ -212,7 +215,8 @@ class MACUnit(FoldedEngine):
         self._offsets = p
         super().__init__(c_out=c_out, fan_in=fan_in, pe=pe, simd=simd,
                          lane_bits=1 if self.binary_inputs else _PIXEL_BITS,
-                         acc_range=_accumulator_range(w, p, c_in, self.weight_bits), thresholds=t)
+                         acc_range=_accumulator_range(w, p, c_in, self.weight_bits), thresholds=t,
+                         masked=bool(masked))
 
     # -- figures -----------------------------------------------------------
 

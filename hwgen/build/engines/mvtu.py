@@ -12,7 +12,7 @@ synapse folds of a vector.
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Module, Signal, Value, signed
+from amaranth.hdl import Cat, Module, Signal, Value, signed
 
 from hwgen.build.engines.folded import (
     FoldedEngine,
@@ -29,8 +29,13 @@ __all__ = ["MVTU", "popcount_register_stages"]
 
 
 def popcount_register_stages(simd: int) -> int:
-    """Register stages of the popcount tree over ``simd`` bits: one every 2 adder levels."""
-    return tree_register_stages(simd)
+    """Register stages of the XNOR-popcount over ``simd`` lanes: the pair level, then the adder tree.
+
+    Lanes are summed in pairs first (1 + 1 bits -> 2 bits: each output bit is
+    one LUT4 of x0, w0, x1, w1), registered; a balanced adder tree over the
+    ceil(SIMD / 2) pair sums follows, a register every 2 adder levels.
+    """
+    return 1 + tree_register_stages((simd + 1) // 2)
 
 
 def _check_weights(weights: object) -> np.ndarray:
@@ -63,6 +68,11 @@ class MVTU(FoldedEngine):
         Values outside [-F, F] give constant outputs; they are saturated to
         [-F, F + 1] (same bits), so the threshold width stays small.
         ``None``: accumulator mode.
+    masked : bool (default True)
+        False when no tap is ever padded (fully connected layers, convolutions
+        without padding): the ``valid`` field of ``i`` is then ignored (it
+        must be all ones), and the mask AND, its popcount and its buffer bits
+        are not built; dot = 2 * popcount(XNOR(x, w)) - SIMD.
 
     With NF = C_out / PE neuron folds and SF = F / SIMD synapse folds:
 
@@ -85,11 +95,12 @@ class MVTU(FoldedEngine):
     input buffer of SF x 2*SIMD bits re-read for nf = 1..NF-1, credit flow
     control, :attr:`fifo_depth` = latency // SF + 1), with the term stages:
     issue (the weight ROM [fold][PE][SIMD] read at the step's address) -> S1
-    (input slice, weight word; XNOR & valid, 2 adder levels) -> popcount tree,
-    balanced, a register every 2 adder levels
-    (:func:`popcount_register_stages` stages; popcount(valid) shares the same
-    tree shape once for all PEs) -> dot = 2*popcount - popcount(valid) ->
-    accumulator -> compare with T[nf] -> output FIFO. The pipeline never stalls.
+    (input slice, weight word) -> S2 (both registered again, so the block
+    RAM's output only drives a register) -> popcount of XNOR(x, w) & valid
+    (:func:`popcount_register_stages` stages: pair sums in LUT4s, then a
+    balanced adder tree; popcount(valid) has the same shape, once for all
+    PEs) -> dot = 2*popcount - popcount(valid) -> accumulator -> compare with
+    T[nf] -> output FIFO. The pipeline never stalls.
 
     Timing
     ------
@@ -97,14 +108,15 @@ class MVTU(FoldedEngine):
     and credits remain, i.e. :attr:`cycles_per_vector` = NF * SF cycles per
     vector, back to back. :attr:`latency`: cycles from the cycle of the last
     input beat of a vector (handshake) to the cycle its first output beat is
-    valid (``4 + popcount_register_stages(SIMD)``); the beat of neuron fold nf
+    valid (``5 + popcount_register_stages(SIMD)``); the beat of neuron fold nf
     follows nf * SF cycles later when nothing stalls.
     """
 
-    #: Term stages outside the popcount tree: S1 (input slice, weight word) and the dot stage.
-    _TERM_STAGES = 2
+    #: Term stages outside the popcount: S1 (input slice, weight word), S2 (registered again) and the dot stage.
+    _TERM_STAGES = 3
 
-    def __init__(self, *, weights: np.ndarray, pe: int, simd: int, thresholds: np.ndarray | None) -> None:
+    def __init__(self, *, weights: np.ndarray, pe: int, simd: int, thresholds: np.ndarray | None,
+                 masked: bool = True) -> None:
         w = _check_weights(weights)
         c_out, fan_in = (int(n) for n in w.shape)
         pe = check_count("PE", pe)
@@ -115,8 +127,10 @@ class MVTU(FoldedEngine):
             raise BuildError(f"SIMD must divide the fan-in F ({fan_in}), not {simd}")
         t = check_thresholds("MVTU", thresholds, c_out)
         self._weight_bits = (w == 1).astype(np.uint8)  # own copy
+        if not isinstance(masked, (bool, np.bool_)):
+            raise BuildError(f"masked must be True or False, not {masked!r}")
         super().__init__(c_out=c_out, fan_in=fan_in, pe=pe, simd=simd, lane_bits=1,
-                         acc_range=(-fan_in, fan_in), thresholds=t)
+                         acc_range=(-fan_in, fan_in), thresholds=t, masked=masked)
 
     @property
     def weight_rom_bits(self) -> int:
@@ -127,26 +141,50 @@ class MVTU(FoldedEngine):
         """Weight ROM contents: word nf*SF + sf, bit p*SIMD + k = weight bit (nf*PE + p, sf*SIMD + k)."""
         return self._fold_words(self._weight_bits, 1)
 
+    def sum_latency(self) -> int:
+        """Issue -> S1 -> S2 -> popcount (:func:`popcount_register_stages`) -> dot."""
+        return self._TERM_STAGES + popcount_register_stages(self.simd)
+
     # -- hardware ----------------------------------------------------------
 
     def _lane_sums(self, m: Module, s: Schedule, x: Value, v: Value) -> list[Value]:
         """Per PE: dot = 2 * popcount(XNOR(x, w) & v) - popcount(v), in [-SIMD, SIMD]."""
         PE, SIMD = self.pe, self.simd
         wrd = self._weight_rom(m, s.addr, 1)  # word ready at S1
+        x2, w2 = Signal(SIMD, name="x2"), Signal(PE * SIMD, name="w2")
+        m.d.sync += [x2.eq(x), w2.eq(wrd)]
+        if self.masked:
+            v2 = Signal(SIMD, name="v2")
+            m.d.sync += v2.eq(v)
         pcs = []
         for p in range(PE):
-            match = Signal(SIMD, name=f"match{p}")
-            m.d.comb += match.eq(~(x ^ wrd[p * SIMD:(p + 1) * SIMD]) & v)
-            pcs.append(_popcount(m, match, SIMD, f"pc{p}"))
-        pcv = _popcount(m, v, SIMD, "pcv")
+            match = ~(x2 ^ w2[p * SIMD:(p + 1) * SIMD])
+            pcs.append(_popcount(m, match & v2 if self.masked else match, SIMD, f"pc{p}"))
+        if self.masked:
+            count = _popcount(m, v2, SIMD, "pcv")
+        else:
+            count = SIMD
         dots = [Signal(signed(signed_bits(-SIMD, SIMD)), name=f"dot{p}") for p in range(PE)]
-        m.d.sync += [d.eq((pc << 1) - pcv) for d, pc in zip(dots, pcs)]
+        m.d.sync += [d.eq((pc << 1) - count) for d, pc in zip(dots, pcs)]
         return dots
 
 
 def _popcount(m: Module, bits: Value, n: int, name: str) -> Value:
-    """Popcount of the n bits of ``bits``: an adder tree, :func:`popcount_register_stages` (n) cycles later.
+    """Popcount of the n bits of ``bits``, :func:`popcount_register_stages` (n) cycles later.
 
-    Node widths are exact (a node of k leaves holds 0..k).
+    Pair level: lanes 2j and 2j+1 summed as (sum, carry) = (a ^ b, a & b),
+    plain logic (no adder cell), registered; an odd last lane is registered
+    alone. Then a balanced adder tree over the pair sums with exact node
+    widths (a node of k pairs holds 0..2k).
     """
-    return adder_tree(m, [bits[k] for k in range(n)], lambda k: range(k + 1), name)
+    pairs = []
+    for j in range(0, n - 1, 2):
+        a, b = bits[j], bits[j + 1]
+        pair = Signal(2, name=f"{name}_p{j // 2}")
+        m.d.sync += pair.eq(Cat(a ^ b, a & b))
+        pairs.append(pair)
+    if n % 2:
+        odd = Signal(2, name=f"{name}_p{n // 2}")
+        m.d.sync += odd.eq(bits[n - 1])
+        pairs.append(odd)
+    return adder_tree(m, pairs, lambda k: range(2 * k + 1), name)

@@ -19,8 +19,8 @@ from hwgen.errors import BuildError
 
 __all__ = ["ScoreUnit", "score_range"]
 
-#: Pipeline stages of one class's score: operand select, multiply-add, compare.
-_SCORE_STAGES = 3
+#: Pipeline stages of one class's score: operand select, multiply, add, compare.
+_SCORE_STAGES = 4
 
 
 def _check_vector(name: str, values: object, n: int) -> np.ndarray:
@@ -65,12 +65,13 @@ class ScoreUnit(wiring.Component):
     Three phases, the last overlapping the next frame's first: *collect* the
     C / PE input beats into C accumulator registers (one beat per cycle,
     ``i.ready`` high); *score* one class per cycle through a 3-stage pipeline
-    (select acc_c and the constants -> multiply-add -> compare with the best so
-    far, replacing it only when strictly greater, so ties keep the lowest
-    index) into an output bank, once the bank is free: C + 3 cycles; *emit*
+    (select acc_c and the constants -> multiply -> add the bias -> compare with
+    the best so far, replacing it only when strictly greater, so ties keep the
+    lowest index) into an output bank, once the bank is free: C + 4 cycles; *emit*
     the bank's C + 1 words, one per cycle while ``o.ready``. Collect resumes
-    right after scoring, while the bank is emitted, so a frame costs
-    max(C / PE, C + 3, C + 1) + small cycles: far below any engine's frame time.
+    right after scoring, while the bank is emitted; scoring the next frame
+    waits for the bank, so frames are at least 2C + 6 cycles apart: far below
+    any engine's frame time.
     ``i.ready`` is a register (it does not depend on ``i.valid`` nor ``o.ready``).
     """
 
@@ -146,11 +147,16 @@ class ScoreUnit(wiring.Component):
         a1, s1, b1 = Signal(signed(self.acc_width)), Signal(signed(scale_w)), Signal(signed(bias_w))
         m.d.sync += [v1.eq(scoring), c1.eq(issue_c), a1.eq(accs[issue_c]), s1.eq(scales[issue_c]),
                      b1.eq(biases[issue_c])]
-        # stage 2: multiply-add
+        # stage 2: multiply (every product lies in the score range minus the bias: 2 more bits suffice)
+        vp, cp = Signal(), Signal(range(n))
+        prod = Signal(signed(max(sw, bias_w) + 1))
+        bp = Signal(signed(bias_w))
+        m.d.sync += [vp.eq(v1), cp.eq(c1), prod.eq(a1 * s1), bp.eq(b1)]
+        # stage 3: add the bias
         v2, c2 = Signal(), Signal(range(n))
         score2 = Signal(signed(sw))
-        m.d.sync += [v2.eq(v1), c2.eq(c1), score2.eq(a1 * s1 + b1)]
-        # stage 3: store and compare (strictly greater replaces: ties keep the lowest index)
+        m.d.sync += [v2.eq(vp), c2.eq(cp), score2.eq(prod + bp)]
+        # stage 4: store and compare (strictly greater replaces: ties keep the lowest index)
         best = Signal(signed(sw))
         with m.If(v2):
             m.d.sync += bank[c2].eq(score2)
