@@ -1,13 +1,16 @@
 """LUT4 estimates per stage, for the build report before any synthesis runs.
 
-A first-order cost model in ECP5 LUT4 (TRELLIS_COMB cells), whose
-coefficients come from Yosys ``synth_ecp5`` runs of the engines
-(docs/hardware.md, ``benchmarks/mvtu_synth.py``); the synthesis report
-(``hwgen synth``) gives the real numbers. For an engine with PE x SIMD lanes
-and accumulators of A bits:
+A first-order cost model in ECP5 LUT4 (TRELLIS_COMB cells after place and
+route), whose MVTU coefficients are a fit to ``benchmarks/mvtu_synth.py
+--unmasked`` (SIMD 32/64/128 x PE 4/16, NF = 4, SF = 9: within 2 % of all
+five measured designs; docs/hardware.md); the synthesis report (``hwgen
+synth``) gives the real numbers. For an engine with PE x SIMD lanes and
+accumulators of A bits:
 
-* MVTU: ``LANE_LUT4 * PE * SIMD`` (XNOR, popcount tree) ``+ PE * 2A``
-  (accumulator and threshold compare) ``+ CONTROL_LUT4``;
+* MVTU: ``LANE_LUT4 * PE * SIMD`` (XNOR, popcount) ``+ PE_LUT4 * PE``
+  (accumulator, threshold compare, output) ``+ SIMD_LUT4 * SIMD`` (input
+  slice, buffer multiplexer) ``+ CONTROL_LUT4``; a padded (masked) layer adds
+  the tap mask: ``MASK_LANE_LUT4`` per lane and a popcount of SIMD bits;
 * MAC unit: per lane the term (a conditional negate of the 9-bit pixel
   difference for binary weights, a k x 9 multiplier for k-bit weights, a
   conditional negate of W for binary inputs) plus its share of the adder
@@ -26,17 +29,25 @@ from hwgen.build.targets import Target
 
 __all__ = ["estimate_bram_blocks", "estimate_lut4"]
 
-#: LUT4 per XNOR-popcount lane (measured on ECP5 with the balanced pipelined tree; DESIGN.md section 5).
-LANE_LUT4 = 2.7
+#: LUT4 per XNOR-popcount lane (fit to post-route ECP5 runs of the unmasked MVTU).
+LANE_LUT4 = 4.0
+#: LUT4 per PE: accumulator, threshold compare, output FIFO share.
+PE_LUT4 = 22
+#: LUT4 per SIMD bit: input register / buffer multiplexer.
+SIMD_LUT4 = 2.8
+#: LUT4 per lane for the tap mask of a padded layer (the AND; the valid popcount is SIMD * POPCOUNT_LUT4).
+MASK_LANE_LUT4 = 0.4
+POPCOUNT_LUT4 = 3.0
 #: Counters, address and flow-control logic of one engine.
-CONTROL_LUT4 = 40
+CONTROL_LUT4 = 30
 
 
 def _folded(engine) -> float:
     lanes = engine.pe * engine.simd
-    per_pe = engine.pe * 2 * engine.acc_width
+    per_pe = engine.pe * PE_LUT4
     if isinstance(engine, MVTU):
-        return LANE_LUT4 * lanes + per_pe + CONTROL_LUT4
+        mask = (MASK_LANE_LUT4 * lanes + POPCOUNT_LUT4 * engine.simd) if engine.masked else 0.0
+        return LANE_LUT4 * lanes + per_pe + SIMD_LUT4 * engine.simd + mask + CONTROL_LUT4
     assert isinstance(engine, MACUnit)
     if engine.binary_inputs:
         term = engine.weight_bits
