@@ -130,3 +130,17 @@ def test_wide_weight_rom_ports_are_refused_with_the_block_count(tmp_path: Path) 
         build(ir, tmp_path / "w", BuildOptions(pe=1, overrides=overrides, target="ice40-up5k"), log=lambda *_: None)
     result = build(ir, tmp_path / "w85", BuildOptions(pe=1, overrides=overrides), log=lambda *_: None)
     assert result.report["layers"][0]["bram_blocks_estimate"] == 29  # ECP5: 1,024 bits / 36 per block
+
+
+def test_ir_files_are_byte_identical_across_processes(tmp_path: Path, small_ir: Path) -> None:
+    """The safetensors header is written in hash order by the library; hwgen sorts it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from hwgen.compile.artifact import load_network, save_network; "
+            "save_network(sys.argv[2], load_network(sys.argv[1]))")
+    outs = [tmp_path / f"copy{k}.hwir" for k in range(3)]
+    for out in outs:
+        subprocess.run([sys.executable, "-c", code, str(small_ir), str(out)], check=True)
+    assert len({out.read_bytes() for out in outs}) == 1
+    assert load_network(outs[0]).name == load_network(small_ir).name

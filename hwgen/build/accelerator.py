@@ -49,14 +49,14 @@ from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from hwgen.build.engines import MACUnit, MVTU, MaxPoolUnit, SlidingWindowUnit
+from hwgen.build.engines import MVTU, MACUnit, MaxPoolUnit, SlidingWindowUnit
 from hwgen.build.engines.convert import WidthConverter
 from hwgen.build.engines.scores import ScoreUnit
 from hwgen.build.folding import LayerFold
 from hwgen.compile.ir import ConvLayer, MaxPoolLayer, Network, ScoreOutput
 from hwgen.errors import BuildError
 
-__all__ = ["Accelerator", "EngineStage", "TOP_MODULE", "WORD_BITS", "stream_weights"]
+__all__ = ["TOP_MODULE", "WORD_BITS", "Accelerator", "EngineStage", "stream_weights"]
 
 TOP_MODULE = "hwgen_top"
 #: Bits of an input beat (one uint8 pixel channel) and of an output word.

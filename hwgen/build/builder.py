@@ -26,7 +26,7 @@ from pathlib import Path
 
 from hwgen import __version__
 from hwgen.build.accelerator import TOP_MODULE, Accelerator
-from hwgen.build.engines import MACUnit, MVTU
+from hwgen.build.engines import MVTU, MACUnit
 from hwgen.build.folding import input_cycles, solve_folding, summarize
 from hwgen.build.report import format_markdown, layer_rows
 from hwgen.build.targets import Target, get_target

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 
-from hwgen.build.engines import MACUnit, MaxPoolUnit, MVTU, SlidingWindowUnit
+from hwgen.build.engines import MVTU, MACUnit, MaxPoolUnit, SlidingWindowUnit
 from hwgen.build.engines.folded import BLOCK_RAM_MIN_DEPTH, WEIGHT_LUT_MAX_DEPTH
 from hwgen.build.targets import Target
 
@@ -69,7 +69,7 @@ def estimate_lut4(engine) -> int:
         cost = 2 * len(engine.i.payload) + CONTROL_LUT4
     else:
         cost = CONTROL_LUT4
-    return int(round(cost))
+    return round(cost)
 
 
 def estimate_bram_blocks(engine, target: Target) -> int:

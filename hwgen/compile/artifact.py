@@ -24,10 +24,19 @@ from typing import Any
 
 import numpy as np
 from safetensors import SafetensorError, safe_open
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file, save
 
-from hwgen.compile.ir import IR_FORMAT, IR_VERSION, ConvLayer, MaxPoolLayer, Network, ScoreOutput, ThresholdOutput
+from hwgen.compile.ir import (
+    IR_FORMAT,
+    IR_VERSION,
+    ConvLayer,
+    MaxPoolLayer,
+    Network,
+    ScoreOutput,
+    ThresholdOutput,
+)
 from hwgen.errors import CompileError
+from hwgen.safetensors_io import write_atomic
 
 
 def _digest(arrays: dict[str, np.ndarray]) -> str:
@@ -81,12 +90,9 @@ def save_network(path: str | os.PathLike, net: Network) -> None:
         layers.append(entry)
     structure = {"name": net.name, "input_shape": list(net.input_shape), "num_classes": net.num_classes,
                  "layers": layers, "metadata": net.metadata}
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(arrays, str(tmp), metadata={"format": IR_FORMAT, "version": str(IR_VERSION),
-                                          "network": json.dumps(structure), "sha256": _digest(arrays)})
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    write_atomic(path, save(arrays, metadata={"format": IR_FORMAT, "version": str(IR_VERSION),
+                                              "network": json.dumps(structure, sort_keys=True),
+                                              "sha256": _digest(arrays)}))
 
 
 def load_network(path: str | os.PathLike) -> Network:

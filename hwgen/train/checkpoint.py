@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save
 
 from hwgen.errors import CheckpointError, ConfigError
+from hwgen.safetensors_io import write_atomic
 from hwgen.train.architecture import Architecture
 
 CKPT_FORMAT = "hwgen-ckpt"
@@ -100,11 +100,7 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> None:
         "epoch": str(ckpt.epoch),
         "sha256": tensor_digest(tensors),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    write_atomic(path, save(tensors, metadata=metadata))
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:

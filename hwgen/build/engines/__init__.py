@@ -18,4 +18,4 @@ from hwgen.build.engines.mvtu import MVTU
 from hwgen.build.engines.pool import MaxPoolUnit
 from hwgen.build.engines.swu import SlidingWindowUnit
 
-__all__ = ["MACUnit", "MVTU", "MaxPoolUnit", "SlidingWindowUnit"]
+__all__ = ["MVTU", "MACUnit", "MaxPoolUnit", "SlidingWindowUnit"]

@@ -1,0 +1,39 @@
+"""Writing safetensors files reproducibly: the same arrays and metadata give the same bytes.
+
+The safetensors library writes its JSON header's keys (the metadata's among
+them) in hash order, which changes from one process to the next. A
+safetensors file is an 8-byte little-endian header length, the JSON header
+(space-padded to a multiple of 8 bytes) and the data, whose offsets are
+relative to the data's start; :func:`canonical` rewrites the header with
+sorted keys and leaves the data alone, so the file stays valid and becomes
+byte-identical for identical content. :func:`write_atomic` writes through a
+temporary file and a rename, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from pathlib import Path
+
+__all__ = ["canonical", "write_atomic"]
+
+
+def canonical(raw: bytes) -> bytes:
+    """``raw`` (a serialised safetensors file) with its JSON header's keys sorted at every level."""
+    (length,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + length])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + raw[8 + length:]
+
+
+def write_atomic(path: str | os.PathLike, raw: bytes) -> None:
+    """Write ``canonical(raw)`` to ``path`` (mode 644) via a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(canonical(raw))
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
