@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from hwgen import __version__
+from hwgen.boards import command as run_command
 from hwgen.build import command as build_command
 from hwgen.errors import HwgenError
 from hwgen.sim import command as sim_command
@@ -238,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     build_command.add_parser(sub)
     sim_command.add_parser(sub)
     synth_command.add_parser(sub)
+    run_command.add_parser(sub)
     return parser
 
 

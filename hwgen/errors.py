@@ -46,6 +46,10 @@ class SimError(HwgenError):
     """An RTL simulation that cannot run: a missing or malformed build folder, a failed Verilator build."""
 
 
+class BoardError(HwgenError):
+    """A board wrapper that cannot be generated, or a host link that fails: no port, no reply, a wrong image."""
+
+
 def coerce_enum(enum_cls: type[E], value: object, what: str) -> E:
     """``enum_cls(value)``, or ConfigError "WHAT must be one of A, B, not VALUE"."""
     if isinstance(value, enum_cls):

@@ -1,28 +1,45 @@
-"""``hwgen synth BUILD_DIR --target T [--freq MHZ] [--seed S] [--yosys PATH --nextpnr PATH --pack PATH]``."""
+"""``hwgen synth BUILD_DIR (--target T | --board B [--baud N]) [--freq MHZ] [--seed S] [--yosys PATH ...]``.
+
+With ``--board`` the accelerator is wrapped in the board's top first
+(:func:`hwgen.boards.generate.write_board_files`), and that is synthesised.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from hwgen.errors import SynthError
+
 __all__ = ["add_parser"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from hwgen.boards.boards import BOARDS
+    from hwgen.boards.generate import DEFAULT_BAUD
     from hwgen.build.targets import TARGETS
     from hwgen.synth.runner import DEFAULT_FREQ_MHZ, DEFAULT_SEED
 
     p = sub.add_parser("synth", help="synthesise, place and route a build folder to a bitstream (Yosys, nextpnr)",
                        description="Run Yosys, nextpnr and ecppack / icepack on a build folder's top.v; writes the "
                                    "bitstream, synth_report.md / .json (resources, Fmax, critical path, frames/s) "
-                                   "and the tool logs into the folder.")
+                                   "and the tool logs into the folder. With --board, the accelerator is wrapped "
+                                   "in the board's top (UART host link, clock, reset, LEDs; board_top.v, the "
+                                   "board's LPF, board.json) and that is synthesised.")
     p.add_argument("build_dir", type=Path, metavar="BUILD_DIR", help="folder written by hwgen build")
-    p.add_argument("--target", required=True, choices=list(TARGETS), help="FPGA device and package")
-    p.add_argument("--freq", type=float, default=DEFAULT_FREQ_MHZ, metavar="MHZ",
-                   help=f"clock nextpnr must meet (default {DEFAULT_FREQ_MHZ:g})")
+    p.add_argument("--target", default=None, choices=list(TARGETS),
+                   help="FPGA device and package (out of context: I/O on any pins); required without --board")
+    p.add_argument("--board", default=None, choices=list(BOARDS),
+                   help="wrap the accelerator for this board (implies its --target) and use its pin constraints")
+    p.add_argument("--freq", type=float, default=None, metavar="MHZ",
+                   help=f"clock nextpnr must meet (default {DEFAULT_FREQ_MHZ:g}); with --board also the system "
+                        f"clock the board's PLL makes (default: the build's --clock)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"placer seed (default {DEFAULT_SEED})")
     p.add_argument("--constraints", default=None, metavar="FILE",
-                   help="LPF (ECP5) / PCF (iCE40) pin file in the build folder (default: none, I/O placed anywhere)")
+                   help="LPF (ECP5) / PCF (iCE40) pin file in the build folder (default: none, I/O placed anywhere; "
+                        "--board writes its own)")
+    p.add_argument("--baud", type=int, default=None,
+                   help=f"with --board: UART baud rate of the host link (default {DEFAULT_BAUD:,})")
     t = p.add_argument_group("tools (default: the YoWASP builds from PyPI)")
     t.add_argument("--yosys", default=None, metavar="PATH", help="yosys command")
     t.add_argument("--nextpnr", default=None, metavar="PATH", help="nextpnr-ecp5 / nextpnr-ice40 command")
@@ -31,10 +48,44 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_synth(args: argparse.Namespace) -> int:
-    from hwgen.synth.runner import run_synth
+    from hwgen.synth.runner import DEFAULT_FREQ_MHZ, run_synth
 
-    result = run_synth(args.build_dir, args.target, args.freq, args.seed, yosys=args.yosys, nextpnr=args.nextpnr,
-                       pack=args.pack, constraints=args.constraints)
+    if args.board is None:
+        if args.target is None:
+            raise SynthError("give --target (an FPGA, out of context) or --board (a board top with its pins)")
+        if args.baud is not None:
+            raise SynthError("--baud sets the board top's UART: it needs --board")
+        freq = DEFAULT_FREQ_MHZ if args.freq is None else args.freq
+        result = run_synth(args.build_dir, args.target, freq, args.seed, yosys=args.yosys, nextpnr=args.nextpnr,
+                           pack=args.pack, constraints=args.constraints)
+        hint = None
+    else:
+        result, hint = _run_board(args, run_synth)
     print(result.summary())
     print(f"wrote {args.build_dir}/{result.bitstream}, synth_report.md, synth_report.json and the tool logs")
+    if hint:
+        print(hint)
     return 0
+
+
+def _run_board(args: argparse.Namespace, run_synth):
+    """Write the board files, synthesise the board top with the accelerator at the board's clock; (result, hint)."""
+    from hwgen.boards.boards import get_board
+    from hwgen.boards.generate import DEFAULT_BAUD, write_board_files
+
+    board = get_board(args.board)
+    if args.target is not None and args.target != board.target_name:
+        raise SynthError(f"--board {board.name} has a {board.target.part} ({board.target_name}), not --target "
+                         f"{args.target}: leave --target out")
+    if args.constraints is not None:
+        raise SynthError(f"--board {board.name} writes its own constraints ({board.lpf_name}): leave --constraints out")
+    if args.freq is not None and not args.freq > 0:
+        raise SynthError(f"--freq must be a positive number of MHz, not {args.freq!r}")
+    files = write_board_files(args.build_dir, board, clock_mhz=args.freq,
+                              baud=DEFAULT_BAUD if args.baud is None else args.baud)
+    print(f"board top: {files.summary()}")
+    result = run_synth(args.build_dir, board.target, files.clock_hz / 1e6, args.seed, yosys=args.yosys,
+                       nextpnr=args.nextpnr, pack=args.pack, top=board.top_module, verilog=files.sources,
+                       constraints=files.lpf)
+    return result, (f"load it with: {board.program} (in {args.build_dir}); then: hwgen run --port PORT IMAGE "
+                    f"--build {args.build_dir}")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -145,10 +146,13 @@ def _timing_message(result: SynthResult, report_path: Path) -> str:
 
 def run_synth(build_dir: Path | str, target: Target | str, freq_mhz: float = DEFAULT_FREQ_MHZ,
               seed: int = DEFAULT_SEED, *, yosys: str | None = None, nextpnr: str | None = None,
-              pack: str | None = None, top: str = "hwgen_top", verilog: str = "top.v",
+              pack: str | None = None, top: str = "hwgen_top", verilog: str | Sequence[str] = "top.v",
               constraints: str | None = None, allow_timing_fail: bool = False,
               stream: TextIO | None = None) -> SynthResult:
     """Synthesise, place and route and pack ``build_dir/verilog`` for ``target``; the parsed result.
+
+    ``verilog``: one file, or several read in order (a board top and the
+    accelerator); ``top``: the module to synthesise.
 
     ``yosys``, ``nextpnr``, ``pack``: commands replacing the YoWASP defaults.
     ``constraints``: an LPF / PCF file in the build folder (None: out of
@@ -159,8 +163,9 @@ def run_synth(build_dir: Path | str, target: Target | str, freq_mhz: float = DEF
     build_dir = Path(build_dir)
     if not build_dir.is_dir():
         raise SynthError(f"build folder {build_dir} does not exist (run hwgen build first)")
-    if not (build_dir / verilog).is_file():
-        raise SynthError(f"build folder {build_dir} has no {verilog} (run hwgen build first)")
+    for source in [verilog] if isinstance(verilog, str) else verilog:
+        if not (build_dir / source).is_file():
+            raise SynthError(f"build folder {build_dir} has no {source} (run hwgen build first)")
     if constraints is not None and not (build_dir / constraints).is_file():
         raise SynthError(f"constraints file {build_dir / constraints} does not exist")
     target = get_target(target)

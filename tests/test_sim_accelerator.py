@@ -1,0 +1,246 @@
+"""The whole accelerator in cocotb + Verilator and in the C++ bulk harness, against the golden model; ``hwgen sim``.
+
+A small random network (uint8 4-bit first layer, a binary convolution, an
+OR/AND pool, a fully connected layer and the score layer: every engine kind)
+is built with ``hwgen build``'s Python API; the Verilator models are cached
+under ~/.cache/hwgen/sim, so a rerun only simulates. Faults are injected in
+the scoreboard's IR (a flipped weight bit, a moved threshold) and in the
+Verilog (a flipped weight ROM bit): each must be reported as a mismatch
+naming the image, the classes and the scores. ``-m slow`` adds the shipped
+TFC model on the whole MNIST test set.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from irnets import random_network
+
+from hwgen.cli import main
+from hwgen.compile.artifact import save_network
+from hwgen.compile.ir import ConvLayer, ThresholdOutput
+from hwgen.sim.buildfolder import load_build_folder
+from hwgen.sim.session import simulate
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _build(model: Path, out: Path, pe: int) -> Path:
+    from hwgen.build.builder import BuildOptions, build
+
+    build(model, out, BuildOptions(pe=pe), log=lambda *a: None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def small_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A build folder of a small random network (2x8x8 input, 5 classes)."""
+    rng = np.random.default_rng(5)
+    net = random_network(rng, (2, 8, 8), [("conv", 4, 3, 1, 1), ("conv", 8, 3, 1, 1), ("pool", 2), ("fc", 8)],
+                         num_classes=5, first_weight_bits=4)
+    root = tmp_path_factory.mktemp("sim_accel")
+    save_network(root / "small.hwir", net)
+    return _build(root / "small.hwir", root / "small", pe=4)
+
+
+def _images(n: int, seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(n, 2, 8, 8), dtype=np.uint8)
+
+
+def _flip_last_weight(net):
+    """A copy of the IR with one weight of the score layer negated: every class-0 score moves by 2 * scale."""
+    bad = copy.deepcopy(net)
+    last = bad.layers[-1]
+    last.weights[0].flat[3] *= -1
+    return bad
+
+
+# -- cocotb bench ---------------------------------------------------------------
+
+def test_cocotb_bench_matches_golden_under_back_pressure(small_build: Path, tmp_path: Path) -> None:
+    folder = load_build_folder(small_build)
+    out = simulate(folder, _images(4), mode="cocotb", seed=7, gap_p=0.3, stall_p=0.4, run_dir=tmp_path)
+    assert out.ok, out.check.first_mismatch or out.bench_failures
+    assert out.check.agree.all() and len(out.check.agree) == 4
+    assert out.timing.latency is not None and out.timing.latency > folder.frame_bytes
+    assert out.waves is None  # kept only on failure
+
+
+def test_cocotb_bench_reports_corrupted_weight(small_build: Path, tmp_path: Path) -> None:
+    folder = load_build_folder(small_build)
+    out = simulate(folder, _images(3), mode="cocotb", seed=1, stall_p=0.2, net=_flip_last_weight(folder.net),
+                   run_dir=tmp_path)
+    assert not out.ok and out.check.mismatches == 3
+    text = out.check.first_mismatch
+    assert text.startswith("image 0: RTL class") and "scores differ for class(es) 0" in text, text
+    assert re.search(r"^\s+0\s+-?\d+\s+-?\d+\s+-?\d+\s+-?\d+\s+<--$", text, re.MULTILINE), text  # per-class table
+    assert out.bench_failures and "image 0" in out.bench_failures[0]
+    assert out.waves is not None and out.waves.is_file() and out.waves.suffix in (".fst", ".vcd")
+
+
+# -- bulk harness ---------------------------------------------------------------
+
+def test_bulk_agrees_on_20_images_with_stalls(small_build: Path) -> None:
+    folder = load_build_folder(small_build)
+    out = simulate(folder, _images(20, seed=2), mode="bulk", seed=3, gap_p=0.2, stall_p=0.5)
+    assert out.ok, out.check.first_mismatch
+    assert out.check.agree.sum() == 20
+
+
+def test_bulk_parallel_chunks_give_the_same_outputs(small_build: Path) -> None:
+    """--jobs 3: three harness processes on chunks of the images; same words, merged trace and timing."""
+    folder = load_build_folder(small_build)
+    images = _images(11, seed=8)
+    one = simulate(folder, images, mode="bulk")
+    three = simulate(folder, images, mode="bulk", jobs=3)
+    assert one.ok and three.ok
+    assert np.array_equal(one.trace.words, three.trace.words)
+    assert three.trace.segments == [0, 4, 8] and three.trace.cycles > one.trace.cycles
+    assert abs(three.timing.cycles_per_frame - one.timing.cycles_per_frame) <= 0.05 * folder.cycles_per_frame
+
+
+def test_bulk_throughput_matches_folding_estimate(small_build: Path) -> None:
+    folder = load_build_folder(small_build)
+    out = simulate(folder, _images(12, seed=3), mode="bulk")
+    assert out.ok
+    est = folder.cycles_per_frame
+    assert abs(out.timing.cycles_per_frame - est) <= 0.05 * est, (out.timing, est)
+
+
+def test_bulk_and_cocotb_agree_on_cycles(small_build: Path, tmp_path: Path) -> None:
+    """Same design, same unstalled stimulus: both benches count the same cycles per frame."""
+    folder = load_build_folder(small_build)
+    images = _images(3, seed=4)
+    a = simulate(folder, images, mode="bulk")
+    b = simulate(folder, images, mode="cocotb", run_dir=tmp_path, waves=False)
+    assert a.ok and b.ok
+    assert np.array_equal(a.trace.out_last, b.trace.out_last)
+    assert np.array_equal(a.trace.in_first, b.trace.in_first)
+
+
+def test_bulk_reports_moved_threshold(small_build: Path) -> None:
+    folder = load_build_folder(small_build)
+    bad = copy.deepcopy(folder.net)
+    layer = next(lay for lay in bad.layers if isinstance(lay, ConvLayer) and isinstance(lay.output, ThresholdOutput)
+                 and lay.input_kind == "binary")
+    layer.output.thresholds[:] = layer.output.thresholds[::-1].copy()  # reversed: several channels wrong
+    out = simulate(folder, _images(30, seed=5), mode="bulk", net=bad)
+    assert not out.ok and out.check.mismatches > 0
+    assert "golden class" in out.check.first_mismatch
+
+
+def test_bulk_catches_a_flipped_rom_bit_in_the_verilog(small_build: Path, tmp_path: Path) -> None:
+    """Change one bit of the score layer's weight ROM in top.v: every image's scores change."""
+    faulty = tmp_path / "faulty"
+    shutil.copytree(small_build, faulty)
+    text = (faulty / "top.v").read_text()
+    inits = list(re.finditer(r"^(\s*weights\[0\] = )(\d+)'h([0-9a-f]+);$", text, re.MULTILINE))
+    assert inits, "no weight ROM initialisation found in top.v"
+    m = inits[-1]  # the last engine's ROM: the score layer
+    width, value = int(m.group(2)), int(m.group(3), 16) ^ 1
+    text = text[:m.start()] + f"{m.group(1)}{width}'h{value:0{(width + 3) // 4}x};" + text[m.end():]
+    (faulty / "top.v").write_text(text)
+    out = simulate(load_build_folder(faulty), _images(5, seed=6), mode="bulk")
+    assert not out.ok and out.check.mismatches == 5
+    assert "scores differ for class(es)" in out.check.first_mismatch
+
+
+# -- hwgen sim -----------------------------------------------------------------
+
+def test_cli_table_and_exit_status(small_build: Path, capsys: pytest.CaptureFixture) -> None:
+    rc = main(["sim", str(small_build), "--dataset", "random", "--images", "3", "--stall-p", "0.3", "--seed", "2"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "image  label  RTL class  golden class" in out
+    assert "RTL vs golden model: 3/3 images agree" in out
+    assert "folding estimate" in out and "first-frame latency" in out
+
+
+def test_cli_bulk_summary_json(small_build: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import json
+
+    rc = main(["sim", str(small_build), "--bulk", "--dataset", "random", "--images", "40", "--no-progress",
+               "--json", str(tmp_path / "s.json")])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "image  label" not in out  # a summary, not a table, for many images
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert s["agree"] == 40 and s["mismatches"] == 0 and s["mode"] == "bulk"
+    assert s["cycles_per_frame_estimate"] == load_build_folder(small_build).cycles_per_frame
+
+
+def test_cli_exits_1_on_mismatch(small_build: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(small_build, broken)
+    save_network(broken / "net.hwir", _flip_last_weight(load_build_folder(small_build).net))
+    rc = main(["sim", str(broken), "--bulk", "--dataset", "random", "--images", "4"])
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert "0/4 images agree" in out and "first mismatch:" in out and "scores differ for class(es) 0" in out
+
+
+def test_cli_missing_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["sim", str(tmp_path / "nope"), "--dataset", "random"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hwgen: error: build folder") and "does not exist" in err
+
+
+def test_cli_folder_without_top_v(small_build: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    shutil.copy(small_build / "net.hwir", partial)
+    shutil.copy(small_build / "report.json", partial)
+    assert main(["sim", str(partial), "--dataset", "random"]) == 2
+    assert "has no top.v" in capsys.readouterr().err
+
+
+def test_cli_top_without_contract_ports(small_build: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    odd = tmp_path / "odd"
+    shutil.copytree(small_build, odd)
+    (odd / "top.v").write_text((odd / "top.v").read_text().replace("m_axis_tlast", "m_axis_tend"))
+    assert main(["sim", str(odd), "--dataset", "random"]) == 2
+    assert "lacks the port(s) m_axis_tlast" in capsys.readouterr().err
+
+
+def test_cli_bad_options(small_build: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["sim", str(small_build), "--dataset", "random", "--stall-p", "1.5"]) == 2
+    assert "--stall-p must lie in [0, 1)" in capsys.readouterr().err
+    assert main(["sim", str(small_build), "--dataset", "random", "--images", "0"]) == 2
+    assert "--images must be at least 1" in capsys.readouterr().err
+
+
+def test_cli_needs_a_dataset(small_build: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["sim", str(small_build)]) == 2  # a random IR records no dataset
+    assert "pass --dataset and --data-dir" in capsys.readouterr().err
+
+
+# -- slow: the shipped MNIST model on real data -----------------------------------
+
+@pytest.fixture(scope="module")
+def tfc_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    ckpt = REPO / "models" / "tfc_mnist.ckpt"
+    if not ckpt.is_file():
+        pytest.skip("models/tfc_mnist.ckpt is absent")
+    return _build(ckpt, tmp_path_factory.mktemp("tfc") / "tfc", pe=16)
+
+
+@pytest.mark.slow
+def test_tfc_whole_mnist_test_set_in_bulk(tfc_build: Path, mnist_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    rc = main(["sim", str(tfc_build), "--bulk", "--dataset", "mnist", "--data-dir", str(mnist_dir), "--no-progress"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "10000/10000 images agree" in out
+
+
+@pytest.mark.slow
+def test_tfc_cocotb_mnist_with_back_pressure(tfc_build: Path, mnist_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    rc = main(["sim", str(tfc_build), "--dataset", "mnist", "--data-dir", str(mnist_dir), "--images", "8",
+               "--stall-p", "0.3", "--gap-p", "0.2", "--seed", "3"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "8/8 images agree" in out
