@@ -170,7 +170,7 @@ def test_throughput_and_latency(c_in: int, k: int, c_out: int, pe: int, simd: in
     t = None if accumulator else near_thresholds(rng, acc, *dut.acc_range)
     dut = MACUnit(weights=w, input_offset=offsets, in_channels=c_in, pe=pe, simd=simd, thresholds=t)
     assert dut.cycles_per_vector == (c_out // pe) * (fan_in // simd)
-    assert dut.latency == 5 + ((simd - 1).bit_length() + 1) // 2
+    assert dut.latency == 6 + ((simd - 1).bit_length() + 1) // 2
     trace = simulate(dut, x, valid)
     assert mismatches(trace.outputs, beats_from_acc(dut, acc, t)) == []
     check_timing(dut, trace, n)

@@ -162,7 +162,8 @@ class MACUnit(FoldedEngine):
     with the term stages: issue (schedule counters, addresses, offset phase)
     -> S1 (input slice from ``i`` or the buffer, offset word) -> S2 (per lane
     ``d = valid ? x - p : 0``, 9-bit signed; weight word read from the ROM)
-    -> S3 (per PE and lane ``W * d``: a signed k x 9 multiplier, or
+    -> S3 (both registered again, so the block RAM's output only drives a
+    register) -> S4 (per PE and lane ``W * d``: a signed k x 9 multiplier, or
     ``W ? d : -d`` for binary weights) -> balanced adder tree per PE, a
     register every 2 adder levels (:func:`adder_tree_register_stages`), nodes
     sized exactly (capped at the accumulator width, which bounds every partial
@@ -182,13 +183,13 @@ class MACUnit(FoldedEngine):
     Throughput: one step per cycle while the input is offered (during nf = 0)
     and credits remain: :attr:`cycles_per_vector` = NF * SF, back to back.
     :attr:`latency`: cycles from the last input beat of a vector (handshake)
-    to its first output beat being valid, ``5 + adder_tree_register_stages(SIMD)``;
+    to its first output beat being valid, ``6 + adder_tree_register_stages(SIMD)``;
     the beat of neuron fold nf follows nf * SF cycles later when nothing stalls.
     """
 
     #: Term stages outside the adder tree: S1 (input slice, offsets), S2 (x - p masked by valid;
     #: weight word) and S3 (products).
-    _TERM_STAGES = 3
+    _TERM_STAGES = 4
 
     def __init__(self, *, weights: np.ndarray, input_offset: np.ndarray | None, in_channels: int,
                  pe: int, simd: int, thresholds: np.ndarray | None, input_kind: str = "uint8",
@@ -261,7 +262,7 @@ class MACUnit(FoldedEngine):
         addr1 = delay(m, s.addr, 1, "addr1")
 
         # S2: d = valid ? x - p : 0 per lane (9-bit signed; 2b - 1 for binary inputs); weight word from the ROM.
-        wrd = self._weight_rom(m, addr1, WB)
+        rom = self._weight_rom(m, addr1, WB)
         ds = []
         for k in range(SIMD):
             if self.binary_inputs:
@@ -274,7 +275,13 @@ class MACUnit(FoldedEngine):
                 m.d.sync += d.eq(Mux(v[k], xk - pk, 0))
             ds.append(d)
 
-        # S3: products W * d per PE and lane, then the adder trees.
+        # S3: the weight word and the differences registered once more, so the block RAM's output
+        # only drives a register (measured: ROM -> product in one cycle limited a design to 61 MHz).
+        wrd = Signal(len(rom), name="w3")
+        m.d.sync += wrd.eq(rom)
+        ds = [delay(m, d, 1, f"d3_{k}") for k, d in enumerate(ds)]
+
+        # S4: products W * d per PE and lane, then the adder trees.
         wmax = 1 if self.binary_weights else int(np.abs(self._weights).max())
         prod_bound = wmax * (1 if self.binary_inputs else _DIFF_MAX)
         prod_width = min(signed_bits(-prod_bound, prod_bound), self.acc_width)
