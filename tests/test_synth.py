@@ -324,3 +324,21 @@ def test_mvtu_through_the_ecp5_flow(tmp_path: Path) -> None:
     assert result.resource("I/O").used == ports
     assert result.resource("LUT4").used > 2 * 32 and result.timing_met
     assert result.frames_per_second == pytest.approx(result.fmax_mhz * 1e6 / 16)
+
+
+def test_a_generated_accelerator_to_an_ecp5_bitstream(tmp_path: Path) -> None:
+    """CI's end-to-end synthesis: `hwgen build` of a small network, then `hwgen synth` to a bitstream."""
+    import numpy as np
+    from irnets import random_network
+
+    from hwgen.build.builder import BuildOptions, build
+    from hwgen.compile.artifact import save_network
+
+    net = random_network(np.random.default_rng(0), (1, 6, 6), [("fc", 8)], num_classes=4)
+    ir = tmp_path / "tiny.hwir"
+    save_network(ir, net)
+    folder = build(ir, tmp_path / "tiny", BuildOptions(pe=2, target="ecp5-25k"), log=lambda *_: None).out_dir
+    result = run_synth(folder, "ecp5-25k", 50, 1, stream=io.StringIO())
+    assert result.timing_met and result.bitstream and (folder / result.bitstream).stat().st_size > 100_000
+    assert 50 <= result.resource("LUT4").used <= 10_000  # the engines are there, not optimised away
+    assert result.frames_per_second == pytest.approx(result.fmax_mhz * 1e6 / result.cycles_per_frame, rel=1e-3)
