@@ -15,8 +15,11 @@ A case folder holds
 
 The pytest side builds the DUT (:func:`make_dut`) from the same layer, so the
 benches are parameterised from the DUT; the scoreboard's layer can be
-replaced by a corrupted copy (:func:`corrupt_threshold`) to show that a
-mismatch is caught.
+replaced by a corrupted copy (:func:`corrupt_threshold`, :func:`flip_weight`)
+to show that a mismatch is caught. :func:`run_engine` verilates one engine
+(its ports ``i__*``, ``o__*``) or uses a :class:`Bundle` (:func:`build_bundle`):
+several engines in one module, ports prefixed with their names
+(``NAME__i__valid``...), so a set of quick tests costs one Verilator build.
 
 Engines and what the golden model says about their outputs:
 
@@ -35,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from amaranth.hdl import Elaboratable
 
 from hwgen.compile.artifact import load_network, save_network
 from hwgen.compile.golden import apply_threshold, conv_accumulate, max_pool_bits
@@ -226,25 +230,92 @@ def expected_outputs(case: Case) -> np.ndarray:
 SIM_DIR = Path(__file__).resolve().parent
 
 
+@dataclass
+class Bundle:
+    """Several engines in one verilated model: ``model`` (a BuiltModel) and, per name, the engine and its spec."""
+
+    model: object
+    duts: dict
+    specs: dict  # name -> (engine kind, layer, fold)
+
+
+class _EngineBundle(Elaboratable):
+    """An Elaboratable placing engines side by side; engine NAME's stream ports become NAME__i__valid, ..."""
+
+    def __init__(self, duts: dict) -> None:
+        from amaranth.hdl import Signal, Value
+
+        self.duts = duts
+        self.pins = {}
+        for name, dut in duts.items():
+            pins = {}
+            for port in ("i", "o"):
+                stream = getattr(dut, port)
+                width = len(Value.cast(stream.payload))
+                pins[port] = (Signal(name=f"{name}__{port}__valid"), Signal(name=f"{name}__{port}__ready"),
+                              Signal(width, name=f"{name}__{port}__payload"))
+            self.pins[name] = pins
+
+    def ports(self) -> list:
+        return [sig for pins in self.pins.values() for port in pins.values() for sig in port]
+
+    def elaborate(self, platform):
+        from amaranth.hdl import Module, Value
+
+        m = Module()
+        for name, dut in self.duts.items():
+            m.submodules[name] = dut
+            (iv, ir, ip), (ov, orr, op) = self.pins[name]["i"], self.pins[name]["o"]
+            m.d.comb += [dut.i.valid.eq(iv), Value.cast(dut.i.payload).eq(ip), ir.eq(dut.i.ready),
+                         ov.eq(dut.o.valid), op.eq(Value.cast(dut.o.payload)), dut.o.ready.eq(orr)]
+        return m
+
+
+def build_bundle(folder: Path, specs: dict) -> Bundle:
+    """One Verilog module ``engines`` holding an engine per ``specs`` entry (name -> (kind, layer, fold)), verilated.
+
+    One Verilator build instead of one per engine: the quick tests share it.
+    Each engine's ports are prefixed with its name; ``clk`` and ``rst`` are shared.
+    """
+    from amaranth.back import verilog
+
+    from hwgen.sim.runner import build_model
+
+    duts = {name: make_dut(kind, layer, fold) for name, (kind, layer, fold) in specs.items()}
+    top = _EngineBundle(duts)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "engines.v"
+    path.write_text(verilog.convert(top, name="engines", ports=top.ports()))
+    return Bundle(model=build_model([path], "engines"), duts=duts, specs=specs)
+
+
 def run_engine(folder: Path, engine: str, layer: ConvLayer | MaxPoolLayer, fold: dict, inputs: np.ndarray, *,
                seed: int = 0, gap_p: float = 0.0, stall_p: float = 0.0, check_timing: bool = False,
-               scoreboard_layer: ConvLayer | MaxPoolLayer | None = None, waves: bool = True):
-    """Build the engine for ``layer`` + ``fold`` (cached), run its bench on ``inputs``; a BenchResult.
+               scoreboard_layer: ConvLayer | MaxPoolLayer | None = None, waves: bool = True,
+               bundle: Bundle | None = None, name: str | None = None):
+    """Run the bench of the engine for ``layer`` + ``fold`` on ``inputs``; a BenchResult.
 
+    The engine is built alone (cached), or taken from ``bundle`` under
+    ``name`` (then ``engine``, ``layer`` and ``fold`` must be that entry's).
     ``scoreboard_layer``: the layer the bench's golden model uses (default
     ``layer``); pass a corrupted copy to check that the bench catches it.
     """
     from hwgen.sim.runner import build_model, run_bench
 
-    dut = make_dut(engine, layer, fold)
+    if bundle is not None:
+        kind, built_layer, built_fold = bundle.specs[name]
+        assert (kind, built_fold) == (engine, fold) and built_layer is layer, "not the bundle's engine"
+        dut, model, prefix = bundle.duts[name], bundle.model, f"{name}__"
+    else:
+        dut, prefix = make_dut(engine, layer, fold), ""
     figures = dut_figures(engine, dut, len(inputs))
     if engine in ("mvtu", "mac"):
         _, ho, wo = layer.out_shape
         figures["cycles_per_frame"] = figures["cycles_per_vector"] * ho * wo
     params = {"engine": engine, **fold, **figures, "seed": seed, "gap_p": gap_p, "stall_p": stall_p,
-              "check_timing": check_timing}
+              "check_timing": check_timing, "prefix": prefix}
     save_case(folder, scoreboard_layer if scoreboard_layer is not None else layer, inputs, params)
-    verilog = export_verilog(dut, engine, folder / f"{engine}.v")
-    model = build_model([verilog], engine)
+    if bundle is None:
+        model = build_model([export_verilog(dut, engine, folder / f"{engine}.v")], engine)
     return run_bench(model, f"bench_{engine}", folder / "run", env={"HWGEN_SIM_CASE": str(folder)},
                      module_paths=[SIM_DIR], waves=waves, seed=seed)

@@ -86,8 +86,9 @@ async def run_case(dut) -> None:
     n_out = per_frame * n_frames
 
     Clock(dut.clk, 10, unit="ns").start()
-    src = Source(amaranth_pins(dut, "i"), in_beats, seed=p["seed"], gap_p=p["gap_p"])
-    snk = Sink(amaranth_pins(dut, "o"), seed=p["seed"] + 1, stall_p=p["stall_p"])
+    prefix = p.get("prefix", "")  # engines bundled in one model have their name as a port prefix
+    src = Source(amaranth_pins(dut, f"{prefix}i"), in_beats, seed=p["seed"], gap_p=p["gap_p"])
+    snk = Sink(amaranth_pins(dut, f"{prefix}o"), seed=p["seed"] + 1, stall_p=p["stall_p"])
     await reset(dut)
     slow = 1.0 / max(0.05, (1 - p["gap_p"]) * (1 - p["stall_p"]))
     budget = int((p["cycles_per_frame"] * n_frames + len(in_beats) + n_out) * slow * 2) + 200

@@ -1,8 +1,8 @@
 """Engine benches in cocotb + Verilator (sim/bench_*.py) against the golden model.
 
-Each test builds one engine from a random IR layer and a folding, exports it
+Each test builds an engine from a random IR layer and a folding, exports it
 to Verilog, verilates it (cached by content under ~/.cache/hwgen/sim, so a
-rerun only simulates) and runs its bench: random inputs, random input gaps
+rerun only simulates; the quick tests' engines share one model) and runs its bench: random inputs, random input gaps
 and output back-pressure, every output compared with the golden model. A
 corrupted threshold or weight in the scoreboard's copy of the layer must make
 the bench fail with the layer, the position and the values. The quick set
@@ -21,6 +21,7 @@ SIM_DIR = Path(__file__).resolve().parent.parent / "sim"
 sys.path.insert(0, str(SIM_DIR))
 
 from cases import (
+    build_bundle,
     corrupt_threshold,
     flip_weight,
     random_conv,
@@ -37,85 +38,95 @@ def _assert_passed(result) -> None:
     assert result.waves is None  # a passing run keeps no waveform
 
 
-def _hidden_layer():
-    """A padded 3x3 binary convolution, 8 -> 6 channels: the MVTU's threshold mode."""
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory: pytest.TempPathFactory):
+    """The quick tests' engines, in one verilated model (one build, cached): name -> (kind, layer, fold), inputs."""
+    specs, inputs = {}, {}
+    # A padded 3x3 binary convolution, 8 -> 6 channels: the MVTU's threshold mode.
     rng = np.random.default_rng(11)
     layer = random_conv(rng, "conv2", (8, 5, 5), 6, 3, padding=1)
-    return layer, random_inputs(rng, 2, layer)
+    specs["hidden"], inputs["hidden"] = ("mvtu", layer, {"pe": 3, "simd": 8}), random_inputs(rng, 2, layer)
+    # The score layer's engine in accumulator mode: signed sums equal conv_accumulate.
+    rng = np.random.default_rng(12)
+    layer = random_conv(rng, "fc3", (16, 2, 2), 10, 2, last=True)
+    specs["last"], inputs["last"] = ("mvtu", layer, {"pe": 5, "simd": 16}), random_inputs(rng, 6, layer)
+    # uint8 pixels minus per-channel offsets times 4-bit weights, padded 3x3 window, thresholds.
+    rng = np.random.default_rng(13)
+    layer = random_conv(rng, "conv0", (3, 5, 5), 4, 3, padding=1, kind="uint8", weight_bits=4)
+    specs["first"], inputs["first"] = ("mac", layer, {"pe": 2, "simd": 3}), random_inputs(rng, 2, layer)
+    # Windows with padding and stride 2.
+    rng = np.random.default_rng(14)
+    layer = random_conv(rng, "conv1", (4, 6, 5), 2, 3, stride=2, padding=1)
+    specs["swu"], inputs["swu"] = ("swu", layer, {"in_width": 2, "simd": 4}), random_inputs(rng, 3, layer)
+    rng = np.random.default_rng(0)
+    layer = random_pool(rng, "pool1", (4, 6, 6), 2)
+    specs["pool"], inputs["pool"] = ("pool", layer, {"width": 2}), random_inputs(rng, 3, layer)
+    return build_bundle(tmp_path_factory.mktemp("engines"), specs), inputs
 
 
-def test_mvtu_hidden_layer_with_stalls(tmp_path: Path) -> None:
-    layer, x = _hidden_layer()
-    _assert_passed(run_engine(tmp_path, "mvtu", layer, {"pe": 3, "simd": 8}, x, seed=1, gap_p=0.3, stall_p=0.4))
+def _run(quick, name: str, folder: Path, **kw):
+    bundle, inputs = quick
+    kind, layer, fold = bundle.specs[name]
+    return run_engine(folder, kind, layer, fold, inputs[name], bundle=bundle, name=name, **kw)
 
 
-def test_mvtu_full_throughput(tmp_path: Path) -> None:
-    """Unstalled: exactly NF * SF * H_out * W_out cycles per frame (the same model as above, from the cache)."""
-    layer, x = _hidden_layer()
-    _assert_passed(run_engine(tmp_path, "mvtu", layer, {"pe": 3, "simd": 8}, x, check_timing=True))
+def test_mvtu_hidden_layer_with_stalls(quick, tmp_path: Path) -> None:
+    _assert_passed(_run(quick, "hidden", tmp_path, seed=1, gap_p=0.3, stall_p=0.4))
 
 
-def test_mvtu_wrong_threshold_is_caught(tmp_path: Path) -> None:
-    layer, x = _hidden_layer()
-    bad = corrupt_threshold(layer, channel=4)
-    result = run_engine(tmp_path, "mvtu", layer, {"pe": 3, "simd": 8}, x, seed=1, gap_p=0.3, stall_p=0.4,
-                        scoreboard_layer=bad)
+def test_mvtu_full_throughput(quick, tmp_path: Path) -> None:
+    """Unstalled: exactly NF * SF * H_out * W_out cycles per frame."""
+    _assert_passed(_run(quick, "hidden", tmp_path, check_timing=True))
+
+
+def test_mvtu_wrong_threshold_is_caught(quick, tmp_path: Path) -> None:
+    bad = corrupt_threshold(quick[0].specs["hidden"][1], channel=4)
+    result = _run(quick, "hidden", tmp_path, seed=1, gap_p=0.3, stall_p=0.4, scoreboard_layer=bad)
     assert not result.passed
     text = "\n".join(result.failures)
     assert "mvtu layer 'conv2': first mismatch at frame" in text and "c4:" in text, text
     assert result.waves is not None and result.waves.is_file()  # the waveform is kept for the failure
 
 
-def test_mvtu_wrong_weight_is_caught(tmp_path: Path) -> None:
-    layer, x = _hidden_layer()
-    result = run_engine(tmp_path, "mvtu", layer, {"pe": 3, "simd": 8}, x, seed=2,
-                        scoreboard_layer=flip_weight(layer, channel=2, index=13), waves=False)
+def test_mvtu_wrong_weight_is_caught(quick, tmp_path: Path) -> None:
+    bad = flip_weight(quick[0].specs["hidden"][1], channel=2, index=13)
+    result = _run(quick, "hidden", tmp_path, seed=2, scoreboard_layer=bad, waves=False)
     assert not result.passed
     assert "c2:" in "\n".join(result.failures)
 
 
-def test_mvtu_last_layer_accumulators(tmp_path: Path) -> None:
-    """The score layer's engine in accumulator mode: signed sums equal conv_accumulate."""
-    rng = np.random.default_rng(12)
-    layer = random_conv(rng, "fc3", (16, 2, 2), 10, 2, last=True)
-    x = random_inputs(rng, 6, layer)
-    _assert_passed(run_engine(tmp_path, "mvtu", layer, {"pe": 5, "simd": 16}, x, seed=3, gap_p=0.2, stall_p=0.5))
+def test_mvtu_last_layer_accumulators(quick, tmp_path: Path) -> None:
+    _assert_passed(_run(quick, "last", tmp_path, seed=3, gap_p=0.2, stall_p=0.5))
 
 
-def test_mac_first_layer(tmp_path: Path) -> None:
-    """uint8 pixels minus per-channel offsets times 4-bit weights, padded 3x3 window, thresholds."""
-    rng = np.random.default_rng(13)
-    layer = random_conv(rng, "conv0", (3, 5, 5), 4, 3, padding=1, kind="uint8", weight_bits=4)
-    x = random_inputs(rng, 2, layer)
-    _assert_passed(run_engine(tmp_path, "mac", layer, {"pe": 2, "simd": 3}, x, seed=4, gap_p=0.3, stall_p=0.3))
+def test_mac_first_layer(quick, tmp_path: Path) -> None:
+    _assert_passed(_run(quick, "first", tmp_path, seed=4, gap_p=0.3, stall_p=0.3))
 
 
-def test_swu_windows_with_padding_and_stride(tmp_path: Path) -> None:
-    rng = np.random.default_rng(14)
-    layer = random_conv(rng, "conv1", (4, 6, 5), 2, 3, stride=2, padding=1)
-    x = random_inputs(rng, 3, layer)
-    _assert_passed(run_engine(tmp_path, "swu", layer, {"in_width": 2, "simd": 4}, x, seed=5, gap_p=0.3, stall_p=0.4))
+def test_swu_windows_with_padding_and_stride(quick, tmp_path: Path) -> None:
+    _assert_passed(_run(quick, "swu", tmp_path, seed=5, gap_p=0.3, stall_p=0.4))
 
 
-def test_pool_or_and_channels(tmp_path: Path) -> None:
-    rng = np.random.default_rng(0)
-    layer = random_pool(rng, "pool1", (4, 6, 6), 2)
-    x = random_inputs(rng, 3, layer)
-    _assert_passed(run_engine(tmp_path, "pool", layer, {"width": 2}, x, seed=1, gap_p=0.3, stall_p=0.3))
+def test_pool_or_and_channels(quick, tmp_path: Path) -> None:
+    _assert_passed(_run(quick, "pool", tmp_path, seed=1, gap_p=0.3, stall_p=0.3))
 
 
-def test_pool_wrong_mode_is_caught(tmp_path: Path) -> None:
+def test_pool_wrong_mode_is_caught(quick, tmp_path: Path) -> None:
     import copy
 
-    rng = np.random.default_rng(0)
-    layer = random_pool(rng, "pool1", (4, 6, 6), 2)
-    x = random_inputs(rng, 3, layer)
-    bad = copy.deepcopy(layer)
+    bad = copy.deepcopy(quick[0].specs["pool"][1])
     bad.use_and[1] = not bad.use_and[1]
-    result = run_engine(tmp_path, "pool", layer, {"width": 2}, x, seed=1, gap_p=0.3, stall_p=0.3,
-                        scoreboard_layer=bad, waves=False)
+    result = _run(quick, "pool", tmp_path, seed=1, gap_p=0.3, stall_p=0.3, scoreboard_layer=bad, waves=False)
     assert not result.passed
     assert "pool layer 'pool1': first mismatch at frame 0" in "\n".join(result.failures)
+
+
+def test_single_engine_model(tmp_path: Path) -> None:
+    """An engine verilated on its own (what the slow tests do), ports without a prefix."""
+    rng = np.random.default_rng(0)
+    layer = random_pool(rng, "pool0", (2, 4, 4), 2)
+    _assert_passed(run_engine(tmp_path, "pool", layer, {"width": 1}, random_inputs(rng, 2, layer), seed=2,
+                              gap_p=0.2, stall_p=0.2))
 
 
 # -- slow: more shapes ------------------------------------------------------------

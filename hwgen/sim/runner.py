@@ -6,7 +6,10 @@ of the Verilog text, the top module, the build options and the tool versions,
 so an unchanged design is never rebuilt (concurrent builders wait on a lock
 file); the compiler's intermediate files are deleted after a build. The model is built with FST tracing compiled in (``--trace-fst``; VCD
 when the FST library's ``lz4.h`` is missing), so waves cost nothing unless
-asked for.
+asked for, and by default with only the top module's ports visible to cocotb
+(``--public-depth 1`` instead of cocotb's ``--public-flat-rw``: for VGG-Small
+the latter generates a symbol table entry per signal and a build that had not
+finished after 40 minutes).
 
 :func:`run_bench` runs one cocotb test module against a built model in its
 own folder and returns a :class:`BenchResult` (pass/fail from the xUnit
@@ -126,9 +129,36 @@ def _child_peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
 
 
+def _top_ports_runner():
+    """cocotb's Verilator runner with ``--public-depth 1`` instead of ``--public-flat-rw``.
+
+    cocotb declares every signal of the design public, which multiplies the
+    generated code (a symbol table entry per signal) and slows both the C++
+    build and the model; the benches only touch the top module's ports.
+    """
+    from cocotb_tools.runner import Verilator
+
+    class TopPortsVerilator(Verilator):
+        def _build_command(self):
+            cmds = super()._build_command()
+            verilate = cmds[0]
+            if "--public-flat-rw" in verilate:
+                i = verilate.index("--public-flat-rw")
+                verilate[i:i + 1] = ["--public-depth", "1"]
+            return cmds
+
+    return TopPortsVerilator()
+
+
 def build_model(sources: Sequence[str | os.PathLike], toplevel: str, *, build_args: Sequence[str] = (),
-                cache_dir: str | os.PathLike | None = None, quiet: bool = True) -> BuiltModel:
-    """Verilate and compile ``sources`` (Verilog) for cocotb, or reuse the cached build of the same inputs."""
+                cache_dir: str | os.PathLike | None = None, quiet: bool = True,
+                top_ports_only: bool = True) -> BuiltModel:
+    """Verilate and compile ``sources`` (Verilog) for cocotb, or reuse the cached build of the same inputs.
+
+    ``top_ports_only``: only the top module's signals are visible to cocotb
+    (``--public-depth 1``; much faster to build and run for a large design).
+    Pass False for a bench that reads internal signals.
+    """
     from cocotb_tools.runner import get_runner
 
     version = verilator_version()
@@ -140,7 +170,7 @@ def build_model(sources: Sequence[str | os.PathLike], toplevel: str, *, build_ar
     args = [*BASE_ARGS, *(["--trace-fst"] if fmt == "fst" else []), *build_args]
     import cocotb
 
-    key = hash_key([version, cocotb.__version__, toplevel, json.dumps(args),
+    key = hash_key([version, cocotb.__version__, toplevel, json.dumps(args), str(top_ports_only),
                     *(s.read_bytes() for s in sources)])
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     build_dir = root / f"cocotb-{toplevel}-{key}"
@@ -152,7 +182,7 @@ def build_model(sources: Sequence[str | os.PathLike], toplevel: str, *, build_ar
         shutil.rmtree(build_dir, ignore_errors=True)
         build_dir.mkdir(parents=True)
         log = build_dir / "build.log"
-        runner = get_runner("verilator")
+        runner = _top_ports_runner() if top_ports_only else get_runner("verilator")
         t0 = time.monotonic()
         try:
             with _quiet_runner_log(quiet), _make_vars():

@@ -66,6 +66,11 @@ async def reset(dut, cycles: int = 4) -> None:
     dut.rst.value = 0
 
 
+def _unsigned(value) -> int:
+    """A handle's value as an int: a LogicArray (vectors) or a Logic (1-bit signals)."""
+    return value.to_unsigned() if hasattr(value, "to_unsigned") else int(value)
+
+
 class Source:
     """Offers ``beats`` (ints) on ``pins`` with random gaps; ``lasts``: the ``last`` bit per beat (optional)."""
 
@@ -132,7 +137,7 @@ class Sink:
                 self._error(f"cycle {cycle}: valid dropped before beat {len(self.data)} was taken")
                 self._held = None
             return
-        beat = (self.pins.data.value.to_unsigned(),
+        beat = (_unsigned(self.pins.data.value),
                 int(self.pins.last.value) if self.pins.last is not None else 0)
         if self._held is not None and beat != self._held:
             self._error(f"cycle {cycle}: beat {len(self.data)} changed while stalled "
