@@ -342,3 +342,20 @@ def test_a_generated_accelerator_to_an_ecp5_bitstream(tmp_path: Path) -> None:
     assert result.timing_met and result.bitstream and (folder / result.bitstream).stat().st_size > 100_000
     assert 50 <= result.resource("LUT4").used <= 10_000  # the engines are there, not optimised away
     assert result.frames_per_second == pytest.approx(result.fmax_mhz * 1e6 / result.cycles_per_frame, rel=1e-3)
+
+
+def test_templates_ship_inside_the_package() -> None:
+    """hwgen/templates links to templates/, and pyproject's package data covers every template, so a
+    regular (non-editable) install carries them (a wheel built from this checkout holds copies)."""
+    import fnmatch
+    import tomllib
+
+    from hwgen.synth.scripts import TEMPLATE_DIR
+
+    repo = Path(__file__).resolve().parent.parent
+    assert TEMPLATE_DIR.resolve() == (repo / "templates").resolve()
+    patterns = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["hwgen"]
+    files = [p.relative_to(repo / "templates").as_posix() for p in (repo / "templates").rglob("*") if p.is_file()]
+    assert files
+    uncovered = [f for f in files if not any(fnmatch.fnmatch(f"templates/{f}", pat) for pat in patterns)]
+    assert not uncovered, uncovered

@@ -33,7 +33,7 @@ from hwgen.synth.tools import default_toolchain
 __all__ = ["TEMPLATE_DIR", "StageFiles", "ToolchainFiles", "render_template", "render_toolchain_scripts",
            "toolchain_context", "toolchain_files"]
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates"
+TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "templates"  # hwgen/templates -> templates/ in a checkout
 
 #: Names that go into shell scripts and the Makefile unquoted: no spaces or shell characters.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+\-/]*")
