@@ -132,3 +132,17 @@ def test_scores_ties_go_to_the_lowest_index_and_negatives_sign_extend() -> None:
 def test_scores_that_do_not_fit_the_word_are_refused() -> None:
     with pytest.raises(BuildError, match="do not fit 32-bit"):
         ScoreUnit(scale=np.array([1 << 30]), bias=np.array([0]), acc_range=(-64, 64), pe=1)
+
+
+def test_deep_weight_rom_is_sliced_without_a_depth_cascade() -> None:
+    """A ROM deeper than 512 words is split into slices of the widest block-RAM shape deep enough
+    (8K x 2 for 8,192 words), when that takes no more block RAMs than the best mapping; else one memory."""
+    from hwgen.build.engines.folded import rom_slice_width
+    from hwgen.build.targets import get_target
+
+    ecp5 = get_target("ecp5-85k")
+    assert rom_slice_width(32, 8192) == 2 and 32 // 2 == ecp5.bram_blocks_for(32, 8192)
+    assert rom_slice_width(64, 1024) == 18                # 4 slices = 4 blocks, as 512 x 36 x 2 deep
+    assert rom_slice_width(128, 4608) == 128             # 4K x 4 is too shallow; 8K x 2 would take 64 > 36
+    assert rom_slice_width(24, 24576) == 24              # deeper than any shape: left to Yosys
+    assert rom_slice_width(36, 300) == 36                # one tile deep: nothing to split

@@ -214,3 +214,18 @@ def test_verilog_export() -> None:
     assert "module mvtu" in text
     for port in ("i__valid", "i__ready", "i__payload", "o__valid", "o__ready", "o__payload"):
         assert port in text
+
+
+def test_deep_weight_rom_in_slices_matches_golden() -> None:
+    """NF * SF = 1,024 words of 32 bits: the ROM is built as 18-bit slices (no depth cascade)."""
+    from hwgen.build.engines.folded import rom_slice_width
+
+    rng = np.random.default_rng(5)
+    c_out, fan_in, pe, simd = 32, 1024, 2, 16
+    assert rom_slice_width(pe * simd, (c_out // pe) * (fan_in // simd)) == 18
+    w = rng.choice(np.array([-1, 1]), size=(c_out, fan_in))
+    t = rng.integers(-40, 41, size=c_out)
+    x, valid = random_vectors(rng, 3, fan_in)
+    dut = MVTU(weights=w, pe=pe, simd=simd, thresholds=t)
+    trace = simulate(dut, x, valid, seed=1, gap_p=0.2, stall_p=0.3)
+    assert mismatches(trace.outputs, expected_beats(dut, w, t, x, valid)) == []

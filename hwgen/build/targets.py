@@ -32,7 +32,18 @@ from dataclasses import dataclass
 
 from hwgen.errors import ConfigError
 
-__all__ = ["TARGETS", "Family", "Target", "get_target"]
+__all__ = ["ECP5_BRAM_SHAPES", "ICE40_BRAM_SHAPES", "TARGETS", "Family", "Target", "blocks_for", "get_target"]
+
+#: (width, depth) read-port configurations of one block RAM, widest first: ECP5 DP16KD (incl. its
+#: 36-bit pseudo-dual-port mode) and iCE40 SB_RAM40_4K.
+ECP5_BRAM_SHAPES = ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))
+ICE40_BRAM_SHAPES = ((16, 256), (8, 512), (4, 1024), (2, 2048))
+
+
+def blocks_for(shapes: tuple[tuple[int, int], ...], width: int, depth: int) -> int:
+    """Block RAMs for ``depth`` words of ``width`` bits in the best of ``shapes``:
+    min over (w, d) of ceil(width / w) * ceil(depth / d)."""
+    return min(-(-width // w) * -(-depth // d) for w, d in shapes)
 
 
 class Family(enum.Enum):
@@ -68,9 +79,7 @@ class Target:
     def bram_shapes(self) -> tuple[tuple[int, int], ...]:
         """(width, depth) configurations of one block RAM's read port (ECP5 DP16KD incl. its 36-bit
         pseudo-dual-port mode; iCE40 SB_RAM40_4K)."""
-        if self.family is Family.ECP5:
-            return ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))
-        return ((16, 256), (8, 512), (4, 1024), (2, 2048))
+        return ECP5_BRAM_SHAPES if self.family is Family.ECP5 else ICE40_BRAM_SHAPES
 
     @property
     def bram_max_width(self) -> int:
@@ -84,7 +93,7 @@ class Target:
         A wide, shallow ROM (PE * SIMD bits per word, few folds) is limited by the
         port width, not by its bits.
         """
-        return min(-(-width // w) * -(-depth // d) for w, d in self.bram_shapes)
+        return blocks_for(self.bram_shapes, width, depth)
 
     @property
     def pnr_flags(self) -> tuple[str, ...]:

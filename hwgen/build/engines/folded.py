@@ -27,10 +27,11 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hwgen.build.engines.pipeline import delay, tree_register_stages
+from hwgen.build.targets import ECP5_BRAM_SHAPES, blocks_for
 from hwgen.compile.ir import signed_bits
 from hwgen.errors import BuildError
 
-__all__ = ["FoldedEngine", "Schedule", "check_thresholds", "check_weight_matrix", "pack_fields"]
+__all__ = ["FoldedEngine", "Schedule", "check_thresholds", "check_weight_matrix", "pack_fields", "rom_slice_width"]
 
 #: Pipeline registers after the per-PE sums: the accumulator and the output FIFO.
 _OUTPUT_STAGES = 2
@@ -42,6 +43,25 @@ BLOCK_RAM_MIN_DEPTH = 16
 #: word width; a deeper one in logic costs depth / 16 LUT4s and multiplexers per bit (measured:
 #: a 36 x 1024-bit ROM took about 3.5 LUT4 per bit), while block RAM costs nothing in LUTs.
 WEIGHT_LUT_MAX_DEPTH = 4
+
+
+def rom_slice_width(width: int, depth: int) -> int:
+    """Bits per block-RAM ROM slice, so that no slice is cascaded in depth (ECP5 DP16KD shapes).
+
+    A ROM deeper than 512 words that Yosys maps to 512 x 36 (or 1K x 18 ...) tiles
+    stacked in depth needs a multiplexer per output bit after the tiles: on CNV
+    that multiplexer and the routing from 16 scattered tiles (fc7's 8,192 x 32-bit
+    ROM) set Fmax (64 MHz). Splitting the word into slices of the widest
+    configuration at least ``depth`` deep (8K x 2 for 8,192 words) gives one
+    block RAM per slice, no multiplexer, when that takes no more block RAMs than
+    the best mapping (:func:`~hwgen.build.targets.blocks_for`); otherwise, or
+    when no configuration is deep enough, ``width`` (one memory, Yosys decides).
+    """
+    deep_enough = [w for w, d in ECP5_BRAM_SHAPES if d >= depth]
+    if depth <= ECP5_BRAM_SHAPES[0][1] or not deep_enough:
+        return width
+    w = deep_enough[0]
+    return w if -(-width // w) <= blocks_for(ECP5_BRAM_SHAPES, width, depth) else width
 
 
 # -- validation --------------------------------------------------------------
@@ -322,13 +342,26 @@ class FoldedEngine(wiring.Component):
 
     def _weight_rom(self, m: Module, addr: Value, field_bits: int) -> Value:
         """The weight ROM (:meth:`weight_words`, PE * SIMD fields of ``field_bits``) read at ``addr``: the word a cycle later."""
-        depth = self.nf * self.sf
-        attrs = {"ram_style": "block"} if depth > WEIGHT_LUT_MAX_DEPTH else None
-        wmem = m.submodules.weights = Memory(shape=unsigned(self.pe * self.simd * field_bits),
-                                             depth=depth, init=self.weight_words(), attrs=attrs)
-        rd = wmem.read_port()
-        m.d.comb += rd.addr.eq(addr)
-        return rd.data
+        depth, width = self.nf * self.sf, self.pe * self.simd * field_bits
+        if depth <= WEIGHT_LUT_MAX_DEPTH:
+            wmem = m.submodules.weights = Memory(shape=unsigned(width), depth=depth, init=self.weight_words())
+            rd = wmem.read_port()
+            m.d.comb += rd.addr.eq(addr)
+            return rd.data
+        # Block RAM, in slices of rom_slice_width bits (one memory when no split is needed).
+        step = rom_slice_width(width, depth)
+        words = self.weight_words()
+        data = []
+        for k, lo in enumerate(range(0, width, step)):
+            bits = min(step, width - lo)
+            name = "weights" if step >= width else f"weights_s{k}"
+            mem = Memory(shape=unsigned(bits), depth=depth, init=[(w >> lo) & ((1 << bits) - 1) for w in words],
+                         attrs={"ram_style": "block"})
+            m.submodules[name] = mem
+            rd = mem.read_port()
+            m.d.comb += rd.addr.eq(addr)
+            data.append(rd.data)
+        return Cat(*data)
 
     def _accumulate_and_output(self, m: Module, sums: list[Value], ctl: dict[str, Value]) -> None:
         """Accumulator (reset at sf = 0), compare with T[nf] (threshold mode) and the output FIFO."""
