@@ -135,14 +135,15 @@ def test_scores_that_do_not_fit_the_word_are_refused() -> None:
 
 
 def test_deep_weight_rom_is_sliced_without_a_depth_cascade() -> None:
-    """A ROM deeper than 512 words is split into slices of the widest block-RAM shape deep enough
+    """A ROM deeper than 2,048 words is split into slices of the widest block-RAM shape deep enough
     (8K x 2 for 8,192 words), when that takes no more block RAMs than the best mapping; else one memory."""
     from hwgen.build.engines.folded import rom_slice_width
     from hwgen.build.targets import get_target
 
     ecp5 = get_target("ecp5-85k")
     assert rom_slice_width(32, 8192) == 2 and 32 // 2 == ecp5.bram_blocks_for(32, 8192)
-    assert rom_slice_width(64, 1024) == 18                # 4 slices = 4 blocks, as 512 x 36 x 2 deep
+    assert rom_slice_width(8, 4096) == 4                  # 2 slices = 2 blocks, as 512 x 36 x 8 deep
+    assert rom_slice_width(4096, 576) == 4096            # a 2:1 cascade at most: left whole
     assert rom_slice_width(128, 4608) == 128             # 4K x 4 is too shallow; 8K x 2 would take 64 > 36
     assert rom_slice_width(24, 24576) == 24              # deeper than any shape: left to Yosys
     assert rom_slice_width(36, 300) == 36                # one tile deep: nothing to split

@@ -217,12 +217,12 @@ def test_verilog_export() -> None:
 
 
 def test_deep_weight_rom_in_slices_matches_golden() -> None:
-    """NF * SF = 1,024 words of 32 bits: the ROM is built as 18-bit slices (no depth cascade)."""
+    """NF * SF = 4,096 words of 8 bits: the ROM is built as two 4-bit slices (4K x 4, no depth cascade)."""
     from hwgen.build.engines.folded import rom_slice_width
 
     rng = np.random.default_rng(5)
-    c_out, fan_in, pe, simd = 32, 1024, 2, 16
-    assert rom_slice_width(pe * simd, (c_out // pe) * (fan_in // simd)) == 18
+    c_out, fan_in, pe, simd = 32, 1024, 2, 4
+    assert rom_slice_width(pe * simd, (c_out // pe) * (fan_in // simd)) == 4
     w = rng.choice(np.array([-1, 1]), size=(c_out, fan_in))
     t = rng.integers(-40, 41, size=c_out)
     x, valid = random_vectors(rng, 3, fan_in)

@@ -44,21 +44,28 @@ BLOCK_RAM_MIN_DEPTH = 16
 #: a 36 x 1024-bit ROM took about 3.5 LUT4 per bit), while block RAM costs nothing in LUTs.
 WEIGHT_LUT_MAX_DEPTH = 4
 
+#: Weight ROMs deeper than this are split into slices by :func:`rom_slice_width`.
+ROM_SPLIT_MIN_DEPTH = 4 * ECP5_BRAM_SHAPES[0][1]
+
 
 def rom_slice_width(width: int, depth: int) -> int:
-    """Bits per block-RAM ROM slice, so that no slice is cascaded in depth (ECP5 DP16KD shapes).
+    """Bits per block-RAM ROM slice, so that a deep ROM is not cascaded in depth (ECP5 DP16KD shapes).
 
-    A ROM deeper than 512 words that Yosys maps to 512 x 36 (or 1K x 18 ...) tiles
-    stacked in depth needs a multiplexer per output bit after the tiles: on CNV
-    that multiplexer and the routing from 16 scattered tiles (fc7's 8,192 x 32-bit
-    ROM) set Fmax (64 MHz). Splitting the word into slices of the widest
-    configuration at least ``depth`` deep (8K x 2 for 8,192 words) gives one
-    block RAM per slice, no multiplexer, when that takes no more block RAMs than
-    the best mapping (:func:`~hwgen.build.targets.blocks_for`); otherwise, or
-    when no configuration is deep enough, ``width`` (one memory, Yosys decides).
+    A ROM more than 2,048 words deep that Yosys maps to 512 x 36 (or 1K x 18 ...)
+    tiles stacked in depth needs a multiplexer of 5 or more inputs per output bit
+    after the tiles: on CNV (``--pe 16``) that multiplexer and the routing from
+    16 scattered tiles (fc7's 8,192 x 32-bit ROM) set Fmax (64 MHz). Splitting
+    the word into slices of the widest configuration at least ``depth`` deep
+    (8K x 2 for 8,192 words) gives one block RAM per slice and no multiplexer,
+    when that takes no more block RAMs than the best mapping
+    (:func:`~hwgen.build.targets.blocks_for`); otherwise, at most 2,048 words
+    (a multiplexer of at most 4 inputs, one LUT level), or deeper than any
+    configuration: ``width`` (one memory, Yosys decides). Shallower ROMs are
+    left whole also because hundreds of slices (VGG-Small's 576-word,
+    4,096-bit ROMs) slow Verilog generation several times over.
     """
     deep_enough = [w for w, d in ECP5_BRAM_SHAPES if d >= depth]
-    if depth <= ECP5_BRAM_SHAPES[0][1] or not deep_enough:
+    if depth <= ROM_SPLIT_MIN_DEPTH or not deep_enough:
         return width
     w = deep_enough[0]
     return w if -(-width // w) <= blocks_for(ECP5_BRAM_SHAPES, width, depth) else width
