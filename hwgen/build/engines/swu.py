@@ -331,13 +331,22 @@ class SlidingWindowUnit(wiring.Component):
         r = Signal(range(row_lo, row_hi + 1), init=-p)        # top + i: input row of the tap
         xleft = Signal(range(col_lo, col_hi + 1), init=-p)    # x*S - P
         col = Signal(range(col_lo, col_hi + 1), init=-p)      # xleft + j: input column of the tap
+        # Slots as row numbers (mod R) and as their first word's address (slot * W), kept side by
+        # side so that the read address is one addition (slot * W + col), not a multiply-add.
         base_slot = Signal(range(rows))                       # slot of row 0 of this frame
         top_slot = Signal(range(rows), init=(-p) % rows)      # slot of row `top` (mod R)
         slot = Signal(range(rows), init=(-p) % rows)          # slot of row `r` (mod R)
+        base_word = Signal(range(depth))
+        top_word = Signal(range(depth), init=(-p) % rows * w)
+        slot_word = Signal(range(depth), init=(-p) % rows * w)
 
-        def add_mod(v, const: int):
-            const %= rows
-            return Mux(v + const >= rows, v + const - rows, v + const)
+        def add_mod(v, const: int, modulus: int = rows):
+            const %= modulus
+            return Mux(v + const >= modulus, v + const - modulus, v + const)
+
+        def set_slot(dst: tuple, src: tuple, rows_ahead: int) -> list:
+            """(slot, word) registers ``dst`` = ``src`` advanced by ``rows_ahead`` rows (mod R)."""
+            return [dst[0].eq(add_mod(src[0], rows_ahead)), dst[1].eq(add_mod(src[1], rows_ahead % rows * w, depth))]
 
         def clamp_rows(v):
             return Mux(v < 0, 0, Mux(v > h, h, v))
@@ -362,7 +371,7 @@ class SlidingWindowUnit(wiring.Component):
             issue.eq(advance & can_issue),
             tap_valid.eq((r >= 0) & (r < h) & (col >= 0) & (col < w)),
             rd.en.eq(advance),
-            rd.addr.eq(slot * w + col),  # any address on a padded tap: the data is masked
+            rd.addr.eq(slot_word + col),  # any address on a padded tap: the data is masked
         ]
         with m.If(advance):
             m.d.sync += [o_valid.eq(issue), q1.eq(q), tap_valid1.eq(tap_valid)]
@@ -386,22 +395,24 @@ class SlidingWindowUnit(wiring.Component):
                 with m.Else():
                     m.d.sync += j.eq(0)
                     with m.If(~last_i):
-                        m.d.sync += [i.eq(i + 1), r.eq(r + 1), slot.eq(add_mod(slot, 1)), col.eq(xleft)]
+                        m.d.sync += [i.eq(i + 1), r.eq(r + 1), col.eq(xleft),
+                                     *set_slot((slot, slot_word), (slot, slot_word), 1)]
                     with m.Else():
                         m.d.sync += i.eq(0)
                         with m.If(~last_x):
                             m.d.sync += [x.eq(x + 1), xleft.eq(xleft + s), col.eq(xleft + s),
-                                         r.eq(top), slot.eq(top_slot)]
+                                         r.eq(top), slot.eq(top_slot), slot_word.eq(top_word)]
                         with m.Else():
                             m.d.sync += [x.eq(0), xleft.eq(-p), col.eq(-p)]
                             with m.If(~last_y):
                                 m.d.sync += [y.eq(y + 1), top.eq(top + s), r.eq(top + s),
-                                             top_slot.eq(add_mod(top_slot, s)), slot.eq(add_mod(top_slot, s))]
+                                             *set_slot((top_slot, top_word), (top_slot, top_word), s),
+                                             *set_slot((slot, slot_word), (top_slot, top_word), s)]
                             with m.Else():
                                 m.d.sync += [y.eq(0), top.eq(-p), r.eq(-p),
-                                             base_slot.eq(add_mod(base_slot, h)),
-                                             top_slot.eq(add_mod(base_slot, h - p)),
-                                             slot.eq(add_mod(base_slot, h - p))]
+                                             *set_slot((base_slot, base_word), (base_slot, base_word), h),
+                                             *set_slot((top_slot, top_word), (base_slot, base_word), h - p),
+                                             *set_slot((slot, slot_word), (base_slot, base_word), h - p)]
         # Rows released when the reader leaves the current output row.
         m.d.comb += release.eq(Mux(last_y, h, clamp_rows(top + s)) - lo_now)
         m.d.sync += d_rows.eq(d_rows + row_done - Mux(row_end, release, 0))
