@@ -60,9 +60,7 @@ def rom_slice_width(width: int, depth: int) -> int:
     when that takes no more block RAMs than the best mapping
     (:func:`~hwgen.build.targets.blocks_for`); otherwise, at most 2,048 words
     (a multiplexer of at most 4 inputs, one LUT level), or deeper than any
-    configuration: ``width`` (one memory, Yosys decides). Shallower ROMs are
-    left whole also because hundreds of slices (VGG-Small's 576-word,
-    4,096-bit ROMs) slow Verilog generation several times over.
+    configuration: ``width`` (one memory, Yosys decides).
     """
     deep_enough = [w for w, d in ECP5_BRAM_SHAPES if d >= depth]
     if depth <= ROM_SPLIT_MIN_DEPTH or not deep_enough:

@@ -158,8 +158,12 @@ class MVTU(FoldedEngine):
             m.d.sync += v2.eq(v)
         pcs = []
         for p in range(PE):
-            match = ~(x2 ^ w2[p * SIMD:(p + 1) * SIMD])
-            pcs.append(_popcount(m, match & v2 if self.masked else match, SIMD, f"pc{p}"))
+            # A named signal: the popcount slices it bit by bit, and a slice of an expression
+            # would repeat the whole SIMD-wide expression in the netlist for every bit.
+            match = Signal(SIMD, name=f"match{p}")
+            xnor = ~(x2 ^ w2[p * SIMD:(p + 1) * SIMD])
+            m.d.comb += match.eq(xnor & v2 if self.masked else xnor)
+            pcs.append(_popcount(m, match, SIMD, f"pc{p}"))
         if self.masked:
             count = _popcount(m, v2, SIMD, "pcv")
         else:
