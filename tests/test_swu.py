@@ -218,15 +218,16 @@ def test_cycles_per_frame_figures() -> None:
     assert pad1.cycles_per_frame == pad1.beats_per_frame_out == 32 * 32 * 9 * 2
     pad0 = SlidingWindowUnit(in_shape=(64, 32, 32), kernel=3, stride=1, padding=0, in_width=32, simd=32)
     assert pad0.beats_per_frame_out == 30 * 30 * 9 * 2
-    # Frame-start stall: 2 input rows (2 * 32 pixels * 2 beats) per frame.
-    assert pad0.cycles_per_frame == pad0.beats_per_frame_out + 2 * 32 * 2
-    assert pad0.rows == 4 and pad0.buffer_bits == 4 * 32 * 64
-    # Whole-map kernel: only S input rows overlap the output.
+    # No frame-start stall: 2 * (K - P) = 6 rows, so the next frame's first 3 rows are written
+    # while the last output row is emitted (with K + S = 4 rows the reader waited 2 input rows).
+    assert pad0.rows == 6 and pad0.buffer_bits == 6 * 32 * 64
+    assert pad0.cycles_per_frame == pad0.beats_per_frame_out
+    assert pad1.rows == 4  # padded: the last and the first output rows need K - P = 2 rows each
+    # Whole-map kernel: two frames' rows, so input and output overlap completely.
     for shape, iw, simd in [((128, 5, 5), 4, 8), ((4, 3, 3), 1, 4), ((8, 4, 4), 8, 1)]:
         fc = SlidingWindowUnit(in_shape=shape, kernel=shape[1], stride=1, padding=0, in_width=iw, simd=simd)
-        t_in = shape[2] * shape[0] // iw
-        bi, bo = fc.beats_per_frame_in, fc.beats_per_frame_out
-        assert fc.cycles_per_frame == max(bi, bi + bo - t_in)
+        assert fc.rows == 2 * shape[1]
+        assert fc.cycles_per_frame == max(fc.beats_per_frame_in, fc.beats_per_frame_out)
 
 
 def test_figures() -> None:
@@ -239,7 +240,7 @@ def test_figures() -> None:
     assert dut.rows == 3 + 2
     assert dut.buffer_bits == 5 * 7 * 6
     whole = SlidingWindowUnit(in_shape=(4, 3, 3), kernel=3, stride=1, padding=0, in_width=4, simd=4)
-    assert whole.out_shape == (36, 1, 1) and whole.buffer_bits == (3 + 1) * 3 * 4
+    assert whole.out_shape == (36, 1, 1) and whole.buffer_bits == 2 * 3 * 3 * 4
 
 
 def test_checker_catches_a_wrong_beat() -> None:
