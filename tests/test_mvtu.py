@@ -229,3 +229,18 @@ def test_deep_weight_rom_in_slices_matches_golden() -> None:
     dut = MVTU(weights=w, pe=pe, simd=simd, thresholds=t)
     trace = simulate(dut, x, valid, seed=1, gap_p=0.2, stall_p=0.3)
     assert mismatches(trace.outputs, expected_beats(dut, w, t, x, valid)) == []
+
+
+@pytest.mark.parametrize("sf", [1, 2, 3])
+def test_input_buffer_reread_right_after_the_write(sf: int) -> None:
+    """NF = 3 neuron folds re-read the input buffer; its write is registered when SF >= 2, so with
+    SF = 2 word 0 is read back two cycles after its step, right after the delayed write."""
+    rng = np.random.default_rng(sf)
+    pe, simd = 2, 8
+    w = rng.choice(np.array([-1, 1]), size=(3 * pe, sf * simd))
+    t = rng.integers(-4, 5, size=3 * pe)
+    x, valid = random_vectors(rng, 6, sf * simd)
+    dut = MVTU(weights=w, pe=pe, simd=simd, thresholds=t)
+    for gap_p, stall_p in [(0.0, 0.0), (0.3, 0.4)]:
+        trace = simulate(dut, x, valid, seed=sf, gap_p=gap_p, stall_p=stall_p)
+        assert mismatches(trace.outputs, expected_beats(dut, w, t, x, valid)) == []

@@ -331,10 +331,14 @@ class FoldedEngine(wiring.Component):
         buf = m.submodules.input_buffer = Memory(shape=unsigned(len(raw)), depth=SF, init=[], attrs=attrs)
         bw = buf.write_port()
         br = buf.read_port()
-        m.d.comb += [
-            bw.addr.eq(s.sf), bw.data.eq(raw), bw.en.eq(s.step & s.first_nf),
-            br.addr.eq(s.sf),
-        ]
+        m.d.comb += br.addr.eq(s.sf)
+        if SF > 1:
+            # The write registered once: the enable reaches every block RAM of a wide buffer from a
+            # register, not from the issue logic (SFC's fc0: nf -> enable of 28 block RAMs, 69 MHz).
+            # Word sf is re-read SF >= 2 cycles after its step, after the delayed write.
+            m.d.sync += [bw.addr.eq(s.sf), bw.data.eq(raw), bw.en.eq(s.step & s.first_nf)]
+        else:
+            m.d.comb += [bw.addr.eq(s.sf), bw.data.eq(raw), bw.en.eq(s.step & s.first_nf)]
         from_stream = Signal()
         m.d.sync += from_stream.eq(s.first_nf)
         x = Signal(data_bits)
