@@ -204,12 +204,13 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions, *, name: str |
     }
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "report.md").write_text(format_markdown(report))
-    _render_scripts(out, target, options)
+    _render_scripts(out, target, options, report["lut4_estimate"])
     seconds["total"] = time.perf_counter() - started
     return BuildResult(out_dir=out, report=report, seconds=seconds)
 
 
-def _render_scripts(out: Path, target: Target, options: BuildOptions) -> None:
-    from hwgen.synth.scripts import render_toolchain_scripts
+def _render_scripts(out: Path, target: Target, options: BuildOptions, lut4_estimate: int) -> None:
+    from hwgen.synth.scripts import choose_router, render_toolchain_scripts
 
-    render_toolchain_scripts(out, top=TOP_MODULE, verilog="top.v", target=target, freq_mhz=options.clock_mhz, seed=1)
+    render_toolchain_scripts(out, top=TOP_MODULE, verilog="top.v", target=target, freq_mhz=options.clock_mhz, seed=1,
+                             router=choose_router(lut4_estimate))

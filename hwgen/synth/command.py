@@ -35,6 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"clock nextpnr must meet (default {DEFAULT_FREQ_MHZ:g}); with --board also the system "
                         f"clock the board's PLL makes (default: the build's --clock)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"placer seed (default {DEFAULT_SEED})")
+    p.add_argument("--router", default=None, choices=["router1", "router2"],
+                   help="nextpnr-ecp5 router (default: router2 above 10,000 estimated LUT4, else router1)")
     p.add_argument("--constraints", default=None, metavar="FILE",
                    help="LPF (ECP5) / PCF (iCE40) pin file in the build folder (default: none, I/O placed anywhere; "
                         "--board writes its own)")
@@ -57,7 +59,7 @@ def _run_synth(args: argparse.Namespace) -> int:
             raise SynthError("--baud sets the board top's UART: it needs --board")
         freq = DEFAULT_FREQ_MHZ if args.freq is None else args.freq
         result = run_synth(args.build_dir, args.target, freq, args.seed, yosys=args.yosys, nextpnr=args.nextpnr,
-                           pack=args.pack, constraints=args.constraints)
+                           pack=args.pack, constraints=args.constraints, router=args.router)
         hint = None
     else:
         result, hint = _run_board(args, run_synth)
@@ -86,6 +88,6 @@ def _run_board(args: argparse.Namespace, run_synth):
     print(f"board top: {files.summary()}")
     result = run_synth(args.build_dir, board.target, files.clock_hz / 1e6, args.seed, yosys=args.yosys,
                        nextpnr=args.nextpnr, pack=args.pack, top=board.top_module, verilog=files.sources,
-                       constraints=files.lpf)
+                       constraints=files.lpf, router=args.router)
     return result, (f"load it with: {board.program} (in {args.build_dir}); then: hwgen run --port PORT IMAGE "
                     f"--build {args.build_dir}")

@@ -43,6 +43,7 @@ from hwgen.synth.report import (
 )
 from hwgen.synth.scripts import (
     ToolchainFiles,
+    choose_router,
     render_toolchain_scripts,
     toolchain_files,
 )
@@ -66,8 +67,8 @@ def _read_log(path: Path) -> str:
         return ""
 
 
-def _cycles_per_frame(build_dir: Path) -> int | None:
-    """``cycles_per_frame`` from the build's report.json (a positive integer), else None."""
+def _build_figure(build_dir: Path, key: str) -> int | None:
+    """``key`` from the build's report.json (a positive integer), else None."""
     path = build_dir / "report.json"
     if not path.is_file():
         return None
@@ -75,8 +76,13 @@ def _cycles_per_frame(build_dir: Path) -> int | None:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise SynthError(f"{path} cannot be read: {exc}") from None
-    value = data.get("cycles_per_frame") if isinstance(data, dict) else None
+    value = data.get(key) if isinstance(data, dict) else None
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _cycles_per_frame(build_dir: Path) -> int | None:
+    """``cycles_per_frame`` from the build's report.json (a positive integer), else None."""
+    return _build_figure(build_dir, "cycles_per_frame")
 
 
 def _friendly(target: Target, bel: str) -> str:
@@ -147,7 +153,7 @@ def _timing_message(result: SynthResult, report_path: Path) -> str:
 def run_synth(build_dir: Path | str, target: Target | str, freq_mhz: float = DEFAULT_FREQ_MHZ,
               seed: int = DEFAULT_SEED, *, yosys: str | None = None, nextpnr: str | None = None,
               pack: str | None = None, top: str = "hwgen_top", verilog: str | Sequence[str] = "top.v",
-              constraints: str | None = None, allow_timing_fail: bool = False,
+              constraints: str | None = None, allow_timing_fail: bool = False, router: str | None = None,
               stream: TextIO | None = None) -> SynthResult:
     """Synthesise, place and route and pack ``build_dir/verilog`` for ``target``; the parsed result.
 
@@ -158,7 +164,9 @@ def run_synth(build_dir: Path | str, target: Target | str, freq_mhz: float = DEF
     ``constraints``: an LPF / PCF file in the build folder (None: out of
     context, I/O placed anywhere). Progress goes to ``stream`` (default
     standard error). Raises SynthError (see the module docstring); with
-    ``allow_timing_fail`` a timing miss returns the result instead.
+    ``allow_timing_fail`` a timing miss returns the result instead. ``router``:
+    nextpnr-ecp5's router (None: :func:`~hwgen.synth.scripts.choose_router` of
+    the build's LUT4 estimate in report.json).
     """
     build_dir = Path(build_dir)
     if not build_dir.is_dir():
@@ -170,8 +178,10 @@ def run_synth(build_dir: Path | str, target: Target | str, freq_mhz: float = DEF
         raise SynthError(f"constraints file {build_dir / constraints} does not exist")
     target = get_target(target)
     tools = resolve_toolchain(target.family, yosys=yosys, nextpnr=nextpnr, pack=pack)
+    if router is None:
+        router = choose_router(_build_figure(build_dir, "lut4_estimate"))
     render_toolchain_scripts(build_dir, top=top, verilog=verilog, target=target, freq_mhz=freq_mhz, seed=seed,
-                             constraints=constraints)
+                             constraints=constraints, router=router)
     files = toolchain_files(target.family)
     cycles = _cycles_per_frame(build_dir)
     _remove_outputs(build_dir, files)

@@ -30,7 +30,7 @@ from hwgen.build.targets import Family, Target, get_target
 from hwgen.errors import SynthError
 from hwgen.synth.tools import default_toolchain
 
-__all__ = ["TEMPLATE_DIR", "StageFiles", "ToolchainFiles", "render_template", "render_toolchain_scripts",
+__all__ = ["ROUTERS", "ROUTER2_MIN_LUT4", "TEMPLATE_DIR", "choose_router", "StageFiles", "ToolchainFiles", "render_template", "render_toolchain_scripts",
            "toolchain_context", "toolchain_files"]
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "templates"  # hwgen/templates -> templates/ in a checkout
@@ -83,8 +83,23 @@ def _format_freq(freq_mhz: float) -> str:
     return f"{freq_mhz:.6g}"
 
 
+#: nextpnr-ecp5 routers, and the design size (hwgen build's LUT4 estimate) from which router2 is chosen.
+ROUTERS = ("router1", "router2")
+ROUTER2_MIN_LUT4 = 10_000
+
+
+def choose_router(lut4_estimate: int | None) -> str:
+    """router2 for designs estimated above :data:`ROUTER2_MIN_LUT4` LUT4, router1 otherwise.
+
+    Measured on ECP5-85F: router1 had not converged on CNV (20k LUT4) after
+    75 minutes where router2 took 8-15; on TFC (6k LUT4) router1 reached
+    112.5 MHz and router2 91.0 MHz (seed 1, 100 MHz requested).
+    """
+    return "router2" if lut4_estimate is not None and lut4_estimate > ROUTER2_MIN_LUT4 else "router1"
+
+
 def toolchain_context(*, top: str, verilog: str | Sequence[str], target: Target | str, freq_mhz: float,
-                      seed: int, constraints: str | None = None) -> dict:
+                      seed: int, constraints: str | None = None, router: str = "router1") -> dict:
     """The templates' context; SynthError for a non-positive frequency, a negative seed or an unsafe name.
 
     ``verilog`` (one file, or several read in order: a board top with the
@@ -97,6 +112,8 @@ def toolchain_context(*, top: str, verilog: str | Sequence[str], target: Target 
         raise SynthError(f"--freq must be a positive number of MHz, not {freq_mhz!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise SynthError(f"--seed must be a non-negative integer, not {seed!r}")
+    if router not in ROUTERS:
+        raise SynthError(f"--router must be one of {', '.join(ROUTERS)}, not {router!r}")
     if not _IDENTIFIER.fullmatch(top):
         raise SynthError(f"top module name {top!r} is not a Verilog identifier")
     sources = [verilog] if isinstance(verilog, str) else list(verilog)
@@ -112,6 +129,7 @@ def toolchain_context(*, top: str, verilog: str | Sequence[str], target: Target 
         "target": target,
         "freq": _format_freq(float(freq_mhz)),
         "seed": seed,
+        "router": router,
         "constraints": constraints,
         "files": toolchain_files(target.family),
         "tools": default_toolchain(target.family),
@@ -130,13 +148,14 @@ def render_template(name: str, context: dict) -> str:
 
 
 def render_toolchain_scripts(build_dir: Path, *, top: str, verilog: str | Sequence[str], target: Target | str,
-                             freq_mhz: float, seed: int, constraints: str | None = None) -> list[Path]:
+                             freq_mhz: float, seed: int, constraints: str | None = None,
+                             router: str = "router1") -> list[Path]:
     """Write ``synth.ys``, ``synth.sh``, ``pnr.sh``, ``pack.sh`` and ``Makefile`` into ``build_dir``; their paths.
 
     See :func:`toolchain_context` for the arguments; existing files are overwritten.
     """
     context = toolchain_context(top=top, verilog=verilog, target=target, freq_mhz=freq_mhz, seed=seed,
-                                constraints=constraints)
+                                constraints=constraints, router=router)
     family = context["target"].family.value
     files: ToolchainFiles = context["files"]
     outputs = {
