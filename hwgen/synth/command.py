@@ -36,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         f"clock the board's PLL makes (default: the build's --clock)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"placer seed (default {DEFAULT_SEED})")
     p.add_argument("--router", default=None, choices=["router1", "router2"],
-                   help="nextpnr-ecp5 router (default: router2 above 10,000 estimated LUT4, else router1)")
+                   help="nextpnr-ecp5 router (default: router2 above 4,000 estimated LUT4, else router1)")
     p.add_argument("--constraints", default=None, metavar="FILE",
                    help="LPF (ECP5) / PCF (iCE40) pin file in the build folder (default: none, I/O placed anywhere; "
                         "--board writes its own)")
