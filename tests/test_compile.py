@@ -96,12 +96,13 @@ def randomized_model(arch: Architecture, seed: int) -> BinaryNet:
         model.train()
         for _ in range(2):
             model(torch.randint(0, 256, (64, *arch.input.shape), dtype=torch.uint8))
-        for module in model.modules():
-            if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
-                gamma = torch.randn(module.num_features)
+        norms = [m for m in model.modules() if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d))]
+        for module in norms:
+            gamma = torch.randn(module.num_features)
+            if module is not norms[-1]:  # all-zero class slopes are a model the compiler refuses (CompileError)
                 gamma[torch.rand(module.num_features) < 0.15] = 0.0  # zero slopes: constant channels
-                module.weight.copy_(gamma)
-                module.bias.copy_(torch.randn(module.num_features) * 0.3)
+            module.weight.copy_(gamma)
+            module.bias.copy_(torch.randn(module.num_features) * 0.3)
     return model.eval()
 
 
