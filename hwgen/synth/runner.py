@@ -67,22 +67,18 @@ def _read_log(path: Path) -> str:
         return ""
 
 
-def _build_figure(build_dir: Path, key: str) -> int | None:
-    """``key`` from the build's report.json (a positive integer), else None."""
+def _build_figures(build_dir: Path) -> dict[str, int]:
+    """The positive integers of the build's report.json (``cycles_per_frame``, ``lut4_estimate``...); {} without one."""
     path = build_dir / "report.json"
     if not path.is_file():
-        return None
+        return {}
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise SynthError(f"{path} cannot be read: {exc}") from None
-    value = data.get(key) if isinstance(data, dict) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
-
-
-def _cycles_per_frame(build_dir: Path) -> int | None:
-    """``cycles_per_frame`` from the build's report.json (a positive integer), else None."""
-    return _build_figure(build_dir, "cycles_per_frame")
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, int) and not isinstance(v, bool) and v > 0}
 
 
 def _friendly(target: Target, bel: str) -> str:
@@ -178,12 +174,13 @@ def run_synth(build_dir: Path | str, target: Target | str, freq_mhz: float = DEF
         raise SynthError(f"constraints file {build_dir / constraints} does not exist")
     target = get_target(target)
     tools = resolve_toolchain(target.family, yosys=yosys, nextpnr=nextpnr, pack=pack)
+    figures = _build_figures(build_dir)
     if router is None:
-        router = choose_router(_build_figure(build_dir, "lut4_estimate"))
+        router = choose_router(figures.get("lut4_estimate"))
     render_toolchain_scripts(build_dir, top=top, verilog=verilog, target=target, freq_mhz=freq_mhz, seed=seed,
                              constraints=constraints, router=router)
     files = toolchain_files(target.family)
-    cycles = _cycles_per_frame(build_dir)
+    cycles = figures.get("cycles_per_frame")
     _remove_outputs(build_dir, files)
 
     env = dict(os.environ, YOSYS=tools.yosys, NEXTPNR=tools.nextpnr, PACK=tools.pack,

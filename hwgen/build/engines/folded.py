@@ -352,21 +352,15 @@ class FoldedEngine(wiring.Component):
     def _weight_rom(self, m: Module, addr: Value, field_bits: int) -> Value:
         """The weight ROM (:meth:`weight_words`, PE * SIMD fields of ``field_bits``) read at ``addr``: the word a cycle later."""
         depth, width = self.nf * self.sf, self.pe * self.simd * field_bits
-        if depth <= WEIGHT_LUT_MAX_DEPTH:
-            wmem = m.submodules.weights = Memory(shape=unsigned(width), depth=depth, init=self.weight_words())
-            rd = wmem.read_port()
-            m.d.comb += rd.addr.eq(addr)
-            return rd.data
-        # Block RAM, in slices of rom_slice_width bits (one memory when no split is needed).
-        step = rom_slice_width(width, depth)
+        attrs = {"ram_style": "block"} if depth > WEIGHT_LUT_MAX_DEPTH else None
+        step = rom_slice_width(width, depth)  # the whole word unless a deep block-RAM ROM is sliced
         words = self.weight_words()
         data = []
         for k, lo in enumerate(range(0, width, step)):
             bits = min(step, width - lo)
-            name = "weights" if step >= width else f"weights_s{k}"
             mem = Memory(shape=unsigned(bits), depth=depth, init=[(w >> lo) & ((1 << bits) - 1) for w in words],
-                         attrs={"ram_style": "block"})
-            m.submodules[name] = mem
+                         attrs=attrs)
+            m.submodules["weights" if step >= width else f"weights_s{k}"] = mem
             rd = mem.read_port()
             m.d.comb += rd.addr.eq(addr)
             data.append(rd.data)

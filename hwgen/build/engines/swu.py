@@ -332,22 +332,16 @@ class SlidingWindowUnit(wiring.Component):
         r = Signal(range(row_lo, row_hi + 1), init=-p)        # top + i: input row of the tap
         xleft = Signal(range(col_lo, col_hi + 1), init=-p)    # x*S - P
         col = Signal(range(col_lo, col_hi + 1), init=-p)      # xleft + j: input column of the tap
-        # Slots as row numbers (mod R) and as their first word's address (slot * W), kept side by
-        # side so that the read address is one addition (slot * W + col), not a multiply-add.
-        base_slot = Signal(range(rows))                       # slot of row 0 of this frame
-        top_slot = Signal(range(rows), init=(-p) % rows)      # slot of row `top` (mod R)
-        slot = Signal(range(rows), init=(-p) % rows)          # slot of row `r` (mod R)
-        base_word = Signal(range(depth))
-        top_word = Signal(range(depth), init=(-p) % rows * w)
-        slot_word = Signal(range(depth), init=(-p) % rows * w)
+        # Slots held as their first word's address (slot * W), so that the read address is one
+        # addition (slot * W + col), not a multiply-add; advancing by n rows adds (n mod R) * W mod R*W.
+        base_word = Signal(range(depth))                       # slot of row 0 of this frame
+        top_word = Signal(range(depth), init=(-p) % rows * w)  # slot of row `top`
+        slot_word = Signal(range(depth), init=(-p) % rows * w)  # slot of row `r`
 
-        def add_mod(v, const: int, modulus: int = rows):
-            const %= modulus
-            return Mux(v + const >= modulus, v + const - modulus, v + const)
-
-        def set_slot(dst: tuple, src: tuple, rows_ahead: int) -> list:
-            """(slot, word) registers ``dst`` = ``src`` advanced by ``rows_ahead`` rows (mod R)."""
-            return [dst[0].eq(add_mod(src[0], rows_ahead)), dst[1].eq(add_mod(src[1], rows_ahead % rows * w, depth))]
+        def rows_ahead(word, n: int):
+            """The word address of the slot ``n`` rows after the one at ``word`` (mod R)."""
+            step = n % rows * w
+            return Mux(word + step >= depth, word + step - depth, word + step)
 
         def clamp_rows(v):
             return Mux(v < 0, 0, Mux(v > h, h, v))
@@ -397,23 +391,23 @@ class SlidingWindowUnit(wiring.Component):
                     m.d.sync += j.eq(0)
                     with m.If(~last_i):
                         m.d.sync += [i.eq(i + 1), r.eq(r + 1), col.eq(xleft),
-                                     *set_slot((slot, slot_word), (slot, slot_word), 1)]
+                                     slot_word.eq(rows_ahead(slot_word, 1))]
                     with m.Else():
                         m.d.sync += i.eq(0)
                         with m.If(~last_x):
                             m.d.sync += [x.eq(x + 1), xleft.eq(xleft + s), col.eq(xleft + s),
-                                         r.eq(top), slot.eq(top_slot), slot_word.eq(top_word)]
+                                         r.eq(top), slot_word.eq(top_word)]
                         with m.Else():
                             m.d.sync += [x.eq(0), xleft.eq(-p), col.eq(-p)]
                             with m.If(~last_y):
                                 m.d.sync += [y.eq(y + 1), top.eq(top + s), r.eq(top + s),
-                                             *set_slot((top_slot, top_word), (top_slot, top_word), s),
-                                             *set_slot((slot, slot_word), (top_slot, top_word), s)]
+                                             top_word.eq(rows_ahead(top_word, s)),
+                                             slot_word.eq(rows_ahead(top_word, s))]
                             with m.Else():
                                 m.d.sync += [y.eq(0), top.eq(-p), r.eq(-p),
-                                             *set_slot((base_slot, base_word), (base_slot, base_word), h),
-                                             *set_slot((top_slot, top_word), (base_slot, base_word), h - p),
-                                             *set_slot((slot, slot_word), (base_slot, base_word), h - p)]
+                                             base_word.eq(rows_ahead(base_word, h)),
+                                             top_word.eq(rows_ahead(base_word, h - p)),
+                                             slot_word.eq(rows_ahead(base_word, h - p))]
         # Rows released when the reader leaves the current output row.
         m.d.comb += release.eq(Mux(last_y, h, clamp_rows(top + s)) - lo_now)
         m.d.sync += d_rows.eq(d_rows + row_done - Mux(row_end, release, 0))
