@@ -74,7 +74,8 @@ def mvtu(simd: int, pe: int, nf: int, sf: int, seed: int = 0) -> MVTU:
     rng = np.random.default_rng(seed)
     fan_in = simd * sf
     return MVTU(weights=rng.choice([-1, 1], size=(pe * nf, fan_in)), pe=pe, simd=simd,
-                thresholds=rng.integers(-fan_in // 4, fan_in // 4 + 1, size=pe * nf), masked=MASKED)
+                thresholds=rng.integers(-fan_in // 4, fan_in // 4 + 1, size=pe * nf), masked=MASKED,
+                ecp5_cells=True)
 
 
 class NoPadding(wiring.Component):

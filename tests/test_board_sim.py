@@ -76,6 +76,7 @@ def small_board(tmp_path_factory: pytest.TempPathFactory):
 def run_board_bench(build_dir: Path, files, images: np.ndarray, requests: list[dict], tmp_path: Path) -> None:
     """Run the UART bench on the board top + accelerator; check every reply against the golden model."""
     pytest.importorskip("cocotb_tools")
+    from hwgen.sim.buildfolder import verilog_sources
     from hwgen.sim.runner import build_model, run_bench
 
     np.save(tmp_path / "images.npy", images)
@@ -84,7 +85,7 @@ def run_board_bench(build_dir: Path, files, images: np.ndarray, requests: list[d
         "images": str(tmp_path / "images.npy"), "divisor": DIVISOR, "timeout_cycles": TIMEOUT_CYCLES,
         "reply_bytes": reply_bytes(files.ident.num_classes), "requests": requests,
         "results": str(tmp_path / "results.json")}))
-    model = build_model([build_dir / "top.v", build_dir / files.verilog], files.board.top_module)
+    model = build_model([*verilog_sources(build_dir / "top.v"), build_dir / files.verilog], files.board.top_module)
     bench = run_bench(model, "hwgen.boards.uart_bench", tmp_path / "run", env={"HWGEN_BOARD_BENCH": str(config)})
     assert bench.passed, "\n".join(bench.failures) + "\n" + bench.log_tail()
 

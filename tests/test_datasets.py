@@ -7,7 +7,6 @@ import io
 import os
 import pickle
 import struct
-import time
 import zipfile
 from pathlib import Path
 
@@ -348,10 +347,7 @@ def test_real_fashion_mnist(fashion_mnist_dir: Path) -> None:
 
 
 def test_real_cifar10(cifar10_dir: Path) -> None:
-    start = time.perf_counter()
     ds = load_dataset("cifar10", cifar10_dir)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 5, f"loading CIFAR-10 took {elapsed:.1f} s"
     assert ds.train_images.shape == (50000, 3, 32, 32)
     assert ds.test_images.shape == (10000, 3, 32, 32)
     assert torch.equal(torch.bincount(ds.train_labels), torch.full((10,), 5000))

@@ -225,9 +225,11 @@ def test_figures_and_memory_layout() -> None:
     assert k4.offset_period == 3 and k4.offset_words() == [1, 2, 3]
     lo, hi = k4.acc_range
     assert (lo, hi) == (-1787, 2548)  # row 0: [-7, 1778] + [-1771, 14] + [-9, 756]
+    # the accumulator starts at -T (T saturated to [lo, hi + 1]) and adds partial sums in [lo, hi]
     tw = k4.threshold_width
-    assert tw == signed_bits(lo, hi + 1) == 13
-    assert k4.threshold_words() == [lo & ((1 << tw) - 1), hi + 1]
+    assert tw == signed_bits(lo - (hi + 1), hi - lo) == 14
+    # word nf holds the start values of fold nf + 1 (mod NF = 2): -T[1], then -T[0]
+    assert k4.threshold_words() == [-(hi + 1) & ((1 << tw) - 1), -lo]
     assert list(k4._thresholds) == [lo, hi + 1]  # saturated, same bits
     assert k4.fifo_depth == k4.latency // k4.sf + 1
     # SIMD = 2 over C_in = 3: lane k of fold sf is channel (2 sf + k) mod 3, period 3.

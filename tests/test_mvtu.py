@@ -167,7 +167,8 @@ def test_widths_and_figures() -> None:
     w = np.ones((8, 64), dtype=np.int64)
     dut = MVTU(weights=w, pe=4, simd=16, thresholds=np.array([-10**12, 10**12, 0, 1, 2, 3, 4, 5]))
     assert dut.acc_width == 8  # [-64, 64]
-    assert dut.threshold_width == 8  # saturated to [-64, 65]
+    # start values -T, T saturated to [-64, 65], plus partial sums in [-64, 64]: [-129, 128]
+    assert dut.threshold_width == 9
     assert (dut.nf, dut.sf, dut.cycles_per_vector) == (2, 4, 8)
     # S1, S2, pair level, tree over 8 pair sums (3 adder levels: 2 registers), dot, accumulator, FIFO
     assert dut.latency == 1 + 1 + 1 + 2 + 1 + 2
@@ -177,6 +178,23 @@ def test_widths_and_figures() -> None:
     words = MVTU(weights=np.array([[1, -1, -1, 1], [-1, 1, 1, 1]]), pe=2, simd=2, thresholds=None).weight_words()
     # word sf, PE p at bits p*SIMD..: ch0 = (1,0 | 0,1), ch1 = (0,1 | 1,1)
     assert words == [0b10_01, 0b11_10]
+
+
+def test_unmasked_engine_figures() -> None:
+    """Not masked: inverted weight bits, match counts accumulated from -ceil((F + T) / 2)."""
+    w = np.ones((8, 64), dtype=np.int64)
+    dut = MVTU(weights=w, pe=4, simd=16, thresholds=np.array([-10**12, 10**12, 0, 1, 2, 3, 4, 5]), masked=False)
+    # T saturated to [-64, 65]: start values in [-ceil(129 / 2), 0] = [-65, 0], plus 0..64 matches
+    assert dut.threshold_width == 8
+    # 16 lanes: 5 full adders + 1 lane -> weights of (6, 5) bits; carry-save layers -> (2, 5, 1) -> (2, 3, 2)
+    # -> (2, 1, 3) -> (2, 1, 1, 1): 4 layers, a register after every second; lane adders + 2 + final adder
+    # = 4 stages; S1, S2, accumulator, FIFO
+    assert dut.latency == 1 + 1 + 4 + 2
+    acc = MVTU(weights=w, pe=4, simd=16, thresholds=None, masked=False)
+    assert acc.latency == dut.latency + 1  # the dot stage
+    words = MVTU(weights=np.array([[1, -1, -1, 1], [-1, 1, 1, 1]]), pe=2, simd=2, thresholds=None,
+                 masked=False).weight_words()
+    assert words == [0b01_10, 0b00_01]  # the masked layout's bits inverted
 
 
 @pytest.mark.parametrize("kwargs,message", [

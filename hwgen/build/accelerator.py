@@ -121,9 +121,12 @@ class Accelerator(wiring.Component):
         The compiled IR (thresholds flipped to ``>=``, per-channel).
     folds : list[LayerFold]
         One per ConvLayer, in order (:func:`hwgen.build.folding.solve_folding`).
+    ecp5_cells : bool (default False)
+        Build the MVTUs' match counts from ECP5 cells (``hwgen build`` for an
+        ECP5 target); the simulators then compile ``hwgen/sim/ecp5_cells.v`` too.
     """
 
-    def __init__(self, net: Network, folds: list[LayerFold]) -> None:
+    def __init__(self, net: Network, folds: list[LayerFold], *, ecp5_cells: bool = False) -> None:
         convs = [layer for layer in net.layers if isinstance(layer, ConvLayer)]
         if [f.layer.name for f in folds] != [c.name for c in convs]:
             raise BuildError("the folding does not match the network's layers")
@@ -132,13 +135,13 @@ class Accelerator(wiring.Component):
         self.stages: list[EngineStage] = []
         width = PIXEL_BITS
         for layer in net.layers[:-1]:
-            stage = self._stage(layer, fold_of.get(layer.name), width)
+            stage = self._stage(layer, fold_of.get(layer.name), width, ecp5_cells)
             self.stages.append(stage)
             width = stage.out_width
         last = net.layers[-1]
         if not isinstance(last, ConvLayer) or not isinstance(last.output, ScoreOutput):
             raise BuildError("the network's last layer must be a ConvLayer with class scores")
-        self.stages.append(self._stage(last, fold_of[last.name], width))
+        self.stages.append(self._stage(last, fold_of[last.name], width, ecp5_cells))
         tail = self.stages[-1].engine
         self.scores = ScoreUnit(scale=last.output.scale, bias=last.output.bias, acc_range=tail.acc_range,
                                 pe=tail.pe, word_bits=WORD_BITS)
@@ -148,7 +151,7 @@ class Accelerator(wiring.Component):
         })
 
     @staticmethod
-    def _stage(layer, fold: LayerFold | None, width: int) -> EngineStage:
+    def _stage(layer, fold: LayerFold | None, width: int, ecp5_cells: bool) -> EngineStage:
         if isinstance(layer, MaxPoolLayer):
             pool = MaxPoolUnit(in_shape=layer.in_shape, kernel=layer.kernel, stride=layer.stride,
                                use_and=layer.use_and, width=width)
@@ -160,7 +163,8 @@ class Accelerator(wiring.Component):
         thresholds = _thresholds(layer)
         masked = layer.padding > 0
         if layer.input_kind == "binary" and layer.weight_bits == 1:
-            engine = MVTU(weights=weights, pe=fold.pe, simd=fold.simd, thresholds=thresholds, masked=masked)
+            engine = MVTU(weights=weights, pe=fold.pe, simd=fold.simd, thresholds=thresholds, masked=masked,
+                          ecp5_cells=ecp5_cells)
         else:
             engine = MACUnit(weights=weights, input_offset=layer.input_offset, in_channels=c_in,
                              pe=fold.pe, simd=fold.simd, thresholds=thresholds, input_kind=layer.input_kind,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from hwgen.compile.artifact import load_network
@@ -52,6 +53,11 @@ class BuildFolder:
         return self.report["top_module"]
 
     @property
+    def sources(self) -> list[Path]:
+        """The Verilog files a simulator compiles: top.v and, if it instantiates ECP5 cells, their models."""
+        return verilog_sources(self.top_v)
+
+    @property
     def input_shape(self) -> tuple[int, int, int]:
         return tuple(self.net.input_shape)
 
@@ -78,6 +84,17 @@ class BuildFolder:
     def frame_bytes(self) -> int:
         c, h, w = self.input_shape
         return c * h * w
+
+
+#: Cells a design may instantiate, with the simulation models the package ships for them.
+CELL_MODELS = {"LUT4": "ecp5_cells.v", "CCU2C": "ecp5_cells.v"}
+
+
+def verilog_sources(top_v: Path) -> list[Path]:
+    """``top_v`` and the cell models (``hwgen/sim/ecp5_cells.v``) of the cells it instantiates."""
+    text = Path(top_v).read_text(errors="replace")
+    models = {model for cell, model in CELL_MODELS.items() if re.search(rf"^\s*{cell}\s+#\(", text, re.MULTILINE)}
+    return [Path(top_v), *(Path(str(resources.files("hwgen.sim").joinpath(m))) for m in sorted(models))]
 
 
 def load_build_folder(path: str | Path) -> BuildFolder:

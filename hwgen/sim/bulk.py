@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -66,18 +66,21 @@ class Harness:
     peak_rss_mb: float | None
 
 
-def build_harness(top_v: str | os.PathLike, top_module: str = "hwgen_top", *,
+def build_harness(sources: Sequence[str | os.PathLike], top_module: str = "hwgen_top", *,
                   cache_dir: str | os.PathLike | None = None, jobs: int | None = None) -> Harness:
-    """Compile the harness with ``top_v`` (cached); SimError with the build log's tail on failure."""
+    """Compile the harness with the Verilog ``sources`` (top.v first; cached); SimError with the build
+    log's tail on failure."""
     import json
 
     version = verilator_version()
-    top_v = Path(top_v).resolve()
-    if not top_v.is_file():
-        raise SimError(f"{top_v} does not exist")
+    sources = [Path(s).resolve() for s in sources]
+    for s in sources:
+        if not s.is_file():
+            raise SimError(f"{s} does not exist")
+    top_v = sources[0]
     source = harness_source()
     args = [*BASE_ARGS, *BULK_ARGS, *(a for v in MAKE_VARS for a in ("-MAKEFLAGS", v))]
-    key = hash_key([version, top_module, " ".join(args), source, top_v.read_bytes()])
+    key = hash_key([version, top_module, " ".join(args), source, *(s.read_bytes() for s in sources)])
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     out = root / f"bulk-{top_module}-{key}"
     exe = out / EXE
@@ -91,7 +94,7 @@ def build_harness(top_v: str | os.PathLike, top_module: str = "hwgen_top", *,
         (out / "harness.cpp").write_text(source)
         jobs = jobs or max(1, min(4, os.cpu_count() or 1))
         cmd = ["verilator", "--cc", "--exe", "--build", "-j", str(jobs), *args, "--top-module", top_module,
-               "--prefix", "Vtop", "-Mdir", str(out), "-o", EXE, str(out / "harness.cpp"), str(top_v)]
+               "--prefix", "Vtop", "-Mdir", str(out), "-o", EXE, str(out / "harness.cpp"), *map(str, sources)]
         log = out / "build.log"
         t0 = time.monotonic()
         with open(log, "w") as fh:

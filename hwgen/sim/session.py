@@ -100,7 +100,7 @@ def simulate(folder: BuildFolder, images: np.ndarray, *, mode: str = "cocotb", l
         from hwgen.sim.bulk import build_harness, run_harness
 
         log("Verilator model for the bulk harness (built once, then cached) ...")
-        harness = build_harness(folder.top_v, folder.top_module, cache_dir=cache_dir)
+        harness = build_harness(folder.sources, folder.top_module, cache_dir=cache_dir)
         log(_built(harness.cached, harness.build_s, harness.exe.parent))
         trace = run_harness(harness, images, folder.num_classes, seed=seed, gap_p=gap_p, stall_p=stall_p,
                             idle_limit=idle_limit, progress=progress, progress_every=progress_every, jobs=jobs)
@@ -112,7 +112,7 @@ def simulate(folder: BuildFolder, images: np.ndarray, *, mode: str = "cocotb", l
     from hwgen.sim.runner import build_model, run_bench
 
     log("Verilator model for cocotb (built once, then cached) ...")
-    model = build_model([folder.top_v], folder.top_module, cache_dir=cache_dir)
+    model = build_model(folder.sources, folder.top_module, cache_dir=cache_dir)
     log(_built(model.cached, model.build_s, model.path))
     run_dir = Path(run_dir) if run_dir is not None else folder.path / "sim" / "cocotb"
     run_dir.mkdir(parents=True, exist_ok=True)

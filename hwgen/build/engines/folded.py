@@ -129,8 +129,9 @@ class FoldedEngine(wiring.Component):
     (False: every tap is valid, e.g. a layer without padding; the ``valid``
     field of ``i`` is ignored and not stored). Thresholds
     outside [lo, hi] give constant outputs; they are saturated to [lo, hi + 1]
-    (same bits), so :attr:`threshold_width` stays small. :attr:`acc_width` =
-    signed_bits(lo, hi).
+    (same bits), so :attr:`threshold_width` (the accumulator's width in
+    threshold mode: start values plus partial sums, :meth:`_preloads`) stays
+    small. :attr:`acc_width` = signed_bits(lo, hi).
 
     Ports
     -----
@@ -159,9 +160,10 @@ class FoldedEngine(wiring.Component):
     issue (schedule counters, weight ROM address) -> S1 (input slice from
     ``i`` or the buffer) -> the subclass's term stages and adder tree
     (:meth:`_lane_sums`: per-PE sums :meth:`sum_latency` cycles after the
-    issue) -> accumulator (reset
-    at sf = 0) -> compare with T[nf] (threshold ROM read alongside the sums;
-    constants when NF = 1) -> output FIFO. The control (valid, first, last,
+    issue) -> accumulator (threshold mode: started at -T of the channel, the
+    output bit is the sign of the last sum, the next fold's start values read
+    from the threshold ROM alongside the sums, constants when NF = 1;
+    accumulator mode: reset at sf = 0) -> output FIFO. The control (valid, first, last,
     nf) travels in a register chain of the same length. The pipeline never
     stalls: a cycle without a step carries a bubble. Flow control is by
     credits: a step that completes a result (sf = SF-1) is issued only while
@@ -174,7 +176,8 @@ class FoldedEngine(wiring.Component):
     Weight ROM: word ``nf * SF + sf``, field ``p * SIMD + k`` = W[nf*PE + p,
     sf*SIMD + k] ([fold][PE][SIMD], :meth:`_fold_words`). Threshold ROM
     (:meth:`threshold_words`, only when NF > 1): word nf, field p
-    (:attr:`threshold_width` bits) = T[nf*PE + p].
+    (:attr:`threshold_width` bits) = the start value (-T, or the subclass's
+    :meth:`_preloads`) of channel ((nf + 1) mod NF) * PE + p.
 
     Timing
     ------
@@ -204,7 +207,8 @@ class FoldedEngine(wiring.Component):
         else:
             lo, hi = acc_range
             self._thresholds = np.clip(thresholds, lo, hi + 1)
-            self.threshold_width = signed_bits(int(self._thresholds.min()), int(self._thresholds.max()))
+            self._start_values, (slo, shi) = self._preloads(self._thresholds)
+            self.threshold_width = signed_bits(int(self._start_values.min()) + slo, int(self._start_values.max()) + shi)
             out_shape = unsigned(pe)
         super().__init__({
             "i": In(stream.Signature(StructLayout({"data": lane_bits * simd, "valid": simd}))),
@@ -252,8 +256,10 @@ class FoldedEngine(wiring.Component):
         return 0 if self.nf == 1 else self.sf * (self._lane_bits + self.masked) * self.simd
 
     def threshold_words(self) -> list[int]:
-        """Threshold ROM contents: word nf, field p (threshold_width bits) = T[nf*PE + p]."""
-        return [pack_fields(row, self.threshold_width) for row in self._thresholds.reshape(self.nf, self.pe)]
+        """Threshold ROM contents: word nf, field p (threshold_width bits) = the start value of channel
+        ((nf + 1) mod NF) * PE + p (:meth:`_preloads`), loaded at the last step of fold nf."""
+        start = self._start_values.reshape(self.nf, self.pe)
+        return [pack_fields(start[(k + 1) % self.nf], self.threshold_width) for k in range(self.nf)]
 
     def weight_words(self) -> list[int]:
         """Weight ROM contents (the subclass's layout of :meth:`_fold_words`)."""
@@ -366,28 +372,58 @@ class FoldedEngine(wiring.Component):
             data.append(rd.data)
         return Cat(*data)
 
+    def _preloads(self, thresholds: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+        """Threshold mode: the accumulator's start value per channel and the range of the summed terms.
+
+        The output bit is ``start + sum of the step sums >= 0``. Here the step
+        sums are the terms themselves (range :attr:`acc_range`), so start = -T;
+        a subclass that sums something else (the MVTU's match counts) says so.
+        """
+        return -thresholds, self.acc_range
+
+    def _accumulate(self, m: Module, p: int, acc: Signal, term: Value) -> Value:
+        """Threshold mode: ``acc + term`` of PE p, combinational, ``len(acc)`` bits (no overflow by construction)."""
+        total = Signal(signed(len(acc)), name=f"total{p}")
+        m.d.comb += total.eq(acc + term)
+        return total
+
     def _accumulate_and_output(self, m: Module, sums: list[Value], ctl: dict[str, Value]) -> None:
-        """Accumulator (reset at sf = 0), compare with T[nf] (threshold mode) and the output FIFO."""
+        """Accumulator and output FIFO; threshold mode starts each result at -T and outputs its sign.
+
+        Threshold mode: ``total = acc + sum`` (one carry chain per PE); at the
+        last synapse fold the output bit is ``total >= 0`` (its sign bit
+        inverted) and ``acc`` is loaded with the start value of the next
+        neuron fold (:meth:`threshold_words`, a ROM read at nf, a constant when
+        NF = 1), otherwise with ``total``: no comparator and no reset
+        multiplexer. Accumulator mode: ``acc = (first ? 0 : acc) + sum``.
+        """
         PE, NF = self.pe, self.nf
-        accs = [Signal(signed(self.acc_width), name=f"acc{p}") for p in range(PE)]
-        with m.If(ctl["valid"]):
-            m.d.sync += [a.eq(Mux(ctl["first"], 0, a) + d) for a, d in zip(accs, sums)]
         done = Signal()
         m.d.sync += done.eq(ctl["valid"] & ctl["last"])
-
         if self.accumulator_mode:
+            accs = [Signal(signed(self.acc_width), name=f"acc{p}") for p in range(PE)]
+            with m.If(ctl["valid"]):
+                m.d.sync += [a.eq(Mux(ctl["first"], 0, a) + d) for a, d in zip(accs, sums)]
             result = Cat(*accs)
         else:
             tw = self.threshold_width
+            start = self._start_values.reshape(NF, PE)
             if NF == 1:
-                ts = [Const(int(t), signed(tw)) for t in self._thresholds]
+                nxt = [Const(int(v), signed(tw)) for v in start[0]]
             else:
                 tmem = m.submodules.thresholds = Memory(shape=unsigned(PE * tw), depth=NF,
                                                         init=self.threshold_words())
-                trd = tmem.read_port()
-                m.d.comb += trd.addr.eq(ctl["nf"])  # read alongside the sums: ready at the acc stage
-                ts = [trd.data[p * tw:(p + 1) * tw].as_signed() for p in range(PE)]
-            result = Cat(*[a >= t for a, t in zip(accs, ts)])
+                trd = tmem.read_port(domain="comb")  # a ROM of NF words in LUTs
+                m.d.comb += trd.addr.eq(ctl["nf"])  # the start values of the fold after this step's
+                nxt = [trd.data[p * tw:(p + 1) * tw].as_signed() for p in range(PE)]
+            result = Signal(PE)
+            for p in range(PE):
+                acc = Signal(signed(tw), name=f"acc{p}", init=int(start[0, p]))
+                total = self._accumulate(m, p, acc, sums[p])
+                with m.If(ctl["valid"]):
+                    m.d.sync += acc.eq(Mux(ctl["last"], nxt[p], total))
+                    with m.If(ctl["last"]):
+                        m.d.sync += result[p].eq(~total[-1])
         fifo = m.submodules.out_fifo = SyncFIFO(width=len(result), depth=self.fifo_depth)
         m.d.comb += [
             fifo.w_en.eq(done),

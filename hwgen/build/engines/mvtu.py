@@ -12,7 +12,7 @@ synapse folds of a vector.
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Signal, Value, signed
+from amaranth.hdl import Cat, Const, Module, Signal, Value, signed
 
 from hwgen.build.engines.folded import (
     FoldedEngine,
@@ -21,6 +21,7 @@ from hwgen.build.engines.folded import (
     check_weight_matrix,
 )
 from hwgen.build.engines.pipeline import adder_tree, tree_register_stages
+from hwgen.build.engines.popcount import CarryChain, chain_adder, match_count, match_count_stages
 from hwgen.build.engines.swu import check_count
 from hwgen.compile.ir import signed_bits
 from hwgen.errors import BuildError
@@ -72,7 +73,17 @@ class MVTU(FoldedEngine):
         False when no tap is ever padded (fully connected layers, convolutions
         without padding): the ``valid`` field of ``i`` is then ignored (it
         must be all ones), and the mask AND, its popcount and its buffer bits
-        are not built; dot = 2 * popcount(XNOR(x, w)) - SIMD.
+        are not built; the weight ROM holds the inverted bits u = NOT w and
+        the engine counts matches, popcount(x ^ u) (:mod:`~hwgen.build.engines.popcount`),
+        which threshold mode accumulates directly: the output bit is
+        ``sum of matches >= ceil((F + T) / 2)`` (the same as ``2 * matches - F >= T``),
+        so the accumulator starts at ``-ceil((F + T) / 2)``; accumulator mode
+        adds dot = 2 * matches - SIMD.
+    ecp5_cells : bool (default False)
+        True on ECP5 (only matters when ``masked`` is False): the match count
+        is built from ECP5 cells, CCU2C carry-chain cells with the XORs inside
+        (2 LUT4 per 3 lanes) and LUT4 full adders
+        (:mod:`~hwgen.build.engines.popcount`).
 
     With NF = C_out / PE neuron folds and SF = F / SIMD synapse folds:
 
@@ -99,8 +110,10 @@ class MVTU(FoldedEngine):
     RAM's output only drives a register) -> popcount of XNOR(x, w) & valid
     (:func:`popcount_register_stages` stages: pair sums in LUT4s, then a
     balanced adder tree; popcount(valid) has the same shape, once for all
-    PEs) -> dot = 2*popcount - popcount(valid) -> accumulator -> compare with
-    T[nf] -> output FIFO. The pipeline never stalls.
+    PEs) -> dot = 2*popcount - popcount(valid) -> accumulator (threshold
+    mode: the sign of acc - T) -> output FIFO. Not masked: S2 -> the match
+    count (:func:`~hwgen.build.engines.popcount.match_count_stages`) -> (dot,
+    accumulator mode only) -> accumulator. The pipeline never stalls.
 
     Timing
     ------
@@ -108,7 +121,8 @@ class MVTU(FoldedEngine):
     and credits remain, i.e. :attr:`cycles_per_vector` = NF * SF cycles per
     vector, back to back. :attr:`latency`: cycles from the cycle of the last
     input beat of a vector (handshake) to the cycle its first output beat is
-    valid (``5 + popcount_register_stages(SIMD)``); the beat of neuron fold nf
+    valid (``5 + popcount_register_stages(SIMD)`` masked, ``4 + match_count_stages(SIMD)``
+    not masked in threshold mode, one more in accumulator mode); the beat of neuron fold nf
     follows nf * SF cycles later when nothing stalls.
     """
 
@@ -116,7 +130,7 @@ class MVTU(FoldedEngine):
     _TERM_STAGES = 3
 
     def __init__(self, *, weights: np.ndarray, pe: int, simd: int, thresholds: np.ndarray | None,
-                 masked: bool = True) -> None:
+                 masked: bool = True, ecp5_cells: bool = False) -> None:
         w = _check_weights(weights)
         c_out, fan_in = (int(n) for n in w.shape)
         pe = check_count("PE", pe)
@@ -126,9 +140,13 @@ class MVTU(FoldedEngine):
         if fan_in % simd:
             raise BuildError(f"SIMD must divide the fan-in F ({fan_in}), not {simd}")
         t = check_thresholds("MVTU", thresholds, c_out)
-        self._weight_bits = (w == 1).astype(np.uint8)  # own copy
         if not isinstance(masked, (bool, np.bool_)):
             raise BuildError(f"masked must be True or False, not {masked!r}")
+        if not isinstance(ecp5_cells, (bool, np.bool_)):
+            raise BuildError(f"ecp5_cells must be True or False, not {ecp5_cells!r}")
+        self.ecp5_cells = bool(ecp5_cells)
+        # own copy; the match count of an unmasked engine reads the inverted bits
+        self._weight_bits = (w == (1 if masked else -1)).astype(np.uint8)
         super().__init__(c_out=c_out, fan_in=fan_in, pe=pe, simd=simd, lane_bits=1,
                          acc_range=(-fan_in, fan_in), thresholds=t, masked=masked)
 
@@ -138,37 +156,72 @@ class MVTU(FoldedEngine):
         return self.c_out * self.fan_in
 
     def weight_words(self) -> list[int]:
-        """Weight ROM contents: word nf*SF + sf, bit p*SIMD + k = weight bit (nf*PE + p, sf*SIMD + k)."""
+        """Weight ROM contents: word nf*SF + sf, bit p*SIMD + k = weight bit (nf*PE + p, sf*SIMD + k)
+        (1 = +1 when masked; inverted, 1 = -1, when not)."""
         return self._fold_words(self._weight_bits, 1)
 
     def sum_latency(self) -> int:
-        """Issue -> S1 -> S2 -> popcount (:func:`popcount_register_stages`) -> dot."""
-        return self._TERM_STAGES + popcount_register_stages(self.simd)
+        """Issue -> S1 -> S2 -> popcount -> dot (masked: :func:`popcount_register_stages`); not masked:
+        the match count (:func:`~hwgen.build.engines.popcount.match_count_stages`), then dot only in
+        accumulator mode."""
+        if self.masked:
+            return self._TERM_STAGES + popcount_register_stages(self.simd)
+        return self._TERM_STAGES - (not self.accumulator_mode) + match_count_stages(self.simd)
+
+    def _preloads(self, thresholds: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+        """Not masked: the engine sums matches (range [0, F]); start = -ceil((F + T) / 2)."""
+        if self.masked:
+            return super()._preloads(thresholds)
+        return (-(self.fan_in + thresholds)) // 2, (0, self.fan_in)
 
     # -- hardware ----------------------------------------------------------
 
+    def elaborate(self, platform) -> Module:
+        """The folded engine; with ECP5 cells and no mask, one carry chain per PE holds its lane adders,
+        its final popcount adder and (threshold mode) its accumulator adder (``total = acc + count``)."""
+        cells = self.ecp5_cells and not self.masked
+        self._chains = [CarryChain(f"pe{p}_chain") if cells else None for p in range(self.pe)]
+        m = super().elaborate(platform)
+        for chain in self._chains:
+            if chain is not None:
+                chain.build(m)
+        return m
+
+    def _accumulate(self, m: Module, p: int, acc: Signal, term: Value) -> Value:
+        """On PE p's carry chain when it has one (the count zero-extended to the accumulator's width)."""
+        chain = self._chains[p]
+        if chain is None:
+            return super()._accumulate(m, p, acc, term)
+        total = Signal(signed(len(acc)), name=f"total{p}")
+        count = Cat(term, Const(0, max(0, len(acc) - len(term))))[:len(acc)]  # 0..SIMD fits the width
+        m.d.comb += total.eq(chain_adder(chain, acc, count, carry_out=False))
+        return total
+
     def _lane_sums(self, m: Module, s: Schedule, x: Value, v: Value) -> list[Value]:
-        """Per PE: dot = 2 * popcount(XNOR(x, w) & v) - popcount(v), in [-SIMD, SIMD]."""
+        """Per PE: dot = 2 * popcount(XNOR(x, w) & v) - popcount(v), in [-SIMD, SIMD]; not masked, in
+        threshold mode: the match count popcount(x ^ u), in [0, SIMD]."""
         PE, SIMD = self.pe, self.simd
         wrd = self._weight_rom(m, s.addr, 1)  # word ready at S1
         x2, w2 = Signal(SIMD, name="x2"), Signal(PE * SIMD, name="w2")
         m.d.sync += [x2.eq(x), w2.eq(wrd)]
-        if self.masked:
-            v2 = Signal(SIMD, name="v2")
-            m.d.sync += v2.eq(v)
+        dots = [Signal(signed(signed_bits(-SIMD, SIMD)), name=f"dot{p}") for p in range(PE)]
+        if not self.masked:
+            counts = [match_count(m, x2, w2[p * SIMD:(p + 1) * SIMD], SIMD, f"mc{p}", ecp5_cells=self.ecp5_cells,
+                                  chain=chain) for p, chain in enumerate(self._chains)]
+            if not self.accumulator_mode:
+                return counts
+            m.d.sync += [d.eq((c << 1) - SIMD) for d, c in zip(dots, counts)]
+            return dots
+        v2 = Signal(SIMD, name="v2")
+        m.d.sync += v2.eq(v)
         pcs = []
         for p in range(PE):
             # A named signal: the popcount slices it bit by bit, and a slice of an expression
             # would repeat the whole SIMD-wide expression in the netlist for every bit.
             match = Signal(SIMD, name=f"match{p}")
-            xnor = ~(x2 ^ w2[p * SIMD:(p + 1) * SIMD])
-            m.d.comb += match.eq(xnor & v2 if self.masked else xnor)
+            m.d.comb += match.eq(~(x2 ^ w2[p * SIMD:(p + 1) * SIMD]) & v2)
             pcs.append(_popcount(m, match, SIMD, f"pc{p}"))
-        if self.masked:
-            count = _popcount(m, v2, SIMD, "pcv")
-        else:
-            count = SIMD
-        dots = [Signal(signed(signed_bits(-SIMD, SIMD)), name=f"dot{p}") for p in range(PE)]
+        count = _popcount(m, v2, SIMD, "pcv")
         m.d.sync += [d.eq((pc << 1) - count) for d, pc in zip(dots, pcs)]
         return dots
 
