@@ -75,9 +75,12 @@ endmodule
                          f"sat -verify -prove ok 1 -set-init-zero -seq {steps} -timeout 500 both")
 
 
-# n: no group, one group, one group + singles, several groups, 17 groups + 2 singles
-@pytest.mark.parametrize("n", [1, 2, 3, 5, 12, 53])
-def test_ecp5_cells_match_count_equals_plain_logic(tmp_path: Path, n: int) -> None:
+# n: no group, one group, one group + singles, several groups, 17 groups + 2 singles (one chain of 42
+# halves, or with at most 8 halves per chain, chains split at inject halves and at the emit half)
+@pytest.mark.parametrize("n,max_halves", [(1, 64), (2, 64), (3, 64), (5, 64), (12, 64), (53, 64), (53, 8)])
+def test_ecp5_cells_match_count_equals_plain_logic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n: int,
+                                                   max_halves: int) -> None:
+    monkeypatch.setattr(popcount, "MAX_CHAIN_HALVES", max_halves)
     result = prove_match_count(tmp_path, n)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
 
@@ -172,10 +175,14 @@ endmodule
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
 
 
-def test_one_carry_chain_of_lane_groups_and_final_adder() -> None:
+def test_one_carry_chain_of_lane_groups_and_final_adder(monkeypatch: pytest.MonkeyPatch) -> None:
     """53 lanes: 17 groups (34 halves) + 1 emitting the last carry + a 6-bit adder (7 halves) -> 21 CCU2C,
-    every CIN but the first driven by the previous cell's COUT."""
+    every CIN but the first driven by the previous cell's COUT; at most 24 halves per chain: split once,
+    before the inject half of group 11 (22 halves and an emit half, then 20) -> 2 chains, 22 CCU2C."""
     text = verilog.convert(MatchCount(53, ecp5_cells=True), name="cells")
-    assert text.count("CCU2C #(") == 21
     cins = re.findall(r"\.CIN\(([^)]*)\)", text)
-    assert len(cins) == 21 and sum("co" not in c for c in cins) == 1
+    assert len(cins) == text.count("CCU2C #(") == 21 and sum("co" not in c for c in cins) == 1
+    monkeypatch.setattr(popcount, "MAX_CHAIN_HALVES", 24)
+    text = verilog.convert(MatchCount(53, ecp5_cells=True), name="cells")
+    cins = re.findall(r"\.CIN\(([^)]*)\)", text)
+    assert len(cins) == 22 and sum("co" not in c for c in cins) == 2

@@ -27,9 +27,11 @@ cycles after ``x`` and ``u``:
    With ``ecp5_cells`` it sits on the same carry chain as the lane adders
    (a half per bit, INIT 0x060A, and one for the carry-out), behind the
    half that emits the last lane carry, whose generate 0 starts the adder
-   with carry 0: one chain per match count, because nextpnr spends about
+   with carry 0: as few chains as possible, because nextpnr spends about
    4 more LUT4 on each chain (measured: 2 chains of 24 lanes 106 LUT4
-   placed, 1 chain 100).
+   placed, 1 chain 100), but at most :data:`MAX_CHAIN_HALVES` halves per
+   chain (:class:`CarryChain` splits longer ones before an inject or emit
+   half). The MVTU adds its accumulator adder to the same chain.
 
 The cells' semantics are Yosys's ECP5 simulation models (``+/ecp5/cells_sim.v``;
 the simulator's copy is ``hwgen/sim/ecp5_cells.v``, checked against them by
@@ -42,6 +44,10 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Const, Instance, Module, Signal, Value
 
 __all__ = ["CarryChain", "carry_save_layers", "chain_adder", "match_count", "match_count_stages"]
+
+#: Halves per carry chain at most (32 CCU2C cells): nextpnr times the carry through a whole chain, about
+#: 0.07 ns per cell, so the chain of a 128-lane match count and its adders (53 cells) set Fmax (125 MHz).
+MAX_CHAIN_HALVES = 64
 
 #: CCU2C half, C tied to 1: P = 0 (the carry-in passes to S: it emits the previous group's carry),
 #: generate = A ^ B (injects lane a as the next half's carry-in).
@@ -115,18 +121,31 @@ class CarryChain:
         return s
 
     def build(self, m: Module) -> None:
+        """Instantiate the cells: chains of at most :data:`MAX_CHAIN_HALVES` halves, split before a half that
+        ignores its carry-in (P = 0: inject or emit), the carry into it emitted at the end of the chain before."""
         zero, one = Const(0, 1), Const(1, 1)
-        halves = self.halves + [(INIT_EMIT, (zero, zero, one, zero), Signal(name=f"{self.name}_pad"))] * (
-            len(self.halves) % 2)
-        cin: Value = zero
-        for k in range(0, len(halves), 2):
-            (init0, (a0, b0, c0, d0), s0), (init1, (a1, b1, c1, d1), s1) = halves[k], halves[k + 1]
-            cout = Signal(name=f"{self.name}_co{k // 2}")
-            m.submodules[f"{self.name}_cc{k // 2}"] = Instance(
-                "CCU2C", p_INIT0=Const(init0, 16), p_INIT1=Const(init1, 16), p_INJECT1_0="NO", p_INJECT1_1="NO",
-                i_CIN=cin, i_A0=a0, i_B0=b0, i_C0=c0, i_D0=d0, i_A1=a1, i_B1=b1, i_C1=c1, i_D1=d1,
-                o_S0=s0, o_S1=s1, o_COUT=cout)
-            cin = cout
+        chains, current = [], []
+        for init, inputs, s in self.halves:
+            if len(current) >= MAX_CHAIN_HALVES - 2 and init in (INIT_INJECT, INIT_EMIT):
+                chains.append(current + [(INIT_EMIT, (zero, zero, one, zero), s)])
+                current = [(init, inputs, Signal(name=f"{s.name}_unused"))]
+            else:
+                current.append((init, inputs, s))
+        chains.append(current)
+        cell = 0
+        for halves in chains:
+            halves = halves + [(INIT_EMIT, (zero, zero, one, zero), Signal(name=f"{self.name}_pad{cell}"))] * (
+                len(halves) % 2)
+            cin: Value = zero
+            for k in range(0, len(halves), 2):
+                (init0, (a0, b0, c0, d0), s0), (init1, (a1, b1, c1, d1), s1) = halves[k], halves[k + 1]
+                cout = Signal(name=f"{self.name}_co{cell}")
+                m.submodules[f"{self.name}_cc{cell}"] = Instance(
+                    "CCU2C", p_INIT0=Const(init0, 16), p_INIT1=Const(init1, 16), p_INJECT1_0="NO",
+                    p_INJECT1_1="NO", i_CIN=cin, i_A0=a0, i_B0=b0, i_C0=c0, i_D0=d0, i_A1=a1, i_B1=b1, i_C1=c1,
+                    i_D1=d1, o_S0=s0, o_S1=s1, o_COUT=cout)
+                cin = cout
+                cell += 1
 
 
 def _lane_adders_ccu2c(chain: CarryChain, x: Value, u: Value, groups: list[tuple[int, int, int]]
