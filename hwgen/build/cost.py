@@ -1,16 +1,21 @@
 """LUT4 estimates per stage, for the build report before any synthesis runs.
 
 A first-order cost model in ECP5 LUT4 (TRELLIS_COMB cells after place and
-route), whose MVTU coefficients are a fit to ``benchmarks/mvtu_synth.py
---unmasked`` (SIMD 32/64/128 x PE 4/16, NF = 4, SF = 9: within 2 % of all
-five measured designs; docs/hardware.md); the synthesis report (``hwgen
-synth``) gives the real numbers. For an engine with PE x SIMD lanes and
-accumulators of A bits:
+route); the synthesis report (``hwgen synth``) gives the real numbers. For an
+engine with PE x SIMD lanes and accumulators of A bits:
 
-* MVTU: ``LANE_LUT4 * PE * SIMD`` (XNOR, popcount) ``+ PE_LUT4 * PE``
-  (accumulator, threshold compare, output) ``+ SIMD_LUT4 * SIMD`` (input
-  slice, buffer multiplexer) ``+ CONTROL_LUT4``; a padded (masked) layer adds
-  the tap mask: ``MASK_LANE_LUT4`` per lane and a popcount of SIMD bits;
+* MVTU from ECP5 cells without a tap mask (``ecp5_cells``, ``masked=False``:
+  the match count of :mod:`hwgen.build.engines.popcount`):
+  ``CELL_LANE_LUT4 * PE * SIMD + CELL_PE_LUT4 * PE + CELL_SIMD_LUT4 * SIMD +
+  CELL_CONTROL_LUT4``, a least-squares fit to ``benchmarks/mvtu_synth.py
+  --unmasked`` (SIMD 32/64/128 x PE 4/16, NF = 4, SF = 9: within 1.3 % of
+  all six designs; docs/hardware.md);
+* other MVTUs (the pair-sum adder tree of a padded layer, or plain logic off
+  ECP5): ``LANE_LUT4 * PE * SIMD`` (XNOR, popcount) ``+ PE_LUT4 * PE``
+  (accumulator, threshold, output) ``+ SIMD_LUT4 * SIMD`` (input slice,
+  buffer multiplexer) ``+ CONTROL_LUT4``, fitted to the same runs of the
+  earlier adder-tree engine (within 2.4 %); a padded (masked) layer adds the
+  tap mask: ``MASK_LANE_LUT4`` per lane and a popcount of SIMD bits;
 * MAC unit: per lane the term (a conditional negate of the 9-bit pixel
   difference for binary weights, a k x 9 multiplier for k-bit weights, a
   conditional negate of W for binary inputs) plus its share of the adder
@@ -29,7 +34,12 @@ from hwgen.build.targets import Target
 
 __all__ = ["estimate_bram_blocks", "estimate_lut4"]
 
-#: LUT4 per XNOR-popcount lane (fit to post-route ECP5 runs of the unmasked MVTU).
+#: The MVTU from ECP5 cells (no tap mask): per lane, per PE, per SIMD bit, per engine.
+CELL_LANE_LUT4 = 2.09
+CELL_PE_LUT4 = 17.5
+CELL_SIMD_LUT4 = 2.5
+CELL_CONTROL_LUT4 = 44
+#: LUT4 per XNOR-popcount lane of the adder-tree MVTU (fit to post-route ECP5 runs of the unmasked MVTU).
 LANE_LUT4 = 4.0
 #: LUT4 per PE: accumulator, threshold compare, output FIFO share.
 PE_LUT4 = 22
@@ -45,6 +55,8 @@ CONTROL_LUT4 = 30
 def _folded(engine) -> float:
     lanes = engine.pe * engine.simd
     per_pe = engine.pe * PE_LUT4
+    if isinstance(engine, MVTU) and engine.ecp5_cells and not engine.masked:
+        return CELL_LANE_LUT4 * lanes + CELL_PE_LUT4 * engine.pe + CELL_SIMD_LUT4 * engine.simd + CELL_CONTROL_LUT4
     if isinstance(engine, MVTU):
         mask = (MASK_LANE_LUT4 * lanes + POPCOUNT_LUT4 * engine.simd) if engine.masked else 0.0
         return LANE_LUT4 * lanes + per_pe + SIMD_LUT4 * engine.simd + mask + CONTROL_LUT4

@@ -285,8 +285,10 @@ class FoldedEngine(wiring.Component):
         s = self._schedule(m)
         x, v = self._input_slice(m, s)
         sums = self._lane_sums(m, s, x, v)
-        ctl = {"valid": s.step, "first": s.sf == 0, "last": s.last_sf, "nf": s.nf}
+        ctl = {"valid": s.step, "first": s.sf == 0, "last": s.last_sf}
         ctl = {k: delay(m, Value.cast(sig), self.sum_latency(), f"{k}_p") for k, sig in ctl.items()}
+        # the neuron fold one cycle before the accumulator stage: the address of a synchronous ROM read
+        ctl["nf_early"] = delay(m, s.nf, self.sum_latency() - 1, "nf_p")
         self._accumulate_and_output(m, sums, ctl)
         return m
 
@@ -413,8 +415,8 @@ class FoldedEngine(wiring.Component):
             else:
                 tmem = m.submodules.thresholds = Memory(shape=unsigned(PE * tw), depth=NF,
                                                         init=self.threshold_words())
-                trd = tmem.read_port(domain="comb")  # a ROM of NF words in LUTs
-                m.d.comb += trd.addr.eq(ctl["nf"])  # the start values of the fold after this step's
+                trd = tmem.read_port()  # synchronous: block RAM when NF is large
+                m.d.comb += trd.addr.eq(ctl["nf_early"])  # ready at the accumulator stage: the next fold's starts
                 nxt = [trd.data[p * tw:(p + 1) * tw].as_signed() for p in range(PE)]
             result = Signal(PE)
             for p in range(PE):
