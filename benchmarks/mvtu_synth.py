@@ -6,7 +6,8 @@ Run by hand (not a test; about 1 min per design and seed on this 2-core machine)
                                     [--freq 125] [--seeds 1 2 3] [--breakdown] [--out build/bench_mvtu]
 
 Each design is one :class:`hwgen.build.engines.MVTU` (random +-1 weights,
-random thresholds in [-F/4, F/4]) with C_out = PE * NF output channels and
+random thresholds in [-F/4, F/4]; built from ECP5 cells, ``ecp5_cells=True``,
+as ``hwgen build`` does for an ECP5 target) with C_out = PE * NF output channels and
 fan-in F = SIMD * SF, exported with its stream ports as the top level
 (``hwgen_top``: every port is an I/O, every output is used, so nothing is
 optimised away) and run through ``hwgen synth`` for ecp5-85k at ``--freq``

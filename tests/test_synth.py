@@ -252,6 +252,20 @@ def test_design_with_more_io_than_the_package(tmp_path: Path) -> None:
     assert not (build / "top.bin").exists()
 
 
+def test_ecp5_build_refused_for_ice40(tmp_path: Path) -> None:
+    """An MVTU built with ECP5 cells (as `hwgen build` does for ECP5) cannot go to an iCE40: named, before Yosys."""
+    import numpy as np
+    from amaranth.back import verilog
+
+    from hwgen.build.engines import MVTU
+
+    dut = MVTU(weights=np.ones((2, 6), dtype=int), pe=1, simd=6, thresholds=np.zeros(2, dtype=int), masked=False,
+               ecp5_cells=True)
+    build = make_build(tmp_path / "b", verilog.convert(dut, name="hwgen_top"))
+    with pytest.raises(SynthError, match=r"built for an ECP5 .* rebuild it with `hwgen build ... --target ice40-hx8k`"):
+        run_synth(build, "ice40-hx8k", yosys="/nonexistent/yosys")
+
+
 def test_missing_build_folder_and_tools(tmp_path: Path) -> None:
     with pytest.raises(SynthError, match="does not exist"):
         run_synth(tmp_path / "nope", "ecp5-85k")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
@@ -146,6 +147,16 @@ def _timing_message(result: SynthResult, report_path: Path) -> str:
             f"retry with --freq {int(fmax)} or another --seed; report: {report_path}")
 
 
+def _refuse_ecp5_cells(build_dir: Path, sources: Sequence[str], target: Target) -> None:
+    """SynthError when a source instantiates ECP5 cells (an ECP5 build) and the target is not an ECP5."""
+    for source in sources:
+        text = (build_dir / source).read_text(errors="replace")
+        if re.search(r"^\s*(CCU2C|LUT4)\s+#\(", text, re.MULTILINE):
+            raise SynthError(f"{build_dir / source} was built for an ECP5 (its MVTUs instantiate ECP5 carry-chain "
+                             f"and LUT4 cells), not for {target.name}: rebuild it with "
+                             f"`hwgen build ... --target {target.name}`")
+
+
 def run_synth(build_dir: Path | str, target: Target | str, freq_mhz: float = DEFAULT_FREQ_MHZ,
               seed: int = DEFAULT_SEED, *, yosys: str | None = None, nextpnr: str | None = None,
               pack: str | None = None, top: str = "hwgen_top", verilog: str | Sequence[str] = "top.v",
@@ -173,6 +184,8 @@ def run_synth(build_dir: Path | str, target: Target | str, freq_mhz: float = DEF
     if constraints is not None and not (build_dir / constraints).is_file():
         raise SynthError(f"constraints file {build_dir / constraints} does not exist")
     target = get_target(target)
+    if target.family is not Family.ECP5:
+        _refuse_ecp5_cells(build_dir, [verilog] if isinstance(verilog, str) else verilog, target)
     tools = resolve_toolchain(target.family, yosys=yosys, nextpnr=nextpnr, pack=pack)
     figures = _build_figures(build_dir)
     if router is None:
