@@ -44,7 +44,7 @@ def main() -> None:
                 print(f"| {model} | {pe} | {exc} | | | | | | | | |")
                 continue
             s = summarize(folds, input_cycles(net))
-            rows = layer_rows(Accelerator(net, folds), folds, get_target("ecp5-85k"))
+            rows = layer_rows(Accelerator(net, folds, ecp5_cells=True), folds, get_target("ecp5-85k"))
             blocks = sum(r["bram_blocks_estimate"] for r in rows)
             lut = sum(r["lut4_estimate"] for r in rows)
             mem = sum(r["weights_bits"] + r["thresholds_bits"] for r in rows)
