@@ -28,16 +28,26 @@ counted as block RAM: the engines' ROMs cannot use them.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 from hwgen.errors import ConfigError
 
-__all__ = ["ECP5_BRAM_SHAPES", "ICE40_BRAM_SHAPES", "TARGETS", "Family", "Target", "blocks_for", "get_target"]
+__all__ = ["ECP5_BRAM_SHAPES", "ECP5_CELLS", "ICE40_BRAM_SHAPES", "TARGETS", "Family", "Target", "blocks_for",
+           "get_target", "instantiates_ecp5_cells"]
 
 #: (width, depth) read-port configurations of one block RAM, widest first: ECP5 DP16KD (incl. its
 #: 36-bit pseudo-dual-port mode) and iCE40 SB_RAM40_4K.
 ECP5_BRAM_SHAPES = ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))
 ICE40_BRAM_SHAPES = ((16, 256), (8, 512), (4, 1024), (2, 2048))
+
+#: ECP5 cells that ECP5 builds instantiate (the MVTU's match count, hwgen/build/engines/popcount.py).
+ECP5_CELLS = ("CCU2C", "LUT4")
+
+
+def instantiates_ecp5_cells(verilog_text: str) -> bool:
+    """Whether Verilog (Amaranth's back end: ``CELL #(`` at the start of a line) instantiates :data:`ECP5_CELLS`."""
+    return re.search(rf"^\s*({'|'.join(ECP5_CELLS)})\s+#\(", verilog_text, re.MULTILINE) is not None
 
 
 def blocks_for(shapes: tuple[tuple[int, int], ...], width: int, depth: int) -> int:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from hwgen.build.targets import instantiates_ecp5_cells
 from hwgen.compile.artifact import load_network
 from hwgen.compile.ir import Network
 from hwgen.errors import CompileError, SimError
@@ -86,15 +87,11 @@ class BuildFolder:
         return c * h * w
 
 
-#: Cells a design may instantiate, with the simulation models the package ships for them.
-CELL_MODELS = {"LUT4": "ecp5_cells.v", "CCU2C": "ecp5_cells.v"}
-
-
 def verilog_sources(top_v: Path) -> list[Path]:
-    """``top_v`` and the cell models (``hwgen/sim/ecp5_cells.v``) of the cells it instantiates."""
-    text = Path(top_v).read_text(errors="replace")
-    models = {model for cell, model in CELL_MODELS.items() if re.search(rf"^\s*{cell}\s+#\(", text, re.MULTILINE)}
-    return [Path(top_v), *(Path(str(resources.files("hwgen.sim").joinpath(m))) for m in sorted(models))]
+    """``top_v``, and the ECP5 cell models (``hwgen/sim/ecp5_cells.v``) if it instantiates ECP5 cells."""
+    if not instantiates_ecp5_cells(Path(top_v).read_text(errors="replace")):
+        return [Path(top_v)]
+    return [Path(top_v), Path(str(resources.files("hwgen.sim").joinpath("ecp5_cells.v")))]
 
 
 def load_build_folder(path: str | Path) -> BuildFolder:

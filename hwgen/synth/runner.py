@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from hwgen.build.targets import Family, Target, get_target
+from hwgen.build.targets import Family, Target, get_target, instantiates_ecp5_cells
 from hwgen.errors import SynthError
 from hwgen.synth.parse import (
     log_errors,
@@ -150,8 +149,7 @@ def _timing_message(result: SynthResult, report_path: Path) -> str:
 def _refuse_ecp5_cells(build_dir: Path, sources: Sequence[str], target: Target) -> None:
     """SynthError when a source instantiates ECP5 cells (an ECP5 build) and the target is not an ECP5."""
     for source in sources:
-        text = (build_dir / source).read_text(errors="replace")
-        if re.search(r"^\s*(CCU2C|LUT4)\s+#\(", text, re.MULTILINE):
+        if instantiates_ecp5_cells((build_dir / source).read_text(errors="replace")):
             raise SynthError(f"{build_dir / source} was built for an ECP5 (its MVTUs instantiate ECP5 carry-chain "
                              f"and LUT4 cells), not for {target.name}: rebuild it with "
                              f"`hwgen build ... --target {target.name}`")

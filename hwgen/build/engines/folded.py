@@ -60,7 +60,9 @@ def rom_slice_width(width: int, depth: int) -> int:
     when that takes no more block RAMs than the best mapping
     (:func:`~hwgen.build.targets.blocks_for`); otherwise, at most 2,048 words
     (a multiplexer of at most 4 inputs, one LUT level), or deeper than any
-    configuration: ``width`` (one memory, Yosys decides).
+    configuration: ``width`` (one memory, Yosys decides). Shallower ROMs are
+    left whole also because hundreds of slices (VGG-Small's 576-word,
+    4,096-bit ROMs) slow Verilog generation several times over.
     """
     deep_enough = [w for w, d in ECP5_BRAM_SHAPES if d >= depth]
     if depth <= ROM_SPLIT_MIN_DEPTH or not deep_enough:
@@ -340,13 +342,11 @@ class FoldedEngine(wiring.Component):
         bw = buf.write_port()
         br = buf.read_port()
         m.d.comb += br.addr.eq(s.sf)
-        if SF > 1:
-            # The write registered once: the enable reaches every block RAM of a wide buffer from a
-            # register, not from the issue logic (SFC's fc0: nf -> enable of 28 block RAMs, 69 MHz).
-            # Word sf is re-read SF >= 2 cycles after its step, after the delayed write.
-            m.d.sync += [bw.addr.eq(s.sf), bw.data.eq(raw), bw.en.eq(s.step & s.first_nf)]
-        else:
-            m.d.comb += [bw.addr.eq(s.sf), bw.data.eq(raw), bw.en.eq(s.step & s.first_nf)]
+        # With SF >= 2 the write is registered once: the enable reaches every block RAM of a wide buffer
+        # from a register, not from the issue logic (SFC's fc0: nf -> enable of 28 block RAMs, 69 MHz).
+        # Word sf is re-read SF >= 2 cycles after its step, after the delayed write.
+        write = m.d.sync if SF > 1 else m.d.comb
+        write += [bw.addr.eq(s.sf), bw.data.eq(raw), bw.en.eq(s.step & s.first_nf)]
         from_stream = Signal()
         m.d.sync += from_stream.eq(s.first_nf)
         x = Signal(data_bits)

@@ -204,14 +204,12 @@ class MVTU(FoldedEngine):
         wrd = self._weight_rom(m, s.addr, 1)  # word ready at S1
         x2, w2 = Signal(SIMD, name="x2"), Signal(PE * SIMD, name="w2")
         m.d.sync += [x2.eq(x), w2.eq(wrd)]
-        dots = [Signal(signed(signed_bits(-SIMD, SIMD)), name=f"dot{p}") for p in range(PE)]
         if not self.masked:
             counts = [match_count(m, x2, w2[p * SIMD:(p + 1) * SIMD], SIMD, f"mc{p}", ecp5_cells=self.ecp5_cells,
                                   chain=chain) for p, chain in enumerate(self._chains)]
             if not self.accumulator_mode:
                 return counts
-            m.d.sync += [d.eq((c << 1) - SIMD) for d, c in zip(dots, counts)]
-            return dots
+            return _dots(m, counts, SIMD, SIMD)
         v2 = Signal(SIMD, name="v2")
         m.d.sync += v2.eq(v)
         pcs = []
@@ -221,9 +219,14 @@ class MVTU(FoldedEngine):
             match = Signal(SIMD, name=f"match{p}")
             m.d.comb += match.eq(~(x2 ^ w2[p * SIMD:(p + 1) * SIMD]) & v2)
             pcs.append(_popcount(m, match, SIMD, f"pc{p}"))
-        count = _popcount(m, v2, SIMD, "pcv")
-        m.d.sync += [d.eq((pc << 1) - count) for d, pc in zip(dots, pcs)]
-        return dots
+        return _dots(m, pcs, _popcount(m, v2, SIMD, "pcv"), SIMD)
+
+
+def _dots(m: Module, counts: list[Value], valid: Value | int, simd: int) -> list[Signal]:
+    """Registered dot = 2 * count - valid per PE (valid: the taps counted, SIMD without a mask), in [-SIMD, SIMD]."""
+    dots = [Signal(signed(signed_bits(-simd, simd)), name=f"dot{p}") for p in range(len(counts))]
+    m.d.sync += [d.eq((c << 1) - valid) for d, c in zip(dots, counts)]
+    return dots
 
 
 def _popcount(m: Module, bits: Value, n: int, name: str) -> Value:

@@ -35,7 +35,8 @@ cycles after ``x`` and ``u``:
 
 The cells' semantics are Yosys's ECP5 simulation models (``+/ecp5/cells_sim.v``;
 the simulator's copy is ``hwgen/sim/ecp5_cells.v``, checked against them by
-``tests/test_popcount.py``): LUT4 output = INIT[{D, C, B, A}]; CCU2C per half:
+``tests/test_popcount.py``; the cells are listed in
+:data:`hwgen.build.targets.ECP5_CELLS`): LUT4 output = INIT[{D, C, B, A}]; CCU2C per half:
 S = LUT4 ^ CIN, COUT = LUT4 ? CIN : LUT2(A, B), where the LUT2 is INIT[3:0].
 """
 
@@ -58,6 +59,10 @@ INIT_ADD = 0x6996
 INIT_EMIT = 0x0000
 #: CCU2C half of an adder, D tied to 1 and C to 0: P = A ^ B, generate = A (Yosys's own adder cells use 0x96AA).
 INIT_SUM = 0x060A
+
+_ZERO, _ONE = Const(0, 1), Const(1, 1)
+#: A, B, C, D of an emitting half (C tied to 1, so P = INIT[{D, 1, B, A}] = 0 for INIT_INJECT and INIT_EMIT).
+_EMIT_INPUTS = (_ZERO, _ZERO, _ONE, _ZERO)
 
 
 def _column_heights(n: int) -> dict[int, int]:
@@ -98,8 +103,7 @@ def _full_adder(a: Value, b: Value, c: Value) -> tuple[Value, Value]:
 
 def _lut4(m: Module, name: str, init: int, a: Value, b: Value, c: Value) -> Signal:
     z = Signal(name=name)
-    m.submodules[f"{name}_lut"] = Instance("LUT4", p_INIT=Const(init, 16), i_A=a, i_B=b, i_C=c, i_D=Const(0, 1),
-                                           o_Z=z)
+    m.submodules[f"{name}_lut"] = Instance("LUT4", p_INIT=Const(init, 16), i_A=a, i_B=b, i_C=c, i_D=_ZERO, o_Z=z)
     return z
 
 
@@ -120,23 +124,25 @@ class CarryChain:
         self.halves.append((init, (a, b, c, d), s))
         return s
 
+    def emit(self) -> Signal:
+        """A half that passes its carry-in to S and sends carry 0 on (P = 0, generate = 0); returns S."""
+        return self.add(INIT_EMIT, *_EMIT_INPUTS)
+
     def build(self, m: Module) -> None:
         """Instantiate the cells: chains of at most :data:`MAX_CHAIN_HALVES` halves, split before a half that
         ignores its carry-in (P = 0: inject or emit), the carry into it emitted at the end of the chain before."""
-        zero, one = Const(0, 1), Const(1, 1)
         chains, current = [], []
         for init, inputs, s in self.halves:
             if len(current) >= MAX_CHAIN_HALVES - 2 and init in (INIT_INJECT, INIT_EMIT):
-                chains.append(current + [(INIT_EMIT, (zero, zero, one, zero), s)])
+                chains.append(current + [(INIT_EMIT, _EMIT_INPUTS, s)])
                 current = [(init, inputs, Signal(name=f"{s.name}_unused"))]
             else:
                 current.append((init, inputs, s))
         chains.append(current)
         cell = 0
         for halves in chains:
-            halves = halves + [(INIT_EMIT, (zero, zero, one, zero), Signal(name=f"{self.name}_pad{cell}"))] * (
-                len(halves) % 2)
-            cin: Value = zero
+            halves = halves + [(INIT_EMIT, _EMIT_INPUTS, Signal(name=f"{self.name}_pad{cell}"))] * (len(halves) % 2)
+            cin: Value = _ZERO
             for k in range(0, len(halves), 2):
                 (init0, (a0, b0, c0, d0), s0), (init1, (a1, b1, c1, d1), s1) = halves[k], halves[k + 1]
                 cout = Signal(name=f"{self.name}_co{cell}")
@@ -153,15 +159,14 @@ def _lane_adders_ccu2c(chain: CarryChain, x: Value, u: Value, groups: list[tuple
     """(sums, carries) of the lane groups: per group an inject half (which also emits the previous
     group's carry) and an add half, then one half emitting the last carry (its generate 0 leaves a
     carry-in of 0 for what follows on the chain)."""
-    one, zero = Const(1, 1), Const(0, 1)
     sums, carries = [], []
     for k, (a, b, c) in enumerate(groups):
-        emitted = chain.add(INIT_INJECT, x[a], u[a], one, zero)
+        emitted = chain.add(INIT_INJECT, x[a], u[a], _ONE, _ZERO)
         if k:
             carries.append(emitted)
         sums.append(chain.add(INIT_ADD, x[b], u[b], x[c], u[c]))
     if groups:
-        carries.append(chain.add(INIT_EMIT, zero, zero, one, zero))
+        carries.append(chain.emit())
     return sums, carries
 
 
@@ -169,10 +174,9 @@ def chain_adder(chain: CarryChain, a: Value, b: Value, *, carry_out: bool) -> Va
     """a + b (equal widths) on ``chain``, whose carry must be 0 here (after an emitting half, or at
     its start): one half per bit (:data:`INIT_SUM`), and with ``carry_out`` one more emitting the
     carry-out as the top bit; without, the sum wraps to the width (two's complement)."""
-    one, zero = Const(1, 1), Const(0, 1)
-    bits = [chain.add(INIT_SUM, a[i], b[i], zero, one) for i in range(len(a))]
+    bits = [chain.add(INIT_SUM, a[i], b[i], _ZERO, _ONE) for i in range(len(a))]
     if carry_out:
-        bits.append(chain.add(INIT_EMIT, zero, zero, one, zero))
+        bits.append(chain.emit())
     return Cat(*bits)
 
 
@@ -196,8 +200,9 @@ def match_count(m: Module, x: Value, u: Value, n: int, name: str, *, ecp5_cells:
     the caller then builds (and may extend: it ends with carry 0); otherwise on a chain of their own.
     """
     groups = [(j, j + 1, j + 2) for j in range(0, n - n % 3, 3)]
-    own_chain = chain is None
-    chain = CarryChain(f"{name}_chain") if own_chain else chain
+    own_chain = ecp5_cells and chain is None
+    if own_chain:
+        chain = CarryChain(f"{name}_chain")
     if ecp5_cells:
         sums, carries = _lane_adders_ccu2c(chain, x, u, groups)
     else:
