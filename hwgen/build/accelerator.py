@@ -52,6 +52,7 @@ from amaranth.lib.wiring import In, Out
 from hwgen.build.engines import MVTU, MACUnit, MaxPoolUnit, SlidingWindowUnit
 from hwgen.build.engines.convert import WidthConverter
 from hwgen.build.engines.scores import ScoreUnit
+from hwgen.build.families import MemoryMap
 from hwgen.build.folding import LayerFold
 from hwgen.compile.ir import ConvLayer, MaxPoolLayer, Network, ScoreOutput
 from hwgen.errors import BuildError
@@ -124,9 +125,13 @@ class Accelerator(wiring.Component):
     ecp5_cells : bool (default False)
         Build the MVTUs' match counts from ECP5 cells (``hwgen build`` for an
         ECP5 target); the simulators then compile ``hwgen/sim/ecp5_cells.v`` too.
+    memory : MemoryMap or None
+        Where the engines put their weight ROMs and input buffers (the target
+        family's, :class:`~hwgen.build.families.MemoryMap`); None: the default target's.
     """
 
-    def __init__(self, net: Network, folds: list[LayerFold], *, ecp5_cells: bool = False) -> None:
+    def __init__(self, net: Network, folds: list[LayerFold], *, ecp5_cells: bool = False,
+                 memory: MemoryMap | None = None) -> None:
         convs = [layer for layer in net.layers if isinstance(layer, ConvLayer)]
         if [f.layer.name for f in folds] != [c.name for c in convs]:
             raise BuildError("the folding does not match the network's layers")
@@ -135,13 +140,13 @@ class Accelerator(wiring.Component):
         self.stages: list[EngineStage] = []
         width = PIXEL_BITS
         for layer in net.layers[:-1]:
-            stage = self._stage(layer, fold_of.get(layer.name), width, ecp5_cells)
+            stage = self._stage(layer, fold_of.get(layer.name), width, ecp5_cells, memory)
             self.stages.append(stage)
             width = stage.out_width
         last = net.layers[-1]
         if not isinstance(last, ConvLayer) or not isinstance(last.output, ScoreOutput):
             raise BuildError("the network's last layer must be a ConvLayer with class scores")
-        self.stages.append(self._stage(last, fold_of[last.name], width, ecp5_cells))
+        self.stages.append(self._stage(last, fold_of[last.name], width, ecp5_cells, memory))
         tail = self.stages[-1].engine
         self.scores = ScoreUnit(scale=last.output.scale, bias=last.output.bias, acc_range=tail.acc_range,
                                 pe=tail.pe, word_bits=WORD_BITS)
@@ -151,7 +156,7 @@ class Accelerator(wiring.Component):
         })
 
     @staticmethod
-    def _stage(layer, fold: LayerFold | None, width: int, ecp5_cells: bool) -> EngineStage:
+    def _stage(layer, fold: LayerFold | None, width: int, ecp5_cells: bool, memory: MemoryMap | None) -> EngineStage:
         if isinstance(layer, MaxPoolLayer):
             pool = MaxPoolUnit(in_shape=layer.in_shape, kernel=layer.kernel, stride=layer.stride,
                                use_and=layer.use_and, width=width)
@@ -164,11 +169,11 @@ class Accelerator(wiring.Component):
         masked = layer.padding > 0
         if layer.input_kind == "binary" and layer.weight_bits == 1:
             engine = MVTU(weights=weights, pe=fold.pe, simd=fold.simd, thresholds=thresholds, masked=masked,
-                          ecp5_cells=ecp5_cells)
+                          ecp5_cells=ecp5_cells, memory=memory)
         else:
             engine = MACUnit(weights=weights, input_offset=layer.input_offset, in_channels=c_in,
                              pe=fold.pe, simd=fold.simd, thresholds=thresholds, input_kind=layer.input_kind,
-                             masked=masked)
+                             masked=masked, memory=memory)
         window = converter = None
         if fold.layer.whole_map:
             converter = WidthConverter(in_width=width, out_width=fold.simd * bits)

@@ -29,7 +29,7 @@ from hwgen.build.accelerator import TOP_MODULE, Accelerator
 from hwgen.build.engines import MVTU, MACUnit
 from hwgen.build.folding import input_cycles, solve_folding, summarize
 from hwgen.build.report import format_markdown, layer_rows
-from hwgen.build.targets import Family, Target, get_target
+from hwgen.build.targets import Target, get_target
 from hwgen.compile.ir import Network
 from hwgen.errors import BuildError
 
@@ -151,7 +151,7 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions, *, name: str |
     t = time.perf_counter()
     folds = solve_folding(net, pe=options.pe, simd=options.simd, fps=options.fps,
                           clock_hz=options.clock_mhz * 1e6, overrides=options.overrides)
-    acc = Accelerator(net, folds, ecp5_cells=target.family is Family.ECP5)
+    acc = Accelerator(net, folds, ecp5_cells=bool(target.spec.cells), memory=target.spec.memory)
     rows = layer_rows(acc, folds, target)
     memory = {k: sum(r[f"{k}_bits"] for r in rows) for k in ("weights", "thresholds", "buffers")}
     blocks = sum(r["bram_blocks_estimate"] for r in rows)

@@ -29,7 +29,6 @@ from __future__ import annotations
 import math
 
 from hwgen.build.engines import MVTU, MACUnit, MaxPoolUnit, SlidingWindowUnit
-from hwgen.build.engines.folded import BLOCK_RAM_MIN_DEPTH, WEIGHT_LUT_MAX_DEPTH
 from hwgen.build.targets import Target
 
 __all__ = ["estimate_bram_blocks", "estimate_lut4"]
@@ -97,8 +96,11 @@ def estimate_bram_blocks(engine, target: Target) -> int:
         return 0
     blocks = 0
     depth = engine.nf * engine.sf
-    if depth > WEIGHT_LUT_MAX_DEPTH:
-        blocks += target.bram_blocks_for(engine.weight_rom_bits // depth, depth)
-    if engine.nf > 1 and engine.sf > BLOCK_RAM_MIN_DEPTH:
-        blocks += target.bram_blocks_for(engine.input_buffer_bits // engine.sf, engine.sf)
+    width = engine.weight_rom_bits // depth
+    memory = engine.memory
+    if memory.rom_in_block_ram(width, depth):
+        step = memory.rom_slice_width(width, depth)
+        blocks += sum(memory.block_ram.blocks_for(min(step, width - lo), depth) for lo in range(0, width, step))
+    if engine.buffer_in_block_ram:
+        blocks += memory.block_ram.blocks_for(engine.input_buffer_bits // engine.sf, engine.sf)
     return blocks

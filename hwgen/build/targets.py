@@ -22,45 +22,32 @@ the parity bits used as data; iCE40: 4 Kbit = 4,096 bits); DSP counts 18x18
 multipliers (ECP5 MULT18X18D) or iCE40 SB_MAC16 blocks; I/O counts the user
 pins the package bonds out (ECP5 CABGA381, iCE40UP5K SG48, iCE40HX8K CT256).
 The iCE40UP5K's four 256 Kbit single-port RAMs (SB_SPRAM256KA) are not
-counted as block RAM: the engines' ROMs cannot use them.
+counted as block RAM: they have no initial contents, so the engines' weight
+ROMs cannot live in them. Family facts (block RAM shapes, memory mapping,
+cells, tools, file names) are in :mod:`hwgen.build.families`.
 """
 
 from __future__ import annotations
 
-import enum
-import re
 from dataclasses import dataclass
 
+from hwgen.build.families import ECP5, Family, FamilySpec, blocks_for
 from hwgen.errors import ConfigError
 
 __all__ = ["ECP5_BRAM_SHAPES", "ECP5_CELLS", "ICE40_BRAM_SHAPES", "TARGETS", "Family", "Target", "blocks_for",
            "get_target", "instantiates_ecp5_cells"]
 
-#: (width, depth) read-port configurations of one block RAM, widest first: ECP5 DP16KD (incl. its
-#: 36-bit pseudo-dual-port mode) and iCE40 SB_RAM40_4K.
-ECP5_BRAM_SHAPES = ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))
-ICE40_BRAM_SHAPES = ((16, 256), (8, 512), (4, 1024), (2, 2048))
+#: (width, depth) read-port configurations of one block RAM, widest first (:mod:`hwgen.build.families`).
+ECP5_BRAM_SHAPES = Family.ECP5.spec.block_ram.shapes
+ICE40_BRAM_SHAPES = Family.ICE40.spec.block_ram.shapes
 
 #: ECP5 cells that ECP5 builds instantiate (the MVTU's match count, hwgen/build/engines/popcount.py).
-ECP5_CELLS = ("CCU2C", "LUT4")
+ECP5_CELLS = ECP5.cells
 
 
 def instantiates_ecp5_cells(verilog_text: str) -> bool:
     """Whether Verilog (Amaranth's back end: ``CELL #(`` at the start of a line) instantiates :data:`ECP5_CELLS`."""
-    return re.search(rf"^\s*({'|'.join(ECP5_CELLS)})\s+#\(", verilog_text, re.MULTILINE) is not None
-
-
-def blocks_for(shapes: tuple[tuple[int, int], ...], width: int, depth: int) -> int:
-    """Block RAMs for ``depth`` words of ``width`` bits in the best of ``shapes``:
-    min over (w, d) of ceil(width / w) * ceil(depth / d)."""
-    return min(-(-width // w) * -(-depth // d) for w, d in shapes)
-
-
-class Family(enum.Enum):
-    """FPGA family: selects the Yosys synth pass, the nextpnr flavour and the bitstream packer."""
-
-    ECP5 = "ecp5"
-    ICE40 = "ice40"
+    return ECP5.instantiates_cells(verilog_text)
 
 
 @dataclass(frozen=True)
@@ -86,10 +73,15 @@ class Target:
         return self.bram_blocks * self.bram_block_bits
 
     @property
+    def spec(self) -> FamilySpec:
+        """The family's facts: memories, cells, tools, file names (:mod:`hwgen.build.families`)."""
+        return self.family.spec
+
+    @property
     def bram_shapes(self) -> tuple[tuple[int, int], ...]:
         """(width, depth) configurations of one block RAM's read port (ECP5 DP16KD incl. its 36-bit
         pseudo-dual-port mode; iCE40 SB_RAM40_4K)."""
-        return ECP5_BRAM_SHAPES if self.family is Family.ECP5 else ICE40_BRAM_SHAPES
+        return self.spec.block_ram.shapes
 
     @property
     def bram_max_width(self) -> int:
@@ -111,8 +103,8 @@ class Target:
         return (self.device_flag, "--package", self.package)
 
 
-_EBR_ECP5 = 18 * 1024  # DP16KD: 18 Kbit
-_EBR_ICE40 = 4 * 1024  # SB_RAM40_4K: 4 Kbit
+_EBR_ECP5 = Family.ECP5.spec.block_ram.bits    # DP16KD: 18 Kbit
+_EBR_ICE40 = Family.ICE40.spec.block_ram.bits  # SB_RAM40_4K: 4 Kbit
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("ecp5-85k", Family.ECP5, "LFE5U-85F", "--85k", "CABGA381",

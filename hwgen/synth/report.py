@@ -13,7 +13,9 @@ DSP        MULT18X18D                   ICESTORM_DSP (SB_MAC16)
 I/O        TRELLIS_IO                   SB_IO
 =========  ===========================  ===================================
 
-The available counts are the :class:`~hwgen.build.targets.Target`'s (I/O: the
+The bel counted for each resource is the family's
+(:attr:`hwgen.build.families.FamilySpec.bels`, the table above); the available
+counts are the :class:`~hwgen.build.targets.Target`'s (I/O: the
 pins of the package). Frames per second = Fmax (Hz) / cycles per frame, with
 Fmax the slowest clock's post-route maximum frequency and cycles per frame
 from the build's ``report.json``.
@@ -25,19 +27,15 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from hwgen.build.targets import Family, Target
+from hwgen.build.families import ECP5, ICE40
+from hwgen.build.targets import Target
 from hwgen.synth.parse import ClockFmax, CriticalPath
 
 __all__ = ["RESOURCE_BELS", "Resource", "StageTime", "SynthResult", "resources", "write_reports"]
 
-#: (resource, ECP5 bel, iCE40 bel) as nextpnr names them; None: counted from the Yosys cells.
-RESOURCE_BELS = [
-    ("LUT4", "TRELLIS_COMB", "ICESTORM_LC"),
-    ("FF", "TRELLIS_FF", None),
-    ("block RAM", "DP16KD", "ICESTORM_RAM"),
-    ("DSP", "MULT18X18D", "ICESTORM_DSP"),
-    ("I/O", "TRELLIS_IO", "SB_IO"),
-]
+#: (resource, ECP5 bel, iCE40 bel) as nextpnr names them; None: counted from the Yosys cells
+#: (a view of the families' ``bels``, for readers that compare the two).
+RESOURCE_BELS = [(name, bel, ICE40.bel(name)) for name, bel in ECP5.bels]
 
 
 @dataclass(frozen=True)
@@ -66,11 +64,11 @@ def _available(target: Target, name: str) -> int:
 def resources(target: Target, utilization: dict[str, tuple[int, int]], cells: dict[str, int]) -> list[Resource]:
     """LUT4, FF, block RAM, DSP and I/O use from nextpnr's utilisation (bel: (used, available)) and Yosys' cells."""
     out = []
-    for name, ecp5, ice40 in RESOURCE_BELS:
-        bel = ecp5 if target.family is Family.ECP5 else ice40
+    spec = target.spec
+    for name, bel in spec.bels:
         if bel is None:  # iCE40 FFs share logic cells with LUTs: count the Yosys cells
-            used = sum(n for cell, n in cells.items() if cell.startswith("SB_DFF"))
-            source = "SB_DFF* cells"
+            used = sum(n for cell, n in cells.items() if cell.startswith(spec.ff_cells))
+            source = f"{spec.ff_cells}* cells"
         else:
             used = utilization.get(bel, (0, 0))[0]
             source = bel

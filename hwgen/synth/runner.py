@@ -26,7 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from hwgen.build.targets import Family, Target, get_target, instantiates_ecp5_cells
+from hwgen.build.families import FAMILIES
+from hwgen.build.targets import Target, get_target
 from hwgen.errors import SynthError
 from hwgen.synth.parse import (
     log_errors,
@@ -35,7 +36,6 @@ from hwgen.synth.parse import (
     read_pnr_report,
 )
 from hwgen.synth.report import (
-    RESOURCE_BELS,
     StageTime,
     SynthResult,
     resources,
@@ -83,8 +83,7 @@ def _build_figures(build_dir: Path) -> dict[str, int]:
 
 def _friendly(target: Target, bel: str) -> str:
     """"SB_IO" -> "I/O (SB_IO)"; bels without a resource name stay as they are."""
-    index = 1 if target.family is Family.ECP5 else 2
-    name = next((row[0] for row in RESOURCE_BELS if row[index] == bel), None)
+    name = target.spec.resource_of(bel)
     return f"{name} ({bel})" if name else bel
 
 
@@ -109,21 +108,20 @@ def _pnr_failure(target: Target, run: StageRun, log_path: Path, top: str) -> Syn
         items = ", ".join(f"{_friendly(target, bel)} {used:,} > {avail:,} ({100 * used / avail:.0f} %)"
                           if avail else f"{_friendly(target, bel)} {used:,} > 0 (the device has none)"
                           for bel, used, avail in over)
-        io_bels = {row[1] for row in RESOURCE_BELS if row[0] == "I/O"} | {row[2] for row in RESOURCE_BELS
-                                                                           if row[0] == "I/O"}
+        io_bel = target.spec.bel("I/O")
         hints = []
-        if any(bel not in io_bels for bel, _, _ in over):
+        if any(bel != io_bel for bel, _, _ in over):
             hints.append("choose a larger --target or a smaller folding (hwgen build --pe)")
-        if any(bel in io_bels for bel, _, _ in over):
+        if any(bel == io_bel for bel, _, _ in over):
             hints.append("every bit of the top level's ports needs a pin: use a package with more pins or a board "
                          "wrapper")
         return SynthError(f"{top} does not fit {where}: {items}; {'; '.join(hints)}; log: {log_path}")
     errors = log_errors(log)
     if any(phrase in e for e in errors for phrase in _PLACEMENT_FAILURES):
         use = ", ".join(f"{_friendly(target, bel)} {used:,}/{avail:,}" for bel, (used, avail) in utilization.items()
-                        if used and bel in {row[1] for row in RESOURCE_BELS} | {row[2] for row in RESOURCE_BELS})
+                        if used and target.spec.resource_of(bel))
         return SynthError(f"{top} could not be placed on {where} ({use}): {errors[0]}; log: {log_path}")
-    return _tool_failure(run, f"nextpnr-{target.family.value}", "nextpnr", log_path, top)
+    return _tool_failure(run, target.spec.nextpnr, "nextpnr", log_path, top)
 
 
 def _remove_outputs(build_dir: Path, files: ToolchainFiles) -> None:
@@ -146,13 +144,16 @@ def _timing_message(result: SynthResult, report_path: Path) -> str:
             f"retry with --freq {int(fmax)} or another --seed; report: {report_path}")
 
 
-def _refuse_ecp5_cells(build_dir: Path, sources: Sequence[str], target: Target) -> None:
-    """SynthError when a source instantiates ECP5 cells (an ECP5 build) and the target is not an ECP5."""
-    for source in sources:
-        if instantiates_ecp5_cells((build_dir / source).read_text(errors="replace")):
-            raise SynthError(f"{build_dir / source} was built for an ECP5 (its MVTUs instantiate ECP5 carry-chain "
-                             f"and LUT4 cells), not for {target.name}: rebuild it with "
-                             f"`hwgen build ... --target {target.name}`")
+def _refuse_other_family_cells(build_dir: Path, sources: Sequence[str], target: Target) -> None:
+    """SynthError when a source instantiates another family's cells (e.g. an ECP5 build for an iCE40 target)."""
+    for spec in FAMILIES.values():
+        if spec.family is target.family:
+            continue
+        for source in sources:
+            if spec.instantiates_cells((build_dir / source).read_text(errors="replace")):
+                raise SynthError(f"{build_dir / source} was built for an {spec.name} (its MVTUs instantiate "
+                                 f"{spec.name} cells: {', '.join(spec.cells)}), not for {target.name}: rebuild it "
+                                 f"with `hwgen build ... --target {target.name}`")
 
 
 def run_synth(build_dir: Path | str, target: Target | str, freq_mhz: float = DEFAULT_FREQ_MHZ,
@@ -182,8 +183,7 @@ def run_synth(build_dir: Path | str, target: Target | str, freq_mhz: float = DEF
     if constraints is not None and not (build_dir / constraints).is_file():
         raise SynthError(f"constraints file {build_dir / constraints} does not exist")
     target = get_target(target)
-    if target.family is not Family.ECP5:
-        _refuse_ecp5_cells(build_dir, [verilog] if isinstance(verilog, str) else verilog, target)
+    _refuse_other_family_cells(build_dir, [verilog] if isinstance(verilog, str) else verilog, target)
     tools = resolve_toolchain(target.family, yosys=yosys, nextpnr=nextpnr, pack=pack)
     figures = _build_figures(build_dir)
     if router is None:
@@ -211,7 +211,7 @@ def run_synth(build_dir: Path | str, target: Target | str, freq_mhz: float = DEF
         raise SynthError(f"synthesis of {top} left no cells: nothing drives an output of the design; "
                          f"log: {build_dir / files.logs.synth}")
 
-    pnr_tool = f"nextpnr-{target.family.value}"
+    pnr_tool = target.spec.nextpnr
     run = stage("pnr", pnr_tool, files.scripts.pnr, files.logs.pnr)
     report_written = (build_dir / files.pnr_report).is_file() and (build_dir / files.routed).is_file()
     if run.returncode != 0 and not report_written:
@@ -221,7 +221,7 @@ def run_synth(build_dir: Path | str, target: Target | str, freq_mhz: float = DEF
     if run.returncode != 0 and timing_met:
         raise _tool_failure(run, pnr_tool, "nextpnr", build_dir / files.logs.pnr, top)
 
-    pack_tool = "ecppack" if target.family is Family.ECP5 else "icepack"
+    pack_tool = target.spec.packer
     run = stage("pack", pack_tool, files.scripts.pack, files.logs.pack)
     if run.returncode != 0 or not (build_dir / files.bitstream).is_file():
         raise _tool_failure(run, pack_tool, "pack", build_dir / files.logs.pack, top)

@@ -2,7 +2,7 @@
 
 A build folder gets, for its target's family (ECP5 or iCE40):
 
-* ``synth.ys``: the Yosys script (``synth_ecp5`` / ``synth_ice40``; cell counts
+* ``synth.ys``: the Yosys script (the family's pass, ``synth_ecp5`` / ``synth_ice40``; cell counts
   with ``stat`` into ``synth_stat.txt`` / ``synth_stat.json``; ``synth.json``);
 * ``synth.sh``, ``pnr.sh``, ``pack.sh``: one shell script per stage, the only
   place the tool command lines are written; ``hwgen synth`` runs them and so
@@ -67,12 +67,11 @@ class ToolchainFiles:
 
 
 def toolchain_files(family: Family) -> ToolchainFiles:
-    """The build folder's file names for ``family``."""
-    ecp5 = family is Family.ECP5
+    """The build folder's file names for ``family`` (routed design and bitstream: its spec's)."""
+    spec = family.spec
     return ToolchainFiles(
         synth_script="synth.ys", netlist="synth.json", stat_text="synth_stat.txt", stat_json="synth_stat.json",
-        routed="top.config" if ecp5 else "top.asc", pnr_report="pnr_report.json",
-        bitstream="top.bit" if ecp5 else "top.bin",
+        routed=spec.routed, pnr_report="pnr_report.json", bitstream=spec.bitstream,
         scripts=StageFiles("synth.sh", "pnr.sh", "pack.sh"),
         logs=StageFiles("synth.log", "pnr.log", "pack.log"),
     )
@@ -129,6 +128,7 @@ def toolchain_context(*, top: str, verilog: str | Sequence[str], target: Target 
         "top": top,
         "verilog": " ".join(sources),
         "target": target,
+        "family": target.spec,
         "freq": _format_freq(float(freq_mhz)),
         "seed": seed,
         "router": router,
@@ -158,13 +158,13 @@ def render_toolchain_scripts(build_dir: Path, *, top: str, verilog: str | Sequen
     """
     context = toolchain_context(top=top, verilog=verilog, target=target, freq_mhz=freq_mhz, seed=seed,
                                 constraints=constraints, router=router)
-    family = context["target"].family.value
+    spec = context["family"]
     files: ToolchainFiles = context["files"]
     outputs = {
-        files.synth_script: f"synth_{family}.ys.j2",
+        files.synth_script: "synth.ys.j2",
         files.scripts.synth: "synth.sh.j2",
-        files.scripts.pnr: f"pnr_{family}.sh.j2",
-        files.scripts.pack: f"pack_{family}.sh.j2",
+        files.scripts.pnr: spec.templates.pnr,
+        files.scripts.pack: spec.templates.pack,
         "Makefile": "Makefile.j2",
     }
     build_dir = Path(build_dir)

