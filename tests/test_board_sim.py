@@ -1,4 +1,4 @@
-"""The ULX3S board top with the real TFC accelerator under cocotb + Verilator, driven only through its pins.
+"""Board tops (ULX3S, iCEBreaker) with the real TFC accelerator under cocotb + Verilator, driven only through pins.
 
 ``board_top.v`` (generated for simulation: no PLL, 8 clock cycles per UART
 bit, a 400-cycle frame timeout) and the build's ``top.v`` are verilated
@@ -11,7 +11,8 @@ with a wrong stop bit (no reply, and the next request intact), and the LEDs.
 
 A small random network (3 channels, so the (y, x, c) byte order matters)
 runs by default (about 35 s with a cold Verilator cache, 10 s warm); TFC
-on real MNIST digits is ``-m slow`` (about 90 s cold, 20 s warm).
+on real MNIST digits is ``-m slow`` (about 90 s cold, 20 s warm), on the
+ULX3S (an ECP5 build) and on the iCEBreaker (an iCE40UP5K build, 12 MHz).
 """
 
 from __future__ import annotations
@@ -33,9 +34,12 @@ DIVISOR = 8
 TIMEOUT_CYCLES = 400
 
 
-def _board(out: Path):
-    files = write_board_files(out, "ulx3s-85f", clock_mhz=25, baud=25e6 / DIVISOR,
-                              frame_timeout_s=TIMEOUT_CYCLES / 25e6, simulation=True)
+def _board(out: Path, board: str = "ulx3s-85f"):
+    from hwgen.boards.boards import get_board
+
+    osc = get_board(board).oscillator_hz
+    files = write_board_files(out, board, clock_mhz=osc / 1e6, baud=osc / DIVISOR,
+                              frame_timeout_s=TIMEOUT_CYCLES / osc, simulation=True)
     assert files.pll is None and files.divisor == DIVISOR and files.timeout_cycles == TIMEOUT_CYCLES
     return out, files
 
@@ -49,6 +53,18 @@ def tfc_board(tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("board_sim") / "tfc"
     build(TFC, out, BuildOptions(fps=100_000), log=lambda *a: None)
     return _board(out)
+
+
+@pytest.fixture(scope="module")
+def tfc_icebreaker(tmp_path_factory: pytest.TempPathFactory):
+    """TFC as docs/boards.md builds it for the iCEBreaker (iCE40UP5K: --pe 16 --simd 1), its 12 MHz board top."""
+    from hwgen.build.builder import BuildOptions, build
+
+    if not TFC.is_file():
+        pytest.skip(f"{TFC} is not in the repository")
+    out = tmp_path_factory.mktemp("board_sim_ice") / "tfc"
+    build(TFC, out, BuildOptions(pe=16, simd=1, target="ice40-up5k"), log=lambda *a: None)
+    return _board(out, "icebreaker")
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +97,9 @@ def run_board_bench(build_dir: Path, files, images: np.ndarray, requests: list[d
 
     np.save(tmp_path / "images.npy", images)
     config = tmp_path / "bench.json"
+    board = files.board
     config.write_text(json.dumps({
+        "clock_port": board.clock_port, "reset_port": board.reset_port, "clock_ns": round(1e9 / board.oscillator_hz),
         "images": str(tmp_path / "images.npy"), "divisor": DIVISOR, "timeout_cycles": TIMEOUT_CYCLES,
         "reply_bytes": reply_bytes(files.ident.num_classes), "requests": requests,
         "results": str(tmp_path / "results.json")}))
@@ -109,7 +127,8 @@ def run_board_bench(build_dir: Path, files, images: np.ndarray, requests: list[d
             f"scores {golden.scores[i].tolist()}"
         toggle ^= 1
         answered += 1
-        assert res["led"] == cls | (toggle << 7)  # class in binary, LED7 flips with every reply
+        leds = board.led_count  # class in binary, the last LED flips with every reply
+        assert res["led"] == (cls & ((1 << (leds - 1)) - 1)) | (toggle << (leds - 1))
     assert answered == sum(r["kind"] == "classify" and "lose" not in r and "bad_stop" not in r for r in requests)
 
 
@@ -136,5 +155,16 @@ def test_board_top_classifies_mnist_over_the_uart(tfc_board, mnist_dir: Path, tm
     from hwgen.data.datasets import load_dataset
 
     build_dir, files = tfc_board
+    images = load_dataset("mnist", mnist_dir).test_images[:4].numpy()
+    run_board_bench(build_dir, files, images, [{**r, "lose": 500} if "lose" in r else r for r in FAULTS], tmp_path)
+
+
+@pytest.mark.slow
+def test_icebreaker_classifies_mnist_over_the_uart(tfc_icebreaker, mnist_dir: Path, tmp_path: Path) -> None:
+    """The iCEBreaker top (clk12, btn_n, 5 LEDs) with TFC built for the UP5K, on real MNIST test digits."""
+    from hwgen.data.datasets import load_dataset
+
+    build_dir, files = tfc_icebreaker
+    assert files.board.target.name == "ice40-up5k" and files.board.oscillator_hz == 12e6
     images = load_dataset("mnist", mnist_dir).test_images[:4].numpy()
     run_board_bench(build_dir, files, images, [{**r, "lose": 500} if "lose" in r else r for r in FAULTS], tmp_path)

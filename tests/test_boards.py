@@ -51,15 +51,21 @@ def small_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # -- board table -----------------------------------------------------------------
 
 def test_board_table() -> None:
-    assert set(BOARDS) == {"ulx3s-85f", "ulx3s-45f", "ulx3s-25f"}
+    assert set(BOARDS) == {"ulx3s-85f", "ulx3s-45f", "ulx3s-25f", "icebreaker"}
     for board in BOARDS.values():
         sites = [p.site for p in board.pins]
         ports = [p.port for p in board.pins]
         assert len(set(sites)) == len(sites) and len(set(ports)) == len(ports)
-        assert board.pin(board.clock_port).direction == "i"
-        assert board.target.package == "CABGA381" and board.oscillator_hz == 25e6
+        assert board.pin(board.clock_port).direction == "i" and board.pin(board.reset_port).direction == "i"
+        assert {f"led[{k}]" for k in range(board.led_count)} <= set(ports)
+        if board.name.startswith("ulx3s"):
+            assert board.target.package == "CABGA381" and board.oscillator_hz == 25e6
     assert get_board("ulx3s-85f").target.part == "LFE5U-85F"
-    with pytest.raises(BoardError, match="unknown board 'orangecrab': choose one of ulx3s-85f, ulx3s-45f, ulx3s-25f"):
+    ice = get_board("icebreaker")
+    assert (ice.target.part, ice.target.package, ice.oscillator_hz, ice.lpf_name) == \
+        ("iCE40UP5K", "sg48", 12e6, "icebreaker.pcf")
+    with pytest.raises(BoardError, match="unknown board 'orangecrab': choose one of ulx3s-85f, ulx3s-45f, ulx3s-25f, "
+                                         "icebreaker"):
         get_board("orangecrab")
     with pytest.raises(BoardError, match="no pin 'led\\[8\\]'"):
         get_board("ulx3s-85f").pin("led[8]")
@@ -86,6 +92,51 @@ def test_ulx3s_pins_match_amaranth_boards() -> None:
     for k in range(8):
         led = pins("led", k)
         assert led.names == [board.pin(f"led[{k}]").site] and not led.invert
+
+
+def test_icebreaker_pins_match_amaranth_boards() -> None:
+    icebreaker = pytest.importorskip("amaranth_boards.icebreaker",
+                                     reason="amaranth-boards (the test extra) is not installed")
+    platform = icebreaker.ICEBreakerPlatform()
+    board = get_board("icebreaker")
+    assert platform.device == board.target.part and platform.package.lower() == board.target.package
+
+    def ios(name: str, number: int = 0, sub: str | None = None):
+        res = platform.lookup(name, number)
+        return res.ios[0] if sub is None else next(s.ios for s in res.ios if getattr(s, "name", None) == sub)[0]
+
+    assert ios("clk12").names == [board.pin("clk12").site]
+    assert platform.lookup("clk12", 0).clock.frequency == board.oscillator_hz
+    button = ios("button")
+    assert button.names == [board.pin("btn_n").site] and button.invert  # active low: our "_n"
+    assert ios("uart", sub="rx").names == [board.pin("uart_rx").site]
+    assert ios("uart", sub="tx").names == [board.pin("uart_tx").site]
+    platform.add_resources(platform.break_off_pmod)  # the break-off PMOD's LEDs, as the board ships
+    greens = [platform.lookup("led_g", k).ios[0] for k in range(1, 5)]
+    red = platform.lookup("led_r", 1).ios[0]
+    connector = dict(platform.connectors[("pmod", 2)].mapping)  # break-off PMOD pin -> package pin
+
+    def package_pin(io) -> str:
+        (name,) = io.names
+        return connector[name.split(":")[-1]] if ":" in name else name
+
+    assert [package_pin(io) for io in greens] == [board.pin(f"led[{k}]").site for k in range(4)]
+    assert package_pin(red) == board.pin("led[4]").site
+
+
+def test_icebreaker_board_files(small_build: Path) -> None:
+    """The iCEBreaker top runs from its 12 MHz oscillator (no iCE40 PLL): a PCF with every pin, no PLL."""
+    files = write_board_files(small_build, "icebreaker")
+    assert files.pll is None and files.clock_hz == 12e6 and files.divisor == 12 and files.lpf == "icebreaker.pcf"
+    text = (small_build / "board_top.v").read_text()
+    assert "EHXPLLL" not in text and "hwgen_top accelerator" in text
+    assert sorted(_ports(text, "icebreaker_top")) == sorted(p.port for p in files.board.pins)
+    pcf = (small_build / "icebreaker.pcf").read_text()
+    for pin in files.board.pins:
+        assert re.search(rf"^set_io( -pullup yes)? {re.escape(pin.port)} {pin.site}\b", pcf, re.MULTILINE), pin
+    assert "set_io -pullup yes uart_rx 6" in pcf and "set_frequency clk12 12" in pcf
+    with pytest.raises(BoardError, match="runs from its 12 MHz oscillator .* use --freq 12"):
+        write_board_files(small_build, "icebreaker", clock_mhz=48)
 
 
 # -- protocol ------------------------------------------------------------------------

@@ -16,7 +16,20 @@ Port, ball, direction, board net:
 * ``led[0..7]``  B2 C2 C1 D2 D1 E2 E1 H3  out  LED0-LED7, high = lit
 * ``wifi_gpio0`` L2  out  ESP32 GPIO0: held high so the ESP32 does not reset the FPGA
 
-The FT231X USB serial chip runs at up to 3 Mbaud. OrangeCrab is not in the
+The FT231X USB serial chip runs at up to 3 Mbaud.
+
+1BitSquared iCEBreaker (v1.0, iCE40UP5K-SG48; as amaranth-boards'
+``icebreaker.py``, checked by ``tests/test_boards.py``): the FT2232H's
+second channel is the UART; the class shows on the break-off PMOD's LEDs.
+
+* ``clk12``     35  in   12 MHz oscillator
+* ``btn_n``     10  in   user button, low when pressed (pull-up)
+* ``uart_rx``   6   in   FT2232H channel B TXD (the host's serial output)
+* ``uart_tx``   9   out  FT2232H channel B RXD (the host's serial input)
+* ``led[0..3]`` 27 25 23 21  out  break-off PMOD green LEDs, high = lit
+* ``led[4]``    26  out  break-off PMOD red LED (toggles with every reply)
+
+OrangeCrab is not in the
 table: its USB port is wired to the FPGA (no USB serial chip), so a host link
 needs a USB core or an external adapter on its header, and its CSFBGA285
 package is not one of the synthesis targets.
@@ -58,6 +71,9 @@ class Board:
     pins: tuple[Pin, ...]
     max_baud: int           #: fastest rate of the USB serial chip
     program: str            #: how to load a bitstream (shown to the user)
+    reset_port: str         #: push button, low when pressed: resets the link and the accelerator
+    led_count: int          #: LEDs ``led[0..n-1]``: the class index in binary, the last one toggles per reply
+    constant_high: tuple[str, ...] = ()  #: outputs held high (ULX3S: the ESP32's GPIO0)
 
     @property
     def target(self) -> Target:
@@ -65,8 +81,8 @@ class Board:
 
     @property
     def lpf_name(self) -> str:
-        """The constraints file written into the build folder."""
-        return f"{self.name}.lpf"
+        """The pin constraints file written into the build folder: ``NAME.lpf`` (ECP5) or ``NAME.pcf`` (iCE40)."""
+        return f"{self.name}.{self.target.spec.constraints}"
 
     def pin(self, port: str) -> Pin:
         try:
@@ -90,10 +106,24 @@ _ULX3S_PINS = (
 def _ulx3s(size: str) -> Board:
     return Board(name=f"ulx3s-{size}f", title=f"Radiona ULX3S ({TARGETS[f'ecp5-{size}k'].part})",
                  target_name=f"ecp5-{size}k", oscillator_hz=25e6, clock_port="clk25", top_module="ulx3s_top",
-                 pins=_ULX3S_PINS, max_baud=3_000_000, program="openFPGALoader --board ulx3s top.bit")
+                 pins=_ULX3S_PINS, max_baud=3_000_000, program="openFPGALoader --board ulx3s top.bit",
+                 reset_port="btn_pwr_n", led_count=8, constant_high=("wifi_gpio0",))
 
 
-BOARDS: dict[str, Board] = {b.name: b for b in (_ulx3s("85"), _ulx3s("45"), _ulx3s("25"))}
+_ICEBREAKER_PINS = (
+    Pin("clk12", "35", "i", "12 MHz oscillator"),
+    Pin("btn_n", "10", "i", "user button, low when pressed", pull="UP"),
+    Pin("uart_rx", "6", "i", "FT2232H channel B TXD", pull="UP"),
+    Pin("uart_tx", "9", "o", "FT2232H channel B RXD"),
+    *(Pin(f"led[{k}]", site, "o", f"break-off PMOD green LED {k + 1}") for k, site in enumerate(("27", "25", "23", "21"))),
+    Pin("led[4]", "26", "o", "break-off PMOD red LED"),
+)
+
+_ICEBREAKER = Board(name="icebreaker", title="1BitSquared iCEBreaker (iCE40UP5K)", target_name="ice40-up5k",
+                    oscillator_hz=12e6, clock_port="clk12", top_module="icebreaker_top", pins=_ICEBREAKER_PINS,
+                    max_baud=3_000_000, program="iceprog top.bin", reset_port="btn_n", led_count=5)
+
+BOARDS: dict[str, Board] = {b.name: b for b in (_ulx3s("85"), _ulx3s("45"), _ulx3s("25"), _ICEBREAKER)}
 
 
 def get_board(name: str | Board) -> Board:

