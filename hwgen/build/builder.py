@@ -119,12 +119,25 @@ def _check_memory(name: str, target: Target, weights: int, thresholds: int) -> N
 def _check_blocks(name: str, target: Target, rows: list[dict], blocks: int) -> None:
     if blocks > target.bram_blocks:
         worst = max(rows, key=lambda r: r["bram_blocks_estimate"])
+        words = f"words of {worst['lanes'] * worst['weight_field_bits']:,} weight bits"
+        if worst["input_word_bits"]:
+            words += f" and buffers of {worst['input_word_bits']:,}-bit input words"
         raise BuildError(
-            f"{name} at this folding needs about {blocks} block RAMs for its weight ROMs and input buffers, "
-            f"but the {target.part} has {target.bram_blocks}: a block RAM reads at most {target.bram_max_width} "
-            f"bits per cycle, so a layer reading PE x SIMD weight bits per cycle takes at least "
-            f"PE x SIMD / {target.bram_max_width} of them ({worst['name']}: PE {worst['pe']} x SIMD {worst['simd']} "
-            f"-> {worst['bram_blocks_estimate']}); choose a smaller --pe, or pass --no-memory-check")
+            f"{name} at this folding needs about {blocks} block RAMs for its weight ROMs, input buffers and vector "
+            f"FIFOs, but the {target.part} has {target.bram_blocks}: a block RAM port is at most "
+            f"{target.bram_max_width} bits wide, so memories of wide words take many of them ({worst['name']}: PE "
+            f"{worst['pe']} x SIMD {worst['simd']} -> {worst['bram_blocks_estimate']}: {words}); choose a smaller "
+            f"--simd or --pe, or pass --no-memory-check")
+
+
+def _check_logic(name: str, target: Target, rows: list[dict], estimate: int) -> None:
+    if estimate > target.lut4:
+        worst = max(rows, key=lambda r: r["lut4_estimate"])
+        unit = "logic cells" if target.spec.cost.glue else "LUT4"
+        raise BuildError(
+            f"{name} at this folding needs about {estimate:,} {unit}, but the {target.part} has {target.lut4:,} "
+            f"({worst['name']}: {worst['lut4_estimate']:,}); choose a smaller --pe or --simd, a larger --target, "
+            f"or pass --no-memory-check")
 
 
 def _hex_words(words: list[int], bits: int) -> str:
@@ -158,6 +171,7 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions, *, name: str |
     if options.check_memory:
         _check_memory(net.name, target, memory["weights"], memory["thresholds"])
         _check_blocks(net.name, target, rows, blocks)
+        _check_logic(net.name, target, rows, sum(r["lut4_estimate"] for r in rows))
     summary = summarize(folds, input_cycles(net))
     seconds["fold"] = time.perf_counter() - t
 

