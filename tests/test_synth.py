@@ -358,6 +358,30 @@ def test_a_generated_accelerator_to_an_ecp5_bitstream(tmp_path: Path) -> None:
     assert result.frames_per_second == pytest.approx(result.fmax_mhz * 1e6 / result.cycles_per_frame, rel=1e-3)
 
 
+def test_a_generated_accelerator_to_an_ice40_bitstream(tmp_path: Path) -> None:
+    """CI's iCE40 flow, next to the ECP5 one: a small network folded narrow (SIMD 4, as iCE40 designs are:
+    16-bit block RAM ports, no LUT RAM) to an HX8K bitstream, and the build's estimate within 15 % of placed."""
+    import numpy as np
+    from irnets import random_network
+
+    from hwgen.build.builder import BuildOptions, build
+    from hwgen.compile.artifact import save_network
+
+    net = random_network(np.random.default_rng(0), (1, 6, 6), [("fc", 8)], num_classes=4)
+    ir = tmp_path / "tiny.hwir"
+    save_network(ir, net)
+    built = build(ir, tmp_path / "tiny", BuildOptions(pe=1, simd=4, target="ice40-hx8k"), log=lambda *_: None)
+    folder, report = built.out_dir, built.report
+    text = (folder / "top.v").read_text()
+    assert "ram_style" in text and "CCU2C" not in text  # the iCE40 memory map, no ECP5 cells
+    result = run_synth(folder, "ice40-hx8k", 50, 1, stream=io.StringIO())
+    assert result.timing_met and result.bitstream == "top.bin" and (folder / "top.bin").stat().st_size > 100_000
+    logic, blocks = result.resource("LUT4").used, result.resource("block RAM").used
+    assert abs(report["lut4_estimate"] - logic) <= 0.15 * logic, (report["lut4_estimate"], logic)
+    assert abs(report["bram_blocks_estimate"] - blocks) <= 0.15 * blocks, (report["bram_blocks_estimate"], blocks)
+    assert result.frames_per_second == pytest.approx(result.fmax_mhz * 1e6 / result.cycles_per_frame, rel=1e-3)
+
+
 def test_templates_ship_inside_the_package() -> None:
     """hwgen/templates links to templates/, and pyproject's package data covers every template, so a
     regular (non-editable) install carries them (a wheel built from this checkout holds copies)."""

