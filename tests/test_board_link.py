@@ -189,15 +189,24 @@ def test_link_validates_parameters(kwargs, match) -> None:
 DIVISOR = 4
 
 
-def run_top(rx_bytes_at: list[tuple[int, bytes]], cycles: int, *, press: tuple[int, int] | None = None):
-    """ULX3STop (stub accelerator, 25 MHz, 4 cycles per bit): characters into uart_rx at the given cycles.
+def run_top(rx_bytes_at: list[tuple[int, bytes]], cycles: int, *, press: tuple[int, int] | None = None,
+            board: str = "ulx3s-85f"):
+    """The board's top (stub accelerator, at its oscillator, 4 cycles per bit): characters into uart_rx at the
+    given cycles. ULX3STop for a ULX3S, else BoardTop.
 
-    Returns (uart_tx levels per cycle, led value per cycle, wifi_gpio0 seen).
-    ``press``: hold btn_pwr_n low from cycle a to cycle b.
+    Returns (uart_tx levels per cycle, led value per cycle, the constant-high pins' values seen).
+    ``press``: hold the reset button low from cycle a to cycle b.
     """
-    top = ULX3STop(board="ulx3s-85f", ident=IDENT, clock_hz=25e6, baud=25e6 / DIVISOR,
-                   frame_timeout_s=TIMEOUT / 25e6, accelerator=StubAccelerator(frame_bytes=N, num_classes=K))
+    from hwgen.boards.boards import get_board
+    from hwgen.boards.top import BoardTop
+
+    b = get_board(board)
+    osc = b.oscillator_hz
+    cls = ULX3STop if board.startswith("ulx3s") else BoardTop
+    top = cls(board=board, ident=IDENT, clock_hz=osc, baud=osc / DIVISOR,
+              frame_timeout_s=TIMEOUT / osc, accelerator=StubAccelerator(frame_bytes=N, num_classes=K))
     assert top.pll is None and top.divisor == DIVISOR and top.timeout_cycles == TIMEOUT
+    clk, button = getattr(top, b.clock_port), getattr(top, b.reset_port)
     line = [1] * cycles
     for start, data in rx_bytes_at:
         wave = encode(data, DIVISOR, idle_before=0, idle_after=0)
@@ -206,19 +215,19 @@ def run_top(rx_bytes_at: list[tuple[int, bytes]], cycles: int, *, press: tuple[i
 
     async def clock(ctx):
         while True:
-            ctx.set(top.clk25, 0)
-            await ctx.delay(20e-9)
-            ctx.set(top.clk25, 1)
-            await ctx.delay(20e-9)
+            ctx.set(clk, 0)
+            await ctx.delay(0.5 / osc)
+            ctx.set(clk, 1)
+            await ctx.delay(0.5 / osc)
 
     async def tb(ctx):
         for cycle in range(cycles):
             ctx.set(top.uart_rx, line[cycle])
-            ctx.set(top.btn_pwr_n, 0 if press and press[0] <= cycle < press[1] else 1)
-            await ctx.posedge(top.clk25)
+            ctx.set(button, 0 if press and press[0] <= cycle < press[1] else 1)
+            await ctx.posedge(clk)
             tx.append(ctx.get(top.uart_tx))
             leds.append(ctx.get(top.led))
-            gpio0.append(ctx.get(top.wifi_gpio0))
+            gpio0.extend(ctx.get(getattr(top, port)) for port in b.constant_high)
 
     sim = Simulator(top)
     sim.add_process(clock)
@@ -241,6 +250,23 @@ def test_ulx3s_top_over_the_uart_pins() -> None:
     assert (scores.tolist(), cls) == expected(frame, K)
     assert leds[0] == 0 and leds[-1] == cls | 0x80  # class in binary, LED7 toggled by the reply
     assert gpio0 == {1}
+
+
+def test_icebreaker_top_over_the_uart_pins() -> None:
+    """The iCEBreaker's top (clk12, btn_n, 5 LEDs: class bits 0-3, LED 4 toggles), the same link inside."""
+    rng = np.random.default_rng(6)
+    frame = random_frame(rng, N)
+    while expected(frame, K)[1] == 0:
+        frame = random_frame(rng, N)
+    req = bytes([REQUEST_CLASSIFY]) + frame
+    tx, leds, constant = run_top([(20, bytes([REQUEST_IDENTIFY])), (1000, req)], 3500, board="icebreaker")
+    got, _, problems = decode(tx, DIVISOR)
+    assert not problems and bytes(got[:16]) == IDENT.pack()
+    scores, cls = decode_reply(bytes(got[16:]), K)
+    assert (scores.tolist(), cls) == expected(frame, K)
+    assert leds[0] == 0 and leds[-1] == cls | 0x10 and constant == set()
+    _, leds, _ = run_top([(20, req)], 2400, press=(2000, 2010), board="icebreaker")
+    assert leds[1900] == cls | 0x10 and leds[2030] == 0  # btn_n resets the link
 
 
 def test_ulx3s_top_reset_button() -> None:
