@@ -145,9 +145,10 @@ def estimate_scores(scores: ScoreUnit, target: Target) -> int:
 def estimate_bram_blocks(engine, target: Target) -> int:
     """Block RAMs of a folded engine's memories that go to block RAM on ``target``.
 
-    The weight ROM (NF * SF words of PE * SIMD fields) when deeper than
-    WEIGHT_LUT_MAX_DEPTH, the input buffer (SF words) when deeper than
-    BLOCK_RAM_MIN_DEPTH; each as :meth:`Target.bram_blocks_for` (port width
+    The weight ROM (NF * SF words of PE * SIMD fields) and the input buffer
+    (SF words) where the engine's :class:`~hwgen.build.families.MemoryMap`
+    puts them in block RAM (a sliced ROM: per slice); each as
+    :meth:`~hwgen.build.families.BlockRam.blocks_for` (port width
     and depth). Line buffers, pool rows and FIFOs are left to Yosys (LUT RAM
     or block RAM) and not counted here. 0 for other engines.
     """

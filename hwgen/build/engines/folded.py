@@ -31,7 +31,8 @@ from hwgen.build.families import DEFAULT_FAMILY, MemoryMap
 from hwgen.compile.ir import signed_bits
 from hwgen.errors import BuildError
 
-__all__ = ["DEFAULT_MEMORY", "FoldedEngine", "MemoryMap", "Schedule", "check_thresholds", "check_weight_matrix", "pack_fields", "rom_slice_width"]
+__all__ = ["DEFAULT_MEMORY", "FoldedEngine", "Schedule", "check_thresholds", "check_weight_matrix", "pack_fields",
+           "rom_slice_width"]
 
 #: Pipeline registers after the per-PE sums: the accumulator and the output FIFO.
 _OUTPUT_STAGES = 2
@@ -130,7 +131,7 @@ class FoldedEngine(wiring.Component):
     nf = 0..NF-1, sf = 0..SF-1. During nf = 0 the SF beats come from ``i`` and
     are written to an input buffer (SF words of the raw beat, (lane_bits + 1) * SIMD
     bits, lane_bits * SIMD when not masked; only when NF > 1; in block RAM when
-    when ``memory.buffer_in_block_ram``); nf = 1..NF-1 re-read the buffer, so every
+    ``memory.buffer_in_block_ram``); nf = 1..NF-1 re-read the buffer, so every
     input beat is consumed once and ``i.ready`` is low for the (NF-1)*SF
     cycles of those folds.
 

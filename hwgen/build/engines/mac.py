@@ -16,7 +16,6 @@ import numpy as np
 from amaranth.hdl import Const, Module, Mux, Signal, Value, signed
 
 from hwgen.build.engines.folded import (
-    MemoryMap,
     FoldedEngine,
     Schedule,
     check_thresholds,
@@ -25,6 +24,7 @@ from hwgen.build.engines.folded import (
 )
 from hwgen.build.engines.pipeline import adder_tree, delay, tree_register_stages
 from hwgen.build.engines.swu import check_count, check_divides
+from hwgen.build.families import MemoryMap
 from hwgen.compile.ir import ConvLayer, ScoreOutput, accumulator_range, signed_bits
 from hwgen.errors import BuildError
 

@@ -15,7 +15,6 @@ import numpy as np
 from amaranth.hdl import Cat, Const, Module, Signal, Value, signed
 
 from hwgen.build.engines.folded import (
-    MemoryMap,
     FoldedEngine,
     Schedule,
     check_thresholds,
@@ -24,6 +23,7 @@ from hwgen.build.engines.folded import (
 from hwgen.build.engines.pipeline import adder_tree, tree_register_stages
 from hwgen.build.engines.popcount import CarryChain, chain_adder, match_count, match_count_stages
 from hwgen.build.engines.swu import check_count
+from hwgen.build.families import MemoryMap
 from hwgen.compile.ir import signed_bits
 from hwgen.errors import BuildError
 
