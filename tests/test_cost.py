@@ -29,7 +29,9 @@ TOLERANCE = 0.15
 
 #: (name, model, folding, target, placed logic cells, placed block RAMs); "tiny" is the random network below.
 MEASURED = [
-    ("TFC --pe 16 --simd 1", "tfc", dict(pe=16, simd=1), "ice40-hx8k", 0, 0),
+    ("TFC --pe 16 --simd 1", "tfc", dict(pe=16, simd=1), "ice40-hx8k", 3_875, 23),
+    ("TFC --pe 4 --simd 4", "tfc", dict(pe=4, simd=4), "ice40-hx8k", 3_912, 23),
+    ("tiny --pe 2 (SIMD 36)", "tiny", dict(pe=2), "ice40-hx8k", 5_789, 1),
 ]
 
 
