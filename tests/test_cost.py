@@ -32,6 +32,7 @@ MEASURED = [
     ("TFC --pe 16 --simd 1", "tfc", dict(pe=16, simd=1), "ice40-hx8k", 3_875, 23),
     ("TFC --pe 4 --simd 4", "tfc", dict(pe=4, simd=4), "ice40-hx8k", 3_912, 23),
     ("tiny --pe 2 (SIMD 36)", "tiny", dict(pe=2), "ice40-hx8k", 5_789, 1),
+    ("tiny --pe 1 --simd 4 (CI's design)", "tiny", dict(pe=1, simd=4), "ice40-hx8k", 1_090, 6),
 ]
 
 

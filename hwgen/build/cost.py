@@ -131,12 +131,14 @@ def estimate_scores(scores: ScoreUnit, target: Target) -> int:
 
     Per class and score bit ``score_per_word_bit`` (the score bank, the class
     select, the argmax compare), plus, without DSP blocks, the scale
-    multiplier in logic: ``score_per_product_bit`` per bit of acc_width x score_width.
+    multiplier in logic: ``score_per_product_bit`` per bit of acc_width x
+    score_width, plus ``score_fixed`` (the word output, the argmax's index,
+    and what every design has once: the top's control).
     """
     cost = target.spec.cost
     if not cost.glue:
         return 0
-    logic = cost.score_per_word_bit * scores.num_classes * scores.score_width
+    logic = cost.score_fixed + cost.score_per_word_bit * scores.num_classes * scores.score_width
     if target.dsp == 0:
         logic += cost.score_per_product_bit * scores.acc_width * scores.score_width
     return round(logic)

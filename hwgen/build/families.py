@@ -151,6 +151,7 @@ class LogicCost:
     register_per_bit: float = 0.0     #: a bit of a wide register (converter gather, FIFO output)
     score_per_word_bit: float = 0.0   #: score unit: per class and bit of the score (bank, select, argmax)
     score_per_product_bit: float = 0.0  #: score unit without DSP blocks: per bit of the acc x score multiplier
+    score_fixed: float = 0.0          #: once per design: the score unit's word output and argmax, the top's control
 
 
 @dataclass(frozen=True)
@@ -242,13 +243,13 @@ ICE40 = FamilySpec(
     bels=(("LUT4", "ICESTORM_LC"), ("FF", None), ("block RAM", "ICESTORM_RAM"), ("DSP", "ICESTORM_DSP"),
           ("I/O", "SB_IO")),
     ff_cells="SB_DFF",
-    # Logic cells (one LUT4 + one FF each). Calibrated on iCE40 designs measured after place and route
-    # (tests/test_cost.py pins the estimate to each; docs/synth.md): the engines' ECP5-fitted formulas
-    # times ``scale``; the glue from Yosys counts of the parts alone, LUT4 + 0.44 FF (the share of TFC's
-    # FFs nextpnr could not pack with a LUT): score unit 985 LUT4 + 621 FF without DSP, 510 + 621 with
-    # (UP5K, two SB_MAC16).
-    cost=LogicCost(scale=2.5, glue=True, ff_ram_per_bit=2.0, register_per_bit=1.0, score_per_word_bit=2.45,
-                   score_per_product_bit=1.86),
+    # Logic cells (one LUT4 + one FF each). The score unit's rates from Yosys counts of TFC's score unit
+    # alone, LUT4 + 0.44 FF (the share of TFC's FFs nextpnr could not pack with a LUT): 985 LUT4 + 621 FF
+    # without DSP, 510 + 621 with (UP5K, two SB_MAC16). ``scale`` and ``score_fixed`` fitted to four
+    # placed HX8K designs (TFC --pe 16 --simd 1 and --pe 4 --simd 4, two small networks: 1,090-5,789
+    # logic cells), all within 7.1 % (tests/test_cost.py pins each; docs/synth.md, "iCE40").
+    cost=LogicCost(scale=2.0, glue=True, ff_ram_per_bit=2.0, register_per_bit=1.0, score_per_word_bit=2.45,
+                   score_per_product_bit=1.86, score_fixed=450),
 )
 
 FAMILIES: dict[Family, FamilySpec] = {spec.family: spec for spec in (ECP5, ICE40)}
