@@ -1,8 +1,9 @@
-"""Board table, protocol encoding, generated board files (Verilog, LPF, board.json) and ``hwgen synth --board`` options.
+"""Board table, protocol encoding, generated board files (Verilog, LPF / PCF, board.json), ``hwgen synth --board`` options.
 
-The pin table is checked against amaranth-boards' ULX3S definition when that
-package is installed (the ``test`` extra). ``-m slow`` takes a small design
-through ``hwgen synth --board ulx3s-85f`` to a bitstream.
+The pin tables are checked against amaranth-boards' ULX3S and iCEBreaker
+definitions when that package is installed (the ``test`` extra). ``-m slow``
+takes a small design through ``hwgen synth --board ulx3s-85f`` and
+``--board icebreaker`` to bitstreams.
 """
 
 from __future__ import annotations
@@ -298,3 +299,25 @@ def test_synth_board_to_a_bitstream(small_build: Path, capsys) -> None:
     pnr_log = (small_build / "pnr.log").read_text()
     assert "Derived frequency constraint of 50.0 MHz" in pnr_log
     assert "pin 'uart_rx$tr_io' constrained to Bel" in pnr_log
+
+
+@pytest.mark.slow
+def test_icebreaker_board_to_a_bitstream(tmp_path: Path, capsys) -> None:
+    """A small network built for the UP5K (narrow: --pe 1 --simd 4), wrapped for the iCEBreaker, through Yosys,
+    nextpnr-ice40 (with the PCF) and icepack, at the 12 MHz oscillator."""
+    from irnets import random_network
+
+    from hwgen.build.builder import BuildOptions, build
+
+    net = random_network(np.random.default_rng(0), (1, 6, 6), [("fc", 8)], num_classes=4)
+    save_network(tmp_path / "tiny.hwir", net)
+    folder = build(tmp_path / "tiny.hwir", tmp_path / "tiny", BuildOptions(pe=1, simd=4, target="ice40-up5k"),
+                   log=lambda *a: None).out_dir
+    assert main(["synth", str(folder), "--board", "icebreaker"]) == 0
+    out = capsys.readouterr().out
+    assert "clock 12 MHz straight from the oscillator" in out and "load it with: iceprog top.bin" in out
+    report = json.loads((folder / "synth_report.json").read_text())
+    assert report["top"] == "icebreaker_top" and report["timing_met"]
+    assert report["resources"]["I/O"]["used"] == len(get_board("icebreaker").pins)
+    assert (folder / "top.bin").stat().st_size > 100_000
+    assert "--pcf icebreaker.pcf" in (folder / "pnr.sh").read_text()
