@@ -9,7 +9,8 @@ against the target's block RAM (refuse before generating) -> write
   weight and threshold ROM contents are inline ``initial`` blocks);
 * ``mem/LAYER.weights.hex`` / ``mem/LAYER.thresholds.hex``: the same ROM
   contents, one word per line (hex, word 0 first), for inspection and other tools;
-* ``net.hwir``: the IR the design was generated from (the golden model's input);
+* ``net.hwir``: the IR the design was generated from, after the flip pass the
+  accelerator runs (the golden model's input; the same bits as the model's);
 * ``report.json`` + ``report.md`` (:mod:`hwgen.build.report`);
 * the toolchain scripts and Makefile for ``hwgen synth`` (rendered from templates/).
 
@@ -178,8 +179,8 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions, *, name: str |
                 _hex_words(e.weight_words(), e.pe * e.simd * (e.weight_rom_bits // (e.c_out * e.fan_in))))
             if not e.accumulator_mode:
                 (out / "mem" / f"{stage.layer_name}.thresholds.hex").write_text(
-                    _hex_words(e.threshold_words(), e.pe * e.threshold_width))
-    save_network(out / "net.hwir", net)
+                    _hex_words(e.threshold_words(), e.threshold_table.word_bits))
+    save_network(out / "net.hwir", acc.net)  # flipped where the build flipped it: the same bits
 
     report = {
         "format": "hwgen-build", "version": 1, "hwgen": __version__,
