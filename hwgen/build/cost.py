@@ -20,8 +20,16 @@ engine with PE x SIMD lanes and accumulators of A bits:
   difference for binary weights, a k x 9 multiplier for k-bit weights, a
   conditional negate of W for binary inputs) plus its share of the adder
   tree (about A bits per lane), then the same per-PE and control terms;
+* threshold ROM (threshold mode, R = P * NF words of :attr:`ThresholdTable.word_bits
+  <hwgen.build.engines.thresholds.ThresholdTable.word_bits>`): the fits above
+  were made at NF = 4 and include such a 4-word ROM; a deeper one kept in
+  logic (up to :data:`~hwgen.build.engines.thresholds.THRESHOLD_LUT_MAX_DEPTH`
+  words) adds ``ceil(R / 16)`` LUT4 per bit (16 words per LUT4), a deeper one
+  is block RAM (:func:`estimate_bram_blocks`) and adds none; an inversion bit
+  per PE (some comparison ``<=``) adds one LUT4 per PE (the XOR);
 * sliding-window unit: its SIMD-bit output multiplexer over C / SIMD chunks
-  plus counters; max-pool unit: two LUTs per bit of width plus counters.
+  plus counters; max-pool unit: two LUTs per bit of width per slot (R x R
+  slots, R = ceil(K / S): one for K <= S) plus counters.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import math
 
 from hwgen.build.engines import MVTU, MACUnit, MaxPoolUnit, SlidingWindowUnit
 from hwgen.build.engines.folded import BLOCK_RAM_MIN_DEPTH, WEIGHT_LUT_MAX_DEPTH
+from hwgen.build.engines.thresholds import threshold_rom_in_block_ram
 from hwgen.build.targets import Target
 
 __all__ = ["estimate_bram_blocks", "estimate_lut4"]
@@ -50,6 +59,20 @@ MASK_LANE_LUT4 = 0.4
 POPCOUNT_LUT4 = 3.0
 #: Counters, address and flow-control logic of one engine.
 CONTROL_LUT4 = 30
+#: Words of a threshold ROM already in the fitted engines (NF = 4); words per LUT4 of a logic ROM.
+FITTED_THRESHOLD_WORDS = 4
+LUT_ROM_WORDS = 16
+
+
+def _threshold_lut4(engine) -> float:
+    """LUT4 of a threshold ROM beyond the fitted engines' (see the module docstring), plus the inversion XORs."""
+    table = engine.threshold_table
+    if table is None:
+        return 0.0
+    cost = engine.pe if table.has_directions else 0.0
+    if FITTED_THRESHOLD_WORDS < table.depth and not threshold_rom_in_block_ram(table.depth):
+        cost += table.word_bits * math.ceil(table.depth / LUT_ROM_WORDS)
+    return cost
 
 
 def _folded(engine) -> float:
@@ -73,12 +96,12 @@ def _folded(engine) -> float:
 def estimate_lut4(engine) -> int:
     """Estimated LUT4 of one engine (see the module docstring)."""
     if isinstance(engine, (MVTU, MACUnit)):
-        cost = _folded(engine)
+        cost = _folded(engine) + _threshold_lut4(engine)
     elif isinstance(engine, SlidingWindowUnit):
         chunks = engine.in_shape[0] // engine.simd
         cost = engine.simd * math.ceil(math.log2(chunks + 1)) + CONTROL_LUT4
     elif isinstance(engine, MaxPoolUnit):
-        cost = 2 * len(engine.i.payload) + CONTROL_LUT4
+        cost = 2 * len(engine.i.payload) * engine.slots ** 2 + CONTROL_LUT4
     else:
         cost = CONTROL_LUT4
     return round(cost)
@@ -89,9 +112,11 @@ def estimate_bram_blocks(engine, target: Target) -> int:
 
     The weight ROM (NF * SF words of PE * SIMD fields) when deeper than
     WEIGHT_LUT_MAX_DEPTH, the input buffer (SF words) when deeper than
-    BLOCK_RAM_MIN_DEPTH; each as :meth:`Target.bram_blocks_for` (port width
-    and depth). Line buffers, pool rows and FIFOs are left to Yosys (LUT RAM
-    or block RAM) and not counted here. 0 for other engines.
+    BLOCK_RAM_MIN_DEPTH, the threshold ROM (P * NF words) when
+    :func:`~hwgen.build.engines.thresholds.threshold_rom_in_block_ram`; each
+    as :meth:`Target.bram_blocks_for` (port width and depth). Line buffers,
+    pool rows and FIFOs are left to Yosys (LUT RAM or block RAM) and not
+    counted here. 0 for other engines.
     """
     if not isinstance(engine, (MVTU, MACUnit)):
         return 0
@@ -101,4 +126,7 @@ def estimate_bram_blocks(engine, target: Target) -> int:
         blocks += target.bram_blocks_for(engine.weight_rom_bits // depth, depth)
     if engine.nf > 1 and engine.sf > BLOCK_RAM_MIN_DEPTH:
         blocks += target.bram_blocks_for(engine.input_buffer_bits // engine.sf, engine.sf)
+    table = engine.threshold_table
+    if table is not None and threshold_rom_in_block_ram(table.depth):
+        blocks += target.bram_blocks_for(table.word_bits, table.depth)
     return blocks

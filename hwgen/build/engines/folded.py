@@ -266,8 +266,7 @@ class FoldedEngine(wiring.Component):
         return 0 if self.nf == 1 else self.sf * (self._lane_bits + self.masked) * self.simd
 
     def threshold_words(self) -> list[int]:
-        """Threshold ROM contents (:meth:`ThresholdTable.words <hwgen.build.engines.thresholds.ThresholdTable.words>`):
-        word r = pos * NF + nf, field p (threshold_width bits) = the start value (:meth:`_preloads`) of
+        """Threshold ROM contents (:meth:`~hwgen.build.engines.thresholds.ThresholdTable.words`): word r = pos * NF + nf, field p (threshold_width bits) = the start value (:meth:`_preloads`) of
         the next result, loaded at the last step of result r; then the inversion bits of result r."""
         return self._table.words()
 
