@@ -41,7 +41,8 @@ def model_row(model: str, width: float, mode: ScaleMode, pe: int, target_name: s
     thresholds = sum(r["thresholds_bits"] for r in rows)
     blocks = sum(r["bram_blocks_estimate"] for r in rows)
     fits = weights + thresholds <= target.bram_bits and blocks <= target.bram_blocks
-    return {"model": f"{model} x{width:g}", "mode": mode.value, "cycles": summarize(folds, input_cycles(net)).cycles_per_frame,
+    cycles = summarize(folds, input_cycles(net)).cycles_per_frame
+    return {"model": f"{model} x{width:g}", "mode": mode.value, "cycles": cycles,
             "weights": weights, "thresholds": thresholds, "blocks": blocks,
             "lut4": sum(r["lut4_estimate"] for r in rows), "fits": fits}
 

@@ -123,11 +123,9 @@ def _check_blocks(name: str, target: Target, rows: list[dict], blocks: int) -> N
         raise BuildError(
             f"{name} at this folding needs about {blocks} block RAMs for its weight and threshold ROMs and input "
             f"buffers, but the {target.part} has {target.bram_blocks}: a block RAM reads at most "
-            f"{target.bram_max_width} bits per cycle, so a layer reading PE x SIMD weight bits per cycle takes at "
-            f"least PE x SIMD / {target.bram_max_width} of them, and per-position thresholds add C_out x H_out x "
-            f"W_out words ({worst['name']}: PE {worst['pe']} x SIMD {worst['simd']}, "
-            f"{worst['thresholds_bits']:,} threshold bits -> {worst['bram_blocks_estimate']}); choose a smaller "
-            f"--pe, or pass --no-memory-check")
+            f"{target.bram_max_width} bits per cycle, so a layer reading PE x SIMD weight bits per cycle takes at least "
+            f"PE x SIMD / {target.bram_max_width} of them ({worst['name']}: PE {worst['pe']} x SIMD {worst['simd']} "
+            f"-> {worst['bram_blocks_estimate']}); choose a smaller --pe, or pass --no-memory-check")
 
 
 def _hex_words(words: list[int], bits: int) -> str:
