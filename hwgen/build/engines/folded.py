@@ -266,8 +266,9 @@ class FoldedEngine(wiring.Component):
         return 0 if self.nf == 1 else self.sf * (self._lane_bits + self.masked) * self.simd
 
     def threshold_words(self) -> list[int]:
-        """Threshold ROM contents (:meth:`~hwgen.build.engines.thresholds.ThresholdTable.words`): word r = pos * NF + nf, field p (threshold_width bits) = the start value (:meth:`_preloads`) of
-        the next result, loaded at the last step of result r; then the inversion bits of result r."""
+        """Threshold ROM contents (:meth:`~hwgen.build.engines.thresholds.ThresholdTable.words`): word
+        r = pos * NF + nf, fields p (threshold_width bits) = the start values (:meth:`_preloads`) of the
+        next result, loaded at the last step of result r; then the inversion bits of result r."""
         return self._table.words()
 
     def weight_words(self) -> list[int]:
@@ -401,7 +402,7 @@ class FoldedEngine(wiring.Component):
         with ``total``: no comparator and no reset multiplexer. Accumulator
         mode: ``acc = (first ? 0 : acc) + sum``.
         """
-        PE, NF = self.pe, self.nf
+        PE = self.pe
         done = Signal()
         m.d.sync += done.eq(ctl["valid"] & ctl["last"])
         if self.accumulator_mode:
