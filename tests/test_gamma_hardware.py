@@ -189,3 +189,23 @@ def test_verilator_catches_one_threshold_off_by_one(gamma_build) -> None:
     bad, name, where, delta = off_by_one(net, images, np.random.default_rng(1))
     out = simulate(load_build_folder(folder_path), images, mode="bulk", net=bad)
     assert not out.ok and out.check.mismatches > 0, (name, where, delta)
+
+
+def test_cli_refuses_malformed_thresholds_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """What truly cannot be built (thresholds of neither shape) is one line naming the layer, exit 2, and an
+    earlier build folder is left alone."""
+    from hwgen.cli import main
+
+    net, _, _ = _net("pool2s3_gaps")
+    layer = net.layers[0]
+    c, h, w = layer.out_shape
+    layer.output = ThresholdOutput(np.zeros((c, h, w + 1), np.int64), np.ones((c, h, w + 1), np.int8))
+    save_network(tmp_path / "bad.hwir", net)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "top.v").write_text("// an earlier good build\n")
+    assert main(["build", str(tmp_path / "bad.hwir"), "--pe", "2", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"hwgen: error: layer {layer.name}: thresholds ({c}, {h}, {w + 1})"), err
+    assert (out / "top.v").read_text() == "// an earlier good build\n"
