@@ -6,6 +6,11 @@ drawn between per-channel quantiles of the accumulators that random images
 actually produce (so outputs are neither constant nor trivially balanced),
 some channels get constant outputs (thresholds outside the range), pool modes
 are random OR / AND, and the score layer gets random integer scales and biases.
+With ``per_position`` every threshold layer gets a threshold per output
+position (XNOR-Net++ Gamma shapes 2-4), drawn from the accumulators that
+occur at that position; with ``mixed_directions`` some channels compare
+``<=`` everywhere and others at random positions (a channel whose scale
+changes sign), so the flip pass and the engines' inversion bits are both needed.
 """
 
 from __future__ import annotations
@@ -23,21 +28,32 @@ def _weights(rng: np.random.Generator, shape: tuple[int, ...], bits: int) -> np.
     return rng.integers(-m, m + 1, size=shape, dtype=np.int64)
 
 
-def _thresholds(rng: np.random.Generator, layer: ConvLayer, acc: np.ndarray) -> ThresholdOutput:
-    """Per-channel thresholds between the 20 % and 80 % quantiles of ``acc`` (N, C, H, W); a few constants."""
-    per_channel = acc.transpose(1, 0, 2, 3).reshape(acc.shape[1], -1)
-    lo_q, hi_q = np.quantile(per_channel, [0.2, 0.8], axis=1)
-    t = np.array([rng.integers(int(a), int(b) + 1) for a, b in zip(lo_q, hi_q)], dtype=np.int64)
+def _thresholds(rng: np.random.Generator, layer: ConvLayer, acc: np.ndarray, *, per_position: bool = False,
+                mixed_directions: bool = False) -> ThresholdOutput:
+    """Thresholds between the 20 % and 80 % quantiles of ``acc`` (N, C, H, W), per channel or per position
+    (C, H, W); a few constants; directions +1, or with ``mixed_directions`` -1 on whole channels and at
+    random positions."""
+    c = acc.shape[1]
+    samples = acc.transpose(1, 2, 3, 0) if per_position else acc.transpose(1, 0, 2, 3).reshape(c, -1)
+    lo_q, hi_q = np.quantile(samples, [0.2, 0.8], axis=-1)
+    t = np.array([rng.integers(int(a), int(b) + 1) for a, b in zip(lo_q.ravel(), hi_q.ravel())],
+                 dtype=np.int64).reshape(lo_q.shape)
     lo, hi = accumulator_range(layer)
-    constant = rng.random(len(t)) < 0.1
-    t = np.where(constant, rng.choice(np.array([lo, hi + 1]), size=len(t)), t)
-    return ThresholdOutput(t, np.ones(len(t), dtype=np.int8))
+    constant = rng.random(t.shape) < 0.1
+    t = np.where(constant, rng.choice(np.array([lo, hi + 1]), size=t.shape), t)
+    d = np.ones(t.shape, dtype=np.int8)
+    if mixed_directions:
+        d[rng.random(c) < 0.3] = -1
+        if per_position:
+            d[rng.random(t.shape) < 0.2] *= -1
+    return ThresholdOutput(t, d)
 
 
 def random_network(rng: np.random.Generator, input_shape: tuple[int, int, int], layers: list[tuple],
                    *, num_classes: int = 10, first_weight_bits: int = 1, last_weight_bits: int = 1,
-                   probe_images: int = 64) -> Network:
-    """A random network; ``layers`` lists ("conv", C_out, K, stride, pad), ("pool", K) and ("fc", C_out).
+                   probe_images: int = 64, per_position: bool = False, mixed_directions: bool = False) -> Network:
+    """A random network; ``layers`` lists ("conv", C_out, K, stride, pad), ("pool", K) or ("pool", K, stride)
+    and ("fc", C_out).
 
     The first entry must be a conv or fc layer (uint8 inputs, ``first_weight_bits``);
     the last layer is added: a whole-map score layer with ``num_classes`` outputs
@@ -51,7 +67,7 @@ def random_network(rng: np.random.Generator, input_shape: tuple[int, int, int], 
         name = f"l{index}_{spec[0]}"
         if spec[0] == "pool":
             k = spec[1]
-            layer = MaxPoolLayer(name=name, in_shape=shape, kernel=k, stride=k,
+            layer = MaxPoolLayer(name=name, in_shape=shape, kernel=k, stride=spec[2] if len(spec) > 2 else k,
                                  use_and=rng.random(shape[0]) < 0.5)
             x = max_pool_bits(x, layer)
         else:
@@ -70,7 +86,8 @@ def random_network(rng: np.random.Generator, input_shape: tuple[int, int, int], 
                 layer.output = ScoreOutput(scale=rng.integers(1, 50, size=c_out).astype(np.int64),
                                            bias=rng.integers(-500, 500, size=c_out).astype(np.int64))
             else:
-                layer.output = _thresholds(rng, layer, acc)
+                layer.output = _thresholds(rng, layer, acc, per_position=per_position,
+                                           mixed_directions=mixed_directions)
                 x = apply_threshold(acc, layer.output)
             kind = "binary"
         out.append(layer)

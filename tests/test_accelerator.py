@@ -72,12 +72,15 @@ def test_a_wrong_threshold_is_caught() -> None:
     assert mismatches(trace.outputs, golden_words(net_ok, images))
 
 
-def test_per_position_thresholds_are_refused() -> None:
+def test_malformed_thresholds_are_refused_naming_the_layer() -> None:
     net, folds, _, _ = _build("conv_pad_pool_conv_fc")
     layer = net.layers[0]
-    shape = layer.out_shape
-    layer.output = ThresholdOutput(np.zeros(shape, np.int64), np.ones(shape, np.int8))
-    with pytest.raises(BuildError, match="per-position thresholds"):
+    c, h, w = layer.out_shape
+    layer.output = ThresholdOutput(np.zeros((c, h, w + 1), np.int64), np.ones((c, h, w + 1), np.int8))
+    with pytest.raises(BuildError, match=r"layer l0_conv: thresholds \(4, 6, 7\) .* per output position \(4, 6, 6\)"):
+        Accelerator(net, folds)
+    layer.output = ThresholdOutput(np.zeros(c, np.int64), np.array([1, 0, -1, 1], np.int8))
+    with pytest.raises(BuildError, match=r"layer l0_conv: threshold directions must be \+1 .* not \[0\]"):
         Accelerator(net, folds)
 
 

@@ -230,7 +230,7 @@ def test_figures_and_memory_layout() -> None:
     assert tw == signed_bits(lo - (hi + 1), hi - lo) == 14
     # word nf holds the start values of fold nf + 1 (mod NF = 2): -T[1], then -T[0]
     assert k4.threshold_words() == [-(hi + 1) & ((1 << tw) - 1), -lo]
-    assert list(k4._thresholds) == [lo, hi + 1]  # saturated, same bits
+    assert k4.threshold_table.start.ravel().tolist() == [-lo, -(hi + 1)]  # saturated, same bits
     assert k4.fifo_depth == k4.latency // k4.sf + 1
     # SIMD = 2 over C_in = 3: lane k of fold sf is channel (2 sf + k) mod 3, period 3.
     p3 = MACUnit(weights=np.ones((1, 6), dtype=int) * 2, input_offset=np.array([1, 2, 3]), in_channels=3,
@@ -252,8 +252,8 @@ def test_figures_and_memory_layout() -> None:
     (dict(weights=np.ones((8, 12))), r"weights must be an integer array"),
     (dict(weights=np.ones(12, dtype=int)), r"\(C_out, F\) array"),
     (dict(weights=np.full((8, 12), 40000)), r"signed 16-bit range .* found 40000"),
-    (dict(thresholds=np.zeros(7, dtype=int)), r"shape \(C_out,\) = \(8,\), not \(7,\)"),
-    (dict(thresholds=np.zeros((8, 2, 2), dtype=int)), r"per-position"),
+    (dict(thresholds=np.zeros(7, dtype=int)), r"shape \(C_out,\) = \(8,\) or \(C_out, positions\), not \(7,\)"),
+    (dict(thresholds=np.zeros((8, 2, 2), dtype=int)), r"or \(C_out, positions\), not \(8, 2, 2\)"),
     (dict(thresholds=np.zeros(8)), r"thresholds must be an integer array"),
 ])
 def test_parameter_validation(kwargs: dict, message: str) -> None:

@@ -16,6 +16,7 @@ import pytest
 from streams import beats_to_map, map_beats, mismatches, run_stream
 
 from hwgen.build.engines import MaxPoolUnit
+from hwgen.build.engines.pool import SlotPhase, axis_slots
 from hwgen.compile.golden import max_pool_bits
 from hwgen.compile.ir import MaxPoolLayer
 from hwgen.errors import BuildError
@@ -91,13 +92,15 @@ def test_or_and_semantics_by_hand() -> None:
     assert trace.outputs == [0b11, 0b00]  # pixel 0: ch0=1, ch1=1; pixel 1: ch0=0, ch1=0
 
 
-@pytest.mark.parametrize("shape,k,width", [((4, 6, 6), 2, 2), ((3, 5, 7), 2, 1), ((2, 3, 3), 1, 2),
-                                           ((8, 6, 6), 3, 4)])
-def test_cycles_per_frame_and_latency(shape: tuple, k: int, width: int) -> None:
+@pytest.mark.parametrize("shape,k,s,width", [((4, 6, 6), 2, 2, 2), ((3, 5, 7), 2, 2, 1), ((2, 3, 3), 1, 1, 2),
+                                             ((8, 6, 6), 3, 3, 4), ((4, 7, 9), 3, 2, 2), ((2, 6, 6), 3, 1, 1),
+                                             ((3, 7, 7), 2, 3, 3)])
+def test_cycles_per_frame_and_latency(shape: tuple, k: int, s: int, width: int) -> None:
+    """One input beat per cycle, never refused, overlapping windows (3x3 / 2, 3x3 / 1) and gaps (2x2 / 3) too."""
     rng = np.random.default_rng(3)
     frames = rng.integers(0, 2, size=(3,) + shape, dtype=np.uint8)
     use_and = rng.random(shape[0]) < 0.5
-    dut = MaxPoolUnit(in_shape=shape, kernel=k, stride=k, use_and=use_and, width=width)
+    dut = MaxPoolUnit(in_shape=shape, kernel=k, stride=s, use_and=use_and, width=width)
     trace = simulate(dut, frames)
     assert mismatches(trace.outputs, golden_beats(frames, dut)) == []
     n_in = len(trace.in_cycles)
@@ -146,8 +149,7 @@ def test_checker_catches_a_wrong_beat() -> None:
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    (dict(stride=1), r"stride == kernel \(2\), not stride 1"),
-    (dict(kernel=3, stride=2), r"stride == kernel \(3\), not stride 2"),
+    (dict(stride=0), r"stride must be a positive integer, not 0"),
     (dict(kernel=6, stride=6), r"kernel must be at most min\(H, W\) = 5 \(legal: 1..5\), not 6"),
     (dict(kernel=0), r"kernel must be a positive integer, not 0"),
     (dict(width=5), r"width must divide C \(12\): one of 1, 2, 3, 4, 6, 12; not 5"),
@@ -177,3 +179,61 @@ def test_verilog_export() -> None:
     assert "module pool" in text
     for port in ("i__valid", "i__ready", "i__payload", "o__valid", "o__ready", "o__payload"):
         assert port in text
+
+
+# -- overlapping windows (kernel > stride) and gaps (kernel < stride) -----------
+
+@pytest.mark.parametrize("seed", range(24))
+def test_any_stride_random_shapes_with_stalls_match_golden(seed: int) -> None:
+    rng = random.Random(1000 + seed)
+    c, h, w = rng.randint(1, 6), rng.randint(1, 11), rng.randint(1, 11)
+    k = rng.randint(1, min(4, h, w))
+    s = rng.randint(1, k + 1)
+    if seed % 4 == 0 and min(h, w) >= 3:
+        k, s = 3, 2  # AlexNet's pool
+    width = rng.choice([d for d in range(1, c + 1) if c % d == 0])
+    nrng = np.random.default_rng(seed)
+    use_and = nrng.random(c) < 0.5
+    frames = (nrng.random((2, c, h, w)) < rng.choice([0.15, 0.5, 0.85])).astype(np.uint8)
+    dut = MaxPoolUnit(in_shape=(c, h, w), kernel=k, stride=s, use_and=use_and, width=width)
+    trace = simulate(dut, frames, seed=seed, gap_p=0.3, stall_p=0.4)
+    assert mismatches(trace.outputs, golden_beats(frames, dut)) == [], ((c, h, w), k, s, width, use_and)
+
+
+def test_overlapping_or_and_by_hand() -> None:
+    """3x3 stride 2 on 5x5: four windows sharing the middle row and column; channel 0 OR, channel 1 AND."""
+    frames = np.zeros((1, 2, 5, 5), dtype=np.uint8)
+    frames[0, 0, 2, 2] = 1  # ch 0: the centre pixel lies in all four windows -> OR = 1 everywhere
+    frames[0, 1] = 1
+    frames[0, 1, 0, 4] = 0  # ch 1: a zero only in the top-right window -> AND = 0 there
+    dut = MaxPoolUnit(in_shape=(2, 5, 5), kernel=3, stride=2, use_and=np.array([False, True]), width=2)
+    assert dut.out_shape == (2, 2, 2) and dut.slots == 2
+    trace = simulate(dut, frames)
+    assert trace.outputs == [0b11, 0b01, 0b11, 0b11]  # (0,0), (0,1), (1,0), (1,1): bit 1 = AND channel
+
+
+def test_axis_slots() -> None:
+    """3 / 2: period 4; window i covers 2i .. 2i + 2, slot i mod 2."""
+    table = axis_slots(3, 2)
+    # coordinate 2 (u = 2): last of window 0 (slot 0), first of window 1 (slot 1)
+    assert table[2][0] == SlotPhase(inside=True, first=False, last=True, wrapped=False)
+    assert table[2][1] == SlotPhase(inside=True, first=True, last=False, wrapped=False)
+    # coordinate 4 (u = 0 of the next period): window 2 (slot 0) starts, window 1 (slot 1, wrapped) ends
+    assert table[0][0] == SlotPhase(inside=True, first=True, last=False, wrapped=False)
+    assert table[0][1] == SlotPhase(inside=True, first=False, last=True, wrapped=True)
+    # 2 / 3: gaps; coordinate 2 lies in no window
+    assert axis_slots(2, 3)[2][0].inside is False
+    for k in range(1, 6):
+        for s in range(1, 6):
+            for z in range(40):  # every coordinate: the windows covering it, from the definition
+                covering = {i for i in range(z + 1) if i * s <= z < i * s + k}
+                r, period = -(-k // s), -(-k // s) * s
+                got = {(z // period - row.wrapped) * r + j for j, row in enumerate(axis_slots(k, s)[z % period])
+                       if row.inside} - {j - r for j in range(r)}  # window indices < 0 do not exist
+                assert got == covering, (k, s, z)
+
+
+def test_overlapping_buffer_bits() -> None:
+    dut = MaxPoolUnit(in_shape=(16, 13, 13), kernel=3, stride=2, use_and=np.zeros(16, bool), width=8)
+    assert dut.out_shape == (16, 6, 6)
+    assert dut.buffer_bits == 2 * 2 * 3 * 16  # R x R slots of ceil(W_out / R) pixels

@@ -54,6 +54,7 @@ from hwgen.build.engines.convert import WidthConverter
 from hwgen.build.engines.scores import ScoreUnit
 from hwgen.build.families import MemoryMap
 from hwgen.build.folding import LayerFold
+from hwgen.compile.fold import flip_negative_channels
 from hwgen.compile.ir import ConvLayer, MaxPoolLayer, Network, ScoreOutput
 from hwgen.errors import BuildError
 
@@ -71,17 +72,23 @@ def stream_weights(layer: ConvLayer) -> np.ndarray:
     return w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
 
 
-def _thresholds(layer: ConvLayer) -> np.ndarray | None:
+def _thresholds(layer: ConvLayer) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(thresholds, directions) for the engine: (C_out,) per channel or (C_out, H_out * W_out) per position
+    (row-major, the order the engine produces its output pixels); (None, None) for class scores."""
     out = layer.output
     if isinstance(out, ScoreOutput):
-        return None
-    if out.per_position:
-        raise BuildError(f"layer {layer.name}: per-position thresholds {out.thresholds.shape} (XNOR-Net++ "
-                         f"Gamma shapes 2-4) are not supported by the hardware engines; train with "
-                         f"a per-channel scale (--scale gamma_channel, xnor, trained or none)")
-    if np.any(out.direction != 1):
-        raise BuildError(f"layer {layer.name}: thresholds must all be '>=' (compile with the flip pass)")
-    return out.thresholds
+        return None, None
+    t, d = np.asarray(out.thresholds), np.asarray(out.direction)
+    c, h, w = layer.out_shape
+    if t.shape not in ((c,), (c, h, w)) or d.shape != t.shape:
+        raise BuildError(f"layer {layer.name}: thresholds {t.shape} and directions {d.shape} must both be per "
+                         f"channel ({c},) or per output position {(c, h, w)}")
+    if not np.all((d == 1) | (d == -1)):
+        raise BuildError(f"layer {layer.name}: threshold directions must be +1 ('>=') or -1 ('<='), "
+                         f"not {sorted(set(np.unique(d).tolist()) - {1, -1})}")
+    if t.ndim == 3:
+        t, d = t.reshape(c, h * w), d.reshape(c, h * w)
+    return t, (None if np.all(d == 1) else d)
 
 
 @dataclass
@@ -119,7 +126,12 @@ class Accelerator(wiring.Component):
     Parameters
     ----------
     net : Network
-        The compiled IR (thresholds flipped to ``>=``, per-channel).
+        Any compiled IR: thresholds per channel or per position, ``>=`` or
+        ``<=``. The flip pass (:func:`~hwgen.compile.fold.flip_negative_channels`)
+        runs here first, so channels that are all ``<=`` become ``>=`` (their
+        weights negated) and cost no inversion bits; a channel whose direction
+        changes across positions keeps a per-position inversion bit.
+        :attr:`net` is the flipped IR (the same bits and scores in every layer).
     folds : list[LayerFold]
         One per ConvLayer, in order (:func:`hwgen.build.folding.solve_folding`).
     ecp5_cells : bool (default False)
@@ -136,6 +148,7 @@ class Accelerator(wiring.Component):
         if [f.layer.name for f in folds] != [c.name for c in convs]:
             raise BuildError("the folding does not match the network's layers")
         fold_of = {f.layer.name: f for f in folds}
+        net = flip_negative_channels(net)
         self.net = net
         self.stages: list[EngineStage] = []
         width = PIXEL_BITS
@@ -165,15 +178,15 @@ class Accelerator(wiring.Component):
         c_in, h, w = layer.in_shape
         kh, kw = layer.kernel
         weights = stream_weights(layer)
-        thresholds = _thresholds(layer)
+        thresholds, directions = _thresholds(layer)
         masked = layer.padding > 0
         if layer.input_kind == "binary" and layer.weight_bits == 1:
-            engine = MVTU(weights=weights, pe=fold.pe, simd=fold.simd, thresholds=thresholds, masked=masked,
-                          ecp5_cells=ecp5_cells, memory=memory)
+            engine = MVTU(weights=weights, pe=fold.pe, simd=fold.simd, thresholds=thresholds,
+                          directions=directions, masked=masked, ecp5_cells=ecp5_cells, memory=memory)
         else:
             engine = MACUnit(weights=weights, input_offset=layer.input_offset, in_channels=c_in,
-                             pe=fold.pe, simd=fold.simd, thresholds=thresholds, input_kind=layer.input_kind,
-                             masked=masked, memory=memory)
+                             pe=fold.pe, simd=fold.simd, thresholds=thresholds, directions=directions,
+                             input_kind=layer.input_kind, masked=masked, memory=memory)
         window = converter = None
         if fold.layer.whole_map:
             converter = WidthConverter(in_width=width, out_width=fold.simd * bits)

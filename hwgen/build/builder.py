@@ -9,7 +9,8 @@ against the target's block RAM (refuse before generating) -> write
   weight and threshold ROM contents are inline ``initial`` blocks);
 * ``mem/LAYER.weights.hex`` / ``mem/LAYER.thresholds.hex``: the same ROM
   contents, one word per line (hex, word 0 first), for inspection and other tools;
-* ``net.hwir``: the IR the design was generated from (the golden model's input);
+* ``net.hwir``: the IR the design was generated from, after the flip pass the
+  accelerator runs (the golden model's input; the same bits as the model's);
 * ``report.json`` + ``report.md`` (:mod:`hwgen.build.report`);
 * the toolchain scripts and Makefile for ``hwgen synth`` (rendered from templates/).
 
@@ -123,8 +124,8 @@ def _check_blocks(name: str, target: Target, rows: list[dict], blocks: int) -> N
         if worst["input_word_bits"]:
             words += f" and buffers of {worst['input_word_bits']:,}-bit input words"
         raise BuildError(
-            f"{name} at this folding needs about {blocks} block RAMs for its weight ROMs, input buffers and vector "
-            f"FIFOs, but the {target.part} has {target.bram_blocks}: a block RAM port is at most "
+            f"{name} at this folding needs about {blocks} block RAMs for its weight and threshold ROMs, input buffers "
+            f"and vector FIFOs, but the {target.part} has {target.bram_blocks}: a block RAM port is at most "
             f"{target.bram_max_width} bits wide, so memories of wide words take many of them ({worst['name']}: PE "
             f"{worst['pe']} x SIMD {worst['simd']} -> {worst['bram_blocks_estimate']}: {words}); choose a smaller "
             f"--simd or --pe, or pass --no-memory-check")
@@ -192,8 +193,8 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions, *, name: str |
                 _hex_words(e.weight_words(), e.pe * e.simd * (e.weight_rom_bits // (e.c_out * e.fan_in))))
             if not e.accumulator_mode:
                 (out / "mem" / f"{stage.layer_name}.thresholds.hex").write_text(
-                    _hex_words(e.threshold_words(), e.pe * e.threshold_width))
-    save_network(out / "net.hwir", net)
+                    _hex_words(e.threshold_words(), e.threshold_table.word_bits))
+    save_network(out / "net.hwir", acc.net)  # flipped where the build flipped it: the same bits
 
     report = {
         "format": "hwgen-build", "version": 1, "hwgen": __version__,

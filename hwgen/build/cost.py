@@ -25,8 +25,16 @@ and the score unit. For an engine with PE x SIMD lanes and accumulators of A bit
   difference for binary weights, a k x 9 multiplier for k-bit weights, a
   conditional negate of W for binary inputs) plus its share of the adder
   tree (about A bits per lane), then the same per-PE and control terms;
+* threshold ROM (threshold mode, R = P * NF words of :attr:`ThresholdTable.word_bits
+  <hwgen.build.engines.thresholds.ThresholdTable.word_bits>`): the fits above
+  were made at NF = 4 and include such a 4-word ROM; a deeper one kept in
+  logic (up to :data:`~hwgen.build.engines.thresholds.THRESHOLD_LUT_MAX_DEPTH`
+  words) adds ``ceil(R / 16)`` LUT4 per bit (16 words per LUT4), a deeper one
+  is block RAM (:func:`estimate_bram_blocks`) and adds none; an inversion bit
+  per PE (some comparison ``<=``) adds one LUT4 per PE (the XOR);
 * sliding-window unit: its SIMD-bit output multiplexer over C / SIMD chunks
-  plus counters; max-pool unit: two LUTs per bit of width plus counters.
+  plus counters; max-pool unit: two LUTs per bit of width per slot (R x R
+  slots, R = ceil(K / S): one for K <= S) plus counters.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ import math
 
 from hwgen.build.engines import MVTU, MACUnit, MaxPoolUnit, SlidingWindowUnit
 from hwgen.build.engines.scores import ScoreUnit
+from hwgen.build.engines.thresholds import threshold_rom_in_block_ram
 from hwgen.build.families import MemoryMap
 from hwgen.build.targets import Target
 
@@ -56,6 +65,20 @@ MASK_LANE_LUT4 = 0.4
 POPCOUNT_LUT4 = 3.0
 #: Counters, address and flow-control logic of one engine.
 CONTROL_LUT4 = 30
+#: Words of a threshold ROM already in the fitted engines (NF = 4); words per LUT4 of a logic ROM.
+FITTED_THRESHOLD_WORDS = 4
+LUT_ROM_WORDS = 16
+
+
+def _threshold_lut4(engine) -> float:
+    """LUT4 of a threshold ROM beyond the fitted engines' (see the module docstring), plus the inversion XORs."""
+    table = engine.threshold_table
+    if table is None:
+        return 0.0
+    cost = engine.pe if table.has_directions else 0.0
+    if FITTED_THRESHOLD_WORDS < table.depth and not threshold_rom_in_block_ram(table.depth):
+        cost += table.word_bits * math.ceil(table.depth / LUT_ROM_WORDS)
+    return cost
 
 
 def _folded(engine) -> float:
@@ -80,12 +103,12 @@ def estimate_lut4(engine, target: Target | None = None) -> int:
     """Estimated LUT4 (ECP5) / logic cells (iCE40) of one engine on ``target`` (None: in ECP5 LUT4s;
     see the module docstring)."""
     if isinstance(engine, (MVTU, MACUnit)):
-        cost = _folded(engine)
+        cost = _folded(engine) + _threshold_lut4(engine)
     elif isinstance(engine, SlidingWindowUnit):
         chunks = engine.in_shape[0] // engine.simd
         cost = engine.simd * math.ceil(math.log2(chunks + 1)) + CONTROL_LUT4
     elif isinstance(engine, MaxPoolUnit):
-        cost = 2 * len(engine.i.payload) + CONTROL_LUT4
+        cost = 2 * len(engine.i.payload) * engine.slots ** 2 + CONTROL_LUT4
     else:
         cost = CONTROL_LUT4
     return round(cost * (1.0 if target is None else target.spec.cost.scale))
@@ -149,7 +172,9 @@ def estimate_bram_blocks(engine, target: Target) -> int:
 
     The weight ROM (NF * SF words of PE * SIMD fields) and the input buffer
     (SF words) where the engine's :class:`~hwgen.build.families.MemoryMap`
-    puts them in block RAM (a sliced ROM: per slice); each as
+    puts them in block RAM (a sliced ROM: per slice), and the threshold ROM
+    (P * NF words) when
+    :func:`~hwgen.build.engines.thresholds.threshold_rom_in_block_ram`; each as
     :meth:`~hwgen.build.families.BlockRam.blocks_for` (port width
     and depth). Line buffers, pool rows and FIFOs are left to Yosys (LUT RAM
     or block RAM) and not counted here. 0 for other engines.
@@ -165,4 +190,7 @@ def estimate_bram_blocks(engine, target: Target) -> int:
         blocks += sum(memory.block_ram.blocks_for(min(step, width - lo), depth) for lo in range(0, width, step))
     if engine.buffer_in_block_ram:
         blocks += memory.block_ram.blocks_for(engine.input_buffer_bits // engine.sf, engine.sf)
+    table = engine.threshold_table
+    if table is not None and threshold_rom_in_block_ram(table.depth):
+        blocks += memory.block_ram.blocks_for(table.word_bits, table.depth)
     return blocks

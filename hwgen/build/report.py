@@ -39,7 +39,7 @@ def layer_rows(acc: Accelerator, folds: list[LayerFold], target: Target) -> list
                "lut4_estimate": lut, "bram_blocks_estimate": estimate_bram_blocks(e, target) + glue_blocks}
         if isinstance(e, MaxPoolUnit):
             row.update(pe=None, simd=None, nf=None, sf=None, macs=0, cycles=None,
-                       in_shape=list(e.in_shape), kernel=e.kernel)
+                       in_shape=list(e.in_shape), kernel=e.kernel, stride=e.stride)
         else:
             f = fold_of[stage.layer_name]
             row.update(pe=f.pe, simd=f.simd, nf=e.nf, sf=e.sf, macs=f.layer.macs, cycles=f.cycles,
@@ -87,7 +87,8 @@ def format_markdown(report: dict) -> str:
         f"{s['total_lanes']:,} lanes"),
         f"- {s['fps']:,.0f} frames/s at {report['clock_mhz']:g} MHz",
         (f"- LUT4 estimate: {report['lut4_estimate']:,} of {report['target']['lut4']:,}; block RAMs for the "
-        f"weight ROMs and input buffers: {report['bram_blocks_estimate']:,} of {report['target']['bram_blocks']:,}"),
+        f"weight and threshold ROMs and input buffers: {report['bram_blocks_estimate']:,} of "
+        f"{report['target']['bram_blocks']:,}"),
         (f"- memory: weights {mem['weights_bits']:,} + thresholds {mem['thresholds_bits']:,} bits = "
         f"{mem['weights_bits'] + mem['thresholds_bits']:,} bits against {mem['target_bram_bits']:,} bits of block "
         f"RAM; line / vector buffers {mem['buffers_bits']:,} bits more"),

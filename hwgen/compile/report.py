@@ -21,7 +21,8 @@ def layer_rows(net: Network) -> list[dict[str, Any]]:
     for layer in net.layers:
         if not isinstance(layer, ConvLayer):
             n_and = int(np.count_nonzero(layer.use_and))
-            rows.append({"layer": layer.name, "type": f"maxpool {layer.kernel}x{layer.kernel}",
+            stride = "" if layer.stride == layer.kernel else f" stride {layer.stride}"
+            rows.append({"layer": layer.name, "type": f"maxpool {layer.kernel}x{layer.kernel}{stride}",
                          "in": layer.in_shape, "out": layer.out_shape, "macs": 0, "weight_bits": 0,
                          "thresholds": 0, "threshold_width": 0, "threshold_bits": 0, "acc_width": 0,
                          "note": f"OR {len(layer.use_and) - n_and} / AND {n_and} channels"})

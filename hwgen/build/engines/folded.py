@@ -27,6 +27,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hwgen.build.engines.pipeline import delay, tree_register_stages
+from hwgen.build.engines.thresholds import ThresholdTable, check_thresholds, threshold_rom_in_block_ram
 from hwgen.build.families import DEFAULT_FAMILY, MemoryMap
 from hwgen.compile.ir import signed_bits
 from hwgen.errors import BuildError
@@ -59,21 +60,6 @@ def check_weight_matrix(weights: object, kind: str) -> np.ndarray:
     return w
 
 
-def check_thresholds(engine: str, thresholds: object, c_out: int) -> np.ndarray | None:
-    """Per-channel integer thresholds (C_out,) as int64 (a copy), or None; BuildError naming ``engine`` otherwise."""
-    if thresholds is None:
-        return None
-    t = np.asarray(thresholds)
-    if t.ndim == 3:
-        raise BuildError(f"{engine} takes per-channel thresholds (C_out,) = ({c_out},); per-position "
-                         f"thresholds {t.shape} are not supported by this engine")
-    if t.shape != (c_out,):
-        raise BuildError(f"thresholds must have shape (C_out,) = ({c_out},), not {t.shape}")
-    if not np.issubdtype(t.dtype, np.integer):
-        raise BuildError(f"thresholds must be an integer array, not dtype {t.dtype}")
-    return t.astype(np.int64)
-
-
 # -- memory layout -----------------------------------------------------------
 
 def pack_fields(values: object, width: int) -> int:
@@ -95,6 +81,7 @@ class Schedule(NamedTuple):
     addr: Value     #: its weight ROM word, nf * SF + sf
     first_nf: Value  #: nf == 0: the slice comes from ``i``, else from the input buffer
     last_sf: Value  #: sf == SF - 1: the step completes a result
+    result: Value   #: its result in the frame, pos * NF + nf (threshold table order; nf when P = 1)
 
 
 class FoldedEngine(wiring.Component):
@@ -103,15 +90,18 @@ class FoldedEngine(wiring.Component):
     Constructor (keyword-only, values already validated by the subclass):
     ``c_out``, ``fan_in`` (F), ``pe``, ``simd``, ``lane_bits`` (bits per input
     element), ``acc_range`` = (lo, hi), the exact range of every partial sum
-    of a channel, ``thresholds`` (int64 (C_out,) or None) and ``masked``
-    (False: every tap is valid, e.g. a layer without padding; the ``valid``
-    field of ``i`` is ignored and not stored) and ``memory`` (where the weight
-    ROM and the input buffer go: a :class:`~hwgen.build.families.MemoryMap`,
-    the target family's; default :data:`DEFAULT_MEMORY`). Thresholds
-    outside [lo, hi] give constant outputs; they are saturated to [lo, hi + 1]
-    (same bits), so :attr:`threshold_width` (the accumulator's width in
-    threshold mode: start values plus partial sums, :meth:`_preloads`) stays
-    small. :attr:`acc_width` = signed_bits(lo, hi).
+    of a channel, ``thresholds`` (``(T, neg)``, int64 and bool (C_out, P)
+    from :func:`~hwgen.build.engines.thresholds.check_thresholds`: P = 1 per
+    channel, else per output position; ``neg``: ``acc <= T``; or None),
+    ``masked`` (False: every tap is valid, e.g. a layer without padding; the
+    ``valid`` field of ``i`` is ignored and not stored) and ``memory`` (where
+    the weight ROM and the input buffer go: a
+    :class:`~hwgen.build.families.MemoryMap`, the target family's; default
+    :data:`DEFAULT_MEMORY`). ``acc <= T`` is computed as ``NOT (acc >= T +
+    1)``; thresholds outside [lo, hi] give constant outputs; they are
+    saturated to [lo, hi + 1] (same bits), so :attr:`threshold_width` (the
+    accumulator's width in threshold mode: start values plus partial sums,
+    :meth:`_preloads`) stays small. :attr:`acc_width` = signed_bits(lo, hi).
 
     Ports
     -----
@@ -141,10 +131,14 @@ class FoldedEngine(wiring.Component):
     ``i`` or the buffer) -> the subclass's term stages and adder tree
     (:meth:`_lane_sums`: per-PE sums :meth:`sum_latency` cycles after the
     issue) -> accumulator (threshold mode: started at -T of the channel, the
-    output bit is the sign of the last sum, the next fold's start values read
-    from the threshold ROM alongside the sums, constants when NF = 1;
-    accumulator mode: reset at sf = 0) -> output FIFO. The control (valid, first, last,
-    nf) travels in a register chain of the same length. The pipeline never
+    output bit is the sign of the last sum, inverted where the comparison is
+    ``<=``; the next result's start values and this result's inversions
+    read from the threshold ROM alongside the sums, constants when
+    NF * P = 1; accumulator mode: reset at sf = 0) -> output FIFO. The
+    control (valid, first, last, result) travels in a register chain of the
+    same length. Per-position thresholds cost no cycle: the ROM address is
+    the result counter (pos * NF + nf, advanced with each result issued),
+    read one stage early. The pipeline never
     stalls: a cycle without a step carries a bubble. Flow control is by
     credits: a step that completes a result (sf = SF-1) is issued only while
     fewer than :attr:`fifo_depth` results are in flight or waiting in the
@@ -155,9 +149,12 @@ class FoldedEngine(wiring.Component):
     -------------
     Weight ROM: word ``nf * SF + sf``, field ``p * SIMD + k`` = W[nf*PE + p,
     sf*SIMD + k] ([fold][PE][SIMD], :meth:`_fold_words`). Threshold ROM
-    (:meth:`threshold_words`, only when NF > 1): word nf, field p
-    (:attr:`threshold_width` bits) = the start value (-T, or the subclass's
-    :meth:`_preloads`) of channel ((nf + 1) mod NF) * PE + p.
+    (:meth:`threshold_words`, only when NF * P > 1; :class:`~hwgen.build.engines.thresholds.ThresholdTable`):
+    word r = pos * NF + nf, field p (:attr:`threshold_width` bits) = the start
+    value (-T, or the subclass's :meth:`_preloads`) of result (r + 1) mod
+    (P * NF), then PE inversion bits of result r when some comparison is
+    ``<=``; in block RAM when deeper than
+    :data:`~hwgen.build.engines.thresholds.THRESHOLD_LUT_MAX_DEPTH` words.
 
     Timing
     ------
@@ -173,8 +170,8 @@ class FoldedEngine(wiring.Component):
     _TERM_STAGES: int
 
     def __init__(self, *, c_out: int, fan_in: int, pe: int, simd: int, lane_bits: int,
-                 acc_range: tuple[int, int], thresholds: np.ndarray | None, masked: bool = True,
-                 memory: MemoryMap | None = None) -> None:
+                 acc_range: tuple[int, int], thresholds: tuple[np.ndarray, np.ndarray] | None,
+                 masked: bool = True, memory: MemoryMap | None = None) -> None:
         self.c_out, self.fan_in, self.pe, self.simd = c_out, fan_in, pe, simd
         self.masked = bool(masked)
         if memory is not None and not isinstance(memory, MemoryMap):
@@ -184,15 +181,20 @@ class FoldedEngine(wiring.Component):
         self._lane_bits = lane_bits
         self.acc_range = acc_range
         self.acc_width = signed_bits(*acc_range)
+        self.positions = 1
+        self._table: ThresholdTable | None = None
         if thresholds is None:
-            self._thresholds = None
             self.threshold_width = None
             out_shape = ArrayLayout(signed(self.acc_width), pe)
         else:
+            t, neg = thresholds  # (C_out, P), from check_thresholds
             lo, hi = acc_range
-            self._thresholds = np.clip(thresholds, lo, hi + 1)
-            self._start_values, (slo, shi) = self._preloads(self._thresholds)
-            self.threshold_width = signed_bits(int(self._start_values.min()) + slo, int(self._start_values.max()) + shi)
+            # acc <= T is NOT (acc >= T + 1); then saturate to [lo, hi + 1] (same bits)
+            t = np.clip(np.clip(t, lo - 1, hi + 1) + neg, lo, hi + 1)
+            start, (slo, shi) = self._preloads(t)
+            self.positions = t.shape[1]
+            self.threshold_width = signed_bits(int(start.min()) + slo, int(start.max()) + shi)
+            self._table = ThresholdTable.from_channels(start, neg, pe=pe, width=self.threshold_width)
             out_shape = unsigned(pe)
         super().__init__({
             "i": In(stream.Signature(StructLayout({"data": lane_bits * simd, "valid": simd}))),
@@ -203,7 +205,12 @@ class FoldedEngine(wiring.Component):
 
     @property
     def accumulator_mode(self) -> bool:
-        return self._thresholds is None
+        return self._table is None
+
+    @property
+    def threshold_table(self) -> ThresholdTable | None:
+        """The start values and inversions per result (threshold mode), None in accumulator mode."""
+        return self._table
 
     @property
     def cycles_per_vector(self) -> int:
@@ -231,8 +238,8 @@ class FoldedEngine(wiring.Component):
 
     @property
     def threshold_rom_bits(self) -> int:
-        """Threshold storage: C_out * threshold_width bits (0 in accumulator mode)."""
-        return 0 if self.accumulator_mode else self.c_out * self.threshold_width
+        """Threshold storage: C_out * P * (threshold_width + 1 inversion bit if any ``<=``); 0 in accumulator mode."""
+        return 0 if self.accumulator_mode else self._table.bits
 
     @property
     def input_buffer_bits(self) -> int:
@@ -246,10 +253,10 @@ class FoldedEngine(wiring.Component):
         return bits > 0 and self.memory.buffer_in_block_ram(bits // self.sf, self.sf)
 
     def threshold_words(self) -> list[int]:
-        """Threshold ROM contents: word nf, field p (threshold_width bits) = the start value of channel
-        ((nf + 1) mod NF) * PE + p (:meth:`_preloads`), loaded at the last step of fold nf."""
-        start = self._start_values.reshape(self.nf, self.pe)
-        return [pack_fields(start[(k + 1) % self.nf], self.threshold_width) for k in range(self.nf)]
+        """Threshold ROM contents (:meth:`~hwgen.build.engines.thresholds.ThresholdTable.words`): word
+        r = pos * NF + nf, fields p (threshold_width bits) = the start values (:meth:`_preloads`) of the
+        next result, loaded at the last step of result r; then the inversion bits of result r."""
+        return self._table.words()
 
     def weight_words(self) -> list[int]:
         """Weight ROM contents (the subclass's layout of :meth:`_fold_words`)."""
@@ -277,8 +284,8 @@ class FoldedEngine(wiring.Component):
         sums = self._lane_sums(m, s, x, v)
         ctl = {"valid": s.step, "first": s.sf == 0, "last": s.last_sf}
         ctl = {k: delay(m, Value.cast(sig), self.sum_latency(), f"{k}_p") for k, sig in ctl.items()}
-        # the neuron fold one cycle before the accumulator stage: the address of a synchronous ROM read
-        ctl["nf_early"] = delay(m, s.nf, self.sum_latency() - 1, "nf_p")
+        # the result one cycle before the accumulator stage: the address of a synchronous ROM read
+        ctl["result_early"] = delay(m, s.result, self.sum_latency() - 1, "result_p")
         self._accumulate_and_output(m, sums, ctl)
         return m
 
@@ -309,7 +316,13 @@ class FoldedEngine(wiring.Component):
         pop = Signal()
         m.d.comb += [push.eq(step & last_sf), pop.eq(self.o.valid & self.o.ready)]
         m.d.sync += pending.eq(pending + push - pop)
-        return Schedule(step=step, sf=sf, nf=nf, addr=addr, first_nf=first_nf, last_sf=last_sf)
+        result = nf
+        if self.positions > 1:  # per-position thresholds: count the results of a frame
+            R = self.positions * NF
+            result = Signal(range(R))
+            with m.If(push):
+                m.d.sync += result.eq(Mux(result == R - 1, 0, result + 1))
+        return Schedule(step=step, sf=sf, nf=nf, addr=addr, first_nf=first_nf, last_sf=last_sf, result=result)
 
     def _input_slice(self, m: Module, s: Schedule) -> tuple[Value, Value]:
         """S1: (data, valid) of the step's slice, from ``i`` during nf = 0, else re-read from the input buffer."""
@@ -350,21 +363,8 @@ class FoldedEngine(wiring.Component):
     def _weight_rom(self, m: Module, addr: Value, field_bits: int) -> Value:
         """The weight ROM (:meth:`weight_words`, PE * SIMD fields of ``field_bits``) read at ``addr``: the word a cycle later."""
         depth, width = self.nf * self.sf, self.pe * self.simd * field_bits
-        in_block_ram = self.memory.rom_in_block_ram(width, depth)
-        attrs = {"ram_style": "block"} if in_block_ram else None
-        # the whole word unless a deep block-RAM ROM is sliced
-        step = self.memory.rom_slice_width(width, depth) if in_block_ram else width
-        words = self.weight_words()
-        data = []
-        for k, lo in enumerate(range(0, width, step)):
-            bits = min(step, width - lo)
-            mem = Memory(shape=unsigned(bits), depth=depth, init=[(w >> lo) & ((1 << bits) - 1) for w in words],
-                         attrs=attrs)
-            m.submodules["weights" if step >= width else f"weights_s{k}"] = mem
-            rd = mem.read_port()
-            m.d.comb += rd.addr.eq(addr)
-            data.append(rd.data)
-        return Cat(*data)
+        return _rom(m, "weights", self.weight_words(), width, addr, memory=self.memory,
+                    block=self.memory.rom_in_block_ram(width, depth))
 
     def _preloads(self, thresholds: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
         """Threshold mode: the accumulator's start value per channel and the range of the summed terms.
@@ -386,12 +386,13 @@ class FoldedEngine(wiring.Component):
 
         Threshold mode: ``total = acc + sum`` (one carry chain per PE); at the
         last synapse fold the output bit is ``total >= 0`` (its sign bit
-        inverted) and ``acc`` is loaded with the start value of the next
-        neuron fold (:meth:`threshold_words`, a ROM read at nf, a constant when
-        NF = 1), otherwise with ``total``: no comparator and no reset
-        multiplexer. Accumulator mode: ``acc = (first ? 0 : acc) + sum``.
+        inverted) XOR the result's inversion bit, and ``acc`` is loaded with
+        the start value of the next result (:meth:`threshold_words`, a ROM
+        read at the result counter, a constant when NF * P = 1), otherwise
+        with ``total``: no comparator and no reset multiplexer. Accumulator
+        mode: ``acc = (first ? 0 : acc) + sum``.
         """
-        PE, NF = self.pe, self.nf
+        PE = self.pe
         done = Signal()
         m.d.sync += done.eq(ctl["valid"] & ctl["last"])
         if self.accumulator_mode:
@@ -400,24 +401,24 @@ class FoldedEngine(wiring.Component):
                 m.d.sync += [a.eq(Mux(ctl["first"], 0, a) + d) for a, d in zip(accs, sums)]
             result = Cat(*accs)
         else:
-            tw = self.threshold_width
-            start = self._start_values.reshape(NF, PE)
-            if NF == 1:
-                nxt = [Const(int(v), signed(tw)) for v in start[0]]
+            tw, table = self.threshold_width, self._table
+            if table.depth == 1:
+                nxt = [Const(int(v), signed(tw)) for v in table.start[0]]
+                inv = [Const(int(v), 1) for v in table.invert[0]]
             else:
-                tmem = m.submodules.thresholds = Memory(shape=unsigned(PE * tw), depth=NF,
-                                                        init=self.threshold_words())
-                trd = tmem.read_port()  # synchronous: block RAM when NF is large
-                m.d.comb += trd.addr.eq(ctl["nf_early"])  # ready at the accumulator stage: the next fold's starts
-                nxt = [trd.data[p * tw:(p + 1) * tw].as_signed() for p in range(PE)]
+                # ready at the accumulator stage: the next result's starts and this result's inversions
+                data = _rom(m, "thresholds", table.words(), table.word_bits, ctl["result_early"],
+                            memory=self.memory, block=threshold_rom_in_block_ram(table.depth))
+                nxt = [data[p * tw:(p + 1) * tw].as_signed() for p in range(PE)]
+                inv = [data[PE * tw + p] if table.has_directions else Const(0, 1) for p in range(PE)]
             result = Signal(PE)
             for p in range(PE):
-                acc = Signal(signed(tw), name=f"acc{p}", init=int(start[0, p]))
+                acc = Signal(signed(tw), name=f"acc{p}", init=int(table.start[0, p]))
                 total = self._accumulate(m, p, acc, sums[p])
                 with m.If(ctl["valid"]):
                     m.d.sync += acc.eq(Mux(ctl["last"], nxt[p], total))
                     with m.If(ctl["last"]):
-                        m.d.sync += result[p].eq(~total[-1])
+                        m.d.sync += result[p].eq(~total[-1] ^ inv[p])
         fifo = m.submodules.out_fifo = SyncFIFO(width=len(result), depth=self.fifo_depth)
         m.d.comb += [
             fifo.w_en.eq(done),
@@ -426,3 +427,27 @@ class FoldedEngine(wiring.Component):
             self.o.payload.eq(fifo.r_data),
             fifo.r_en.eq(self.o.ready),
         ]
+
+
+def _rom(m: Module, name: str, words: list[int], width: int, addr: Value, *, memory: MemoryMap,
+         block: bool) -> Value:
+    """A ROM of ``words`` (``width`` bits) read synchronously at ``addr``: the word a cycle later.
+
+    ``block``: forced into block RAM (``ram_style = "block"``), else Yosys decides. A deep block-RAM
+    ROM is built in slices of ``memory``'s :meth:`~hwgen.build.families.MemoryMap.rom_slice_width`
+    bits (submodules ``NAME_sK``), else whole (``NAME``).
+    """
+    depth = len(words)
+    attrs = {"ram_style": "block"} if block else None
+    # the whole word unless a deep block-RAM ROM is sliced
+    step = memory.rom_slice_width(width, depth) if block else width
+    data = []
+    for k, lo in enumerate(range(0, width, step)):
+        bits = min(step, width - lo)
+        mem = Memory(shape=unsigned(bits), depth=depth, init=[(w >> lo) & ((1 << bits) - 1) for w in words],
+                     attrs=attrs)
+        m.submodules[name if step >= width else f"{name}_s{k}"] = mem
+        rd = mem.read_port()
+        m.d.comb += rd.addr.eq(addr)
+        data.append(rd.data)
+    return Cat(*data)

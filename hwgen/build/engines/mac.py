@@ -119,10 +119,14 @@ class MACUnit(FoldedEngine):
     simd : int
         Input elements consumed per cycle; must divide F. Any such value is
         legal (see *Offsets*); the SWU delivers SIMD dividing C_in.
-    thresholds : int array (C_out,) or None
-        Output bit = ``acc >= T[c]`` (already flipped to ``>=``). Values outside
-        the accumulator range [lo, hi] (:attr:`acc_range`) give constant outputs
-        and are saturated to [lo, hi + 1] (same bits). ``None``: accumulator mode.
+    thresholds : int array (C_out,) or (C_out, P), or None
+        Output bit = ``acc >= T[c]``, per channel or per position (``T[c, v mod P]``
+        for the v-th input vector, as :class:`~hwgen.build.engines.mvtu.MVTU`).
+        Values outside the accumulator range [lo, hi] (:attr:`acc_range`) give
+        constant outputs and are saturated to [lo, hi + 1] (same bits).
+        ``None``: accumulator mode.
+    directions : int array of +1 / -1 shaped like ``thresholds``, or None (all +1)
+        -1: the output bit is ``acc <= T`` (as the MVTU's).
 
     With NF = C_out / PE neuron folds and SF = F / SIMD synapse folds:
 
@@ -153,8 +157,9 @@ class MACUnit(FoldedEngine):
     Weight ROM (:meth:`weight_words`): word ``nf * SF + sf``, field
     ``p * SIMD + k`` (:attr:`weight_bits` bits) = W[nf*PE + p, sf*SIMD + k]
     ([fold][PE][SIMD]); binary weights are stored as the bit (W == +1).
-    Threshold ROM (:meth:`threshold_words`, only when NF > 1): word nf, field p
-    = T[nf*PE + p]. Input buffer (only when NF > 1): SF words of 9*SIMD bits
+    Threshold ROM (:meth:`threshold_words`, only when NF * P > 1): word
+    ``pos * NF + nf``, field p = the start value -T of the next result, then
+    the inversion bits (:mod:`~hwgen.build.engines.thresholds`). Input buffer (only when NF > 1): SF words of 9*SIMD bits
     (the raw beat), written during nf = 0 and re-read for nf = 1..NF-1.
 
     Pipeline
@@ -196,8 +201,8 @@ class MACUnit(FoldedEngine):
     _TERM_STAGES = 4
 
     def __init__(self, *, weights: np.ndarray, input_offset: np.ndarray | None, in_channels: int,
-                 pe: int, simd: int, thresholds: np.ndarray | None, input_kind: str = "uint8",
-                 masked: bool = True, memory: MemoryMap | None = None) -> None:
+                 pe: int, simd: int, thresholds: np.ndarray | None, directions: np.ndarray | None = None,
+                 input_kind: str = "uint8", masked: bool = True, memory: MemoryMap | None = None) -> None:
         w = _check_weights(weights)
         c_out, fan_in = (int(n) for n in w.shape)
         c_in = check_count("in_channels", in_channels)
@@ -210,7 +215,7 @@ class MACUnit(FoldedEngine):
         p = None if self.binary_inputs else _check_offsets(input_offset, c_in)
         pe = check_divides("PE", check_count("PE", pe), "C_out", c_out)
         simd = check_divides("SIMD", check_count("SIMD", simd), "the fan-in F", fan_in)
-        t = check_thresholds("MACUnit", thresholds, c_out)
+        t = check_thresholds("MACUnit", thresholds, c_out, directions)
 
         self.in_channels = c_in
         self.offset_period = 1 if self.binary_inputs else c_in // math.gcd(simd, c_in)

@@ -65,11 +65,17 @@ class MVTU(FoldedEngine):
         Output channels computed in parallel; must divide C_out.
     simd : int
         Input bits consumed per cycle; must divide F.
-    thresholds : int array (C_out,) or None
-        Output bit = ``acc >= T[c]`` (every channel already flipped to ``>=``).
+    thresholds : int array (C_out,) or (C_out, P), or None
+        Output bit = ``acc >= T[c]``, per channel, or per position:
+        ``T[c, v mod P]`` for the v-th input vector since reset (P output
+        positions per frame, XNOR-Net++ Gamma shapes 2-4), read in that order
+        from the threshold ROM (:mod:`~hwgen.build.engines.thresholds`).
         Values outside [-F, F] give constant outputs; they are saturated to
         [-F, F + 1] (same bits), so the threshold width stays small.
         ``None``: accumulator mode.
+    directions : int array of +1 / -1 shaped like ``thresholds``, or None (all +1)
+        -1: the output bit is ``acc <= T`` instead (an inversion bit per
+        threshold word, stored only when some direction is -1).
     masked : bool (default True)
         False when no tap is ever padded (fully connected layers, convolutions
         without padding): the ``valid`` field of ``i`` is then ignored (it
@@ -134,7 +140,8 @@ class MVTU(FoldedEngine):
     _TERM_STAGES = 3
 
     def __init__(self, *, weights: np.ndarray, pe: int, simd: int, thresholds: np.ndarray | None,
-                 masked: bool = True, ecp5_cells: bool = False, memory: MemoryMap | None = None) -> None:
+                 directions: np.ndarray | None = None, masked: bool = True, ecp5_cells: bool = False,
+                 memory: MemoryMap | None = None) -> None:
         w = _check_weights(weights)
         c_out, fan_in = (int(n) for n in w.shape)
         pe = check_count("PE", pe)
@@ -143,7 +150,7 @@ class MVTU(FoldedEngine):
             raise BuildError(f"PE must divide C_out ({c_out}), not {pe}")
         if fan_in % simd:
             raise BuildError(f"SIMD must divide the fan-in F ({fan_in}), not {simd}")
-        t = check_thresholds("MVTU", thresholds, c_out)
+        t = check_thresholds("MVTU", thresholds, c_out, directions)
         if not isinstance(masked, (bool, np.bool_)):
             raise BuildError(f"masked must be True or False, not {masked!r}")
         if not isinstance(ecp5_cells, (bool, np.bool_)):

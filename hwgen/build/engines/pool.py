@@ -1,4 +1,4 @@
-"""Max-pool unit: per-channel OR / AND of non-overlapping K x K windows of a bit feature-map stream.
+"""Max-pool unit: per-channel OR / AND of K x K windows, any stride S (overlapping when K > S), of a bit stream.
 
 See :class:`MaxPoolUnit`. The arithmetic is the golden model's
 (:func:`hwgen.compile.golden.max_pool_bits`, DESIGN.md section 2): output
@@ -10,7 +10,9 @@ columns that do not fill a window are dropped.
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Const, Module, Mux, Signal, unsigned
+from typing import NamedTuple
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
@@ -19,7 +21,7 @@ from amaranth.lib.wiring import In, Out
 from hwgen.build.engines.swu import check_count, check_divides, check_shape
 from hwgen.errors import BuildError
 
-__all__ = ["MaxPoolUnit"]
+__all__ = ["MaxPoolUnit", "SlotPhase", "axis_slots"]
 
 #: Output FIFO entries = credits for window results in flight: enough for one
 #: result per cycle (a result is written to the FIFO one cycle after its last
@@ -39,8 +41,41 @@ def _check_use_and(use_and: object, c: int) -> np.ndarray:
     return a.astype(bool)  # own copy
 
 
+class SlotPhase(NamedTuple):
+    """What slot j of one axis does at phase u of that axis (see :func:`axis_slots`)."""
+
+    inside: bool   #: the coordinate lies in slot j's current window
+    first: bool    #: ... as the window's first row / column
+    last: bool     #: ... as its last one
+    wrapped: bool  #: the window began in the previous period (its index is block - 1)
+
+
+def axis_slots(kernel: int, stride: int) -> list[list[SlotPhase]]:
+    """Per phase u = coordinate mod (R * S) and slot j < R = ceil(K / S): [u][j] -> :class:`SlotPhase`.
+
+    Along one axis, window i covers coordinates i*S .. i*S + K - 1. At most
+    R = ceil(K / S) windows cover a coordinate, and windows i and i + R never
+    overlap (R * S >= K), so window i is kept in slot i mod R. With the
+    coordinate z = block * R * S + u, slot j's current window starts at
+    offset (u - j*S) mod (R*S) before z, i.e. it is window
+    (block - wrapped) * R + j with ``wrapped = u < j*S``; z lies in it when
+    that offset is below K. The window index must also lie in 0 .. n - 1
+    (n windows along the axis), which the engine checks with its block counter.
+    """
+    r = -(-kernel // stride)
+    period = r * stride
+    table = []
+    for u in range(period):
+        row = []
+        for j in range(r):
+            off = (u - j * stride) % period
+            row.append(SlotPhase(inside=off < kernel, first=off == 0, last=off == kernel - 1, wrapped=u < j * stride))
+        table.append(row)
+    return table
+
+
 class MaxPoolUnit(wiring.Component):
-    """Max-pool over bits: per-channel OR (or AND) of each K x K window, stride K.
+    """Max-pool over bits: per-channel OR (or AND) of each K x K window, stride S.
 
     Parameters (keyword-only; a :class:`~hwgen.errors.BuildError` names any violation)
     ----------
@@ -49,16 +84,17 @@ class MaxPoolUnit(wiring.Component):
     kernel : int
         K, the window's side; at most min(H, W).
     stride : int
-        Must equal K (non-overlapping windows, as in the 2x2 stride-2 pools of the zoo).
+        S >= 1: non-overlapping windows (S = K, the zoo's 2x2 stride-2 pools),
+        overlapping ones (S < K, AlexNet's 3x3 stride 2) or gaps (S > K).
     use_and : bool array (C,)
         Per channel: True = AND of the window (the pool feeds a decreasing
         function), False = OR. Copied: changing it afterwards does not change the design.
     width : int
         Bits per beat on both streams; must divide C.
 
-    Output map (C, H_out, W_out) with ``H_out = (H - K) // K + 1`` (the same
-    for W); input rows >= H_out*K and columns >= W_out*K are consumed and dropped
-    (e.g. 5x5 -> 2x2 for K = 2).
+    Output map (C, H_out, W_out) with ``H_out = (H - K) // S + 1`` (the same
+    for W); input pixels in no window (trailing rows and columns, gaps) are
+    consumed and dropped (e.g. 5x5 -> 2x2 for K = S = 2).
 
     Ports
     -----
@@ -73,20 +109,26 @@ class MaxPoolUnit(wiring.Component):
 
     Storage
     -------
-    One row of partial results, W_out * C bits (:attr:`buffer_bits`), in a
-    :class:`~amaranth.lib.memory.Memory` of W_out * C/width words of width
-    bits (word ``xo * C/width + q``), read synchronously (transparent to its
-    write port, so back-to-back updates of one word see each other) and
-    written back one cycle later; none when K == 1. Plus an output FIFO of
-    3 words of width bits.
+    R = ceil(K / S) windows overlap along each axis (:func:`axis_slots`), so
+    the partial results of the windows a pixel can touch are kept in R x R
+    *slots*: slot (jv, jh) holds the windows with row index = jv and column
+    index = jh (mod R) of the current rows, one
+    :class:`~amaranth.lib.memory.Memory` of ceil(W_out / R) * C/width words of
+    width bits each (word ``(xo // R) * C/width + q``), read synchronously
+    (transparent to its write port, so back-to-back updates of one word see
+    each other) and written back one cycle later; :attr:`buffer_bits` =
+    R * R * ceil(W_out / R) * C, one row of W_out partial pixels when K = S,
+    none when K == 1. Plus an output FIFO of 3 words of width bits.
 
     Flow control and timing
     -----------------------
-    Every input beat is read-modified-written in a two-stage pipeline that
-    never stalls. A beat that completes a window (the last tap, (K-1, K-1))
-    is accepted only while fewer than 3 results are in the pipeline or the
-    output FIFO (credits); every other beat is always accepted. So the unit
-    takes one input beat per cycle while ``o`` is not back-pressured:
+    Every input beat is read-modified-written in all slots whose windows
+    contain it, in a two-stage pipeline that never stalls. A window's result
+    leaves when its last tap (K-1, K-1) arrives; at most one window ends at
+    any pixel. A beat that completes a window is accepted only while fewer
+    than 3 results are in the pipeline or the output FIFO (credits); every
+    other beat is always accepted. So the unit takes one input beat per cycle
+    while ``o`` is not back-pressured, overlapping or not:
     :attr:`cycles_per_frame` = :attr:`beats_per_frame_in` = H*W*C/width.
     :attr:`latency` = 2 cycles from the handshake of a window's last beat to
     its result on ``o``; the output beats of one output pixel leave in the
@@ -98,9 +140,6 @@ class MaxPoolUnit(wiring.Component):
         c, h, w = check_shape("in_shape", in_shape)
         k = check_count("kernel", kernel)
         s = check_count("stride", stride)
-        if s != k:
-            raise BuildError(f"MaxPoolUnit supports only non-overlapping windows, stride == kernel "
-                             f"({k}), not stride {s}")
         if k > min(h, w):
             raise BuildError(f"kernel must be at most min(H, W) = {min(h, w)} "
                              f"(legal: 1..{min(h, w)}), not {k}")
@@ -109,6 +148,7 @@ class MaxPoolUnit(wiring.Component):
         self.in_shape = (c, h, w)
         self.kernel, self.stride, self.width = k, s, width
         self.h_out, self.w_out = (h - k) // s + 1, (w - k) // s + 1
+        self.slots = -(-k // s)  #: R, windows overlapping along an axis
         super().__init__({
             "i": In(stream.Signature(width)),
             "o": Out(stream.Signature(width)),
@@ -135,8 +175,9 @@ class MaxPoolUnit(wiring.Component):
 
     @property
     def buffer_bits(self) -> int:
-        """Partial-result row: W_out * C bits (0 when K == 1). The output FIFO (3*width) not included."""
-        return 0 if self.kernel == 1 else self.w_out * self.in_shape[0]
+        """Partial results: R * R slots of ceil(W_out / R) * C bits (0 when K == 1). The output FIFO not included."""
+        r = self.slots
+        return 0 if self.kernel == 1 else r * r * -(-self.w_out // r) * self.in_shape[0]
 
     @property
     def cycles_per_frame(self) -> int:
@@ -153,88 +194,109 @@ class MaxPoolUnit(wiring.Component):
 
     # -- hardware ----------------------------------------------------------
 
+    def _axis(self, m: Module, name: str, size: int, n_windows: int, advance: Value, wrap: Value):
+        """Counters of one axis (coordinate, phase u, block) advanced by ``advance``, reset by ``wrap``;
+        per slot j: (inside a window that exists, first, last, block index of the window)."""
+        k, s, r = self.kernel, self.stride, self.slots
+        period = r * s
+        table = axis_slots(k, s)
+        u = Signal(range(period), name=f"{name}_u")
+        block = Signal(range(size // period + 2), name=f"{name}_block")
+        with m.If(advance):
+            with m.If(wrap):
+                m.d.sync += [u.eq(0), block.eq(0)]
+            with m.Elif(u == period - 1):
+                m.d.sync += [u.eq(0), block.eq(block + 1)]
+            with m.Else():
+                m.d.sync += u.eq(u + 1)
+        out = []
+        for j in range(r):
+            flags = {f: Signal(name=f"{name}{j}_{f}") for f in SlotPhase._fields}
+            with m.Switch(u):
+                for ph, row in enumerate(table):
+                    with m.Case(ph):
+                        m.d.comb += [flags[f].eq(getattr(row[j], f)) for f in SlotPhase._fields]
+            count = -(-(n_windows - j) // r)  # windows with index j mod R
+            index = Signal(range(max(2, count + 1)), name=f"{name}{j}_index")
+            m.d.comb += index.eq(block - flags["wrapped"])
+            exists = Mux(flags["wrapped"], (block >= 1) & (block <= count), block < count)
+            out.append((flags["inside"] & exists, flags["first"], flags["last"], index))
+        return out
+
     def elaborate(self, platform) -> Module:
         m = Module()
         c, h, w = self.in_shape
-        k, width = self.kernel, self.width
+        k, width, r = self.kernel, self.width, self.slots
         lanes = c // width
-        in_rows, in_cols = self.h_out * k, self.w_out * k  # the part of the map that is pooled
 
-        # Input position: lane, column (with b = column mod K, xo = column // K), row (a = row mod K).
         lane = Signal(range(lanes))
         col = Signal(range(w))
-        b = Signal(range(k))
-        xo = Signal(range(self.w_out + 1))
         row = Signal(range(h))
-        a = Signal(range(k))
-        pooled = Signal()
-        first = Signal()
+        take = Signal()
+        pixel_done = take & (lane == lanes - 1)
+        with m.If(take):
+            m.d.sync += lane.eq(Mux(lane == lanes - 1, 0, lane + 1))
+        with m.If(pixel_done):
+            m.d.sync += col.eq(Mux(col == w - 1, 0, col + 1))
+            with m.If(col == w - 1):
+                m.d.sync += row.eq(Mux(row == h - 1, 0, row + 1))
+        xs = self._axis(m, "x", w, self.w_out, pixel_done, col == w - 1)
+        ys = self._axis(m, "y", h, self.h_out, pixel_done & (col == w - 1), row == h - 1)
+        depth = -(-self.w_out // r) * lanes
+
+        # Per slot (jv, jh): the beat lies in its window; first / last tap; word address.
+        slots = []
+        for jv, (y_in, y_first, y_last, _) in enumerate(ys):
+            for jh, (x_in, x_first, x_last, x_index) in enumerate(xs):
+                addr = Signal(range(max(2, depth)), name=f"addr{jv}{jh}")
+                m.d.comb += addr.eq(x_index * lanes + lane)
+                slots.append((y_in & x_in, y_first & x_first, y_last & x_last & y_in & x_in, addr))
         last_tap = Signal()
-        m.d.comb += [
-            pooled.eq((row < in_rows) & (col < in_cols)),
-            first.eq((a == 0) & (b == 0)),
-            last_tap.eq(pooled & (a == k - 1) & (b == k - 1)),
-        ]
+        m.d.comb += last_tap.eq(Cat(*(e for _, _, e, _ in slots)).any())
 
         fifo = m.submodules.out_fifo = SyncFIFO(width=width, depth=_FIFO_DEPTH)
-        v1 = Signal()        # stage 1 holds a pooled beat
-        emit1 = Signal()     # ... that completes a window
+        emit1 = Signal()     # stage 1 holds a beat that completes a window
         pending = Signal(range(_FIFO_DEPTH + 2))
-        m.d.comb += pending.eq(fifo.level + (v1 & emit1))
-
-        take = Signal()
         m.d.comb += [
+            pending.eq(fifo.level + emit1),
             self.i.ready.eq(~last_tap | (pending < _FIFO_DEPTH)),
             take.eq(self.i.valid & self.i.ready),
         ]
-        with m.If(take):
-            m.d.sync += lane.eq(Mux(lane == lanes - 1, 0, lane + 1))
-            with m.If(lane == lanes - 1):
-                with m.If(col == w - 1):
-                    m.d.sync += [col.eq(0), b.eq(0), xo.eq(0)]
-                    m.d.sync += [row.eq(Mux(row == h - 1, 0, row + 1)),
-                                 a.eq(Mux((a == k - 1) | (row == h - 1), 0, a + 1))]
-                with m.Else():
-                    m.d.sync += [col.eq(col + 1), b.eq(Mux(b == k - 1, 0, b + 1))]
-                    with m.If(b == k - 1):
-                        m.d.sync += xo.eq(xo + 1)
 
-        # Stage 1: the beat with AND channels inverted (De Morgan), OR-ed into its partial result.
+        # Stage 1: the beat with AND channels inverted (De Morgan), OR-ed into each slot's partial result.
         flip = Const(self.flip_word(), c)
         flip_lane = flip if lanes == 1 else flip.word_select(lane, width)
         d1 = Signal(width)
         flip1 = Signal(width)
-        first1 = Signal()
-        addr = Signal(range(max(2, self.w_out * lanes)))
-        addr1 = Signal.like(addr)
-        m.d.comb += addr.eq(xo * lanes + lane)
-        m.d.sync += [
-            v1.eq(take & pooled),
-            emit1.eq(last_tap),
-            first1.eq(first),
-            d1.eq(self.i.payload ^ flip_lane),
-            flip1.eq(flip_lane),
-            addr1.eq(addr),
-        ]
-        acc = Signal(width)
-        if k == 1:
-            m.d.comb += acc.eq(d1)
-        else:
-            mem = m.submodules.partials = Memory(shape=unsigned(width), depth=self.w_out * lanes, init=[])
-            wr = mem.write_port()
-            rd = mem.read_port(transparent_for=(wr,))
-            m.d.comb += [
-                rd.addr.eq(addr),
-                acc.eq(Mux(first1, d1, rd.data | d1)),
-                wr.addr.eq(addr1),
-                wr.data.eq(acc),
-                wr.en.eq(v1 & ~emit1),
-            ]
+        m.d.sync += [d1.eq(self.i.payload ^ flip_lane), flip1.eq(flip_lane), emit1.eq(take & last_tap)]
+        result = 0
+        for n, (inside, first, emit, addr) in enumerate(slots):
+            v1, first1, emit_1 = Signal(name=f"v1_{n}"), Signal(name=f"first1_{n}"), Signal(name=f"emit1_{n}")
+            m.d.sync += [v1.eq(take & inside), first1.eq(first), emit_1.eq(take & emit)]
+            acc = Signal(width, name=f"acc{n}")
+            if k == 1:
+                m.d.comb += acc.eq(d1)
+            else:
+                mem = m.submodules[f"partials{n}" if len(slots) > 1 else "partials"] = Memory(
+                    shape=unsigned(width), depth=depth, init=[])
+                wr = mem.write_port()
+                rd = mem.read_port(transparent_for=(wr,))
+                addr1 = Signal.like(addr, name=f"addr1_{n}")
+                m.d.sync += addr1.eq(addr)
+                m.d.comb += [
+                    rd.addr.eq(addr),
+                    acc.eq(Mux(first1, d1, rd.data | d1)),
+                    wr.addr.eq(addr1),
+                    wr.data.eq(acc),
+                    wr.en.eq(v1 & ~emit_1),
+                ]
+            result = result | Mux(emit_1, acc, 0)
         m.d.comb += [
-            fifo.w_en.eq(v1 & emit1),
-            fifo.w_data.eq(acc ^ flip1),
+            fifo.w_en.eq(emit1),
+            fifo.w_data.eq(result ^ flip1),
             self.o.valid.eq(fifo.r_rdy),
             self.o.payload.eq(fifo.r_data),
             fifo.r_en.eq(self.o.ready),
         ]
         return m
+

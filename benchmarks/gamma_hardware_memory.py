@@ -1,0 +1,69 @@
+"""On-chip memory of the XNOR-Net++ Gamma shapes in hardware: per-channel vs per-position thresholds.
+
+    python benchmarks/gamma_hardware_memory.py [--models cnv vgg_small:0.25] [--pe 16] [--target ecp5-85k]
+
+Compiles each zoo model from a fresh initialisation (memory and folding
+depend only on shapes) with every scale mode, folds it (``--pe``) and
+reports what ``hwgen build`` would: weight and threshold bits (the
+engines' threshold ROMs: C_out * H_out * W_out words per layer for Gamma
+shapes 2-4, each the accumulator's start-value width, plus an inversion bit
+where a channel's comparison direction changes across positions), the
+estimated block RAMs and LUT4s, cycles per frame, and whether it fits the
+target. No Verilog is generated.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from hwgen.build.accelerator import Accelerator
+from hwgen.build.folding import input_cycles, solve_folding, summarize
+from hwgen.build.report import layer_rows
+from hwgen.build.targets import get_target
+from hwgen.compile.compiler import compile_initialised
+from hwgen.train.architecture import hardware_normalization
+from hwgen.train.scales import ScaleMode
+from hwgen.train.zoo import ModelOptions, make_architecture
+
+MODES = [ScaleMode.NONE, ScaleMode.GAMMA_CHANNEL, ScaleMode.GAMMA_ELEMENT, ScaleMode.GAMMA_CHANNEL_SPATIAL,
+         ScaleMode.GAMMA_FACTORISED]
+
+
+def model_row(model: str, width: float, mode: ScaleMode, pe: int, target_name: str) -> dict:
+    mean, std = hardware_normalization((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
+    arch = make_architecture(model, input_shape=(3, 32, 32), num_classes=10, mean=mean, std=std,
+                             options=ModelOptions(width=width, scale=mode))
+    net = compile_initialised(arch)
+    folds = solve_folding(net, pe=pe)
+    target = get_target(target_name)
+    rows = layer_rows(Accelerator(net, folds, ecp5_cells=True), folds, target)
+    weights = sum(r["weights_bits"] for r in rows)
+    thresholds = sum(r["thresholds_bits"] for r in rows)
+    blocks = sum(r["bram_blocks_estimate"] for r in rows)
+    fits = weights + thresholds <= target.bram_bits and blocks <= target.bram_blocks
+    cycles = summarize(folds, input_cycles(net)).cycles_per_frame
+    return {"model": f"{model} x{width:g}", "mode": mode.value, "cycles": cycles,
+            "weights": weights, "thresholds": thresholds, "blocks": blocks,
+            "lut4": sum(r["lut4_estimate"] for r in rows), "fits": fits}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["cnv", "vgg_small:0.25"])
+    parser.add_argument("--pe", type=int, default=16)
+    parser.add_argument("--target", default="ecp5-85k")
+    args = parser.parse_args()
+    target = get_target(args.target)
+    print(f"--pe {args.pe}, {target.name}: {target.bram_bits:,} bits in {target.bram_blocks} block RAMs\n")
+    print("| model | scale | cycles/frame | weight bits | threshold bits | EBR (est.) | LUT4 (est.) | fits |")
+    print("|---|---|---:|---:|---:|---:|---:|---|")
+    for spec in args.models:
+        model, _, width = spec.partition(":")
+        for mode in MODES:
+            r = model_row(model, float(width or 1.0), mode, args.pe, args.target)
+            print(f"| {r['model']} | {r['mode']} | {r['cycles']:,} | {r['weights']:,} | {r['thresholds']:,} | "
+                  f"{r['blocks']:,} | {r['lut4']:,} | {'yes' if r['fits'] else 'no'} |")
+
+
+if __name__ == "__main__":
+    main()

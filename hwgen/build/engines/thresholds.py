@@ -1,0 +1,135 @@
+"""Thresholds of a folded engine: per channel or per position, either direction, as a ROM in result order.
+
+The IR's threshold output (:class:`~hwgen.compile.ir.ThresholdOutput`) is
+``acc >= T`` (direction +1) or ``acc <= T`` (direction -1), with ``T`` and the
+direction per channel (C_out,) or per output position (C_out, H, W). A folded
+engine produces its results in stream order, *result* ``r = pos * NF + nf``
+(output position ``pos`` of the frame, row-major; neuron fold ``nf``; PE
+channels ``nf * PE + p`` per result), so it reads its thresholds in that order.
+
+For integers, ``acc <= T`` is ``NOT (acc >= T + 1)``. So every comparison
+becomes ``acc >= T'`` with ``T' = T + neg`` (``neg`` = direction -1), whose
+result is inverted where ``neg``: the engine's accumulator starts at
+``-T'`` (or the subclass's start value, :meth:`FoldedEngine._preloads
+<hwgen.build.engines.folded.FoldedEngine._preloads>`) and the output bit is
+``(sign bit of the final sum == 0) XOR neg``. Thresholds outside the
+accumulator range [lo, hi] give constant bits and are saturated to
+[lo, hi + 1] after the shift (same bits).
+
+:class:`ThresholdTable` holds the start values and inversions per result and
+lays them out as the threshold ROM: word r, fields p (``width`` bits) = the
+start value of result ``(r + 1) mod R`` (read at the last step of result r,
+which loads the next result's start), then, only when some comparison is
+``<=``, PE bits ``neg`` of result r itself. R = P * NF words (P = 1 for
+per-channel thresholds). Where it goes is :func:`threshold_rom_in_block_ram`'s
+decision (and :mod:`hwgen.build.cost`'s estimate).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hwgen.errors import BuildError
+
+__all__ = ["THRESHOLD_LUT_MAX_DEPTH", "ThresholdTable", "check_thresholds", "threshold_rom_in_block_ram"]
+
+#: Threshold ROMs up to this many words deep stay in logic (LUT4s and PFUMX multiplexers: one LUT4 per
+#: 16 words and bit); deeper ones go to block RAM (``ram_style = "block"``). Yosys's own choice on ECP5,
+#: measured (synth_ecp5, ROMs with a registered read): 16 x 12, 64 x 12 and 64 x 192 in logic;
+#: 256 x 12 and 512 x 24 in DP16KD block RAM. A per-position table (P * NF words) is block RAM.
+THRESHOLD_LUT_MAX_DEPTH = 64
+
+
+def threshold_rom_in_block_ram(depth: int) -> bool:
+    """True when a threshold ROM of ``depth`` words is built in block RAM (see :data:`THRESHOLD_LUT_MAX_DEPTH`)."""
+    return depth > THRESHOLD_LUT_MAX_DEPTH
+
+
+def check_thresholds(engine: str, thresholds: object, c_out: int,
+                     directions: object = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Validated thresholds as ``(T, neg)``: int64 and bool arrays (C_out, P), own copies; None for None.
+
+    ``thresholds``: integers of shape (C_out,) (per channel: P = 1) or
+    (C_out, P) (per position: P output positions per frame, row-major).
+    ``directions``: None (every comparison ``>=``) or +1 / -1 of the same
+    shape (-1: ``acc <= T``). A :class:`~hwgen.errors.BuildError` names the
+    engine and the violation.
+    """
+    if thresholds is None:
+        if directions is not None:
+            raise BuildError(f"{engine}: directions need thresholds (accumulator mode takes none)")
+        return None
+    t = np.asarray(thresholds)
+    if t.ndim not in (1, 2) or t.shape[0] != c_out or t.size == 0:
+        raise BuildError(f"{engine}: thresholds must have shape (C_out,) = ({c_out},) or (C_out, positions), "
+                         f"not {t.shape}")
+    if not np.issubdtype(t.dtype, np.integer):
+        raise BuildError(f"{engine}: thresholds must be an integer array, not dtype {t.dtype}")
+    if directions is None:
+        d = np.ones(t.shape, dtype=np.int64)
+    else:
+        d = np.asarray(directions)
+        if d.shape != t.shape:
+            raise BuildError(f"{engine}: directions must have the thresholds' shape {t.shape}, not {d.shape}")
+        if not np.issubdtype(d.dtype, np.integer) or not np.all((d == 1) | (d == -1)):
+            raise BuildError(f"{engine}: directions must be +1 ('>=') or -1 ('<='), not {np.unique(d)!r}")
+    t, d = t.astype(np.int64).reshape(c_out, -1), d.astype(np.int64).reshape(c_out, -1)
+    return t, d < 0
+
+
+@dataclass(frozen=True)
+class ThresholdTable:
+    """Start values and output inversions of a threshold-mode engine, per result (see the module docstring).
+
+    ``start``: int64 (R, PE), the accumulator's start value of result r, field p;
+    ``invert``: bool (R, PE), output bit inverted (the IR's ``<=``);
+    ``width``: bits of a start-value field (the accumulator's width).
+    """
+
+    start: np.ndarray
+    invert: np.ndarray
+    width: int
+
+    @classmethod
+    def from_channels(cls, start: np.ndarray, invert: np.ndarray, *, pe: int, width: int) -> "ThresholdTable":
+        """From per-channel/position arrays (C_out, P): result r = pos * NF + nf, field p = channel nf*PE + p."""
+        c_out, positions = start.shape
+        order = (positions * (c_out // pe), pe)
+        return cls(start=np.ascontiguousarray(start.T).reshape(order),
+                   invert=np.ascontiguousarray(invert.T).reshape(order), width=width)
+
+    @property
+    def depth(self) -> int:
+        """R = P * NF results per frame, one ROM word each."""
+        return self.start.shape[0]
+
+    @property
+    def has_directions(self) -> bool:
+        """Some comparison is ``<=``: the words carry PE inversion bits."""
+        return bool(self.invert.any())
+
+    @property
+    def word_bits(self) -> int:
+        """PE * width start-value bits, plus PE inversion bits when :attr:`has_directions`."""
+        pe = self.start.shape[1]
+        return pe * (self.width + self.has_directions)
+
+    @property
+    def bits(self) -> int:
+        """Stored bits: R words of :attr:`word_bits` (C_out * P * (width + inversion bit))."""
+        return self.depth * self.word_bits
+
+    def words(self) -> list[int]:
+        """ROM word r: start values of result (r + 1) mod R (fields p), then inversion bits of result r."""
+        from hwgen.build.engines.folded import pack_fields  # folded.py imports this module
+
+        pe, w = self.start.shape[1], self.width
+        out = []
+        for r in range(self.depth):
+            word = pack_fields(self.start[(r + 1) % self.depth], w)
+            if self.has_directions:
+                word |= pack_fields(self.invert[r].astype(np.int64), 1) << (pe * w)
+            out.append(word)
+        return out
