@@ -65,3 +65,32 @@ def estimated_synth(point_dir: Path, target: str, freq_mhz: float, seed: int, *,
     (point_dir / "synth_report.json").write_text(json.dumps(report, indent=2))
     _log(point_dir, "done")
     return report
+
+
+def main(argv: list[str]) -> int:
+    """``python explore_fakes.py SWEEP_DIR MODEL DELAY``: a 3 x 2 --pe 1,2,4 sweep on 2 local workers with
+    :func:`estimated_synth`; exit 130 when interrupted (as ``hwgen explore``)."""
+    import functools
+
+    from hwgen.explore.cluster import dask_client
+    from hwgen.explore.sweep import run_sweep
+
+    sweep, model, delay = Path(argv[0]), argv[1], float(argv[2])
+    with dask_client(workers=2) as client:
+        outcome = run_sweep(tiny_spec(model), sweep, client, synthesise_fn=functools.partial(estimated_synth,
+                                                                                              delay=delay))
+    return 130 if outcome.interrupted else 0
+
+
+def tiny_spec(model: str | Path):
+    """The tests' sweep: --pe 1,2,4 x seeds 1,2 at 100 MHz on ecp5-25k."""
+    from hwgen.explore.spec import Folding, FoldingKind, SweepSpec
+
+    return SweepSpec(model=str(model), target="ecp5-25k", foldings=tuple(Folding(FoldingKind.PE, v) for v in (1, 2, 4)),
+                     seeds=(1, 2))
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))

@@ -2,8 +2,8 @@
 
 A LocalCluster has ``workers`` worker processes of one thread each (a
 synthesis run is one tool process; more threads per worker would only run
-several on the same core budget), listening on 127.0.0.1 only, without a
-dashboard. A worker process that dies (killed, out of memory) is restarted by
+several on the same core budget), listening on 127.0.0.1 only (the scheduler's
+HTTP server too, on a free port). A worker process that dies (killed, out of memory) is restarted by
 its nanny, and the scheduler gives its task to another worker: Dask counts
 such deaths per task and gives up on a task after
 ``distributed.scheduler.allowed-failures`` (3) of them.
@@ -46,5 +46,5 @@ def dask_client(*, workers: int | None = None, scheduler: str | None = None) -> 
     if workers is None or workers < 1:
         raise ConfigError(f"--workers must be at least 1, not {workers}")
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host=LOOPBACK,
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+                      dashboard_address=f"{LOOPBACK}:0", silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         yield client

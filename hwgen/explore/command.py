@@ -68,19 +68,22 @@ def _run_explore(args: argparse.Namespace) -> int:
                f"LocalCluster of {workers} worker(s) on 127.0.0.1")
     print(f"hwgen explore: {len(spec.foldings)} folding(s) x {len(spec.seeds)} seed(s) x {len(spec.freqs_mhz)} "
           f"clock(s) = {total} point(s) on {spec.target}, {cluster}", flush=True)
-    bar = None if args.no_progress else tqdm(total=total, unit="point", desc="synthesis", file=sys.stderr)
+    bars: list = []  # made at the first finished point, i.e. once the cluster is up
 
     def on_point(row: dict, done: int, total: int) -> None:
-        if bar is not None:
-            bar.update(done - bar.n)
-            bar.set_postfix_str(f"{row['point']} {row['status']}")
+        if args.no_progress:
+            return
+        if not bars:
+            bars.append(tqdm(total=total, unit="point", desc="synthesis", file=sys.stderr))
+        bars[0].update(done - bars[0].n)
+        bars[0].set_postfix_str(f"{row['point']} {row['status']}")
 
     try:
         with dask_client(workers=workers if args.scheduler is None else None, scheduler=args.scheduler) as client:
             outcome = run_sweep(spec, args.output, client, retry_failed=args.retry_failed, cluster=cluster,
                                 command=shlex.join(["hwgen", *sys.argv[1:]]), on_point=on_point)
     finally:
-        if bar is not None:
+        for bar in bars:
             bar.close()
     print(f"{outcome.ran} point(s) run in {outcome.seconds:.1f} s, {outcome.skipped} finished earlier, "
           f"{len(outcome.failed)} failed")

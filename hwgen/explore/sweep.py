@@ -64,6 +64,12 @@ def _pending(point: Point, key: str, point_dir: Path) -> dict:
     return row
 
 
+def _finished(out: Path, point: Point, key: str) -> dict | None:
+    """The point's record if its folder holds one under ``key``."""
+    record = read_record(out / "points" / point.name, POINT_RECORD)
+    return record if record and record.get("key") == key else None
+
+
 def run_sweep(spec: SweepSpec, out_dir: Path | str, client, *, synthesise_fn: SynthesiseFn = synthesise,
               retry_failed: bool = False, command: str = "", cluster: str = "",
               on_point: Callable[[dict, int, int], None] | None = None) -> SweepOutcome:
@@ -94,8 +100,8 @@ def run_sweep(spec: SweepSpec, out_dir: Path | str, client, *, synthesise_fn: Sy
     rows: dict[Point, dict] = {}
     todo: list[Point] = []
     for p in points:
-        record = read_record(out / "points" / p.name, POINT_RECORD)
-        if record and record.get("key") == keys[p] and (record["status"] == "ok" or not retry_failed):
+        record = _finished(out, p, keys[p])
+        if record and (record["status"] == "ok" or not retry_failed):
             rows[p] = record
         else:
             todo.append(p)
@@ -132,7 +138,9 @@ def run_sweep(spec: SweepSpec, out_dir: Path | str, client, *, synthesise_fn: Sy
     except KeyboardInterrupt:
         interrupted = True
         client.cancel(list(futures) + list(builds.values()))
-    ordered = [rows.get(p) or _pending(p, keys[p], out / "points" / p.name) for p in points]
+    # a task may have finished (and written its record) after the driver stopped listening
+    ordered = [rows.get(p) or _finished(out, p, keys[p]) or _pending(p, keys[p], out / "points" / p.name)
+               for p in points]
     meta = {"hwgen": __version__, "model": str(spec.model), "model_sha256": digest, "target": spec.target,
             "foldings": [f.option for f in spec.foldings], "seeds": list(spec.seeds),
             "freqs_mhz": list(spec.freqs_mhz), "command": command, "cluster": cluster,
