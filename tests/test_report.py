@@ -13,52 +13,16 @@ import json
 import os
 import re
 import time
-from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pytest
+from html_fields import Fields, number
 from irnets import random_network
 
 from hwgen.cli import main
 from hwgen.compile.artifact import save_network
 from hwgen.report.build_page import write_build_report
-
-
-class Fields(HTMLParser):
-    """Text of the elements carrying ``data-field`` (keyed by field, plus data-layer / data-resource), and the
-    number of ``<svg>`` elements with their drawn ``<path>`` count."""
-
-    def __init__(self, html: str) -> None:
-        super().__init__()
-        self.fields: dict[str, str] = {}
-        self.svgs: list[int] = []
-        self._open: list[str] = []
-        self.feed(html)
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if tag == "svg":
-            self.svgs.append(0)
-        elif tag == "path" and self.svgs:
-            self.svgs[-1] += 1
-        if "data-field" in a:
-            key = a["data-field"] + "".join(f":{a[k]}" for k in ("data-layer", "data-resource", "data-criterion",)
-                                            if k in a)
-            self._open.append(key)
-            self.fields[key] = ""
-
-    def handle_endtag(self, tag):
-        if tag in ("td", "div", "span") and self._open:
-            self._open.pop()
-
-    def handle_data(self, data):
-        if self._open:
-            self.fields[self._open[-1]] += data.strip()
-
-
-def number(text: str) -> float:
-    return float(text.replace(",", ""))
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,13 @@ from collections.abc import Sequence
 
 import matplotlib
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 __all__ = ["BOTTLENECK_COLOUR", "bar_chart", "figure_svg", "pareto_chart", "resource_chart", "stacked_bar_chart"]
 
 BOTTLENECK_COLOUR = "#d62728"
 _BAR_COLOUR = "#1f77b4"
+_THOUSANDS = FuncFormatter(lambda v, _: f"{v:,.0f}")
 _RC = {"svg.fonttype": "none", "svg.hashsalt": "hwgen", "font.size": 9, "axes.spines.top": False,
        "axes.spines.right": False}
 
@@ -55,6 +57,7 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], *, ylabel: str, ti
         ax.set_xticks(range(len(labels)), labels, rotation=30 if len(labels) > 6 else 0, ha="right"
                       if len(labels) > 6 else "center")
         ax.set_ylabel(ylabel)
+        ax.yaxis.set_major_formatter(_THOUSANDS)
         ax.set_title(title)
         ax.margins(y=0.2)
         return figure_svg(fig)
@@ -121,6 +124,7 @@ def pareto_chart(points: Sequence[dict], *, x: str, xlabel: str, y: str, ylabel:
                     linewidth=1, linestyle="--", label="Pareto front", zorder=2)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
+        ax.yaxis.set_major_formatter(_THOUSANDS)
         ax.set_title(title)
         ax.grid(True, linewidth=0.3)
         ax.legend(fontsize=7, frameon=False)
