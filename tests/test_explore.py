@@ -274,7 +274,8 @@ def test_real_synthesis_through_the_cli(tiny: dict, tmp_path: Path, capsys) -> N
     assert row["frames_per_second"] == pytest.approx(row["fmax_mhz"] * 1e6 / row["cycles_per_frame"], rel=1e-3)
     assert (point / "top.bit").is_file() and (point / "report.html").is_file()
     assert doc["best"][0]["command"].startswith(f"hwgen build {tiny['model']} --pe 1 --target ecp5-25k --clock 50")
-    assert doc["command"].startswith("hwgen ")
+    assert doc["command"] == (f"hwgen explore {tiny['model']} --target ecp5-25k --pe 1 --seeds 1 --freq 50 "
+                              f"--workers 1 -o {out}")
 
 
 @pytest.mark.slow
@@ -287,3 +288,16 @@ def test_real_sweep_on_two_workers_equals_a_serial_run(tiny: dict, tmp_path: Pat
         assert not outcome.failed, outcome.failed
         results[workers] = same_results(outcome.rows)
     assert results[1] == results[2]
+
+
+def test_an_existing_scheduler_by_its_address(tiny: dict, tmp_path: Path) -> None:
+    """--scheduler: the sweep runs on a cluster started elsewhere (here: another LocalCluster on loopback)."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address="127.0.0.1:0") as lc:
+        with dask_client(scheduler=lc.scheduler_address) as c:
+            outcome = run_sweep(tiny["spec"], sweep_dir(tiny, tmp_path / "s"), c, synthesise_fn=estimated_synth)
+    assert outcome.ran == 6 and not outcome.failed
+    with pytest.raises(ConfigError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
+        with dask_client(scheduler="tcp://127.0.0.1:9"):
+            pass

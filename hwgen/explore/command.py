@@ -52,6 +52,18 @@ def _spec(args: argparse.Namespace):
                      seeds=parse_list(args.seeds, "--seeds", int), freqs_mhz=parse_list(args.freq, "--freq"))
 
 
+def _command(args: argparse.Namespace) -> str:
+    """The hwgen explore command line that reruns (resumes) this sweep."""
+    words = ["hwgen", "explore", str(args.model), "--target", args.target,
+             "--pe" if args.pe is not None else "--fps", args.pe if args.pe is not None else args.fps,
+             "--seeds", args.seeds, "--freq", args.freq]
+    if args.scheduler is not None:
+        words += ["--scheduler", args.scheduler]
+    elif args.workers is not None:
+        words += ["--workers", str(args.workers)]
+    return shlex.join([*words, "-o", str(args.output)])
+
+
 def _run_explore(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -81,7 +93,7 @@ def _run_explore(args: argparse.Namespace) -> int:
     try:
         with dask_client(workers=workers if args.scheduler is None else None, scheduler=args.scheduler) as client:
             outcome = run_sweep(spec, args.output, client, retry_failed=args.retry_failed, cluster=cluster,
-                                command=shlex.join(["hwgen", *sys.argv[1:]]), on_point=on_point)
+                                command=_command(args), on_point=on_point)
     finally:
         for bar in bars:
             bar.close()
