@@ -202,8 +202,10 @@ def test_a_killed_worker_costs_a_retry_not_the_sweep(tiny: dict, tmp_path: Path)
     assert killed, "no worker was busy after the first point"
     assert outcome.ran == 6 and not outcome.failed and all(r["status"] == "ok" for r in outcome.rows)
     log = calls(out)
-    starts, dones = [x for x in log if x.startswith("start")], [x for x in log if x.startswith("done")]
-    assert len(dones) == 6 and len(starts) >= 7  # the killed point started again elsewhere and finished once
+    starts = {r["point"]: log.count(f"start {r['point']}") for r in outcome.rows}
+    dones = {r["point"]: log.count(f"done {r['point']}") for r in outcome.rows}
+    # the killed task ran again on a live worker (if the kill landed just after its synthesis, that ran twice)
+    assert all(starts[p] >= dones[p] >= 1 for p in starts) and sum(starts.values()) >= 7
 
 
 def test_interrupt_and_resume_synthesises_no_point_twice(tiny: dict, tmp_path: Path) -> None:
