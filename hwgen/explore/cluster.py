@@ -45,6 +45,7 @@ def dask_client(*, workers: int | None = None, scheduler: str | None = None) -> 
         return
     if workers is None or workers < 1:
         raise ConfigError(f"--workers must be at least 1, not {workers}")
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host=LOOPBACK,
-                      dashboard_address=f"{LOOPBACK}:0", silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host=LOOPBACK,
+                           dashboard_address=f"{LOOPBACK}:0", silence_logs=logging.ERROR)
+    with cluster, Client(cluster) as client:
         yield client
