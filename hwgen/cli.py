@@ -15,6 +15,8 @@ from hwgen import __version__
 from hwgen.boards import command as run_command
 from hwgen.build import command as build_command
 from hwgen.errors import HwgenError
+from hwgen.explore import command as explore_command
+from hwgen.report import command as report_command
 from hwgen.sim import command as sim_command
 from hwgen.synth import command as synth_command
 
@@ -240,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim_command.add_parser(sub)
     synth_command.add_parser(sub)
     run_command.add_parser(sub)
+    report_command.add_parser(sub)
+    explore_command.add_parser(sub)
     return parser
 
 

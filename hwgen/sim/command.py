@@ -88,6 +88,7 @@ def _load_images(args: argparse.Namespace, folder) -> tuple[str, np.ndarray, np.
 
 def _run_sim(args: argparse.Namespace) -> int:
     from hwgen.errors import ConfigError
+    from hwgen.report.hooks import refresh_report
     from hwgen.sim.buildfolder import load_build_folder
     from hwgen.sim.session import simulate
 
@@ -137,6 +138,7 @@ def _run_sim(args: argparse.Namespace) -> int:
         print(f"waveform kept: {outcome.waves}")
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1) + "\n")
+    refresh_report(args.build_dir, sim_summary=summary)
     return 0 if outcome.ok else 1
 
 

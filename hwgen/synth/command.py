@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from hwgen.errors import SynthError
+from hwgen.report.hooks import refreshes_report
 
 __all__ = ["add_parser"]
 
@@ -46,7 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--yosys", default=None, metavar="PATH", help="yosys command")
     t.add_argument("--nextpnr", default=None, metavar="PATH", help="nextpnr-ecp5 / nextpnr-ice40 command")
     t.add_argument("--pack", default=None, metavar="PATH", help="ecppack / icepack command")
-    p.set_defaults(func=_run_synth)
+    p.set_defaults(func=refreshes_report(_run_synth))
 
 
 def _run_synth(args: argparse.Namespace) -> int:
