@@ -83,7 +83,7 @@ def save_network(path: str | os.PathLike, net: Network) -> None:
         if layer.input_offset is not None:
             arrays[f"{n}/input_offset"] = layer.input_offset.astype(np.int64)
         if layer.input_table is not None:
-            arrays[f"{n}/input_table"] = np.asarray(layer.input_table).astype(np.int32)
+            arrays[f"{n}/input_table"] = np.ascontiguousarray(layer.input_table, dtype=np.int32)
         if isinstance(layer.output, ThresholdOutput):
             entry["output"] = "threshold"
             arrays[f"{n}/thresholds"] = layer.output.thresholds.astype(np.int64)

@@ -131,6 +131,26 @@ class _Graph:
         return {"scale": scale, "zeropt": zeropt, "bits": int(bits), "signed": int(a.get("signed", 1)),
                 "narrow": int(a.get("narrow", 0)), "rounding_mode": a.get("rounding_mode", b"ROUND")}
 
+    def integers(self, node, x: np.ndarray) -> np.ndarray:
+        """The quantizer's integers y_int on ``x`` (int64), its output being ``y_int * scale``.
+
+        Mirrors qonnx's ``int_quant`` / ``binary_quant`` step by step in float32
+        (``x / scale + zeropt``, clip, round; a 1-bit signed Quant is bipolar),
+        so ``y_int`` is exact where ``output / scale`` would not be.
+        """
+        from qonnx.custom_op.general.intquant import max_int, min_int, resolve_rounding_mode
+
+        p = self.quant_params(node)
+        x = np.asarray(x, dtype=np.float32)
+        if node.op_type == "BipolarQuant" or (p["bits"] == 1 and p["signed"]):
+            y = np.where(x / p["scale"] >= 0, 1, -1) if node.op_type == "Quant" else np.where(x >= 0, 1, -1)
+            return y.astype(np.int64)
+        y = x / p["scale"] + p["zeropt"]
+        lo, hi = min_int(p["signed"], p["narrow"], p["bits"]), max_int(p["signed"], p["narrow"], p["bits"])
+        mode = p["rounding_mode"]
+        y = resolve_rounding_mode(mode.decode() if isinstance(mode, bytes) else mode)(np.clip(y, lo, hi))
+        return y.astype(np.int64)
+
     def quantize(self, node, x: np.ndarray) -> np.ndarray:
         """The quantizer's float32 output on ``x``, with qonnx's own functions (what its executor computes)."""
         from qonnx.custom_op.general.bipolar_quant import binary_quant
@@ -143,15 +163,6 @@ class _Graph:
         mode = p["rounding_mode"]
         return np.asarray(int_quant(x, p["scale"], p["zeropt"], np.float32(p["bits"]), p["signed"], p["narrow"],
                                     mode.decode() if isinstance(mode, bytes) else mode), dtype=np.float32)
-
-
-def _integers(values: np.ndarray, scale: np.ndarray, node, what: str) -> np.ndarray:
-    """values / scale as exact int64, or a CompileError naming the node."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        q = values.astype(np.float64) / np.broadcast_to(scale.astype(np.float64), values.shape)
-    if not np.all(np.isfinite(q)) or np.any(q != np.round(q)):
-        raise CompileError(f"{_where(node)}: the {what} are not integer multiples of the quantizer's scale")
-    return np.round(q).astype(np.int64)
 
 
 def _weight_bits(q: np.ndarray) -> int:
@@ -200,6 +211,7 @@ class _Lowering:
         self.table = np.broadcast_to(mapping.table(c).T.reshape(PIXEL_VALUES, c, 1, 1),
                                      (PIXEL_VALUES, *self.input_shape)).astype(np.float32)
         self.table_scale: np.ndarray | None = None  # scale of the input region's last quantizer
+        self.table_int: np.ndarray | None = None  # its integers, same shape as the table
         self.stages: list[FloatStage] = []
         self.state = "input"  # input -> (affine -> bits)* ; affine at the output
         self.map_shape = self.input_shape  # (C, H, W) view of the current activations
@@ -267,6 +279,8 @@ class _Lowering:
             if op == "Transpose":
                 raise CompileError(f"{_where(node)}: a Transpose before the first weight layer is not supported")
             self.table = self.table.reshape(PIXEL_VALUES, *out_shape[1:])
+            if self.table_int is not None:
+                self.table_int = self.table_int.reshape(PIXEL_VALUES, *out_shape[1:])
             return
         if op in ("Identity", "Dropout"):
             return
@@ -289,9 +303,9 @@ class _Lowering:
         """An elementwise op in the input region: evaluated on the 256-value table."""
         op = node.op_type
         if op in _QUANT_OPS:
-            p = self.g.quant_params(node)
+            self.table_scale = self.g.quant_params(node)["scale"]
+            self.table_int = self.g.integers(node, self.table)
             self.table = self.g.quantize(node, self.table)
-            self.table_scale = p["scale"]
             return
         first = node.input[0] == data
         c = self.g.const(node.input[1] if first else node.input[0], node).astype(np.float32)
@@ -307,7 +321,7 @@ class _Lowering:
                 raise CompileError(f"{_where(node)}: dividing a constant by the activations is not supported")
             self.table = x / c
         self.table = self.table.astype(np.float32)
-        self.table_scale = None  # an op after the quantizer: the values are no longer its integers
+        self.table_scale = self.table_int = None  # an op after the quantizer: no longer its integers
 
     def input_table(self, node) -> tuple[np.ndarray, np.ndarray]:
         """(int64 (C, 256) table, scalar input scale) at the first weight layer ``node``."""
@@ -324,7 +338,7 @@ class _Lowering:
         if scale.size != 1 or float(scale.reshape(-1)[0]) == 0:
             raise CompileError(f"{_where(node)}: the first layer's input quantizer must have one non-zero scale, "
                                f"not {scale.ravel()[:4]}")
-        table = _integers(values[:, :, 0].T, scale.reshape(()), node, "first layer's input values")
+        table = np.ascontiguousarray(self.table_int.reshape(PIXEL_VALUES, c, h * w)[:, :, 0].T)
         if np.abs(table).max() >= _TABLE_LIMIT:
             raise CompileError(f"{_where(node)}: input values up to {int(np.abs(table).max())} exceed 2^15")
         return table, np.float64(scale.reshape(-1)[0])
@@ -434,10 +448,9 @@ class _Lowering:
         if producer is None or producer.op_type not in _QUANT_OPS:
             raise CompileError(f"{_where(node)}: float weights {node.input[1]!r}; hwgen needs weights quantized by "
                                f"BipolarQuant or Quant (binary or k-bit integers)")
-        wq = self.g.const(node.input[1], node).astype(np.float32)
+        q = self.g.integers(producer, self.g.const(producer.input[0], producer))
         w_scale = self.g.quant_params(producer)["scale"].astype(np.float32)
-        q = _integers(wq, np.broadcast_to(w_scale, wq.shape).copy(), producer, "weights")
-        scale_full = np.broadcast_to(w_scale.astype(np.float64), wq.shape)
+        scale_full = np.broadcast_to(w_scale.astype(np.float64), q.shape)
         bias = None
         if op == "Conv":
             if int(a.get("group", 1)) != 1 or any(d != 1 for d in a.get("dilations", [1, 1])):
