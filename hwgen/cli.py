@@ -16,6 +16,7 @@ from hwgen.boards import command as run_command
 from hwgen.build import command as build_command
 from hwgen.errors import HwgenError
 from hwgen.interop import command as import_command
+from hwgen.interop import export_command
 from hwgen.sim import command as sim_command
 from hwgen.synth import command as synth_command
 
@@ -256,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_compile(sub)
     import_command.add_parser(sub)
+    export_command.add_parser(sub)
     _add_eval(sub)
     build_command.add_parser(sub)
     sim_command.add_parser(sub)

@@ -200,3 +200,70 @@ def test_a_missing_file_is_one_line(tmp_path) -> None:
     bad.write_bytes(b"not onnx")
     with pytest.raises(CompileError, match="not a readable ONNX model"):
         import_qonnx(bad)
+
+
+def _same_ir(a, b) -> bool:
+    """Equal networks apart from layer names (qonnx's cleanup renames nodes)."""
+    from hwgen.compile.ir import ConvLayer, input_values
+
+    if (a.input_shape, a.num_classes, len(a.layers)) != (b.input_shape, b.num_classes, len(b.layers)):
+        return False
+    for x, y in zip(a.layers, b.layers):
+        if type(x) is not type(y) or tuple(x.in_shape) != tuple(y.in_shape):
+            return False
+        if not isinstance(x, ConvLayer):
+            if (x.kernel, x.stride) != (y.kernel, y.stride) or not np.array_equal(x.use_and, y.use_and):
+                return False
+            continue
+        if ((x.weight_bits, x.stride, x.padding, x.input_kind) != (y.weight_bits, y.stride, y.padding, y.input_kind)
+                or not np.array_equal(x.weights, y.weights) or type(x.output) is not type(y.output)):
+            return False
+        if x.input_kind == "uint8" and not np.array_equal(input_values(x), input_values(y)):
+            return False
+        fields = ("thresholds", "direction") if hasattr(x.output, "thresholds") else ("scale", "bias")
+        if not all(np.array_equal(getattr(x.output, f), getattr(y.output, f)) for f in fields):
+            return False
+    return True
+
+
+@pytest.mark.parametrize("ckpt", ["tfc_mnist", "cnv_cifar10"])
+def test_export_then_import_gives_the_same_ir_and_the_executor_the_golden_scores(ckpt: str, tmp_path) -> None:
+    from pathlib import Path
+
+    from hwgen.compile.compiler import compile_checkpoint
+    from hwgen.interop.export import export_network
+    from hwgen.train.checkpoint import load_checkpoint
+
+    src = Path(__file__).parent.parent / "models" / f"{ckpt}.ckpt"
+    net = compile_checkpoint(load_checkpoint(src), str(src))
+    export_network(net, tmp_path / "net.onnx")
+    back = import_qonnx(tmp_path / "net.onnx")
+    assert _same_ir(net, back)
+    images = _images(net.input_shape, 60)
+    scores, _ = execute(tmp_path / "net.onnx", images, batch=60)
+    golden = run_network(net, images)
+    assert np.array_equal(scores, golden.scores.astype(np.float64))  # exact integers, not just the same top-1
+    # the comparison can fail: a changed threshold changes the golden model, not the exported file
+    first = net.layers[0]
+    first.output.thresholds = first.output.thresholds + 25
+    assert not _same_ir(net, back)
+    assert not np.array_equal(run_network(net, images).scores, golden.scores)
+
+
+def test_export_of_an_import_round_trips_tables_and_and_pools(tmp_path) -> None:
+    """A Brevitas CNV-style import (8-bit input table, negative BatchNorm gammas: AND pools) survives export."""
+    from hwgen.interop.export import export_network
+
+    spec = dict(seed=11, in_shape=(3, 8, 8), convs=[{"out": 6, "kernel": 3, "padding": 1, "pool": False},
+                                                    {"out": 6, "kernel": 3, "padding": 0, "pool": True}],
+                hidden=[5], classes=4, last_bits=8)
+    net = import_qonnx(export(tiny_net(**spec), spec["in_shape"], tmp_path / "b.onnx", dynamo=False))
+    # make the pool AND some channels, as an imported pool-before-BatchNorm with a negative gamma does
+    pool = next(layer for layer in net.layers if not hasattr(layer, "weights"))
+    pool.use_and = np.arange(len(pool.use_and)) % 2 == 1
+    export_network(net, tmp_path / "e.onnx")
+    back = import_qonnx(tmp_path / "e.onnx")
+    assert _same_ir(net, back)
+    images = _images(spec["in_shape"], 100)
+    scores, _ = execute(tmp_path / "e.onnx", images)
+    assert np.array_equal(scores, run_network(net, images).scores.astype(np.float64))

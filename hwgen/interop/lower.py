@@ -33,10 +33,10 @@ checkpoint. With ``acc`` the integer accumulator of a stage:
     stage's ``(slope, offset)`` before a ``MaxPool`` and into ``(bn_scale,
     bn_shift)`` after it (per channel), so ``u = bn_scale * max(z) + bn_shift``.
 *sign*
-    ``BipolarQuant(u, s)`` or a 1-bit signed ``Quant`` (qonnx executes both
-    as ``s * (u / s >= 0 ? 1 : -1)``) closes the stage: a ``Div`` by ``s``
-    is composed into the affine, so the bit is ``[u / s >= 0]`` exactly as
-    the executor computes it, and the next layer reads values ``s * (2b-1)``.
+    ``BipolarQuant(u, s)`` (qonnx: ``s * (u >= 0 ? 1 : -1)``) or a 1-bit
+    signed ``Quant`` (``s * (u / s >= 0 ? 1 : -1)``: a ``Div`` by ``s`` is
+    composed into the affine) closes the stage with the bit ``[u >= 0]``
+    exactly as the executor computes it; the next layer reads ``s * (2b-1)``.
     A ``MaxPool`` of those values is an OR of the bits per channel with
     ``s_c > 0``, an AND where ``s_c < 0`` (``FloatStage.pool_use_and``).
 *output*
@@ -65,7 +65,8 @@ from hwgen.interop.qonnx_model import PixelMapping
 __all__ = ["SUPPORTED_OPS", "LoweredGraph", "lower_qonnx", "import_qonnx"]
 
 SUPPORTED_OPS = ("Conv", "Gemm", "MatMul", "MaxPool", "BatchNormalization", "Mul", "Div", "Add", "Sub",
-                 "BipolarQuant", "Quant", "Reshape", "Flatten", "Transpose", "Identity", "Dropout")
+                 "BipolarQuant", "Quant", "Reshape", "Flatten", "Transpose", "Identity", "Dropout", "Cast",
+                 "Gather (before the first weight layer)")
 _WEIGHT_OPS = ("Conv", "Gemm", "MatMul")
 _AFFINE_OPS = ("Mul", "Div", "Add", "Sub")
 _QUANT_OPS = ("BipolarQuant", "Quant")
@@ -78,9 +79,9 @@ _TABLE_LIMIT = 1 << 15
 class LoweredGraph:
     """The float stages of a QONNX graph and what the verification needs to find its values again.
 
-    ``sign_inputs[k]``: the tensor name of stage k's sign input (None for the
-    last stage); ``sign_scales[k]``: that quantizer's scale s (the bit is
-    ``[u / s >= 0]``).
+    ``sign_inputs[k]``: the tensor name of stage k's sign input u (None for the
+    last stage); ``sign_scales[k]``: the divisor s of that sign (the bit is
+    ``[u / s >= 0]``; 1 for BipolarQuant, the scale for a 1-bit Quant).
     """
 
     stages: list[FloatStage]
@@ -122,9 +123,10 @@ class _Graph:
         if node.op_type == "BipolarQuant":
             return {"scale": scale, "bits": 1}
         zeropt = self.const(node.input[2], node).astype(np.float32)
-        bits = self.const(node.input[3], node)
-        if bits.size != 1 or float(bits) != int(bits) or int(bits) < 1:
-            raise CompileError(f"{_where(node)}: the bit width must be one positive integer, not {bits}")
+        raw = self.const(node.input[3], node)
+        bits = float(raw.reshape(-1)[0]) if raw.size == 1 else 0.0
+        if bits != int(bits) or bits < 1:
+            raise CompileError(f"{_where(node)}: the bit width must be one positive integer, not {raw}")
         if np.any(zeropt != 0):
             raise CompileError(f"{_where(node)}: a non-zero zero point is not supported (only symmetric Quant)")
         a = _attrs(node)
@@ -250,6 +252,9 @@ class _Lowering:
 
     def visit(self, node, data: str) -> None:
         op = node.op_type
+        if op == "Gather" and node.input[1:2] == [data]:
+            self.gather(node)
+            return
         if node.input[0] != data and not (op in ("Mul", "Add", "Sub") and node.input[1:2] == [data]):
             raise CompileError(f"{_where(node)}: reads the activations as input {list(node.input).index(data)}; "
                                f"supported only as the first operand (either operand of Mul/Add/Sub)")
@@ -265,6 +270,8 @@ class _Lowering:
             self.maxpool(node)
         elif op in _SHAPE_OPS:
             self.reshape(node)
+        elif op == "Cast":
+            self.cast(node)
         else:
             what = {"AveragePool": "average pooling has no binary equivalent",
                     "GlobalAveragePool": "average pooling has no binary equivalent"}.get(op, "not supported")
@@ -298,6 +305,30 @@ class _Lowering:
         if [d for d in out_shape[1:] if d != 1] == nontrivial:
             return
         raise CompileError(f"{_where(node)}: only a flatten to (1, N) is supported, not {in_shape} -> {out_shape}")
+
+    def cast(self, node) -> None:
+        """Before the first weight layer: numpy's astype (ONNX Cast truncates floats to integers); after it, a
+        cast between float types changes no value of an exact integer or +-1 tensor and is skipped."""
+        to = int(_attrs(node).get("to", 0))
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(to)
+        if self.state == "input":
+            self.table = self.table.astype(dtype)
+            self.table_scale = self.table_int = None
+        elif not np.issubdtype(dtype, np.floating):
+            raise CompileError(f"{_where(node)}: a cast to {dtype} after the first weight layer is not supported")
+
+    def gather(self, node) -> None:
+        """Before the first weight layer: a table lookup ``data[indices]`` on the activations (1-D data, axis 0)."""
+        if self.state != "input":
+            raise CompileError(f"{_where(node)}: a Gather is supported only before the first weight layer")
+        data = self.g.const(node.input[0], node)
+        if data.ndim != 1 or int(_attrs(node).get("axis", 0)) != 0:
+            raise CompileError(f"{_where(node)}: only a lookup in a 1-D table (axis 0) is supported")
+        idx = self.table.astype(np.int64)
+        if np.any(idx != self.table) or idx.min() < -len(data) or idx.max() >= len(data):
+            raise CompileError(f"{_where(node)}: indices are not integers inside the table")
+        self.table = data[idx]
+        self.table_scale = self.table_int = None
 
     def elementwise_input(self, node, data: str) -> None:
         """An elementwise op in the input region: evaluated on the 256-value table."""
@@ -357,9 +388,12 @@ class _Lowering:
         scale = _channel_constant(p["scale"], self.shape(node.input[0]), node, spatial_ok=False)
         if np.any(scale == 0):
             raise CompileError(f"{_where(node)}: a zero activation scale is not supported")
-        self.compose(node, 1.0 / scale, np.zeros_like(scale))  # bit = [u / s >= 0], as the executor computes
+        # qonnx: BipolarQuant's bit is [u >= 0]; a 1-bit signed Quant's is [u / s >= 0]
+        divisor = scale if node.op_type == "Quant" else np.ones_like(scale)
+        if node.op_type == "Quant":
+            self.compose(node, 1.0 / scale, np.zeros_like(scale))
         self.sign_inputs.append(node.input[0])
-        self.sign_scales.append(scale)
+        self.sign_scales.append(divisor)
         self.state, self.act_scale, self.pooled = "bits", scale, False
 
     def affine_op(self, node, data: str) -> None:
