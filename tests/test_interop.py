@@ -267,3 +267,23 @@ def test_export_of_an_import_round_trips_tables_and_and_pools(tmp_path) -> None:
     images = _images(spec["in_shape"], 100)
     scores, _ = execute(tmp_path / "e.onnx", images)
     assert np.array_equal(scores, run_network(net, images).scores.astype(np.float64))
+
+
+def test_cli_import_export_and_eval(tmp_path, capsys) -> None:
+    from pathlib import Path
+
+    from hwgen.cli import main
+
+    ckpt = Path(__file__).parent.parent / "models" / "tfc_mnist.ckpt"
+    assert main(["export", str(ckpt), "-o", str(tmp_path / "tfc.onnx")]) == 0
+    assert main(["import", str(tmp_path / "tfc.onnx"), "-o", str(tmp_path / "tfc.hwir")]) == 0
+    out = capsys.readouterr().out
+    assert "fc 28x28 W1A8" in out and "total" in out and (tmp_path / "tfc.hwir").is_file()
+    good = (tmp_path / "tfc.hwir").read_bytes()
+    (tmp_path / "bad.onnx").write_bytes(b"\x00garbage")
+    assert main(["import", str(tmp_path / "bad.onnx"), "-o", str(tmp_path / "tfc.hwir")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hwgen: error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert (tmp_path / "tfc.hwir").read_bytes() == good  # the earlier good output is kept
+    assert main(["import", str(tmp_path / "tfc.onnx"), "-o", str(tmp_path / "x.hwir"), "--input-std", "a"]) == 2
+    assert "--input-std must be a comma-separated list" in capsys.readouterr().err
