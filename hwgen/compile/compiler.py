@@ -4,6 +4,9 @@
     fold_batchnorm_into_thresholds    every stage but the last -> thresholds (+ OR/AND pool)
     fold_last_stage_into_scores       last stage -> integer class scores
     flip_negative_channels            all-"<=" channels -> weights and thresholds negated, ">="
+
+``compile_stages`` runs the last three on float stages from anywhere: a checkpoint
+(``read_stages``) or a QONNX graph (:func:`hwgen.interop.lower.lower_qonnx`).
 """
 
 from __future__ import annotations

@@ -52,6 +52,7 @@ operand, a missing BatchNormalization statistic, an op outside the table.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -561,7 +562,7 @@ def import_qonnx(path, mapping: PixelMapping | None = None, *, flip: bool = True
 
     mapping = mapping or PixelMapping()
     lowered = lower_qonnx(load_qonnx(path), mapping)
-    name = str(getattr(path, "stem", None) or path).split("/")[-1].removesuffix(".onnx")
+    name = Path(path).stem
     net = compile_stages(lowered.stages, name=name, input_shape=lowered.input_shape,
                          num_classes=lowered.num_classes, flip=flip)
     net.metadata = {"source": str(path), "format": "qonnx",
