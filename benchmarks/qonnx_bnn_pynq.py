@@ -3,7 +3,7 @@
     python benchmarks/qonnx_bnn_pynq.py tfc_1w1a --data-dir ../shared/data/mnist --epochs 1 -o runs/qonnx
 
 For each model: Brevitas's `model_with_cfg(NAME, pretrained=False)` is trained
-for ``--epochs`` with Adam on the training split (inputs ``v / 255``, as the
+for ``--epochs`` (0: untrained, BatchNorm statistics randomised) with Adam on the training split (inputs ``v / 255``, as the
 bnn_pynq trainer feeds them; square hinge loss replaced by cross-entropy to
 keep the script short), exported with ``brevitas.export.export_qonnx`` to
 ``OUT/NAME.onnx`` (+ ``.onnx.data``), imported with hwgen's importer and
@@ -35,6 +35,15 @@ def train(name: str, images: torch.Tensor, labels: torch.Tensor, epochs: int, se
     opt = torch.optim.Adam(model.parameters(), lr=0.02 if "fc" in name else 0.005)
     steps = epochs * (len(images) // 100)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    if epochs == 0:  # untrained: random weights, BatchNorm statistics drawn so that thresholds are not trivial
+        for mod in model.modules():
+            if isinstance(mod, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+                c = mod.num_features
+                with torch.no_grad():
+                    mod.weight.copy_(torch.randn(c))
+                    mod.running_mean.copy_(torch.randn(c) * mod.running_var.new_tensor(3.0))
+                    mod.running_var.copy_(torch.rand(c) * 4 + 0.1)
+                    mod.bias.copy_(torch.randn(c))
     model.train()
     for epoch in range(epochs):
         perm = torch.randperm(len(images))
