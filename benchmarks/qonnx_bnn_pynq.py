@@ -66,7 +66,8 @@ def main() -> None:
     ap.add_argument("--dataset", default="mnist")
     ap.add_argument("--data-dir", required=True)
     ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--limit", type=int, default=None, help="test images (default: all)")
+    ap.add_argument("--train-limit", type=int, default=None, help="training images (default: all)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("-o", "--out", type=Path, default=Path("runs/qonnx"))
     args = ap.parse_args()
@@ -76,12 +77,15 @@ def main() -> None:
     data = load_dataset(args.dataset, args.data_dir)
     test_x, test_y = data.test_images[:args.limit].numpy(), data.test_labels[:args.limit].numpy()
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    print("| model | images | same top-1 | identical in every layer | float ties (changing top-1) | mismatches "
+          "| executor acc | golden acc | compare s |", flush=True)
+    print("|---|---|---|---|---|---|---|---|---|", flush=True)
     for name in args.models:
         path = args.out / f"{name}.onnx"
         if not path.exists():
             t0 = time.time()
-            model = train(name, data.train_images, data.train_labels, args.epochs, args.seed)
+            model = train(name, data.train_images[:args.train_limit], data.train_labels[:args.train_limit],
+                          args.epochs, args.seed)
             export_qonnx(model, torch.rand(1, *data.test_images.shape[1:]), export_path=str(path))
             print(f"{name}: trained and exported in {time.time() - t0:.0f} s", flush=True)
         net = import_qonnx(path)
@@ -89,15 +93,11 @@ def main() -> None:
         t0 = time.time()
         r = compare_with_executor(path, net, test_x, test_y)
         changing = sum(not t["same_prediction"] for t in r.float_ties)
-        rows.append((name, r.images, r.same_prediction, r.identical, len(r.float_ties), changing, len(r.mismatches),
-                     100 * r.executor_correct / r.images, 100 * r.golden_correct / r.images, time.time() - t0))
         for item in r.float_ties[:5] + r.mismatches[:5]:
             print("  ", item)
-    print("| model | images | same top-1 | identical in every layer | float ties (changing top-1) | mismatches "
-          "| executor acc | golden acc | compare s |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for n, imgs, same, ident, ties, chg, mis, ea, ga, sec in rows:
-        print(f"| {n} | {imgs:,} | {same:,} | {ident:,} | {ties} ({chg}) | {mis} | {ea:.2f}% | {ga:.2f}% | {sec:.0f} |")
+        print(f"| {name} | {r.images:,} | {r.same_prediction:,} | {r.identical:,} | {len(r.float_ties)} ({changing}) "
+              f"| {len(r.mismatches)} | {100 * r.executor_correct / r.images:.2f}% "
+              f"| {100 * r.golden_correct / r.images:.2f}% | {time.time() - t0:.0f} |", flush=True)
 
 
 if __name__ == "__main__":
