@@ -3,7 +3,8 @@
     python benchmarks/qonnx_bnn_pynq.py tfc_1w1a --data-dir ../shared/data/mnist --epochs 1 -o runs/qonnx
 
 For each model: Brevitas's `model_with_cfg(NAME, pretrained=False)` is trained
-for ``--epochs`` (0: untrained, BatchNorm statistics randomised) with Adam on the training split (inputs ``v / 255``, as the
+for ``--epochs`` (0: untrained, BatchNorm statistics randomised) with Adam on
+the training split (inputs ``v / 255``, as the
 bnn_pynq trainer feeds them; square hinge loss replaced by cross-entropy to
 keep the script short), exported with ``brevitas.export.export_qonnx`` to
 ``OUT/NAME.onnx`` (+ ``.onnx.data``), imported with hwgen's importer and
@@ -18,7 +19,6 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from hwgen.compile.artifact import save_network

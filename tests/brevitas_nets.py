@@ -76,7 +76,8 @@ def tiny_net(*, seed: int, in_shape: tuple[int, int, int], convs: list[dict], hi
                            weight_quant=CommonWeightQuant, weight_bit_width=wbits())
         bn = nn.BatchNorm2d(spec["out"], eps=1e-4)
         features += [conv, bn, QuantIdentity(act_quant=CommonActQuant, bit_width=1)]
-        c, h, w = spec["out"], h + 2 * spec["padding"] - spec["kernel"] + 1, w + 2 * spec["padding"] - spec["kernel"] + 1
+        grow = 2 * spec["padding"] - spec["kernel"] + 1
+        c, h, w = spec["out"], h + grow, w + grow
         if spec.get("pool") and h >= 2 and w >= 2:
             features.append(nn.MaxPool2d(2))
             h, w = h // 2, w // 2

@@ -156,7 +156,6 @@ def test_refusals_name_the_node_and_what_is_supported(tmp_path) -> None:
         import_qonnx(_edit(path, tmp_path, avgpool))
 
     def two_bit_activations(model):
-        from qonnx.util.basic import qonnx_make_model  # noqa: F401 (the model stays a QONNX model)
         node = model.get_nodes_by_op_type("BipolarQuant")[-1]  # the hidden FC layer's activation
         zero = onnx.numpy_helper.from_array(np.zeros((), np.float32), node.name + "_zp")
         bits = onnx.numpy_helper.from_array(np.array(2, np.float32), node.name + "_bits")

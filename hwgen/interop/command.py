@@ -70,7 +70,8 @@ def verify(args: argparse.Namespace, net, mapping) -> int:
     print(f"qonnx executor vs golden model on {r.images} {dataset} test images: {r.same_prediction} same top-1, "
           f"{r.identical} identical in every layer, {len(r.float_ties)} with a float tie "
           f"({sum(not t['same_prediction'] for t in r.float_ties)} changing top-1), {len(r.mismatches)} mismatches; "
-          f"accuracy executor {100 * r.executor_correct / r.images:.2f}% golden {100 * r.golden_correct / r.images:.2f}%")
+          f"accuracy executor {100 * r.executor_correct / r.images:.2f}% "
+          f"golden {100 * r.golden_correct / r.images:.2f}%")
     for item in r.float_ties[:10]:
         print(f"  tie: image {item['image']} at {item['layer']}: {item}")
     for item in r.mismatches[:10]:
