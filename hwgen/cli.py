@@ -17,6 +17,8 @@ from hwgen.build import command as build_command
 from hwgen.errors import HwgenError
 from hwgen.explore import command as explore_command
 from hwgen.report import command as report_command
+from hwgen.interop import command as import_command
+from hwgen.interop import export_command
 from hwgen.sim import command as sim_command
 from hwgen.synth import command as synth_command
 
@@ -175,22 +177,29 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     from hwgen.data.datasets import DATASET_NAMES
 
     p = sub.add_parser("eval", help="top-1 accuracy of a checkpoint (PyTorch) or IR file (golden model)",
-                       description="Evaluate a checkpoint (.ckpt, PyTorch) or a compiled IR (.hwir, the integer "
-                                   "golden model) on the test split of a dataset.")
-    p.add_argument("checkpoint", type=Path, help="model.ckpt or net.hwir")
+                       description="Evaluate a checkpoint (.ckpt, PyTorch), a compiled IR (.hwir, the integer "
+                                   "golden model) or a QONNX model (.onnx: qonnx's executor and the golden model "
+                                   "of its import) on the test split of a dataset.")
+    p.add_argument("checkpoint", type=Path, help="model.ckpt, net.hwir or model.onnx")
     p.add_argument("--dataset", choices=DATASET_NAMES, default=None, help="default: the one it was trained on")
     p.add_argument("--data-dir", default=None, help="default: the one it was trained with")
     p.add_argument("--batch-size", type=int, default=1000)
     p.add_argument("--device", default="cpu")
     p.add_argument("--limit", type=int, default=None, help="only the first N test images")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    import_command.add_pixel_mapping_options(p)
     p.set_defaults(func=_run_eval)
 
 
 def _run_eval(args: argparse.Namespace) -> int:
     from hwgen.errors import ConfigError
 
-    if args.checkpoint.suffix == ".hwir":
+    if args.checkpoint.suffix == ".onnx":
+        from hwgen.interop.lower import import_qonnx
+
+        net = import_qonnx(args.checkpoint, import_command.pixel_mapping(args))
+        name, input_shape, recorded = net.name, net.input_shape, net.metadata
+    elif args.checkpoint.suffix == ".hwir":
         from hwgen.compile.artifact import load_network
 
         net = load_network(args.checkpoint)
@@ -205,7 +214,16 @@ def _run_eval(args: argparse.Namespace) -> int:
         raise ConfigError(f"{dataset} images have shape {tuple(data.test_images.shape[1:])} but "
                           f"{args.checkpoint} expects {tuple(input_shape)}")
     images, labels = data.test_images[:args.limit], data.test_labels[:args.limit]
-    if args.checkpoint.suffix == ".hwir":
+    extra = {}
+    if args.checkpoint.suffix == ".onnx":
+        from hwgen.compile.golden import run_network
+        from hwgen.interop.reference import execute
+
+        scores, _ = execute(args.checkpoint, images.numpy(), import_command.pixel_mapping(args))
+        extra["executor_top1"] = float((scores.argmax(axis=1) == labels.numpy()).mean())
+        predictions = run_network(net, images.numpy()).predictions
+        acc, loss = float((predictions == labels.numpy()).mean()), None
+    elif args.checkpoint.suffix == ".hwir":
         from hwgen.compile.golden import run_network
 
         predictions = run_network(net, images.numpy()).predictions
@@ -219,9 +237,12 @@ def _run_eval(args: argparse.Namespace) -> int:
         model, _ = load_model(args.checkpoint, device)
         loss, acc = evaluate(model, images, labels, device=device, batch_size=args.batch_size)
     result = {"checkpoint": str(args.checkpoint), "model": name, "dataset": dataset,
-              "images": len(images), "top1": acc, "loss": loss}
+              "images": len(images), "top1": acc, "loss": loss, **extra}
     if args.json:
         print(json.dumps(result))
+    elif extra:
+        print(f"{name} on {dataset}: top-1 {100 * acc:.2f}% (golden model of the import), "
+              f"{100 * extra['executor_top1']:.2f}% (qonnx executor, float) on {len(images)} images")
     else:
         print(f"{name} on {dataset}: top-1 {100 * acc:.2f}% ({round(acc * len(images))}/{len(images)})"
               + (f", loss {loss:.4f}" if loss is not None else " (golden model)"))
@@ -237,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_train(sub)
     _add_compile(sub)
+    import_command.add_parser(sub)
+    export_command.add_parser(sub)
     _add_eval(sub)
     build_command.add_parser(sub)
     sim_command.add_parser(sub)

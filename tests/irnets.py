@@ -51,13 +51,17 @@ def _thresholds(rng: np.random.Generator, layer: ConvLayer, acc: np.ndarray, *, 
 
 def random_network(rng: np.random.Generator, input_shape: tuple[int, int, int], layers: list[tuple],
                    *, num_classes: int = 10, first_weight_bits: int = 1, last_weight_bits: int = 1,
-                   probe_images: int = 64, per_position: bool = False, mixed_directions: bool = False) -> Network:
+                   probe_images: int = 64, per_position: bool = False, mixed_directions: bool = False,
+                   input_table: bool = False) -> Network:
     """A random network; ``layers`` lists ("conv", C_out, K, stride, pad), ("pool", K) or ("pool", K, stride)
     and ("fc", C_out).
 
     The first entry must be a conv or fc layer (uint8 inputs, ``first_weight_bits``);
     the last layer is added: a whole-map score layer with ``num_classes`` outputs
-    and ``last_weight_bits`` weights (binary inputs).
+    and ``last_weight_bits`` weights (binary inputs). ``input_table``: the first
+    layer maps pixels through a random per-channel table (C, 256) of values in
+    [-128, 127] (any function of the pixel, as a QONNX import gives) instead of
+    ``x - p_c``.
     """
     probe = rng.integers(0, 256, size=(probe_images, *input_shape), dtype=np.uint8)
     x, shape, kind = probe, tuple(input_shape), "uint8"
@@ -80,7 +84,9 @@ def random_network(rng: np.random.Generator, input_shape: tuple[int, int, int], 
             layer = ConvLayer(name=name, in_shape=shape, weights=_weights(rng, (c_out, shape[0], kh, kw), bits),
                               weight_bits=bits, stride=stride, padding=pad, input_kind=kind, output=None,
                               input_offset=rng.integers(0, 256, size=shape[0]).astype(np.int64)
-                              if kind == "uint8" else None)
+                              if kind == "uint8" and not input_table else None,
+                              input_table=rng.integers(-128, 128, size=(shape[0], 256)).astype(np.int64)
+                              if kind == "uint8" and input_table else None)
             acc = conv_accumulate(layer, x)
             if spec[0] == "score":
                 layer.output = ScoreOutput(scale=rng.integers(1, 50, size=c_out).astype(np.int64),

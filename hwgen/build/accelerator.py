@@ -17,6 +17,10 @@ with its folding (PE, SIMD):
   bit-channels and SIMD elements as 8 * SIMD bits; the valid mask keeps one
   bit per element);
 * a :class:`MaxPoolUnit` per pool layer, at the width of the stream it reads;
+* when the first layer has an exact input table (QONNX imports), an
+  :class:`InputTableUnit` between ``s_axis`` and the first engine rewrites
+  each pixel byte so that the MAC unit's ``x - p_c`` equals the table's value
+  (hwgen/build/engines/lookup.py; one cycle of latency);
 * the last layer in accumulator mode, then the :class:`ScoreUnit` (scores + top-1).
 
 A binary feature map travels as the map stream: pixels in row-major order,
@@ -51,6 +55,7 @@ from amaranth.lib.wiring import In, Out
 
 from hwgen.build.engines import MVTU, MACUnit, MaxPoolUnit, SlidingWindowUnit
 from hwgen.build.engines.convert import WidthConverter
+from hwgen.build.engines.lookup import InputTableUnit
 from hwgen.build.engines.scores import ScoreUnit
 from hwgen.build.families import MemoryMap
 from hwgen.build.folding import LayerFold
@@ -151,6 +156,9 @@ class Accelerator(wiring.Component):
         net = flip_negative_channels(net)
         self.net = net
         self.stages: list[EngineStage] = []
+        first = net.layers[0]
+        self.input_table = (InputTableUnit(table=first.input_table)
+                            if isinstance(first, ConvLayer) and first.input_table is not None else None)
         width = PIXEL_BITS
         for layer in net.layers[:-1]:
             stage = self._stage(layer, fold_of.get(layer.name), width, ecp5_cells, memory)
@@ -168,8 +176,8 @@ class Accelerator(wiring.Component):
             "m_axis_tdata": Out(WORD_BITS), "m_axis_tvalid": Out(1), "m_axis_tready": In(1), "m_axis_tlast": Out(1),
         })
 
-    @staticmethod
-    def _stage(layer, fold: LayerFold | None, width: int, ecp5_cells: bool, memory: MemoryMap | None) -> EngineStage:
+    def _stage(self, layer, fold: LayerFold | None, width: int, ecp5_cells: bool,
+               memory: MemoryMap | None) -> EngineStage:
         if isinstance(layer, MaxPoolLayer):
             pool = MaxPoolUnit(in_shape=layer.in_shape, kernel=layer.kernel, stride=layer.stride,
                                use_and=layer.use_and, width=width)
@@ -184,9 +192,10 @@ class Accelerator(wiring.Component):
             engine = MVTU(weights=weights, pe=fold.pe, simd=fold.simd, thresholds=thresholds,
                           directions=directions, masked=masked, ecp5_cells=ecp5_cells, memory=memory)
         else:
-            engine = MACUnit(weights=weights, input_offset=layer.input_offset, in_channels=c_in,
-                             pe=fold.pe, simd=fold.simd, thresholds=thresholds, directions=directions,
-                             input_kind=layer.input_kind, masked=masked, memory=memory)
+            offsets = self.input_table.offsets if layer.input_table is not None else layer.input_offset
+            engine = MACUnit(weights=weights, input_offset=offsets, in_channels=c_in, pe=fold.pe, simd=fold.simd,
+                             thresholds=thresholds, directions=directions, input_kind=layer.input_kind,
+                             masked=masked, memory=memory)
         window = converter = None
         if fold.layer.whole_map:
             converter = WidthConverter(in_width=width, out_width=fold.simd * bits)
@@ -200,6 +209,10 @@ class Accelerator(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         src = SimpleNamespace(valid=self.s_axis_tvalid, ready=self.s_axis_tready, payload=self.s_axis_tdata)
+        if self.input_table is not None:
+            table = m.submodules.input_table = self.input_table
+            _link(m, src, table.i, table.i.payload.eq(src.payload))
+            src = table.o
         for k, stage in enumerate(self.stages):
             m.submodules[f"{stage.layer_name}_engine"] = stage.engine
             if isinstance(stage.engine, MaxPoolUnit):

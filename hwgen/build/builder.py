@@ -69,17 +69,23 @@ class BuildResult:
 
 
 def load_model(path: Path) -> tuple[Network, str]:
-    """(IR, the source file's SHA-256): a ``.hwir`` is loaded, anything else is read as a checkpoint and compiled."""
+    """(IR, the source file's SHA-256): a ``.hwir`` is loaded, a ``.onnx`` imported (QONNX, pixels / 255),
+    anything else is read as a checkpoint and compiled."""
     from hwgen.compile.artifact import load_network
     from hwgen.compile.compiler import compile_checkpoint
     from hwgen.train.checkpoint import load_checkpoint
 
     path = Path(path)
     if not path.is_file():
-        raise BuildError(f"no such model file: {path} (give a .ckpt checkpoint or a .hwir IR file)")
+        raise BuildError(f"no such model file: {path} (give a .ckpt checkpoint, a .hwir IR file or a .onnx "
+                         f"QONNX file)")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if path.suffix == ".hwir":
         return load_network(path), digest
+    if path.suffix == ".onnx":
+        from hwgen.interop.lower import import_qonnx
+
+        return import_qonnx(path), digest
     return compile_checkpoint(load_checkpoint(path), str(path)), digest
 
 

@@ -15,7 +15,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("build", help="generate the accelerator (Verilog, memories, report, toolchain scripts)",
                        description="Compile (for a .ckpt), fold and generate a streaming accelerator into a build "
                                    "folder: top.v, mem/*.hex, net.hwir, report.md/json, synthesis scripts.")
-    p.add_argument("model", type=Path, help="a checkpoint (.ckpt) or a compiled IR (.hwir)")
+    p.add_argument("model", type=Path, help="a checkpoint (.ckpt), a compiled IR (.hwir) or a QONNX model (.onnx, "
+                                             "float input pixel / 255; other mappings: hwgen import first)")
     p.add_argument("-o", "--output", type=Path, default=None, help="build folder (default: build/<model name>)")
     fold = p.add_mutually_exclusive_group(required=True)
     fold.add_argument("--pe", type=int, help="PEs of the heaviest layer; the others are balanced to keep up")

@@ -11,7 +11,9 @@ A safetensors file (numpy) with
   pixel's channels together, MSB first; k-bit weights as ``NAME/weights``
   (int16, (C_out, C_in, KH, KW)); ``NAME/thresholds`` and ``NAME/direction``,
   ``NAME/score_scale`` and ``NAME/score_bias``, ``NAME/input_offset``,
-  ``NAME/use_and`` for pools.
+  ``NAME/input_table`` (int32 (C_in, 256), version 2), ``NAME/use_and`` for pools.
+
+Version 2 added the input table; version 1 files (which have none) are still read.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from safetensors.numpy import load_file, save
 
 from hwgen.compile.ir import (
     IR_FORMAT,
+    IR_READABLE_VERSIONS,
     IR_VERSION,
     ConvLayer,
     MaxPoolLayer,
@@ -79,6 +82,8 @@ def save_network(path: str | os.PathLike, net: Network) -> None:
             arrays[f"{n}/weights"] = layer.weights.astype(np.int16)
         if layer.input_offset is not None:
             arrays[f"{n}/input_offset"] = layer.input_offset.astype(np.int64)
+        if layer.input_table is not None:
+            arrays[f"{n}/input_table"] = np.ascontiguousarray(layer.input_table, dtype=np.int32)
         if isinstance(layer.output, ThresholdOutput):
             entry["output"] = "threshold"
             arrays[f"{n}/thresholds"] = layer.output.thresholds.astype(np.int64)
@@ -105,8 +110,9 @@ def load_network(path: str | os.PathLike) -> Network:
         arrays = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CompileError(f"{path} is not a readable hwgen IR file: {exc}") from None
-    if meta.get("format") != IR_FORMAT or meta.get("version") != str(IR_VERSION):
-        raise CompileError(f"{path} is not a hwgen IR file of version {IR_VERSION}")
+    if meta.get("format") != IR_FORMAT or meta.get("version") not in {str(v) for v in IR_READABLE_VERSIONS}:
+        raise CompileError(f"{path} is not a hwgen IR file of version "
+                           f"{' or '.join(map(str, IR_READABLE_VERSIONS))}")
     if _digest(arrays) != meta.get("sha256"):
         raise CompileError(f"{path} failed its integrity check: the file was modified or corrupted")
     structure = json.loads(meta["network"])
@@ -126,6 +132,9 @@ def load_network(path: str | os.PathLike) -> Network:
         layers.append(ConvLayer(name=n, in_shape=tuple(entry["in_shape"]), weights=weights,
                                 weight_bits=entry["weight_bits"], stride=entry["stride"], padding=entry["padding"],
                                 input_kind=entry["input_kind"], output=output,
-                                input_offset=arrays.get(f"{n}/input_offset"), source=entry.get("source", [])))
+                                input_offset=arrays.get(f"{n}/input_offset"),
+                                input_table=(arrays[f"{n}/input_table"].astype(np.int64)
+                                             if f"{n}/input_table" in arrays else None),
+                                source=entry.get("source", [])))
     return Network(name=structure["name"], input_shape=tuple(structure["input_shape"]), layers=layers,
                    num_classes=structure["num_classes"], metadata=structure.get("metadata", {}))

@@ -12,7 +12,8 @@
     Max-pool sits between the layer and its BatchNorm: sign(BN(max z)) is the
     OR of the window's bits when the BN slope is positive (BN increasing) and
     the AND when it is negative. It depends on the BN slope alone, not on the
-    whole slope a (a learned scale may be negative).
+    whole slope a (a learned scale may be negative). A pool after the sign
+    (QONNX graphs) carries its own choice (``FloatStage.pool_use_and``).
 ``quantize_scores``
     The last stage gives real scores ``u_c = a_c * acc_c + b_c``; the IR keeps
     ``round(2^f a_c) * acc_c + round(2^f b_c)`` with the largest f such that
@@ -91,7 +92,7 @@ def quantize_scores(a: np.ndarray, b: np.ndarray, acc_range: tuple[int, int]) ->
 def _conv(stage: FloatStage, output) -> ConvLayer:
     return ConvLayer(name=stage.name, in_shape=stage.in_shape, weights=stage.weights, weight_bits=stage.weight_bits,
                      stride=stage.stride, padding=stage.padding, input_kind=stage.input_kind, output=output,
-                     input_offset=stage.input_offset,
+                     input_offset=stage.input_offset, input_table=stage.input_table,
                      source=[n for n in (stage.name, stage.pool_name, stage.bn_name) if n])
 
 
@@ -107,8 +108,9 @@ def fold_batchnorm_into_thresholds(stage: FloatStage) -> list[Layer]:
     if stage.pool is None:
         return [conv]
     kernel, stride = stage.pool
+    use_and = pool_mode_from_batchnorm(stage.bn_scale) if stage.pool_use_and is None else stage.pool_use_and
     return [conv, MaxPoolLayer(name=stage.pool_name, in_shape=conv.out_shape, kernel=kernel, stride=stride,
-                               use_and=pool_mode_from_batchnorm(stage.bn_scale))]
+                               use_and=np.asarray(use_and, dtype=bool))]
 
 
 def pool_mode_from_batchnorm(bn_scale: np.ndarray) -> np.ndarray:

@@ -13,7 +13,9 @@ contribute 0. The input values ``v`` are
 
 * ``input_kind == "binary"``: bits b in {0, 1} meaning ``v = 2b - 1``;
 * ``input_kind == "uint8"``: pixels x in [0, 255] meaning ``v = x - p_c``
-  (``p = layer.input_offset``, one integer per input channel).
+  (``p = layer.input_offset``, one integer per input channel), or
+  ``v = table[c, x]`` for a layer with an ``input_table`` (C_in, 256)
+  (:func:`hwgen.compile.ir.input_values`).
 
 Binary inputs with binary weights (``weight_bits == 1``) use the hardware's own
 arithmetic, bit-packed XNOR-popcount over the fan-in ``F = C_in * KH * KW``::
@@ -47,11 +49,14 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from hwgen.compile.ir import (
+    PIXEL_VALUES,
     ConvLayer,
     MaxPoolLayer,
     Network,
     ScoreOutput,
     ThresholdOutput,
+    input_range,
+    input_values,
 )
 from hwgen.errors import CompileError
 
@@ -150,10 +155,15 @@ def _check_layer(layer: ConvLayer) -> None:
     else:
         raise CompileError(f"layer {layer.name!r}: weight_bits must be >= 1")
     if layer.input_kind == "uint8":
-        p = layer.input_offset
-        if p is None or np.shape(p) != (layer.in_shape[0],):
+        p, table = layer.input_offset, layer.input_table
+        if table is not None:
+            if np.shape(table) != (layer.in_shape[0], PIXEL_VALUES) or not np.issubdtype(
+                    np.asarray(table).dtype, np.integer):
+                raise CompileError(f"layer {layer.name!r}: input_table must be integers of shape "
+                                   f"({layer.in_shape[0]}, {PIXEL_VALUES})")
+        elif p is None or np.shape(p) != (layer.in_shape[0],):
             raise CompileError(f"layer {layer.name!r}: uint8 input needs an input_offset "
-                               f"of shape ({layer.in_shape[0]},)")
+                               f"of shape ({layer.in_shape[0]},) or an input_table")
     elif layer.input_kind != "binary":
         raise CompileError(f"layer {layer.name!r}: unknown input_kind {layer.input_kind!r}")
 
@@ -208,16 +218,13 @@ def _sample_chunk(per_sample_bytes: int, n: int) -> int:
 def _partial_sum_bound(layer: ConvLayer) -> int:
     """A bound B on |every partial sum| of the accumulator (any order of the terms).
 
-    Per tap, ``|W * v| <= |W| * max|v|`` with ``max|v| = 1`` (binary) or
-    ``max(p_c, 255 - p_c)`` (uint8); B is the largest per-output-channel sum
-    of these.
+    Per tap, ``|W * v| <= |W| * max|v|`` with ``max|v|`` over the channel's
+    input values (:func:`hwgen.compile.ir.input_range`: 1 for binary inputs);
+    B is the largest per-output-channel sum of these.
     """
     w = np.abs(np.asarray(layer.weights).astype(np.int64))
-    if layer.input_kind == "binary":
-        per_tap = w
-    else:
-        p = np.asarray(layer.input_offset).astype(np.int64)
-        per_tap = w * np.maximum(np.abs(p), np.abs(255 - p)).reshape(1, -1, 1, 1)
+    lo, hi = input_range(layer)
+    per_tap = w * np.maximum(np.abs(lo), np.abs(hi)).reshape(1, -1, 1, 1)
     return int(per_tap.reshape(len(w), -1).sum(axis=1).max()) if w.size else 0
 
 
@@ -239,7 +246,7 @@ def conv_accumulate(layer: ConvLayer, inputs: np.ndarray) -> np.ndarray:
 
         acc[n, o, y, x] = sum_{c, i, j valid} W[o, c, i, j] * v[n, c, y*s + i - pad, x*s + j - pad]
 
-    with ``v = 2b - 1`` (binary) or ``v = x - input_offset[c]`` (uint8), and
+    with ``v = 2b - 1`` (binary) or ``v = input_values(layer)[c, x]`` (uint8), and
     padded (invalid) taps contributing 0.
 
     Binary inputs with 1-bit weights take the bit-packed XNOR-popcount path
@@ -368,8 +375,9 @@ def _matmul_conv(layer: ConvLayer, x: np.ndarray) -> np.ndarray:
     """Exact integer convolution as a float64 matmul over im2col patches.
 
     ``x``: uint8 (N, H, W, C_in), bits or pixels; returns (N, Ho, Wo, C_out).
-    Values ``v`` (float64): ``2b - 1`` for bits, ``x - p_c`` for pixels; the
-    input is zero-padded *after* that mapping, so padded taps contribute 0.
+    Values ``v`` (float64): ``2b - 1`` for bits, ``input_values(layer)[c, x]``
+    for pixels; the input is zero-padded *after* that mapping, so padded taps
+    contribute 0.
     Patches (N*Ho*Wo, F) in (i, j, c) order times the weights (F, C_out) in
     the same order. Every product and partial sum is an integer of magnitude
     at most :func:`_partial_sum_bound` < 2**53 (asserted), so the float64
@@ -383,12 +391,15 @@ def _matmul_conv(layer: ConvLayer, x: np.ndarray) -> np.ndarray:
     p = ho * wo
     wmat = _weights_ijc(layer).astype(np.float64).T  # (F, C_out)
     if layer.input_kind == "uint8":
-        offset = np.asarray(layer.input_offset).astype(np.float64)
+        table = input_values(layer).astype(np.float64)  # (C_in, 256)
+        channels = np.arange(layer.in_shape[0])
     out = np.empty((n, p, co), dtype=_acc_dtype(layer))
     step = _sample_chunk(8 * p * max(f, co), n)
     for a in range(0, n, step):
-        xb = x[a:a + step].astype(np.float64)
-        vals = 2.0 * xb - 1.0 if layer.input_kind == "binary" else xb - offset
+        if layer.input_kind == "binary":
+            vals = 2.0 * x[a:a + step].astype(np.float64) - 1.0
+        else:
+            vals = table[channels, x[a:a + step]]  # (n, H, W, C_in): v_c(x) per channel
         cols = _windows(_pad_hw(vals, layer.padding), layer).reshape(-1, f)
         out[a:a + step] = (cols @ wmat).reshape(-1, p, co)  # exact integers -> int
     return out.reshape(n, ho, wo, co)

@@ -5,9 +5,13 @@ frame of uint8 pixels (C, H, W). There are two layer types:
 
 :class:`ConvLayer` (convolution; a fully connected layer is a convolution whose
 kernel covers its whole input, so flatten needs no layer of its own)
-    Input: ``input_kind == "uint8"``: integer pixels ``x`` minus the
-    per-channel ``input_offset`` p_c, i.e. values ``x - p_c``; padded taps
-    contribute 0 (pixel value p_c). ``input_kind == "binary"``: bits b in
+    Input: ``input_kind == "uint8"``: integer pixels ``x`` mapped per
+    channel to the integer values ``v = x - p_c`` (``input_offset`` p_c) or,
+    when the layer has an ``input_table`` (C_in, 256), ``v = table[c, x]``
+    (any exact function of the pixel, e.g. Brevitas CNV's
+    ``clip(round(128 * (2x/255 - 1)), -128, 127)``); :func:`input_values`
+    gives the table in both cases. Padded taps contribute 0.
+    ``input_kind == "binary"``: bits b in
     {0, 1} standing for the values ``2b - 1``; padded taps contribute 0.
     Weights: integers (C_out, C_in, KH, KW), +-1 when ``weight_bits == 1``,
     else in [-(2^(k-1) - 1), 2^(k-1) - 1].
@@ -35,7 +39,11 @@ from typing import Union
 import numpy as np
 
 IR_FORMAT = "hwgen-ir"
-IR_VERSION = 1
+IR_VERSION = 2
+#: Versions :func:`hwgen.compile.artifact.load_network` reads (1: no input tables).
+IR_READABLE_VERSIONS = (1, 2)
+#: Entries of a first layer's input table: one per uint8 pixel value.
+PIXEL_VALUES = 256
 
 
 @dataclass
@@ -71,6 +79,7 @@ class ConvLayer:
     input_kind: str  # "uint8" | "binary"
     output: Union[ThresholdOutput, ScoreOutput]
     input_offset: np.ndarray | None = None  # int64 (C_in,), uint8 inputs only
+    input_table: np.ndarray | None = None  # int64 (C_in, 256), uint8 inputs only; replaces input_offset
     source: list[str] = field(default_factory=list)  # names of the float layers this came from
 
     @property
@@ -122,19 +131,37 @@ class Network:
     metadata: dict = field(default_factory=dict)
 
 
+def input_values(layer: ConvLayer) -> np.ndarray:
+    """int64 (C_in, 256): the value ``v`` that pixel x of channel c stands for in a uint8-input layer.
+
+    ``layer.input_table`` when it has one, else ``x - input_offset[c]``.
+    """
+    if layer.input_table is not None:
+        return np.asarray(layer.input_table, dtype=np.int64)
+    p = np.asarray(layer.input_offset, dtype=np.int64).reshape(-1, 1)
+    return np.arange(PIXEL_VALUES, dtype=np.int64)[None, :] - p
+
+
+def input_range(layer: ConvLayer) -> tuple[np.ndarray, np.ndarray]:
+    """Per input channel (lo, hi) of the values a tap can take, 0 (a padded tap) included; int64 (C_in,)."""
+    if layer.input_kind == "binary":
+        ones = np.ones(layer.in_shape[0], dtype=np.int64)
+        return -ones, ones
+    v = input_values(layer)
+    return np.minimum(v.min(axis=1), 0), np.maximum(v.max(axis=1), 0)
+
+
 def accumulator_range(layer: ConvLayer) -> tuple[int, int]:
     """Exact (min, max) of ``acc`` over all inputs, from the weights and the input range.
 
     Per tap the contribution is W * v with v in [-1, 1] (binary, 0 when padded)
-    or [-p_c, 255 - p_c] (uint8, 0 when padded, which lies in that range), so
-    the extremes are sums of per-tap extremes.
+    or [min_x v_c(x), max_x v_c(x)] widened to contain 0 (uint8; a padded tap
+    gives 0), so the extremes are sums of per-tap extremes.
     """
     w = layer.weights.astype(np.int64)
-    if layer.input_kind == "binary":
-        lo, hi = -np.ones_like(w), np.ones_like(w)
-    else:
-        p = layer.input_offset.astype(np.int64).reshape(1, -1, 1, 1)
-        lo, hi = np.broadcast_to(-p, w.shape), np.broadcast_to(255 - p, w.shape)
+    lo_c, hi_c = input_range(layer)
+    lo = np.broadcast_to(lo_c.reshape(1, -1, 1, 1), w.shape)
+    hi = np.broadcast_to(hi_c.reshape(1, -1, 1, 1), w.shape)
     per_tap_max = np.maximum(w * lo, w * hi)
     per_tap_min = np.minimum(w * lo, w * hi)
     sums_max = per_tap_max.reshape(len(w), -1).sum(axis=1)

@@ -33,7 +33,13 @@ class FloatStage:
     ``weights``: integer weights (C_out, C_in, KH, KW) of the accumulator;
     ``slope`` / ``offset``: the affine map acc -> z, shape (C_out,) or
     (C_out, H_out, W_out); ``pool``: (kernel, stride) or None;
-    ``bn_scale`` / ``bn_shift``: (C_out,) (1 and 0 without BatchNorm).
+    ``bn_scale`` / ``bn_shift``: (C_out,) (1 and 0 without BatchNorm);
+    ``input_table``: the first layer's exact pixel -> integer map (C_in, 256)
+    instead of ``input_offset`` (see ir.py); ``pool_use_and``: (C_out,) bool
+    for a pool placed after the sign (QONNX graphs: a max over the values
+    ``s_c * (2b - 1)`` is an OR of the bits for s_c > 0, an AND for s_c < 0),
+    None when the pool sits before the BatchNorm (the choice then follows
+    the BatchNorm's slope, fold.py).
     """
 
     name: str
@@ -52,6 +58,8 @@ class FloatStage:
     bn_scale: np.ndarray
     bn_shift: np.ndarray
     bn_name: str | None
+    input_table: np.ndarray | None = None
+    pool_use_and: np.ndarray | None = None
 
 
 def _param(state: dict[str, np.ndarray], layer: str, name: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
