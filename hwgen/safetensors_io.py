@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import os
 import struct
-from pathlib import Path
+
+from hwgen.outputs import write_bytes_atomic
 
 __all__ = ["canonical", "write_atomic"]
 
@@ -31,9 +32,4 @@ def canonical(raw: bytes) -> bytes:
 
 def write_atomic(path: str | os.PathLike, raw: bytes) -> None:
     """Write ``canonical(raw)`` to ``path`` (mode 644) via a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(canonical(raw))
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    write_bytes_atomic(path, canonical(raw))
