@@ -169,7 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a one-line parsing error (argtypes.Parser)
+        return exc.code if isinstance(exc.code, int) else 0
     try:
         return args.func(args)
     except HwgenError as exc:

@@ -35,7 +35,7 @@ from typing import Union
 import numpy as np
 
 IR_FORMAT = "hwgen-ir"
-IR_VERSION = 1
+IR_VERSION = 2  # 2: sha256 covers the network JSON too (1: the arrays only)
 
 
 @dataclass

@@ -114,7 +114,8 @@ def simulate(folder: BuildFolder, images: np.ndarray, *, mode: str = "cocotb", l
     log("Verilator model for cocotb (built once, then cached) ...")
     model = build_model(folder.sources, folder.top_module, cache_dir=cache_dir)
     log(_built(model.cached, model.build_s, model.path))
-    run_dir = Path(run_dir) if run_dir is not None else folder.path / "sim" / "cocotb"
+    # absolute: the bench runs in another working folder and reads the config's paths from there
+    run_dir = (Path(run_dir) if run_dir is not None else folder.path / "sim" / "cocotb").resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     trace_path = run_dir / "trace.npz"
     trace_path.unlink(missing_ok=True)
