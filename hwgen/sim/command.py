@@ -48,7 +48,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="run a C++ Verilator harness instead of cocotb (no Python per cycle: whole test sets)")
     p.add_argument("--jobs", type=positive_int, default=1,
                    help="--bulk: simulate this many chunks of the images at once, one process each (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random input gaps and output back-pressure")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random input gaps and output back-pressure (default 0)")
     p.add_argument("--gap-p", type=float, default=0.0, help="probability of an input gap per cycle (default 0)")
     p.add_argument("--stall-p", type=float, default=0.0,
                    help="probability of output back-pressure (tready low) per cycle (default 0)")
