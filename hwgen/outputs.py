@@ -127,11 +127,19 @@ def folder_lock(folder: str | os.PathLike, *, shared: bool = False, what: str = 
     (a reader that must not see the folder change: ``hwgen sim``). A lock
     that another process holds is refused at once with HwgenError naming
     its pid; the lock is released when the block ends or the process dies.
+    A reader of a folder where no lock file can be created (read-only) goes
+    without one.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     lock_path = folder / LOCK_NAME
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        if shared:  # a reader of a read-only folder: nobody can write it either
+            yield folder
+            return
+        raise HwgenError(f"cannot {what} {folder}: {exc.strerror or exc}") from None
     try:
         try:
             fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
