@@ -19,9 +19,24 @@ import fuzz_rtl  # noqa: E402
 
 
 def test_one_random_network(tmp_path: Path) -> None:
+    import copy
+
+    from hwgen.sim.buildfolder import load_build_folder
+    from hwgen.sim.session import simulate
+
     result = fuzz_rtl.fuzz_one(3, n_images=6, out=tmp_path, cache_dir=None)
     assert result["status"] == "ok", result
     assert result["mismatches"] == 0 and result["images"] == 6
+    # the same check against a golden model with one last-layer weight changed must fail on every image
+    # (a score's input bit is +-1, so changing a weight by one step moves that class's score by its scale)
+    folder = load_build_folder(tmp_path / "net-3" / "build")
+    broken = copy.deepcopy(folder.net)
+    last = broken.layers[-1]
+    w = last.weights.reshape(-1)
+    w[0] = -w[0] if last.weight_bits == 1 else (w[0] - 1 if w[0] > 0 else w[0] + 1)
+    images = np.random.default_rng(0).integers(0, 256, size=(4, *folder.input_shape), dtype=np.uint8)
+    outcome = simulate(folder, images, mode="bulk", net=broken)
+    assert not outcome.ok and outcome.check.mismatches == 4
 
 
 @pytest.mark.slow
