@@ -54,8 +54,17 @@ def derived_names() -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
+_COMMAND: list[str] | None = None
+
+
+def set_command(argv: list[str]) -> None:
+    """The command line recorded in manifests written by this process (``hwgen.cli.main`` sets it)."""
+    global _COMMAND
+    _COMMAND = list(argv)
+
+
 def _command() -> str:
-    return "hwgen " + shlex.join(sys.argv[1:]) if sys.argv and sys.argv[0] else "hwgen"
+    return "hwgen " + shlex.join(_COMMAND if _COMMAND is not None else sys.argv[1:])
 
 
 def _sha256(path: Path) -> str:

@@ -328,7 +328,11 @@ def test_rebuild_removes_stale_synthesis_outputs(small_ir: Path, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "b"
     assert main(["build", str(small_ir), "--pe", "4", "-o", str(out)]) == 0
-    assert set(read_manifest(out)["stages"]["build"]["files"]) >= {"top.v", "net.hwir", "report.json"}
+    entry = read_manifest(out)["stages"]["build"]
+    assert set(entry["files"]) >= {"top.v", "net.hwir", "report.json"}
+    assert entry["command"] == f"hwgen build {small_ir} --pe 4 -o {out}"
+    import hashlib
+    assert entry["files"]["top.v"] == hashlib.sha256((out / "top.v").read_bytes()).hexdigest()
     (out / "top.bit").write_bytes(b"old bitstream")
     (out / "synth_report.md").write_text("old report")
     (out / "notes.txt").write_text("the user's own file")
