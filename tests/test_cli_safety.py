@@ -238,6 +238,11 @@ def test_fashion_mnist_is_not_mnist(mnist_dir: Path, tmp_path: Path, capsys: pyt
     one_line_error(capsys, "look like MNIST, not Fashion-MNIST", "--dataset mnist")
 
 
+def test_mnist_is_not_fashion_mnist(fashion_mnist_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(train_args(fashion_mnist_dir, tmp_path / "m.ckpt")) == 2
+    one_line_error(capsys, "look like Fashion-MNIST, not MNIST", "--dataset fashion_mnist")
+
+
 # -- integrity of the files' headers -------------------------------------------------------------------------
 
 def edit_metadata(path: Path, key: str, edit) -> None:
