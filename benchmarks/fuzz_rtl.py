@@ -18,6 +18,14 @@ Per network (seed ``S + i``, so any one is reproduced alone with ``--seed S+i --
 * the C++ Verilator harness (``hwgen sim --bulk``'s) at a random input-gap and output-stall
   probability from {0, 0.3, 0.7, 0.95}; every score and class must equal the golden model's.
 
+Mutation check (``--mutants K``, default 20 per network): K single changes of the design, each one
+weight (a binary weight's bit flipped, a k-bit weight moved one step) or one threshold word (moved by
+one), in a random layer; a mutant is caught when its golden-model scores differ from the design's on
+the network's fuzz images. As the RTL equals the golden model of the unchanged design bit for bit on
+those images, that is the share of such faults the RTL check would catch. ``--mutation-report LOG``
+recomputes it for the networks of an earlier campaign's log (networks and images are reproduced from
+their seeds). Not covered: faults in pipeline registers (they need mutated RTL, not a mutated IR).
+
 A failure is saved as a reproducer in ``OUT/fail-SEED/``: ``net.hwir``, ``folding.json``,
 ``images.npy``, ``spec.json`` and the mismatch report. The generator covers only what main's
 ``hwgen build`` accepts today (per-channel thresholds, pools with stride = kernel); per-position
@@ -102,21 +110,50 @@ def fold_request(rng: np.random.Generator, net) -> BuildOptions:
     return BuildOptions(pe=pe, simd=simd)
 
 
-def fuzz_one(seed: int, *, n_images: int, out: Path, cache_dir: Path | None) -> dict:
+def draw(seed: int, n_images: int):
+    """(rng after drawing, spec, the network before and after the flip pass, images) of one seed; None if refused."""
+    rng = np.random.default_rng(seed)
+    spec = random_spec(rng)
+    raw = random_network(rng, tuple(spec["input_shape"]), [tuple(x) for x in spec["layers"]],
+                         num_classes=spec["num_classes"], first_weight_bits=spec["first_weight_bits"],
+                         last_weight_bits=spec["last_weight_bits"])
+    raw = edge_thresholds(rng, raw)
+    images = images_for(rng, tuple(spec["input_shape"]), n_images)
+    return rng, spec, raw, flip_negative_channels(raw), images
+
+
+def mutation_check(net, images: np.ndarray, rng: np.random.Generator, count: int) -> dict:
+    """{"weight": [caught, tried], "threshold": [caught, tried]} over ``count`` single-word mutants."""
+    import copy
+
+    reference = run_network(net, images).scores
+    layers = [i for i, x in enumerate(net.layers) if isinstance(x, ConvLayer)]
+    tally = {"weight": [0, 0], "threshold": [0, 0]}
+    for _ in range(count):
+        mutant = copy.deepcopy(net)
+        layer = mutant.layers[int(rng.choice(layers))]
+        kind = "threshold" if isinstance(layer.output, ThresholdOutput) and rng.random() < 0.5 else "weight"
+        if kind == "weight":
+            w = layer.weights.reshape(-1)
+            i = int(rng.integers(len(w)))
+            limit = (1 << (layer.weight_bits - 1)) - 1
+            w[i] = -w[i] if layer.weight_bits == 1 else (w[i] - 1 if w[i] >= limit else w[i] + 1)
+        else:
+            t = layer.output.thresholds.reshape(-1)
+            t[int(rng.integers(len(t)))] += int(rng.choice([-1, 1]))
+        tally[kind][1] += 1
+        tally[kind][0] += int(not np.array_equal(run_network(mutant, images).scores, reference))
+    return tally
+
+
+def fuzz_one(seed: int, *, n_images: int, out: Path, cache_dir: Path | None, mutants: int = 0) -> dict:
     from hwgen.sim.buildfolder import load_build_folder
     from hwgen.sim.session import simulate
 
-    rng = np.random.default_rng(seed)
-    spec = random_spec(rng)
     try:
-        raw = random_network(rng, tuple(spec["input_shape"]), [tuple(x) for x in spec["layers"]],
-                             num_classes=spec["num_classes"], first_weight_bits=spec["first_weight_bits"],
-                             last_weight_bits=spec["last_weight_bits"])
+        rng, spec, raw, net, images = draw(seed, n_images)
     except (HwgenError, ValueError) as exc:
         return {"seed": seed, "status": "generator refused", "why": str(exc)[:200]}
-    raw = edge_thresholds(rng, raw)
-    images = images_for(rng, tuple(spec["input_shape"]), n_images)
-    net = flip_negative_channels(raw)
     flip_ok = np.array_equal(run_network(raw, images).scores, run_network(net, images).scores)
     work = out / f"net-{seed}"
     work.mkdir(parents=True, exist_ok=True)
@@ -141,6 +178,8 @@ def fuzz_one(seed: int, *, n_images: int, out: Path, cache_dir: Path | None) -> 
               "mismatches": int(outcome.check.mismatches), "flip_pass_ok": bool(flip_ok),
               "build_s": round(build_s, 2), "verilator_s": round(outcome.build_s or 0.0, 2),
               "sim_s": round(outcome.timing.wall_s, 3)}
+    if mutants:
+        result["mutants"] = mutation_check(net, images, np.random.default_rng([seed, 1]), mutants)
     if result["status"] != "ok":
         fail = out / f"fail-{seed}"
         fail.mkdir(parents=True, exist_ok=True)
@@ -160,14 +199,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=12, help="images per network (default 12)")
     p.add_argument("--out", type=Path, default=Path("runs/fuzz"))
     p.add_argument("--cache-dir", type=Path, default=None, help="Verilator model cache (default hwgen's)")
+    p.add_argument("--mutants", type=int, default=20, help="single-word mutants per network (default 20)")
+    p.add_argument("--mutation-report", type=Path, default=None, metavar="LOG",
+                   help="only the mutation check, for the networks simulated in an earlier campaign's LOG")
     args = p.parse_args(argv)
+    if args.mutation_report:
+        return mutation_report(args.mutation_report, args.mutants)
     args.out.mkdir(parents=True, exist_ok=True)
     log = args.out / f"fuzz-seed{args.seed}.jsonl"
     results = []
     print(f"{'seed':>6}  {'status':<10} {'layers':<44} {'folding':<24} {'gap':>4} {'stall':>5} {'s':>6}")
     for i in range(args.nets):
         t0 = time.perf_counter()
-        r = fuzz_one(args.seed + i, n_images=args.images, out=args.out, cache_dir=args.cache_dir)
+        r = fuzz_one(args.seed + i, n_images=args.images, out=args.out, cache_dir=args.cache_dir,
+                     mutants=args.mutants)
         r["seconds"] = round(time.perf_counter() - t0, 1)
         results.append(r)
         with open(log, "a") as f:
@@ -180,7 +225,30 @@ def main(argv: list[str] | None = None) -> int:
     mean = sum(r["seconds"] for r in ran) / max(1, len(ran))
     print(f"\n{len(ran)} networks simulated ({len(results) - len(ran)} drawn but not built), {len(bad)} with a "
           f"mismatch; {mean:.1f} s per network; log {log}")
+    if args.mutants:
+        print(format_mutants([r["mutants"] for r in ran if "mutants" in r]))
     return 1 if bad else 0
+
+
+def format_mutants(tallies: list[dict]) -> str:
+    parts = []
+    for kind in ("weight", "threshold"):
+        caught, tried = sum(t[kind][0] for t in tallies), sum(t[kind][1] for t in tallies)
+        parts.append(f"{kind} words {caught}/{tried} caught ({100 * caught / max(1, tried):.1f} %)")
+    return f"mutation check over {len(tallies)} networks: " + "; ".join(parts)
+
+
+def mutation_report(log: Path, count: int) -> int:
+    """The mutation check for every network an earlier campaign simulated (reproduced from its seed)."""
+    tallies = []
+    for line in log.read_text().splitlines():
+        r = json.loads(line)
+        if r["status"] not in ("ok", "MISMATCH"):
+            continue
+        _, _, _, net, images = draw(r["seed"], r["images"])
+        tallies.append(mutation_check(net, images, np.random.default_rng([r["seed"], 1]), count))
+    print(format_mutants(tallies))
+    return 0
 
 
 if __name__ == "__main__":
