@@ -16,7 +16,10 @@ Per network (seed ``S + i``, so any one is reproduced alone with ``--seed S+i --
   SIMD) or ``--fps``; a request the build refuses is redrawn (at most 20 times, then the network);
 * images: random, all 0, all 255, and a checkerboard of 0/255;
 * the C++ Verilator harness (``hwgen sim --bulk``'s) at a random input-gap and output-stall
-  probability from {0, 0.3, 0.7, 0.95}; every score and class must equal the golden model's.
+  probability from {0, 0.3, 0.7, 0.95} plus a random pause pattern
+  (:data:`~hwgen.sim.bulk.PAUSE_PATTERNS`: output stalled on every frame's last word, output stall
+  bursts, input gaps between frames; 1-200 cycles long); every score and class must equal the
+  golden model's.
 
 Mutation check (``--mutants K``, default 20 per network): K single changes of the design, each one
 weight (a binary weight's bit flipped, a k-bit weight moved one step) or one threshold word (moved by
@@ -30,8 +33,6 @@ A failure is saved as a reproducer in ``OUT/fail-SEED/``: ``net.hwir``, ``foldin
 ``images.npy``, ``spec.json`` and the mismatch report. The generator covers only what main's
 ``hwgen build`` accepts today (per-channel thresholds, pools with stride = kernel); per-position
 thresholds and overlapping pools go into :func:`random_spec` when the hardware has them.
-Not covered yet: patterned back-pressure (stall on every frame's last beat, long bursts), which
-needs a pause pattern in the C++ harness rather than its per-cycle probabilities.
 """
 
 from __future__ import annotations
@@ -169,12 +170,17 @@ def fuzz_one(seed: int, *, n_images: int, out: Path, cache_dir: Path | None, mut
     else:
         return {"seed": seed, "status": "no legal folding drawn", "why": last[:200]}
     build_s = time.perf_counter() - t0
+    from hwgen.sim.bulk import PAUSE_PATTERNS
+
     stall = float(rng.choice(STALLS))
     gap = float(rng.choice(STALLS))
+    pattern = str(rng.choice(PAUSE_PATTERNS))
+    pattern_len = int(rng.choice([1, 7, 64, 200])) if pattern != "none" else 0
     outcome = simulate(load_build_folder(work / "build"), images, mode="bulk", seed=seed, gap_p=gap, stall_p=stall,
-                       cache_dir=cache_dir)
+                       cache_dir=cache_dir, pattern=pattern, pattern_len=pattern_len)
     result = {"seed": seed, "status": "ok" if outcome.ok and flip_ok else "MISMATCH", "spec": spec,
-              "folding": options.describe(), "gap_p": gap, "stall_p": stall, "images": len(images),
+              "folding": options.describe(), "gap_p": gap, "stall_p": stall, "pattern": pattern,
+              "pattern_len": pattern_len, "images": len(images),
               "mismatches": int(outcome.check.mismatches), "flip_pass_ok": bool(flip_ok),
               "build_s": round(build_s, 2), "verilator_s": round(outcome.build_s or 0.0, 2),
               "sim_s": round(outcome.timing.wall_s, 3)}

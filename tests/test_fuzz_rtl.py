@@ -39,6 +39,24 @@ def test_one_random_network(tmp_path: Path) -> None:
     assert not outcome.ok and outcome.check.mismatches == 4
 
 
+def test_pause_patterns_pause_and_keep_the_results(tmp_path: Path) -> None:
+    """Each harness pause pattern slows the stream (it does something) and the scores stay the golden model's."""
+    from hwgen.sim.buildfolder import load_build_folder
+    from hwgen.sim.session import simulate
+
+    assert fuzz_rtl.fuzz_one(3, n_images=6, out=tmp_path, cache_dir=None)["status"] == "ok"
+    folder = load_build_folder(tmp_path / "net-3" / "build")
+    images = np.random.default_rng(1).integers(0, 256, size=(4, *folder.input_shape), dtype=np.uint8)
+    plain = simulate(folder, images, mode="bulk").timing.cycles
+    for pattern in ("last-beat", "bursts", "frame-gaps"):
+        outcome = simulate(folder, images, mode="bulk", pattern=pattern, pattern_len=150)
+        assert outcome.ok, (pattern, outcome.check.first_mismatch)
+        # the last frame's last word waits 150 cycles; frames wait 150 cycles for the next; a burst that
+        # meets an output word delays it by up to 150 cycles
+        slower = plain + 150 if pattern != "bursts" else plain + 1
+        assert outcome.timing.cycles >= slower, (pattern, outcome.timing.cycles, plain)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [100, 101, 102, 103])
 def test_more_random_networks(seed: int, tmp_path: Path) -> None:
