@@ -209,6 +209,9 @@ def test_train_does_not_replace_an_existing_model(trained: Path, tiny_mnist_dir:
     before = trained.read_bytes()
     assert main(train_args(tiny_mnist_dir, trained)) == 2
     one_line_error(capsys, "exists", "--resume", "--overwrite")
+    other = trained.parent / "other.ckpt"  # resuming another run into it would replace it too
+    assert main(train_args(tiny_mnist_dir, trained, "--resume", str(other))) == 2
+    one_line_error(capsys, "exists")
     assert trained.read_bytes() == before
 
 

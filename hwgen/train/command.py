@@ -201,6 +201,15 @@ def _resume_config(given: dict[str, Any], resume: Path):
     return TrainConfig.from_dict(_nest(saved))
 
 
+def _continues(resume: Path | None, out: Path) -> bool:
+    """Whether ``--resume`` names ``out``'s own run (``out`` or its train-state file)."""
+    if resume is None:
+        return False
+    name = resume.name
+    ckpt = resume.with_name(name[:-len(".train-state.ckpt")] + ".ckpt") if name.endswith(".train-state.ckpt") else resume
+    return ckpt.exists() and out.exists() and ckpt.resolve() == out.resolve()
+
+
 def _run_train(args: argparse.Namespace) -> int:
     from hwgen.outputs import check_output_file
     from hwgen.train.config import Optimizer, TrainConfig
@@ -209,7 +218,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
     given = _given(args)
     out = check_output_file(args.output)
-    if args.resume is None and out.exists() and not args.overwrite:
+    if out.exists() and not args.overwrite and not _continues(args.resume, out):
         raise ConfigError(f"{out} exists: continue its run with --resume {out}, give another -o, or pass "
                           f"--overwrite to replace it with a new run")
     if args.resume is not None:
