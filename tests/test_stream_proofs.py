@@ -1,4 +1,5 @@
-"""Bounded proofs (Yosys SAT, as tests/test_popcount.py) of the stream contract of the width converter.
+"""Bounded proofs (Yosys SAT, as tests/test_popcount.py) of the stream contract of the width converter,
+the sliding-window unit and the pool unit.
 
 For every input-valid and output-ready sequence of ``STEPS`` cycles after reset (free inputs of the
 SAT problem; the source, like any, holds a beat it offered until it is taken), the converter's output
@@ -13,6 +14,11 @@ Bounded: sequences of STEPS cycles from reset, and beat numbers wrap at 2^width,
 by a multiple of 2^width beats would escape; the widths are chosen so that 2^width exceeds the
 beats a run of STEPS cycles can move. A deliberately broken converter (a wire that drops a beat
 when the output is not ready) must fail the same proof.
+
+For the sliding-window unit and the pool unit (whose output is not a regrouping of the input) the
+proof covers the handshake half of the contract: with any payload the source offers (held until
+taken), the output holds ``valid`` and its payload stable until ``ready``. Their data are checked
+against the golden model in simulation (tests/test_swu.py, tests/test_pool.py).
 """
 
 from __future__ import annotations
@@ -81,11 +87,45 @@ endmodule
 """
 
 
-def prove(folder: Path, dut_verilog: str, in_width: int, out_width: int) -> subprocess.CompletedProcess:
+def handshake_checker(in_width: int, out_width: int, *, never_valid: bool = False) -> str:
+    """The proof's top for the handshake alone: free payloads (held by the source), ``ok`` = output stable.
+
+    ``never_valid``: ``ok`` = the output is never valid instead, a claim that must FAIL within the
+    bound (else the stability proof would hold vacuously, no output word being reached).
+    """
+    return f"""
+module top(input clk, input rst, input iv, input ordy, input [{in_width - 1}:0] din, output ok);
+  reg pending, offering;
+  reg [{in_width - 1}:0] offered;
+  reg [{out_width - 1}:0] held;
+  wire ivalid = iv || offering;
+  wire [{in_width - 1}:0] idata = offering ? offered : din;
+  wire ird, ov;
+  wire [{out_width - 1}:0] od;
+  dut u(.clk(clk), .rst(rst), .i__payload(idata), .i__valid(ivalid), .i__ready(ird),
+        .o__payload(od), .o__valid(ov), .o__ready(ordy));
+  always @(posedge clk) begin
+    if (rst) begin pending <= 0; offering <= 0; end
+    else begin
+      offering <= ivalid && !ird;
+      offered <= idata;
+      pending <= ov && !ordy;
+      held <= od;
+    end
+  end
+  assign ok = rst || {"!ov" if never_valid else "!pending || (ov && od == held)"};
+endmodule
+"""
+
+
+def prove(folder: Path, dut_verilog: str, in_width: int, out_width: int, *, handshake_only: bool = False,
+          steps: int = STEPS, never_valid: bool = False) -> subprocess.CompletedProcess:
     (folder / "dut.v").write_text(dut_verilog)
-    (folder / "top.v").write_text(checker(in_width, out_width))
-    script = (f"read_verilog dut.v top.v; hierarchy -top top; proc; flatten; opt_clean; "
-              f"sat -verify -prove ok 1 -set-init-zero -set-at 1 rst 1 -seq {STEPS} -timeout 300 top")
+    top = (handshake_checker(in_width, out_width, never_valid=never_valid) if handshake_only
+           else checker(in_width, out_width))
+    (folder / "top.v").write_text(top)
+    script = (f"read_verilog dut.v top.v; hierarchy -top top; proc; flatten; memory; opt_clean; "
+              f"sat -verify -prove ok 1 -set-init-zero -set-at 1 rst 1 -seq {steps} -timeout 300 top")
     return subprocess.run([YOSYS, "-q", "-p", script], cwd=folder, capture_output=True, text=True, timeout=600)
 
 
@@ -96,7 +136,30 @@ def test_width_converter_keeps_the_stream(tmp_path: Path, in_width: int, out_wid
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
 
 
-def test_the_proof_catches_a_converter_that_drops_beats(tmp_path: Path) -> None:
-    result = prove(tmp_path, BROKEN.format(iw=3, ow=3), 4, 4)
+@pytest.mark.parametrize("handshake_only", [False, True])
+def test_the_proof_catches_a_converter_that_drops_beats(tmp_path: Path, handshake_only: bool) -> None:
+    result = prove(tmp_path, BROKEN.format(iw=3, ow=3), 4, 4, handshake_only=handshake_only)
     assert result.returncode != 0
     assert "proof did fail" in result.stdout + result.stderr
+
+
+def test_sliding_window_unit_holds_its_output(tmp_path: Path) -> None:
+    from hwgen.build.engines.swu import SlidingWindowUnit
+
+    unit = SlidingWindowUnit(in_shape=(2, 3, 3), kernel=2, stride=1, padding=1, in_width=2, simd=2)
+    dut = verilog.convert(unit, name="dut", emit_src=False)
+    result = prove(tmp_path, dut, 2, 4, handshake_only=True, steps=16)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "proof did fail" in prove(tmp_path, dut, 2, 4, handshake_only=True, steps=16, never_valid=True).stderr
+
+
+def test_pool_unit_holds_its_output(tmp_path: Path) -> None:
+    import numpy as np
+
+    from hwgen.build.engines.pool import MaxPoolUnit
+
+    unit = MaxPoolUnit(in_shape=(2, 4, 4), kernel=2, stride=2, use_and=np.array([True, False]), width=2)
+    dut = verilog.convert(unit, name="dut", emit_src=False)
+    result = prove(tmp_path, dut, 2, 2, handshake_only=True, steps=16)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "proof did fail" in prove(tmp_path, dut, 2, 2, handshake_only=True, steps=16, never_valid=True).stderr
