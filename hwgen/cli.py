@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from hwgen import __version__
+from hwgen.argtypes import Parser, positive_int
 from hwgen.boards import command as run_command
 from hwgen.build import command as build_command
 from hwgen.errors import HwgenError
@@ -21,93 +22,7 @@ from hwgen.interop import command as import_command
 from hwgen.interop import export_command
 from hwgen.sim import command as sim_command
 from hwgen.synth import command as synth_command
-
-
-def _add_train(sub: argparse._SubParsersAction) -> None:
-    from hwgen.data.datasets import DATASET_NAMES
-    from hwgen.train.config import Optimizer
-    from hwgen.train.quantizers import Estimator
-    from hwgen.train.scales import ActScaleMode, ScaleMode
-    from hwgen.train.zoo import MODELS
-
-    p = sub.add_parser("train", help="train a binary network from the zoo",
-                       description="Train a zoo model with binary weights and activations; writes OUT, "
-                                   "OUT's training state, a JSON-lines log and a PNG of the curves.")
-    p.add_argument("model", choices=list(MODELS), help="zoo model")
-    p.add_argument("--dataset", required=True, choices=DATASET_NAMES)
-    p.add_argument("--data-dir", required=True, help="folder with the dataset in its standard format")
-    p.add_argument("-o", "--output", required=True, type=Path, help="checkpoint to write (e.g. model.ckpt)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=128, help="global batch size (split across processes)")
-    g = p.add_argument_group("binarization and scale factors")
-    g.add_argument("--scale", choices=[m.value for m in ScaleMode], default="none",
-                   help="output scale of binary layers: xnor = mean|W|; gamma_* = XNOR-Net++ shapes 1-4; "
-                        "trained = Xu & Cheung alpha (default: none)")
-    g.add_argument("--act-scale", choices=[m.value for m in ActScaleMode], default="none",
-                   help="trained activation scale beta (Xu & Cheung): per layer or per output channel")
-    g.add_argument("--estimator", choices=[e.value for e in Estimator], default="ste",
-                   help="gradient of sign() for activations: ste, approx_sign (Bi-Real), tight (Xu & Cheung)")
-    g.add_argument("--weight-estimator", choices=[e.value for e in Estimator], default="ste",
-                   help="gradient of sign() for weights")
-    g.add_argument("--scale-l2", type=float, default=0.0, help="L2 coefficient on trained weight scales alpha")
-    g.add_argument("--first-layer", default=None, help="first-layer weights: float, int8 (intK) or binary")
-    g.add_argument("--last-layer", default=None, help="last-layer weights: float, int8 (intK) or binary")
-    g.add_argument("--width", type=float, default=1.0, help="channel width multiplier")
-    g.add_argument("--dropout", type=float, default=None, help="dropout of the MLPs (default 0.2)")
-    g.add_argument("--stage1-epochs", type=int, default=0,
-                   help="two-stage schedule: epochs with binary activations and real weights before binary weights")
-    g.add_argument("--no-clip-weights", action="store_true", help="do not clamp latent binary weights to [-1, 1]")
-    o = p.add_argument_group("optimisation")
-    o.add_argument("--optimizer", choices=[m.value for m in Optimizer], default="adam")
-    o.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
-    o.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (Nesterov)")
-    o.add_argument("--weight-decay", type=float, default=0.0)
-    o.add_argument("--warmup-epochs", type=float, default=0.0, help="linear warm-up before the cosine decay")
-    o.add_argument("--label-smoothing", type=float, default=0.0)
-    r = p.add_argument_group("run")
-    r.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                   help="random crop + flip: CIFAR-10 pad 4 + flip (default on), MNIST pad 2, Fashion-MNIST pad 2 + flip")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N; multi-GPU: launch with torchrun")
-    r.add_argument("--compile", action="store_true", help="torch.compile the model (needs a C++ compiler)")
-    r.add_argument("--resume", type=Path, default=None,
-                   help="continue a run from CKPT's training state (CKPT.train-state.ckpt); --epochs may grow")
-    r.add_argument("--limit-train", type=int, default=None, help="use only the first N training images")
-    r.add_argument("--limit-test", type=int, default=None, help="use only the first N test images")
-    r.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_run_train)
-
-
-def _run_train(args: argparse.Namespace) -> int:
-    from hwgen.train.config import Optimizer, TrainConfig
-    from hwgen.train.quantizers import Estimator
-    from hwgen.train.scales import ActScaleMode, ScaleMode
-    from hwgen.train.trainer import train
-    from hwgen.train.zoo import ModelOptions, parse_precision
-
-    options = ModelOptions(
-        width=args.width,
-        first_bits=parse_precision(args.first_layer) if args.first_layer else None,
-        last_bits=parse_precision(args.last_layer) if args.last_layer else None,
-        scale=ScaleMode(args.scale),
-        act_scale=ActScaleMode(args.act_scale),
-        estimator=Estimator(args.estimator),
-        weight_estimator=Estimator(args.weight_estimator),
-        dropout=args.dropout,
-    )
-    cfg = TrainConfig(
-        model=args.model, dataset=args.dataset, data_dir=str(args.data_dir), model_options=options,
-        epochs=args.epochs, batch_size=args.batch_size, optimizer=Optimizer(args.optimizer), lr=args.lr,
-        momentum=args.momentum, weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
-        label_smoothing=args.label_smoothing, scale_l2=args.scale_l2, stage1_epochs=args.stage1_epochs,
-        clip_weights=not args.no_clip_weights, augment=args.augment, seed=args.seed, device=args.device,
-        compile=args.compile, limit_train=args.limit_train, limit_test=args.limit_test,
-    )
-    metrics = train(cfg, args.output, resume=args.resume, progress=not args.no_progress)
-    if metrics.get("test_acc") is not None:
-        print(f"wrote {args.output}: test top-1 {100 * metrics['test_acc']:.2f}% "
-              f"(best {100 * metrics['best_test_acc']:.2f}% at epoch {metrics['best_epoch']})")
-    return 0
+from hwgen.train import command as train_command
 
 
 def _add_compile(sub: argparse._SubParsersAction) -> None:
@@ -119,8 +34,9 @@ def _add_compile(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--verify", action="store_true",
                    help="compare the PyTorch model and the golden model on the test set (counts float ties)")
     p.add_argument("--dataset", default=None, help="for --verify (default: the checkpoint's)")
-    p.add_argument("--data-dir", default=None, help="for --verify (default: the checkpoint's)")
-    p.add_argument("--limit", type=int, default=None, help="for --verify: only the first N test images")
+    p.add_argument("--data-dir", default=None, help="for --verify (default: the checkpoint's; see docs/outputs.md)")
+    p.add_argument("--limit", type=positive_int, default=None, metavar="N",
+                   help="for --verify: only the first N test images (default: all)")
     p.set_defaults(func=_run_compile)
 
 
@@ -129,8 +45,10 @@ def _run_compile(args: argparse.Namespace) -> int:
     from hwgen.compile.compiler import compile_checkpoint
     from hwgen.compile.report import format_table, layer_rows
 
+    from hwgen.outputs import check_output_file
     from hwgen.train.checkpoint import load_checkpoint
 
+    check_output_file(args.output, inputs=[args.checkpoint])
     ckpt = load_checkpoint(args.checkpoint)
     net = compile_checkpoint(ckpt, str(args.checkpoint))
     save_network(args.output, net)
@@ -144,10 +62,14 @@ def _test_data(args: argparse.Namespace, recorded: dict):
     from hwgen.data.datasets import load_dataset
     from hwgen.errors import ConfigError
 
+    from hwgen.data.location import resolve_recorded_data_dir
+
     dataset = args.dataset or recorded.get("dataset")
     data_dir = args.data_dir or recorded.get("data_dir")
     if not dataset or not data_dir:
         raise ConfigError(f"{args.checkpoint} does not record its dataset: pass --dataset and --data-dir")
+    if args.data_dir is None:
+        data_dir = resolve_recorded_data_dir(data_dir, args.checkpoint)
     return dataset, load_dataset(dataset, data_dir)
 
 
@@ -182,10 +104,12 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                                    "of its import) on the test split of a dataset.")
     p.add_argument("checkpoint", type=Path, help="model.ckpt, net.hwir or model.onnx")
     p.add_argument("--dataset", choices=DATASET_NAMES, default=None, help="default: the one it was trained on")
-    p.add_argument("--data-dir", default=None, help="default: the one it was trained with")
-    p.add_argument("--batch-size", type=int, default=1000)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--limit", type=int, default=None, help="only the first N test images")
+    p.add_argument("--data-dir", default=None,
+                   help="default: the one it was trained with, from here or from the model's folder and above")
+    p.add_argument("--batch-size", type=positive_int, default=1000, help="images per forward pass (default 1000)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--limit", type=positive_int, default=None, metavar="N",
+                   help="only the first N test images (default: all)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     import_command.add_pixel_mapping_options(p)
     p.set_defaults(func=_run_eval)
@@ -250,13 +174,13 @@ def _run_eval(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="hwgen",
         description="Open FPGA accelerator generator for binary neural networks.",
     )
     parser.add_argument("--version", action="version", version=f"hwgen {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    _add_train(sub)
+    train_command.add_parser(sub)
     _add_compile(sub)
     import_command.add_parser(sub)
     export_command.add_parser(sub)
@@ -271,8 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from hwgen.manifest import set_command
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    set_command(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a one-line parsing error (argtypes.Parser)
+        return exc.code if isinstance(exc.code, int) else 0
     try:
         return args.func(args)
     except HwgenError as exc:

@@ -12,12 +12,15 @@ temporary file and a rename, so a reader never sees half a file.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import struct
-from pathlib import Path
+import sys
 
-__all__ = ["canonical", "write_atomic"]
+from hwgen.outputs import write_bytes_atomic
+
+__all__ = ["canonical", "covering_digest", "note", "write_atomic"]
 
 
 def canonical(raw: bytes) -> bytes:
@@ -31,9 +34,20 @@ def canonical(raw: bytes) -> bytes:
 
 def write_atomic(path: str | os.PathLike, raw: bytes) -> None:
     """Write ``canonical(raw)`` to ``path`` (mode 644) via a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(canonical(raw))
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    write_bytes_atomic(path, canonical(raw))
+
+
+def covering_digest(array_digest: str, metadata: dict[str, str]) -> str:
+    """SHA-256 over the arrays' digest and every metadata string but ``sha256`` itself (keys sorted).
+
+    What version-2 checkpoints and IR files store as ``sha256``: editing a
+    header field (an architecture's normalisation mean, a threshold layer's
+    shape) fails the check as editing a weight does.
+    """
+    fields = {k: v for k, v in metadata.items() if k != "sha256"}
+    return hashlib.sha256(f"{array_digest}|{json.dumps(fields, sort_keys=True)}".encode()).hexdigest()
+
+
+def note(message: str) -> None:
+    """A one-line note for the user on standard error (``hwgen: note: ...``), for what is not an error."""
+    print(f"hwgen: note: {message}", file=sys.stderr)

@@ -273,7 +273,7 @@ def test_synth_scripts_read_board_top_and_accelerator(tmp_path: Path) -> None:
     (["--board", "ulx3s-85f", "--target", "ecp5-25k"], "--board ulx3s-85f has a LFE5U-85F (ecp5-85k), not --target"),
     (["--board", "ulx3s-85f", "--constraints", "x.lpf"], "writes its own constraints (ulx3s-85f.lpf)"),
     (["--target", "ecp5-85k", "--baud", "115200"], "--baud sets the board top's UART: it needs --board"),
-    (["--board", "ulx3s-85f", "--freq", "-5"], "--freq must be a positive number"),
+    (["--board", "ulx3s-85f", "--freq", "-5"], "--clock must be a positive number"),
 ])
 def test_synth_board_option_errors(small_build: Path, capsys, argv, message) -> None:
     assert main(["synth", str(small_build), *argv]) == 2

@@ -94,7 +94,7 @@ def test_points_and_their_keys() -> None:
 @pytest.mark.parametrize("kw,message", [
     ({"foldings": (Folding(FoldingKind.PE, 4),) * 2}, "lists a value twice"),
     ({"seeds": ()}, "at least one --seeds"), ({"seeds": (-1,)}, "--seeds must be integers >= 0"),
-    ({"freqs_mhz": (0.0,)}, "--freq values must be positive"), ({"target": "xc7"}, "xc7"),
+    ({"freqs_mhz": (0.0,)}, "--clock values must be positive"), ({"target": "xc7"}, "xc7"),
 ])
 def test_bad_sweeps_are_refused(kw: dict, message: str) -> None:
     args = {"model": "m", "target": "ecp5-85k", "foldings": (Folding(FoldingKind.PE, 4),), **kw}
@@ -244,7 +244,7 @@ def test_interrupt_and_resume_synthesises_no_point_twice(tiny: dict, tmp_path: P
     (["--pe", "1", "--workers", "0"], "--workers must be at least 1"),
     (["--pe", "1", "--scheduler", "127.0.0.1:1"], "--scheduler takes an address like tcp://"),
     (["--pe", "1,x"], "--pe takes comma-separated integers"),
-    (["--fps", "1000", "--freq", "-5"], "--freq values must be positive"),
+    (["--fps", "1000", "--freq", "-5"], "--clock values must be positive"),
 ])
 def test_cli_errors(tiny: dict, tmp_path: Path, capsys, args: list[str], message: str) -> None:
     assert main(["explore", str(tiny["model"]), "--target", "ecp5-25k", "-o", str(tmp_path / "s"), *args]) == 2

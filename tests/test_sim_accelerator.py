@@ -211,7 +211,7 @@ def test_cli_bad_options(small_build: Path, capsys: pytest.CaptureFixture) -> No
     assert main(["sim", str(small_build), "--dataset", "random", "--stall-p", "1.5"]) == 2
     assert "--stall-p must lie in [0, 1)" in capsys.readouterr().err
     assert main(["sim", str(small_build), "--dataset", "random", "--images", "0"]) == 2
-    assert "--images must be at least 1" in capsys.readouterr().err
+    assert "--images: must be a positive integer, not '0'" in capsys.readouterr().err
 
 
 def test_cli_needs_a_dataset(small_build: Path, capsys: pytest.CaptureFixture) -> None:

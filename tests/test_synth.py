@@ -130,7 +130,7 @@ def test_templates_reject_a_missing_context_variable(template: str) -> None:
 
 
 @pytest.mark.parametrize("kw,message", [
-    ({"freq_mhz": 0}, "--freq"), ({"freq_mhz": float("nan")}, "--freq"), ({"seed": -1}, "--seed"),
+    ({"freq_mhz": 0}, "--clock"), ({"freq_mhz": float("nan")}, "--clock"), ({"seed": -1}, "--seed"),
     ({"verilog": "my top.v"}, "my top.v"), ({"top": "1top"}, "1top"), ({"target": "xc7a35t"}, "xc7a35t"),
 ])
 def test_bad_script_arguments(tmp_path: Path, kw: dict, message: str) -> None:
@@ -238,7 +238,7 @@ def test_design_that_misses_timing(tmp_path: Path) -> None:
     message = str(info.value)
     logged = last_logged_fmax((build / "pnr.log").read_text())
     assert f"clk reaches {logged:.2f} MHz, 2000 MHz requested" in message
-    assert "critical path" in message and f"--freq {int(logged)}" in message
+    assert "critical path" in message and f"--clock {int(logged)}" in message
     assert (build / "top.bit").is_file() and (build / "synth_report.md").is_file()  # kept for a lower clock
     result = run_synth(build, "ecp5-25k", 2000, 1, stream=io.StringIO(), allow_timing_fail=True)
     assert not result.timing_met and result.fmax_mhz == pytest.approx(logged, abs=0.01)
@@ -282,7 +282,7 @@ def test_missing_build_folder_and_tools(tmp_path: Path) -> None:
 def test_cli_errors(tmp_path: Path, args: list[str], message: str | None) -> None:
     if message is None:  # a bad --freq is refused before any tool runs
         make_build(tmp_path, counter())
-        message = "--freq must be a positive number of MHz, not -5.0"
+        message = "--clock must be a positive number of MHz, not -5.0"
     result = subprocess.run([sys.executable, "-m", "hwgen.cli", *args], capture_output=True, text=True,
                             timeout=120, cwd=tmp_path, check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr

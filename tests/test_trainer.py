@@ -37,7 +37,8 @@ def test_learns_the_tiny_task_and_writes_artifacts(tiny_mnist_dir: Path, tmp_pat
     assert {"train_loss", "train_acc", "test_loss", "test_acc", "lr", "images_per_s"} <= set(log[0])
     assert out.with_suffix(".curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     ckpt = load_checkpoint(out)
-    assert ckpt.optimizer_state is None and ckpt.metrics["test_acc"] == metrics["test_acc"]
+    assert ckpt.optimizer_state is None and ckpt.metrics["test_acc"] == metrics["best_test_acc"]  # OUT: best epoch
+    assert ckpt.epoch == metrics["best_epoch"]
     assert load_checkpoint(train_state_path(out)).optimizer_state is not None
 
 
@@ -57,11 +58,12 @@ def test_resume_continues_bit_exactly(tiny_mnist_dir: Path, tmp_path: Path) -> N
     straight, resumed = tmp_path / "straight.ckpt", tmp_path / "resumed.ckpt"
     train(cfg, straight, progress=False)
     Trainer(cfg, resumed, progress=False).run(stop_after=2)
-    assert load_checkpoint(resumed).epoch == 2
+    assert load_checkpoint(train_state_path(resumed)).epoch == 2
     train(cfg, resumed, resume=resumed, progress=False)
-    a, b = load_checkpoint(straight).model_state, load_checkpoint(resumed).model_state
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
+    for a_path, b_path in ((straight, resumed), (train_state_path(straight), train_state_path(resumed))):
+        a, b = load_checkpoint(a_path).model_state, load_checkpoint(b_path).model_state
+        for key in a:
+            assert torch.equal(a[key], b[key]), key
     history = [json.loads(line) for line in resumed.with_suffix(".log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in history] == [1, 2, 3]
 

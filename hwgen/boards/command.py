@@ -1,12 +1,15 @@
-"""``hwgen run --port PORT IMAGE [--build DIR] [--baud N] [--timeout S] [--retries N] [--no-resize] [--invert]``.
+"""``hwgen run (--port PORT | --golden) IMAGE [--build DIR] [--baud N] [--timeout S] [--retries N] [--no-resize] [--invert]``.
 
-The host side of the board's UART link (:mod:`hwgen.boards.host`).
+The host side of the board's UART link (:mod:`hwgen.boards.host`); with
+``--golden`` no board: the build folder's golden model answers, offline.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from hwgen.argtypes import non_negative_int
 
 __all__ = ["add_parser"]
 
@@ -20,14 +23,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "design and compare with the golden model on its net.hwir. Exit status 1 "
                                    "when the board and the golden model disagree.")
     p.add_argument("image", type=Path, help="PNG, JPEG (anything Pillow reads) or a .npy uint8 (C, H, W) array")
-    p.add_argument("--port", required=True, help="serial port of the board, e.g. /dev/ttyUSB0 or COM3")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--port", help="serial port of the board, e.g. /dev/ttyUSB0 or COM3")
+    where.add_argument("--golden", action="store_true",
+                       help="no board: answer with the build folder's golden model (needs --build)")
     p.add_argument("--build", type=Path, default=None, metavar="BUILD_DIR",
                    help="the board's build folder: design check, golden model, and its baud rate")
     p.add_argument("--baud", type=int, default=None,
                    help="baud rate (default: the build folder's board.json, else 1,000,000)")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
                    help=f"seconds to wait for a reply (default {DEFAULT_TIMEOUT_S:g})")
-    p.add_argument("--retries", type=int, default=DEFAULT_RETRIES,
+    p.add_argument("--retries", type=non_negative_int, default=DEFAULT_RETRIES,
                    help=f"times to resend a request that got no reply (default {DEFAULT_RETRIES})")
     p.add_argument("--no-resize", action="store_true", help="refuse an image of another size instead of resizing it")
     p.add_argument("--invert", action="store_true", help="send 255 - pixel (dark on light -> light on dark)")
@@ -36,7 +42,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from hwgen.boards import host
+    from hwgen.errors import BoardError
 
+    if args.golden:
+        if args.build is None:
+            raise BoardError("--golden answers with a build folder's golden model: give --build BUILD_DIR")
+        image, notes, scores, cls = host.run_golden(args.image, args.build, resize=not args.no_resize,
+                                                    invert=args.invert)
+        shape = "x".join(map(str, image.shape))
+        print(f"golden model of {args.build}/net.hwir (no board): input {shape}")
+        print(f"image {args.image}: " + ("; ".join(notes) if notes else f"{shape} as given"))
+        print(f"class {cls}")
+        print(f"scores {scores.tolist()}")
+        return 0
     r = host.run_on_board(args.port, args.image, build_dir=args.build, baud=args.baud, timeout_s=args.timeout,
                           retries=args.retries, resize=not args.no_resize, invert=args.invert)
     shape = "x".join(map(str, r.ident.input_shape))

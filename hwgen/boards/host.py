@@ -10,9 +10,12 @@
   classify over any object with pyserial's ``write``, ``read`` (returns
   fewer bytes on a timeout), ``reset_input_buffer`` and ``close``, retrying
   a request that got no or a corrupted reply.
-* :func:`run_on_board`: what ``hwgen run`` does: identify the board (and
-  check it runs the build folder's design), classify, and compare with the
-  golden model on the build folder's ``net.hwir``.
+* :func:`run_on_board`: what ``hwgen run`` does: read the image (with a
+  build folder; else check the file is readable) before opening the port,
+  identify the board (and check it runs the build folder's design),
+  classify, and compare with the golden model on the build folder's
+  ``net.hwir``; :func:`run_golden`: the golden model's answer alone, no
+  board (``hwgen run --golden``).
 """
 
 from __future__ import annotations
@@ -35,8 +38,8 @@ from hwgen.boards.protocol import (
 )
 from hwgen.errors import BoardError
 
-__all__ = ["DEFAULT_RETRIES", "DEFAULT_TIMEOUT_S", "BoardLink", "RunResult", "SerialPort", "load_image",
-           "open_port", "run_on_board"]
+__all__ = ["DEFAULT_RETRIES", "DEFAULT_TIMEOUT_S", "BoardLink", "RunResult", "SerialPort", "golden_answer",
+           "load_image", "open_port", "run_golden", "run_on_board"]
 
 DEFAULT_TIMEOUT_S = 2.0
 DEFAULT_RETRIES = 2
@@ -207,12 +210,15 @@ def run_on_board(port: str, image_path: str | Path, *, build_dir: str | Path | N
     """
     from hwgen.boards.generate import DEFAULT_BAUD, read_board_info, read_ident
 
-    expected = None
+    expected, image, notes = None, None, []
     if build_dir is not None:
         expected = read_ident(build_dir)
         info = read_board_info(build_dir)
         if baud is None and info is not None:
             baud = int(info["baud"])
+        image, notes = load_image(image_path, expected.input_shape, resize=resize, invert=invert)  # before the port
+    else:
+        _check_readable(image_path)
     baud = DEFAULT_BAUD if baud is None else baud
     if not isinstance(timeout_s, (int, float)) or not timeout_s > 0:
         raise BoardError(f"--timeout must be a positive number of seconds, not {timeout_s!r}")
@@ -225,7 +231,8 @@ def run_on_board(port: str, image_path: str | Path, *, build_dir: str | Path | N
                              f"classes, design id {ident.design.hex()}; {build_dir} has input {_shape(expected)}, "
                              f"{expected.num_classes} classes, design id {expected.design.hex()} (load its "
                              f"bitstream, or pass the build folder the board was built from)")
-        image, notes = load_image(image_path, ident.input_shape, resize=resize, invert=invert)
+        if image is None:
+            image, notes = load_image(image_path, ident.input_shape, resize=resize, invert=invert)
         t0 = time.perf_counter()
         scores, cls = link.classify(image, ident.num_classes)
         seconds = time.perf_counter() - t0
@@ -233,12 +240,40 @@ def run_on_board(port: str, image_path: str | Path, *, build_dir: str | Path | N
         handle.close()
     result = RunResult(ident, image, notes, scores, cls, seconds, link.attempts, build_checked=expected is not None)
     if build_dir is not None:
-        from hwgen.compile.artifact import load_network
-        from hwgen.compile.golden import run_network
-
-        golden = run_network(load_network(Path(build_dir) / "net.hwir"), image[None])
-        result.golden_scores, result.golden_cls = golden.scores[0], int(golden.predictions[0])
+        result.golden_scores, result.golden_cls = golden_answer(build_dir, image)
     return result
+
+
+def _check_readable(image_path: str | Path) -> None:
+    """BoardError unless ``image_path`` is a readable file (checked before a port is opened)."""
+    path = Path(image_path)
+    if not path.is_file():
+        raise BoardError(f"image {path} does not exist")
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except OSError as exc:
+        raise BoardError(f"image {path} cannot be read: {exc.strerror or exc}") from None
+
+
+def golden_answer(build_dir: str | Path, image: np.ndarray) -> tuple[np.ndarray, int]:
+    """(scores, class) of the build folder's golden model (its ``net.hwir``) for one uint8 (C, H, W) image."""
+    from hwgen.compile.artifact import load_network
+    from hwgen.compile.golden import run_network
+
+    golden = run_network(load_network(Path(build_dir) / "net.hwir"), image[None])
+    return golden.scores[0], int(golden.predictions[0])
+
+
+def run_golden(image_path: str | Path, build_dir: str | Path, *, resize: bool = True,
+               invert: bool = False) -> tuple[np.ndarray, list[str], np.ndarray, int]:
+    """What ``hwgen run --golden`` answers without a board: (image, notes, scores, class) from ``net.hwir``."""
+    from hwgen.boards.generate import read_ident
+
+    ident = read_ident(build_dir)
+    image, notes = load_image(image_path, ident.input_shape, resize=resize, invert=invert)
+    scores, cls = golden_answer(build_dir, image)
+    return image, notes, scores, cls
 
 
 def _shape(ident: Ident) -> str:

@@ -4,7 +4,10 @@ A safetensors file (numpy) with
 
 * metadata ``format = hwgen-ir``, ``version``, ``network`` (JSON: name,
   input shape, classes, and per layer its type, shapes and scalar fields),
-  ``sha256`` over every array;
+  ``sha256``: in version 2 :func:`~hwgen.safetensors_io.covering_digest` of
+  the arrays' digest and the other metadata (the header is covered, so an
+  edited or corrupted ``network`` JSON is refused, not parsed); version-1
+  files (arrays only) still load;
 * arrays per layer ``NAME/...``: binary weights as packed bits
   ``NAME/weight_bits_packed`` (uint8, bit = weight == +1) in the streaming
   order (C_out, KH, KW, C_in), channels fastest, as a sliding window emits a
@@ -39,7 +42,7 @@ from hwgen.compile.ir import (
     ThresholdOutput,
 )
 from hwgen.errors import CompileError
-from hwgen.safetensors_io import write_atomic
+from hwgen.safetensors_io import covering_digest, write_atomic
 
 
 def _digest(arrays: dict[str, np.ndarray]) -> str:
@@ -95,9 +98,9 @@ def save_network(path: str | os.PathLike, net: Network) -> None:
         layers.append(entry)
     structure = {"name": net.name, "input_shape": list(net.input_shape), "num_classes": net.num_classes,
                  "layers": layers, "metadata": net.metadata}
-    write_atomic(path, save(arrays, metadata={"format": IR_FORMAT, "version": str(IR_VERSION),
-                                              "network": json.dumps(structure, sort_keys=True),
-                                              "sha256": _digest(arrays)}))
+    metadata = {"format": IR_FORMAT, "version": str(IR_VERSION), "network": json.dumps(structure, sort_keys=True)}
+    metadata["sha256"] = covering_digest(_digest(arrays), metadata)
+    write_atomic(path, save(arrays, metadata=metadata))
 
 
 def load_network(path: str | os.PathLike) -> Network:
@@ -113,9 +116,18 @@ def load_network(path: str | os.PathLike) -> Network:
     if meta.get("format") != IR_FORMAT or meta.get("version") not in {str(v) for v in IR_READABLE_VERSIONS}:
         raise CompileError(f"{path} is not a hwgen IR file of version "
                            f"{' or '.join(map(str, IR_READABLE_VERSIONS))}")
-    if _digest(arrays) != meta.get("sha256"):
+    expected = _digest(arrays) if meta["version"] == "1" else covering_digest(_digest(arrays), meta)
+    if expected != meta.get("sha256"):
         raise CompileError(f"{path} failed its integrity check: the file was modified or corrupted")
-    structure = json.loads(meta["network"])
+    try:
+        return _network(json.loads(meta["network"]), arrays)
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
+        raise CompileError(f"{path} has a malformed network description ({type(exc).__name__}: {exc}): "
+                           f"the file was modified or corrupted") from None
+
+
+def _network(structure: dict[str, Any], arrays: dict[str, np.ndarray]) -> Network:
+    """The Network of a parsed ``network`` JSON and its arrays."""
     layers = []
     for entry in structure["layers"]:
         n = entry["name"]

@@ -39,8 +39,9 @@ from typing import Union
 import numpy as np
 
 IR_FORMAT = "hwgen-ir"
+#: 2: optional first-layer input tables, and the sha256 covers the network JSON too (1: the arrays only).
 IR_VERSION = 2
-#: Versions :func:`hwgen.compile.artifact.load_network` reads (1: no input tables).
+#: Versions :func:`hwgen.compile.artifact.load_network` reads (1: no input tables, arrays-only digest).
 IR_READABLE_VERSIONS = (1, 2)
 #: Entries of a first layer's input table: one per uint8 pixel value.
 PIXEL_VALUES = 256

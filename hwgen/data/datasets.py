@@ -59,6 +59,7 @@ class Dataset:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     classes: tuple[str, ...]
+    files: tuple[str, ...] = ()  #: the files read, in order (train then test)
 
     def __repr__(self) -> str:
         """Summarise sizes only (the default repr would print the tensors)."""
@@ -111,9 +112,10 @@ def load_dataset(name: str, data_dir: str | os.PathLike) -> Dataset:
     spec = _spec(name)
     root = Path(data_dir)
     if name == "cifar10":
-        train, test = _load_cifar10(root)
+        train, test, files = _load_cifar10(root)
     else:
-        train, test = _load_idx_dataset(root, spec)
+        train, test, files = _load_idx_dataset(root, spec)
+        _check_identity(name, spec, train[0], root)
     return Dataset(
         name=name,
         train_images=torch.from_numpy(train[0]),
@@ -124,7 +126,34 @@ def load_dataset(name: str, data_dir: str | os.PathLike) -> Dataset:
         mean=spec.mean,
         std=spec.std,
         classes=spec.classes,
+        files=tuple(str(f) for f in files),
     )
+
+
+#: A dataset's training images whose mean pixel lies farther than this from its published mean, and
+#: within _SAME of another same-shaped dataset's, are that other dataset (MNIST 0.1307, Fashion-MNIST 0.2860).
+_FAR, _SAME = 0.05, 0.01
+
+
+def _check_identity(name: str, spec: _Spec, train_images: np.ndarray, root: Path) -> None:
+    """DatasetError when the files of ``name`` are in fact another dataset of the same format and shape.
+
+    MNIST and Fashion-MNIST share the idx format and the 28x28 shape, so a
+    wrong ``--data-dir`` would otherwise train on one labelled as the other.
+    The mean training pixel (x / 255) tells them apart; data matching neither
+    (synthetic test sets) is accepted.
+    """
+    if not len(train_images):
+        return
+    mean = float(train_images.mean(dtype=np.float64)) / 255.0
+    if abs(mean - spec.mean[0]) <= _FAR:
+        return
+    for other, o in _SPECS.items():
+        if other != name and o.shape == spec.shape and abs(mean - o.mean[0]) <= _SAME:
+            raise DatasetError(
+                f"the files in {root} look like {o.title}, not {spec.title}: their mean training pixel is "
+                f"{mean:.4f} ({o.title} {o.mean[0]:.4f}, {spec.title} {spec.mean[0]:.4f}); pass --dataset {other} "
+                f"or the {spec.title} folder as --data-dir")
 
 
 # --------------------------------------------------------------------------
@@ -186,7 +215,7 @@ def _find_cifar10(root: Path) -> tuple[Path, str]:
     raise DatasetError(f"CIFAR-10 not found in {root}: {_CIFAR_EXPECTED}")
 
 
-def _load_cifar10(root: Path) -> tuple[_Split, _Split]:
+def _load_cifar10(root: Path) -> tuple[_Split, _Split, list[Path]]:
     """Read the five training batches and the test batch, in official order."""
     folder, layout = _find_cifar10(root)
     suffix, reader = (".bin", _read_cifar_bin) if layout == "bin" else ("", _read_cifar_pickle)
@@ -198,7 +227,7 @@ def _load_cifar10(root: Path) -> tuple[_Split, _Split]:
     batches = [reader(p) for p in paths]
     train_images = np.concatenate([b[0] for b in batches[:-1]])
     train_labels = np.concatenate([b[1] for b in batches[:-1]])
-    return (train_images, train_labels), batches[-1]
+    return (train_images, train_labels), batches[-1], paths
 
 
 def _read_cifar_bin(path: Path) -> _Split:
@@ -332,7 +361,7 @@ def _find_idx_file(root: Path, stem: str, title: str) -> Path:
         f"{', '.join(_IDX_FILES)}, raw or .gz")
 
 
-def _load_idx_dataset(root: Path, spec: _Spec) -> tuple[_Split, _Split]:
+def _load_idx_dataset(root: Path, spec: _Spec) -> tuple[_Split, _Split, list[Path]]:
     """Read the train and test splits of an MNIST-style dataset."""
     if not root.is_dir():
         raise DatasetError(
@@ -349,7 +378,7 @@ def _load_idx_dataset(root: Path, spec: _Spec) -> tuple[_Split, _Split]:
                 f"{images_path.name}), got {len(labels)}")
         _check_labels(labels, len(spec.classes), labels_path)
         splits.append((images.reshape(-1, *spec.shape), labels))
-    return splits[0], splits[1]
+    return splits[0], splits[1], paths
 
 
 def _read_idx(path: Path, magic: int, item_shape: tuple[int, ...]) -> np.ndarray:

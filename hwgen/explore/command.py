@@ -1,4 +1,4 @@
-"""``hwgen explore MODEL --target T (--pe LIST | --fps LIST) [--seeds LIST] [--freq LIST]
+"""``hwgen explore MODEL --target T (--pe LIST | --fps LIST) [--seeds LIST] [--clock LIST]
 [--workers N | --scheduler ADDR] -o DIR``."""
 
 from __future__ import annotations
@@ -28,9 +28,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     fold = p.add_mutually_exclusive_group(required=True)
     fold.add_argument("--pe", metavar="LIST", help="foldings as hwgen build --pe values, e.g. 4,8,16")
     fold.add_argument("--fps", metavar="LIST", help="foldings as hwgen build --fps targets, e.g. 25000,100000 "
-                                                    "(built at each --freq)")
+                                                    "(built at each --clock)")
     p.add_argument("--seeds", default="1", metavar="LIST", help="nextpnr placer seeds (default 1)")
-    p.add_argument("--freq", default="100", metavar="LIST", help="clocks in MHz nextpnr must meet (default 100)")
+    p.add_argument("--clock", dest="freq", default="100", metavar="LIST",
+                   help="clocks in MHz nextpnr must meet (default 100)")
+    p.add_argument("--freq", dest="freq", help=argparse.SUPPRESS)  # old spelling of --clock
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=None, metavar="N",
                        help="worker processes of a LocalCluster on 127.0.0.1 (default: the CPU count, at most "
@@ -49,14 +51,14 @@ def _spec(args: argparse.Namespace):
     values = parse_list(args.pe if args.pe is not None else args.fps, f"--{kind.value}",
                         int if kind is FoldingKind.PE else float)
     return SweepSpec(model=str(args.model), target=args.target, foldings=tuple(Folding(kind, v) for v in values),
-                     seeds=parse_list(args.seeds, "--seeds", int), freqs_mhz=parse_list(args.freq, "--freq"))
+                     seeds=parse_list(args.seeds, "--seeds", int), freqs_mhz=parse_list(args.freq, "--clock"))
 
 
 def _command(args: argparse.Namespace) -> str:
     """The hwgen explore command line that reruns (resumes) this sweep."""
     words = ["hwgen", "explore", str(args.model), "--target", args.target,
              "--pe" if args.pe is not None else "--fps", args.pe if args.pe is not None else args.fps,
-             "--seeds", args.seeds, "--freq", args.freq]
+             "--seeds", args.seeds, "--clock", args.freq]
     if args.scheduler is not None:
         words += ["--scheduler", args.scheduler]
     elif args.workers is not None:

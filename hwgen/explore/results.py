@@ -58,7 +58,7 @@ def rebuild_command(row: dict, *, model: str, target: str) -> str:
     """The hwgen commands that rebuild and synthesise the point ``row`` into ``build/<point>``."""
     folder = f"build/{row['point']}"
     return (f"hwgen build {model} {row['folding']} --target {target} --clock {row['build_clock_mhz']:g} "
-            f"-o {folder} && hwgen synth {folder} --target {target} --freq {row['freq_mhz']:g} --seed {row['seed']}")
+            f"-o {folder} && hwgen synth {folder} --target {target} --clock {row['freq_mhz']:g} --seed {row['seed']}")
 
 
 def write_results(out_dir: Path, rows: list[dict], meta: dict) -> dict:

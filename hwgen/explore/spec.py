@@ -103,7 +103,7 @@ class SweepSpec:
         from hwgen.build.targets import get_target
 
         get_target(self.target)
-        for what, values in (("folding", self.foldings), ("--seeds", self.seeds), ("--freq", self.freqs_mhz)):
+        for what, values in (("folding", self.foldings), ("--seeds", self.seeds), ("--clock", self.freqs_mhz)):
             if not values:
                 raise ConfigError(f"a sweep needs at least one {what}")
             if len(set(values)) != len(values):
@@ -113,7 +113,7 @@ class SweepSpec:
                 raise ConfigError(f"--seeds must be integers >= 0, not {seed!r}")
         for freq in self.freqs_mhz:
             if not (math.isfinite(freq) and freq > 0):
-                raise ConfigError(f"--freq values must be positive numbers of MHz, not {freq!r}")
+                raise ConfigError(f"--clock values must be positive numbers of MHz, not {freq!r}")
 
     def points(self) -> list[Point]:
         first = self.freqs_mhz[0]

@@ -114,10 +114,15 @@ def build_harness(sources: Sequence[str | os.PathLike], top_module: str = "hwgen
         return Harness(exe, False, info["build_s"], info["peak_rss_mb"])
 
 
+#: Deterministic pause patterns of the harness: output stalls on each frame's last word, output stall bursts,
+#: input gaps between frames.
+PAUSE_PATTERNS = ("none", "last-beat", "bursts", "frame-gaps")
+
+
 def run_harness(harness: Harness, images: np.ndarray, num_classes: int, *, seed: int = 0, gap_p: float = 0.0,
                 stall_p: float = 0.0, idle_limit: int = 1_000_000, workdir: str | os.PathLike | None = None,
                 progress: Callable[[int, int], None] | None = None, progress_every: int = 0,
-                jobs: int = 1) -> StreamTrace:
+                jobs: int = 1, pattern: str = "none", pattern_len: int = 0) -> StreamTrace:
     """Stream uint8 ``images`` (N, C, H, W) through the harness; the trace of what came out.
 
     ``jobs`` > 1 splits the images into that many contiguous chunks, each
@@ -127,10 +132,15 @@ def run_harness(harness: Harness, images: np.ndarray, num_classes: int, *, seed:
     cycle)`` is called every ``progress_every`` frames (0: never), frames
     summed over the chunks. ``idle_limit``: cycles without any handshake
     before a run is declared stuck (the trace then has ``stuck`` set).
+    ``pattern`` (one of :data:`PAUSE_PATTERNS`) adds deterministic pauses of
+    ``pattern_len`` cycles to the random ones (harness.cpp's header says where).
     """
     images = np.asarray(images)
     if jobs < 1:
         raise SimError(f"jobs must be at least 1, not {jobs}")
+    if pattern not in PAUSE_PATTERNS or (pattern != "none" and not (isinstance(pattern_len, int) and pattern_len > 0)):
+        raise SimError(f"pattern must be one of {', '.join(PAUSE_PATTERNS)} with a positive length, "
+                       f"not {pattern!r} / {pattern_len!r}")
     chunks = [c for c in np.array_split(images, min(jobs, max(1, len(images)))) if len(c)]
     done = [0] * len(chunks)
     lock = threading.Lock()
@@ -143,7 +153,8 @@ def run_harness(harness: Harness, images: np.ndarray, num_classes: int, *, seed:
 
     with tempfile.TemporaryDirectory(dir=workdir, prefix="hwgen-bulk-") as tmp:
         procs = [_start(harness, chunk, num_classes, Path(tmp) / f"chunk{i}", seed=seed + i, gap_p=gap_p,
-                        stall_p=stall_p, idle_limit=idle_limit, progress_every=progress_every if progress else 0)
+                        stall_p=stall_p, idle_limit=idle_limit, progress_every=progress_every if progress else 0,
+                        pattern=pattern, pattern_len=pattern_len)
                  for i, chunk in enumerate(chunks)]
         results: list = [None] * len(procs)
         threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, _finish(procs[i], report, i)))
@@ -163,7 +174,8 @@ def run_harness(harness: Harness, images: np.ndarray, num_classes: int, *, seed:
 
 
 def _start(harness: Harness, images: np.ndarray, num_classes: int, stem: Path, *, seed: int, gap_p: float,
-           stall_p: float, idle_limit: int, progress_every: int) -> subprocess.Popen:
+           stall_p: float, idle_limit: int, progress_every: int, pattern: str = "none",
+           pattern_len: int = 0) -> subprocess.Popen:
     """Write the frames file ``STEM.bin`` and start the harness writing ``STEM.out``."""
     frames = stem.with_suffix(".bin")
     pixel_stream(images).tofile(frames)
@@ -171,6 +183,8 @@ def _start(harness: Harness, images: np.ndarray, num_classes: int, stem: Path, *
            "--words", str(words_per_frame(num_classes)), "--out", str(stem.with_suffix(".out")),
            "--seed", str(seed), "--gap-p", repr(float(gap_p)), "--stall-p", repr(float(stall_p)),
            "--idle-limit", str(int(idle_limit)), "--progress", str(int(progress_every))]
+    if pattern != "none":
+        cmd += ["--pattern", pattern, "--pattern-len", str(int(pattern_len))]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

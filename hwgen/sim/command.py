@@ -1,4 +1,4 @@
-"""``hwgen sim BUILD_DIR [--images N] [--dataset NAME --data-dir DIR] [--bulk] [--seed S] [--stall-p P]``.
+"""``hwgen sim BUILD_DIR [--limit N] [--dataset NAME --data-dir DIR] [--bulk] [--seed S] [--stall-p P]``.
 
 Streams test images through the build folder's RTL (cocotb + Verilator, or
 the C++ bulk harness with ``--bulk``), compares every image's scores and
@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
+
+from hwgen.argtypes import non_negative_int, positive_int
+from hwgen.outputs import check_output_file, folder_lock, write_text_atomic
 
 __all__ = ["add_parser"]
 
@@ -31,17 +35,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "harness with --bulk) on test images; every image's class scores and class "
                                    "must equal the golden model's. Exits 1 on any mismatch.")
     p.add_argument("build_dir", type=Path, help="a folder written by `hwgen build`")
-    p.add_argument("--images", type=int, default=None,
+    p.add_argument("--limit", type=positive_int, default=None, metavar="N",
                    help=f"number of test images (default {DEFAULT_COCOTB_IMAGES}; with --bulk the whole test set)")
-    p.add_argument("--offset", type=int, default=0, help="first test image index (default 0)")
+    p.add_argument("--images", dest="limit", type=positive_int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--offset", type=non_negative_int, default=0, help="first test image index (default 0)")
     p.add_argument("--dataset", choices=[*DATASET_NAMES, "random"], default=None,
                    help="test set (default: the one recorded in the build); 'random': seeded random images")
-    p.add_argument("--data-dir", default=None, help="folder of the dataset (default: the one recorded in the build)")
+    p.add_argument("--data-dir", default=None,
+                   help="folder of the dataset (default: the one recorded in the build, from here or from the "
+                        "build folder and above)")
     p.add_argument("--bulk", action="store_true",
                    help="run a C++ Verilator harness instead of cocotb (no Python per cycle: whole test sets)")
-    p.add_argument("--jobs", type=int, default=1,
+    p.add_argument("--jobs", type=positive_int, default=1,
                    help="--bulk: simulate this many chunks of the images at once, one process each (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random input gaps and output back-pressure")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random input gaps and output back-pressure (default 0)")
     p.add_argument("--gap-p", type=float, default=0.0, help="probability of an input gap per cycle (default 0)")
     p.add_argument("--stall-p", type=float, default=0.0,
                    help="probability of output back-pressure (tready low) per cycle (default 0)")
@@ -50,21 +57,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         f"{TABLE_MAX} images)")
     p.add_argument("--cache-dir", type=Path, default=None,
                    help="where Verilator models are cached (default $HWGEN_SIM_CACHE or ~/.cache/hwgen/sim)")
-    p.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the summary as JSON")
+    p.add_argument("--json", type=Path, default=None, metavar="FILE",
+                   help="also write the summary as JSON (checked before the simulation starts)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_sim)
 
 
 def _load_images(args: argparse.Namespace, folder) -> tuple[str, np.ndarray, np.ndarray | None]:
-    """(dataset name, uint8 images (N, C, H, W), labels (N,) or None) per --dataset/--data-dir/--images/--offset."""
+    """(dataset name, uint8 images (N, C, H, W), labels (N,) or None) per --dataset/--data-dir/--limit/--offset."""
+    from hwgen.data.location import resolve_recorded_data_dir
     from hwgen.errors import ConfigError
 
-    if args.images is not None and args.images < 1:
-        raise ConfigError(f"--images must be at least 1, not {args.images}")
-    if args.offset < 0:
-        raise ConfigError(f"--offset must be >= 0, not {args.offset}")
     dataset = args.dataset or folder.dataset
-    count = args.images if args.images is not None else (None if args.bulk else DEFAULT_COCOTB_IMAGES)
+    count = args.limit if args.limit is not None else (None if args.bulk else DEFAULT_COCOTB_IMAGES)
     if dataset == "random":
         n = count if count is not None else 100
         rng = np.random.default_rng(args.seed + args.offset)
@@ -73,6 +78,8 @@ def _load_images(args: argparse.Namespace, folder) -> tuple[str, np.ndarray, np.
     if not dataset or not data_dir:
         raise ConfigError(f"{folder.path} does not record its dataset: pass --dataset and --data-dir "
                           f"(or --dataset random)")
+    if args.data_dir is None:
+        data_dir = resolve_recorded_data_dir(data_dir, folder.path / "net.hwir")
     from hwgen.data.datasets import load_dataset
 
     data = load_dataset(dataset, data_dir)
@@ -88,16 +95,22 @@ def _load_images(args: argparse.Namespace, folder) -> tuple[str, np.ndarray, np.
 
 def _run_sim(args: argparse.Namespace) -> int:
     from hwgen.errors import ConfigError
-    from hwgen.report.hooks import refresh_report
-    from hwgen.sim.buildfolder import load_build_folder
-    from hwgen.sim.session import simulate
 
     for name in ("gap_p", "stall_p"):
         v = getattr(args, name)
         if not 0 <= v < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must lie in [0, 1), not {v}")
-    if args.jobs < 1:
-        raise ConfigError(f"--jobs must be at least 1, not {args.jobs}")
+    if args.json is not None:
+        check_output_file(args.json, option="--json")
+    with folder_lock(args.build_dir, shared=True, what="simulate") if args.build_dir.is_dir() else nullcontext():
+        return _simulate(args)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from hwgen.report.hooks import refresh_report
+    from hwgen.sim.buildfolder import load_build_folder
+    from hwgen.sim.session import simulate
+
     folder = load_build_folder(args.build_dir)
     dataset, images, labels = _load_images(args, folder)
     mode = "bulk" if args.bulk else "cocotb"
@@ -137,7 +150,7 @@ def _run_sim(args: argparse.Namespace) -> int:
     if outcome.waves:
         print(f"waveform kept: {outcome.waves}")
     if args.json:
-        args.json.write_text(json.dumps(summary, indent=1) + "\n")
+        write_text_atomic(args.json, json.dumps(summary, indent=1) + "\n")
     refresh_report(args.build_dir, sim_summary=summary)
     return 0 if outcome.ok else 1
 

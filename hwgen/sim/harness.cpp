@@ -4,14 +4,19 @@
 //   verilator --cc --exe --build -O3 --prefix Vtop --top-module hwgen_top harness.cpp top.v
 //
 // Usage: hwgen_bulk --frames FILE --frame-bytes B --words W --out FILE
-//                   [--seed S] [--gap-p P] [--stall-p Q] [--idle-limit N] [--progress K]
+//                   [--seed S] [--gap-p P] [--stall-p Q] [--pattern NAME --pattern-len L]
+//                   [--idle-limit N] [--progress K]
 //
 // Input FILE: N * B bytes, frame after frame, each frame the s_axis bytes of one
 // image in (y, x, c) order. Every byte is offered on s_axis (tlast on a
 // frame's last byte); while a byte is not offered yet it is offered each
 // cycle with probability 1 - P (seeded splitmix64), and once offered it
 // stays offered until taken. m_axis_tready is low with probability Q each
-// cycle. The run ends when N * W words came out, or after N idle cycles
+// cycle. A pattern adds deterministic pauses on top: "last-beat" holds
+// m_axis_tready low for L cycles whenever a frame's last word (tlast) is
+// offered; "bursts" holds it low for L cycles, then lets the random rule
+// decide for L cycles, and so on; "frame-gaps" offers no input for L cycles
+// after each frame's last byte is taken. The run ends when N * W words came out, or after N idle cycles
 // (no handshake on either side) once the design seems stuck.
 //
 // Output FILE (little-endian):
@@ -57,6 +62,8 @@ struct Options {
     std::string frames, out;
     uint64_t frame_bytes = 0, words = 0, seed = 0, idle_limit = 1000000, progress = 0;
     double gap_p = 0.0, stall_p = 0.0;
+    std::string pattern = "none";
+    uint64_t pattern_len = 0;
 };
 
 [[noreturn]] void die(const char* msg, const char* arg = "") {
@@ -80,10 +87,14 @@ Options parse(int argc, char** argv) {
         else if (a == "--progress") o.progress = std::strtoull(v, nullptr, 10);
         else if (a == "--gap-p") o.gap_p = std::strtod(v, nullptr);
         else if (a == "--stall-p") o.stall_p = std::strtod(v, nullptr);
+        else if (a == "--pattern") o.pattern = v;
+        else if (a == "--pattern-len") o.pattern_len = std::strtoull(v, nullptr, 10);
         else die("unknown option ", argv[i - 1]);
     }
     if (o.frames.empty() || o.out.empty() || !o.frame_bytes || !o.words)
         die("--frames, --out, --frame-bytes and --words are required");
+    if (o.pattern != "none" && o.pattern != "last-beat" && o.pattern != "bursts" && o.pattern != "frame-gaps")
+        die("--pattern must be none, last-beat, bursts or frame-gaps, not ", o.pattern.c_str());
     return o;
 }
 
@@ -140,6 +151,8 @@ int main(int argc, char** argv) {
     SplitMix64 rng{opt.seed};
     const bool gaps = opt.gap_p > 0.0, stalls = opt.stall_p > 0.0;
     uint64_t sent = 0, cycle = 0, idle = 0, errors = 0;
+    uint64_t last_wait = 0, input_resume = 0;  // pattern state: cycles held on a last word; first cycle to offer
+    const uint64_t plen = opt.pattern_len;
     bool offering = false, held = false;
     uint32_t held_data = 0;
     uint8_t held_last = 0;
@@ -147,13 +160,19 @@ int main(int argc, char** argv) {
     auto t0 = std::chrono::steady_clock::now();
 
     while (words.size() < total_words) {
-        if (!offering && sent < bytes.size() && (!gaps || rng.uniform() >= opt.gap_p)) {
+        if (!offering && sent < bytes.size() && cycle >= input_resume && (!gaps || rng.uniform() >= opt.gap_p)) {
             offering = true;
             top->s_axis_tdata = bytes[sent];
             top->s_axis_tlast = (sent + 1) % opt.frame_bytes == 0;
         }
         top->s_axis_tvalid = offering;
-        const bool ready = !stalls || rng.uniform() >= opt.stall_p;
+        bool ready = !stalls || rng.uniform() >= opt.stall_p;
+        if (opt.pattern == "last-beat" && top->m_axis_tvalid && top->m_axis_tlast && last_wait < plen) {
+            ready = false;
+            ++last_wait;
+        } else if (opt.pattern == "bursts" && plen && (cycle / plen) % 2 == 0) {
+            ready = false;
+        }
         top->m_axis_tready = ready;
         top->clk = 0;
         top->eval();
@@ -162,7 +181,10 @@ int main(int argc, char** argv) {
         if (offering && top->s_axis_tready) {
             const uint64_t frame = sent / opt.frame_bytes;
             if (sent % opt.frame_bytes == 0) in_first[frame] = cycle;
-            if ((sent + 1) % opt.frame_bytes == 0) in_last[frame] = cycle;
+            if ((sent + 1) % opt.frame_bytes == 0) {
+                in_last[frame] = cycle;
+                if (opt.pattern == "frame-gaps") input_resume = cycle + 1 + plen;
+            }
             ++sent;
             offering = false;
             progress = true;
@@ -188,6 +210,7 @@ int main(int argc, char** argv) {
                 }
                 words.push_back(data);
                 lasts.push_back(last);
+                if (last) last_wait = 0;
                 held = false;
                 progress = true;
             } else {

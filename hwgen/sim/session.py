@@ -75,14 +75,17 @@ def simulate(folder: BuildFolder, images: np.ndarray, *, mode: str = "cocotb", l
              seed: int = 0, gap_p: float = 0.0, stall_p: float = 0.0, net: Network | None = None,
              run_dir: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
              waves: bool = True, progress: Callable[[int, int], None] | None = None,
-             progress_every: int = 0, log: Callable[[str], None] | None = None, jobs: int = 1) -> SimOutcome:
+             progress_every: int = 0, log: Callable[[str], None] | None = None, jobs: int = 1,
+             pattern: str = "none", pattern_len: int = 0) -> SimOutcome:
     """Simulate ``images`` (uint8 (N, C, H, W)) on the build folder's RTL and compare with the golden model.
 
     ``run_dir``: where the cocotb run keeps its log, trace and (on failure)
     waveform (default: ``BUILD/sim/cocotb``). ``progress(frames, cycle)``:
     bulk mode only. ``jobs``: bulk harness processes running at once (on
     contiguous chunks of the images). ``log``: called with a line before and after the
-    Verilator build (which can take minutes for a large design).
+    Verilator build (which can take minutes for a large design). ``pattern``,
+    ``pattern_len``: bulk mode only, deterministic pauses
+    (:data:`hwgen.sim.bulk.PAUSE_PATTERNS`) on top of the random ones.
     """
     log = log or (lambda line: None)
     if mode not in MODES:
@@ -103,18 +106,22 @@ def simulate(folder: BuildFolder, images: np.ndarray, *, mode: str = "cocotb", l
         harness = build_harness(folder.sources, folder.top_module, cache_dir=cache_dir)
         log(_built(harness.cached, harness.build_s, harness.exe.parent))
         trace = run_harness(harness, images, folder.num_classes, seed=seed, gap_p=gap_p, stall_p=stall_p,
-                            idle_limit=idle_limit, progress=progress, progress_every=progress_every, jobs=jobs)
+                            idle_limit=idle_limit, progress=progress, progress_every=progress_every, jobs=jobs,
+                            pattern=pattern, pattern_len=pattern_len)
         check = check_accelerator(ref, images, *trace.decoded(), labels=labels, golden=golden,
                                   protocol_errors=trace.errors())
         return SimOutcome("bulk", check, trace.timing(), trace, harness.cached, harness.build_s,
                           harness.peak_rss_mb)
 
+    if pattern != "none":
+        raise SimError(f"pause patterns ({pattern}) are a feature of the bulk harness: use mode='bulk'")
     from hwgen.sim.runner import build_model, run_bench
 
     log("Verilator model for cocotb (built once, then cached) ...")
     model = build_model(folder.sources, folder.top_module, cache_dir=cache_dir)
     log(_built(model.cached, model.build_s, model.path))
-    run_dir = Path(run_dir) if run_dir is not None else folder.path / "sim" / "cocotb"
+    # absolute: the bench runs in another working folder and reads the config's paths from there
+    run_dir = (Path(run_dir) if run_dir is not None else folder.path / "sim" / "cocotb").resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     trace_path = run_dir / "trace.npz"
     trace_path.unlink(missing_ok=True)

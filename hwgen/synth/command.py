@@ -1,7 +1,12 @@
-"""``hwgen synth BUILD_DIR (--target T | --board B [--baud N]) [--freq MHZ] [--seed S] [--yosys PATH ...]``.
+"""``hwgen synth BUILD_DIR (--target T | --board B [--baud N]) [--clock MHZ] [--seed S] [--yosys PATH ...]``.
 
 With ``--board`` the accelerator is wrapped in the board's top first
 (:func:`hwgen.boards.generate.write_board_files`), and that is synthesised.
+The folder is locked while the tools run (a second synth or a build into it
+is refused); a failed run leaves the previous bitstream and reports
+(:func:`hwgen.synth.runner.run_synth`); a successful one records its files
+in the folder's manifest (:mod:`hwgen.manifest`). ``--freq`` is an old
+spelling of ``--clock``, still accepted.
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="FPGA device and package (out of context: I/O on any pins); required without --board")
     p.add_argument("--board", default=None, choices=list(BOARDS),
                    help="wrap the accelerator for this board (implies its --target) and use its pin constraints")
-    p.add_argument("--freq", type=float, default=None, metavar="MHZ",
+    p.add_argument("--freq", dest="clock", type=float, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--clock", type=float, default=None, metavar="MHZ",
                    help=f"clock nextpnr must meet (default {DEFAULT_FREQ_MHZ:g}); with --board also the system "
                         f"clock the board's PLL makes (default: the build's --clock)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"placer seed (default {DEFAULT_SEED})")
@@ -51,19 +57,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_synth(args: argparse.Namespace) -> int:
-    from hwgen.synth.runner import DEFAULT_FREQ_MHZ, run_synth
+    from hwgen.manifest import record
+    from hwgen.outputs import folder_lock
+    from hwgen.synth.runner import output_names
+    from hwgen.synth.scripts import toolchain_files
 
-    if args.board is None:
-        if args.target is None:
-            raise SynthError("give --target (an FPGA, out of context) or --board (a board top with its pins)")
-        if args.baud is not None:
-            raise SynthError("--baud sets the board top's UART: it needs --board")
-        freq = DEFAULT_FREQ_MHZ if args.freq is None else args.freq
-        result = run_synth(args.build_dir, args.target, freq, args.seed, yosys=args.yosys, nextpnr=args.nextpnr,
-                           pack=args.pack, constraints=args.constraints, router=args.router)
-        hint = None
-    else:
-        result, hint = _run_board(args, run_synth)
+    if not args.build_dir.is_dir():
+        raise SynthError(f"build folder {args.build_dir} does not exist (run hwgen build first)")
+    with folder_lock(args.build_dir, what="synthesise"):
+        result, hint, board_files = _synthesise(args)
+        files = toolchain_files(result.target.family)
+        record(args.build_dir, "synth", [*output_names(files), files.logs.synth, files.logs.pnr, files.logs.pack])
+        if board_files:
+            record(args.build_dir, "board", board_files)
     print(result.summary())
     print(f"wrote {args.build_dir}/{result.bitstream}, synth_report.md, synth_report.json and the tool logs")
     if hint:
@@ -71,8 +77,25 @@ def _run_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _synthesise(args: argparse.Namespace):
+    """(SynthResult, a hint to print or None, the board files written or ())."""
+    from hwgen.synth.runner import DEFAULT_FREQ_MHZ, run_synth
+
+    if args.board is None:
+        if args.target is None:
+            raise SynthError("give --target (an FPGA, out of context) or --board (a board top with its pins)")
+        if args.baud is not None:
+            raise SynthError("--baud sets the board top's UART: it needs --board")
+        freq = DEFAULT_FREQ_MHZ if args.clock is None else args.clock
+        result = run_synth(args.build_dir, args.target, freq, args.seed, yosys=args.yosys, nextpnr=args.nextpnr,
+                           pack=args.pack, constraints=args.constraints, router=args.router)
+        return result, None, ()
+    return _run_board(args, run_synth)
+
+
 def _run_board(args: argparse.Namespace, run_synth):
-    """Write the board files, synthesise the board top with the accelerator at the board's clock; (result, hint)."""
+    """Write the board files, synthesise the board top with the accelerator at the board's clock;
+    (result, hint, board files)."""
     from hwgen.boards.boards import get_board
     from hwgen.boards.generate import DEFAULT_BAUD, write_board_files
 
@@ -82,13 +105,13 @@ def _run_board(args: argparse.Namespace, run_synth):
                          f"{args.target}: leave --target out")
     if args.constraints is not None:
         raise SynthError(f"--board {board.name} writes its own constraints ({board.lpf_name}): leave --constraints out")
-    if args.freq is not None and not args.freq > 0:
-        raise SynthError(f"--freq must be a positive number of MHz, not {args.freq!r}")
-    files = write_board_files(args.build_dir, board, clock_mhz=args.freq,
+    if args.clock is not None and not args.clock > 0:
+        raise SynthError(f"--clock must be a positive number of MHz, not {args.clock!r}")
+    files = write_board_files(args.build_dir, board, clock_mhz=args.clock,
                               baud=DEFAULT_BAUD if args.baud is None else args.baud)
     print(f"board top: {files.summary()}")
     result = run_synth(args.build_dir, board.target, files.clock_hz / 1e6, args.seed, yosys=args.yosys,
                        nextpnr=args.nextpnr, pack=args.pack, top=board.top_module, verilog=files.sources,
                        constraints=files.lpf, router=args.router)
     return result, (f"load it with: {board.program} (in {args.build_dir}); then: hwgen run --port PORT IMAGE "
-                    f"--build {args.build_dir}")
+                    f"--build {args.build_dir}"), (files.verilog, files.lpf, files.info)

@@ -8,7 +8,7 @@ writes ``synth_report.md`` and ``synth_report.json`` (:mod:`hwgen.synth.report`)
 
 Failures are :class:`~hwgen.errors.SynthError` messages with the numbers:
 
-* no build folder or no Verilog, a tool not found, a bad --freq / --seed;
+* no build folder or no Verilog, a tool not found, a bad --clock / --seed;
 * Yosys fails (its ERROR lines), or leaves no cells;
 * the design does not fit (nextpnr's utilisation above 100 %: which resource, used / available);
 * placement or routing fails for another reason (nextpnr's ERROR lines);
@@ -20,9 +20,12 @@ Failures are :class:`~hwgen.errors.SynthError` messages with the numbers:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Sequence
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -50,7 +53,7 @@ from hwgen.synth.scripts import (
 from hwgen.synth.stage import StageRun, run_stage
 from hwgen.synth.tools import resolve_toolchain
 
-__all__ = ["DEFAULT_FREQ_MHZ", "DEFAULT_SEED", "run_synth"]
+__all__ = ["DEFAULT_FREQ_MHZ", "DEFAULT_SEED", "output_names", "run_synth"]
 
 DEFAULT_FREQ_MHZ = 100.0
 DEFAULT_SEED = 1
@@ -124,11 +127,37 @@ def _pnr_failure(target: Target, run: StageRun, log_path: Path, top: str) -> Syn
     return _tool_failure(run, target.spec.nextpnr, "nextpnr", log_path, top)
 
 
-def _remove_outputs(build_dir: Path, files: ToolchainFiles) -> None:
-    """Delete the previous run's outputs, so a failed stage is never reported with stale files."""
-    for name in (files.netlist, files.stat_text, files.stat_json, files.routed, files.pnr_report, files.bitstream,
-                 files.report_md, files.report_json):
-        (build_dir / name).unlink(missing_ok=True)
+def output_names(files: ToolchainFiles) -> tuple[str, ...]:
+    """The files a successful run writes besides its logs (what a failed run must not leave half-done)."""
+    return (files.netlist, files.stat_text, files.stat_json, files.routed, files.pnr_report, files.bitstream,
+            files.report_md, files.report_json)
+
+
+@contextlib.contextmanager
+def _previous_outputs_kept(build_dir: Path, files: ToolchainFiles) -> Iterator[None]:
+    """Move the previous run's outputs aside for the block; put them back if the block raises.
+
+    A stage never sees (or reports) a stale file, and a failed run (a tool
+    error, Ctrl-C) leaves the previous bitstream and reports as they were;
+    the failed run's logs stay, as they say what went wrong. When the block
+    completes, the previous outputs are deleted.
+    """
+    aside = Path(tempfile.mkdtemp(dir=build_dir, prefix=".hwgen-previous-"))
+    moved = []
+    try:
+        for name in output_names(files):
+            if (build_dir / name).is_file():
+                os.replace(build_dir / name, aside / name)
+                moved.append(name)
+        yield
+    except BaseException:
+        for name in output_names(files):
+            (build_dir / name).unlink(missing_ok=True)
+        for name in moved:
+            os.replace(aside / name, build_dir / name)
+        raise
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def _timing_message(result: SynthResult, report_path: Path) -> str:
@@ -141,7 +170,7 @@ def _timing_message(result: SynthResult, report_path: Path) -> str:
     fmax = result.fmax_mhz
     bit = f"the bitstream {result.bitstream} was written and runs at up to {fmax:.2f} MHz; " if result.bitstream else ""
     return (f"{result.top} misses timing on {result.target.name}: {'; '.join(parts)}{path}; {bit}"
-            f"retry with --freq {int(fmax)} or another --seed; report: {report_path}")
+            f"retry with --clock {int(fmax)} or another --seed; report: {report_path}")
 
 
 def _refuse_other_family_cells(build_dir: Path, sources: Sequence[str], target: Target) -> None:
@@ -192,8 +221,17 @@ def run_synth(build_dir: Path | str, target: Target | str, freq_mhz: float = DEF
                              constraints=constraints, router=router)
     files = toolchain_files(target.family)
     cycles = figures.get("cycles_per_frame")
-    _remove_outputs(build_dir, files)
+    with _previous_outputs_kept(build_dir, files):
+        result = _run_stages(build_dir, target, tools, files, top=top, freq_mhz=freq_mhz, seed=seed, cycles=cycles,
+                             stream=stream)
+    if not result.timing_met and not allow_timing_fail:
+        raise SynthError(_timing_message(result, build_dir / files.report_md))
+    return result
 
+
+def _run_stages(build_dir: Path, target: Target, tools, files: ToolchainFiles, *, top: str, freq_mhz: float,
+                seed: int, cycles: int | None, stream: TextIO | None) -> SynthResult:
+    """Yosys, nextpnr, the packer, then the reports (written even when timing is missed); SynthError on failure."""
     env = dict(os.environ, YOSYS=tools.yosys, NEXTPNR=tools.nextpnr, PACK=tools.pack,
                FREQ=f"{float(freq_mhz):.6g}", SEED=str(seed), NEXTPNR_FLAGS="")
     stages: list[StageTime] = []
@@ -231,7 +269,5 @@ def run_synth(build_dir: Path | str, target: Target | str, freq_mhz: float = DEF
         resources=resources(target, pnr.utilization, cells), cells=cells, clocks=pnr.clocks,
         critical_paths=pnr.critical_paths, stages=stages, bitstream=files.bitstream, cycles_per_frame=cycles)
     write_reports(result, build_dir / files.report_md, build_dir / files.report_json)
-    if not result.timing_met and not allow_timing_fail:
-        raise SynthError(_timing_message(result, build_dir / files.report_md))
     return result
 

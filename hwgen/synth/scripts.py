@@ -110,7 +110,7 @@ def toolchain_context(*, top: str, verilog: str | Sequence[str], target: Target 
     target = get_target(target)
     if isinstance(freq_mhz, bool) or not isinstance(freq_mhz, (int, float)) or not math.isfinite(freq_mhz) \
             or freq_mhz <= 0:
-        raise SynthError(f"--freq must be a positive number of MHz, not {freq_mhz!r}")
+        raise SynthError(f"--clock must be a positive number of MHz, not {freq_mhz!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise SynthError(f"--seed must be a non-negative integer, not {seed!r}")
     if router not in ROUTERS:

@@ -9,8 +9,15 @@ Layout of a ``.ckpt`` file (a plain safetensors file, readable with
 * metadata (all strings): ``format`` = ``hwgen-ckpt``, ``version``,
   ``architecture`` (the JSON of :mod:`hwgen.train.architecture`),
   ``train_config``, ``metrics``, ``optim_meta`` (JSON), ``epoch``, and
-  ``sha256``: the digest of every tensor's name, dtype, shape and bytes in
-  sorted-name order, so a tampered or corrupted file is refused.
+  ``sha256``: in version 2, :func:`~hwgen.safetensors_io.covering_digest` of
+  the tensor digest (every tensor's name, dtype, shape and bytes in
+  sorted-name order) and every other metadata string, so a tampered or
+  corrupted file is refused whether the change is in a weight or in the
+  header (say, the normalisation mean in ``architecture``).
+
+Version-1 files (before 0.x: ``sha256`` covered the tensors only) still load,
+checked by their tensor digest, with a note that their header is not
+covered; the shipped models are version 2.
 """
 
 from __future__ import annotations
@@ -27,11 +34,13 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 
 from hwgen.errors import CheckpointError, ConfigError
-from hwgen.safetensors_io import write_atomic
+from hwgen.safetensors_io import covering_digest, note, write_atomic
 from hwgen.train.architecture import Architecture
 
 CKPT_FORMAT = "hwgen-ckpt"
-CKPT_VERSION = 1
+CKPT_VERSION = 2
+#: Versions this hwgen reads: 1 (digest of the tensors only) and 2 (digest of tensors and header).
+READABLE_VERSIONS = ("1", "2")
 
 
 @dataclass
@@ -98,8 +107,8 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> None:
         "metrics": json.dumps(ckpt.metrics, sort_keys=True),
         "optim_meta": json.dumps(optim_meta),
         "epoch": str(ckpt.epoch),
-        "sha256": tensor_digest(tensors),
     }
+    metadata["sha256"] = covering_digest(tensor_digest(tensors), metadata)
     write_atomic(path, save(tensors, metadata=metadata))
 
 
@@ -115,9 +124,10 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
         raise CheckpointError(f"{path} is not a readable hwgen checkpoint (safetensors header: {exc})") from None
     if metadata.get("format") != CKPT_FORMAT:
         raise CheckpointError(f"{path} is a safetensors file but not a hwgen checkpoint (no format={CKPT_FORMAT})")
-    if metadata.get("version") != str(CKPT_VERSION):
+    if metadata.get("version") not in READABLE_VERSIONS:
         raise CheckpointError(
-            f"{path} has checkpoint version {metadata.get('version')}; this hwgen reads version {CKPT_VERSION}"
+            f"{path} has checkpoint version {metadata.get('version')}; this hwgen reads versions "
+            f"{', '.join(READABLE_VERSIONS)}"
         )
     return metadata
 
@@ -130,9 +140,16 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path} is truncated or corrupted: {exc}") from None
-    if tensor_digest(tensors) != metadata.get("sha256"):
-        raise CheckpointError(f"{path} failed its integrity check (sha256 of the tensors does not match): "
-                              "the file was modified or corrupted")
+    if metadata["version"] == "1":
+        if tensor_digest(tensors) != metadata.get("sha256"):
+            raise CheckpointError(f"{path} failed its integrity check (sha256 of the tensors does not match): "
+                                  "the file was modified or corrupted")
+        note(f"{path} is a version-1 checkpoint: its tensors are verified, its header (architecture, "
+             f"normalisation, config) is not; saving it again (a training run, or load_checkpoint + "
+             f"save_checkpoint) writes version {CKPT_VERSION}, which covers both")
+    elif covering_digest(tensor_digest(tensors), metadata) != metadata.get("sha256"):
+        raise CheckpointError(f"{path} failed its integrity check (sha256 of the tensors and the header does not "
+                              "match): the file was modified or corrupted")
     try:
         arch = Architecture.from_json(metadata["architecture"])
         train_config = json.loads(metadata.get("train_config", "{}"))

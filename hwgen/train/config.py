@@ -64,7 +64,13 @@ class TrainConfig:
             (self.weight_decay >= 0, f"weight decay must be >= 0, not {self.weight_decay}"),
             (0 <= self.stage1_epochs < self.epochs,
              f"stage-1 epochs ({self.stage1_epochs}) must be below the total epochs ({self.epochs})"),
-            (self.warmup_epochs >= 0, f"warm-up epochs must be >= 0, not {self.warmup_epochs}"),
+            (0 <= self.warmup_epochs <= self.epochs,
+             f"warm-up epochs must lie in [0, epochs = {self.epochs}], not {self.warmup_epochs}"),
+            (self.momentum >= 0, f"momentum must be >= 0, not {self.momentum}"),
+            (self.limit_train is None or self.limit_train >= 1,
+             f"limit_train must be a positive number of images, not {self.limit_train}"),
+            (self.limit_test is None or self.limit_test >= 1,
+             f"limit_test must be a positive number of images, not {self.limit_test}"),
         ]
         for ok, message in checks:
             if not ok:

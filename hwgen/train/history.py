@@ -7,9 +7,12 @@ Each record has ``epoch`` (1-based), ``stage`` (1: real weights, 2: binary),
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
+
+from hwgen.outputs import write_bytes_atomic, write_text_atomic
 
 
 def history_paths(ckpt_path: Path) -> tuple[Path, Path]:
@@ -24,7 +27,7 @@ def read_history(log_path: Path) -> list[dict[str, Any]]:
 
 
 def write_history(log_path: Path, records: list[dict[str, Any]]) -> None:
-    log_path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+    write_text_atomic(log_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
 
 
 def plot_history(records: list[dict[str, Any]], png_path: Path, title: str) -> None:
@@ -53,5 +56,7 @@ def plot_history(records: list[dict[str, Any]], png_path: Path, title: str) -> N
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(png_path, dpi=100)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    write_bytes_atomic(png_path, buffer.getvalue())
     plt.close(fig)

@@ -3,10 +3,14 @@
 Per epoch: shuffle (seeded by ``seed`` and the epoch, so a resumed run sees
 the same batches), augment on tensors, forward, loss, backward, optimiser
 step, clamp latent binary weights to [-1, 1], then evaluate on the test set.
-After every epoch the rank-0 process writes
+After every epoch the rank-0 process writes, each file atomically (a
+temporary file renamed over the old one, so Ctrl-C leaves a whole file):
 
-* ``OUT.ckpt``: architecture, weights, config, metrics (what later stages read);
-* ``OUT.train-state.ckpt``: the same plus optimiser and RNG state (``--resume``);
+* ``OUT.ckpt``: architecture, weights, config, metrics (what later stages
+  read), only when the epoch is the best so far by test top-1 (strictly
+  higher than every earlier epoch of the run), or every epoch with
+  ``keep="last"``;
+* ``OUT.train-state.ckpt``: the latest epoch plus optimiser and RNG state (``--resume``);
 * ``OUT.log.jsonl`` and ``OUT.curves.png``: the history and its plot.
 """
 
@@ -25,7 +29,7 @@ from tqdm import tqdm
 
 from hwgen.data.augment import random_crop_flip
 from hwgen.data.datasets import Dataset, load_dataset
-from hwgen.errors import CheckpointError
+from hwgen.errors import CheckpointError, ConfigError
 from hwgen.train.architecture import hardware_normalization
 from hwgen.train.checkpoint import Checkpoint, load_checkpoint, load_state_into, save_checkpoint
 from hwgen.train.config import Optimizer, TrainConfig
@@ -41,9 +45,25 @@ from hwgen.train.zoo import make_architecture
 AUGMENTATION = {"cifar10": (True, 4, True), "mnist": (False, 2, False), "fashion_mnist": (False, 2, True)}
 
 
+#: TrainConfig fields that ``--resume`` may change; every other one is the saved run's.
+RESUME_MAY_CHANGE = ("epochs", "device", "compile", "data_dir")
+
+#: What ``OUT.ckpt`` holds: the best epoch so far by test top-1, or the latest.
+KEEP_CHOICES = ("best", "last")
+
+
 def train_state_path(ckpt_path: Path) -> Path:
     """Where the resumable training state of ``ckpt_path`` lives."""
     return ckpt_path.with_suffix(".train-state.ckpt")
+
+
+def resume_state_path(resume: Path) -> Path:
+    """The training-state file ``--resume`` reads: ``resume`` itself if it is one, else its train-state file."""
+    resume = Path(resume)
+    state_file = resume if resume.name.endswith(".train-state.ckpt") else train_state_path(resume)
+    if not state_file.exists():
+        raise CheckpointError(f"cannot resume from {resume}: its training state {state_file} does not exist")
+    return state_file
 
 
 def learning_rate(cfg: TrainConfig, step: int, total_steps: int, warmup_steps: int) -> float:
@@ -104,17 +124,21 @@ def _batches(n: int, batch_size: int, generator: torch.Generator, ctx: DistConte
 class Trainer:
     """One training run; ``run()`` trains and returns the final metrics."""
 
-    def __init__(self, cfg: TrainConfig, out_path: Path, *, resume: Path | None = None, progress: bool = True):
-        self.ctx = init_distributed(cfg.device)
-        self.out_path = Path(out_path)
-        self.progress = progress
+    def __init__(self, cfg: TrainConfig, out_path: Path, *, resume: Path | None = None, progress: bool = True,
+                 keep: str = "best"):
+        if keep not in KEEP_CHOICES:
+            raise ConfigError(f"keep must be one of {', '.join(KEEP_CHOICES)}, not {keep!r}")
+        self.keep = keep
         start_epoch, state = 0, None
         if resume is not None:
             state = self._load_resume_state(Path(resume))
             saved = dict(state.train_config)
-            saved["epochs"] = cfg.epochs  # the only option a resume may change
+            saved.update({k: getattr(cfg, k) for k in RESUME_MAY_CHANGE})  # every other option is the saved one
             cfg = TrainConfig.from_dict(saved)
             start_epoch = state.epoch
+        self.ctx = init_distributed(cfg.device)
+        self.out_path = Path(out_path)
+        self.progress = progress
         self.cfg = cfg
         self.data = self._load_data(cfg)
         torch.manual_seed(cfg.seed)
@@ -142,17 +166,16 @@ class Trainer:
 
     @staticmethod
     def _load_resume_state(resume: Path) -> Checkpoint:
-        state_file = resume if resume.name.endswith(".train-state.ckpt") else train_state_path(resume)
-        if not state_file.exists():
-            raise CheckpointError(f"cannot resume from {resume}: its training state {state_file} does not exist")
+        state_file = resume_state_path(resume)
         state = load_checkpoint(state_file)
         if state.optimizer_state is None:
             raise CheckpointError(f"{state_file} holds no optimiser state, so training cannot resume from it")
         return state
 
-    @staticmethod
-    def _load_data(cfg: TrainConfig) -> Dataset:
+    def _load_data(self, cfg: TrainConfig) -> Dataset:
         data = load_dataset(cfg.dataset, cfg.data_dir)
+        if self.ctx.is_main:
+            print(f"{cfg.dataset}: read {', '.join(data.files)}", flush=True)
         if cfg.limit_train or cfg.limit_test:
             data = replace(
                 data,
@@ -247,6 +270,7 @@ class Trainer:
         }
 
     def _save(self, epoch: int, record: dict[str, Any]) -> None:
+        best_before = max((r["test_acc"] for r in self.history), default=None)
         self.history.append(record)
         ckpt = Checkpoint(
             architecture=self.model.arch,
@@ -255,7 +279,8 @@ class Trainer:
             metrics=self.metrics(),
             epoch=epoch,
         )
-        save_checkpoint(self.out_path, ckpt)
+        if self.keep == "last" or best_before is None or record["test_acc"] > best_before:
+            save_checkpoint(self.out_path, ckpt)
         ckpt.optimizer_state = self.optimizer.state_dict()
         ckpt.rng_state = torch.get_rng_state()
         save_checkpoint(train_state_path(self.out_path), ckpt)
@@ -264,6 +289,7 @@ class Trainer:
         plot_history(self.history, png_path, title=f"{self.cfg.model} on {self.cfg.dataset}")
 
 
-def train(cfg: TrainConfig, out_path: Path, *, resume: Path | None = None, progress: bool = True) -> dict[str, Any]:
-    """Train ``cfg`` and write the checkpoint to ``out_path``; returns the final metrics."""
-    return Trainer(cfg, out_path, resume=resume, progress=progress).run()
+def train(cfg: TrainConfig, out_path: Path, *, resume: Path | None = None, progress: bool = True,
+          keep: str = "best") -> dict[str, Any]:
+    """Train ``cfg`` and write the checkpoint to ``out_path`` (see the module docstring); the final metrics."""
+    return Trainer(cfg, out_path, resume=resume, progress=progress, keep=keep).run()

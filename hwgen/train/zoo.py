@@ -71,6 +71,12 @@ class ModelOptions:
     weight_estimator: Estimator = Estimator.STE
     dropout: float | None = None
 
+    def __post_init__(self) -> None:
+        if not (isinstance(self.width, (int, float)) and self.width > 0 and self.width == self.width):
+            raise ConfigError(f"width must be a positive number, not {self.width!r}")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must lie in [0, 1), not {self.dropout!r}")
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         for key in ("scale", "act_scale", "estimator", "weight_estimator"):

@@ -1,0 +1,261 @@
+"""Fuzz the back end: random networks, random legal foldings, the RTL in Verilator against the golden model.
+
+    python benchmarks/fuzz_rtl.py --nets 20 --seed 0 [--images 12] [--out runs/fuzz] [--cache-dir DIR]
+
+Per network (seed ``S + i``, so any one is reproduced alone with ``--seed S+i --nets 1``):
+
+* a random network (:func:`random_spec`): input 1-3 channels of 5-12 pixels square; 1-3 sliding
+  convolutions (kernel 1-5, stride 1-2, padding 0..K//2, 2-16 channels), max-pools (2x2, OR or AND
+  per channel) where the map allows, an optional whole-map FC layer; first-layer weights of 1, 2, 4
+  or 8 bits on uint8 pixels, last layer of 1-8 bits; thresholds drawn from the accumulators random
+  images produce (tests/irnets.py), then some channels made constant, some set to the accumulator's
+  exact bounds (lo, hi), and some given a negative slope (``acc <= T``), which the compiler's flip
+  pass (:func:`~hwgen.compile.fold.flip_negative_channels`) turns into flipped weights, as for a
+  trained model with negative BatchNorm gamma;
+* a random legal folding: ``--pe`` from the heaviest layer's divisors of C_out (with a random legal
+  SIMD) or ``--fps``; a request the build refuses is redrawn (at most 20 times, then the network);
+* images: random, all 0, all 255, and a checkerboard of 0/255;
+* the C++ Verilator harness (``hwgen sim --bulk``'s) at a random input-gap and output-stall
+  probability from {0, 0.3, 0.7, 0.95} plus a random pause pattern
+  (:data:`~hwgen.sim.bulk.PAUSE_PATTERNS`: output stalled on every frame's last word, output stall
+  bursts, input gaps between frames; 1-200 cycles long); every score and class must equal the
+  golden model's.
+
+Mutation check (``--mutants K``, default 20 per network): K single changes of the design, each one
+weight (a binary weight's bit flipped, a k-bit weight moved one step) or one threshold word (moved by
+one), in a random layer; a mutant is caught when its golden-model scores differ from the design's on
+the network's fuzz images. As the RTL equals the golden model of the unchanged design bit for bit on
+those images, that is the share of such faults the RTL check would catch. ``--mutation-report LOG``
+recomputes it for the networks of an earlier campaign's log (networks and images are reproduced from
+their seeds). Not covered: faults in pipeline registers (they need mutated RTL, not a mutated IR).
+
+A failure is saved as a reproducer in ``OUT/fail-SEED/``: ``net.hwir``, ``folding.json``,
+``images.npy``, ``spec.json`` and the mismatch report. The generator covers only what main's
+``hwgen build`` accepts today (per-channel thresholds, pools with stride = kernel); per-position
+thresholds and overlapping pools go into :func:`random_spec` when the hardware has them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from irnets import random_network  # noqa: E402
+
+from hwgen.build.builder import BuildOptions, build  # noqa: E402
+from hwgen.compile.artifact import save_network  # noqa: E402
+from hwgen.compile.fold import flip_negative_channels  # noqa: E402
+from hwgen.compile.golden import run_network  # noqa: E402
+from hwgen.compile.ir import ConvLayer, ThresholdOutput, accumulator_range  # noqa: E402
+from hwgen.errors import HwgenError  # noqa: E402
+
+STALLS = (0.0, 0.3, 0.7, 0.95)
+
+
+def random_spec(rng: np.random.Generator) -> dict:
+    """A random network description that random_network() turns into an IR (see the module docstring)."""
+    c, size = int(rng.integers(1, 4)), int(rng.integers(5, 13))
+    layers, h = [], size
+    for _ in range(int(rng.integers(1, 4))):
+        k = int(rng.integers(1, min(5, h) + 1))
+        pad = int(rng.integers(0, k // 2 + 1))
+        stride = int(rng.integers(1, 3)) if h + 2 * pad - k >= 2 else 1
+        layers.append(("conv", int(rng.choice([2, 4, 8, 16])), k, stride, pad))
+        h = (h + 2 * pad - k) // stride + 1
+        if h >= 4 and h % 2 == 0 and rng.random() < 0.4:
+            layers.append(("pool", 2))
+            h //= 2
+    if rng.random() < 0.5:
+        layers.append(("fc", int(rng.choice([4, 8, 16]))))
+    return {"input_shape": [c, size, size], "layers": [list(x) for x in layers],
+            "num_classes": int(rng.integers(2, 11)), "first_weight_bits": int(rng.choice([1, 2, 4, 8])),
+            "last_weight_bits": int(rng.choice([1, 2, 4, 8]))}
+
+
+def edge_thresholds(rng: np.random.Generator, net):
+    """Some channels at the accumulator's bounds, some constant, some with a negative slope; then flipped."""
+    for layer in net.layers:
+        if not isinstance(layer, ConvLayer) or not isinstance(layer.output, ThresholdOutput):
+            continue
+        t, d = layer.output.thresholds.copy(), layer.output.direction.copy()
+        lo, hi = accumulator_range(layer)
+        pick = rng.random(len(t))
+        t = np.where(pick < 0.1, lo, np.where(pick < 0.2, hi, t))
+        d = np.where(rng.random(len(t)) < 0.3, -1, d).astype(np.int8)
+        layer.output = ThresholdOutput(t.astype(np.int64), d)
+    return net
+
+
+def images_for(rng: np.random.Generator, shape: tuple[int, ...], n: int) -> np.ndarray:
+    checker = (np.indices(shape[1:]).sum(axis=0) % 2 * 255).astype(np.uint8)
+    fixed = [np.zeros(shape, np.uint8), np.full(shape, 255, np.uint8), np.broadcast_to(checker, shape).copy()]
+    rand = rng.integers(0, 256, size=(max(0, n - len(fixed)), *shape), dtype=np.uint8)
+    return np.concatenate([np.stack(fixed), rand])[:n]
+
+
+def fold_request(rng: np.random.Generator, net) -> BuildOptions:
+    if rng.random() < 0.25:
+        return BuildOptions(fps=float(rng.choice([1e4, 1e5, 1e6, 1e7])))
+    heaviest = max((x for x in net.layers if isinstance(x, ConvLayer)),
+                   key=lambda x: x.weights.size * x.out_shape[1] * x.out_shape[2])
+    c_out, fan_in = heaviest.weights.shape[0], int(np.prod(heaviest.weights.shape[1:]))
+    pe = int(rng.choice([p for p in range(1, c_out + 1) if c_out % p == 0]))
+    simd = int(rng.choice([s for s in range(1, min(fan_in, 64) + 1) if fan_in % s == 0]))
+    return BuildOptions(pe=pe, simd=simd)
+
+
+def draw(seed: int, n_images: int):
+    """(rng after drawing, spec, the network before and after the flip pass, images) of one seed; None if refused."""
+    rng = np.random.default_rng(seed)
+    spec = random_spec(rng)
+    raw = random_network(rng, tuple(spec["input_shape"]), [tuple(x) for x in spec["layers"]],
+                         num_classes=spec["num_classes"], first_weight_bits=spec["first_weight_bits"],
+                         last_weight_bits=spec["last_weight_bits"])
+    raw = edge_thresholds(rng, raw)
+    images = images_for(rng, tuple(spec["input_shape"]), n_images)
+    return rng, spec, raw, flip_negative_channels(raw), images
+
+
+def mutation_check(net, images: np.ndarray, rng: np.random.Generator, count: int) -> dict:
+    """{"weight": [caught, tried], "threshold": [caught, tried]} over ``count`` single-word mutants."""
+    import copy
+
+    reference = run_network(net, images).scores
+    layers = [i for i, x in enumerate(net.layers) if isinstance(x, ConvLayer)]
+    tally = {"weight": [0, 0], "threshold": [0, 0]}
+    for _ in range(count):
+        mutant = copy.deepcopy(net)
+        layer = mutant.layers[int(rng.choice(layers))]
+        kind = "threshold" if isinstance(layer.output, ThresholdOutput) and rng.random() < 0.5 else "weight"
+        if kind == "weight":
+            w = layer.weights.reshape(-1)
+            i = int(rng.integers(len(w)))
+            limit = (1 << (layer.weight_bits - 1)) - 1
+            w[i] = -w[i] if layer.weight_bits == 1 else (w[i] - 1 if w[i] >= limit else w[i] + 1)
+        else:
+            t = layer.output.thresholds.reshape(-1)
+            t[int(rng.integers(len(t)))] += int(rng.choice([-1, 1]))
+        tally[kind][1] += 1
+        tally[kind][0] += int(not np.array_equal(run_network(mutant, images).scores, reference))
+    return tally
+
+
+def fuzz_one(seed: int, *, n_images: int, out: Path, cache_dir: Path | None, mutants: int = 0) -> dict:
+    from hwgen.sim.buildfolder import load_build_folder
+    from hwgen.sim.session import simulate
+
+    try:
+        rng, spec, raw, net, images = draw(seed, n_images)
+    except (HwgenError, ValueError) as exc:
+        return {"seed": seed, "status": "generator refused", "why": str(exc)[:200]}
+    flip_ok = np.array_equal(run_network(raw, images).scores, run_network(net, images).scores)
+    work = out / f"net-{seed}"
+    work.mkdir(parents=True, exist_ok=True)
+    save_network(work / "net.hwir", net)
+    t0 = time.perf_counter()
+    for _ in range(20):
+        options = fold_request(rng, net)
+        try:
+            build(work / "net.hwir", work / "build", options, log=lambda *_: None)
+            break
+        except HwgenError as exc:
+            last = str(exc)
+    else:
+        return {"seed": seed, "status": "no legal folding drawn", "why": last[:200]}
+    build_s = time.perf_counter() - t0
+    from hwgen.sim.bulk import PAUSE_PATTERNS
+
+    stall = float(rng.choice(STALLS))
+    gap = float(rng.choice(STALLS))
+    pattern = str(rng.choice(PAUSE_PATTERNS))
+    pattern_len = int(rng.choice([1, 7, 64, 200])) if pattern != "none" else 0
+    outcome = simulate(load_build_folder(work / "build"), images, mode="bulk", seed=seed, gap_p=gap, stall_p=stall,
+                       cache_dir=cache_dir, pattern=pattern, pattern_len=pattern_len)
+    result = {"seed": seed, "status": "ok" if outcome.ok and flip_ok else "MISMATCH", "spec": spec,
+              "folding": options.describe(), "gap_p": gap, "stall_p": stall, "pattern": pattern,
+              "pattern_len": pattern_len, "images": len(images),
+              "mismatches": int(outcome.check.mismatches), "flip_pass_ok": bool(flip_ok),
+              "build_s": round(build_s, 2), "verilator_s": round(outcome.build_s or 0.0, 2),
+              "sim_s": round(outcome.timing.wall_s, 3)}
+    if mutants:
+        result["mutants"] = mutation_check(net, images, np.random.default_rng([seed, 1]), mutants)
+    if result["status"] != "ok":
+        fail = out / f"fail-{seed}"
+        fail.mkdir(parents=True, exist_ok=True)
+        save_network(fail / "net.hwir", net)
+        np.save(fail / "images.npy", images)
+        (fail / "folding.json").write_text(json.dumps({"request": options.describe(), "pe": options.pe,
+                                                        "simd": options.simd, "fps": options.fps}) + "\n")
+        (fail / "spec.json").write_text(json.dumps(result, indent=1) + "\n")
+        (fail / "report.txt").write_text(str(outcome.check.first_mismatch) + "\n")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--nets", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--images", type=int, default=12, help="images per network (default 12)")
+    p.add_argument("--out", type=Path, default=Path("runs/fuzz"))
+    p.add_argument("--cache-dir", type=Path, default=None, help="Verilator model cache (default hwgen's)")
+    p.add_argument("--mutants", type=int, default=20, help="single-word mutants per network (default 20)")
+    p.add_argument("--mutation-report", type=Path, default=None, metavar="LOG",
+                   help="only the mutation check, for the networks simulated in an earlier campaign's LOG")
+    args = p.parse_args(argv)
+    if args.mutation_report:
+        return mutation_report(args.mutation_report, args.mutants)
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = args.out / f"fuzz-seed{args.seed}.jsonl"
+    results = []
+    print(f"{'seed':>6}  {'status':<10} {'layers':<44} {'folding':<24} {'gap':>4} {'stall':>5} {'s':>6}")
+    for i in range(args.nets):
+        t0 = time.perf_counter()
+        r = fuzz_one(args.seed + i, n_images=args.images, out=args.out, cache_dir=args.cache_dir,
+                     mutants=args.mutants)
+        r["seconds"] = round(time.perf_counter() - t0, 1)
+        results.append(r)
+        with open(log, "a") as f:
+            f.write(json.dumps(r) + "\n")
+        layers = " ".join(f"{x[0]}{x[1:]}" for x in r.get("spec", {}).get("layers", []))[:44]
+        print(f"{r['seed']:>6}  {r['status']:<10} {layers:<44} {r.get('folding', '-'):<24} "
+              f"{r.get('gap_p', 0):>4} {r.get('stall_p', 0):>5} {r['seconds']:>6}", flush=True)
+    ran = [r for r in results if r["status"] in ("ok", "MISMATCH")]
+    bad = [r for r in ran if r["status"] == "MISMATCH"]
+    mean = sum(r["seconds"] for r in ran) / max(1, len(ran))
+    print(f"\n{len(ran)} networks simulated ({len(results) - len(ran)} drawn but not built), {len(bad)} with a "
+          f"mismatch; {mean:.1f} s per network; log {log}")
+    if args.mutants:
+        print(format_mutants([r["mutants"] for r in ran if "mutants" in r]))
+    return 1 if bad else 0
+
+
+def format_mutants(tallies: list[dict]) -> str:
+    parts = []
+    for kind in ("weight", "threshold"):
+        caught, tried = sum(t[kind][0] for t in tallies), sum(t[kind][1] for t in tallies)
+        parts.append(f"{kind} words {caught}/{tried} caught ({100 * caught / max(1, tried):.1f} %)")
+    return f"mutation check over {len(tallies)} networks: " + "; ".join(parts)
+
+
+def mutation_report(log: Path, count: int) -> int:
+    """The mutation check for every network an earlier campaign simulated (reproduced from its seed)."""
+    tallies = []
+    for line in log.read_text().splitlines():
+        r = json.loads(line)
+        if r["status"] not in ("ok", "MISMATCH"):
+            continue
+        _, _, _, net, images = draw(r["seed"], r["images"])
+        tallies.append(mutation_check(net, images, np.random.default_rng([r["seed"], 1]), count))
+    print(format_mutants(tallies))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""A small slice of benchmarks/fuzz_rtl.py: random networks and foldings, RTL (Verilator) vs golden model.
+
+The full campaign is run by hand (``python benchmarks/fuzz_rtl.py --nets N --seed S``); here one
+network in the default tests and a few more under ``-m slow``. A deliberately broken design (one
+weight bit flipped in the golden model's copy) must be caught.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import fuzz_rtl  # noqa: E402
+
+
+def test_one_random_network(tmp_path: Path) -> None:
+    import copy
+
+    from hwgen.sim.buildfolder import load_build_folder
+    from hwgen.sim.session import simulate
+
+    result = fuzz_rtl.fuzz_one(3, n_images=6, out=tmp_path, cache_dir=None)
+    assert result["status"] == "ok", result
+    assert result["mismatches"] == 0 and result["images"] == 6
+    # the same check against a golden model with one last-layer weight changed must fail on every image
+    # (a score's input bit is +-1, so changing a weight by one step moves that class's score by its scale)
+    folder = load_build_folder(tmp_path / "net-3" / "build")
+    broken = copy.deepcopy(folder.net)
+    last = broken.layers[-1]
+    w = last.weights.reshape(-1)
+    w[0] = -w[0] if last.weight_bits == 1 else (w[0] - 1 if w[0] > 0 else w[0] + 1)
+    images = np.random.default_rng(0).integers(0, 256, size=(4, *folder.input_shape), dtype=np.uint8)
+    outcome = simulate(folder, images, mode="bulk", net=broken)
+    assert not outcome.ok and outcome.check.mismatches == 4
+
+
+def test_pause_patterns_pause_and_keep_the_results(tmp_path: Path) -> None:
+    """Each harness pause pattern slows the stream (it does something) and the scores stay the golden model's."""
+    from hwgen.sim.buildfolder import load_build_folder
+    from hwgen.sim.session import simulate
+
+    assert fuzz_rtl.fuzz_one(3, n_images=6, out=tmp_path, cache_dir=None)["status"] == "ok"
+    folder = load_build_folder(tmp_path / "net-3" / "build")
+    images = np.random.default_rng(1).integers(0, 256, size=(4, *folder.input_shape), dtype=np.uint8)
+    plain = simulate(folder, images, mode="bulk").timing.cycles
+    for pattern in ("last-beat", "bursts", "frame-gaps"):
+        outcome = simulate(folder, images, mode="bulk", pattern=pattern, pattern_len=150)
+        assert outcome.ok, (pattern, outcome.check.first_mismatch)
+        # the last frame's last word waits 150 cycles; frames wait 150 cycles for the next; a burst that
+        # meets an output word delays it by up to 150 cycles
+        slower = plain + 150 if pattern != "bursts" else plain + 1
+        assert outcome.timing.cycles >= slower, (pattern, outcome.timing.cycles, plain)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [100, 101, 102, 103])
+def test_more_random_networks(seed: int, tmp_path: Path) -> None:
+    result = fuzz_rtl.fuzz_one(seed, n_images=12, out=tmp_path, cache_dir=None)
+    assert result["status"] in ("ok", "no legal folding drawn"), result
+
+
+def test_the_generator_covers_the_edges() -> None:
+    """Over 30 seeds: strides 2, kernels 1 and 5, pools, k-bit first and last layers, negative slopes, bounds."""
+    from hwgen.compile.ir import ConvLayer, ThresholdOutput, accumulator_range
+
+    seen = {"stride2": 0, "k1": 0, "k5": 0, "pool": 0, "first_kbit": 0, "last_kbit": 0, "negative": 0,
+            "at_bound": 0}
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        spec = fuzz_rtl.random_spec(rng)
+        convs = [x for x in spec["layers"] if x[0] == "conv"]
+        seen["stride2"] += any(x[3] == 2 for x in convs)
+        seen["k1"] += any(x[2] == 1 for x in convs)
+        seen["k5"] += any(x[2] == 5 for x in convs)
+        seen["pool"] += any(x[0] == "pool" for x in spec["layers"])
+        seen["first_kbit"] += spec["first_weight_bits"] > 1
+        seen["last_kbit"] += spec["last_weight_bits"] > 1
+        net = fuzz_rtl.edge_thresholds(rng, fuzz_rtl.random_network(
+            rng, tuple(spec["input_shape"]), [tuple(x) for x in spec["layers"]], num_classes=spec["num_classes"],
+            first_weight_bits=spec["first_weight_bits"], last_weight_bits=spec["last_weight_bits"]))
+        for layer in net.layers:
+            if isinstance(layer, ConvLayer) and isinstance(layer.output, ThresholdOutput):
+                lo, hi = accumulator_range(layer)
+                seen["negative"] += bool((layer.output.direction < 0).any())
+                seen["at_bound"] += bool(np.isin(layer.output.thresholds, [lo, hi]).any())
+    assert all(v > 0 for v in seen.values()), seen
