@@ -122,7 +122,7 @@ def test_pareto_front_and_best_points() -> None:
                     "fewest block RAMs": "b", "highest Fmax": "b"}  # Fmax tie a/b/c/e at 100: most frames/s
     assert rebuild_command(rows[1], model="m.ckpt", target="ecp5-85k") == (
         "hwgen build m.ckpt --pe 1 --target ecp5-85k --clock 100 -o build/b && "
-        "hwgen synth build/b --target ecp5-85k --freq 100 --seed 1")
+        "hwgen synth build/b --target ecp5-85k --clock 100 --seed 1")
 
 
 # -- sweeps on a LocalCluster --------------------------------------------------
@@ -276,7 +276,7 @@ def test_real_synthesis_through_the_cli(tiny: dict, tmp_path: Path, capsys) -> N
     assert row["frames_per_second"] == pytest.approx(row["fmax_mhz"] * 1e6 / row["cycles_per_frame"], rel=1e-3)
     assert (point / "top.bit").is_file() and (point / "report.html").is_file()
     assert doc["best"][0]["command"].startswith(f"hwgen build {tiny['model']} --pe 1 --target ecp5-25k --clock 50")
-    assert doc["command"] == (f"hwgen explore {tiny['model']} --target ecp5-25k --pe 1 --seeds 1 --freq 50 "
+    assert doc["command"] == (f"hwgen explore {tiny['model']} --target ecp5-25k --pe 1 --seeds 1 --clock 50 "
                               f"--workers 1 -o {out}")
 
 
