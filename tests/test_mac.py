@@ -228,8 +228,11 @@ def test_figures_and_memory_layout() -> None:
     # the accumulator starts at -T (T saturated to [lo, hi + 1]) and adds partial sums in [lo, hi]
     tw = k4.threshold_width
     assert tw == signed_bits(lo - (hi + 1), hi - lo) == 14
-    # word nf holds the start values of fold nf + 1 (mod NF = 2): -T[1], then -T[0]
-    assert k4.threshold_words() == [-(hi + 1) & ((1 << tw) - 1), -lo]
+    # word nf holds the start values of fold nf + 1 (mod NF = 2): -T[1], then -T[0], in fields of the
+    # start values' own width, [-(hi + 1), -lo] = [-2549, 1787]: 13 bits (sign-extended to tw when loaded)
+    fw = k4.threshold_table.width
+    assert fw == signed_bits(-(hi + 1), -lo) == 13
+    assert k4.threshold_words() == [-(hi + 1) & ((1 << fw) - 1), -lo]
     assert k4.threshold_table.start.ravel().tolist() == [-lo, -(hi + 1)]  # saturated, same bits
     assert k4.fifo_depth == k4.latency // k4.sf + 1
     # SIMD = 2 over C_in = 3: lane k of fold sf is channel (2 sf + k) mod 3, period 3.

@@ -152,8 +152,10 @@ def test_table_layout_and_memory_bits() -> None:
     d[2, 1] = -1
     w = np.ones((4, 64), dtype=np.int64)
     dut = MVTU(weights=w, pe=2, simd=16, thresholds=t, directions=d)
-    tw = dut.threshold_width
     table = dut.threshold_table
+    tw = table.width
+    assert tw == 7 and dut.threshold_width == 8  # start values -42 .. -10 (and -41 for the '<=' one): 7 bits;
+    # the accumulator adds dot products in [-64, 64]: [-106, 54], 8 bits
     assert (table.depth, table.word_bits) == (6, 2 * (tw + 1))
     assert dut.threshold_rom_bits == 4 * 3 * (tw + 1)
     # results in order: (pos 0, nf 0) = channels 0, 1; (pos 0, nf 1) = channels 2, 3; (pos 1, nf 0) ...
@@ -167,14 +169,16 @@ def test_table_layout_and_memory_bits() -> None:
         assert word >> (2 * tw) == (0b01 if order[r] == (1, 1) else 0), r
     # without any '<=' no inversion bits are stored
     plain = MVTU(weights=w, pe=2, simd=16, thresholds=t)
-    assert plain.threshold_rom_bits == 4 * 3 * plain.threshold_width
+    assert plain.threshold_rom_bits == 4 * 3 * plain.threshold_table.width
     assert not plain.threshold_table.has_directions
 
 
 def test_rom_placement_rule() -> None:
     assert not threshold_rom_in_block_ram(64) and threshold_rom_in_block_ram(65)
-    table = ThresholdTable.from_channels(np.zeros((4, 50), dtype=np.int64), np.zeros((4, 50), bool), pe=2, width=8)
-    assert table.depth == 100
+    start = np.zeros((4, 50), dtype=np.int64)
+    start[1, 3] = -5
+    table = ThresholdTable.from_channels(start, np.zeros((4, 50), bool), pe=2)
+    assert table.depth == 100 and table.width == 4  # -5 .. 0
 
 
 @pytest.mark.parametrize("kwargs,message", [

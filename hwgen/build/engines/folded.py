@@ -150,8 +150,9 @@ class FoldedEngine(wiring.Component):
     Weight ROM: word ``nf * SF + sf``, field ``p * SIMD + k`` = W[nf*PE + p,
     sf*SIMD + k] ([fold][PE][SIMD], :meth:`_fold_words`). Threshold ROM
     (:meth:`threshold_words`, only when NF * P > 1; :class:`~hwgen.build.engines.thresholds.ThresholdTable`):
-    word r = pos * NF + nf, field p (:attr:`threshold_width` bits) = the start
-    value (-T, or the subclass's :meth:`_preloads`) of result (r + 1) mod
+    word r = pos * NF + nf, field p (the used start values' signed width, at
+    most :attr:`threshold_width`) = the start value (-T, or the subclass's
+    :meth:`_preloads`), sign-extended when loaded, of result (r + 1) mod
     (P * NF), then PE inversion bits of result r when some comparison is
     ``<=``; in block RAM when deeper than
     :data:`~hwgen.build.engines.thresholds.THRESHOLD_LUT_MAX_DEPTH` words.
@@ -194,7 +195,7 @@ class FoldedEngine(wiring.Component):
             start, (slo, shi) = self._preloads(t)
             self.positions = t.shape[1]
             self.threshold_width = signed_bits(int(start.min()) + slo, int(start.max()) + shi)
-            self._table = ThresholdTable.from_channels(start, neg, pe=pe, width=self.threshold_width)
+            self._table = ThresholdTable.from_channels(start, neg, pe=pe)
             out_shape = unsigned(pe)
         super().__init__({
             "i": In(stream.Signature(StructLayout({"data": lane_bits * simd, "valid": simd}))),
@@ -238,7 +239,8 @@ class FoldedEngine(wiring.Component):
 
     @property
     def threshold_rom_bits(self) -> int:
-        """Threshold storage: C_out * P * (threshold_width + 1 inversion bit if any ``<=``); 0 in accumulator mode."""
+        """Threshold storage: C_out * P * (start-value field width + 1 inversion bit if any ``<=``); 0 in
+        accumulator mode. The field width is that of the start values used, at most :attr:`threshold_width`."""
         return 0 if self.accumulator_mode else self._table.bits
 
     @property
@@ -254,8 +256,8 @@ class FoldedEngine(wiring.Component):
 
     def threshold_words(self) -> list[int]:
         """Threshold ROM contents (:meth:`~hwgen.build.engines.thresholds.ThresholdTable.words`): word
-        r = pos * NF + nf, fields p (threshold_width bits) = the start values (:meth:`_preloads`) of the
-        next result, loaded at the last step of result r; then the inversion bits of result r."""
+        r = pos * NF + nf, fields p (``threshold_table.width`` bits) = the start values (:meth:`_preloads`)
+        of the next result, loaded at the last step of result r; then the inversion bits of result r."""
         return self._table.words()
 
     def weight_words(self) -> list[int]:
@@ -402,6 +404,7 @@ class FoldedEngine(wiring.Component):
             result = Cat(*accs)
         else:
             tw, table = self.threshold_width, self._table
+            fw = table.width  # start-value fields, sign-extended to the accumulator's tw bits
             if table.depth == 1:
                 nxt = [Const(int(v), signed(tw)) for v in table.start[0]]
                 inv = [Const(int(v), 1) for v in table.invert[0]]
@@ -409,8 +412,8 @@ class FoldedEngine(wiring.Component):
                 # ready at the accumulator stage: the next result's starts and this result's inversions
                 data = _rom(m, "thresholds", table.words(), table.word_bits, ctl["result_early"],
                             memory=self.memory, block=threshold_rom_in_block_ram(table.depth))
-                nxt = [data[p * tw:(p + 1) * tw].as_signed() for p in range(PE)]
-                inv = [data[PE * tw + p] if table.has_directions else Const(0, 1) for p in range(PE)]
+                nxt = [data[p * fw:(p + 1) * fw].as_signed() for p in range(PE)]
+                inv = [data[PE * fw + p] if table.has_directions else Const(0, 1) for p in range(PE)]
             result = Signal(PE)
             for p in range(PE):
                 acc = Signal(signed(tw), name=f"acc{p}", init=int(table.start[0, p]))

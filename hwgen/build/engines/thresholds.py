@@ -17,8 +17,10 @@ accumulator range [lo, hi] give constant bits and are saturated to
 [lo, hi + 1] after the shift (same bits).
 
 :class:`ThresholdTable` holds the start values and inversions per result and
-lays them out as the threshold ROM: word r, fields p (``width`` bits) = the
-start value of result ``(r + 1) mod R`` (read at the last step of result r,
+lays them out as the threshold ROM: word r, fields p (``width`` bits: the
+signed width of the start values the layer uses, sign-extended to the
+accumulator's width when loaded, so a trained layer whose thresholds span a
+narrow range stores narrow fields) = the start value of result ``(r + 1) mod R`` (read at the last step of result r,
 which loads the next result's start), then, only when some comparison is
 ``<=``, PE bits ``neg`` of result r itself. R = P * NF words (P = 1 for
 per-channel thresholds). Where it goes is :func:`threshold_rom_in_block_ram`'s
@@ -31,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hwgen.compile.ir import signed_bits
 from hwgen.errors import BuildError
 
 __all__ = ["THRESHOLD_LUT_MAX_DEPTH", "ThresholdTable", "check_thresholds", "threshold_rom_in_block_ram"]
@@ -85,7 +88,8 @@ class ThresholdTable:
 
     ``start``: int64 (R, PE), the accumulator's start value of result r, field p;
     ``invert``: bool (R, PE), output bit inverted (the IR's ``<=``);
-    ``width``: bits of a start-value field (the accumulator's width).
+    ``width``: bits of a start-value field, signed_bits(min start, max start)
+    (at most the accumulator's width; sign-extended when loaded).
     """
 
     start: np.ndarray
@@ -93,12 +97,13 @@ class ThresholdTable:
     width: int
 
     @classmethod
-    def from_channels(cls, start: np.ndarray, invert: np.ndarray, *, pe: int, width: int) -> "ThresholdTable":
+    def from_channels(cls, start: np.ndarray, invert: np.ndarray, *, pe: int) -> "ThresholdTable":
         """From per-channel/position arrays (C_out, P): result r = pos * NF + nf, field p = channel nf*PE + p."""
         c_out, positions = start.shape
         order = (positions * (c_out // pe), pe)
         return cls(start=np.ascontiguousarray(start.T).reshape(order),
-                   invert=np.ascontiguousarray(invert.T).reshape(order), width=width)
+                   invert=np.ascontiguousarray(invert.T).reshape(order),
+                   width=signed_bits(int(start.min()), int(start.max())))
 
     @property
     def depth(self) -> int:
