@@ -76,22 +76,14 @@ def _test_data(args: argparse.Namespace, recorded: dict):
 def _verify(args: argparse.Namespace, ckpt, net) -> int:
     """Compare the checkpoint's PyTorch model with the compiled golden model on the test set."""
     from hwgen.compile.verify import compare_models
+    from hwgen.compile.report import format_agreement
     from hwgen.train.network import model_from_checkpoint
 
     model = model_from_checkpoint(ckpt, str(args.checkpoint))
     dataset, data = _test_data(args, ckpt.train_config)
     images, labels = data.test_images[:args.limit].numpy(), data.test_labels[:args.limit].numpy()
     result = compare_models(model, net, images, labels)
-    print(f"PyTorch vs golden model on {result.images} {dataset} test images: "
-          f"{result.same_prediction} same top-1, {result.images - len(result.float_ties) - len(result.mismatches)} "
-          f"identical in every layer, {len(result.float_ties)} with a float tie "
-          f"({sum(not t['same_prediction'] for t in result.float_ties)} changing top-1), "
-          f"{len(result.mismatches)} mismatches; accuracy PyTorch {100 * result.torch_correct / result.images:.2f}% "
-          f"golden {100 * result.golden_correct / result.images:.2f}%")
-    for item in result.float_ties[:10]:
-        print(f"  tie: image {item['image']} at {item['layer']}: {item}")
-    for item in result.mismatches[:10]:
-        print(f"  MISMATCH: image {item['image']} at {item['layer']}: {item}")
+    print(format_agreement(result, reference="PyTorch", reference_correct=result.torch_correct, dataset=dataset))
     return 0 if result.ok else 1
 
 

@@ -1,4 +1,5 @@
-"""Per-layer cost table of a compiled network (printed by ``hwgen compile``).
+"""Per-layer cost table of a compiled network (printed by ``hwgen compile``), and the summary of a
+float reference checked against the golden model (``compile --verify``, ``import --verify``).
 
 For a ConvLayer: MACs per frame = C_out * H_out * W_out * fan_in; weight bits =
 C_out * fan_in * weight_bits; thresholds = one per channel or one per output
@@ -60,4 +61,21 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def format_agreement(result: Any, *, reference: str, reference_correct: int, dataset: str) -> str:
+    """The verification summary of ``result`` (an :class:`~hwgen.compile.verify.Agreement` or
+    :class:`~hwgen.interop.reference.ExecutorAgreement`: ``images``, ``same_prediction``, ``float_ties``,
+    ``mismatches``, ``golden_correct``) and its first ten ties and mismatches.
+
+    Images identical in every layer = images - ties - mismatches (an image with a difference is one or the other).
+    """
+    ties, mismatches, n = result.float_ties, result.mismatches, result.images
+    lines = [f"{reference} vs golden model on {n} {dataset} test images: {result.same_prediction} same top-1, "
+             f"{n - len(ties) - len(mismatches)} identical in every layer, {len(ties)} with a float tie "
+             f"({sum(not t['same_prediction'] for t in ties)} changing top-1), {len(mismatches)} mismatches; "
+             f"accuracy {reference} {100 * reference_correct / n:.2f}% golden {100 * result.golden_correct / n:.2f}%"]
+    lines += [f"  tie: image {item['image']} at {item['layer']}: {item}" for item in ties[:10]]
+    lines += [f"  MISMATCH: image {item['image']} at {item['layer']}: {item}" for item in mismatches[:10]]
     return "\n".join(lines)

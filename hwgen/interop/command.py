@@ -60,6 +60,7 @@ def verify(args: argparse.Namespace, net, mapping) -> int:
     """qonnx's executor against the golden model on the test set; exit status 1 on a mismatch."""
     from hwgen.data.datasets import load_dataset
     from hwgen.errors import ConfigError
+    from hwgen.compile.report import format_agreement
     from hwgen.interop.reference import compare_with_executor
 
     if not args.dataset or not args.data_dir:
@@ -67,13 +68,5 @@ def verify(args: argparse.Namespace, net, mapping) -> int:
     dataset, data = args.dataset, load_dataset(args.dataset, args.data_dir)
     images, labels = data.test_images[:args.limit].numpy(), data.test_labels[:args.limit].numpy()
     r = compare_with_executor(args.model, net, images, labels, mapping)
-    print(f"qonnx executor vs golden model on {r.images} {dataset} test images: {r.same_prediction} same top-1, "
-          f"{r.identical} identical in every layer, {len(r.float_ties)} with a float tie "
-          f"({sum(not t['same_prediction'] for t in r.float_ties)} changing top-1), {len(r.mismatches)} mismatches; "
-          f"accuracy executor {100 * r.executor_correct / r.images:.2f}% "
-          f"golden {100 * r.golden_correct / r.images:.2f}%")
-    for item in r.float_ties[:10]:
-        print(f"  tie: image {item['image']} at {item['layer']}: {item}")
-    for item in r.mismatches[:10]:
-        print(f"  MISMATCH: image {item['image']} at {item['layer']}: {item}")
+    print(format_agreement(r, reference="qonnx executor", reference_correct=r.executor_correct, dataset=dataset))
     return 0 if r.ok else 1
