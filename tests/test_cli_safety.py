@@ -154,6 +154,30 @@ def test_compile_refuses_its_input_as_output(trained: Path, tmp_path: Path, caps
     assert trained.read_bytes() == before
 
 
+def test_export_and_import_refuse_their_input_as_output(small_ir: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    """hwgen export -o onto its checkpoint/IR (and import -o onto its .onnx) is refused before any work."""
+    before = small_ir.read_bytes()
+    assert main(["export", str(small_ir), "-o", str(small_ir)]) == 2
+    one_line_error(capsys, "this command's input")
+    assert small_ir.read_bytes() == before
+    onnx = tmp_path / "net.onnx"
+    assert main(["export", str(small_ir), "-o", str(onnx)]) == 0
+    capsys.readouterr()
+    exported = onnx.read_bytes()
+    assert main(["import", str(onnx), "-o", str(onnx)]) == 2
+    one_line_error(capsys, "this command's input")
+    assert onnx.read_bytes() == exported
+
+
+@pytest.mark.parametrize("command", [["export", "{ir}", "-o", "/proc/x.onnx"],
+                                     ["explore", "{ir}", "--target", "ecp5-25k", "--pe", "1", "-o", "/proc/sweep"]])
+def test_export_and_explore_check_their_output_first(command: list[str], small_ir: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    assert main([w.format(ir=small_ir) for w in command]) == 2
+    one_line_error(capsys, "/proc")
+
+
 def test_atomic_write_survives_an_interruption(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "good.ckpt"
     path.write_bytes(b"good")

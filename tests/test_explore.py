@@ -241,7 +241,7 @@ def test_interrupt_and_resume_synthesises_no_point_twice(tiny: dict, tmp_path: P
 # -- the CLI -------------------------------------------------------------------
 
 @pytest.mark.parametrize("args,message", [
-    (["--pe", "1", "--workers", "0"], "--workers must be at least 1"),
+    (["--pe", "1", "--workers", "0"], "argument --workers: must be a positive integer"),
     (["--pe", "1", "--scheduler", "127.0.0.1:1"], "--scheduler takes an address like tcp://"),
     (["--pe", "1,x"], "--pe takes comma-separated integers"),
     (["--fps", "1000", "--freq", "-5"], "--clock values must be positive"),

@@ -9,6 +9,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from hwgen.argtypes import positive_int
+
 __all__ = ["add_parser"]
 
 
@@ -34,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="clocks in MHz nextpnr must meet (default 100)")
     p.add_argument("--freq", dest="freq", help=argparse.SUPPRESS)  # old spelling of --clock
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, default=None, metavar="N",
+    where.add_argument("--workers", type=positive_int, default=None, metavar="N",
                        help="worker processes of a LocalCluster on 127.0.0.1 (default: the CPU count, at most "
                             "the number of points)")
     where.add_argument("--scheduler", default=None, metavar="ADDR",
@@ -72,8 +74,10 @@ def _run_explore(args: argparse.Namespace) -> int:
     from hwgen.explore.cluster import dask_client
     from hwgen.explore.page import EXPLORE_HTML
     from hwgen.explore.sweep import run_sweep
+    from hwgen.outputs import check_output_dir
 
     spec = _spec(args)
+    check_output_dir(args.output)
     total = len(spec.points())
     workers = args.workers
     if args.scheduler is None and workers is None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hwgen.argtypes import positive_int
+
 __all__ = ["add_parser", "add_pixel_mapping_options", "pixel_mapping"]
 
 
@@ -37,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="compare qonnx's executor and the golden model on the test set (counts float ties)")
     p.add_argument("--dataset", default=None, help="for --verify")
     p.add_argument("--data-dir", default=None, help="for --verify")
-    p.add_argument("--limit", type=int, default=None, help="for --verify: only the first N test images")
+    p.add_argument("--limit", type=positive_int, default=None, help="for --verify: only the first N test images")
     p.set_defaults(func=_run_import)
 
 
@@ -45,7 +47,9 @@ def _run_import(args: argparse.Namespace) -> int:
     from hwgen.compile.artifact import save_network
     from hwgen.compile.report import format_table, layer_rows
     from hwgen.interop.lower import import_qonnx
+    from hwgen.outputs import check_output_file
 
+    check_output_file(args.output, inputs=[args.model])
     mapping = pixel_mapping(args)
     net = import_qonnx(args.model, mapping)
     if args.dataset:

@@ -22,9 +22,11 @@ def _run_export(args: argparse.Namespace) -> int:
     from hwgen.build.builder import load_model
     from hwgen.errors import CompileError
     from hwgen.interop.export import export_network
+    from hwgen.outputs import check_output_file
 
     if args.model.suffix == ".onnx":
         raise CompileError(f"{args.model} is already an ONNX file; give a .ckpt or .hwir")
+    check_output_file(args.output, inputs=[args.model])
     net, _ = load_model(args.model)
     export_network(net, args.output)
     print(f"wrote {args.output}: {len(net.layers)} layers, input {net.input_shape} as pixel / 255, "
