@@ -20,7 +20,8 @@ from test_mac import reference_acc as mac_reference_acc
 from test_mvtu import random_vectors, reference_acc
 
 from hwgen.build.engines import MVTU, MACUnit
-from hwgen.build.engines.thresholds import ThresholdTable, check_thresholds, threshold_rom_in_block_ram
+from hwgen.build.engines.thresholds import ThresholdTable, check_thresholds
+from hwgen.build.families import Family
 from hwgen.errors import BuildError
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
@@ -174,7 +175,9 @@ def test_table_layout_and_memory_bits() -> None:
 
 
 def test_rom_placement_rule() -> None:
-    assert not threshold_rom_in_block_ram(64) and threshold_rom_in_block_ram(65)
+    for family in Family:
+        memory = family.spec.memory
+        assert not memory.threshold_rom_in_block_ram(64) and memory.threshold_rom_in_block_ram(65)
     start = np.zeros((4, 50), dtype=np.int64)
     start[1, 3] = -5
     table = ThresholdTable.from_channels(start, np.zeros((4, 50), bool), pe=2)

@@ -28,7 +28,7 @@ and the score unit. For an engine with PE x SIMD lanes and accumulators of A bit
 * threshold ROM (threshold mode, R = P * NF words of :attr:`ThresholdTable.word_bits
   <hwgen.build.engines.thresholds.ThresholdTable.word_bits>`): the fits above
   were made at NF = 4 and include such a 4-word ROM; a deeper one kept in
-  logic (up to :data:`~hwgen.build.engines.thresholds.THRESHOLD_LUT_MAX_DEPTH`
+  logic (up to :attr:`~hwgen.build.families.MemoryMap.threshold_lut_max_depth`
   words) adds ``ceil(R / 16)`` LUT4 per bit (16 words per LUT4), a deeper one
   is block RAM (:func:`estimate_bram_blocks`) and adds none; an inversion bit
   per PE (some comparison ``<=``) adds one LUT4 per PE (the XOR);
@@ -43,7 +43,6 @@ import math
 
 from hwgen.build.engines import MVTU, MACUnit, MaxPoolUnit, SlidingWindowUnit
 from hwgen.build.engines.scores import ScoreUnit
-from hwgen.build.engines.thresholds import threshold_rom_in_block_ram
 from hwgen.build.families import MemoryMap
 from hwgen.build.targets import Target
 
@@ -76,7 +75,7 @@ def _threshold_lut4(engine) -> float:
     if table is None:
         return 0.0
     cost = engine.pe if table.has_directions else 0.0
-    if FITTED_THRESHOLD_WORDS < table.depth and not threshold_rom_in_block_ram(table.depth):
+    if FITTED_THRESHOLD_WORDS < table.depth and not engine.memory.threshold_rom_in_block_ram(table.depth):
         cost += table.word_bits * math.ceil(table.depth / LUT_ROM_WORDS)
     return cost
 
@@ -174,7 +173,7 @@ def estimate_bram_blocks(engine, target: Target) -> int:
     (SF words) where the engine's :class:`~hwgen.build.families.MemoryMap`
     puts them in block RAM (a sliced ROM: per slice), and the threshold ROM
     (P * NF words) when
-    :func:`~hwgen.build.engines.thresholds.threshold_rom_in_block_ram`; each as
+    :meth:`~hwgen.build.families.MemoryMap.threshold_rom_in_block_ram`; each as
     :meth:`~hwgen.build.families.BlockRam.blocks_for` (port width
     and depth). Line buffers, pool rows and FIFOs are left to Yosys (LUT RAM
     or block RAM) and not counted here. 0 for other engines.
@@ -191,6 +190,6 @@ def estimate_bram_blocks(engine, target: Target) -> int:
     if engine.buffer_in_block_ram:
         blocks += memory.block_ram.blocks_for(engine.input_buffer_bits // engine.sf, engine.sf)
     table = engine.threshold_table
-    if table is not None and threshold_rom_in_block_ram(table.depth):
+    if table is not None and memory.threshold_rom_in_block_ram(table.depth):
         blocks += memory.block_ram.blocks_for(table.word_bits, table.depth)
     return blocks

@@ -101,9 +101,21 @@ class MemoryMap:
     buffer_lut_max_depth: int   #: with LUT RAM: deeper input buffers go to block RAM
     ff_bits_per_block: int      #: without LUT RAM: flip-flop RAM bits worth one block RAM
     rom_split_min_depth: int    #: deeper block-RAM ROMs are split into slices
+    #: deeper threshold ROMs go to block RAM (``ram_style = "block"``); shallower ones are left to Yosys
+    threshold_lut_max_depth: int = 64
 
     def rom_in_block_ram(self, width: int, depth: int) -> bool:
         return depth > self.rom_lut_max_depth
+
+    def threshold_rom_in_block_ram(self, depth: int) -> bool:
+        """Whether a threshold ROM of ``depth`` words (P * NF) is forced into block RAM.
+
+        ECP5, measured (synth_ecp5, ROMs with a registered read): Yosys keeps
+        16 x 12, 64 x 12 and 64 x 192 in logic (LUT4s and PFUMX multiplexers: one
+        LUT4 per 16 words and bit) and puts 256 x 12 and 512 x 24 in DP16KD, so
+        64 words is the line; iCE40 takes the same line (not measured there).
+        """
+        return depth > self.threshold_lut_max_depth
 
     def buffer_in_block_ram(self, width: int, depth: int) -> bool:
         if self.lut_ram:

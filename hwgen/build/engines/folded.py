@@ -27,7 +27,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hwgen.build.engines.pipeline import delay, tree_register_stages
-from hwgen.build.engines.thresholds import ThresholdTable, check_thresholds, threshold_rom_in_block_ram
+from hwgen.build.engines.thresholds import ThresholdTable, check_thresholds
 from hwgen.build.families import DEFAULT_FAMILY, MemoryMap
 from hwgen.compile.ir import signed_bits
 from hwgen.errors import BuildError
@@ -155,7 +155,7 @@ class FoldedEngine(wiring.Component):
     :meth:`_preloads`), sign-extended when loaded, of result (r + 1) mod
     (P * NF), then PE inversion bits of result r when some comparison is
     ``<=``; in block RAM when deeper than
-    :data:`~hwgen.build.engines.thresholds.THRESHOLD_LUT_MAX_DEPTH` words.
+    :attr:`~hwgen.build.families.MemoryMap.threshold_lut_max_depth` words.
 
     Timing
     ------
@@ -411,7 +411,7 @@ class FoldedEngine(wiring.Component):
             else:
                 # ready at the accumulator stage: the next result's starts and this result's inversions
                 data = _rom(m, "thresholds", table.words(), table.word_bits, ctl["result_early"],
-                            memory=self.memory, block=threshold_rom_in_block_ram(table.depth))
+                            memory=self.memory, block=self.memory.threshold_rom_in_block_ram(table.depth))
                 nxt = [data[p * fw:(p + 1) * fw].as_signed() for p in range(PE)]
                 inv = [data[PE * fw + p] if table.has_directions else Const(0, 1) for p in range(PE)]
             result = Signal(PE)

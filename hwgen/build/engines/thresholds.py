@@ -23,8 +23,9 @@ accumulator's width when loaded, so a trained layer whose thresholds span a
 narrow range stores narrow fields) = the start value of result ``(r + 1) mod R`` (read at the last step of result r,
 which loads the next result's start), then, only when some comparison is
 ``<=``, PE bits ``neg`` of result r itself. R = P * NF words (P = 1 for
-per-channel thresholds). Where it goes is :func:`threshold_rom_in_block_ram`'s
-decision (and :mod:`hwgen.build.cost`'s estimate).
+per-channel thresholds). Where it goes is the family's
+:meth:`~hwgen.build.families.MemoryMap.threshold_rom_in_block_ram` (and
+:mod:`hwgen.build.cost`'s estimate).
 """
 
 from __future__ import annotations
@@ -36,18 +37,7 @@ import numpy as np
 from hwgen.compile.ir import signed_bits
 from hwgen.errors import BuildError
 
-__all__ = ["THRESHOLD_LUT_MAX_DEPTH", "ThresholdTable", "check_thresholds", "threshold_rom_in_block_ram"]
-
-#: Threshold ROMs up to this many words deep stay in logic (LUT4s and PFUMX multiplexers: one LUT4 per
-#: 16 words and bit); deeper ones go to block RAM (``ram_style = "block"``). Yosys's own choice on ECP5,
-#: measured (synth_ecp5, ROMs with a registered read): 16 x 12, 64 x 12 and 64 x 192 in logic;
-#: 256 x 12 and 512 x 24 in DP16KD block RAM. A per-position table (P * NF words) is block RAM.
-THRESHOLD_LUT_MAX_DEPTH = 64
-
-
-def threshold_rom_in_block_ram(depth: int) -> bool:
-    """True when a threshold ROM of ``depth`` words is built in block RAM (see :data:`THRESHOLD_LUT_MAX_DEPTH`)."""
-    return depth > THRESHOLD_LUT_MAX_DEPTH
+__all__ = ["ThresholdTable", "check_thresholds"]
 
 
 def check_thresholds(engine: str, thresholds: object, c_out: int,
