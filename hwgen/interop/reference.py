@@ -41,7 +41,6 @@ TIE_ATOL = 1e-6
 class ExecutorAgreement:
     images: int
     same_prediction: int = 0
-    identical: int = 0
     float_ties: list[dict] = field(default_factory=list)
     mismatches: list[dict] = field(default_factory=list)
     executor_correct: int = 0
@@ -50,6 +49,11 @@ class ExecutorAgreement:
     @property
     def ok(self) -> bool:
         return not self.mismatches
+
+    @property
+    def identical(self) -> int:
+        """Images identical in every layer: each other image is a float tie or a mismatch."""
+        return self.images - len(self.float_ties) - len(self.mismatches)
 
 
 def execute(path, images: np.ndarray, mapping: PixelMapping | None = None, *, batch: int = 500,
@@ -116,7 +120,6 @@ def compare_with_executor(path, net: Network, images: np.ndarray, labels: np.nda
             stage_bits.append(diff)
             differs |= diff.reshape(len(chunk), -1).any(axis=1)
         differs |= pred != golden.predictions
-        result.identical += int((~differs).sum())
         if not differs.any():
             continue
         idx = np.flatnonzero(differs)
