@@ -6,7 +6,7 @@ Folding depends only on the layer shapes, so each model is compiled from a
 fresh initialisation (CIFAR-10 shape). Per row: the heaviest layer's PE
 (``hwgen build --pe``), cycles per frame of the slowest stage, the ideal
 cycles (total MACs / total lanes), balance = ideal / actual, frames/s at the
-clock, total lanes, the LUT4 estimate of the report (hwgen/build/cost.py) and
+clock, total lanes, the LUT4 estimate of the report (hwgen/hw/cost.py) and
 the weight + threshold memory. FINN's CNV-W1A1 on a Zynq-7020 is the
 reference point: 3,020 frames/s at 100 MHz with about 26k LUT6.
 """
@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import argparse
 
-from hwgen.build.accelerator import Accelerator
-from hwgen.build.folding import input_cycles, solve_folding, summarize
-from hwgen.build.report import layer_rows
-from hwgen.build.targets import get_target
+from hwgen.hw.accelerator import Accelerator
+from hwgen.hw.folding import input_cycles, solve_folding, summarize
+from hwgen.hw.report import layer_rows
+from hwgen.hw.targets import get_target
 from hwgen.compile.compiler import compile_initialised
 from hwgen.errors import BuildError
 from hwgen.train.architecture import hardware_normalization

@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from irnets import random_network  # noqa: E402
 
-from hwgen.build.builder import BuildOptions, build  # noqa: E402
+from hwgen.hw.builder import BuildOptions, build  # noqa: E402
 from hwgen.compile.artifact import save_network  # noqa: E402
 from hwgen.compile.fold import flip_negative_channels  # noqa: E402
 from hwgen.compile.golden import run_network  # noqa: E402

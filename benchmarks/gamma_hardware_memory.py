@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import argparse
 
-from hwgen.build.accelerator import Accelerator
-from hwgen.build.folding import input_cycles, solve_folding, summarize
-from hwgen.build.report import layer_rows
-from hwgen.build.targets import get_target
+from hwgen.hw.accelerator import Accelerator
+from hwgen.hw.folding import input_cycles, solve_folding, summarize
+from hwgen.hw.report import layer_rows
+from hwgen.hw.targets import get_target
 from hwgen.compile.compiler import compile_initialised
 from hwgen.train.architecture import hardware_normalization
 from hwgen.train.scales import ScaleMode

@@ -5,7 +5,7 @@ Run by hand (not a test; about 1 min per design and seed on this 2-core machine)
     python benchmarks/mvtu_synth.py [--simd 32 64 128] [--pe 1 4] [--nf 4] [--sf 32]
                                     [--freq 125] [--seeds 1 2 3] [--breakdown] [--out build/bench_mvtu]
 
-Each design is one :class:`hwgen.build.engines.MVTU` (random +-1 weights,
+Each design is one :class:`hwgen.hw.engines.MVTU` (random +-1 weights,
 random thresholds in [-F/4, F/4]; built from ECP5 cells, ``ecp5_cells=True``,
 as ``hwgen build`` does for an ECP5 target) with C_out = PE * NF output channels and
 fan-in F = SIMD * SF, exported with its stream ports as the top level
@@ -54,8 +54,8 @@ from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hwgen.build.engines import MVTU
-from hwgen.build.engines.pipeline import adder_tree
+from hwgen.hw.engines import MVTU
+from hwgen.hw.engines.pipeline import adder_tree
 from hwgen.synth.runner import run_synth
 
 REPO = Path(__file__).resolve().parent.parent

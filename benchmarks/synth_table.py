@@ -33,7 +33,7 @@ def build_ci_design(out: Path) -> Path:
     sys.path.insert(0, str(REPO / "tests"))
     from irnets import random_network
 
-    from hwgen.build.builder import BuildOptions, build
+    from hwgen.hw.builder import BuildOptions, build
     from hwgen.compile.artifact import save_network
     from hwgen.synth.runner import run_synth
 

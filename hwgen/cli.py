@@ -14,7 +14,7 @@ from pathlib import Path
 from hwgen import __version__
 from hwgen.argtypes import Parser, positive_int
 from hwgen.boards import command as run_command
-from hwgen.build import command as build_command
+from hwgen.hw import command as build_command
 from hwgen.errors import HwgenError
 from hwgen.explore import command as explore_command
 from hwgen.report import command as report_command

@@ -43,7 +43,7 @@ def derived_names() -> tuple[str, ...]:
     """Files of the stages after ``build``, by name, for a folder without a manifest: synthesis (ECP5 and
     iCE40 names), its reports and logs, and the board wrapper (from the toolchain's and the board's names)."""
     from hwgen.boards.generate import BOARD_INFO, BOARD_VERILOG
-    from hwgen.build.targets import Family
+    from hwgen.hw.targets import Family
     from hwgen.synth.scripts import toolchain_files
 
     names = {BOARD_VERILOG, BOARD_INFO}

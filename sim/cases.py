@@ -163,7 +163,7 @@ def fan_in_matrix(layer: ConvLayer) -> np.ndarray:
 
 def make_dut(engine: str, layer: ConvLayer | MaxPoolLayer, fold: dict):
     """The Amaranth engine for ``layer`` with ``fold`` (``pe``/``simd``, or ``in_width``/``simd``, or ``width``)."""
-    from hwgen.build.engines import MVTU, MACUnit, MaxPoolUnit, SlidingWindowUnit
+    from hwgen.hw.engines import MVTU, MACUnit, MaxPoolUnit, SlidingWindowUnit
 
     if engine == "pool":
         return MaxPoolUnit(in_shape=layer.in_shape, kernel=layer.kernel, stride=layer.stride,

@@ -14,7 +14,7 @@ import numpy as np
 from amaranth.hdl import Cat
 from streams import Trace, run_stream
 
-from hwgen.build.accelerator import WORD_BITS, Accelerator
+from hwgen.hw.accelerator import WORD_BITS, Accelerator
 from hwgen.compile.golden import run_network
 
 MASK = (1 << WORD_BITS) - 1

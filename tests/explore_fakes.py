@@ -16,7 +16,7 @@ import os
 import time
 from pathlib import Path
 
-from hwgen.build.targets import get_target
+from hwgen.hw.targets import get_target
 
 CALL_LOG = "synth_calls.log"
 

@@ -11,10 +11,10 @@ from accel_sim import frame_intervals, golden_words, simulate_accelerator
 from irnets import random_network
 from streams import mismatches, run_stream
 
-from hwgen.build.accelerator import Accelerator
-from hwgen.build.engines.convert import WidthConverter
-from hwgen.build.engines.scores import ScoreUnit
-from hwgen.build.folding import input_cycles, solve_folding, summarize
+from hwgen.hw.accelerator import Accelerator
+from hwgen.hw.engines.convert import WidthConverter
+from hwgen.hw.engines.scores import ScoreUnit
+from hwgen.hw.folding import input_cycles, solve_folding, summarize
 from hwgen.compile.ir import ThresholdOutput
 from hwgen.errors import BuildError
 
@@ -140,8 +140,8 @@ def test_scores_that_do_not_fit_the_word_are_refused() -> None:
 def test_deep_weight_rom_is_sliced_without_a_depth_cascade() -> None:
     """A ROM deeper than 2,048 words is split into slices of the widest block-RAM shape deep enough
     (8K x 2 for 8,192 words), when that takes no more block RAMs than the best mapping; else one memory."""
-    from hwgen.build.engines.folded import rom_slice_width
-    from hwgen.build.targets import get_target
+    from hwgen.hw.engines.folded import rom_slice_width
+    from hwgen.hw.targets import get_target
 
     ecp5 = get_target("ecp5-85k")
     assert rom_slice_width(32, 8192) == 2 and 32 // 2 == ecp5.bram_blocks_for(32, 8192)

@@ -32,7 +32,7 @@ TFC = REPO / "models" / "tfc_mnist.ckpt"
 
 @pytest.fixture(scope="module")
 def tfc_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from hwgen.build.builder import BuildOptions, build
+    from hwgen.hw.builder import BuildOptions, build
 
     if not TFC.is_file():
         pytest.skip(f"{TFC} is not in the repository")

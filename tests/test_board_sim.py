@@ -46,7 +46,7 @@ def _board(out: Path, board: str = "ulx3s-85f"):
 
 @pytest.fixture(scope="module")
 def tfc_board(tmp_path_factory: pytest.TempPathFactory):
-    from hwgen.build.builder import BuildOptions, build
+    from hwgen.hw.builder import BuildOptions, build
 
     if not TFC.is_file():
         pytest.skip(f"{TFC} is not in the repository")
@@ -58,7 +58,7 @@ def tfc_board(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def tfc_icebreaker(tmp_path_factory: pytest.TempPathFactory):
     """TFC as docs/boards.md builds it for the iCEBreaker (iCE40UP5K: --pe 16 --simd 1), its 12 MHz board top."""
-    from hwgen.build.builder import BuildOptions, build
+    from hwgen.hw.builder import BuildOptions, build
 
     if not TFC.is_file():
         pytest.skip(f"{TFC} is not in the repository")
@@ -72,7 +72,7 @@ def small_board(tmp_path_factory: pytest.TempPathFactory):
     """A random network on 3x6x6 images (conv, pool, fc, 4 classes): C > 1 checks the (y, x, c) byte order."""
     from irnets import random_network
 
-    from hwgen.build.builder import BuildOptions, build
+    from hwgen.hw.builder import BuildOptions, build
     from hwgen.compile.artifact import save_network
 
     net = random_network(np.random.default_rng(11), (3, 6, 6), [("conv", 4, 3, 1, 1), ("pool", 2), ("fc", 8)],

@@ -39,7 +39,7 @@ def small_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A build folder of a small random network (3x6x6 input, 4 classes)."""
     from irnets import random_network
 
-    from hwgen.build.builder import BuildOptions, build
+    from hwgen.hw.builder import BuildOptions, build
 
     net = random_network(np.random.default_rng(21), (3, 6, 6), [("conv", 4, 3, 1, 1), ("pool", 2), ("fc", 8)],
                          num_classes=4, first_weight_bits=4)
@@ -307,7 +307,7 @@ def test_icebreaker_board_to_a_bitstream(tmp_path: Path, capsys) -> None:
     nextpnr-ice40 (with the PCF) and icepack, at the 12 MHz oscillator."""
     from irnets import random_network
 
-    from hwgen.build.builder import BuildOptions, build
+    from hwgen.hw.builder import BuildOptions, build
 
     net = random_network(np.random.default_rng(0), (1, 6, 6), [("fc", 8)], num_classes=4)
     save_network(tmp_path / "tiny.hwir", net)

@@ -21,7 +21,7 @@ from explore_fakes import estimated_synth, tiny_spec
 from html_fields import Fields, number
 from irnets import random_network
 
-from hwgen.build.builder import BuildOptions, build
+from hwgen.hw.builder import BuildOptions, build
 from hwgen.compile.artifact import save_network
 from hwgen.explore.cluster import dask_client
 from hwgen.explore.sweep import run_sweep

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from irnets import random_network
 
-from hwgen.build.builder import BuildOptions, build, read_overrides
-from hwgen.build.folding import input_cycles, solve_folding, summarize
+from hwgen.hw.builder import BuildOptions, build, read_overrides
+from hwgen.hw.folding import input_cycles, solve_folding, summarize
 from hwgen.cli import main
 from hwgen.compile.artifact import load_network, save_network
 from hwgen.errors import BuildError

@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwgen.build.accelerator import Accelerator
-from hwgen.build.builder import load_model
-from hwgen.build.families import MemoryMap
-from hwgen.build.folding import solve_folding
-from hwgen.build.report import layer_rows
-from hwgen.build.targets import get_target
+from hwgen.hw.accelerator import Accelerator
+from hwgen.hw.builder import load_model
+from hwgen.hw.families import MemoryMap
+from hwgen.hw.folding import solve_folding
+from hwgen.hw.report import layer_rows
+from hwgen.hw.targets import get_target
 
 REPO = Path(__file__).resolve().parent.parent
 TFC = REPO / "models" / "tfc_mnist.ckpt"
@@ -72,7 +72,7 @@ def test_ice40_estimate_within_15_percent_of_placed(tmp_path: Path, name, model,
 def test_ice40_block_ram_shapes() -> None:
     """SB_RAM40_4K: 256 x 16 ... 2048 x 2, counted by hand: TFC fc0 at --pe 1 (896 x 56 bits) takes 14 blocks
     as 1024 x 4 (14 wide, 1 deep); 3,136 x 16 as 256 x 16: 13 deep; a 1-bit ROM of 640 words: one 2048 x 2."""
-    from hwgen.build.families import ECP5, ICE40
+    from hwgen.hw.families import ECP5, ICE40
 
     ram = ICE40.block_ram
     assert (ram.cell, ram.bits, ram.max_width) == ("SB_RAM40_4K", 4096, 16)
@@ -89,7 +89,7 @@ def test_ice40_block_ram_shapes() -> None:
     (8, 784, True, True),
 ])
 def test_input_buffer_placement(width: int, depth: int, ice40: bool, ecp5: bool) -> None:
-    from hwgen.build.families import ECP5, ICE40
+    from hwgen.hw.families import ECP5, ICE40
 
     assert ICE40.memory.buffer_in_block_ram(width, depth) is ice40
     assert ECP5.memory.buffer_in_block_ram(width, depth) is ecp5
@@ -101,8 +101,8 @@ def test_engines_follow_the_family_memory_map() -> None:
     RAM on both."""
     from amaranth.back import verilog
 
-    from hwgen.build.engines import MVTU
-    from hwgen.build.families import ECP5, ICE40
+    from hwgen.hw.engines import MVTU
+    from hwgen.hw.families import ECP5, ICE40
 
     rng = np.random.default_rng(3)
     w, t = rng.choice([-1, 1], size=(4, 16)), rng.integers(-4, 4, size=4)
@@ -115,8 +115,8 @@ def test_engines_follow_the_family_memory_map() -> None:
 
 def test_a_broken_model_fails_the_check(tmp_path: Path) -> None:
     """The ECP5 cost model (LUT4s of the engines alone, no glue) on an iCE40 design is far off the placed count."""
-    from hwgen.build import report
-    from hwgen.build.families import ECP5
+    from hwgen.hw import report
+    from hwgen.hw.families import ECP5
 
     if not TFC.is_file():
         pytest.skip(f"{TFC} is not in the repository")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hwgen.build.folding import LayerShape, fewest_lanes, layer_shapes, solve_folding, summarize
+from hwgen.hw.folding import LayerShape, fewest_lanes, layer_shapes, solve_folding, summarize
 from hwgen.compile.compiler import compile_initialised
 from hwgen.compile.ir import Network
 from hwgen.errors import BuildError

@@ -23,8 +23,8 @@ from accel_sim import frame_intervals, golden_words, simulate_accelerator
 from irnets import random_network
 from streams import mismatches
 
-from hwgen.build.accelerator import Accelerator
-from hwgen.build.folding import input_cycles, solve_folding, summarize
+from hwgen.hw.accelerator import Accelerator
+from hwgen.hw.folding import input_cycles, solve_folding, summarize
 from hwgen.compile.artifact import save_network
 from hwgen.compile.golden import run_network
 from hwgen.compile.ir import ConvLayer, MaxPoolLayer, ThresholdOutput
@@ -121,7 +121,7 @@ def test_one_threshold_off_by_one_is_caught() -> None:
 
 def test_threshold_memory_in_the_report_counts_positions(tmp_path: Path) -> None:
     """report.json: per layer C_out * H_out * W_out start-value fields (+ 1 inversion bit)."""
-    from hwgen.build.builder import BuildOptions, build
+    from hwgen.hw.builder import BuildOptions, build
 
     net, _, _ = _net("conv_pool3s2_conv_fc")
     save_network(tmp_path / "g.hwir", net)
@@ -150,7 +150,7 @@ def test_threshold_memory_in_the_report_counts_positions(tmp_path: Path) -> None
 
 @pytest.fixture(scope="module")
 def gamma_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
-    from hwgen.build.builder import BuildOptions, build
+    from hwgen.hw.builder import BuildOptions, build
 
     net, _, _ = _net("pool2s1_stride2_pool3s2", seed=2)
     root = tmp_path_factory.mktemp("gamma")

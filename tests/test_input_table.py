@@ -14,9 +14,9 @@ from accel_sim import golden_words, simulate_accelerator
 from irnets import random_network
 from streams import mismatches
 
-from hwgen.build.accelerator import Accelerator
-from hwgen.build.engines.lookup import table_offsets
-from hwgen.build.folding import input_cycles, solve_folding, summarize
+from hwgen.hw.accelerator import Accelerator
+from hwgen.hw.engines.lookup import table_offsets
+from hwgen.hw.folding import input_cycles, solve_folding, summarize
 from hwgen.compile.ir import accumulator_range
 from hwgen.errors import BuildError
 

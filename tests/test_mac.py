@@ -17,8 +17,8 @@ import pytest
 from engine_checks import beats_from_acc, check_timing, simulate
 from streams import mismatches
 
-from hwgen.build.engines import MACUnit
-from hwgen.build.folding import divisors
+from hwgen.hw.engines import MACUnit
+from hwgen.hw.folding import divisors
 from hwgen.compile.golden import conv_accumulate
 from hwgen.compile.ir import ConvLayer, ThresholdOutput, accumulator_range, signed_bits
 from hwgen.errors import BuildError

@@ -14,8 +14,8 @@ import pytest
 from engine_checks import beats_from_acc, check_timing, simulate
 from streams import mismatches
 
-from hwgen.build.engines import MVTU
-from hwgen.build.folding import divisors
+from hwgen.hw.engines import MVTU
+from hwgen.hw.folding import divisors
 from hwgen.errors import BuildError
 
 # Tests that only inspect a design's figures never elaborate it.
@@ -236,7 +236,7 @@ def test_verilog_export() -> None:
 
 def test_deep_weight_rom_in_slices_matches_golden() -> None:
     """NF * SF = 4,096 words of 8 bits: the ROM is built as two 4-bit slices (4K x 4, no depth cascade)."""
-    from hwgen.build.engines.folded import rom_slice_width
+    from hwgen.hw.engines.folded import rom_slice_width
 
     rng = np.random.default_rng(5)
     c_out, fan_in, pe, simd = 32, 1024, 2, 4

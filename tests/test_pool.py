@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from streams import beats_to_map, map_beats, mismatches, run_stream
 
-from hwgen.build.engines import MaxPoolUnit
-from hwgen.build.engines.pool import SlotPhase, axis_slots
+from hwgen.hw.engines import MaxPoolUnit
+from hwgen.hw.engines.pool import SlotPhase, axis_slots
 from hwgen.compile.golden import max_pool_bits
 from hwgen.compile.ir import MaxPoolLayer
 from hwgen.errors import BuildError

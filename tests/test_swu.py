@@ -21,7 +21,7 @@ from amaranth.lib.wiring import In, Out
 from numpy.lib.stride_tricks import sliding_window_view
 from streams import map_beats, mismatches, run_stream
 
-from hwgen.build.engines import MVTU, MaxPoolUnit, SlidingWindowUnit
+from hwgen.hw.engines import MVTU, MaxPoolUnit, SlidingWindowUnit
 from hwgen.compile.golden import apply_threshold, conv_accumulate, max_pool_bits
 from hwgen.compile.ir import ConvLayer, MaxPoolLayer, ThresholdOutput
 from hwgen.errors import BuildError

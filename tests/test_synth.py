@@ -18,7 +18,7 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from hwgen.build.targets import TARGETS, Family, get_target
+from hwgen.hw.targets import TARGETS, Family, get_target
 from hwgen.errors import HwgenError, SynthError
 from hwgen.synth.parse import clock_name, log_errors, log_utilisation, signal_name
 from hwgen.synth.runner import run_synth
@@ -257,7 +257,7 @@ def test_ecp5_build_refused_for_ice40(tmp_path: Path) -> None:
     import numpy as np
     from amaranth.back import verilog
 
-    from hwgen.build.engines import MVTU
+    from hwgen.hw.engines import MVTU
 
     dut = MVTU(weights=np.ones((2, 6), dtype=int), pe=1, simd=6, thresholds=np.zeros(2, dtype=int), masked=False,
                ecp5_cells=True)
@@ -328,7 +328,7 @@ def test_mvtu_through_the_ecp5_flow(tmp_path: Path) -> None:
     import numpy as np
     from amaranth.back import verilog
 
-    from hwgen.build.engines import MVTU
+    from hwgen.hw.engines import MVTU
 
     rng = np.random.default_rng(1)
     dut = MVTU(weights=rng.choice([-1, 1], size=(8, 128)), pe=2, simd=32, thresholds=rng.integers(-20, 20, size=8))
@@ -345,7 +345,7 @@ def test_a_generated_accelerator_to_an_ecp5_bitstream(tmp_path: Path) -> None:
     import numpy as np
     from irnets import random_network
 
-    from hwgen.build.builder import BuildOptions, build
+    from hwgen.hw.builder import BuildOptions, build
     from hwgen.compile.artifact import save_network
 
     net = random_network(np.random.default_rng(0), (1, 6, 6), [("fc", 8)], num_classes=4)
@@ -364,7 +364,7 @@ def test_a_generated_accelerator_to_an_ice40_bitstream(tmp_path: Path) -> None:
     import numpy as np
     from irnets import random_network
 
-    from hwgen.build.builder import BuildOptions, build
+    from hwgen.hw.builder import BuildOptions, build
     from hwgen.compile.artifact import save_network
 
     net = random_network(np.random.default_rng(0), (1, 6, 6), [("fc", 8)], num_classes=4)

@@ -19,9 +19,9 @@ from streams import mismatches
 from test_mac import reference_acc as mac_reference_acc
 from test_mvtu import random_vectors, reference_acc
 
-from hwgen.build.engines import MVTU, MACUnit
-from hwgen.build.engines.thresholds import ThresholdTable, check_thresholds
-from hwgen.build.families import Family
+from hwgen.hw.engines import MVTU, MACUnit
+from hwgen.hw.engines.thresholds import ThresholdTable, check_thresholds
+from hwgen.hw.families import Family
 from hwgen.errors import BuildError
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")

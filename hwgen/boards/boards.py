@@ -1,6 +1,6 @@
 """Boards that ``hwgen synth --board`` can wrap the accelerator for: the one table of board facts.
 
-A :class:`Board` names its FPGA target (:mod:`hwgen.build.targets`), its
+A :class:`Board` names its FPGA target (:mod:`hwgen.hw.targets`), its
 oscillator, its top module and every pin the board top uses, with the I/O
 standard and pull / drive settings written into the LPF.
 
@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hwgen.build.targets import TARGETS, Target, get_target
+from hwgen.hw.targets import TARGETS, Target, get_target
 from hwgen.errors import BoardError
 
 __all__ = ["BOARDS", "Board", "Pin", "get_board"]
@@ -64,7 +64,7 @@ class Board:
 
     name: str               #: the ``--board`` name
     title: str
-    target_name: str        #: an :data:`hwgen.build.targets.TARGETS` key
+    target_name: str        #: an :data:`hwgen.hw.targets.TARGETS` key
     oscillator_hz: float    #: the clock on ``clock_port``
     clock_port: str
     top_module: str         #: Verilog module of the board top (board_top.v)

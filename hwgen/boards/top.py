@@ -17,7 +17,7 @@ The accelerator is the build folder's ``hwgen_top`` (``top.v``), instantiated
 by name (``Instance``), so the board top is generated in about a second
 whatever the network, and ``board_top.v`` + ``top.v`` are synthesised (or
 simulated) together. An Amaranth component with the same flat ports
-(:class:`hwgen.build.accelerator.Accelerator`, or a stand-in in tests) can be
+(:class:`hwgen.hw.accelerator.Accelerator`, or a stand-in in tests) can be
 passed instead.
 """
 

@@ -15,7 +15,7 @@ __all__ = ["add_parser"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from hwgen.build.targets import TARGETS
+    from hwgen.hw.targets import TARGETS
 
     p = sub.add_parser("explore", help="sweep foldings x placer seeds x clocks through synthesis on a Dask cluster",
                        description="Build each folding once, then synthesise every (folding, seed, clock) point as "

@@ -61,8 +61,8 @@ class Folding:
         return freq_mhz if self.kind is FoldingKind.FPS else first_freq_mhz
 
     def build_options(self, *, target: str, clock_mhz: float):
-        """The :class:`~hwgen.build.builder.BuildOptions` of this folding."""
-        from hwgen.build.builder import BuildOptions
+        """The :class:`~hwgen.hw.builder.BuildOptions` of this folding."""
+        from hwgen.hw.builder import BuildOptions
 
         if self.kind is FoldingKind.PE:
             return BuildOptions(pe=int(self.value), target=target, clock_mhz=clock_mhz)
@@ -100,7 +100,7 @@ class SweepSpec:
     freqs_mhz: tuple[float, ...] = (100.0,)
 
     def __post_init__(self) -> None:
-        from hwgen.build.targets import get_target
+        from hwgen.hw.targets import get_target
 
         get_target(self.target)
         for what, values in (("folding", self.foldings), ("--seeds", self.seeds), ("--clock", self.freqs_mhz)):

@@ -95,7 +95,7 @@ def _worker_name() -> str:
 def build_folding(model: str, build_dir: str, point: Point, target: str, key: str) -> dict:
     """Build ``point``'s folding into ``build_dir`` unless it holds a build under ``key``; the build record
     (``status`` ok with ``build_dir``, ``cycles_per_frame``, ``seconds``; or failed with ``error``)."""
-    from hwgen.build.builder import build
+    from hwgen.hw.builder import build
 
     folder = Path(build_dir)
     done = read_record(folder, BUILD_RECORD)

@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from hwgen.build.builder import load_model
+    from hwgen.hw.builder import load_model
     from hwgen.errors import CompileError
     from hwgen.interop.export import export_network
     from hwgen.outputs import check_output_file

@@ -12,8 +12,9 @@ model's) and the top-1. A difference is a *float tie* when the float64 value
 of the same pre-activation, ``u = a * acc + b`` from the golden model's
 integer accumulator and the stage's affine (:func:`hwgen.compile.fold.stage_affine`),
 lies within float32 rounding of zero: ``|u| <= TIE_ATOL + TIE_RTOL * (|a * acc| + |b|)``;
-or, for the scores, when the executor's two competing scores are within
-``TIE_RTOL`` of the largest score magnitude. Any other first difference is a
+or, for the scores, when the float64 scores of the executor's and the golden
+model's top classes, from the golden integer accumulators and the last stage's
+affine, are within the same rounding of each other. Any other first difference is a
 mismatch (a bug). A stage with its pool before the sign is checked on its
 pooled bits and a difference there counts as a mismatch (no tie analysis).
 """
@@ -151,6 +152,18 @@ def _first_difference(lowered: LoweredGraph, keys, stage_bits, plain_run, i: int
         worst = float(np.max(np.abs(u)[diff] - margin[diff]))
         return {"layer": key, "bits_differ": int(diff.sum()), "tie": worst <= 0,
                 "max_abs_preactivation": float(np.max(np.abs(u)[diff]))}
-    gap = float(scores.max() - scores[golden_pred])
-    return {"layer": "scores", "bits_differ": 0, "tie": gap <= 1e-6 * float(np.max(np.abs(scores))),
-            "score_gap": gap}
+    return _scores_verdict(lowered.stages[-1], plain_run, j, int(np.argmax(scores)), golden_pred,
+                           float(scores.max() - scores[golden_pred]))
+
+
+def _scores_verdict(last, plain_run, j: int, executor_pred: int, golden_pred: int, gap: float) -> dict:
+    """Top-1 differs with every bit equal: a tie when the float64 scores ``a * acc + b`` of the two
+    classes (the golden model's integer accumulators, the last stage's affine) are within float32
+    rounding of each other, ``|u_e - u_g| <= 2 * TIE_ATOL + TIE_RTOL * (|a acc|_e + |b|_e + |a acc|_g + |b|_g)``."""
+    a, b = (np.broadcast_to(np.asarray(v, dtype=np.float64).reshape(-1), (len(plain_run.scores[j]),))
+            for v in stage_affine(last))
+    acc = plain_run.intermediates[f"{last.name}.acc"][j].astype(np.float64).reshape(-1)
+    u, size = a * acc + b, np.abs(a * acc) + np.abs(b)
+    e, g = executor_pred, golden_pred
+    margin = 2 * TIE_ATOL + TIE_RTOL * (size[e] + size[g])
+    return {"layer": "scores", "bits_differ": 0, "tie": bool(abs(u[e] - u[g]) <= margin), "score_gap": gap}

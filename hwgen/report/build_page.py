@@ -22,7 +22,7 @@ from pathlib import Path
 
 from markupsafe import Markup
 
-from hwgen.build.folding import INPUT_STAGE
+from hwgen.hw.folding import INPUT_STAGE
 from hwgen.report.charts import bar_chart, resource_chart, stacked_bar_chart
 from hwgen.report.html import write_page
 from hwgen.report.sources import BuildReports, read_build_reports

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from hwgen.build.targets import instantiates_ecp5_cells
+from hwgen.hw.targets import instantiates_ecp5_cells
 from hwgen.compile.artifact import load_network
 from hwgen.compile.ir import Network
 from hwgen.errors import CompileError, SimError

@@ -1,4 +1,4 @@
-// The ECP5 cells that ECP5 builds instantiate (the MVTU's match count, hwgen/build/engines/popcount.py),
+// The ECP5 cells that ECP5 builds instantiate (the MVTU's match count, hwgen/hw/engines/popcount.py),
 // for simulation only: synthesis uses Yosys's own cells. The semantics are those of Yosys's ECP5
 // simulation models (+/ecp5/cells_sim.v, +/lattice/ccu2c_sim.vh); tests/test_popcount.py proves
 // these modules equal to them with Yosys's SAT solver for the INIT values the engines use.

@@ -7,7 +7,7 @@ Accelerator (``hwgen_top``, see :mod:`hwgen.sim.buildfolder`)
     two's complement, then the class index, with ``tlast`` on the class word
     (:func:`decode_words`).
 
-Engines (``amaranth.lib.stream`` ports of :mod:`hwgen.build.engines`)
+Engines (``amaranth.lib.stream`` ports of :mod:`hwgen.hw.engines`)
     Bit maps: pixels in row-major order, each pixel C / width beats, beat q
     holding channels ``q*width ..`` on bits 0.. (:func:`map_beats`,
     :func:`beats_to_map`). Window vectors for the folded engines: per output

@@ -23,7 +23,7 @@ __all__ = ["add_parser"]
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from hwgen.boards.boards import BOARDS
     from hwgen.boards.generate import DEFAULT_BAUD
-    from hwgen.build.targets import TARGETS
+    from hwgen.hw.targets import TARGETS
     from hwgen.synth.runner import DEFAULT_FREQ_MHZ, DEFAULT_SEED
 
     p = sub.add_parser("synth", help="synthesise, place and route a build folder to a bitstream (Yosys, nextpnr)",

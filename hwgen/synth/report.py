@@ -14,8 +14,8 @@ I/O        TRELLIS_IO                   SB_IO
 =========  ===========================  ===================================
 
 The bel counted for each resource is the family's
-(:attr:`hwgen.build.families.FamilySpec.bels`, the table above); the available
-counts are the :class:`~hwgen.build.targets.Target`'s (I/O: the
+(:attr:`hwgen.hw.families.FamilySpec.bels`, the table above); the available
+counts are the :class:`~hwgen.hw.targets.Target`'s (I/O: the
 pins of the package). Frames per second = Fmax (Hz) / cycles per frame, with
 Fmax the slowest clock's post-route maximum frequency and cycles per frame
 from the build's ``report.json``.
@@ -27,8 +27,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from hwgen.build.families import ECP5, ICE40
-from hwgen.build.targets import Target
+from hwgen.hw.families import ECP5, ICE40
+from hwgen.hw.targets import Target
 from hwgen.synth.parse import ClockFmax, CriticalPath
 
 __all__ = ["RESOURCE_BELS", "Resource", "StageTime", "SynthResult", "resources", "write_reports"]

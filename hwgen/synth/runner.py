@@ -29,8 +29,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from hwgen.build.families import FAMILIES
-from hwgen.build.targets import Target, get_target
+from hwgen.hw.families import FAMILIES
+from hwgen.hw.targets import Target, get_target
 from hwgen.errors import SynthError
 from hwgen.synth.parse import (
     log_errors,

@@ -26,7 +26,7 @@ from pathlib import Path
 import jinja2
 
 from hwgen import __version__
-from hwgen.build.targets import Family, Target, get_target
+from hwgen.hw.targets import Family, Target, get_target
 from hwgen.errors import SynthError
 from hwgen.synth.tools import default_toolchain
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 
-from hwgen.build.targets import Family
+from hwgen.hw.targets import Family
 from hwgen.errors import SynthError
 
 __all__ = ["Toolchain", "default_toolchain", "resolve_toolchain"]
@@ -26,7 +26,7 @@ class Toolchain:
 
 
 def default_toolchain(family: Family) -> Toolchain:
-    """The YoWASP commands for ``family`` (its :class:`~hwgen.build.families.FamilySpec`'s ``tools``)."""
+    """The YoWASP commands for ``family`` (its :class:`~hwgen.hw.families.FamilySpec`'s ``tools``)."""
     return Toolchain(*family.spec.tools)
 
 

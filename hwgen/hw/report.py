@@ -2,19 +2,19 @@
 
 One row per IR layer (engine) with PE, SIMD, NF = C_out/PE, SF = F/SIMD,
 cycles per frame, weight / threshold / buffer memory bits and the LUT4
-estimate (:mod:`hwgen.build.cost`); then the pipeline figures
-(:class:`~hwgen.build.folding.FoldingSummary`): bottleneck, cycles per frame,
+estimate (:mod:`hwgen.hw.cost`); then the pipeline figures
+(:class:`~hwgen.hw.folding.FoldingSummary`): bottleneck, cycles per frame,
 ideal cycles (total MACs / total lanes), balance (ideal / actual), frames
 per second at the clock, and the memory budget against the target's block RAM.
 """
 
 from __future__ import annotations
 
-from hwgen.build.accelerator import Accelerator
-from hwgen.build.cost import estimate_bram_blocks, estimate_glue, estimate_lut4, estimate_scores
-from hwgen.build.engines import MaxPoolUnit
-from hwgen.build.folding import FoldingSummary, LayerFold
-from hwgen.build.targets import Target
+from hwgen.hw.accelerator import Accelerator
+from hwgen.hw.cost import estimate_bram_blocks, estimate_glue, estimate_lut4, estimate_scores
+from hwgen.hw.engines import MaxPoolUnit
+from hwgen.hw.folding import FoldingSummary, LayerFold
+from hwgen.hw.targets import Target
 
 __all__ = ["format_markdown", "layer_rows"]
 
@@ -23,7 +23,7 @@ def layer_rows(acc: Accelerator, folds: list[LayerFold], target: Target) -> list
     """One dict per stage: name, engine, pe, simd, nf, sf, macs, cycles, memory bits, LUT4 and block RAM estimates.
 
     The estimates are in the target family's unit (ECP5 LUT4, iCE40 logic
-    cells; :mod:`hwgen.build.cost`); where the family counts the glue, a
+    cells; :mod:`hwgen.hw.cost`); where the family counts the glue, a
     stage's row includes its converter and FIFO, and the last row the score unit.
     """
     fold_of = {f.layer.name: f for f in folds}

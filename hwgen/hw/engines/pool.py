@@ -18,7 +18,7 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hwgen.build.engines.swu import check_count, check_divides, check_shape
+from hwgen.hw.engines.swu import check_count, check_divides, check_shape
 from hwgen.errors import BuildError
 
 __all__ = ["MaxPoolUnit", "SlotPhase", "axis_slots"]

@@ -2,7 +2,7 @@
 
 See :class:`MACUnit` for the ports, the arithmetic, the pipeline and its timing;
 the schedule, flow control, accumulator and output stage are
-:class:`~hwgen.build.engines.folded.FoldedEngine`'s. The arithmetic is the
+:class:`~hwgen.hw.engines.folded.FoldedEngine`'s. The arithmetic is the
 golden model's (DESIGN.md section 2, :mod:`hwgen.compile.golden`,
 ``input_kind == "uint8"``): for pixels x of input channel c with offset p_c,
 ``acc = sum over valid taps of W * (x - p_c)``, padded taps contributing 0.
@@ -15,16 +15,16 @@ import math
 import numpy as np
 from amaranth.hdl import Const, Module, Mux, Signal, Value, signed
 
-from hwgen.build.engines.folded import (
+from hwgen.hw.engines.folded import (
     FoldedEngine,
     Schedule,
     check_thresholds,
     check_weight_matrix,
     pack_fields,
 )
-from hwgen.build.engines.pipeline import adder_tree, delay, tree_register_stages
-from hwgen.build.engines.swu import check_count, check_divides
-from hwgen.build.families import MemoryMap
+from hwgen.hw.engines.pipeline import adder_tree, delay, tree_register_stages
+from hwgen.hw.engines.swu import check_count, check_divides
+from hwgen.hw.families import MemoryMap
 from hwgen.compile.ir import ConvLayer, ScoreOutput, accumulator_range, signed_bits
 from hwgen.errors import BuildError
 
@@ -111,7 +111,7 @@ class MACUnit(FoldedEngine):
         False when no tap is ever padded: ``valid`` is ignored and not buffered.
     memory : MemoryMap or None
         Where the weight ROM and the input buffer go (the target family's,
-        :class:`~hwgen.build.families.MemoryMap`); None: the default target's.
+        :class:`~hwgen.hw.families.MemoryMap`); None: the default target's.
     in_channels : int
         C_in; must divide F. Element f of the fan-in belongs to channel f mod C_in.
     pe : int
@@ -121,7 +121,7 @@ class MACUnit(FoldedEngine):
         legal (see *Offsets*); the SWU delivers SIMD dividing C_in.
     thresholds : int array (C_out,) or (C_out, P), or None
         Output bit = ``acc >= T[c]``, per channel or per position (``T[c, v mod P]``
-        for the v-th input vector, as :class:`~hwgen.build.engines.mvtu.MVTU`).
+        for the v-th input vector, as :class:`~hwgen.hw.engines.mvtu.MVTU`).
         Values outside the accumulator range [lo, hi] (:attr:`acc_range`) give
         constant outputs and are saturated to [lo, hi + 1] (same bits).
         ``None``: accumulator mode.
@@ -159,12 +159,12 @@ class MACUnit(FoldedEngine):
     ([fold][PE][SIMD]); binary weights are stored as the bit (W == +1).
     Threshold ROM (:meth:`threshold_words`, only when NF * P > 1): word
     ``pos * NF + nf``, field p = the start value -T of the next result, then
-    the inversion bits (:mod:`~hwgen.build.engines.thresholds`). Input buffer (only when NF > 1): SF words of 9*SIMD bits
+    the inversion bits (:mod:`~hwgen.hw.engines.thresholds`). Input buffer (only when NF > 1): SF words of 9*SIMD bits
     (the raw beat), written during nf = 0 and re-read for nf = 1..NF-1.
 
     Pipeline
     --------
-    As :class:`~hwgen.build.engines.folded.FoldedEngine` (steps nf-major,
+    As :class:`~hwgen.hw.engines.folded.FoldedEngine` (steps nf-major,
     credit flow control: back-pressure on ``o`` never drops or duplicates a
     result, no combinational path from ``o.ready`` to ``i.ready``;
     :attr:`fifo_depth` = latency // SF + 1, just enough for full throughput),

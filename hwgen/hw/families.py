@@ -5,7 +5,7 @@ A :class:`FamilySpec` holds, for ECP5 and iCE40:
 * the block RAM (:class:`BlockRam`: cell, bits, read-port shapes) and where
   the engines put their memories (:class:`MemoryMap`: LUT ROM, LUT RAM or
   flip-flops, block RAM, ROM slices), which both the engines
-  (:mod:`hwgen.build.engines.folded`) and the cost model (:mod:`hwgen.build.cost`)
+  (:mod:`hwgen.hw.engines.folded`) and the cost model (:mod:`hwgen.hw.cost`)
   read, so the estimate describes what is built;
 * the primitive cells the engines instantiate (ECP5: the MVTU's CCU2C / LUT4
   match count; iCE40: none, Yosys maps plain logic);
@@ -13,7 +13,7 @@ A :class:`FamilySpec` holds, for ECP5 and iCE40:
   and the PyPI package of each, the output file names, the constraints format;
 * the nextpnr bel (or Yosys cell) counted for each resource of the report.
 
-:class:`~hwgen.build.targets.Target` (one device in one package) points to its
+:class:`~hwgen.hw.targets.Target` (one device in one package) points to its
 family's spec; nothing else in hwgen tests which family it is.
 
 Memory facts (Lattice data sheets; Yosys' ``share/ice40/brams.txt`` and
@@ -148,7 +148,7 @@ class MemoryMap:
 
 @dataclass(frozen=True)
 class LogicCost:
-    """The family's logic estimate (:mod:`hwgen.build.cost`), in its unit (ECP5: LUT4; iCE40: logic cells).
+    """The family's logic estimate (:mod:`hwgen.hw.cost`), in its unit (ECP5: LUT4; iCE40: logic cells).
 
     ``scale`` multiplies the engines' structural formulas (fitted in ECP5
     LUT4s). ``glue``: count the parts around the engines too (width

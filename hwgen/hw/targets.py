@@ -24,24 +24,24 @@ pins the package bonds out (ECP5 CABGA381, iCE40UP5K SG48, iCE40HX8K CT256).
 The iCE40UP5K's four 256 Kbit single-port RAMs (SB_SPRAM256KA) are not
 counted as block RAM: they have no initial contents, so the engines' weight
 ROMs cannot live in them. Family facts (block RAM shapes, memory mapping,
-cells, tools, file names) are in :mod:`hwgen.build.families`.
+cells, tools, file names) are in :mod:`hwgen.hw.families`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hwgen.build.families import ECP5, Family, FamilySpec, blocks_for
+from hwgen.hw.families import ECP5, Family, FamilySpec, blocks_for
 from hwgen.errors import ConfigError
 
 __all__ = ["ECP5_BRAM_SHAPES", "ECP5_CELLS", "ICE40_BRAM_SHAPES", "TARGETS", "Family", "Target", "blocks_for",
            "get_target", "instantiates_ecp5_cells"]
 
-#: (width, depth) read-port configurations of one block RAM, widest first (:mod:`hwgen.build.families`).
+#: (width, depth) read-port configurations of one block RAM, widest first (:mod:`hwgen.hw.families`).
 ECP5_BRAM_SHAPES = Family.ECP5.spec.block_ram.shapes
 ICE40_BRAM_SHAPES = Family.ICE40.spec.block_ram.shapes
 
-#: ECP5 cells that ECP5 builds instantiate (the MVTU's match count, hwgen/build/engines/popcount.py).
+#: ECP5 cells that ECP5 builds instantiate (the MVTU's match count, hwgen/hw/engines/popcount.py).
 ECP5_CELLS = ECP5.cells
 
 
@@ -74,7 +74,7 @@ class Target:
 
     @property
     def spec(self) -> FamilySpec:
-        """The family's facts: memories, cells, tools, file names (:mod:`hwgen.build.families`)."""
+        """The family's facts: memories, cells, tools, file names (:mod:`hwgen.hw.families`)."""
         return self.family.spec
 
     @property

@@ -22,8 +22,8 @@ __all__ = ["add_parser"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from hwgen.build.builder import DEFAULT_CLOCK_MHZ, DEFAULT_TARGET
-    from hwgen.build.targets import TARGETS
+    from hwgen.hw.builder import DEFAULT_CLOCK_MHZ, DEFAULT_TARGET
+    from hwgen.hw.targets import TARGETS
 
     p = sub.add_parser("build", help="generate the accelerator (Verilog, memories, report, toolchain scripts)",
                        description="Compile (for a .ckpt), fold and generate a streaming accelerator into a build "
@@ -49,7 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_build(args: argparse.Namespace) -> int:
-    from hwgen.build.builder import BuildOptions, build, read_overrides
+    from hwgen.hw.builder import BuildOptions, build, read_overrides
     from hwgen.errors import BuildError
     from hwgen.manifest import install_build
     from hwgen.outputs import check_output_dir, folder_lock

@@ -11,7 +11,7 @@ For integers, ``acc <= T`` is ``NOT (acc >= T + 1)``. So every comparison
 becomes ``acc >= T'`` with ``T' = T + neg`` (``neg`` = direction -1), whose
 result is inverted where ``neg``: the engine's accumulator starts at
 ``-T'`` (or the subclass's start value, :meth:`FoldedEngine._preloads
-<hwgen.build.engines.folded.FoldedEngine._preloads>`) and the output bit is
+<hwgen.hw.engines.folded.FoldedEngine._preloads>`) and the output bit is
 ``(sign bit of the final sum == 0) XOR neg``. Thresholds outside the
 accumulator range [lo, hi] give constant bits and are saturated to
 [lo, hi + 1] after the shift (same bits).
@@ -24,8 +24,8 @@ narrow range stores narrow fields) = the start value of result ``(r + 1) mod R``
 which loads the next result's start), then, only when some comparison is
 ``<=``, PE bits ``neg`` of result r itself. R = P * NF words (P = 1 for
 per-channel thresholds). Where it goes is the family's
-:meth:`~hwgen.build.families.MemoryMap.threshold_rom_in_block_ram` (and
-:mod:`hwgen.build.cost`'s estimate).
+:meth:`~hwgen.hw.families.MemoryMap.threshold_rom_in_block_ram` (and
+:mod:`hwgen.hw.cost`'s estimate).
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ class ThresholdTable:
 
     def words(self) -> list[int]:
         """ROM word r: start values of result (r + 1) mod R (fields p), then inversion bits of result r."""
-        from hwgen.build.engines.folded import pack_fields  # folded.py imports this module
+        from hwgen.hw.engines.folded import pack_fields  # folded.py imports this module
 
         pe, w = self.start.shape[1], self.width
         out = []

@@ -36,7 +36,7 @@ cycles after ``x`` and ``u``:
 The cells' semantics are Yosys's ECP5 simulation models (``+/ecp5/cells_sim.v``;
 the simulator's copy is ``hwgen/sim/ecp5_cells.v``, checked against them by
 ``tests/test_popcount.py``; the cells are listed in
-:data:`hwgen.build.targets.ECP5_CELLS`): LUT4 output = INIT[{D, C, B, A}]; CCU2C per half:
+:data:`hwgen.hw.targets.ECP5_CELLS`): LUT4 output = INIT[{D, C, B, A}]; CCU2C per half:
 S = LUT4 ^ CIN, COUT = LUT4 ? CIN : LUT2(A, B), where the LUT2 is INIT[3:0].
 """
 

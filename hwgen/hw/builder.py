@@ -1,7 +1,7 @@
 """``hwgen build``: compile (if needed) + fold + generate, into one build folder.
 
 Steps: read the model (a ``.ckpt`` is compiled, a ``.hwir`` is loaded) ->
-solve the folding -> construct the :class:`~hwgen.build.accelerator.Accelerator`
+solve the folding -> construct the :class:`~hwgen.hw.accelerator.Accelerator`
 (every engine validates its parameters) -> check weight + threshold memory
 against the target's block RAM (refuse before generating) -> write
 
@@ -11,7 +11,7 @@ against the target's block RAM (refuse before generating) -> write
   contents, one word per line (hex, word 0 first), for inspection and other tools;
 * ``net.hwir``: the IR the design was generated from, after the flip pass the
   accelerator runs (the golden model's input; the same bits as the model's);
-* ``report.json`` + ``report.md`` (:mod:`hwgen.build.report`);
+* ``report.json`` + ``report.md`` (:mod:`hwgen.hw.report`);
 * the toolchain scripts and Makefile for ``hwgen synth`` (rendered from templates/).
 
 The output is deterministic: the same model and options give byte-identical files.
@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hwgen import __version__
-from hwgen.build.accelerator import TOP_MODULE, Accelerator
-from hwgen.build.engines import MVTU, MACUnit
-from hwgen.build.folding import input_cycles, solve_folding, summarize
-from hwgen.build.report import format_markdown, layer_rows
-from hwgen.build.targets import Target, get_target
+from hwgen.hw.accelerator import TOP_MODULE, Accelerator
+from hwgen.hw.engines import MVTU, MACUnit
+from hwgen.hw.folding import input_cycles, solve_folding, summarize
+from hwgen.hw.report import format_markdown, layer_rows
+from hwgen.hw.targets import Target, get_target
 from hwgen.compile.ir import Network
 from hwgen.errors import BuildError
 

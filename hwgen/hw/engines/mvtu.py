@@ -2,7 +2,7 @@
 
 See :class:`MVTU` for the ports, the arithmetic, the pipeline and its timing;
 the schedule, flow control, accumulator and output stage are
-:class:`~hwgen.build.engines.folded.FoldedEngine`'s. The arithmetic is the
+:class:`~hwgen.hw.engines.folded.FoldedEngine`'s. The arithmetic is the
 golden model's (DESIGN.md section 2, :mod:`hwgen.compile.golden`): for input
 bits x, weight bits w and the tap mask ``valid`` of one SIMD-wide slice,
 ``2 * popcount(XNOR(x, w) & valid) - popcount(valid)``, summed over the
@@ -14,16 +14,16 @@ from __future__ import annotations
 import numpy as np
 from amaranth.hdl import Cat, Const, Module, Signal, Value, signed
 
-from hwgen.build.engines.folded import (
+from hwgen.hw.engines.folded import (
     FoldedEngine,
     Schedule,
     check_thresholds,
     check_weight_matrix,
 )
-from hwgen.build.engines.pipeline import adder_tree, tree_register_stages
-from hwgen.build.engines.popcount import CarryChain, chain_adder, match_count, match_count_stages
-from hwgen.build.engines.swu import check_count
-from hwgen.build.families import MemoryMap
+from hwgen.hw.engines.pipeline import adder_tree, tree_register_stages
+from hwgen.hw.engines.popcount import CarryChain, chain_adder, match_count, match_count_stages
+from hwgen.hw.engines.swu import check_count
+from hwgen.hw.families import MemoryMap
 from hwgen.compile.ir import signed_bits
 from hwgen.errors import BuildError
 
@@ -69,7 +69,7 @@ class MVTU(FoldedEngine):
         Output bit = ``acc >= T[c]``, per channel, or per position:
         ``T[c, v mod P]`` for the v-th input vector since reset (P output
         positions per frame, XNOR-Net++ Gamma shapes 2-4), read in that order
-        from the threshold ROM (:mod:`~hwgen.build.engines.thresholds`).
+        from the threshold ROM (:mod:`~hwgen.hw.engines.thresholds`).
         Values outside [-F, F] give constant outputs; they are saturated to
         [-F, F + 1] (same bits), so the threshold width stays small.
         ``None``: accumulator mode.
@@ -81,7 +81,7 @@ class MVTU(FoldedEngine):
         without padding): the ``valid`` field of ``i`` is then ignored (it
         must be all ones), and the mask AND, its popcount and its buffer bits
         are not built; the weight ROM holds the inverted bits u = NOT w and
-        the engine counts matches, popcount(x ^ u) (:mod:`~hwgen.build.engines.popcount`),
+        the engine counts matches, popcount(x ^ u) (:mod:`~hwgen.hw.engines.popcount`),
         which threshold mode accumulates directly: the output bit is
         ``sum of matches >= ceil((F + T) / 2)`` (the same as ``2 * matches - F >= T``),
         so the accumulator starts at ``-ceil((F + T) / 2)``; accumulator mode
@@ -90,10 +90,10 @@ class MVTU(FoldedEngine):
         True on ECP5 (only matters when ``masked`` is False): the match count
         is built from ECP5 cells, CCU2C carry-chain cells with the XORs inside
         (2 LUT4 per 3 lanes) and LUT4 full adders
-        (:mod:`~hwgen.build.engines.popcount`).
+        (:mod:`~hwgen.hw.engines.popcount`).
     memory : MemoryMap or None
         Where the weight ROM and the input buffer go (the target family's,
-        :class:`~hwgen.build.families.MemoryMap`); None: the default target's.
+        :class:`~hwgen.hw.families.MemoryMap`); None: the default target's.
 
     With NF = C_out / PE neuron folds and SF = F / SIMD synapse folds:
 
@@ -112,7 +112,7 @@ class MVTU(FoldedEngine):
 
     Schedule and pipeline
     ---------------------
-    As :class:`~hwgen.build.engines.folded.FoldedEngine` (steps nf-major, the
+    As :class:`~hwgen.hw.engines.folded.FoldedEngine` (steps nf-major, the
     input buffer of SF x 2*SIMD bits re-read for nf = 1..NF-1, credit flow
     control, :attr:`fifo_depth` = latency // SF + 1), with the term stages:
     issue (the weight ROM [fold][PE][SIMD] read at the step's address) -> S1
@@ -122,7 +122,7 @@ class MVTU(FoldedEngine):
     balanced adder tree; popcount(valid) has the same shape, once for all
     PEs) -> dot = 2*popcount - popcount(valid) -> accumulator (threshold
     mode: the sign of acc - T) -> output FIFO. Not masked: S2 -> the match
-    count (:func:`~hwgen.build.engines.popcount.match_count_stages`) -> (dot,
+    count (:func:`~hwgen.hw.engines.popcount.match_count_stages`) -> (dot,
     accumulator mode only) -> accumulator. The pipeline never stalls.
 
     Timing
@@ -173,7 +173,7 @@ class MVTU(FoldedEngine):
 
     def sum_latency(self) -> int:
         """Issue -> S1 -> S2 -> popcount -> dot (masked: :func:`popcount_register_stages`); not masked:
-        the match count (:func:`~hwgen.build.engines.popcount.match_count_stages`), then dot only in
+        the match count (:func:`~hwgen.hw.engines.popcount.match_count_stages`), then dot only in
         accumulator mode."""
         if self.masked:
             return self._TERM_STAGES + popcount_register_stages(self.simd)

@@ -26,9 +26,9 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hwgen.build.engines.pipeline import delay, tree_register_stages
-from hwgen.build.engines.thresholds import ThresholdTable, check_thresholds
-from hwgen.build.families import DEFAULT_FAMILY, MemoryMap
+from hwgen.hw.engines.pipeline import delay, tree_register_stages
+from hwgen.hw.engines.thresholds import ThresholdTable, check_thresholds
+from hwgen.hw.families import DEFAULT_FAMILY, MemoryMap
 from hwgen.compile.ir import signed_bits
 from hwgen.errors import BuildError
 
@@ -38,7 +38,7 @@ __all__ = ["DEFAULT_MEMORY", "FoldedEngine", "Schedule", "check_thresholds", "ch
 #: Pipeline registers after the per-PE sums: the accumulator and the output FIFO.
 _OUTPUT_STAGES = 2
 
-#: Where memories go when the engine is not told (:class:`~hwgen.build.families.MemoryMap`): the
+#: Where memories go when the engine is not told (:class:`~hwgen.hw.families.MemoryMap`): the
 #: default target's family. ``hwgen build`` passes its target's.
 DEFAULT_MEMORY: MemoryMap = DEFAULT_FAMILY.spec.memory
 
@@ -91,12 +91,12 @@ class FoldedEngine(wiring.Component):
     ``c_out``, ``fan_in`` (F), ``pe``, ``simd``, ``lane_bits`` (bits per input
     element), ``acc_range`` = (lo, hi), the exact range of every partial sum
     of a channel, ``thresholds`` (``(T, neg)``, int64 and bool (C_out, P)
-    from :func:`~hwgen.build.engines.thresholds.check_thresholds`: P = 1 per
+    from :func:`~hwgen.hw.engines.thresholds.check_thresholds`: P = 1 per
     channel, else per output position; ``neg``: ``acc <= T``; or None),
     ``masked`` (False: every tap is valid, e.g. a layer without padding; the
     ``valid`` field of ``i`` is ignored and not stored) and ``memory`` (where
     the weight ROM and the input buffer go: a
-    :class:`~hwgen.build.families.MemoryMap`, the target family's; default
+    :class:`~hwgen.hw.families.MemoryMap`, the target family's; default
     :data:`DEFAULT_MEMORY`). ``acc <= T`` is computed as ``NOT (acc >= T +
     1)``; thresholds outside [lo, hi] give constant outputs; they are
     saturated to [lo, hi + 1] (same bits), so :attr:`threshold_width` (the
@@ -149,13 +149,13 @@ class FoldedEngine(wiring.Component):
     -------------
     Weight ROM: word ``nf * SF + sf``, field ``p * SIMD + k`` = W[nf*PE + p,
     sf*SIMD + k] ([fold][PE][SIMD], :meth:`_fold_words`). Threshold ROM
-    (:meth:`threshold_words`, only when NF * P > 1; :class:`~hwgen.build.engines.thresholds.ThresholdTable`):
+    (:meth:`threshold_words`, only when NF * P > 1; :class:`~hwgen.hw.engines.thresholds.ThresholdTable`):
     word r = pos * NF + nf, field p (the used start values' signed width, at
     most :attr:`threshold_width`) = the start value (-T, or the subclass's
     :meth:`_preloads`), sign-extended when loaded, of result (r + 1) mod
     (P * NF), then PE inversion bits of result r when some comparison is
     ``<=``; in block RAM when deeper than
-    :attr:`~hwgen.build.families.MemoryMap.threshold_lut_max_depth` words.
+    :attr:`~hwgen.hw.families.MemoryMap.threshold_lut_max_depth` words.
 
     Timing
     ------
@@ -255,7 +255,7 @@ class FoldedEngine(wiring.Component):
         return bits > 0 and self.memory.buffer_in_block_ram(bits // self.sf, self.sf)
 
     def threshold_words(self) -> list[int]:
-        """Threshold ROM contents (:meth:`~hwgen.build.engines.thresholds.ThresholdTable.words`): word
+        """Threshold ROM contents (:meth:`~hwgen.hw.engines.thresholds.ThresholdTable.words`): word
         r = pos * NF + nf, fields p (``threshold_table.width`` bits) = the start values (:meth:`_preloads`)
         of the next result, loaded at the last step of result r; then the inversion bits of result r."""
         return self._table.words()
@@ -437,7 +437,7 @@ def _rom(m: Module, name: str, words: list[int], width: int, addr: Value, *, mem
     """A ROM of ``words`` (``width`` bits) read synchronously at ``addr``: the word a cycle later.
 
     ``block``: forced into block RAM (``ram_style = "block"``), else Yosys decides. A deep block-RAM
-    ROM is built in slices of ``memory``'s :meth:`~hwgen.build.families.MemoryMap.rom_slice_width`
+    ROM is built in slices of ``memory``'s :meth:`~hwgen.hw.families.MemoryMap.rom_slice_width`
     bits (submodules ``NAME_sK``), else whole (``NAME``).
     """
     depth = len(words)

@@ -13,7 +13,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.data import ArrayLayout, StructLayout
 from amaranth.lib.wiring import In, Out
 
-from hwgen.build.engines.swu import check_count, check_divides
+from hwgen.hw.engines.swu import check_count, check_divides
 from hwgen.compile.ir import signed_bits
 from hwgen.errors import BuildError
 

@@ -20,7 +20,7 @@ with its folding (PE, SIMD):
 * when the first layer has an exact input table (QONNX imports), an
   :class:`InputTableUnit` between ``s_axis`` and the first engine rewrites
   each pixel byte so that the MAC unit's ``x - p_c`` equals the table's value
-  (hwgen/build/engines/lookup.py; one cycle of latency);
+  (hwgen/hw/engines/lookup.py; one cycle of latency);
 * the last layer in accumulator mode, then the :class:`ScoreUnit` (scores + top-1).
 
 A binary feature map travels as the map stream: pixels in row-major order,
@@ -39,7 +39,7 @@ m_axis_tdata[WORD-1:0], m_axis_tvalid, m_axis_tready, m_axis_tlast (out)
 Back-pressure is honoured everywhere (``m_axis_tready`` low only delays):
 every engine holds its output until taken and stops taking input when full,
 so nothing is dropped. A frame's throughput is set by the slowest engine
-(:func:`hwgen.build.folding.summarize`).
+(:func:`hwgen.hw.folding.summarize`).
 """
 
 from __future__ import annotations
@@ -53,12 +53,12 @@ from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from hwgen.build.engines import MVTU, MACUnit, MaxPoolUnit, SlidingWindowUnit
-from hwgen.build.engines.convert import WidthConverter
-from hwgen.build.engines.lookup import InputTableUnit
-from hwgen.build.engines.scores import ScoreUnit
-from hwgen.build.families import MemoryMap
-from hwgen.build.folding import LayerFold
+from hwgen.hw.engines import MVTU, MACUnit, MaxPoolUnit, SlidingWindowUnit
+from hwgen.hw.engines.convert import WidthConverter
+from hwgen.hw.engines.lookup import InputTableUnit
+from hwgen.hw.engines.scores import ScoreUnit
+from hwgen.hw.families import MemoryMap
+from hwgen.hw.folding import LayerFold
 from hwgen.compile.fold import flip_negative_channels
 from hwgen.compile.ir import ConvLayer, MaxPoolLayer, Network, ScoreOutput
 from hwgen.errors import BuildError
@@ -138,13 +138,13 @@ class Accelerator(wiring.Component):
         changes across positions keeps a per-position inversion bit.
         :attr:`net` is the flipped IR (the same bits and scores in every layer).
     folds : list[LayerFold]
-        One per ConvLayer, in order (:func:`hwgen.build.folding.solve_folding`).
+        One per ConvLayer, in order (:func:`hwgen.hw.folding.solve_folding`).
     ecp5_cells : bool (default False)
         Build the MVTUs' match counts from ECP5 cells (``hwgen build`` for an
         ECP5 target); the simulators then compile ``hwgen/sim/ecp5_cells.v`` too.
     memory : MemoryMap or None
         Where the engines put their weight ROMs and input buffers (the target
-        family's, :class:`~hwgen.build.families.MemoryMap`); None: the default target's.
+        family's, :class:`~hwgen.hw.families.MemoryMap`); None: the default target's.
     """
 
     def __init__(self, net: Network, folds: list[LayerFold], *, ecp5_cells: bool = False,

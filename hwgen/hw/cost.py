@@ -1,7 +1,7 @@
 """Logic and block RAM estimates per stage, for the build report before any synthesis runs.
 
 A first-order cost model per family (its coefficients: the family's
-:class:`~hwgen.build.families.LogicCost`), in the family's unit: ECP5 LUT4
+:class:`~hwgen.hw.families.LogicCost`), in the family's unit: ECP5 LUT4
 (TRELLIS_COMB cells after place and route), iCE40 logic cells (ICESTORM_LC);
 the synthesis report (``hwgen synth``) gives the real numbers. The engines'
 formulas below were fitted in ECP5 LUT4s; an iCE40 estimate multiplies them
@@ -10,7 +10,7 @@ converters, vector FIFOs, buffers in flip-flops (the iCE40 has no LUT RAM)
 and the score unit. For an engine with PE x SIMD lanes and accumulators of A bits:
 
 * MVTU from ECP5 cells without a tap mask (``ecp5_cells``, ``masked=False``:
-  the match count of :mod:`hwgen.build.engines.popcount`):
+  the match count of :mod:`hwgen.hw.engines.popcount`):
   ``CELL_LANE_LUT4 * PE * SIMD + CELL_PE_LUT4 * PE + CELL_SIMD_LUT4 * SIMD +
   CELL_CONTROL_LUT4``, a least-squares fit to ``benchmarks/mvtu_synth.py
   --unmasked`` (SIMD 32/64/128 x PE 4/16, NF = 4, SF = 9: within 1.3 % of
@@ -26,9 +26,9 @@ and the score unit. For an engine with PE x SIMD lanes and accumulators of A bit
   conditional negate of W for binary inputs) plus its share of the adder
   tree (about A bits per lane), then the same per-PE and control terms;
 * threshold ROM (threshold mode, R = P * NF words of :attr:`ThresholdTable.word_bits
-  <hwgen.build.engines.thresholds.ThresholdTable.word_bits>`): the fits above
+  <hwgen.hw.engines.thresholds.ThresholdTable.word_bits>`): the fits above
   were made at NF = 4 and include such a 4-word ROM; a deeper one kept in
-  logic (up to :attr:`~hwgen.build.families.MemoryMap.threshold_lut_max_depth`
+  logic (up to :attr:`~hwgen.hw.families.MemoryMap.threshold_lut_max_depth`
   words) adds ``ceil(R / 16)`` LUT4 per bit (16 words per LUT4), a deeper one
   is block RAM (:func:`estimate_bram_blocks`) and adds none; an inversion bit
   per PE (some comparison ``<=``) adds one LUT4 per PE (the XOR);
@@ -41,10 +41,10 @@ from __future__ import annotations
 
 import math
 
-from hwgen.build.engines import MVTU, MACUnit, MaxPoolUnit, SlidingWindowUnit
-from hwgen.build.engines.scores import ScoreUnit
-from hwgen.build.families import MemoryMap
-from hwgen.build.targets import Target
+from hwgen.hw.engines import MVTU, MACUnit, MaxPoolUnit, SlidingWindowUnit
+from hwgen.hw.engines.scores import ScoreUnit
+from hwgen.hw.families import MemoryMap
+from hwgen.hw.targets import Target
 
 __all__ = ["estimate_bram_blocks", "estimate_glue", "estimate_lut4", "estimate_scores", "fifo_in_block_ram"]
 
@@ -170,11 +170,11 @@ def estimate_bram_blocks(engine, target: Target) -> int:
     """Block RAMs of a folded engine's memories that go to block RAM on ``target``.
 
     The weight ROM (NF * SF words of PE * SIMD fields) and the input buffer
-    (SF words) where the engine's :class:`~hwgen.build.families.MemoryMap`
+    (SF words) where the engine's :class:`~hwgen.hw.families.MemoryMap`
     puts them in block RAM (a sliced ROM: per slice), and the threshold ROM
     (P * NF words) when
-    :meth:`~hwgen.build.families.MemoryMap.threshold_rom_in_block_ram`; each as
-    :meth:`~hwgen.build.families.BlockRam.blocks_for` (port width
+    :meth:`~hwgen.hw.families.MemoryMap.threshold_rom_in_block_ram`; each as
+    :meth:`~hwgen.hw.families.BlockRam.blocks_for` (port width
     and depth). Line buffers, pool rows and FIFOs are left to Yosys (LUT RAM
     or block RAM) and not counted here. 0 for other engines.
     """

@@ -19,7 +19,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hwgen.build.engines.swu import check_count
+from hwgen.hw.engines.swu import check_count
 
 __all__ = ["WidthConverter"]
 
