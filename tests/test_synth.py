@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jinja2
@@ -194,6 +195,36 @@ def test_stage_progress_and_log(tmp_path: Path) -> None:
     assert any(re.fullmatch(r"pnr: \d+ s", ln) for ln in lines[1:-1])
     assert re.fullmatch(r"pnr: exit 3 in 1\.\d s", lines[-1])
     assert (tmp_path / "pnr.log").read_text() == "working\nfinished\n"
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its reaper counts as dead)."""
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_killed_caller_takes_its_tool_with_it(tmp_path: Path) -> None:
+    """What a killed explore worker does to a stage: SIGKILL, no cleanup code runs in the caller."""
+    pid_file = tmp_path / "tool.pid"
+    caller = subprocess.Popen([sys.executable, "-c", (
+        "import sys; from pathlib import Path; from hwgen.synth.stage import run_stage; "
+        "d = Path(sys.argv[1]); "
+        "run_stage('pnr', 'sleeper', ['sh', '-c', 'echo $$ > tool.pid; exec sleep 60'], cwd=d, "
+        "env={'PATH': '/usr/bin:/bin'}, log_path=d / 'pnr.log')"), str(tmp_path)], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not (pid_file.exists() and pid_file.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    tool = int(pid_file.read_text())
+    assert _alive(tool)
+    caller.kill()
+    caller.wait()
+    deadline = time.monotonic() + 10
+    while _alive(tool) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(tool), "the tool outlived the process that started it"
 
 
 class Terminal(io.StringIO):

@@ -4,6 +4,12 @@ While the tool runs, the stage name, the tool and the elapsed seconds are
 shown on ``stream`` (standard error by default): on a terminal one line is
 rewritten every second, with the last line of the tool's log; otherwise a line
 is printed when the stage starts, every ``heartbeat_s`` seconds and when it ends.
+
+The tool dies with the process that started it: on Linux it is started through a
+one-line launcher that asks the kernel for SIGTERM when its parent dies
+(``prctl(PR_SET_PDEATHSIG)``, kept across ``exec``; the stage scripts ``exec``
+their tool), so a killed ``hwgen synth`` or a killed ``hwgen explore`` worker
+leaves no Yosys or nextpnr running on.
 """
 
 from __future__ import annotations
@@ -16,9 +22,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-__all__ = ["StageRun", "run_stage"]
+__all__ = ["StageRun", "run_stage", "tied_to_this_process"]
 
 _TICK_S = 1.0
+_PR_SET_PDEATHSIG = 1
+# argv: PARENT_PID PROGRAM ARGS...; exits at once if the parent is already gone (the race before prctl)
+_LAUNCHER = ("import ctypes, os, signal, sys; ctypes.CDLL(None, use_errno=True).prctl({op}, signal.SIGTERM); "
+             "os.getppid() == int(sys.argv[1]) or sys.exit(143); os.execvp(sys.argv[2], sys.argv[2:])")
+
+
+def tied_to_this_process(argv: list[str]) -> list[str]:
+    """``argv`` wrapped so that the program gets SIGTERM when this process dies (Linux); unchanged elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return list(argv)
+    return [sys.executable, "-c", _LAUNCHER.format(op=_PR_SET_PDEATHSIG), str(os.getpid()), *argv]
 
 
 @dataclass(frozen=True)
@@ -56,7 +73,7 @@ def run_stage(name: str, tool: str, argv: list[str], *, cwd: Path, env: dict[str
         print(f"{name}: {tool} (log {log_path.name})", file=stream, flush=True)
     next_beat = heartbeat_s
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(tied_to_this_process(argv), cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
         try:
             while True:
