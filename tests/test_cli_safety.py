@@ -422,6 +422,24 @@ def test_a_failed_synth_keeps_the_previous_outputs(small_ir: Path, tmp_path: Pat
     assert not [p for p in out.iterdir() if p.name.startswith(".hwgen-previous")]
 
 
+def test_failed_board_synth_keeps_the_previous_board_files_with_their_bitstream(
+        small_ir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from hwgen.boards.boards import get_board
+    from hwgen.boards.generate import board_file_names
+
+    out = tmp_path / "b"
+    assert main(["build", str(small_ir), "--pe", "4", "-o", str(out)]) == 0
+    previous = {name: f"previous {name}" for name in (*board_file_names("ulx3s-85f"), "top.bit", "synth_report.md")}
+    for name, text in previous.items():
+        (out / name).write_text(text)
+    assert get_board("ulx3s-85f").lpf_name in previous
+    assert main(["synth", str(out), "--board", "ulx3s-85f", "--yosys", "/bin/false"]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith("hwgen: error: yosys failed") and "Traceback" not in err
+    assert {name: (out / name).read_text() for name in previous} == previous
+    assert not [p for p in out.iterdir() if p.name.startswith(".hwgen-previous")]
+
+
 # -- sim and run ------------------------------------------------------------------------------------------------
 
 def test_sim_of_a_relative_build_folder(small_ir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -29,7 +29,7 @@ from hwgen.boards.protocol import Ident, design_id
 from hwgen.boards.top import ACCELERATOR_MODULE, DEFAULT_FRAME_TIMEOUT_S, BoardTop
 from hwgen.errors import BoardError
 
-__all__ = ["BOARD_INFO", "BOARD_VERILOG", "DEFAULT_BAUD", "BoardFiles", "lpf_context", "read_board_info",
+__all__ = ["BOARD_INFO", "BOARD_VERILOG", "DEFAULT_BAUD", "BoardFiles", "board_file_names", "lpf_context", "read_board_info",
            "read_ident", "write_board_files"]
 
 DEFAULT_BAUD = 1_000_000
@@ -111,6 +111,11 @@ def lpf_context(board: Board, *, clock_hz: float, pll: bool) -> dict:
         "top": board.top_module, "board": board, "pll": pll,
         "clock_mhz": f"{clock_hz / 1e6:.6g}", "oscillator_mhz": f"{board.oscillator_hz / 1e6:.6g}",
     }
+
+
+def board_file_names(board: Board | str) -> tuple[str, str, str]:
+    """The files :func:`write_board_files` writes for ``board``: its Verilog, constraints and ``board.json``."""
+    return BOARD_VERILOG, get_board(board).lpf_name, BOARD_INFO
 
 
 def write_board_files(build_dir: str | Path, board: Board | str, *, clock_mhz: float | None = None,

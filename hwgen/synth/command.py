@@ -97,7 +97,9 @@ def _run_board(args: argparse.Namespace, run_synth):
     """Write the board files, synthesise the board top with the accelerator at the board's clock;
     (result, hint, board files)."""
     from hwgen.boards.boards import get_board
-    from hwgen.boards.generate import DEFAULT_BAUD, write_board_files
+    from hwgen.boards.generate import DEFAULT_BAUD, board_file_names, write_board_files
+    from hwgen.synth.runner import previous_outputs_kept, timing_message
+    from hwgen.synth.scripts import toolchain_files
 
     board = get_board(args.board)
     if args.target is not None and args.target != board.target_name:
@@ -107,11 +109,15 @@ def _run_board(args: argparse.Namespace, run_synth):
         raise SynthError(f"--board {board.name} writes its own constraints ({board.lpf_name}): leave --constraints out")
     if args.clock is not None and not args.clock > 0:
         raise SynthError(f"--clock must be a positive number of MHz, not {args.clock!r}")
-    files = write_board_files(args.build_dir, board, clock_mhz=args.clock,
-                              baud=DEFAULT_BAUD if args.baud is None else args.baud)
-    print(f"board top: {files.summary()}")
-    result = run_synth(args.build_dir, board.target, files.clock_hz / 1e6, args.seed, yosys=args.yosys,
-                       nextpnr=args.nextpnr, pack=args.pack, top=board.top_module, verilog=files.sources,
-                       constraints=files.lpf, router=args.router)
+    # the board files and the bitstream go together: a failed run leaves the previous ones of both
+    with previous_outputs_kept(args.build_dir, board_file_names(board)):
+        files = write_board_files(args.build_dir, board, clock_mhz=args.clock,
+                                  baud=DEFAULT_BAUD if args.baud is None else args.baud)
+        print(f"board top: {files.summary()}")
+        result = run_synth(args.build_dir, board.target, files.clock_hz / 1e6, args.seed, yosys=args.yosys,
+                           nextpnr=args.nextpnr, pack=args.pack, top=board.top_module, verilog=files.sources,
+                           constraints=files.lpf, router=args.router, allow_timing_fail=True)
+    if not result.timing_met:  # the new bitstream was written, with the new board files
+        raise SynthError(timing_message(result, args.build_dir / toolchain_files(board.target.family).report_md))
     return result, (f"load it with: {board.program} (in {args.build_dir}); then: hwgen run --port PORT IMAGE "
                     f"--build {args.build_dir}"), (files.verilog, files.lpf, files.info)

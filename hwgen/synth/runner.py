@@ -134,8 +134,8 @@ def output_names(files: ToolchainFiles) -> tuple[str, ...]:
 
 
 @contextlib.contextmanager
-def _previous_outputs_kept(build_dir: Path, files: ToolchainFiles) -> Iterator[None]:
-    """Move the previous run's outputs aside for the block; put them back if the block raises.
+def previous_outputs_kept(build_dir: Path, names: Sequence[str]) -> Iterator[None]:
+    """Move the previous run's files ``names`` aside for the block; put them back if the block raises.
 
     A stage never sees (or reports) a stale file, and a failed run (a tool
     error, Ctrl-C) leaves the previous bitstream and reports as they were;
@@ -145,13 +145,13 @@ def _previous_outputs_kept(build_dir: Path, files: ToolchainFiles) -> Iterator[N
     aside = Path(tempfile.mkdtemp(dir=build_dir, prefix=".hwgen-previous-"))
     moved = []
     try:
-        for name in output_names(files):
+        for name in names:
             if (build_dir / name).is_file():
                 os.replace(build_dir / name, aside / name)
                 moved.append(name)
         yield
     except BaseException:
-        for name in output_names(files):
+        for name in names:
             (build_dir / name).unlink(missing_ok=True)
         for name in moved:
             os.replace(aside / name, build_dir / name)
@@ -160,7 +160,8 @@ def _previous_outputs_kept(build_dir: Path, files: ToolchainFiles) -> Iterator[N
         shutil.rmtree(aside, ignore_errors=True)
 
 
-def _timing_message(result: SynthResult, report_path: Path) -> str:
+def timing_message(result: SynthResult, report_path: Path) -> str:
+    """The one-line error of a run that wrote its bitstream but missed its clock."""
     missed = [c for c in result.clocks if not c.met]
     parts = [f"{c.name} reaches {c.achieved_mhz:.2f} MHz, {c.constraint_mhz:g} MHz requested" for c in missed]
     paths = result.clock_paths()
@@ -221,11 +222,11 @@ def run_synth(build_dir: Path | str, target: Target | str, freq_mhz: float = DEF
                              constraints=constraints, router=router)
     files = toolchain_files(target.family)
     cycles = figures.get("cycles_per_frame")
-    with _previous_outputs_kept(build_dir, files):
+    with previous_outputs_kept(build_dir, output_names(files)):
         result = _run_stages(build_dir, target, tools, files, top=top, freq_mhz=freq_mhz, seed=seed, cycles=cycles,
                              stream=stream)
     if not result.timing_met and not allow_timing_fail:
-        raise SynthError(_timing_message(result, build_dir / files.report_md))
+        raise SynthError(timing_message(result, build_dir / files.report_md))
     return result
 
 
