@@ -5,13 +5,17 @@
 Per network (seed ``S + i``, so any one is reproduced alone with ``--seed S+i --nets 1``):
 
 * a random network (:func:`random_spec`): input 1-3 channels of 5-12 pixels square; 1-3 sliding
-  convolutions (kernel 1-5, stride 1-2, padding 0..K//2, 2-16 channels), max-pools (2x2, OR or AND
-  per channel) where the map allows, an optional whole-map FC layer; first-layer weights of 1, 2, 4
-  or 8 bits on uint8 pixels, last layer of 1-8 bits; thresholds drawn from the accumulators random
-  images produce (tests/irnets.py), then some channels made constant, some set to the accumulator's
-  exact bounds (lo, hi), and some given a negative slope (``acc <= T``), which the compiler's flip
-  pass (:func:`~hwgen.compile.fold.flip_negative_channels`) turns into flipped weights, as for a
-  trained model with negative BatchNorm gamma;
+  convolutions (kernel 1-5, stride 1-2, padding 0..K//2, 2-16 channels), max-pools (kernel 2-3, any
+  stride 1..K: overlapping when the stride is below the kernel; OR or AND per channel) where the map
+  allows, an optional whole-map FC layer; first-layer weights of 1, 2, 4 or 8 bits on uint8 pixels,
+  offset by a per-channel mean or mapped through a per-channel table (a QONNX import's first layer),
+  last layer of 1-8 bits; thresholds per channel or per position (XNOR-Net++ Gamma shapes 2-4),
+  drawn from the accumulators random images produce (tests/irnets.py), with ``acc <= T`` on whole
+  channels and at single positions; then some channels made constant, some set to the accumulator's
+  exact bounds (lo, hi), and some given a negative slope (``acc <= T``); whole ``<=`` channels are
+  turned by the compiler's flip pass (:func:`~hwgen.compile.fold.flip_negative_channels`) into
+  flipped weights, as for a trained model with negative BatchNorm gamma, the rest stay ``<=`` in
+  hardware;
 * a random legal folding: ``--pe`` from the heaviest layer's divisors of C_out (with a random legal
   SIMD) or ``--fps``; a request the build refuses is redrawn (at most 20 times, then the network);
 * images: random, all 0, all 255, and a checkerboard of 0/255;
@@ -30,9 +34,7 @@ recomputes it for the networks of an earlier campaign's log (networks and images
 their seeds). Not covered: faults in pipeline registers (they need mutated RTL, not a mutated IR).
 
 A failure is saved as a reproducer in ``OUT/fail-SEED/``: ``net.hwir``, ``folding.json``,
-``images.npy``, ``spec.json`` and the mismatch report. The generator covers only what main's
-``hwgen build`` accepts today (per-channel thresholds, pools with stride = kernel); per-position
-thresholds and overlapping pools go into :func:`random_spec` when the hardware has them.
+``images.npy``, ``spec.json`` and the mismatch report.
 """
 
 from __future__ import annotations
@@ -69,26 +71,44 @@ def random_spec(rng: np.random.Generator) -> dict:
         stride = int(rng.integers(1, 3)) if h + 2 * pad - k >= 2 else 1
         layers.append(("conv", int(rng.choice([2, 4, 8, 16])), k, stride, pad))
         h = (h + 2 * pad - k) // stride + 1
-        if h >= 4 and h % 2 == 0 and rng.random() < 0.4:
-            layers.append(("pool", 2))
-            h //= 2
+        if h >= 3 and rng.random() < 0.4:
+            kernel = int(rng.integers(2, min(3, h) + 1))
+            pool_stride = int(rng.integers(1, kernel + 1))
+            layers.append(("pool", kernel, pool_stride))
+            h = (h - kernel) // pool_stride + 1
     if rng.random() < 0.5:
         layers.append(("fc", int(rng.choice([4, 8, 16]))))
     return {"input_shape": [c, size, size], "layers": [list(x) for x in layers],
             "num_classes": int(rng.integers(2, 11)), "first_weight_bits": int(rng.choice([1, 2, 4, 8])),
-            "last_weight_bits": int(rng.choice([1, 2, 4, 8]))}
+            "last_weight_bits": int(rng.choice([1, 2, 4, 8])), "per_position": bool(rng.random() < 0.3),
+            "mixed_directions": bool(rng.random() < 0.5), "input_table": bool(rng.random() < 0.2)}
+
+
+FEATURES = {"per-position thresholds": lambda s: s["per_position"], "<= at positions and channels":
+            lambda s: s["mixed_directions"], "input table": lambda s: s["input_table"],
+            "overlapping pool": lambda s: any(x[0] == "pool" and x[2] < x[1] for x in s["layers"]),
+            "pool": lambda s: any(x[0] == "pool" for x in s["layers"]),
+            "strided conv": lambda s: any(x[0] == "conv" and x[3] > 1 for x in s["layers"]),
+            "fc layer": lambda s: any(x[0] == "fc" for x in s["layers"])}
+
+
+def coverage(specs: list[dict]) -> str:
+    """How many of the networks had each feature of :data:`FEATURES`."""
+    return "covered: " + ", ".join(f"{name} {sum(bool(has(s)) for s in specs)}" for name, has in FEATURES.items())
 
 
 def edge_thresholds(rng: np.random.Generator, net):
-    """Some channels at the accumulator's bounds, some constant, some with a negative slope; then flipped."""
+    """Some thresholds at the accumulator's bounds, some channels with a negative slope (per channel or
+    per position, whatever the layer has); the flip pass comes after."""
     for layer in net.layers:
         if not isinstance(layer, ConvLayer) or not isinstance(layer.output, ThresholdOutput):
             continue
         t, d = layer.output.thresholds.copy(), layer.output.direction.copy()
         lo, hi = accumulator_range(layer)
-        pick = rng.random(len(t))
+        pick = rng.random(t.shape)
         t = np.where(pick < 0.1, lo, np.where(pick < 0.2, hi, t))
-        d = np.where(rng.random(len(t)) < 0.3, -1, d).astype(np.int8)
+        negative = (rng.random(len(t)) < 0.3).reshape((-1,) + (1,) * (d.ndim - 1))
+        d = np.where(negative, -1, d).astype(np.int8)
         layer.output = ThresholdOutput(t.astype(np.int64), d)
     return net
 
@@ -117,7 +137,8 @@ def draw(seed: int, n_images: int):
     spec = random_spec(rng)
     raw = random_network(rng, tuple(spec["input_shape"]), [tuple(x) for x in spec["layers"]],
                          num_classes=spec["num_classes"], first_weight_bits=spec["first_weight_bits"],
-                         last_weight_bits=spec["last_weight_bits"])
+                         last_weight_bits=spec["last_weight_bits"], per_position=spec["per_position"],
+                         mixed_directions=spec["mixed_directions"], input_table=spec["input_table"])
     raw = edge_thresholds(rng, raw)
     images = images_for(rng, tuple(spec["input_shape"]), n_images)
     return rng, spec, raw, flip_negative_channels(raw), images
@@ -231,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     mean = sum(r["seconds"] for r in ran) / max(1, len(ran))
     print(f"\n{len(ran)} networks simulated ({len(results) - len(ran)} drawn but not built), {len(bad)} with a "
           f"mismatch; {mean:.1f} s per network; log {log}")
+    print(coverage([r["spec"] for r in ran]) + f" (of {len(ran)})")
     if args.mutants:
         print(format_mutants([r["mutants"] for r in ran if "mutants" in r]))
     return 1 if bad else 0

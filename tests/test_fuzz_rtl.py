@@ -65,27 +65,30 @@ def test_more_random_networks(seed: int, tmp_path: Path) -> None:
 
 
 def test_the_generator_covers_the_edges() -> None:
-    """Over 30 seeds: strides 2, kernels 1 and 5, pools, k-bit first and last layers, negative slopes, bounds."""
+    """Over 40 seeds: strides 2, kernels 1 and 5, pools (overlapping too), k-bit first and last layers,
+    per-position thresholds, input tables, negative slopes (whole channels and single positions), bounds."""
     from hwgen.compile.ir import ConvLayer, ThresholdOutput, accumulator_range
 
-    seen = {"stride2": 0, "k1": 0, "k5": 0, "pool": 0, "first_kbit": 0, "last_kbit": 0, "negative": 0,
-            "at_bound": 0}
-    for seed in range(30):
-        rng = np.random.default_rng(seed)
-        spec = fuzz_rtl.random_spec(rng)
+    seen = {"stride2": 0, "k1": 0, "k5": 0, "pool": 0, "overlapping_pool": 0, "first_kbit": 0, "last_kbit": 0,
+            "negative": 0, "negative_position": 0, "per_position": 0, "input_table": 0, "at_bound": 0}
+    for seed in range(40):
+        _, spec, raw, _, _ = fuzz_rtl.draw(seed, 4)
         convs = [x for x in spec["layers"] if x[0] == "conv"]
+        pools = [x for x in spec["layers"] if x[0] == "pool"]
         seen["stride2"] += any(x[3] == 2 for x in convs)
         seen["k1"] += any(x[2] == 1 for x in convs)
         seen["k5"] += any(x[2] == 5 for x in convs)
-        seen["pool"] += any(x[0] == "pool" for x in spec["layers"])
+        seen["pool"] += bool(pools)
+        seen["overlapping_pool"] += any(x[2] < x[1] for x in pools)
         seen["first_kbit"] += spec["first_weight_bits"] > 1
         seen["last_kbit"] += spec["last_weight_bits"] > 1
-        net = fuzz_rtl.edge_thresholds(rng, fuzz_rtl.random_network(
-            rng, tuple(spec["input_shape"]), [tuple(x) for x in spec["layers"]], num_classes=spec["num_classes"],
-            first_weight_bits=spec["first_weight_bits"], last_weight_bits=spec["last_weight_bits"]))
-        for layer in net.layers:
+        seen["input_table"] += raw.layers[0].input_table is not None
+        for layer in raw.layers:
             if isinstance(layer, ConvLayer) and isinstance(layer.output, ThresholdOutput):
                 lo, hi = accumulator_range(layer)
-                seen["negative"] += bool((layer.output.direction < 0).any())
+                d = layer.output.direction
+                seen["per_position"] += layer.output.per_position
+                seen["negative"] += bool((d < 0).any())
+                seen["negative_position"] += bool(d.ndim == 3 and (np.ptp(d.reshape(len(d), -1), axis=1) > 0).any())
                 seen["at_bound"] += bool(np.isin(layer.output.thresholds, [lo, hi]).any())
     assert all(v > 0 for v in seen.values()), seen
