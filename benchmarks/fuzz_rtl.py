@@ -25,13 +25,12 @@ Per network (seed ``S + i``, so any one is reproduced alone with ``--seed S+i --
   bursts, input gaps between frames; 1-200 cycles long); every score and class must equal the
   golden model's.
 
-Mutation check (``--mutants K``, default 20 per network): K single changes of the design, each one
-weight (a binary weight's bit flipped, a k-bit weight moved one step) or one threshold word (moved by
-one), in a random layer; a mutant is caught when its golden-model scores differ from the design's on
-the network's fuzz images. As the RTL equals the golden model of the unchanged design bit for bit on
-those images, that is the share of such faults the RTL check would catch. ``--mutation-report LOG``
-recomputes it for the networks of an earlier campaign's log (networks and images are reproduced from
-their seeds). Not covered: faults in pipeline registers (they need mutated RTL, not a mutated IR).
+Mutation check (``--mutants K``, default 20 per network; benchmarks/fuzz_mutants.py): K single-word
+changes of the network (one weight or one threshold word); for each the fuzz images miss, an image
+that reveals it is sought and added to the network's images *before* the RTL simulation, so every
+mutant counted as caught is caught by images the RTL ran. ``--mutation-report LOG`` recomputes the
+tally for the networks of an earlier campaign's log (reproduced from their seeds). Faults in pipeline
+registers are not covered here (they need mutated RTL, not a mutated IR).
 
 A failure is saved as a reproducer in ``OUT/fail-SEED/``: ``net.hwir``, ``folding.json``,
 ``images.npy``, ``spec.json`` and the mismatch report.
@@ -49,6 +48,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from fuzz_mutants import format_tally, mutation_images  # noqa: E402
 from irnets import random_network  # noqa: E402
 
 from hwgen.hw.builder import BuildOptions, build  # noqa: E402
@@ -144,30 +144,6 @@ def draw(seed: int, n_images: int):
     return rng, spec, raw, flip_negative_channels(raw), images
 
 
-def mutation_check(net, images: np.ndarray, rng: np.random.Generator, count: int) -> dict:
-    """{"weight": [caught, tried], "threshold": [caught, tried]} over ``count`` single-word mutants."""
-    import copy
-
-    reference = run_network(net, images).scores
-    layers = [i for i, x in enumerate(net.layers) if isinstance(x, ConvLayer)]
-    tally = {"weight": [0, 0], "threshold": [0, 0]}
-    for _ in range(count):
-        mutant = copy.deepcopy(net)
-        layer = mutant.layers[int(rng.choice(layers))]
-        kind = "threshold" if isinstance(layer.output, ThresholdOutput) and rng.random() < 0.5 else "weight"
-        if kind == "weight":
-            w = layer.weights.reshape(-1)
-            i = int(rng.integers(len(w)))
-            limit = (1 << (layer.weight_bits - 1)) - 1
-            w[i] = -w[i] if layer.weight_bits == 1 else (w[i] - 1 if w[i] >= limit else w[i] + 1)
-        else:
-            t = layer.output.thresholds.reshape(-1)
-            t[int(rng.integers(len(t)))] += int(rng.choice([-1, 1]))
-        tally[kind][1] += 1
-        tally[kind][0] += int(not np.array_equal(run_network(mutant, images).scores, reference))
-    return tally
-
-
 def fuzz_one(seed: int, *, n_images: int, out: Path, cache_dir: Path | None, mutants: int = 0) -> dict:
     from hwgen.sim.buildfolder import load_build_folder
     from hwgen.sim.session import simulate
@@ -177,6 +153,9 @@ def fuzz_one(seed: int, *, n_images: int, out: Path, cache_dir: Path | None, mut
     except (HwgenError, ValueError) as exc:
         return {"seed": seed, "status": "generator refused", "why": str(exc)[:200]}
     flip_ok = np.array_equal(run_network(raw, images).scores, run_network(net, images).scores)
+    tally = None
+    if mutants:  # the sought images join the fuzz images before the RTL runs them
+        images, tally = mutation_images(net, images, np.random.default_rng([seed, 1]), mutants)
     work = out / f"net-{seed}"
     work.mkdir(parents=True, exist_ok=True)
     save_network(work / "net.hwir", net)
@@ -205,8 +184,8 @@ def fuzz_one(seed: int, *, n_images: int, out: Path, cache_dir: Path | None, mut
               "mismatches": int(outcome.check.mismatches), "flip_pass_ok": bool(flip_ok),
               "build_s": round(build_s, 2), "verilator_s": round(outcome.build_s or 0.0, 2),
               "sim_s": round(outcome.timing.wall_s, 3)}
-    if mutants:
-        result["mutants"] = mutation_check(net, images, np.random.default_rng([seed, 1]), mutants)
+    if tally is not None:
+        result["mutants"], result["fuzz_images"] = tally, n_images
     if result["status"] != "ok":
         fail = out / f"fail-{seed}"
         fail.mkdir(parents=True, exist_ok=True)
@@ -254,16 +233,8 @@ def main(argv: list[str] | None = None) -> int:
           f"mismatch; {mean:.1f} s per network; log {log}")
     print(coverage([r["spec"] for r in ran]) + f" (of {len(ran)})")
     if args.mutants:
-        print(format_mutants([r["mutants"] for r in ran if "mutants" in r]))
+        print(format_tally([r["mutants"] for r in ran if "mutants" in r]))
     return 1 if bad else 0
-
-
-def format_mutants(tallies: list[dict]) -> str:
-    parts = []
-    for kind in ("weight", "threshold"):
-        caught, tried = sum(t[kind][0] for t in tallies), sum(t[kind][1] for t in tallies)
-        parts.append(f"{kind} words {caught}/{tried} caught ({100 * caught / max(1, tried):.1f} %)")
-    return f"mutation check over {len(tallies)} networks: " + "; ".join(parts)
 
 
 def mutation_report(log: Path, count: int) -> int:
@@ -273,9 +244,9 @@ def mutation_report(log: Path, count: int) -> int:
         r = json.loads(line)
         if r["status"] not in ("ok", "MISMATCH"):
             continue
-        _, _, _, net, images = draw(r["seed"], r["images"])
-        tallies.append(mutation_check(net, images, np.random.default_rng([r["seed"], 1]), count))
-    print(format_mutants(tallies))
+        _, _, _, net, images = draw(r["seed"], r.get("fuzz_images", r["images"]))
+        tallies.append(mutation_images(net, images, np.random.default_rng([r["seed"], 1]), count)[1])
+    print(format_tally(tallies))
     return 0
 
 
