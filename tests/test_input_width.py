@@ -29,15 +29,19 @@ NETWORKS = {
     "mlp": ((1, 16, 16), [("fc", 16), ("fc", 8)], 16, 64, False),
     # C = 4: 32 bits a pixel, so the SWU reads gcd(W, 32) bits per cycle
     "cnn": ((4, 4, 4), [("conv", 8, 3, 1, 1), ("fc", 8)], 8, 4, False),
-    # the table rewrites one byte per cycle
-    "table_mlp": ((1, 8, 8), [("fc", 8)], 8, 64, True),
+    # the table rewrites every byte of a beat at once; 3 channels: a byte's channel depends on its lane
+    # and on the beat (L mod 3 = 1 or 2)
+    "table_mlp": ((3, 8, 8), [("fc", 8)], 8, 64, True),
+    # 2 channels, the SWU reads gcd(W, 16) bits: two table lanes from 16 bits on
+    "table_cnn": ((2, 4, 4), [("conv", 4, 3, 1, 1), ("fc", 8)], 4, 2, True),
 }
 
 #: Input-bound cycles per frame by hand: frame bits / bits read per cycle.
 EXPECTED_INPUT_CYCLES = {
     "mlp": {8: 256, 16: 128, 32: 64, 64: 32, 128: 16},        # whole-map: 2048 bits / W
     "cnn": {8: 64, 16: 32, 32: 16, 64: 16, 128: 16},          # 512 bits / gcd(W, 32)
-    "table_mlp": {8: 64, 16: 64, 32: 64, 64: 64, 128: 64},    # 512 bits / 8
+    "table_mlp": {8: 192, 16: 96, 32: 48, 64: 24, 128: 12},   # 1536 bits / W
+    "table_cnn": {8: 32, 16: 16, 32: 16, 64: 16, 128: 16},    # 256 bits / gcd(W, 16)
 }
 
 WIDTHS = (8, 32, 64, 128)

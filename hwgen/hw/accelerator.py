@@ -17,15 +17,15 @@ with its folding (PE, SIMD):
   bit-channels and SIMD elements as 8 * SIMD bits; the valid mask keeps one
   bit per element);
 * a :class:`MaxPoolUnit` per pool layer, at the width of the stream it reads;
-* when the first layer has an exact input table (QONNX imports), an
-  :class:`InputTableUnit` between ``s_axis`` and the first engine rewrites
-  each pixel byte so that the MAC unit's ``x - p_c`` equals the table's value
-  (hwgen/hw/engines/lookup.py; one cycle of latency);
 * when ``s_axis`` is wider than the first engine's stream
   (:func:`~hwgen.hw.folding.input_stream_bits`: a sliding-window first
-  layer, or an input table), a :class:`WidthConverter` splits each beat
+  layer whose pixel is narrower), a :class:`WidthConverter` splits each beat
   first (:attr:`Accelerator.input_converter`); a whole-map first layer's own
   converter reads ``s_axis`` directly;
+* when the first layer has an exact input table (QONNX imports), an
+  :class:`InputTableUnit` in front of the first engine rewrites each pixel
+  byte (all the bytes of a beat at once) so that the MAC unit's ``x - p_c``
+  equals the table's value (hwgen/hw/engines/lookup.py; one cycle of latency);
 * the last layer in accumulator mode, then the :class:`ScoreUnit` (scores + top-1).
 
 A binary feature map travels as the map stream: pixels in row-major order,
@@ -167,11 +167,11 @@ class Accelerator(wiring.Component):
         self.net = net
         self.stages: list[EngineStage] = []
         first = net.layers[0]
-        self.input_table = (InputTableUnit(table=first.input_table)
-                            if isinstance(first, ConvLayer) and first.input_table is not None else None)
         self.in_width = in_width
         width = input_stream_bits(net, in_width)
         self.input_converter = (WidthConverter(in_width=in_width, out_width=width) if width != in_width else None)
+        self.input_table = (InputTableUnit(table=first.input_table, lanes=width // PIXEL_BITS)
+                            if isinstance(first, ConvLayer) and first.input_table is not None else None)
         for layer in net.layers[:-1]:
             stage = self._stage(layer, fold_of.get(layer.name), width, ecp5_cells, memory)
             self.stages.append(stage)

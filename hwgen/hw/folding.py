@@ -26,9 +26,10 @@ B = :func:`input_stream_bits` bits per cycle of that stream:
   gcd(W, 8 * SIMD) bits per cycle;
 * a sliding-window first layer: B = gcd(W, 8 * C), the widest beat that
   divides both a pixel's 8 * C bits (the SWU's input width must) and W
-  (a converter splits each beat); 8 for RGB and grey images;
-* a first layer with an input table (QONNX imports): B = 8, the table
-  rewrites one byte per cycle.
+  (a converter splits each beat); 8 for RGB and grey images.
+
+An input table (QONNX imports) rewrites B / 8 bytes per cycle in front of
+the first engine, so it changes nothing here.
 
 So the input-bound cycles per frame are ``ceil(8 * C*H*W / B)``.
 
@@ -150,8 +151,6 @@ def input_stream_bits(net: Network, in_width: int = PIXEL_BITS) -> int:
     """B: bits per cycle the first engine reads from an ``in_width``-bit ``s_axis`` (module docstring)."""
     check_in_width(net, in_width)
     first = net.layers[0]
-    if isinstance(first, ConvLayer) and first.input_table is not None:
-        return PIXEL_BITS
     if isinstance(first, ConvLayer) and is_whole_map(first):
         return in_width
     return math.gcd(in_width, PIXEL_BITS * net.input_shape[0])
