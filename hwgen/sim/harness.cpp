@@ -4,16 +4,17 @@
 //   verilator --cc --exe --build -O3 --prefix Vtop --top-module hwgen_top harness.cpp top.v
 //
 // Usage: hwgen_bulk --frames FILE --frame-bytes B --words W --out FILE
-//                   [--beat-bytes K] [--seed S] [--gap-p P] [--stall-p Q]
+//                   [--beat-bytes E] [--seed S] [--gap-p P] [--stall-p Q]
 //                   [--pattern NAME --pattern-len L] [--idle-limit N] [--progress K]
 //
 // Input FILE: N * B bytes, frame after frame, each frame the bytes of one
-// image in (y, x, c) order. They are offered on s_axis K bytes per beat
-// (default 1; K must divide B and be s_axis_tdata's width in bytes), the
-// first of them on bits 7..0, tlast on a frame's last beat; while a beat is
-// not offered yet it is offered each cycle with probability 1 - P (seeded
-// splitmix64), and once offered it stays offered until taken. m_axis_tready is low with probability Q each
-// cycle. A pattern adds deterministic pauses on top: "last-beat" holds
+// image in (y, x, c) order. They are offered on s_axis E bytes per beat
+// (default 1; E must divide B; it should be s_axis_tdata's width in bytes,
+// as hwgen/sim/bulk.py passes it: a wider E is refused), the first of them
+// on bits 7..0, tlast on a frame's last beat; while a beat is not offered
+// yet it is offered each cycle with probability 1 - P (seeded splitmix64),
+// and once offered it stays offered until taken. m_axis_tready is low with
+// probability Q each cycle. A pattern adds deterministic pauses on top: "last-beat" holds
 // m_axis_tready low for L cycles whenever a frame's last word (tlast) is
 // offered; "bursts" holds it low for L cycles, then lets the random rule
 // decide for L cycles, and so on; "frame-gaps" offers no input for L cycles
