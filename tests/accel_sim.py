@@ -1,6 +1,6 @@
 """Drive the whole accelerator in Amaranth's simulator: images in over AXI4-Stream, words out, golden words.
 
-The AXI4-Stream ports are wrapped as streams for :func:`streams.run_stream`
+The AXI4-Stream ports are wrapped (the input as ``acc.in_width``-bit beats, :func:`hwgen.sim.formats.pixel_beats`) as streams for :func:`streams.run_stream`
 (protocol checks, random gaps and back-pressure); an output beat is the pair
 (tdata, tlast). :func:`golden_words` gives what the accelerator must send:
 per image the class scores as 32-bit words, then the class with tlast.
@@ -16,13 +16,9 @@ from streams import Trace, run_stream
 
 from hwgen.hw.accelerator import WORD_BITS, Accelerator
 from hwgen.compile.golden import run_network
+from hwgen.sim.formats import pixel_beats
 
 MASK = (1 << WORD_BITS) - 1
-
-
-def pixel_beats(images: np.ndarray) -> list[int]:
-    """uint8 (N, C, H, W) -> bytes in (y, x, c) order, image after image."""
-    return [int(v) for v in np.asarray(images).transpose(0, 2, 3, 1).ravel()]
 
 
 def golden_words(net, images: np.ndarray) -> list[tuple[int, int]]:
@@ -41,7 +37,7 @@ def simulate_accelerator(acc: Accelerator, images: np.ndarray, *, budget: int, s
     port_i = SimpleNamespace(valid=acc.s_axis_tvalid, ready=acc.s_axis_tready, payload=acc.s_axis_tdata)
     port_o = SimpleNamespace(valid=acc.m_axis_tvalid, ready=acc.m_axis_tready,
                              payload=Cat(acc.m_axis_tdata, acc.m_axis_tlast))
-    trace = run_stream(acc, pixel_beats(images), n_words, budget=budget, seed=seed, gap_p=gap_p,
+    trace = run_stream(acc, pixel_beats(images, acc.in_width), n_words, budget=budget, seed=seed, gap_p=gap_p,
                        stall_p=stall_p, ports=(port_i, port_o), drain=64)
     trace.outputs = [(v & MASK, v >> WORD_BITS) for v in trace.outputs]
     return trace

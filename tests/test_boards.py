@@ -321,3 +321,16 @@ def test_icebreaker_board_to_a_bitstream(tmp_path: Path, capsys) -> None:
     assert report["resources"]["I/O"]["used"] == len(get_board("icebreaker").pins)
     assert (folder / "top.bin").stat().st_size > 100_000
     assert "--pcf icebreaker.pcf" in (folder / "pnr.sh").read_text()
+
+
+def test_board_files_refuse_a_wide_input_stream(small_build: Path, tmp_path: Path) -> None:
+    """The board tops feed one byte per beat: a build with --in-width 32 is refused, not wired wrong."""
+    import shutil
+
+    from hwgen.hw.builder import BuildOptions, build
+
+    wide = tmp_path / "wide"
+    build(small_build / "net.hwir", wide, BuildOptions(pe=2, in_width=32), log=lambda *a: None)
+    with pytest.raises(BoardError, match=r"s_axis is 32 bits wide; rebuild with --in-width 8 for a board"):
+        write_board_files(wide, "ulx3s-85f")
+    shutil.rmtree(wide)

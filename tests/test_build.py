@@ -118,6 +118,36 @@ def test_cli_errors(argv: list[str], message: str, capsys, tmp_path: Path) -> No
     assert "Traceback" not in err
 
 
+def test_cli_in_width_refusal_keeps_an_earlier_build(tmp_path: Path, capsys) -> None:
+    """A 3 x 6 x 6 frame is 108 bytes: 32-bit beats (4 bytes) divide it, 64-bit ones (8 bytes) do not."""
+    ir = tmp_path / "n.hwir"
+    save_network(ir, random_network(np.random.default_rng(1), (3, 6, 6), [("conv", 4, 3, 1, 1), ("fc", 8)],
+                                    num_classes=3, probe_images=8))
+    out = tmp_path / "b"
+    assert main(["build", str(ir), "--pe", "4", "--in-width", "32", "-o", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    # a sliding-window first layer of 3 channels reads gcd(32, 24) = 8 bits a cycle: 108 cycles as at 8 bits
+    assert (report["in_width"], report["input_stream_bits"], report["input_cycles"]) == (32, 8, 108)
+    assert "input [31:0] s_axis_tdata;" in (out / "top.v").read_text()
+    before = (out / "top.v").read_bytes()
+    capsys.readouterr()
+    assert main(["build", str(ir), "--pe", "4", "--in-width", "64", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == ("hwgen: error: --in-width 64 carries 8 pixel bytes per beat, which must divide a frame's "
+                   "108 bytes (3 x 6 x 6); choose a narrower --in-width\n")
+    assert (out / "top.v").read_bytes() == before
+    assert main(["build", str(ir), "--pe", "4", "--in-width", "24", "-o", str(out)]) == 2
+    assert "invalid choice: 24" in capsys.readouterr().err
+
+
+def test_default_in_width_keeps_the_one_byte_stream(tmp_path: Path, small_ir: Path) -> None:
+    build(small_ir, tmp_path / "b", BuildOptions(pe=4), log=lambda *_: None)
+    report = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert (report["in_width"], report["input_cycles"]) == (8, 192)
+    text = (tmp_path / "b" / "top.v").read_text()
+    assert "input [7:0] s_axis_tdata;" in text and "--in-width" not in text.splitlines()[0]
+
+
 def test_wide_weight_rom_ports_are_refused_with_the_block_count(tmp_path: Path) -> None:
     """Few bits but PE x SIMD = 1,024 bits per cycle: 64 iCE40 block RAMs (16 bits wide each) > 30."""
     rng = np.random.default_rng(1)

@@ -90,6 +90,9 @@ def _read_report(build_dir: Path) -> dict:
     if report["top_module"] != ACCELERATOR_MODULE:
         raise BoardError(f"{path}: the board top instantiates {ACCELERATOR_MODULE}, but the build's top module is "
                          f"{report['top_module']!r}")
+    if report.get("in_width", 8) != 8:
+        raise BoardError(f"{path}: the board top feeds one pixel byte per beat, but this build's s_axis is "
+                         f"{report['in_width']} bits wide; rebuild with --in-width 8 for a board")
     return report
 
 

@@ -17,10 +17,15 @@ with its folding (PE, SIMD):
   bit-channels and SIMD elements as 8 * SIMD bits; the valid mask keeps one
   bit per element);
 * a :class:`MaxPoolUnit` per pool layer, at the width of the stream it reads;
+* when ``s_axis`` is wider than the first engine's stream
+  (:func:`~hwgen.hw.folding.input_stream_bits`: a sliding-window first
+  layer whose pixel is narrower), a :class:`WidthConverter` splits each beat
+  first (:attr:`Accelerator.input_converter`); a whole-map first layer's own
+  converter reads ``s_axis`` directly;
 * when the first layer has an exact input table (QONNX imports), an
-  :class:`InputTableUnit` between ``s_axis`` and the first engine rewrites
-  each pixel byte so that the MAC unit's ``x - p_c`` equals the table's value
-  (hwgen/hw/engines/lookup.py; one cycle of latency);
+  :class:`InputTableUnit` in front of the first engine rewrites each pixel
+  byte (all the bytes of a beat at once) so that the MAC unit's ``x - p_c``
+  equals the table's value (hwgen/hw/engines/lookup.py; one cycle of latency);
 * the last layer in accumulator mode, then the :class:`ScoreUnit` (scores + top-1).
 
 A binary feature map travels as the map stream: pixels in row-major order,
@@ -29,9 +34,11 @@ producing engine's PE (an MVTU emits one beat of PE channels per neuron fold).
 
 Ports (the Verilog module's, flat names)
 -----
-s_axis_tdata[7:0], s_axis_tvalid, s_axis_tready, s_axis_tlast (in; tlast is ignored)
+s_axis_tdata[IN_WIDTH-1:0], s_axis_tvalid, s_axis_tready, s_axis_tlast (in; tlast is ignored)
     Frames of the uint8 image (C, H, W), H*W*C bytes per frame in (y, x, c)
-    order (channel fastest), frames back to back.
+    order (channel fastest), frames back to back; IN_WIDTH / 8 bytes per
+    beat, the first on bits 7..0 (AXI4-Stream byte order), which must divide
+    H*W*C (:func:`~hwgen.hw.folding.check_in_width`: a frame is whole beats).
 m_axis_tdata[WORD-1:0], m_axis_tvalid, m_axis_tready, m_axis_tlast (out)
     Per frame C_classes + 1 words: the class scores (two's complement,
     sign-extended to WORD = 32 bits), then the class index with tlast = 1.
@@ -58,7 +65,7 @@ from hwgen.hw.engines.convert import WidthConverter
 from hwgen.hw.engines.lookup import InputTableUnit
 from hwgen.hw.engines.scores import ScoreUnit
 from hwgen.hw.families import MemoryMap
-from hwgen.hw.folding import LayerFold
+from hwgen.hw.folding import PIXEL_BITS, LayerFold, input_stream_bits
 from hwgen.compile.fold import flip_negative_channels
 from hwgen.compile.ir import ConvLayer, MaxPoolLayer, Network, ScoreOutput
 from hwgen.errors import BuildError
@@ -66,8 +73,7 @@ from hwgen.errors import BuildError
 __all__ = ["TOP_MODULE", "WORD_BITS", "Accelerator", "EngineStage", "stream_weights"]
 
 TOP_MODULE = "hwgen_top"
-#: Bits of an input beat (one uint8 pixel channel) and of an output word.
-PIXEL_BITS = 8
+#: Bits of an output word.
 WORD_BITS = 32
 
 
@@ -145,10 +151,14 @@ class Accelerator(wiring.Component):
     memory : MemoryMap or None
         Where the engines put their weight ROMs and input buffers (the target
         family's, :class:`~hwgen.hw.families.MemoryMap`); None: the default target's.
+    in_width : int (default 8)
+        Bits of ``s_axis_tdata`` (:data:`~hwgen.hw.folding.IN_WIDTHS`); the
+        folds must come from :func:`~hwgen.hw.folding.solve_folding` with the
+        same ``in_width`` (the first layer's SIMD follows it).
     """
 
     def __init__(self, net: Network, folds: list[LayerFold], *, ecp5_cells: bool = False,
-                 memory: MemoryMap | None = None) -> None:
+                 memory: MemoryMap | None = None, in_width: int = PIXEL_BITS) -> None:
         convs = [layer for layer in net.layers if isinstance(layer, ConvLayer)]
         if [f.layer.name for f in folds] != [c.name for c in convs]:
             raise BuildError("the folding does not match the network's layers")
@@ -157,9 +167,11 @@ class Accelerator(wiring.Component):
         self.net = net
         self.stages: list[EngineStage] = []
         first = net.layers[0]
-        self.input_table = (InputTableUnit(table=first.input_table)
+        self.in_width = in_width
+        width = input_stream_bits(net, in_width)
+        self.input_converter = (WidthConverter(in_width=in_width, out_width=width) if width != in_width else None)
+        self.input_table = (InputTableUnit(table=first.input_table, lanes=width // PIXEL_BITS)
                             if isinstance(first, ConvLayer) and first.input_table is not None else None)
-        width = PIXEL_BITS
         for layer in net.layers[:-1]:
             stage = self._stage(layer, fold_of.get(layer.name), width, ecp5_cells, memory)
             self.stages.append(stage)
@@ -172,7 +184,7 @@ class Accelerator(wiring.Component):
         self.scores = ScoreUnit(scale=last.output.scale, bias=last.output.bias, acc_range=tail.acc_range,
                                 pe=tail.pe, word_bits=WORD_BITS)
         super().__init__({
-            "s_axis_tdata": In(PIXEL_BITS), "s_axis_tvalid": In(1), "s_axis_tready": Out(1), "s_axis_tlast": In(1),
+            "s_axis_tdata": In(in_width), "s_axis_tvalid": In(1), "s_axis_tready": Out(1), "s_axis_tlast": In(1),
             "m_axis_tdata": Out(WORD_BITS), "m_axis_tvalid": Out(1), "m_axis_tready": In(1), "m_axis_tlast": Out(1),
         })
 
@@ -209,6 +221,10 @@ class Accelerator(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         src = SimpleNamespace(valid=self.s_axis_tvalid, ready=self.s_axis_tready, payload=self.s_axis_tdata)
+        if self.input_converter is not None:
+            conv = m.submodules.input_convert = self.input_converter
+            _link(m, src, conv.i, conv.i.payload.eq(src.payload))
+            src = conv.o
         if self.input_table is not None:
             table = m.submodules.input_table = self.input_table
             _link(m, src, table.i, table.i.payload.eq(src.payload))

@@ -28,7 +28,7 @@ from pathlib import Path
 from hwgen import __version__
 from hwgen.hw.accelerator import TOP_MODULE, Accelerator
 from hwgen.hw.engines import MVTU, MACUnit
-from hwgen.hw.folding import input_cycles, solve_folding, summarize
+from hwgen.hw.folding import PIXEL_BITS, input_cycles, input_stream_bits, solve_folding, summarize
 from hwgen.hw.report import format_markdown, layer_rows
 from hwgen.hw.targets import Target, get_target
 from hwgen.compile.ir import Network
@@ -51,11 +51,14 @@ class BuildOptions:
     target: str = DEFAULT_TARGET
     clock_mhz: float = DEFAULT_CLOCK_MHZ
     check_memory: bool = True
+    in_width: int = PIXEL_BITS  # bits of s_axis_tdata
 
     def describe(self) -> str:
         parts = [f"--pe {self.pe}" if self.pe is not None else f"--fps {self.fps:g}"]
         if self.simd is not None:
             parts.append(f"--simd {self.simd}")
+        if self.in_width != PIXEL_BITS:
+            parts.append(f"--in-width {self.in_width}")
         if self.overrides:
             parts.append("overrides " + ", ".join(f"{k}=({pe}, {simd})" for k, (pe, simd) in self.overrides.items()))
         return " ".join(parts)
@@ -170,8 +173,9 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions, *, name: str |
 
     t = time.perf_counter()
     folds = solve_folding(net, pe=options.pe, simd=options.simd, fps=options.fps,
-                          clock_hz=options.clock_mhz * 1e6, overrides=options.overrides)
-    acc = Accelerator(net, folds, ecp5_cells=bool(target.spec.cells), memory=target.spec.memory)
+                          clock_hz=options.clock_mhz * 1e6, overrides=options.overrides, in_width=options.in_width)
+    acc = Accelerator(net, folds, ecp5_cells=bool(target.spec.cells), memory=target.spec.memory,
+                      in_width=options.in_width)
     rows = layer_rows(acc, folds, target)
     memory = {k: sum(r[f"{k}_bits"] for r in rows) for k in ("weights", "thresholds", "buffers")}
     blocks = sum(r["bram_blocks_estimate"] for r in rows)
@@ -179,7 +183,7 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions, *, name: str |
         _check_memory(net.name, target, memory["weights"], memory["thresholds"])
         _check_blocks(net.name, target, rows, blocks)
         _check_logic(net.name, target, rows, sum(r["lut4_estimate"] for r in rows))
-    summary = summarize(folds, input_cycles(net))
+    summary = summarize(folds, input_cycles(net, options.in_width))
     seconds["fold"] = time.perf_counter() - t
 
     log(f"generating Verilog for {len(acc.stages)} engines ({summary.total_lanes:,} lanes) ...")
@@ -213,7 +217,9 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions, *, name: str |
         "target": {"name": target.name, "part": target.part, "lut4": target.lut4, "bram_bits": target.bram_bits,
                    "bram_blocks": target.bram_blocks},
         "clock_mhz": options.clock_mhz,
-        "input_cycles": input_cycles(net),
+        "in_width": options.in_width,
+        "input_stream_bits": input_stream_bits(net, options.in_width),
+        "input_cycles": input_cycles(net, options.in_width),
         "cycles_per_frame": summary.cycles_per_frame,
         "summary": {"bottleneck": summary.bottleneck, "cycles_per_frame": summary.cycles_per_frame,
                     "ideal_cycles": summary.ideal_cycles, "balance": summary.balance,

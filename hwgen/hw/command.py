@@ -1,4 +1,4 @@
-"""``hwgen build MODEL (--pe N [--simd S] | --fps F) [--folding FILE] [--target T] [-o build/NAME]``.
+"""``hwgen build MODEL (--pe N [--simd S] | --fps F) [--folding FILE] [--in-width BITS] [--target T] [-o build/NAME]``.
 
 The folder is written as a whole or not at all (docs/outputs.md): the
 design is generated into a temporary folder inside it, under the folder's
@@ -23,6 +23,7 @@ __all__ = ["add_parser"]
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from hwgen.hw.builder import DEFAULT_CLOCK_MHZ, DEFAULT_TARGET
+    from hwgen.hw.folding import IN_WIDTHS, PIXEL_BITS
     from hwgen.hw.targets import TARGETS
 
     p = sub.add_parser("build", help="generate the accelerator (Verilog, memories, report, toolchain scripts)",
@@ -41,6 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help='per-layer overrides, JSON {"conv1": {"pe": 16, "simd": 32}, ...}')
     p.add_argument("--target", default=DEFAULT_TARGET, choices=sorted(TARGETS),
                    help=f"FPGA for the memory budget and the toolchain scripts (default {DEFAULT_TARGET})")
+    p.add_argument("--in-width", type=int, default=PIXEL_BITS, choices=IN_WIDTHS, metavar="BITS",
+                   help=f"bits of s_axis_tdata: BITS / 8 pixel bytes per beat, the first on bits 7..0; they must "
+                        f"divide a frame's bytes ({', '.join(map(str, IN_WIDTHS))}; default {PIXEL_BITS})")
     p.add_argument("--clock", type=positive_float, default=DEFAULT_CLOCK_MHZ, metavar="MHZ",
                    help=f"clock for frames/s and the timing target (default {DEFAULT_CLOCK_MHZ:g})")
     p.add_argument("--no-memory-check", action="store_true",
@@ -60,7 +64,8 @@ def _run_build(args: argparse.Namespace) -> int:
                          "every layer's PE and SIMD: drop --simd, or give per-layer values with --folding FILE")
     options = BuildOptions(pe=args.pe, simd=args.simd, fps=args.fps,
                            overrides=read_overrides(args.folding) if args.folding else {},
-                           target=args.target, clock_mhz=args.clock, check_memory=not args.no_memory_check)
+                           target=args.target, clock_mhz=args.clock, check_memory=not args.no_memory_check,
+                           in_width=args.in_width)
     out = check_output_dir(args.output or Path("build") / args.model.stem)
     created = not out.exists()
     try:

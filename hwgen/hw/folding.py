@@ -11,9 +11,27 @@ Legal values: PE divides C_out; SIMD divides C_in for a sliding-window layer
 whole-map layer (a fully connected layer, whose input vector is the flattened
 map). Layers run concurrently in a streaming pipeline, so the frame rate is
 set by the slowest engine: ``fps = clock / max cycles``. The input stream
-(one uint8 pixel channel per cycle, C*H*W beats per frame, :func:`input_cycles`)
-is a stage too: no layer needs to be faster than it, and it is the bottleneck
-of small networks folded wide.
+is a stage too (:func:`input_cycles`): no layer needs to be faster than it,
+and it is the bottleneck of small networks folded wide.
+
+Input width (``hwgen build --in-width W``, :data:`IN_WIDTHS`): ``s_axis``
+carries P = W / 8 uint8 pixel channels per beat, the first on bits 7..0
+(AXI4-Stream byte order), and P must divide the frame's C*H*W bytes
+(:func:`check_in_width`; no partial beats). The first engine reads
+B = :func:`input_stream_bits` bits per cycle of that stream:
+
+* a whole-map first layer (an MLP's): B = W; its width converter gathers
+  or splits beats, so its SIMD must be a multiple or a divisor of P
+  (:attr:`LayerShape.feed_elements`), or the converter would run at
+  gcd(W, 8 * SIMD) bits per cycle;
+* a sliding-window first layer: B = gcd(W, 8 * C), the widest beat that
+  divides both a pixel's 8 * C bits (the SWU's input width must) and W
+  (a converter splits each beat); 8 for RGB and grey images.
+
+An input table (QONNX imports) rewrites B / 8 bytes per cycle in front of
+the first engine, so it changes nothing here.
+
+So the input-bound cycles per frame are ``ceil(8 * C*H*W / B)``.
 
 Solvers:
 
@@ -31,12 +49,18 @@ Impossible requests raise BuildError naming the layer and the nearest legal valu
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from hwgen.compile.ir import ConvLayer, Network
 from hwgen.errors import BuildError
 
 DEFAULT_SIMD = 64
+
+#: Bits of one uint8 pixel channel, the unit of the input stream.
+PIXEL_BITS = 8
+#: ``s_axis_tdata`` widths ``hwgen build --in-width`` offers (8: one pixel per beat, the default).
+IN_WIDTHS = (8, 16, 32, 64, 128)
 
 
 @dataclass(frozen=True)
@@ -49,6 +73,9 @@ class LayerShape:
     fan_in: int
     positions: int
     whole_map: bool
+    #: Elements per beat of the stream a whole-map layer's width converter reads, when SIMD must be a
+    #: multiple or a divisor of it (the first layer at ``--in-width`` > 8: pixels per beat); 1: any SIMD.
+    feed_elements: int = 1
 
     @property
     def macs(self) -> int:
@@ -58,7 +85,8 @@ class LayerShape:
         return divisors(self.c_out)
 
     def legal_simd(self) -> list[int]:
-        return divisors(self.fan_in if self.whole_map else self.c_in)
+        p = self.feed_elements
+        return [d for d in divisors(self.fan_in if self.whole_map else self.c_in) if d % p == 0 or p % d == 0]
 
     def cycles(self, pe: int, simd: int) -> int:
         return (self.c_out // pe) * (self.fan_in // simd) * self.positions
@@ -87,21 +115,54 @@ def divisors(n: int) -> list[int]:
     return sorted(set(small + [n // d for d in small]))
 
 
-def layer_shapes(net: Network) -> list[LayerShape]:
+def is_whole_map(layer: ConvLayer) -> bool:
+    """A fully connected layer: the kernel covers the whole unpadded input map."""
+    return layer.padding == 0 and layer.kernel == tuple(layer.in_shape[1:])
+
+
+def layer_shapes(net: Network, in_width: int = PIXEL_BITS) -> list[LayerShape]:
+    """One LayerShape per ConvLayer; the first one's legal SIMD follows the input stream (module docstring)."""
     shapes = []
+    feed = input_stream_bits(net, in_width) // PIXEL_BITS
     for layer in net.layers:
         if isinstance(layer, ConvLayer):
             c_out, h, w = layer.out_shape
-            whole = layer.padding == 0 and layer.kernel == tuple(layer.in_shape[1:])
+            whole = is_whole_map(layer)
+            first = not shapes and layer is net.layers[0]
             shapes.append(LayerShape(name=layer.name, c_out=c_out, c_in=layer.in_shape[0], fan_in=layer.fan_in,
-                                     positions=h * w, whole_map=whole))
+                                     positions=h * w, whole_map=whole,
+                                     feed_elements=feed if first and whole and layer.input_kind == "uint8" else 1))
     return shapes
 
 
-def input_cycles(net: Network) -> int:
-    """Cycles the AXI4-Stream input takes per frame: one byte (pixel channel) per cycle, C*H*W."""
+def check_in_width(net: Network, in_width: int) -> int:
+    """``in_width``, or BuildError: one of :data:`IN_WIDTHS`, and its pixels per beat divide the frame's bytes."""
+    if in_width not in IN_WIDTHS:
+        raise BuildError(f"--in-width must be one of {', '.join(map(str, IN_WIDTHS))} bits, not {in_width}")
     c, h, w = net.input_shape
-    return c * h * w
+    per_beat = in_width // PIXEL_BITS
+    if (c * h * w) % per_beat:
+        raise BuildError(f"--in-width {in_width} carries {per_beat} pixel bytes per beat, which must divide a "
+                         f"frame's {c * h * w:,} bytes ({c} x {h} x {w}); choose a narrower --in-width")
+    return in_width
+
+
+def input_stream_bits(net: Network, in_width: int = PIXEL_BITS) -> int:
+    """B: bits per cycle the first engine reads from an ``in_width``-bit ``s_axis`` (module docstring)."""
+    check_in_width(net, in_width)
+    first = net.layers[0]
+    if isinstance(first, ConvLayer) and is_whole_map(first):
+        return in_width
+    return math.gcd(in_width, PIXEL_BITS * net.input_shape[0])
+
+
+def input_cycles(net: Network, in_width: int = PIXEL_BITS) -> int:
+    """Input-bound cycles per frame at ``in_width`` bits of ``s_axis_tdata``: ceil(8 * C*H*W / B).
+
+    B = :func:`input_stream_bits`; at the default 8 bits, C*H*W (one byte per cycle).
+    """
+    c, h, w = net.input_shape
+    return -(-PIXEL_BITS * c * h * w // input_stream_bits(net, in_width))
 
 
 def _nearest(value: int, legal: list[int]) -> str:
@@ -116,6 +177,9 @@ def _check(layer: LayerShape, pe: int, simd: int) -> None:
                          f"nearest legal PE: {_nearest(pe, layer.legal_pe())}")
     if simd not in layer.legal_simd():
         what = f"the fan-in ({layer.fan_in})" if layer.whole_map else f"C_in ({layer.c_in})"
+        if layer.feed_elements > 1 and simd in divisors(layer.fan_in):
+            what = (f"the fan-in ({layer.fan_in}) and be a multiple or a divisor of the input stream's "
+                    f"{layer.feed_elements} pixels per beat (--in-width)")
         raise BuildError(f"layer {layer.name}: SIMD must divide {what}, not {simd}; "
                          f"nearest legal SIMD: {_nearest(simd, layer.legal_simd())}")
 
@@ -131,11 +195,12 @@ def fewest_lanes(layer: LayerShape, max_cycles: int) -> tuple[int, int]:
 
 
 def solve_folding(net: Network, *, pe: int | None = None, simd: int | None = None, fps: float | None = None,
-                  clock_hz: float = 100e6, overrides: dict[str, tuple[int, int]] | None = None) -> list[LayerFold]:
-    """Choose (PE, SIMD) per layer; exactly one of ``pe`` and ``fps`` must be given."""
+                  clock_hz: float = 100e6, overrides: dict[str, tuple[int, int]] | None = None,
+                  in_width: int = PIXEL_BITS) -> list[LayerFold]:
+    """Choose (PE, SIMD) per layer; exactly one of ``pe`` and ``fps`` must be given; ``in_width``: s_axis bits."""
     if (pe is None) == (fps is None):
         raise BuildError("give exactly one of --pe and --fps")
-    shapes = layer_shapes(net)
+    shapes = layer_shapes(net, in_width)
     overrides = dict(overrides or {})
     unknown = set(overrides) - {s.name for s in shapes}
     if unknown:
@@ -155,7 +220,7 @@ def solve_folding(net: Network, *, pe: int | None = None, simd: int | None = Non
         heavy_simd = simd if simd is not None else max(d for d in heaviest.legal_simd() if d <= wanted_simd)
         fixed = {heaviest.name: overrides.get(heaviest.name, (pe, heavy_simd))}
         _check(heaviest, *fixed[heaviest.name])
-        target = max(heaviest.cycles(*fixed[heaviest.name]), input_cycles(net))
+        target = max(heaviest.cycles(*fixed[heaviest.name]), input_cycles(net, in_width))
     folds = []
     for layer in shapes:
         choice = overrides.get(layer.name) or fixed.get(layer.name) or fewest_lanes(layer, target)

@@ -55,6 +55,16 @@ def _fmt(v) -> str:
     return "-" if v is None else f"{v:,}" if isinstance(v, int) else str(v)
 
 
+def _input_width(report: dict) -> str:
+    """The input stream's width and what the first engine reads of it, e.g. "s_axis 64 bits = 8 pixels per beat"."""
+    width = report.get("in_width", 8)
+    text = f"s_axis {width} bits = {width // 8} pixel{'s' if width > 8 else ''} per beat"
+    read = report.get("input_stream_bits", width)
+    if read != width:
+        text += f", read {read} bits per cycle by the first engine"
+    return text
+
+
 def format_markdown(report: dict) -> str:
     """report.md: what was built, the per-layer table, the pipeline figures and the memory budget."""
     s: FoldingSummary | dict = report["summary"]
@@ -82,7 +92,7 @@ def format_markdown(report: dict) -> str:
     lines += [
         "",
         (f"- bottleneck: **{s['bottleneck']}**, {s['cycles_per_frame']:,} cycles per frame "
-        f"(input stream: {report['input_cycles']:,} cycles per frame)"),
+        f"(input stream: {report['input_cycles']:,} cycles per frame, {_input_width(report)})"),
         (f"- ideal cycles (total MACs / total lanes): {s['ideal_cycles']:,.0f}; balance {s['balance']:.2f}; "
         f"{s['total_lanes']:,} lanes"),
         f"- {s['fps']:,.0f} frames/s at {report['clock_mhz']:g} MHz",

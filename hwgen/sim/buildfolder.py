@@ -3,14 +3,15 @@
 Contract (written by ``hwgen build``):
 
 * ``top.v``: Verilog module ``hwgen_top`` (``report.json``'s ``top_module``)
-  with ports ``clk``, ``rst`` (synchronous, active high), ``s_axis_tdata[7:0]``,
+  with ports ``clk``, ``rst`` (synchronous, active high), ``s_axis_tdata[IN_WIDTH-1:0]``,
   ``s_axis_tvalid``, ``s_axis_tready``, ``s_axis_tlast`` (ignored by the
   design), ``m_axis_tdata[31:0]``, ``m_axis_tvalid``, ``m_axis_tready``,
   ``m_axis_tlast``. Input and output formats: :mod:`hwgen.sim.formats`.
 * ``net.hwir``: the compiled IR, the golden model's source of truth.
 * ``report.json``: at least ``top_module``, ``input_shape`` [C, H, W],
   ``num_classes``, ``cycles_per_frame`` (the folding estimate), ``dataset``
-  (may be null) and ``layers``.
+  (may be null) and ``layers``; ``in_width`` (IN_WIDTH, default 8: folders
+  written before ``--in-width``), which must be the width top.v declares.
 
 :func:`load_build_folder` checks all of that and raises
 :class:`~hwgen.errors.SimError` naming what is missing or inconsistent.
@@ -86,6 +87,16 @@ class BuildFolder:
         c, h, w = self.input_shape
         return c * h * w
 
+    @property
+    def in_width(self) -> int:
+        """Bits of ``s_axis_tdata``: in_width / 8 pixel bytes per beat (:func:`hwgen.sim.formats.pixel_beats`)."""
+        return int(self.report.get("in_width", 8))
+
+    @property
+    def frame_beats(self) -> int:
+        """s_axis beats per frame."""
+        return self.frame_bytes // (self.in_width // 8)
+
 
 def verilog_sources(top_v: Path) -> list[Path]:
     """``top_v``, and the ECP5 cell models (``hwgen/sim/ecp5_cells.v``) if it instantiates ECP5 cells."""
@@ -123,11 +134,11 @@ def load_build_folder(path: str | Path) -> BuildFolder:
     if int(report["num_classes"]) != net.num_classes:
         raise SimError(f"report.json says {report['num_classes']} classes but net.hwir has {net.num_classes}")
     top_v = path / "top.v"
-    _check_ports(top_v, report["top_module"])
+    _check_ports(top_v, report["top_module"], int(report.get("in_width", 8)))
     return BuildFolder(path=path, top_v=top_v, net=net, report=report)
 
 
-def _check_ports(top_v: Path, module: str) -> None:
+def _check_ports(top_v: Path, module: str, in_width: int) -> None:
     """The top module exists in top.v and declares every contract port."""
     text = top_v.read_text(errors="replace")
     m = re.search(rf"^\s*module\s+\\?{re.escape(module)}\s*\((.*?)\);", text, re.DOTALL | re.MULTILINE)
@@ -138,3 +149,8 @@ def _check_ports(top_v: Path, module: str) -> None:
     if lacking:
         raise SimError(f"module {module} in {top_v} lacks the port(s) {', '.join(lacking)} "
                        f"of the AXI4-Stream contract")
+    width = re.search(r"^\s*input\s*(?:\[(\d+):0\])?\s*\\?s_axis_tdata\s*;", text[m.end():], re.MULTILINE)
+    bits = int(width.group(1)) + 1 if width and width.group(1) else 1
+    if width is not None and bits != in_width:
+        raise SimError(f"{top_v} declares s_axis_tdata[{bits - 1}:0] but report.json says in_width {in_width}: "
+                       f"the folder mixes two builds")

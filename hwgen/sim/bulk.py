@@ -119,7 +119,8 @@ def build_harness(sources: Sequence[str | os.PathLike], top_module: str = "hwgen
 PAUSE_PATTERNS = ("none", "last-beat", "bursts", "frame-gaps")
 
 
-def run_harness(harness: Harness, images: np.ndarray, num_classes: int, *, seed: int = 0, gap_p: float = 0.0,
+def run_harness(harness: Harness, images: np.ndarray, num_classes: int, *, in_width: int = 8, seed: int = 0,
+                gap_p: float = 0.0,
                 stall_p: float = 0.0, idle_limit: int = 1_000_000, workdir: str | os.PathLike | None = None,
                 progress: Callable[[int, int], None] | None = None, progress_every: int = 0,
                 jobs: int = 1, pattern: str = "none", pattern_len: int = 0) -> StreamTrace:
@@ -134,6 +135,8 @@ def run_harness(harness: Harness, images: np.ndarray, num_classes: int, *, seed:
     before a run is declared stuck (the trace then has ``stuck`` set).
     ``pattern`` (one of :data:`PAUSE_PATTERNS`) adds deterministic pauses of
     ``pattern_len`` cycles to the random ones (harness.cpp's header says where).
+    ``in_width``: bits of the design's ``s_axis_tdata``, ``in_width / 8`` bytes
+    of :func:`~hwgen.sim.formats.pixel_stream` per beat, the first on bits 7..0.
     """
     images = np.asarray(images)
     if jobs < 1:
@@ -152,7 +155,8 @@ def run_harness(harness: Harness, images: np.ndarray, num_classes: int, *, seed:
                 progress(sum(done), cycle)
 
     with tempfile.TemporaryDirectory(dir=workdir, prefix="hwgen-bulk-") as tmp:
-        procs = [_start(harness, chunk, num_classes, Path(tmp) / f"chunk{i}", seed=seed + i, gap_p=gap_p,
+        procs = [_start(harness, chunk, num_classes, Path(tmp) / f"chunk{i}", in_width=in_width, seed=seed + i,
+                        gap_p=gap_p,
                         stall_p=stall_p, idle_limit=idle_limit, progress_every=progress_every if progress else 0,
                         pattern=pattern, pattern_len=pattern_len)
                  for i, chunk in enumerate(chunks)]
@@ -173,7 +177,8 @@ def run_harness(harness: Harness, images: np.ndarray, num_classes: int, *, seed:
     return traces[0] if len(traces) == 1 else StreamTrace.concat(traces)
 
 
-def _start(harness: Harness, images: np.ndarray, num_classes: int, stem: Path, *, seed: int, gap_p: float,
+def _start(harness: Harness, images: np.ndarray, num_classes: int, stem: Path, *, in_width: int, seed: int,
+           gap_p: float,
            stall_p: float, idle_limit: int, progress_every: int, pattern: str = "none",
            pattern_len: int = 0) -> subprocess.Popen:
     """Write the frames file ``STEM.bin`` and start the harness writing ``STEM.out``."""
@@ -182,7 +187,8 @@ def _start(harness: Harness, images: np.ndarray, num_classes: int, stem: Path, *
     cmd = [str(harness.exe), "--frames", str(frames), "--frame-bytes", str(int(np.prod(images.shape[1:]))),
            "--words", str(words_per_frame(num_classes)), "--out", str(stem.with_suffix(".out")),
            "--seed", str(seed), "--gap-p", repr(float(gap_p)), "--stall-p", repr(float(stall_p)),
-           "--idle-limit", str(int(idle_limit)), "--progress", str(int(progress_every))]
+           "--idle-limit", str(int(idle_limit)), "--progress", str(int(progress_every)),
+           "--beat-bytes", str(in_width // 8)]
     if pattern != "none":
         cmd += ["--pattern", pattern, "--pattern-len", str(int(pattern_len))]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

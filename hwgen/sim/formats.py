@@ -1,8 +1,10 @@
 """Stream formats of the simulated hardware, as numpy conversions (no simulator needed).
 
 Accelerator (``hwgen_top``, see :mod:`hwgen.sim.buildfolder`)
-    Input: each frame is one uint8 image (C, H, W) sent as H*W*C one-byte
-    beats in (y, x, c) order, channel fastest (:func:`pixel_stream`).
+    Input: each frame is one uint8 image (C, H, W) sent as its H*W*C bytes
+    in (y, x, c) order, channel fastest (:func:`pixel_stream`), IN_WIDTH / 8
+    bytes per beat of ``s_axis_tdata[IN_WIDTH-1:0]``, the first on bits 7..0
+    (:func:`pixel_beats`; one byte per beat at the default 8 bits).
     Output: per frame ``num_classes + 1`` 32-bit words: the class scores as
     two's complement, then the class index, with ``tlast`` on the class word
     (:func:`decode_words`).
@@ -31,6 +33,7 @@ __all__ = [
     "decode_words",
     "map_beats",
     "pack_lanes",
+    "pixel_beats",
     "pixel_stream",
     "vector_beats",
     "window_vectors",
@@ -46,6 +49,17 @@ def pixel_stream(images: np.ndarray) -> np.ndarray:
     if images.ndim != 4 or images.dtype != np.uint8:
         raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} {images.shape}")
     return np.ascontiguousarray(images.transpose(0, 2, 3, 1)).reshape(-1)
+
+
+def pixel_beats(images: np.ndarray, in_width: int = 8) -> list[int]:
+    """uint8 images (N, C, H, W) -> s_axis beats of ``in_width`` bits (ints): ``in_width / 8`` consecutive bytes of
+    :func:`pixel_stream` per beat, byte k on bits ``8k .. 8k + 7``; a frame must be whole beats."""
+    stream = pixel_stream(images)
+    per_beat = in_width // 8
+    if in_width % 8 or per_beat < 1 or (stream.size // max(len(images), 1)) % per_beat:
+        raise ValueError(f"{in_width}-bit beats ({per_beat} bytes) must divide a frame of "
+                         f"{stream.size // max(len(images), 1)} bytes")
+    return pack_lanes(stream.reshape(-1, per_beat), 8)
 
 
 def words_per_frame(num_classes: int) -> int:

@@ -4,19 +4,21 @@
 //   verilator --cc --exe --build -O3 --prefix Vtop --top-module hwgen_top harness.cpp top.v
 //
 // Usage: hwgen_bulk --frames FILE --frame-bytes B --words W --out FILE
-//                   [--seed S] [--gap-p P] [--stall-p Q] [--pattern NAME --pattern-len L]
-//                   [--idle-limit N] [--progress K]
+//                   [--beat-bytes E] [--seed S] [--gap-p P] [--stall-p Q]
+//                   [--pattern NAME --pattern-len L] [--idle-limit N] [--progress K]
 //
-// Input FILE: N * B bytes, frame after frame, each frame the s_axis bytes of one
-// image in (y, x, c) order. Every byte is offered on s_axis (tlast on a
-// frame's last byte); while a byte is not offered yet it is offered each
-// cycle with probability 1 - P (seeded splitmix64), and once offered it
-// stays offered until taken. m_axis_tready is low with probability Q each
-// cycle. A pattern adds deterministic pauses on top: "last-beat" holds
+// Input FILE: N * B bytes, frame after frame, each frame the bytes of one
+// image in (y, x, c) order. They are offered on s_axis E bytes per beat
+// (default 1; E must divide B; it should be s_axis_tdata's width in bytes,
+// as hwgen/sim/bulk.py passes it: a wider E is refused), the first of them
+// on bits 7..0, tlast on a frame's last beat; while a beat is not offered
+// yet it is offered each cycle with probability 1 - P (seeded splitmix64),
+// and once offered it stays offered until taken. m_axis_tready is low with
+// probability Q each cycle. A pattern adds deterministic pauses on top: "last-beat" holds
 // m_axis_tready low for L cycles whenever a frame's last word (tlast) is
 // offered; "bursts" holds it low for L cycles, then lets the random rule
 // decide for L cycles, and so on; "frame-gaps" offers no input for L cycles
-// after each frame's last byte is taken. The run ends when N * W words came out, or after N idle cycles
+// after each frame's last beat is taken. The run ends when N * W words came out, or after N idle cycles
 // (no handshake on either side) once the design seems stuck.
 //
 // Output FILE (little-endian):
@@ -24,7 +26,7 @@
 //   uint64 frames, words_per_frame, words_received, cycles, status (0 done, 1 stuck), protocol_errors
 //   uint32 words[words_received]      m_axis_tdata of every output handshake
 //   uint8  lasts[words_received]      m_axis_tlast of every output handshake
-//   uint64 in_first[frames], in_last[frames]    cycle of a frame's first / last input handshake
+//   uint64 in_first[frames], in_last[frames]    cycle of a frame's first / last input beat's handshake
 //   uint64 out_first[frames], out_last[frames]  cycle of a frame's first / last output word (~0: none)
 // A cycle is counted at each rising edge after reset, from 0. Protocol
 // errors (m_axis data or tlast changing, or tvalid dropping, while stalled)
@@ -60,7 +62,7 @@ struct SplitMix64 {
 
 struct Options {
     std::string frames, out;
-    uint64_t frame_bytes = 0, words = 0, seed = 0, idle_limit = 1000000, progress = 0;
+    uint64_t frame_bytes = 0, beat_bytes = 1, words = 0, seed = 0, idle_limit = 1000000, progress = 0;
     double gap_p = 0.0, stall_p = 0.0;
     std::string pattern = "none";
     uint64_t pattern_len = 0;
@@ -81,6 +83,7 @@ Options parse(int argc, char** argv) {
         if (a == "--frames") o.frames = v;
         else if (a == "--out") o.out = v;
         else if (a == "--frame-bytes") o.frame_bytes = std::strtoull(v, nullptr, 10);
+        else if (a == "--beat-bytes") o.beat_bytes = std::strtoull(v, nullptr, 10);
         else if (a == "--words") o.words = std::strtoull(v, nullptr, 10);
         else if (a == "--seed") o.seed = std::strtoull(v, nullptr, 10);
         else if (a == "--idle-limit") o.idle_limit = std::strtoull(v, nullptr, 10);
@@ -93,9 +96,30 @@ Options parse(int argc, char** argv) {
     }
     if (o.frames.empty() || o.out.empty() || !o.frame_bytes || !o.words)
         die("--frames, --out, --frame-bytes and --words are required");
+    if (!o.beat_bytes || o.frame_bytes % o.beat_bytes) die("--beat-bytes must divide --frame-bytes");
     if (o.pattern != "none" && o.pattern != "last-beat" && o.pattern != "bursts" && o.pattern != "frame-gaps")
         die("--pattern must be none, last-beat, bursts or frame-gaps, not ", o.pattern.c_str());
     return o;
+}
+
+// s_axis_tdata <- n bytes, byte k on bits 8k..8k+7: Verilator's integer ports (up to 64 bits) ...
+template <typename T>
+void set_beat(T& port, const uint8_t* bytes, size_t n) {
+    if (n > sizeof(T)) die("--beat-bytes is wider than s_axis_tdata");
+    uint64_t v = 0;
+    for (size_t k = 0; k < n; ++k) v |= uint64_t(bytes[k]) << (8 * k);
+    port = T(v);
+}
+
+// ... and its wide ports (arrays of 32-bit words, word 0 the lowest).
+template <std::size_t N>
+void set_beat(VlWide<N>& port, const uint8_t* bytes, size_t n) {
+    if (n > 4 * N) die("--beat-bytes is wider than s_axis_tdata");
+    for (size_t w = 0; w < N; ++w) {
+        uint32_t v = 0;
+        for (size_t k = 0; k < 4 && 4 * w + k < n; ++k) v |= uint32_t(bytes[4 * w + k]) << (8 * k);
+        port[w] = v;
+    }
 }
 
 template <typename T>
@@ -120,6 +144,7 @@ int main(int argc, char** argv) {
     }
     if (bytes.size() % opt.frame_bytes) die("the frames file is not a whole number of frames");
     const uint64_t frames = bytes.size() / opt.frame_bytes;
+    const uint64_t frame_beats = opt.frame_bytes / opt.beat_bytes, beats = bytes.size() / opt.beat_bytes;
     const uint64_t total_words = frames * opt.words;
     const uint64_t NONE = ~0ULL;
 
@@ -137,7 +162,7 @@ int main(int argc, char** argv) {
     // Reset: 4 cycles with rst high, nothing offered, nothing taken.
     top->s_axis_tvalid = 0;
     top->s_axis_tlast = 0;
-    top->s_axis_tdata = 0;
+    set_beat(top->s_axis_tdata, bytes.data(), 0);
     top->m_axis_tready = 0;
     top->rst = 1;
     for (int k = 0; k < 4; ++k) {
@@ -160,10 +185,10 @@ int main(int argc, char** argv) {
     auto t0 = std::chrono::steady_clock::now();
 
     while (words.size() < total_words) {
-        if (!offering && sent < bytes.size() && cycle >= input_resume && (!gaps || rng.uniform() >= opt.gap_p)) {
+        if (!offering && sent < beats && cycle >= input_resume && (!gaps || rng.uniform() >= opt.gap_p)) {
             offering = true;
-            top->s_axis_tdata = bytes[sent];
-            top->s_axis_tlast = (sent + 1) % opt.frame_bytes == 0;
+            set_beat(top->s_axis_tdata, bytes.data() + sent * opt.beat_bytes, opt.beat_bytes);
+            top->s_axis_tlast = (sent + 1) % frame_beats == 0;
         }
         top->s_axis_tvalid = offering;
         bool ready = !stalls || rng.uniform() >= opt.stall_p;
@@ -179,9 +204,9 @@ int main(int argc, char** argv) {
 
         bool progress = false;
         if (offering && top->s_axis_tready) {
-            const uint64_t frame = sent / opt.frame_bytes;
-            if (sent % opt.frame_bytes == 0) in_first[frame] = cycle;
-            if ((sent + 1) % opt.frame_bytes == 0) {
+            const uint64_t frame = sent / frame_beats;
+            if (sent % frame_beats == 0) in_first[frame] = cycle;
+            if ((sent + 1) % frame_beats == 0) {
                 in_last[frame] = cycle;
                 if (opt.pattern == "frame-gaps") input_resume = cycle + 1 + plen;
             }

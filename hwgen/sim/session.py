@@ -63,10 +63,10 @@ def cycle_budget(folder: BuildFolder, n: int, gap_p: float, stall_p: float) -> t
     layer), then one frame per period; random gaps and stalls slow it by up
     to 1 / ((1 - gap_p) * (1 - stall_p)).
     """
-    period = max(folder.cycles_per_frame, folder.frame_bytes)
+    period = max(folder.cycles_per_frame, folder.frame_beats)
     layers = len(folder.net.layers) + 2
     slow = 1.0 / max(0.02, (1 - gap_p) * (1 - stall_p))
-    max_cycles = int((period * (n + layers) + folder.frame_bytes * n) * slow * 2) + 10_000
+    max_cycles = int((period * (n + layers) + folder.frame_beats * n) * slow * 2) + 10_000
     idle_limit = int(period * layers * slow * 2) + 10_000
     return max_cycles, idle_limit
 
@@ -105,7 +105,8 @@ def simulate(folder: BuildFolder, images: np.ndarray, *, mode: str = "cocotb", l
         log("Verilator model for the bulk harness (built once, then cached) ...")
         harness = build_harness(folder.sources, folder.top_module, cache_dir=cache_dir)
         log(_built(harness.cached, harness.build_s, harness.exe.parent))
-        trace = run_harness(harness, images, folder.num_classes, seed=seed, gap_p=gap_p, stall_p=stall_p,
+        trace = run_harness(harness, images, folder.num_classes, in_width=folder.in_width, seed=seed,
+                            gap_p=gap_p, stall_p=stall_p,
                             idle_limit=idle_limit, progress=progress, progress_every=progress_every, jobs=jobs,
                             pattern=pattern, pattern_len=pattern_len)
         check = check_accelerator(ref, images, *trace.decoded(), labels=labels, golden=golden,
@@ -132,7 +133,8 @@ def simulate(folder: BuildFolder, images: np.ndarray, *, mode: str = "cocotb", l
         config = Path(tmp) / "config.json"
         config.write_text(json.dumps({
             "hwir": str(hwir), "images": str(Path(tmp) / "images.npy"), "trace": str(trace_path),
-            "seed": seed, "gap_p": gap_p, "stall_p": stall_p, "max_cycles": max_cycles, "idle_limit": idle_limit}))
+            "seed": seed, "gap_p": gap_p, "stall_p": stall_p, "max_cycles": max_cycles, "idle_limit": idle_limit,
+            "in_width": folder.in_width}))
         result = run_bench(model, "hwgen.sim.top_bench", run_dir, env={"HWGEN_SIM_CONFIG": str(config)},
                            waves=waves, seed=seed)
     if not trace_path.is_file():

@@ -11,11 +11,13 @@ naming a JSON file:
     where to write the :class:`~hwgen.sim.trace.StreamTrace` (``.npz``);
 ``seed``, ``gap_p``, ``stall_p``
     the random input gaps and output back-pressure;
+``in_width``
+    bits of ``s_axis_tdata`` (optional, default 8; :func:`hwgen.sim.formats.pixel_beats`);
 ``max_cycles``, ``idle_limit``
     give up after this many cycles in all, or this many cycles without a handshake.
 
 The bench resets the design, streams the images back to back on s_axis
-(tlast on each frame's last byte), takes the m_axis words, idles a little
+(tlast on each frame's last beat), takes the m_axis words, idles a little
 longer to catch extra words, writes the trace and fails with the
 scoreboard's description of the first mismatching image (class and every
 score against the golden model) or of the protocol error.
@@ -34,7 +36,7 @@ from cocotb.clock import Clock
 
 from hwgen.compile.artifact import load_network
 from hwgen.compile.golden import run_network
-from hwgen.sim.formats import pixel_stream, words_per_frame
+from hwgen.sim.formats import pixel_beats, words_per_frame
 from hwgen.sim.scoreboard import check_accelerator
 from hwgen.sim.streams import Sink, Source, axis_pins, reset, run_streams
 from hwgen.sim.trace import StreamTrace
@@ -47,8 +49,9 @@ async def accelerator_matches_golden(dut):
     images = np.load(cfg["images"])
     n = len(images)
     k = words_per_frame(net.num_classes)
-    frame_beats = int(np.prod(images.shape[1:]))
-    beats = pixel_stream(images)
+    in_width = int(cfg.get("in_width", 8))
+    frame_beats = int(np.prod(images.shape[1:])) // (in_width // 8)
+    beats = np.array(pixel_beats(images, in_width), dtype=object)
     lasts = np.zeros(len(beats), dtype=np.uint8)
     lasts[frame_beats - 1::frame_beats] = 1
 

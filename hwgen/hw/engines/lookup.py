@@ -7,19 +7,21 @@ pixel byte as ``x' = T[c, x] + p_c`` with ``p_c = -min_x T[c, x]``
 (:func:`table_offsets`); then ``x' - p_c = T[c, x]`` exactly. It needs
 ``max_x T[c, x] - min_x T[c, x] <= 255`` per channel (Brevitas CNV's
 ``clip(round(128 * (2x/255 - 1)), -128, 127)`` spans exactly 255; a binary
-input ``+-1`` spans 2).
+input ``+-1`` spans 2). With ``lanes`` L > 1 it rewrites L bytes per beat
+(an ``--in-width`` of 8L bits), one ROM read port per byte.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hwgen.compile.ir import PIXEL_VALUES
 from hwgen.errors import BuildError
+from hwgen.hw.engines.swu import check_count
 
 __all__ = ["InputTableUnit", "table_offsets"]
 
@@ -45,49 +47,68 @@ class InputTableUnit(wiring.Component):
     Parameters (keyword-only)
     ----------
     table : int array (C, 256)
-        The IR's input table; channel c is the one of beat ``k`` with ``k mod C == c``
-        (the pixel stream is (y, x, c) with the channel fastest).
+        The IR's input table; channel c is the one of byte ``k`` of the stream
+        with ``k mod C == c`` (the pixel stream is (y, x, c) with the channel fastest).
+    lanes : int (default 1)
+        L, bytes per beat: byte l of beat b is stream byte ``b * L + l``, on bits ``8l ..``.
 
     Ports
     -----
-    i : In(stream.Signature(8))   pixel bytes
-    o : Out(stream.Signature(8))  rewritten bytes, same order
+    i : In(stream.Signature(8 * L))   pixel bytes
+    o : Out(stream.Signature(8 * L))  rewritten bytes, same order
 
     Timing
     ------
-    One beat per cycle; latency 1 (a synchronous ROM read of C * 256 bytes,
-    address ``c * 256 + x``). ``i.ready = ~o.valid | o.ready``; when the
-    output stalls the ROM's read enable holds its data.
+    One beat per cycle; latency 1 (L synchronous read ports of one ROM of
+    C * 256 bytes, address ``c * 256 + x``; the channel of byte l is
+    ``(c_0 + l) mod C``, c_0 the beat's first channel, advanced by L mod C
+    per beat). ``i.ready = ~o.valid | o.ready``; when the output stalls the
+    ROM's read enables hold its data.
     """
 
-    def __init__(self, *, table: np.ndarray) -> None:
+    def __init__(self, *, table: np.ndarray, lanes: int = 1) -> None:
         self.offsets = table_offsets(table)
         t = np.asarray(table, dtype=np.int64)
         self.channels = int(t.shape[0])
+        self.lanes = check_count("lanes", lanes)
         self.words = [int(v) for v in (t + self.offsets[:, None]).ravel()]  # address c * 256 + x
-        super().__init__({"i": In(stream.Signature(_PIXEL_BITS)), "o": Out(stream.Signature(_PIXEL_BITS))})
+        width = _PIXEL_BITS * self.lanes
+        super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
 
     @property
     def rom_bits(self) -> int:
+        """Bits of the table ROM (once; a synthesis tool may copy it per read port)."""
         return len(self.words) * _PIXEL_BITS
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        C = self.channels
+        C, L = self.channels, self.lanes
         rom = m.submodules.rom = Memory(shape=unsigned(_PIXEL_BITS), depth=len(self.words), init=self.words)
-        rd = rom.read_port(domain="sync")
-        channel = Signal(range(max(C, 2)))
+        channel = Signal(range(max(C, 2)))  # c_0: the channel of the beat's byte 0
         take = Signal()
         m.d.comb += [
             self.i.ready.eq(~self.o.valid | self.o.ready),
             take.eq(self.i.valid & self.i.ready),
-            rd.en.eq(self.i.ready),
-            rd.addr.eq(Cat(self.i.payload, channel) if C > 1 else self.i.payload),
-            self.o.payload.eq(rd.data),
         ]
+        for lane in range(L):
+            rd = rom.read_port(domain="sync")
+            byte = self.i.payload[lane * _PIXEL_BITS:(lane + 1) * _PIXEL_BITS]
+            m.d.comb += [rd.en.eq(self.i.ready), self.o.payload[lane * _PIXEL_BITS:(lane + 1) * _PIXEL_BITS].eq(rd.data)]
+            if C > 1:
+                m.d.comb += rd.addr.eq(Cat(byte, _add_mod(channel, lane % C, C)))
+            else:
+                m.d.comb += rd.addr.eq(byte)
         with m.If(self.i.ready):
             m.d.sync += self.o.valid.eq(self.i.valid)
         if C > 1:
             with m.If(take):
-                m.d.sync += channel.eq(Mux(channel == C - 1, 0, channel + 1))
+                m.d.sync += channel.eq(_add_mod(channel, L % C, C))
         return m
+
+
+def _add_mod(value, k: int, n: int):
+    """(value + k) mod n for 0 <= value < n and a constant 0 <= k < n: one conditional subtraction."""
+    if k == 0:
+        return value
+    total = value + Const(k, range(n + k))
+    return Mux(total >= n, total - n, total)[:len(value)]
