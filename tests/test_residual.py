@@ -332,3 +332,28 @@ def test_build_refuses_a_residual_network(tmp_path: Path, residual_checkpoint: P
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("hwgen: error: ") and "residual hardware" in lines[0], lines
     assert not (tmp_path / "b").exists()
+
+
+def test_a_version_2_file_still_loads_and_equals_todays_chain(tmp_path: Path) -> None:
+    """tests/fixtures/tfc_mnist.v2.hwir was written by the version-2 writer (main before issue 14) from
+    models/tfc_mnist.ckpt; today's compile of the same checkpoint is the same network in a version-3 file."""
+    from hwgen.compile.compiler import compile_checkpoint
+    from hwgen.train.checkpoint import load_checkpoint
+    from safetensors import safe_open
+
+    old_path = REPO / "tests" / "fixtures" / "tfc_mnist.v2.hwir"
+    with safe_open(str(old_path), framework="numpy") as f:
+        assert f.metadata()["version"] == "2"
+    old = load_network(old_path)
+    new_path = tmp_path / "tfc.hwir"
+    save_network(new_path, compile_checkpoint(load_checkpoint(REPO / "models" / "tfc_mnist.ckpt"),
+                                              "models/tfc_mnist.ckpt"))
+    with safe_open(str(new_path), framework="numpy") as f:
+        assert f.metadata()["version"] == "3"
+    new = load_network(new_path)
+    assert old.is_chain and new.is_chain and [n.name for n in old.layers] == [n.name for n in new.layers]
+    images = np.random.default_rng(0).integers(0, 256, (64, *old.input_shape), dtype=np.uint8)
+    a, b = run_network(old, images, keep_intermediates=True), run_network(new, images, keep_intermediates=True)
+    np.testing.assert_array_equal(a.scores, b.scores)
+    for key in a.intermediates:
+        np.testing.assert_array_equal(a.intermediates[key], b.intermediates[key], err_msg=key)

@@ -92,8 +92,9 @@ class GoldenResult:
     ``scores``: int64 (N, num_classes). ``predictions``: int64 (N,), the argmax
     of each row of ``scores`` with ties to the lowest index. ``intermediates``
     (only with ``keep_intermediates=True``): for every layer name its output
-    (uint8 bits (N, C, H, W) for threshold and pool layers, int64 scores
-    (N, num_classes) for the last layer) and, for every :class:`ConvLayer`,
+    (uint8 bits (N, C, H, W) for threshold, pool and join layers, int64 scores
+    (N, num_classes) for the last layer; none for a conv whose output is its
+    accumulator) and, for every :class:`ConvLayer`,
     ``f"{name}.acc"``: its integer accumulator (N, C_out, H_out, W_out)
     (int32, or int64 for accumulators that do not fit in int32).
     """
@@ -556,9 +557,9 @@ def _join_last(acc: np.ndarray, shortcut: np.ndarray, layer: JoinLayer) -> np.nd
 # Whole network: one evaluator per node type, run in the topological order
 # ---------------------------------------------------------------------------
 
-# What a node produces, for the kind checks: "uint8" (the input pixels), "binary" bits,
-# "acc" (a conv's AccumulatorOutput), "scores".
 def _produces(node) -> str:
+    """What a node gives, for the kind checks: "binary" bits, "acc" (a conv's AccumulatorOutput) or
+    "scores" (the network input gives "uint8")."""
     if isinstance(node, ConvLayer):
         return {ThresholdOutput: "binary", AccumulatorOutput: "acc", ScoreOutput: "scores"}.get(
             type(node.output), "unknown")
