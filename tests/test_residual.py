@@ -357,3 +357,37 @@ def test_a_version_2_file_still_loads_and_equals_todays_chain(tmp_path: Path) ->
     np.testing.assert_array_equal(a.scores, b.scores)
     for key in a.intermediates:
         np.testing.assert_array_equal(a.intermediates[key], b.intermediates[key], err_msg=key)
+
+
+def _graph_arch(*middle: dict) -> Architecture:
+    """c0 (uint8 pixels, 2 channels, 4x4) -> MIDDLE -> flatten -> fc (2 classes)."""
+    q = {"weight_bits": 1, "binarize_input": True, "estimator": "ste", "weight_estimator": "ste", "scale": "none",
+         "act_scale": "none"}
+    conv = {"kind": "conv", "in_channels": 2, "out_channels": 2, "kernel": 1, "stride": 1, "padding": 0,
+            "in_hw": [4, 4], **q}
+    layers = ({**conv, "name": "c0", "in_channels": 1, "binarize_input": False},
+              *({**conv, **spec} if spec.get("kind") == "conv" else spec for spec in middle),
+              {"kind": "flatten", "name": "f"},
+              {"kind": "linear", "name": "fc", "in_features": 2 * 2 * 2 if any(
+                  s.get("kind") == "maxpool" for s in middle) else 32, "out_features": 2, **q})
+    arch = Architecture("graph", InputSpec((1, 4, 4), (0.5,), (0.25,)), 2, layers)
+    validate_layers(arch)
+    return arch
+
+
+@pytest.mark.parametrize("middle,message", [
+    (({"kind": "conv", "name": "c1"}, {"kind": "batchnorm", "name": "bn0", "channels": 2, "input": "c0"},
+      {"kind": "residual", "name": "add", "inputs": ["c1", "bn0"], "channels": 2, "shortcut": "binary",
+       "estimator": "ste"}), "already read before it"),
+    (({"kind": "conv", "name": "c1"}, {"kind": "maxpool", "name": "p1", "kernel": 2, "stride": 2},
+      {"kind": "maxpool", "name": "p0", "kernel": 2, "stride": 2, "input": "c0"},
+      {"kind": "residual", "name": "add", "inputs": ["p1", "p0"], "channels": 2, "shortcut": "binary",
+       "estimator": "ste"}), "without a max-pool"),
+    (({"kind": "conv", "name": "c1"},
+      {"kind": "residual", "name": "add", "inputs": ["c1", "c0"], "channels": 2, "shortcut": "binary",
+       "estimator": "ste"}, {"kind": "conv", "name": "c2", "input": "c1"}), "read elsewhere too"),
+])
+def test_unlowerable_graphs_give_clear_errors(middle, message: str) -> None:
+    arch = _graph_arch(*middle)
+    with pytest.raises(CompileError, match=message):
+        compile_architecture(arch, state_numpy(BinaryNet(arch)))

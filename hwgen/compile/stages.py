@@ -18,7 +18,8 @@ Graphs (architecture version 2) add two float nodes. :class:`FloatJoin`, a
 residual ``y = u_main + g_c * sign(x_shortcut)`` whose main branch is a stage
 (conv [-> BatchNorm], no pool) read by nothing else, and :class:`FloatPool`,
 a max-pool of a value that is already complete (after a join or a
-BatchNorm): the next layer reads ``sign(max y) = OR of sign(y)``. Every
+BatchNorm, or of a layer whose bits are already read): the next layer reads
+``sign(max y) = OR of sign(y)``. Every
 float node names the IR node whose output it reads (``input`` / ``shortcut``;
 :data:`~hwgen.compile.ir.INPUT` for the pixels); a stage's IR output is its
 pool's name if it has a pool, else its own.
@@ -231,10 +232,11 @@ def read_stages(arch: Architecture, state: dict[str, np.ndarray]) -> list[FloatN
             value[name] = stage
         elif kind == "maxpool":
             v = value[src]
-            if isinstance(v, FloatStage) and v.bn_name is None and v.pool is None:
+            unread = isinstance(v, FloatStage) and not readers.get(id(v)) and v.join is None
+            if unread and v.bn_name is None and v.pool is None:  # conv -> pool -> [BN]: pooled before the sign
                 v.pool, v.pool_name = (int(spec["kernel"]), int(spec["stride"])), name
                 value[name] = v
-            elif isinstance(v, FloatStage) and v.bn_name is None:
+            elif unread and v.bn_name is None:
                 raise CompileError(f"max-pool {name!r} follows another max-pool; one pool per layer")
             elif isinstance(v, str) and v == INPUT:
                 raise CompileError(f"layer {name!r} ({kind}) comes before any weight layer")
@@ -248,6 +250,7 @@ def read_stages(arch: Architecture, state: dict[str, np.ndarray]) -> list[FloatN
                 raise CompileError(f"BatchNorm {name!r} must follow a weight layer (or its max-pool)")
             if stage.bn_name is not None:
                 raise CompileError(f"two BatchNorms after layer {stage.name!r} are not supported")
+            _check_unread(stage, name, readers)
             gamma, beta, mean, var = (_param(state, name, key, (spec["channels"],))
                                       for key in ("weight", "bias", "running_mean", "running_var"))
             if np.any(var < 0):
@@ -275,6 +278,14 @@ def read_stages(arch: Architecture, state: dict[str, np.ndarray]) -> list[FloatN
             raise CompileError(f"layer {stage.name!r} is the main branch of residual {stage.join!r} and is read "
                                f"elsewhere too; a residual branch's output feeds only its join")
     return nodes
+
+
+def _check_unread(stage: FloatStage, name: str, readers: dict[int, list[str]]) -> None:
+    """A pool or BatchNorm ``name`` joins ``stage`` only while nothing reads the stage yet (else the earlier
+    reader would see the stage's value without it, which one IR conv cannot give both ways)."""
+    if readers.get(id(stage)) or stage.join is not None:
+        raise CompileError(f"layer {name!r} follows {stage.name!r}, whose output is already read before it; "
+                           f"a layer's pool and BatchNorm must come before its first reader")
 
 
 def _join(spec: dict[str, Any], state: dict[str, np.ndarray], main, shortcut: str,
