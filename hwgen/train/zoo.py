@@ -36,7 +36,9 @@ Models:
     shortcut ``x_s = BN_d(conv_d(sign(x)))`` of a binary 1x1 stride-2
     convolution; ``q`` is sign (``shortcut="binary"``, the default: exact in
     integers, docs/residual.md) or the identity (``"float"``, the accuracy
-    reference). Head: flatten, FC (64w*8*8)->10 (default int8), BatchNorm.
+    reference). Head: flatten, FC (64w*8*8)->10 (default binary, as CNV:
+    an int8 FC over 4096 inputs leaves the 32-bit class scores only about
+    13 bits of slope precision, docs/residual.md), BatchNorm.
 """
 
 from __future__ import annotations
@@ -267,7 +269,7 @@ def resnet(stack: _LayerStack) -> None:
             x = stack.residual(b + "add", main, shortcut)
             index += 1
     stack.flatten()
-    stack.linear(stack.classes, bits=o.last_bits or 8)
+    stack.linear(stack.classes, bits=o.last_bits or 1)
     stack.batchnorm()
 
 
