@@ -22,10 +22,20 @@
     accelerator's output word). With acc up to 2^9 that leaves about 2^21 of
     slope resolution: a rounding error near float32 resolution, so only
     (near-)float ties can change the argmax (see docs/compiler.md).
+``fold_join_into_threshold_pairs``
+    A residual join ``y = u + g_c * s`` (s = +-1 the shortcut bit's value,
+    ``u = a * acc + b`` the main branch's stage) gives the bit
+    ``[a * acc + b + g_c * s >= 0]``: for each value of s it is the threshold
+    of the affine map ``(a, b + g_c * s)``, so the join keeps two thresholds
+    per channel (or position), row 0 for s = -1 and row 1 for s = +1, with
+    the direction of a shared by both. The main branch's conv passes its
+    accumulator on (``AccumulatorOutput``).
 ``flip_negative_channels`` (IR -> IR)
     A channel whose comparisons are all ``<=`` gets its weights negated and its
     thresholds negated; then every comparison is ``>=``. The output bits are
-    unchanged: -acc >= -T exactly when acc <= T.
+    unchanged: -acc >= -T exactly when acc <= T. For a join, the weights
+    negated are those of the conv whose accumulator it reads, and both
+    threshold rows are negated.
 """
 
 from __future__ import annotations
@@ -35,8 +45,18 @@ from dataclasses import replace
 
 import numpy as np
 
-from hwgen.compile.ir import ConvLayer, Layer, MaxPoolLayer, Network, ScoreOutput, ThresholdOutput, accumulator_range
-from hwgen.compile.stages import FloatStage
+from hwgen.compile.ir import (
+    AccumulatorOutput,
+    ConvLayer,
+    JoinLayer,
+    Layer,
+    MaxPoolLayer,
+    Network,
+    ScoreOutput,
+    ThresholdOutput,
+    accumulator_range,
+)
+from hwgen.compile.stages import FloatJoin, FloatPool, FloatStage
 from hwgen.errors import CompileError
 
 SCORE_BITS = 30
@@ -93,7 +113,8 @@ def _conv(stage: FloatStage, output) -> ConvLayer:
     return ConvLayer(name=stage.name, in_shape=stage.in_shape, weights=stage.weights, weight_bits=stage.weight_bits,
                      stride=stage.stride, padding=stage.padding, input_kind=stage.input_kind, output=output,
                      input_offset=stage.input_offset, input_table=stage.input_table,
-                     source=[n for n in (stage.name, stage.pool_name, stage.bn_name) if n])
+                     source=[n for n in (stage.name, stage.pool_name, stage.bn_name) if n],
+                     inputs=(stage.input,) if stage.input else ())
 
 
 def fold_batchnorm_into_thresholds(stage: FloatStage) -> list[Layer]:
@@ -110,7 +131,32 @@ def fold_batchnorm_into_thresholds(stage: FloatStage) -> list[Layer]:
     kernel, stride = stage.pool
     use_and = pool_mode_from_batchnorm(stage.bn_scale) if stage.pool_use_and is None else stage.pool_use_and
     return [conv, MaxPoolLayer(name=stage.pool_name, in_shape=conv.out_shape, kernel=kernel, stride=stride,
-                               use_and=np.asarray(use_and, dtype=bool))]
+                               use_and=np.asarray(use_and, dtype=bool),
+                               inputs=(stage.name,) if stage.input else ())]
+
+
+def fold_join_into_threshold_pairs(join: FloatJoin) -> list[Layer]:
+    """A residual join -> [the main branch's ConvLayer with an AccumulatorOutput, JoinLayer]."""
+    stage = join.main
+    a, b = stage_affine(stage)
+    conv = _conv(stage, AccumulatorOutput())
+    if a.ndim == 3 and a.shape[1:] != conv.out_shape[1:]:
+        raise CompileError(f"layer {stage.name!r}: per-position scale shape {a.shape} does not match the output "
+                           f"{conv.out_shape}")
+    lo, hi = accumulator_range(conv)
+    g = _per_output(np.asarray(join.scale, dtype=np.float64), b)
+    rows = [affine_sign_to_thresholds(a, b + g * s, lo, hi) for s in (-1.0, 1.0)]
+    assert np.array_equal(rows[0].direction, rows[1].direction)  # the direction is that of a alone
+    return [conv, JoinLayer(name=join.name, in_shape=conv.out_shape,
+                            thresholds=np.stack([r.thresholds for r in rows]), direction=rows[0].direction,
+                            inputs=(stage.name, join.shortcut),
+                            source=[n for n in (stage.bn_name, join.name) if n])]
+
+
+def fold_pool_of_bits(pool: FloatPool) -> MaxPoolLayer:
+    """A max-pool of a complete value -> the OR pool of its bits (sign(max y) = max sign(y))."""
+    return MaxPoolLayer(name=pool.name, in_shape=pool.in_shape, kernel=pool.kernel, stride=pool.stride,
+                        use_and=np.zeros(pool.in_shape[0], dtype=bool), inputs=(pool.input,))
 
 
 def pool_mode_from_batchnorm(bn_scale: np.ndarray) -> np.ndarray:
@@ -131,18 +177,35 @@ def fold_last_stage_into_scores(stage: FloatStage) -> ConvLayer:
     return conv
 
 
+def _all_negative(direction: np.ndarray) -> np.ndarray:
+    """bool (C,): the channels whose every comparison is ``<=``."""
+    return np.all(direction.reshape(len(direction), -1) < 0, axis=1)
+
+
 def flip_negative_channels(net: Network) -> Network:
     """Negate the weights and thresholds of channels whose comparisons are all ``<=``."""
-    layers: list[Layer] = []
+    flips: dict[str, np.ndarray] = {}  # conv name -> the channels whose weights are negated
     for layer in net.layers:
         if isinstance(layer, ConvLayer) and isinstance(layer.output, ThresholdOutput):
-            d = layer.output.direction
-            flip = np.all(d.reshape(len(d), -1) < 0, axis=1)
-            if flip.any():
-                sign = np.where(flip, -1, 1)
-                t = layer.output.thresholds * _per_output(sign, layer.output.thresholds)
-                d = d * _per_output(sign, d).astype(np.int8)
-                layer = replace(layer, weights=layer.weights * sign.reshape(-1, 1, 1, 1),
-                                output=ThresholdOutput(thresholds=t, direction=d))
+            flips[layer.name] = _all_negative(layer.output.direction)
+        elif isinstance(layer, JoinLayer):
+            flips[layer.inputs[0]] = _all_negative(layer.direction)
+    layers: list[Layer] = []
+    for layer in net.layers:
+        if isinstance(layer, ConvLayer) and layer.name in flips and flips[layer.name].any():
+            sign = np.where(flips[layer.name], -1, 1)
+            layer = replace(layer, weights=layer.weights * sign.reshape(-1, 1, 1, 1))
+            if isinstance(layer.output, ThresholdOutput):
+                layer.output = _flipped(layer.output, sign)
+        elif isinstance(layer, JoinLayer) and flips[layer.inputs[0]].any():
+            sign = np.where(flips[layer.inputs[0]], -1, 1)
+            rows = [_flipped(layer.row(s), sign) for s in (0, 1)]
+            layer = replace(layer, thresholds=np.stack([r.thresholds for r in rows]), direction=rows[0].direction)
         layers.append(layer)
     return replace(net, layers=layers)
+
+
+def _flipped(out: ThresholdOutput, sign: np.ndarray) -> ThresholdOutput:
+    """``out`` with the channels where ``sign`` is -1 negated: thresholds and directions."""
+    return ThresholdOutput(thresholds=out.thresholds * _per_output(sign, out.thresholds),
+                           direction=out.direction * _per_output(sign, out.direction).astype(np.int8))

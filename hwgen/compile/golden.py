@@ -30,7 +30,10 @@ Thresholds (:func:`apply_threshold`) give bits ``acc >= T`` (direction +1) or
 ``acc <= T`` (direction -1), per channel or per position. Max-pooling
 (:func:`max_pool_bits`) ORs or ANDs each window of bits, per channel. The last
 layer's scores (:func:`class_scores`) are ``scale_c * acc_c + bias_c`` (int64)
-and the prediction is their argmax, ties to the lowest index.
+and the prediction is their argmax, ties to the lowest index. A residual join
+(:func:`join_bits`) thresholds a conv's accumulator against the row of its
+two thresholds that the shortcut bit selects. :func:`run_network` evaluates
+the nodes in their topological order, each with the evaluator of its type.
 
 The public functions take and return NCHW arrays (bits are uint8 in {0, 1},
 scores int64). Internally :func:`run_network` keeps activations channel-last
@@ -49,8 +52,11 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from hwgen.compile.ir import (
+    INPUT,
     PIXEL_VALUES,
+    AccumulatorOutput,
     ConvLayer,
+    JoinLayer,
     MaxPoolLayer,
     Network,
     ScoreOutput,
@@ -65,6 +71,7 @@ __all__ = [
     "apply_threshold",
     "class_scores",
     "conv_accumulate",
+    "join_bits",
     "max_pool_bits",
     "pack_bits",
     "run_network",
@@ -85,8 +92,9 @@ class GoldenResult:
     ``scores``: int64 (N, num_classes). ``predictions``: int64 (N,), the argmax
     of each row of ``scores`` with ties to the lowest index. ``intermediates``
     (only with ``keep_intermediates=True``): for every layer name its output
-    (uint8 bits (N, C, H, W) for threshold and pool layers, int64 scores
-    (N, num_classes) for the last layer) and, for every :class:`ConvLayer`,
+    (uint8 bits (N, C, H, W) for threshold, pool and join layers, int64 scores
+    (N, num_classes) for the last layer; none for a conv whose output is its
+    accumulator) and, for every :class:`ConvLayer`,
     ``f"{name}.acc"``: its integer accumulator (N, C_out, H_out, W_out)
     (int32, or int64 for accumulators that do not fit in int32).
     """
@@ -515,38 +523,131 @@ def class_scores(acc: np.ndarray, out: ScoreOutput) -> np.ndarray:
 # Whole network
 # ---------------------------------------------------------------------------
 
+def join_bits(acc: np.ndarray, shortcut: np.ndarray, layer: JoinLayer) -> np.ndarray:
+    """Bits of a residual join: uint8 (N, C, H, W), ``acc >= T[s]`` (or ``<=``) with ``s`` the shortcut bit.
+
+    ``acc``: integer (N, C, H, W) of the main branch's conv; ``shortcut``:
+    {0, 1} bits of the same shape. Row ``s`` of ``layer.thresholds`` applies
+    where the shortcut bit is ``s`` (:meth:`~hwgen.compile.ir.JoinLayer.row`).
+    """
+    acc, shortcut = np.asarray(acc), np.asarray(shortcut)
+    if acc.ndim != 4 or acc.shape != shortcut.shape or tuple(acc.shape[1:]) != tuple(layer.in_shape):
+        raise ValueError(f"join {layer.name!r} expects accumulator and shortcut (N, "
+                         f"{', '.join(map(str, layer.in_shape))}), got {acc.shape} and {shortcut.shape}")
+    _check_join(layer)
+    out = _join_last(acc.transpose(0, 2, 3, 1), shortcut.transpose(0, 2, 3, 1).astype(np.uint8), layer)
+    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+
+
+def _check_join(layer: JoinLayer) -> None:
+    c = layer.in_shape[0]
+    d, t = np.asarray(layer.direction), np.asarray(layer.thresholds)
+    if d.shape not in ((c,), tuple(layer.in_shape)) or t.shape != (2, *d.shape):
+        raise CompileError(f"join {layer.name!r}: thresholds {t.shape} / direction {d.shape} must be (2, C) / "
+                           f"(C,) or (2, C, H, W) / (C, H, W) for its input {tuple(layer.in_shape)}")
+
+
+def _join_last(acc: np.ndarray, shortcut: np.ndarray, layer: JoinLayer) -> np.ndarray:
+    """Channel-last :func:`join_bits`: acc and shortcut bits (N, H, W, C) -> uint8 bits (N, H, W, C)."""
+    return np.where(shortcut.astype(bool), _threshold_last(acc, layer.row(1)),
+                    _threshold_last(acc, layer.row(0))).astype(np.uint8)
+
+
+# ---------------------------------------------------------------------------
+# Whole network: one evaluator per node type, run in the topological order
+# ---------------------------------------------------------------------------
+
+def _produces(node) -> str:
+    """What a node gives, for the kind checks: "binary" bits, "acc" (a conv's AccumulatorOutput) or
+    "scores" (the network input gives "uint8")."""
+    if isinstance(node, ConvLayer):
+        return {ThresholdOutput: "binary", AccumulatorOutput: "acc", ScoreOutput: "scores"}.get(
+            type(node.output), "unknown")
+    return "binary"
+
+
+def _check_conv_node(node: ConvLayer, kinds: list[str], last: bool) -> None:
+    _check_layer(node)
+    if node.input_kind != kinds[0]:
+        raise CompileError(f"layer {node.name!r} takes {node.input_kind} input, its input gives {kinds[0]}")
+    if isinstance(node.output, ScoreOutput) != last:
+        raise CompileError(f"layer {node.name!r}: exactly the last layer has a ScoreOutput")
+    if _produces(node) == "unknown":
+        raise CompileError(f"layer {node.name!r}: unknown output {type(node.output).__name__}")
+
+
+def _check_pool_node(node: MaxPoolLayer, kinds: list[str], last: bool) -> None:
+    _check_pool(node)
+    if kinds[0] != "binary" or last:
+        raise CompileError(f"pool {node.name!r} must follow a threshold layer and precede another layer")
+
+
+def _check_join_node(node: JoinLayer, kinds: list[str], last: bool) -> None:
+    _check_join(node)
+    if kinds != ["acc", "binary"] or last:
+        raise CompileError(f"join {node.name!r} must read a conv's accumulator and shortcut bits (it reads "
+                           f"{' and '.join(kinds)}) and precede another layer")
+
+
+_NODE_CHECKS = {ConvLayer: _check_conv_node, MaxPoolLayer: _check_pool_node, JoinLayer: _check_join_node}
+_ARITY = {ConvLayer: 1, MaxPoolLayer: 1, JoinLayer: 2}
+
+
 def _check_network(net: Network) -> None:
+    """The graph is well formed: inputs name earlier nodes, shapes and kinds match, nothing is left unread."""
     if not net.layers:
         raise CompileError(f"network {net.name!r} has no layers")
-    shape, kind = tuple(net.input_shape), "uint8"
-    for i, layer in enumerate(net.layers):
-        last = i == len(net.layers) - 1
-        if tuple(layer.in_shape) != shape:
-            raise CompileError(f"layer {layer.name!r} expects input {tuple(layer.in_shape)}, "
-                               f"the previous stage gives {shape}")
-        if isinstance(layer, ConvLayer):
-            _check_layer(layer)
-            if layer.input_kind != kind:
-                raise CompileError(f"layer {layer.name!r} takes {layer.input_kind} input, "
-                                   f"the previous stage gives {kind}")
-            if isinstance(layer.output, ScoreOutput) != last:
-                raise CompileError(f"layer {layer.name!r}: exactly the last layer has a ScoreOutput")
-            if not isinstance(layer.output, (ScoreOutput, ThresholdOutput)):
-                raise CompileError(f"layer {layer.name!r}: unknown output {type(layer.output).__name__}")
-            kind = "binary"
-        elif isinstance(layer, MaxPoolLayer):
-            _check_pool(layer)
-            if kind != "binary" or last:
-                raise CompileError(f"pool {layer.name!r} must follow a threshold layer and "
-                                   f"precede another layer")
-        else:
-            raise CompileError(f"unknown layer type {type(layer).__name__}")
-        shape = tuple(layer.out_shape)
-    if shape != (net.num_classes, 1, 1):
-        raise CompileError(f"the last layer gives {shape}, not ({net.num_classes}, 1, 1) scores")
     names = [layer.name for layer in net.layers]
-    if len(set(names)) != len(names) or any(name.endswith(".acc") for name in names):
-        raise CompileError(f"network {net.name!r}: layer names must be unique and not end in '.acc'")
+    if len(set(names)) != len(names) or any(name.endswith(".acc") or name == INPUT for name in names):
+        raise CompileError(f"network {net.name!r}: layer names must be unique, not {INPUT!r}, not end in '.acc'")
+    shapes: dict[str, tuple] = {INPUT: tuple(net.input_shape)}
+    kinds: dict[str, str] = {INPUT: "uint8"}
+    for i, node in enumerate(net.layers):
+        last = i == len(net.layers) - 1
+        check = _NODE_CHECKS.get(type(node))
+        if check is None:
+            raise CompileError(f"unknown layer type {type(node).__name__}")
+        inputs = net.inputs_of(i)
+        if len(inputs) != _ARITY[type(node)] or any(name not in shapes for name in inputs):
+            raise CompileError(f"layer {node.name!r} reads {list(inputs)}: it needs {_ARITY[type(node)]} "
+                               f"input(s), each the network input or an earlier layer")
+        for name in inputs:
+            if shapes[name] != tuple(node.in_shape):
+                raise CompileError(f"layer {node.name!r} expects input {tuple(node.in_shape)}, "
+                                   f"{name!r} gives {shapes[name]}")
+        check(node, [kinds[name] for name in inputs], last)
+        shapes[node.name], kinds[node.name] = tuple(node.out_shape), _produces(node)
+    if shapes[names[-1]] != (net.num_classes, 1, 1):
+        raise CompileError(f"the last layer gives {shapes[names[-1]]}, not ({net.num_classes}, 1, 1) scores")
+    readers = net.consumers()
+    for name in [INPUT, *names[:-1]]:
+        if not readers[name]:
+            raise CompileError(f"network {net.name!r}: the output of {name!r} is never read")
+        if kinds[name] == "acc" and (len(readers[name]) != 1 or
+                                     net.inputs_of(names.index(readers[name][0]))[0] != name):
+            raise CompileError(f"layer {name!r}: an accumulator output is read by exactly one join, "
+                               f"as its first input")
+
+
+def _eval_conv(node: ConvLayer, args: list[np.ndarray], keep) -> np.ndarray:
+    acc = _conv_last(node, args[0])
+    keep(f"{node.name}.acc", acc)
+    if isinstance(node.output, ScoreOutput):
+        return class_scores(acc.transpose(0, 3, 1, 2), node.output)
+    if isinstance(node.output, AccumulatorOutput):
+        return acc
+    return _threshold_last(acc, node.output)
+
+
+def _eval_pool(node: MaxPoolLayer, args: list[np.ndarray], keep) -> np.ndarray:
+    return _pool_last(args[0], node)
+
+
+def _eval_join(node: JoinLayer, args: list[np.ndarray], keep) -> np.ndarray:
+    return _join_last(args[0], args[1], node)
+
+
+_EVALUATE = {ConvLayer: _eval_conv, MaxPoolLayer: _eval_pool, JoinLayer: _eval_join}
 
 
 def run_network(net: Network, pixels: np.ndarray, *, keep_intermediates: bool = False,
@@ -555,11 +656,13 @@ def run_network(net: Network, pixels: np.ndarray, *, keep_intermediates: bool = 
 
     ``pixels``: uint8 (N, C, H, W) with (C, H, W) == ``net.input_shape`` (a
     single (C, H, W) image is taken as N = 1). Works on ``batch_size`` images
-    at a time, channel-last inside. Returns :class:`GoldenResult`: int64
-    ``scores`` (N, num_classes), int64 ``predictions`` (N,) (argmax, lowest
-    index on ties) and, if ``keep_intermediates``, every layer's output bits
-    (N, C, H, W) / scores (N, num_classes) under its name and every conv
-    layer's accumulator (N, C_out, H_out, W_out) under ``f"{name}.acc"``.
+    at a time, channel-last inside, evaluating the nodes in their topological
+    order (a node's output is dropped after its last reader). Returns
+    :class:`GoldenResult`: int64 ``scores`` (N, num_classes), int64
+    ``predictions`` (N,) (argmax, lowest index on ties) and, if
+    ``keep_intermediates``, every bit-producing node's output bits (N, C, H, W)
+    and the last layer's scores (N, num_classes) under its name, and every
+    conv layer's accumulator (N, C_out, H_out, W_out) under ``f"{name}.acc"``.
     """
     _check_network(net)
     pixels = np.asarray(pixels)
@@ -575,6 +678,8 @@ def run_network(net: Network, pixels: np.ndarray, *, keep_intermediates: bool = 
     n = pixels.shape[0]
     scores = np.empty((n, net.num_classes), dtype=np.int64)
     inter: dict[str, list[np.ndarray]] = {}
+    inputs = [net.inputs_of(i) for i in range(len(net.layers))]
+    last_read = {name: i for i, names in enumerate(inputs) for name in names}
 
     def keep(key: str, x: np.ndarray) -> None:
         if keep_intermediates:
@@ -582,19 +687,16 @@ def run_network(net: Network, pixels: np.ndarray, *, keep_intermediates: bool = 
                 x if x.ndim == 2 else np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
 
     for a in range(0, n, batch_size):
-        x = pixels[a:a + batch_size].transpose(0, 2, 3, 1)  # channel-last view
-        for layer in net.layers:
-            if isinstance(layer, MaxPoolLayer):
-                x = _pool_last(x, layer)
-            else:
-                acc = _conv_last(layer, x)
-                keep(f"{layer.name}.acc", acc)
-                if isinstance(layer.output, ScoreOutput):
-                    x = class_scores(acc.transpose(0, 3, 1, 2), layer.output)
-                else:
-                    x = _threshold_last(acc, layer.output)
-            keep(layer.name, x)
-        scores[a:a + batch_size] = x
+        values = {INPUT: pixels[a:a + batch_size].transpose(0, 2, 3, 1)}  # channel-last view
+        for i, node in enumerate(net.layers):
+            x = _EVALUATE[type(node)](node, [values[name] for name in inputs[i]], keep)
+            for name in inputs[i]:
+                if last_read[name] == i:
+                    del values[name]
+            values[node.name] = x
+            if not (isinstance(node, ConvLayer) and isinstance(node.output, AccumulatorOutput)):
+                keep(node.name, x)
+        scores[a:a + batch_size] = values[net.layers[-1].name]
     intermediates = {key: parts[0] if len(parts) == 1 else np.concatenate(parts)
                      for key, parts in inter.items()}
     predictions = np.argmax(scores, axis=1).astype(np.int64)  # first maximum: lowest index

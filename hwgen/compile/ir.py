@@ -1,7 +1,13 @@
 """The integer IR of a streaming binary network (what the hardware computes).
 
-A network is an input stage and a list of layers, executed in order on one
-frame of uint8 pixels (C, H, W). There are two layer types:
+A network is a graph of nodes (layers) listed in a topological order,
+executed on one frame of uint8 pixels (C, H, W). Every node has a unique
+``name`` and reads the outputs of the nodes named in ``inputs`` (the network
+input is :data:`INPUT`); an empty ``inputs`` means the previous node of the
+list (the network input for the first), so a straight chain is a plain list
+whose nodes all have ``inputs == ()`` (:attr:`Network.is_chain`). A node
+read by several nodes is a *fork* (its stream is duplicated); a
+:class:`JoinLayer` is a residual *join*. There are three node types:
 
 :class:`ConvLayer` (convolution; a fully connected layer is a convolution whose
 kernel covers its whole input, so flatten needs no layer of its own)
@@ -25,10 +31,21 @@ kernel covers its whole input, so flatten needs no layer of its own)
       * :class:`ScoreOutput` (last layer only): integer class scores
         ``score_c = scale_c * acc_c + bias_c`` over a (C_out, 1, 1) output;
         the prediction is the argmax, ties to the lowest index.
+      * :class:`AccumulatorOutput`: the integer accumulator itself, read by
+        exactly one node, a :class:`JoinLayer` (as its first input).
 
 :class:`MaxPoolLayer`
     Over bits, per channel: OR (``use_and[c] == False``) or AND (True) of each
     ``kernel x kernel`` window, step ``stride``, no padding.
+
+:class:`JoinLayer` (residual join, docs/residual.md)
+    ``inputs = (main, shortcut)``: the accumulator ``acc`` (C, H, W) of a conv
+    with an :class:`AccumulatorOutput` and shortcut bits ``s`` of the same
+    shape. Output bit ``acc >= T[s]`` (direction +1) or ``acc <= T[s]``
+    (direction -1): the shortcut bit selects one of two thresholds per channel
+    (or per position), ``thresholds`` (2, C) or (2, C, H, W), row 0 for
+    ``s = 0`` (value -1) and row 1 for ``s = 1`` (value +1); ``direction``
+    (C,) or (C, H, W) is shared by both rows.
 """
 
 from __future__ import annotations
@@ -38,11 +55,17 @@ from typing import Union
 
 import numpy as np
 
+from hwgen.errors import CompileError
+
 IR_FORMAT = "hwgen-ir"
+#: 3: nodes with named inputs (graphs: forks and residual joins, accumulator outputs);
 #: 2: optional first-layer input tables, and the sha256 covers the network JSON too (1: the arrays only).
-IR_VERSION = 2
-#: Versions :func:`hwgen.compile.artifact.load_network` reads (1: no input tables, arrays-only digest).
-IR_READABLE_VERSIONS = (1, 2)
+IR_VERSION = 3
+#: Versions :func:`hwgen.compile.artifact.load_network` reads (1: no input tables, arrays-only digest;
+#: 1 and 2: chains only).
+IR_READABLE_VERSIONS = (1, 2, 3)
+#: The name under which a node's ``inputs`` refer to the network's input pixels.
+INPUT = "input"
 #: Entries of a first layer's input table: one per uint8 pixel value.
 PIXEL_VALUES = 256
 
@@ -68,6 +91,11 @@ class ScoreOutput:
 
 
 @dataclass
+class AccumulatorOutput:
+    """The conv's integer accumulator, passed on unthresholded to the one :class:`JoinLayer` that reads it."""
+
+
+@dataclass
 class ConvLayer:
     """Convolution (or fully connected, as a whole-input kernel) with an integer accumulator."""
 
@@ -78,10 +106,11 @@ class ConvLayer:
     stride: int
     padding: int
     input_kind: str  # "uint8" | "binary"
-    output: Union[ThresholdOutput, ScoreOutput]
+    output: Union[ThresholdOutput, ScoreOutput, AccumulatorOutput]
     input_offset: np.ndarray | None = None  # int64 (C_in,), uint8 inputs only
     input_table: np.ndarray | None = None  # int64 (C_in, 256), uint8 inputs only; replaces input_offset
     source: list[str] = field(default_factory=list)  # names of the float layers this came from
+    inputs: tuple[str, ...] = ()  # () = the previous node (see the module docstring)
 
     @property
     def out_channels(self) -> int:
@@ -111,6 +140,7 @@ class MaxPoolLayer:
     kernel: int
     stride: int
     use_and: np.ndarray  # bool (C,)
+    inputs: tuple[str, ...] = ()  # () = the previous node
 
     @property
     def out_shape(self) -> tuple[int, int, int]:
@@ -118,18 +148,84 @@ class MaxPoolLayer:
         return (c, (h - self.kernel) // self.stride + 1, (w - self.kernel) // self.stride + 1)
 
 
-Layer = Union[ConvLayer, MaxPoolLayer]
+@dataclass
+class JoinLayer:
+    """Residual join: bit ``acc >= T[s]`` (or ``<=``), the shortcut bit ``s`` selecting the threshold row.
+
+    ``inputs = (main, shortcut)``; ``in_shape`` = out_shape = (C, H, W) of
+    both inputs; ``thresholds`` int64 (2, C) or (2, C, H, W); ``direction``
+    int8 in {+1, -1}, (C,) or (C, H, W). ``source``: the float layers it came from.
+    """
+
+    name: str
+    in_shape: tuple[int, int, int]
+    thresholds: np.ndarray
+    direction: np.ndarray
+    inputs: tuple[str, str]
+    source: list[str] = field(default_factory=list)
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        return tuple(self.in_shape)
+
+    @property
+    def per_position(self) -> bool:
+        return self.thresholds.ndim == 4
+
+    def row(self, s: int) -> ThresholdOutput:
+        """The thresholds used where the shortcut bit is ``s`` (0 or 1)."""
+        return ThresholdOutput(thresholds=self.thresholds[s], direction=self.direction)
+
+
+Layer = Union[ConvLayer, MaxPoolLayer, JoinLayer]
 
 
 @dataclass
 class Network:
-    """A compiled network: uint8 input of ``input_shape``, layers, ``num_classes`` scores."""
+    """A compiled network: uint8 input of ``input_shape``, nodes in topological order, ``num_classes`` scores.
+
+    ``layers`` is the topological list of nodes; for a chain (every node
+    reads the previous one, :attr:`is_chain`) it is the whole network, as
+    version-2 readers expect. Graph structure is read through
+    :meth:`inputs_of`, which resolves the ``()`` default.
+    """
 
     name: str
     input_shape: tuple[int, int, int]
     layers: list[Layer]
     num_classes: int
     metadata: dict = field(default_factory=dict)
+
+    def inputs_of(self, index: int) -> tuple[str, ...]:
+        """The names the node at ``index`` reads: its ``inputs``, or the previous node (:data:`INPUT` first)."""
+        node = self.layers[index]
+        if node.inputs:
+            return tuple(node.inputs)
+        return (self.layers[index - 1].name if index else INPUT,)
+
+    @property
+    def is_chain(self) -> bool:
+        """Every node reads exactly the previous one (no fork, no join)."""
+        return all(self.inputs_of(i) == ((self.layers[i - 1].name if i else INPUT),)
+                   for i in range(len(self.layers)))
+
+    @property
+    def joins(self) -> list[JoinLayer]:
+        return [node for node in self.layers if isinstance(node, JoinLayer)]
+
+    def consumers(self) -> dict[str, list[str]]:
+        """For :data:`INPUT` and every node name, the names of the nodes that read it (topological order)."""
+        readers: dict[str, list[str]] = {INPUT: [], **{node.name: [] for node in self.layers}}
+        for i, node in enumerate(self.layers):
+            for name in self.inputs_of(i):
+                readers.setdefault(name, []).append(node.name)
+        return readers
+
+    def require_chain(self, what: str) -> None:
+        """CompileError unless the network is a chain; ``what`` says which stage needs one."""
+        if not self.is_chain:
+            joins = ", ".join(j.name for j in self.joins) or "none"
+            raise CompileError(f"{self.name!r} is a residual network (joins: {joins}); {what}")
 
 
 def input_values(layer: ConvLayer) -> np.ndarray:

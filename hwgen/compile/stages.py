@@ -13,6 +13,16 @@ Each stage's real-valued output before the next sign is, per output element,
 where ``acc`` is the integer accumulator of the IR (ir.py). The folding
 passes (fold.py) turn ``sign(u)`` into thresholds and the last stage's ``u``
 into integer scores.
+
+Graphs (architecture version 2) add two float nodes. :class:`FloatJoin`, a
+residual ``y = u_main + g_c * sign(x_shortcut)`` whose main branch is a stage
+(conv [-> BatchNorm], no pool) read by nothing else, and :class:`FloatPool`,
+a max-pool of a value that is already complete (after a join or a
+BatchNorm, or of a layer whose bits are already read): the next layer reads
+``sign(max y) = OR of sign(y)``. Every
+float node names the IR node whose output it reads (``input`` / ``shortcut``;
+:data:`~hwgen.compile.ir.INPUT` for the pixels); a stage's IR output is its
+pool's name if it has a pool, else its own.
 """
 
 from __future__ import annotations
@@ -22,8 +32,9 @@ from typing import Any
 
 import numpy as np
 
+from hwgen.compile.ir import INPUT
 from hwgen.errors import CompileError
-from hwgen.train.architecture import Architecture, output_shape
+from hwgen.train.architecture import ARCH_INPUT, Architecture, output_shape, spec_inputs
 
 
 @dataclass
@@ -60,6 +71,37 @@ class FloatStage:
     bn_name: str | None
     input_table: np.ndarray | None = None
     pool_use_and: np.ndarray | None = None
+    input: str | None = None  # the IR node it reads; None: the previous one (chains, QONNX)
+    join: str | None = None  # the FloatJoin whose main branch this stage is (its output: the accumulator)
+
+    @property
+    def output_name(self) -> str:
+        """The name of the IR node that gives this stage's bits: its pool's, else its own."""
+        return self.pool_name or self.name
+
+
+@dataclass
+class FloatJoin:
+    """Residual ``y = u_main + scale_c * sign(shortcut bits)``: ``main`` is the stage giving ``u_main``."""
+
+    name: str
+    main: FloatStage
+    shortcut: str  # the IR node whose bits the shortcut carries
+    scale: np.ndarray  # g (C,)
+
+
+@dataclass
+class FloatPool:
+    """Max-pool of a complete value: OR of the bits of IR node ``input`` (``in_shape`` (C, H, W))."""
+
+    name: str
+    input: str
+    in_shape: tuple[int, int, int]
+    kernel: int
+    stride: int
+
+
+FloatNode = FloatStage | FloatJoin | FloatPool
 
 
 def _param(state: dict[str, np.ndarray], layer: str, name: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
@@ -157,47 +199,109 @@ def _valid_tap_sums(q: np.ndarray, residual: np.ndarray, in_hw: tuple[int, int],
     return out
 
 
-def read_stages(arch: Architecture, state: dict[str, np.ndarray]) -> list[FloatStage]:
-    """Group the architecture into stages and compute each stage's integer weights and affine maps."""
+def read_stages(arch: Architecture, state: dict[str, np.ndarray]) -> list[FloatNode]:
+    """The architecture as float nodes in a topological order: stages (weight layer, pool, BatchNorm, with
+    integer weights and affine maps), residual joins and pools of complete values."""
+    nodes: list[FloatNode] = []
+    # What each spec's output is: a stage still open to a pool / BatchNorm, or a complete IR node's bits.
+    value: dict[str, FloatStage | str] = {ARCH_INPUT: INPUT}
+    shapes: dict[str, tuple[int, ...]] = {ARCH_INPUT: arch.input.shape}
+    map_shapes: dict[str, tuple[int, ...]] = {ARCH_INPUT: arch.input.shape}  # the (C, H, W) view
+    readers: dict[int, list[str]] = {}  # id(stage) -> what reads it ("bits" or "join")
     stages: list[FloatStage] = []
-    shape: tuple[int, ...] = arch.input.shape
-    map_shape: tuple[int, ...] = shape  # the (C, H, W) view of the current activations
-    for spec in arch.layers:
-        kind = spec["kind"]
-        shape = output_shape(spec, shape)
+
+    def bits_of(name: str) -> str:
+        """The IR node giving the bits of spec ``name``'s output (its sign)."""
+        v = value[name]
+        if isinstance(v, FloatStage):
+            readers.setdefault(id(v), []).append("bits")
+            return v.output_name
+        return v
+
+    for spec, inputs in zip(arch.layers, spec_inputs(arch)):
+        kind, name, src = spec["kind"], spec["name"], inputs[0]
+        shapes[name] = shape = (shapes[src] if kind == "residual" else output_shape(spec, shapes[src]))
+        map_shapes[name] = map_shapes[src] if kind in ("flatten", "dropout") else (
+            shape if len(shape) == 3 else (shape[0], 1, 1))
         if kind in ("conv", "linear"):
-            stages.append(_weight_stage(arch, spec, state, map_shape, first=not stages))
+            first = isinstance(value[src], str) and value[src] == INPUT
+            stage = _weight_stage(arch, spec, state, map_shapes[src], first=first)
+            stage.input = INPUT if first else bits_of(src)
+            stages.append(stage)
+            nodes.append(stage)
+            value[name] = stage
         elif kind == "maxpool":
-            stage = _current(stages, spec)
-            if stage.bn_name is not None or stage.pool is not None:
-                raise CompileError(f"max-pool {spec['name']!r} must sit between a weight layer and its BatchNorm")
-            stage.pool, stage.pool_name = (int(spec["kernel"]), int(spec["stride"])), spec["name"]
+            v = value[src]
+            unread = isinstance(v, FloatStage) and not readers.get(id(v)) and v.join is None
+            if unread and v.bn_name is None and v.pool is None:  # conv -> pool -> [BN]: pooled before the sign
+                v.pool, v.pool_name = (int(spec["kernel"]), int(spec["stride"])), name
+                value[name] = v
+            elif unread and v.bn_name is None:
+                raise CompileError(f"max-pool {name!r} follows another max-pool; one pool per layer")
+            elif isinstance(v, str) and v == INPUT:
+                raise CompileError(f"layer {name!r} ({kind}) comes before any weight layer")
+            else:
+                nodes.append(FloatPool(name=name, input=bits_of(src), in_shape=tuple(map_shapes[src]),
+                                       kernel=int(spec["kernel"]), stride=int(spec["stride"])))
+                value[name] = name
         elif kind == "batchnorm":
-            stage = _current(stages, spec)
+            stage = value[src]
+            if not isinstance(stage, FloatStage):
+                raise CompileError(f"BatchNorm {name!r} must follow a weight layer (or its max-pool)")
             if stage.bn_name is not None:
                 raise CompileError(f"two BatchNorms after layer {stage.name!r} are not supported")
-            gamma, beta, mean, var = (_param(state, spec["name"], key, (spec["channels"],))
+            _check_unread(stage, name, readers)
+            gamma, beta, mean, var = (_param(state, name, key, (spec["channels"],))
                                       for key in ("weight", "bias", "running_mean", "running_var"))
             if np.any(var < 0):
-                raise CompileError(f"BatchNorm {spec['name']!r} has negative running variance")
+                raise CompileError(f"BatchNorm {name!r} has negative running variance")
             scale = gamma / np.sqrt(var + float(spec.get("eps", 1e-5)))
-            stage.bn_scale, stage.bn_shift, stage.bn_name = scale, beta - mean * scale, spec["name"]
-        elif kind not in ("flatten", "dropout"):
-            raise CompileError(f"layer {spec['name']!r} of kind {kind!r} cannot be lowered")
-        if kind not in ("flatten", "dropout"):  # these keep the (C, H, W) view: a linear layer reads it whole
-            map_shape = shape if len(shape) == 3 else (shape[0], 1, 1)
+            stage.bn_scale, stage.bn_shift, stage.bn_name = scale, beta - mean * scale, name
+            value[name] = stage
+        elif kind == "residual":
+            nodes.append(_join(spec, state, value[src], bits_of(inputs[1]), readers))
+            value[name] = name
+        elif kind in ("flatten", "dropout"):
+            value[name] = value[src]
+        else:
+            raise CompileError(f"layer {name!r} of kind {kind!r} cannot be lowered")
     if not stages:
         raise CompileError("the network has no weight layers")
+    if value[arch.layers[-1]["name"]] is not stages[-1] or nodes[-1] is not stages[-1]:
+        raise CompileError("the network must end with its last weight layer (and its BatchNorm)")
     for stage in stages[1:]:
         if not stage.spec["binarize_input"]:
             raise CompileError(f"layer {stage.name!r} reads real-valued activations; only the first layer may")
-    return stages
+    for stage in stages:
+        uses = readers.get(id(stage), [])
+        if "join" in uses and len(uses) > 1:
+            raise CompileError(f"layer {stage.name!r} is the main branch of residual {stage.join!r} and is read "
+                               f"elsewhere too; a residual branch's output feeds only its join")
+    return nodes
 
 
-def _current(stages: list[FloatStage], spec: dict[str, Any]) -> FloatStage:
-    if not stages:
-        raise CompileError(f"layer {spec['name']!r} ({spec['kind']}) comes before any weight layer")
-    return stages[-1]
+def _check_unread(stage: FloatStage, name: str, readers: dict[int, list[str]]) -> None:
+    """A pool or BatchNorm ``name`` joins ``stage`` only while nothing reads the stage yet (else the earlier
+    reader would see the stage's value without it, which one IR conv cannot give both ways)."""
+    if readers.get(id(stage)) or stage.join is not None:
+        raise CompileError(f"layer {name!r} follows {stage.name!r}, whose output is already read before it; "
+                           f"a layer's pool and BatchNorm must come before its first reader")
+
+
+def _join(spec: dict[str, Any], state: dict[str, np.ndarray], main, shortcut: str,
+          readers: dict[int, list[str]]) -> FloatJoin:
+    """The FloatJoin of a residual spec whose main input is ``main`` and whose shortcut bits come from IR
+    node ``shortcut``."""
+    name = spec["name"]
+    if spec.get("shortcut") != "binary":
+        raise CompileError(f"residual {name!r} has a {spec.get('shortcut')} shortcut; integer hardware carries "
+                           f"the shortcut as bits (train with --shortcut binary, docs/residual.md)")
+    if not isinstance(main, FloatStage) or main.pool is not None or main.join is not None:
+        raise CompileError(f"residual {name!r}: the main input must be a weight layer (and its BatchNorm), "
+                           f"without a max-pool, read by this residual only")
+    main.join = name
+    readers.setdefault(id(main), []).append("join")
+    return FloatJoin(name=name, main=main, shortcut=shortcut, scale=_param(state, name, "scale", (spec["channels"],)))
 
 
 def _weight_stage(arch: Architecture, spec: dict[str, Any], state: dict[str, np.ndarray],

@@ -27,8 +27,9 @@ import torch
 from torch import nn
 
 from hwgen.compile.golden import run_network
-from hwgen.compile.ir import ConvLayer, Network
+from hwgen.compile.ir import ConvLayer, JoinLayer, Network, ThresholdOutput
 from hwgen.train.network import BinaryNet
+from hwgen.train.residual import Residual
 
 TIE_RTOL = 1e-6
 TIE_ATOL = 1e-6
@@ -51,16 +52,20 @@ class Agreement:
 
 
 def _stage_outputs(model: BinaryNet, net: Network) -> list[tuple[str, nn.Module, str]]:
-    """(golden key, module whose output is u, BN module or '') for every binarized stage."""
+    """(golden key, module whose output is u, BN module or '') for every bit-producing node with a float
+    counterpart: threshold convs (u after their pool and BN) and residual joins (u = the join's output)."""
     modules = dict(model.layers.named_children())
     result = []
     for layer in net.layers:
-        if isinstance(layer, ConvLayer) and layer.source and layer is not net.layers[-1]:
+        if isinstance(layer, ConvLayer) and layer.source and isinstance(layer.output, ThresholdOutput):
             weight_name, *rest = layer.source
             last = rest[-1] if rest else weight_name
             pool = next((n for n in rest if isinstance(modules[n], nn.MaxPool2d)), None)
             bn = next((n for n in rest if isinstance(modules[n], (nn.BatchNorm1d, nn.BatchNorm2d))), "")
             result.append((pool or layer.name, modules[last], bn))
+        elif isinstance(layer, JoinLayer):
+            bn = next((n for n in layer.source if isinstance(modules[n], (nn.BatchNorm1d, nn.BatchNorm2d))), "")
+            result.append((layer.name, modules[layer.name], bn))
     return result
 
 
@@ -136,7 +141,10 @@ def _first_difference(i, stages, modules, captured, intermediates, scores, golde
             h = (module.bias.double().numpy() - module.running_mean.double().numpy() * g)
             shape = (-1,) + (1,) * (u.ndim - 1)
             z = captured[key + "/in"][i].double().numpy()
-            margin = np.maximum(TIE_ATOL, TIE_RTOL * (np.abs(g.reshape(shape) * z) + np.abs(h.reshape(shape))))
+            terms = np.abs(g.reshape(shape) * z) + np.abs(h.reshape(shape))
+            if isinstance(modules.get(key), Residual):  # a residual join: + g_s * s
+                terms = terms + np.abs(modules[key].scale.double().numpy()).reshape(shape)
+            margin = np.maximum(TIE_ATOL, TIE_RTOL * terms)
         else:
             margin = np.maximum(TIE_ATOL, TIE_RTOL * np.abs(u))
         worst = float(np.max(np.abs(u[differ]) - margin[differ]))

@@ -168,6 +168,8 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions, *, name: str |
     if options.clock_mhz <= 0:
         raise BuildError(f"--clock must be positive, not {options.clock_mhz}")
     net, digest = load_model(Path(model_path))
+    net.require_chain("hwgen build generates chains only: residual hardware (fork, skip buffer, join) "
+                      "is not built yet")
     name = name or Path(out_dir).name or net.name
     seconds["compile"] = time.perf_counter() - started
 

@@ -28,6 +28,7 @@ def _run_export(args: argparse.Namespace) -> int:
         raise CompileError(f"{args.model} is already an ONNX file; give a .ckpt or .hwir")
     check_output_file(args.output, inputs=[args.model])
     net, _ = load_model(args.model)
+    net.require_chain("hwgen export writes chains only")
     export_network(net, args.output)
     print(f"wrote {args.output}: {len(net.layers)} layers, input {net.input_shape} as pixel / 255, "
           f"{net.num_classes} class scores")

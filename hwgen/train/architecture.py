@@ -27,6 +27,20 @@ the weights of layer ``NAME`` are the state-dict entries ``layers.NAME.*``):
     (C, H, W) -> C*H*W in C-major order, as ``torch.flatten`` does.
 ``dropout``
     ``p``; identity at inference.
+``residual`` (version 2)
+    ``inputs [main, shortcut]``, ``channels``, ``shortcut`` (``binary`` or
+    ``float``), ``estimator``: ``y = main + g_c * q(shortcut)`` with a
+    trained per-channel scale ``g`` (state ``scale``, (C,)) and ``q = sign``
+    (sign(0) = +1, the bits a streaming accelerator carries on its skip
+    path, backward by the estimator) or the identity (a float shortcut, for
+    comparison; not compilable). Both inputs have shape (C, H, W).
+    docs/residual.md.
+
+Graphs (version 2): a spec reads the output of the spec named by its
+``input`` field (``"input"`` names the normalised pixels), or of the previous
+spec when it has none; a residual reads the two named in ``inputs``. The
+list is in a topological order and the last spec gives the class scores. A
+chain (no ``input`` / ``inputs`` fields, no residual) is written as version 1.
 
 The input is uint8 pixels (N, C, H, W); the network first computes
 ``(x / 255 - mean_c) / std_c`` (zoo models use :func:`hardware_normalization`:
@@ -43,9 +57,14 @@ from typing import Any
 from hwgen.errors import ConfigError
 
 ARCH_FORMAT = "hwgen-arch"
-ARCH_VERSION = 1
+#: 2: graphs (``input`` / ``inputs`` fields, residual layers); chains are still written as version 1.
+ARCH_VERSION = 2
+ARCH_READABLE_VERSIONS = (1, 2)
+#: What a spec's ``input`` names to read the normalised pixels.
+ARCH_INPUT = "input"
+SHORTCUTS = ("binary", "float")
 
-LAYER_KINDS = ("conv", "linear", "batchnorm", "maxpool", "flatten", "dropout")
+LAYER_KINDS = ("conv", "linear", "batchnorm", "maxpool", "flatten", "dropout", "residual")
 
 
 @dataclass(frozen=True)
@@ -67,10 +86,15 @@ class Architecture:
     layers: tuple[dict[str, Any], ...]
     options: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def is_graph(self) -> bool:
+        """Some spec names its inputs (a fork or a residual join): the architecture needs version 2."""
+        return any("input" in spec or "inputs" in spec for spec in self.layers)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": ARCH_FORMAT,
-            "version": ARCH_VERSION,
+            "version": ARCH_VERSION if self.is_graph else 1,
             "name": self.name,
             "input": {
                 "shape": list(self.input.shape),
@@ -90,10 +114,10 @@ class Architecture:
         """Parse and validate an architecture dict; raises ConfigError naming the problem."""
         if not isinstance(data, dict) or data.get("format") != ARCH_FORMAT:
             raise ConfigError(f"not a hwgen architecture (expected format {ARCH_FORMAT!r})")
-        if data.get("version") != ARCH_VERSION:
+        if data.get("version") not in ARCH_READABLE_VERSIONS:
             raise ConfigError(
                 f"architecture version {data.get('version')!r} is not supported "
-                f"(this hwgen reads version {ARCH_VERSION})"
+                f"(this hwgen reads versions {', '.join(map(str, ARCH_READABLE_VERSIONS))})"
             )
         try:
             inp = data["input"]
@@ -137,20 +161,52 @@ def hardware_normalization(mean: tuple[float, ...], std: tuple[float, ...]) -> t
     return tuple(round(255 * m) / 255 for m in mean), tuple(shared for _ in std)
 
 
+def spec_inputs(arch: Architecture) -> list[tuple[str, ...]]:
+    """Per spec, the names of the specs it reads (:data:`ARCH_INPUT` for the pixels), defaults resolved."""
+    result, previous = [], ARCH_INPUT
+    for spec in arch.layers:
+        if "inputs" in spec:
+            result.append(tuple(str(name) for name in spec["inputs"]))
+        else:
+            result.append((str(spec.get("input", previous)),))
+        previous = spec.get("name")
+    return result
+
+
 def validate_layers(arch: Architecture) -> None:
-    """Check layer kinds, unique names, and that shapes chain from input to num_classes."""
-    names = set()
-    shape: tuple[int, ...] = arch.input.shape
-    for layer in arch.layers:
+    """Check layer kinds, unique names, that inputs name earlier specs, and that shapes flow from the
+    input to num_classes."""
+    shapes: dict[str, tuple[int, ...]] = {ARCH_INPUT: arch.input.shape}
+    for layer, inputs in zip(arch.layers, spec_inputs(arch)):
         kind, name = layer.get("kind"), layer.get("name")
         if kind not in LAYER_KINDS:
             raise ConfigError(f"layer {name!r}: unknown kind {kind!r} (known: {', '.join(LAYER_KINDS)})")
-        if not name or name in names:
-            raise ConfigError(f"layer names must be unique and non-empty, got {name!r}")
-        names.add(name)
-        shape = output_shape(layer, shape)
+        if not name or name in shapes:
+            raise ConfigError(f"layer names must be unique, non-empty and not {ARCH_INPUT!r}, got {name!r}")
+        missing = [n for n in inputs if n not in shapes]
+        if missing or len(inputs) != (2 if kind == "residual" else 1):
+            raise ConfigError(f"layer {name!r} ({kind}) reads {list(inputs)}: "
+                              + (f"{missing[0]!r} is not an earlier layer" if missing
+                                 else f"a {kind} layer reads {2 if kind == 'residual' else 1} input(s)"))
+        if kind == "residual":
+            shape = residual_shape(layer, shapes[inputs[0]], shapes[inputs[1]])
+        else:
+            shape = output_shape(layer, shapes[inputs[0]])
+        shapes[name] = shape
     if shape != (arch.num_classes,):
         raise ConfigError(f"the network ends with shape {shape}, expected ({arch.num_classes},) class scores")
+
+
+def residual_shape(layer: dict[str, Any], main: tuple[int, ...], shortcut: tuple[int, ...]) -> tuple[int, ...]:
+    """Shape after a residual layer (that of both inputs); ConfigError on a mismatch or unknown shortcut."""
+    name, c = layer["name"], layer["channels"]
+    if main != shortcut or len(main) != 3 or main[0] != c:
+        raise ConfigError(f"residual {name!r} adds inputs of shapes {main} and {shortcut}; both must be "
+                          f"({c}, H, W)")
+    if layer.get("shortcut") not in SHORTCUTS:
+        raise ConfigError(f"residual {name!r}: shortcut must be one of {', '.join(SHORTCUTS)}, "
+                          f"not {layer.get('shortcut')!r}")
+    return main
 
 
 def conv_out_size(size: int, kernel: int, stride: int, padding: int) -> int:

@@ -40,7 +40,7 @@ _CONFIG_KEYS = {
     "width": "model_options.width", "first_layer": "model_options.first_bits",
     "last_layer": "model_options.last_bits", "scale": "model_options.scale", "act_scale": "model_options.act_scale",
     "estimator": "model_options.estimator", "weight_estimator": "model_options.weight_estimator",
-    "dropout": "model_options.dropout",
+    "dropout": "model_options.dropout", "depth": "model_options.depth", "shortcut": "model_options.shortcut",
 }
 
 
@@ -99,6 +99,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"channel width multiplier {_d('model_options.width')}")
     g.add_argument("--dropout", type=fraction, default=None,
                    help="dropout of the MLPs, in [0, 1) (default 0.2)")
+    g.add_argument("--depth", type=positive_int, default=None,
+                   help="resnet depth 6n + 2: 8, 14, 20, ... (default 8)")
+    g.add_argument("--shortcut", choices=["binary", "float"], default=None,
+                   help="resnet shortcut: binary (the sign bits, exact in integer hardware) or float (the "
+                        f"accuracy reference, not compilable; docs/residual.md) {_d('model_options.shortcut')}")
     g.add_argument("--stage1-epochs", type=non_negative_int, default=None,
                    help="two-stage schedule: epochs with binary activations and real weights before binary "
                         f"weights {_d('stage1_epochs')}")

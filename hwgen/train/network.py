@@ -2,7 +2,8 @@
 
 ``BinaryNet(arch)(pixels)`` computes class scores (N, num_classes) from uint8
 (or float 0..255) pixels (N, C, H, W):
-``x = (pixels / 255 - mean) / std``, then every layer spec in order. State
+``x = (pixels / 255 - mean) / std``, then every layer spec in order, each on
+the output of the spec(s) it reads (for a chain: the previous one). State
 dict keys are ``layers.<layer name>.<param>`` plus the input buffers
 ``input_mean`` / ``input_std``.
 """
@@ -16,10 +17,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from hwgen.train.architecture import Architecture, output_shape
+from hwgen.train.architecture import ARCH_INPUT, Architecture, output_shape, spec_inputs
 from hwgen.train.checkpoint import Checkpoint, load_checkpoint, load_state_into
 from hwgen.train.layers import BinaryConv2d, BinaryLinear
 from hwgen.train.quantizers import Estimator
+from hwgen.train.residual import Residual
 from hwgen.train.scales import ActScaleMode, ScaleMode
 
 
@@ -55,6 +57,8 @@ def build_layer(spec: dict[str, Any], in_shape: tuple[int, ...]) -> nn.Module:
         return nn.Flatten()
     if kind == "dropout":
         return nn.Dropout(spec["p"])
+    if kind == "residual":
+        return Residual(spec["channels"], shortcut=spec["shortcut"], estimator=Estimator(spec["estimator"]))
     raise ValueError(f"unknown layer kind {kind!r}")  # validated earlier
 
 
@@ -67,11 +71,14 @@ class BinaryNet(nn.Module):
         self.register_buffer("input_mean", torch.tensor(arch.input.mean).view(1, -1, 1, 1))
         self.register_buffer("input_std", torch.tensor(arch.input.std).view(1, -1, 1, 1))
         modules: OrderedDict[str, nn.Module] = OrderedDict()
-        shape: tuple[int, ...] = arch.input.shape
-        for spec in arch.layers:
+        shapes: dict[str, tuple[int, ...]] = {ARCH_INPUT: arch.input.shape}
+        self.inputs = spec_inputs(arch)
+        for spec, inputs in zip(arch.layers, self.inputs):
+            shape = shapes[inputs[0]]
             modules[spec["name"]] = build_layer(spec, shape)
-            shape = output_shape(spec, shape)
+            shapes[spec["name"]] = shape if spec["kind"] == "residual" else output_shape(spec, shape)
         self.layers = nn.Sequential(modules)
+        self.graph = arch.is_graph
 
     def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
         """(pixels / 255 - mean) / std in float32, evaluated as (pixels - 255 mean) / (255 std).
@@ -82,7 +89,13 @@ class BinaryNet(nn.Module):
         return (pixels.float() - 255.0 * self.input_mean) / (255.0 * self.input_std)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.layers(self.normalize(pixels))
+        x = self.normalize(pixels)
+        if not self.graph:
+            return self.layers(x)
+        values = {ARCH_INPUT: x}
+        for (name, module), inputs in zip(self.layers.named_children(), self.inputs):
+            x = values[name] = module(*(values[n] for n in inputs))
+        return x
 
     def weight_layers(self) -> list[nn.Module]:
         return [m for m in self.layers if isinstance(m, (BinaryConv2d, BinaryLinear))]

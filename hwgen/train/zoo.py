@@ -24,6 +24,21 @@ Models:
 ``tfc``, ``sfc``, ``lfc``
     FINN MLPs: three hidden FC layers of 64, 256 or 1024 units on the
     flattened image, dropout 0.2 on the input and hidden layers.
+``resnet``
+    CIFAR ResNet (He et al. 2016) with binary 3x3 convolutions, depth
+    ``6n + 2`` (``depth``, default 8: n = 1 block per stage): a 3x3 conv of
+    16w channels (first layer, default int8) and BatchNorm, then three
+    stages of n basic blocks with 16w, 32w, 64w channels, the first block of
+    stages 2 and 3 downsampling (stride-2 first conv). A block on input x
+    (the previous block's real output, whose sign is its bits) computes
+    ``y = BN2(conv2(sign(BN1(conv1(sign(x)))))) + g * q(x_s)`` with the
+    identity shortcut ``x_s = x``, or, where the block downsamples, the
+    shortcut ``x_s = BN_d(conv_d(sign(x)))`` of a binary 1x1 stride-2
+    convolution; ``q`` is sign (``shortcut="binary"``, the default: exact in
+    integers, docs/residual.md) or the identity (``"float"``, the accuracy
+    reference). Head: flatten, FC (64w*8*8)->10 (default binary, as CNV:
+    an int8 FC over 4096 inputs leaves the 32-bit class scores only about
+    13 bits of slope precision, docs/residual.md), BatchNorm.
 """
 
 from __future__ import annotations
@@ -32,7 +47,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from hwgen.errors import ConfigError
-from hwgen.train.architecture import Architecture, InputSpec, conv_out_size, validate_layers
+from hwgen.train.architecture import SHORTCUTS, Architecture, InputSpec, conv_out_size, validate_layers
 from hwgen.train.quantizers import Estimator
 from hwgen.train.scales import ActScaleMode, ScaleMode
 
@@ -70,17 +85,30 @@ class ModelOptions:
     estimator: Estimator = Estimator.STE
     weight_estimator: Estimator = Estimator.STE
     dropout: float | None = None
+    depth: int | None = None
+    shortcut: str = "binary"
 
     def __post_init__(self) -> None:
         if not (isinstance(self.width, (int, float)) and self.width > 0 and self.width == self.width):
             raise ConfigError(f"width must be a positive number, not {self.width!r}")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must lie in [0, 1), not {self.dropout!r}")
+        if self.shortcut not in SHORTCUTS:
+            raise ConfigError(f"shortcut must be one of {', '.join(SHORTCUTS)}, not {self.shortcut!r}")
+        if self.depth is not None and (isinstance(self.depth, bool) or not isinstance(self.depth, int)
+                                       or self.depth < 8 or (self.depth - 2) % 6):
+            raise ConfigError(f"depth must be 6n + 2 with n >= 1 (8, 14, 20, ...), not {self.depth!r}")
 
     def to_dict(self) -> dict[str, Any]:
+        """The options as JSON values; ``depth`` and ``shortcut`` (residual models only) only when not the
+        default, so other models' architectures are written as before."""
         data = asdict(self)
         for key in ("scale", "act_scale", "estimator", "weight_estimator"):
             data[key] = data[key].value
+        if data["depth"] is None:
+            del data["depth"]
+        if data["shortcut"] == "binary":
+            del data["shortcut"]
         return data
 
     @classmethod
@@ -94,6 +122,8 @@ class ModelOptions:
             estimator=Estimator(data.get("estimator", "ste")),
             weight_estimator=Estimator(data.get("weight_estimator", "ste")),
             dropout=data.get("dropout"),
+            depth=data.get("depth"),
+            shortcut=data.get("shortcut", "binary"),
         )
 
 
@@ -105,6 +135,18 @@ class _LayerStack:
         self.shape: tuple[int, ...] = input_shape
         self.layers: list[dict[str, Any]] = []
         self.weight_layers = 0
+        self.shapes: dict[str, tuple[int, ...]] = {}  # graphs: the shape of every named layer's output
+
+    def _append(self, spec: dict[str, Any], shape: tuple[int, ...]) -> None:
+        self.layers.append(spec)
+        self.shape = self.shapes[spec["name"]] = shape
+
+    def _read(self, spec: dict[str, Any], source: str | None) -> dict[str, Any]:
+        """``spec`` reading layer ``source`` (None: the previous layer); sets the current shape to its output."""
+        if source is not None and (not self.layers or self.layers[-1]["name"] != source):
+            spec["input"] = source
+            self.shape = self.shapes[source]
+        return spec
 
     def _quant_fields(self, bits: int, binarize_input: bool) -> dict[str, Any]:
         o = self.options
@@ -117,17 +159,18 @@ class _LayerStack:
             "act_scale": o.act_scale.value,
         }
 
-    def conv(self, out_channels: int, *, bits: int, kernel: int = 3, padding: int = 0) -> None:
-        c, h, w = self.shape
+    def conv(self, out_channels: int, *, bits: int, kernel: int = 3, padding: int = 0, stride: int = 1,
+             name: str | None = None, source: str | None = None) -> str:
         first = self.weight_layers == 0
-        name = f"conv{self.weight_layers}"
-        self.layers.append({
-            "kind": "conv", "name": name, "in_channels": c, "out_channels": out_channels,
-            "kernel": kernel, "stride": 1, "padding": padding, "in_hw": [h, w],
-            **self._quant_fields(bits, binarize_input=not first),
-        })
+        name = name or f"conv{self.weight_layers}"
+        spec = self._read({"kind": "conv", "name": name}, source)
+        c, h, w = self.shape
+        spec.update({"in_channels": c, "out_channels": out_channels, "kernel": kernel, "stride": stride,
+                     "padding": padding, "in_hw": [h, w], **self._quant_fields(bits, binarize_input=not first)})
         self.weight_layers += 1
-        self.shape = (out_channels, conv_out_size(h, kernel, 1, padding), conv_out_size(w, kernel, 1, padding))
+        self._append(spec, (out_channels, conv_out_size(h, kernel, stride, padding),
+                            conv_out_size(w, kernel, stride, padding)))
+        return name
 
     def linear(self, out_features: int, *, bits: int) -> None:
         first = self.weight_layers == 0
@@ -139,9 +182,17 @@ class _LayerStack:
         self.weight_layers += 1
         self.shape = (out_features,)
 
-    def batchnorm(self) -> None:
-        self.layers.append({"kind": "batchnorm", "name": f"bn{self.weight_layers - 1}",
-                            "channels": self.shape[0], "eps": 1e-5})
+    def batchnorm(self, name: str | None = None) -> str:
+        name = name or f"bn{self.weight_layers - 1}"
+        self._append({"kind": "batchnorm", "name": name, "channels": self.shape[0], "eps": 1e-5}, self.shape)
+        return name
+
+    def residual(self, name: str, main: str, shortcut: str) -> str:
+        """``main + g * q(shortcut)`` (hwgen.train.residual); both inputs (C, H, W)."""
+        self._append({"kind": "residual", "name": name, "inputs": [main, shortcut], "channels": self.shapes[main][0],
+                      "shortcut": self.options.shortcut, "estimator": self.options.estimator.value},
+                     self.shapes[main])
+        return name
 
     def maxpool(self) -> None:
         c, h, w = self.shape
@@ -197,6 +248,31 @@ def cnv(stack: _LayerStack) -> None:
     stack.batchnorm()
 
 
+def resnet(stack: _LayerStack) -> None:
+    o = stack.options
+    blocks = ((o.depth or 8) - 2) // 6
+    stack.conv(_scaled(16, o.width), bits=o.first_bits or 8, padding=1)
+    x = stack.batchnorm()
+    index = 0
+    for stage, channels in enumerate(_scaled(c, o.width) for c in (16, 32, 64)):
+        for block in range(blocks):
+            stride = 2 if stage > 0 and block == 0 else 1
+            b = f"b{index}_"
+            stack.conv(channels, bits=1, padding=1, stride=stride, name=b + "conv1", source=x)
+            stack.batchnorm(b + "bn1")
+            stack.conv(channels, bits=1, padding=1, name=b + "conv2")
+            main = stack.batchnorm(b + "bn2")
+            shortcut = x
+            if stride != 1 or stack.shapes[x][0] != channels:
+                stack.conv(channels, bits=1, kernel=1, stride=stride, name=b + "down", source=x)
+                shortcut = stack.batchnorm(b + "downbn")
+            x = stack.residual(b + "add", main, shortcut)
+            index += 1
+    stack.flatten()
+    stack.linear(stack.classes, bits=o.last_bits or 1)
+    stack.batchnorm()
+
+
 def _mlp(hidden: int) -> Callable[[_LayerStack], None]:
     def build(stack: _LayerStack) -> None:
         o = stack.options
@@ -220,6 +296,7 @@ MODELS: dict[str, Callable[[_LayerStack], None]] = {
     "tfc": _mlp(64),
     "sfc": _mlp(256),
     "lfc": _mlp(1024),
+    "resnet": resnet,
 }
 
 
