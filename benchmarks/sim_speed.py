@@ -78,7 +78,8 @@ def compare_builds(folder, images: np.ndarray, variants: list[str]) -> list[dict
                          "build_peak_mb": harness.peak_rss_mb, "images": len(images),
                          "agree": int(check.agree.sum()), "cycles_per_s": round(tm.cycles_per_s),
                          "cycles_per_cpu_s": round(tm.cycles / sim_cpu), "images_per_s": round(tm.images_per_s, 2), "options": " ".join(vargs)})
-            print(f"  {name}: built in {harness.build_s:.1f} s, {tm.cycles_per_s:,.0f} cycles/s", flush=True)
+            print(f"  {name}: built in {harness.build_s:.1f} s ({harness.build_cpu_s or 0:.1f} CPU s), "
+                  f"{tm.cycles_per_s:,.0f} cycles/s, {tm.cycles / sim_cpu:,.0f} cycles per CPU s", flush=True)
     return rows
 
 
