@@ -99,3 +99,17 @@ def random_network(rng: np.random.Generator, input_shape: tuple[int, int, int], 
         out.append(layer)
         shape = layer.out_shape
     return Network(name="random", input_shape=tuple(input_shape), layers=out, num_classes=num_classes)
+
+
+def redrawn_weights(net: Network, seed: int) -> Network:
+    """A copy of ``net`` with new random +-1 weights in every hidden layer (the first and last layers and
+    every threshold kept): another weight set of the same architecture."""
+    import copy
+
+    other = copy.deepcopy(net)
+    rng = np.random.default_rng(seed)
+    for layer in other.layers[1:-1]:
+        w = getattr(layer, "weights", None)
+        if w is not None:
+            layer.weights = rng.choice(np.array([-1, 1], dtype=w.dtype), size=w.shape)
+    return other

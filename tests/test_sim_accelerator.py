@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from irnets import random_network
+from irnets import random_network, redrawn_weights
 
 from hwgen.cli import main
 from hwgen.compile.artifact import save_network
@@ -37,12 +37,16 @@ def _build(model: Path, out: Path, pe: int) -> Path:
     return out
 
 
+def _small_network():
+    rng = np.random.default_rng(5)
+    return random_network(rng, (2, 8, 8), [("conv", 4, 3, 1, 1), ("conv", 8, 3, 1, 1), ("pool", 2), ("fc", 8)],
+                          num_classes=5, first_weight_bits=4)
+
+
 @pytest.fixture(scope="module")
 def small_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A build folder of a small random network (2x8x8 input, 5 classes)."""
-    rng = np.random.default_rng(5)
-    net = random_network(rng, (2, 8, 8), [("conv", 4, 3, 1, 1), ("conv", 8, 3, 1, 1), ("pool", 2), ("fc", 8)],
-                         num_classes=5, first_weight_bits=4)
+    net = _small_network()
     root = tmp_path_factory.mktemp("sim_accel")
     save_network(root / "small.hwir", net)
     return _build(root / "small.hwir", root / "small", pe=4)
@@ -148,6 +152,48 @@ def test_bulk_catches_a_flipped_rom_bit_in_the_verilog(small_build: Path, tmp_pa
     out = simulate(load_build_folder(faulty), _images(5, seed=6), mode="bulk")
     assert not out.ok and out.check.mismatches == 5
     assert "scores differ for class(es)" in out.check.first_mismatch
+
+
+# -- one compiled model per architecture and folding ---------------------------
+
+def test_a_second_weight_set_reuses_the_compiled_models(small_build: Path, tmp_path: Path) -> None:
+    """Another weight set, same architecture and folding: both benches reuse the models compiled for the
+    first (memory contents are loaded at run time), and each weight set is bit-exact against its own golden
+    model with outputs that differ from the other's (so the new contents were loaded)."""
+    save_network(tmp_path / "other.hwir", redrawn_weights(_small_network(), seed=11))
+    first, other = load_build_folder(small_build), load_build_folder(_build(tmp_path / "other.hwir",
+                                                                             tmp_path / "other", pe=4))
+    cache, images = tmp_path / "cache", _images(8, seed=9)
+    outs = {}
+    for name, folder in (("first", first), ("other", other)):
+        outs[name, "bulk"] = simulate(folder, images, mode="bulk", seed=2, stall_p=0.3, cache_dir=cache)
+        outs[name, "cocotb"] = simulate(folder, images[:2], mode="cocotb", seed=2, stall_p=0.3, cache_dir=cache,
+                                        run_dir=tmp_path / f"cocotb-{name}", waves=False)
+    for key, out in outs.items():
+        assert out.ok, (key, out.check.first_mismatch, out.bench_failures)
+        assert out.model_cached == (key[0] == "other"), key
+    assert not np.array_equal(outs["first", "bulk"].trace.words, outs["other", "bulk"].trace.words)
+    assert len({p.name for p in cache.iterdir() if not p.name.startswith(".")}) == 2  # one bulk, one cocotb
+
+
+def test_memory_files_are_required_and_checked(small_build: Path, tmp_path: Path) -> None:
+    """A harness run without +hwgen_mem stops; a memory file edited after it was written is refused."""
+    from hwgen.errors import SimError
+    from hwgen.sim.bulk import build_harness, run_harness
+    from hwgen.sim.memfiles import check_mem_dir, shell_sources, split_memories, write_mem_dir
+
+    folder = load_build_folder(small_build)
+    design = split_memories(folder.top_v.read_text())
+    with shell_sources(design, folder.sources) as sources:
+        harness = build_harness(sources, folder.top_module, memory_layout=design.layout_sha256)
+    with pytest.raises(SimError, match="hwgen_mem"):
+        run_harness(harness, _images(1), folder.num_classes)
+    mem = write_mem_dir(design, tmp_path / "mem")
+    victim = mem / design.memories[0].file
+    text = victim.read_text()
+    victim.write_text(format(int(text[0], 16) ^ 1, "x") + text[1:])  # one bit of word 0 flipped
+    with pytest.raises(SimError, match="stale or edited"):
+        check_mem_dir(design, mem, harness.memory_layout)
 
 
 # -- hwgen sim -----------------------------------------------------------------

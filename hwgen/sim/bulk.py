@@ -4,7 +4,9 @@
 header comment documents the file formats) with the design into one
 executable, ``verilator --cc --exe --build -O3``, cached like the cocotb
 models: ``CACHE/bulk-<top>-<key>`` where the key hashes the Verilog, the
-harness source, the options and the Verilator version. :func:`run_harness`
+harness source, the options, the memory layout and the Verilator version
+(``hwgen sim`` compiles the shell of :mod:`hwgen.sim.memfiles`, whose memories
+read their contents at run time from ``+hwgen_mem=DIR``). :func:`run_harness`
 writes the frames to a file, runs the executable (reading its progress
 lines to call back), and returns the :class:`~hwgen.sim.trace.StreamTrace`;
 with ``jobs`` > 1 it runs that many harness processes on contiguous chunks
@@ -64,12 +66,17 @@ class Harness:
     cached: bool
     build_s: float
     peak_rss_mb: float | None
+    memory_layout: str | None = None  # the layout digest of the memory files it loads (hwgen.sim.memfiles)
+    build_cpu_s: float | None = None  # CPU seconds of the build, all its processes (less load-dependent than build_s)
 
 
 def build_harness(sources: Sequence[str | os.PathLike], top_module: str = "hwgen_top", *,
-                  cache_dir: str | os.PathLike | None = None, jobs: int | None = None) -> Harness:
+                  cache_dir: str | os.PathLike | None = None, jobs: int | None = None,
+                  memory_layout: str | None = None, verilator_args: Sequence[str] = BULK_ARGS) -> Harness:
     """Compile the harness with the Verilog ``sources`` (top.v first; cached); SimError with the build
-    log's tail on failure."""
+    log's tail on failure. ``memory_layout``: for a shell whose memories load their contents at run time
+    (:mod:`hwgen.sim.memfiles`), its layout digest, recorded with the executable. ``verilator_args``:
+    the model's optimisation options (default :data:`BULK_ARGS`; ``benchmarks/sim_speed.py`` compares others)."""
     import json
 
     version = verilator_version()
@@ -79,8 +86,9 @@ def build_harness(sources: Sequence[str | os.PathLike], top_module: str = "hwgen
             raise SimError(f"{s} does not exist")
     top_v = sources[0]
     source = harness_source()
-    args = [*BASE_ARGS, *BULK_ARGS, *(a for v in MAKE_VARS for a in ("-MAKEFLAGS", v))]
-    key = hash_key([version, top_module, " ".join(args), source, *(s.read_bytes() for s in sources)])
+    args = [*BASE_ARGS, *verilator_args, *(a for v in MAKE_VARS for a in ("-MAKEFLAGS", v))]
+    key = hash_key([version, top_module, " ".join(args), source, str(memory_layout),
+                    *(s.read_bytes() for s in sources)])
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     out = root / f"bulk-{top_module}-{key}"
     exe = out / EXE
@@ -88,7 +96,8 @@ def build_harness(sources: Sequence[str | os.PathLike], top_module: str = "hwgen
         stamp = out / _STAMP
         if stamp.is_file() and exe.is_file():
             info = json.loads(stamp.read_text())
-            return Harness(exe, True, info["build_s"], info.get("peak_rss_mb"))
+            return Harness(exe, True, info["build_s"], info.get("peak_rss_mb"), info.get("memory_layout"),
+                           info.get("build_cpu_s"))
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
         (out / "harness.cpp").write_text(source)
@@ -108,10 +117,11 @@ def build_harness(sources: Sequence[str | os.PathLike], top_module: str = "hwgen
                            f"log {log}:\n{tail}")
         # wait4's ru_maxrss: the largest process of the child's tree (verilator, make, the compilers).
         peak = usage.ru_maxrss / 1024.0
-        info = {"build_s": round(build_s, 2), "peak_rss_mb": round(peak, 1), "command": cmd, "verilator": version}
+        info = {"build_s": round(build_s, 2), "build_cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
+                "peak_rss_mb": round(peak, 1), "command": cmd, "verilator": version, "memory_layout": memory_layout}
         stamp.write_text(json.dumps(info, indent=1))
         prune_build(out)
-        return Harness(exe, False, info["build_s"], info["peak_rss_mb"])
+        return Harness(exe, False, info["build_s"], info["peak_rss_mb"], memory_layout, info["build_cpu_s"])
 
 
 #: Deterministic pause patterns of the harness: output stalls on each frame's last word, output stall bursts,
@@ -123,7 +133,8 @@ def run_harness(harness: Harness, images: np.ndarray, num_classes: int, *, in_wi
                 gap_p: float = 0.0,
                 stall_p: float = 0.0, idle_limit: int = 1_000_000, workdir: str | os.PathLike | None = None,
                 progress: Callable[[int, int], None] | None = None, progress_every: int = 0,
-                jobs: int = 1, pattern: str = "none", pattern_len: int = 0) -> StreamTrace:
+                jobs: int = 1, pattern: str = "none", pattern_len: int = 0,
+                plusargs: Sequence[str] = ()) -> StreamTrace:
     """Stream uint8 ``images`` (N, C, H, W) through the harness; the trace of what came out.
 
     ``jobs`` > 1 splits the images into that many contiguous chunks, each
@@ -137,6 +148,7 @@ def run_harness(harness: Harness, images: np.ndarray, num_classes: int, *, in_wi
     ``pattern_len`` cycles to the random ones (harness.cpp's header says where).
     ``in_width``: bits of the design's ``s_axis_tdata``, ``in_width / 8`` bytes
     of :func:`~hwgen.sim.formats.pixel_stream` per beat, the first on bits 7..0.
+    ``plusargs``: passed to every harness process (``+hwgen_mem=DIR``).
     """
     images = np.asarray(images)
     if jobs < 1:
@@ -158,7 +170,7 @@ def run_harness(harness: Harness, images: np.ndarray, num_classes: int, *, in_wi
         procs = [_start(harness, chunk, num_classes, Path(tmp) / f"chunk{i}", in_width=in_width, seed=seed + i,
                         gap_p=gap_p,
                         stall_p=stall_p, idle_limit=idle_limit, progress_every=progress_every if progress else 0,
-                        pattern=pattern, pattern_len=pattern_len)
+                        pattern=pattern, pattern_len=pattern_len, plusargs=plusargs)
                  for i, chunk in enumerate(chunks)]
         results: list = [None] * len(procs)
         threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, _finish(procs[i], report, i)))
@@ -180,7 +192,7 @@ def run_harness(harness: Harness, images: np.ndarray, num_classes: int, *, in_wi
 def _start(harness: Harness, images: np.ndarray, num_classes: int, stem: Path, *, in_width: int, seed: int,
            gap_p: float,
            stall_p: float, idle_limit: int, progress_every: int, pattern: str = "none",
-           pattern_len: int = 0) -> subprocess.Popen:
+           pattern_len: int = 0, plusargs: Sequence[str] = ()) -> subprocess.Popen:
     """Write the frames file ``STEM.bin`` and start the harness writing ``STEM.out``."""
     frames = stem.with_suffix(".bin")
     pixel_stream(images).tofile(frames)
@@ -191,12 +203,14 @@ def _start(harness: Harness, images: np.ndarray, num_classes: int, stem: Path, *
            "--beat-bytes", str(in_width // 8)]
     if pattern != "none":
         cmd += ["--pattern", pattern, "--pattern-len", str(int(pattern_len))]
+    cmd += list(plusargs)
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _finish(proc: subprocess.Popen, report: Callable[[int, int, int], None], index: int) -> tuple[float | None, str]:
-    """Read a harness's progress lines until it exits; (its simulation seconds or None, its stderr)."""
-    wall = None
+    """Read a harness's progress lines until it exits; (its simulation seconds or None, the other lines it
+    printed and its stderr)."""
+    wall, said = None, []
     assert proc.stdout is not None and proc.stderr is not None
     for line in proc.stdout:
         parts = line.split()
@@ -204,9 +218,11 @@ def _finish(proc: subprocess.Popen, report: Callable[[int, int, int], None], ind
             report(index, int(parts[1]), int(parts[2]))
         elif parts[:1] == ["done"]:
             wall = float(parts[3])
+        else:
+            said = [*said[-19:], line]  # the simulator's own messages ($fatal, %Error): the last 20 lines
     stderr = proc.stderr.read()
     proc.wait()
-    return wall, stderr
+    return wall, "".join(said) + stderr
 
 
 def _read_output(path: Path, num_classes: int, wall_s: float) -> StreamTrace:

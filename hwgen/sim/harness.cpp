@@ -5,7 +5,11 @@
 //
 // Usage: hwgen_bulk --frames FILE --frame-bytes B --words W --out FILE
 //                   [--beat-bytes E] [--seed S] [--gap-p P] [--stall-p Q]
-//                   [--pattern NAME --pattern-len L] [--idle-limit N] [--progress K]
+//                   [--pattern NAME --pattern-len L] [--idle-limit N] [--progress K] [+hwgen_mem=DIR]
+//
+// Arguments starting with "+" are plusargs for the design: a shell whose
+// memories load their contents at run time (hwgen/sim/memfiles.py) reads
+// them from +hwgen_mem=DIR and stops ($fatal) without it.
 //
 // Input FILE: N * B bytes, frame after frame, each frame the bytes of one
 // image in (y, x, c) order. They are offered on s_axis E bytes per beat
@@ -77,7 +81,7 @@ Options parse(int argc, char** argv) {
     Options o;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
-        if (a.rfind("+verilator", 0) == 0) continue;
+        if (a.rfind("+", 0) == 0) continue;  // plusargs: Verilator's and the design's (+hwgen_mem=DIR)
         if (i + 1 >= argc) die("missing value after ", argv[i]);
         const char* v = argv[++i];
         if (a == "--frames") o.frames = v;

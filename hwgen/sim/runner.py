@@ -121,6 +121,7 @@ class BuiltModel:
     cached: bool
     build_s: float        # seconds of the build (as recorded when it was built)
     peak_rss_mb: float | None  # largest child process of this Python process so far (the build's, when it is fresh), MB
+    memory_layout: str | None = None  # the layout digest of the memory files it loads (hwgen.sim.memfiles)
 
 
 def _child_peak_rss_mb() -> float:
@@ -152,12 +153,15 @@ def _top_ports_runner():
 
 def build_model(sources: Sequence[str | os.PathLike], toplevel: str, *, build_args: Sequence[str] = (),
                 cache_dir: str | os.PathLike | None = None, quiet: bool = True,
-                top_ports_only: bool = True) -> BuiltModel:
+                top_ports_only: bool = True, memory_layout: str | None = None) -> BuiltModel:
     """Verilate and compile ``sources`` (Verilog) for cocotb, or reuse the cached build of the same inputs.
 
     ``top_ports_only``: only the top module's signals are visible to cocotb
     (``--public-depth 1``; much faster to build and run for a large design).
-    Pass False for a bench that reads internal signals.
+    Pass False for a bench that reads internal signals. ``memory_layout``:
+    for a shell whose memories load their contents at run time
+    (:mod:`hwgen.sim.memfiles`), its layout digest, recorded with the model
+    and checked against the memory files of every run.
     """
     from cocotb_tools.runner import get_runner
 
@@ -171,14 +175,15 @@ def build_model(sources: Sequence[str | os.PathLike], toplevel: str, *, build_ar
     import cocotb
 
     key = hash_key([version, cocotb.__version__, toplevel, json.dumps(args), str(top_ports_only),
-                    *(s.read_bytes() for s in sources)])
+                    str(memory_layout), *(s.read_bytes() for s in sources)])
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     build_dir = root / f"cocotb-{toplevel}-{key}"
     stamp = build_dir / _STAMP
     with locked(root / f".lock-{key}"):
         if stamp.is_file() and (build_dir / toplevel).is_file():
             info = json.loads(stamp.read_text())
-            return BuiltModel(build_dir, toplevel, fmt, True, info["build_s"], info.get("peak_rss_mb"))
+            return BuiltModel(build_dir, toplevel, fmt, True, info["build_s"], info.get("peak_rss_mb"),
+                              info.get("memory_layout"))
         shutil.rmtree(build_dir, ignore_errors=True)
         build_dir.mkdir(parents=True)
         log = build_dir / "build.log"
@@ -192,10 +197,11 @@ def build_model(sources: Sequence[str | os.PathLike], toplevel: str, *, build_ar
             tail = _tail(log)
             raise SimError(f"Verilator build of {toplevel} failed ({exc}); log {log}:\n{tail}") from None
         info = {"build_s": round(time.monotonic() - t0, 2), "peak_rss_mb": round(_child_peak_rss_mb(), 1),
-                "toplevel": toplevel, "sources": [str(s) for s in sources], "args": args, "verilator": version}
+                "toplevel": toplevel, "sources": [str(s) for s in sources], "args": args, "verilator": version,
+                "memory_layout": memory_layout}
         stamp.write_text(json.dumps(info, indent=1))
         prune_build(build_dir)
-        return BuiltModel(build_dir, toplevel, fmt, False, info["build_s"], info["peak_rss_mb"])
+        return BuiltModel(build_dir, toplevel, fmt, False, info["build_s"], info["peak_rss_mb"], memory_layout)
 
 
 @contextlib.contextmanager
@@ -283,13 +289,14 @@ class BenchResult:
 
 def run_bench(model: BuiltModel, test_module: str, run_dir: str | os.PathLike, *,
               env: Mapping[str, str] | None = None, module_paths: Sequence[str | os.PathLike] = (),
-              waves: bool = False, seed: int | None = None, testcase: str | None = None) -> BenchResult:
+              waves: bool = False, seed: int | None = None, testcase: str | None = None,
+              plusargs: Sequence[str] = ()) -> BenchResult:
     """Run cocotb test module ``test_module`` on ``model`` in ``run_dir``; never raises on a failing test.
 
     ``module_paths``: folders to put on the simulator's Python path (the
     bench module's folder). ``env``: extra environment (e.g. the path of the
     bench's JSON configuration). ``waves``: record a trace; kept only when the
-    run fails.
+    run fails. ``plusargs``: simulator plusargs (``+hwgen_mem=DIR``).
     """
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
@@ -307,7 +314,7 @@ def run_bench(model: BuiltModel, test_module: str, run_dir: str | os.PathLike, *
             runner.test(test_module=test_module, hdl_toplevel=model.toplevel, hdl_toplevel_lang="verilog",
                         build_dir=str(model.path),
                         test_dir=str(run_dir), results_xml=str(results), extra_env=dict(env or {}),
-                        waves=waves, seed=seed, testcase=testcase, log_file=str(log))
+                        waves=waves, seed=seed, testcase=testcase, log_file=str(log), plusargs=list(plusargs))
         except SystemExit:
             pass  # the simulator exited non-zero; the results file (if any) says why
     wall = time.monotonic() - t0

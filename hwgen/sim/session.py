@@ -8,6 +8,11 @@ the C++ harness (:mod:`hwgen.sim.bulk`: for whole test sets). Both give a
 :func:`hwgen.sim.scoreboard.check_accelerator` against
 ``run_network(net, images)`` on the whole batch.
 
+Both compile the shell of ``top.v`` (:mod:`hwgen.sim.memfiles`: memory
+contents out of the Verilog, one model per design structure, whatever its
+weights) and load the memory files, written from ``top.v`` and checked
+against it, at run time.
+
 ``net`` may replace the build folder's IR as the scoreboard's reference (a
 deliberately corrupted copy, to show that a mismatch is caught).
 """
@@ -28,6 +33,7 @@ from hwgen.compile.golden import run_network
 from hwgen.compile.ir import Network
 from hwgen.errors import SimError
 from hwgen.sim.buildfolder import BuildFolder
+from hwgen.sim.memfiles import check_mem_dir, plusarg, shell_sources, split_memories, write_mem_dir
 from hwgen.sim.scoreboard import AcceleratorCheck, check_accelerator
 from hwgen.sim.trace import StreamTrace, Timing
 
@@ -99,16 +105,22 @@ def simulate(folder: BuildFolder, images: np.ndarray, *, mode: str = "cocotb", l
     ref = net if net is not None else folder.net
     max_cycles, idle_limit = cycle_budget(folder, len(images), gap_p, stall_p)
     golden = run_network(ref, images)
+    design = split_memories(folder.top_v.read_text())
     if mode == "bulk":
         from hwgen.sim.bulk import build_harness, run_harness
 
-        log("Verilator model for the bulk harness (built once, then cached) ...")
-        harness = build_harness(folder.sources, folder.top_module, cache_dir=cache_dir)
+        log("Verilator model for the bulk harness (built once, then cached; memory contents load at run time) ...")
+        with shell_sources(design, folder.sources) as sources:
+            harness = build_harness(sources, folder.top_module, cache_dir=cache_dir,
+                                    memory_layout=design.layout_sha256)
         log(_built(harness.cached, harness.build_s, harness.exe.parent))
-        trace = run_harness(harness, images, folder.num_classes, in_width=folder.in_width, seed=seed,
-                            gap_p=gap_p, stall_p=stall_p,
-                            idle_limit=idle_limit, progress=progress, progress_every=progress_every, jobs=jobs,
-                            pattern=pattern, pattern_len=pattern_len)
+        with tempfile.TemporaryDirectory(prefix="hwgen-mem-") as tmp:
+            mem = write_mem_dir(design, Path(tmp) / "mem")
+            check_mem_dir(design, mem, harness.memory_layout)
+            trace = run_harness(harness, images, folder.num_classes, in_width=folder.in_width, seed=seed,
+                                gap_p=gap_p, stall_p=stall_p, idle_limit=idle_limit, progress=progress,
+                                progress_every=progress_every, jobs=jobs, pattern=pattern, pattern_len=pattern_len,
+                                plusargs=[plusarg(mem)])
         check = check_accelerator(ref, images, *trace.decoded(), labels=labels, golden=golden,
                                   protocol_errors=trace.errors())
         return SimOutcome("bulk", check, trace.timing(), trace, harness.cached, harness.build_s,
@@ -118,12 +130,15 @@ def simulate(folder: BuildFolder, images: np.ndarray, *, mode: str = "cocotb", l
         raise SimError(f"pause patterns ({pattern}) are a feature of the bulk harness: use mode='bulk'")
     from hwgen.sim.runner import build_model, run_bench
 
-    log("Verilator model for cocotb (built once, then cached) ...")
-    model = build_model(folder.sources, folder.top_module, cache_dir=cache_dir)
+    log("Verilator model for cocotb (built once, then cached; memory contents load at run time) ...")
+    with shell_sources(design, folder.sources) as sources:
+        model = build_model(sources, folder.top_module, cache_dir=cache_dir, memory_layout=design.layout_sha256)
     log(_built(model.cached, model.build_s, model.path))
     # absolute: the bench runs in another working folder and reads the config's paths from there
     run_dir = (Path(run_dir) if run_dir is not None else folder.path / "sim" / "cocotb").resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
+    mem = write_mem_dir(design, run_dir / "mem")
+    check_mem_dir(design, mem, model.memory_layout)
     trace_path = run_dir / "trace.npz"
     trace_path.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(dir=run_dir, prefix="inputs-") as tmp:
@@ -136,7 +151,7 @@ def simulate(folder: BuildFolder, images: np.ndarray, *, mode: str = "cocotb", l
             "seed": seed, "gap_p": gap_p, "stall_p": stall_p, "max_cycles": max_cycles, "idle_limit": idle_limit,
             "in_width": folder.in_width}))
         result = run_bench(model, "hwgen.sim.top_bench", run_dir, env={"HWGEN_SIM_CONFIG": str(config)},
-                           waves=waves, seed=seed)
+                           waves=waves, seed=seed, plusargs=[plusarg(mem)])
     if not trace_path.is_file():
         raise SimError(f"the cocotb bench did not finish: {'; '.join(result.failures)}\nlog {result.log}:\n"
                        f"{result.log_tail()}")
