@@ -1,0 +1,84 @@
+"""``hwgen build --fit``: the fastest balanced folding that fits the target by the cost model (hwgen/hw/fit.py).
+
+The expected foldings are derived by hand from the layer shapes and the
+devices' data-sheet resources; the cost model's estimates are what the
+solver is bound by (LUT4 <= 85 %, block RAM <= 100 %), and
+tests/test_cost.py pins those estimates to placed designs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hwgen.cli import main
+from hwgen.errors import BuildError
+from hwgen.hw.builder import load_model
+from hwgen.hw.fit import LUT_FILL, design_cost, fit_folding
+from hwgen.hw.folding import LayerFold, fewest_lanes, summarize
+from hwgen.hw.targets import get_target
+
+REPO = Path(__file__).resolve().parent.parent
+CNV = REPO / "models" / "cnv_cifar10.ckpt"
+TFC = REPO / "models" / "tfc_mnist.ckpt"
+
+
+def _model(path: Path):
+    if not path.is_file():
+        pytest.skip(f"{path} is not in the repository")
+    return load_model(path)[0]
+
+
+def test_cnv_fills_the_ecp5_85f_at_its_fastest_folding() -> None:
+    """CNV's floor is conv0 fully unrolled: 8,100 cycles (C_in = 3 caps SIMD). At that rate conv1 needs
+    64 * 576 * 784 / 8,100 = 3,568 lanes or more: PE 64 x SIMD 64, a weight ROM of NF * SF = 1 * 9 words of
+    4,096 bits, which block RAM reads at 36 bits per EBR: 114 of the 85F's 208 EBR for 36,864 bits. The solver
+    keeps such shallow ROMs in LUTs instead, and the whole design then fits."""
+    net = _model(CNV)
+    target = get_target("ecp5-85k")
+    fit = fit_folding(net, target)
+    folds = {f.layer.name: f for f in fit.folds}
+    assert summarize(fit.folds).cycles_per_frame == 8_100
+    assert (folds["conv0"].pe, folds["conv0"].simd) == (64, 3) and (folds["conv1"].pe, folds["conv1"].simd) == (64, 64)
+    assert fit.lut4 <= LUT_FILL * 83_640 and fit.bram_blocks <= 208
+    assert fit.memory.rom_lut_max_depth >= 9
+    # the same folding with every weight ROM deeper than 4 words in block RAM (the family's own map) does not fit
+    _, blocks = design_cost(net, fit.folds, target, target.spec.memory)
+    assert blocks > 208
+
+
+def test_a_smaller_device_gets_the_fastest_folding_that_fits_and_no_faster() -> None:
+    """TFC on the iCE40HX8K (7,680 logic cells, 32 block RAMs): the fit fits, and the balanced folding of the
+    next faster candidate (fewer cycles per frame) does not, by the same estimates."""
+    net = _model(TFC)
+    target = get_target("ice40-hx8k")
+    fit = fit_folding(net, target)
+    cycles = summarize(fit.folds).cycles_per_frame
+    assert fit.lut4 <= LUT_FILL * 7_680 and fit.bram_blocks <= 32
+    assert cycles > 784  # slower than the input stream: the device, not the stream, is the bound
+    faster = max(f.layer.cycles(pe, simd) for f in fit.folds for pe in f.layer.legal_pe()
+                 for simd in f.layer.legal_simd() if f.layer.cycles(pe, simd) < cycles)
+    folds = [LayerFold(f.layer, *fewest_lanes(f.layer, faster)) for f in fit.folds]
+    lut4, blocks = design_cost(net, folds, target, fit.memory)
+    assert lut4 > LUT_FILL * 7_680 or blocks > 32
+
+
+def test_a_network_that_fits_nowhere_is_refused() -> None:
+    """1.5 Mbit of CNV weights against the ECP5-25F's 56 x 18 Kbit = 1.0 Mbit of block RAM."""
+    with pytest.raises(BuildError, match="cnv does not fit ecp5-25k at any balanced folding"):
+        fit_folding(_model(CNV), get_target("ecp5-25k"))
+
+
+def test_cli_fit_and_its_conflicts(tmp_path: Path, capsys) -> None:
+    """``--fit`` builds the fitted folding (TFC on ECP5: input-bound, 784 cycles); with ``--simd`` it is refused."""
+    _model(TFC)
+    assert main(["build", str(TFC), "--fit", "--target", "ecp5-85k", "-o", str(tmp_path / "t")]) == 0
+    assert "--fit" in capsys.readouterr().out
+    import json
+
+    report = json.loads((tmp_path / "t" / "report.json").read_text())
+    assert report["cycles_per_frame"] == 784 and report["folding"]["request"] == "--fit"
+    assert main(["build", str(TFC), "--fit", "--simd", "4", "-o", str(tmp_path / "u")]) == 2
+    assert "--simd applies with --pe" in capsys.readouterr().err
+    assert not (tmp_path / "u").exists()
