@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from hwgen.cli import main
@@ -82,3 +83,34 @@ def test_cli_fit_and_its_conflicts(tmp_path: Path, capsys) -> None:
     assert main(["build", str(TFC), "--fit", "--simd", "4", "-o", str(tmp_path / "u")]) == 2
     assert "--simd applies with --pe" in capsys.readouterr().err
     assert not (tmp_path / "u").exists()
+
+
+def test_a_fitted_design_is_bit_exact_at_its_folding_rate() -> None:
+    """A small network (8-bit first layer, stride 2, pool) fitted to the ECP5-25F: the folding is its fastest
+    (the floor: every layer fully unrolled or the input stream), and in Amaranth's simulator, with input gaps
+    and output back-pressure, every word equals the golden model's; without them the frame period is the
+    folding's estimate."""
+    from accel_sim import frame_intervals, golden_words, simulate_accelerator
+    from irnets import random_network
+    from streams import mismatches
+
+    from hwgen.hw.accelerator import Accelerator
+    from hwgen.hw.folding import fastest_cycles, input_cycles
+
+    rng = np.random.default_rng(5)
+    shape = (3, 8, 8)
+    net = random_network(rng, shape, [("conv", 8, 3, 1, 1), ("conv", 8, 3, 2, 1), ("pool", 2), ("fc", 8)],
+                         num_classes=4, first_weight_bits=8, last_weight_bits=1)
+    target = get_target("ecp5-25k")
+    fit = fit_folding(net, target)
+    cycles = summarize(fit.folds, input_cycles(net)).cycles_per_frame
+    assert cycles == fastest_cycles(net)[0]
+    acc = Accelerator(net, fit.folds, memory=fit.memory)
+    images = rng.integers(0, 256, size=(4, *shape), dtype=np.uint8)
+    trace = simulate_accelerator(acc, images, budget=40 * cycles * len(images) + 5000, seed=3, gap_p=0.3,
+                                 stall_p=0.4)
+    assert not mismatches(trace.outputs, golden_words(net, images))
+    trace = simulate_accelerator(acc, images, budget=4 * cycles * len(images) + 5000)
+    assert not mismatches(trace.outputs, golden_words(net, images))
+    steady = frame_intervals(acc, trace)[1:]
+    assert np.all(np.abs(steady - cycles) <= 0.05 * cycles), (steady, cycles)
