@@ -81,7 +81,8 @@ def row(folder: Path) -> str:
     per_klut = fps / used["LUT4"] * 1000 if fps else None
     met = "met" if rep["timing_met"] else "missed"
     cells = [folder.name, rep["target"]["name"],
-             f"{rep['cycles_per_frame']:,}", _with_estimate(used["LUT4"], build.get("lut4_estimate")), f"{used['FF']:,}",
+             f"{rep['cycles_per_frame']:,}", _with_estimate(used["LUT4"], build.get("lut4_estimate")),
+             f"{used['FF']:,}",
              _with_estimate(used["block RAM"], build.get("bram_blocks_estimate")),
              f"{used['DSP']:,}", f"{fmax:.2f} ({rep['freq_mhz']:g} {met})" if fmax else "-",
              f"{fps:,.0f}" if fps else "-", f"{per_klut:,.1f}" if per_klut else "-",
@@ -98,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     folders = list(args.build_dirs)
     if args.ci_design is not None:
         folders.append(build_ci_design(args.ci_design))
-    print("| design | target | cycles/frame | LUT4 (est.) | FF | EBR (est.) | DSP | Fmax MHz (requested) | frames/s at Fmax "
+    print("| design | target | cycles/frame | LUT4 (est.) | FF | EBR (est.) | DSP | Fmax MHz (requested) "
+          "| frames/s at Fmax "
           "| frames/s per 1k LUT4 | Yosys s | nextpnr s | ecppack s |")
     print("|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|")
     for folder in folders:
