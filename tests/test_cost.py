@@ -42,6 +42,10 @@ MEASURED = [
     ("SFC --fps 100000, ECP5-85F", "sfc", dict(fps=100_000), "ecp5-85k", 16_052, 24),
     ("CNV --pe 16, ECP5-85F", "cnv", dict(pe=16), "ecp5-85k", 15_300, 168),
     ("tiny --pe 2 (CI's synthesis design), ECP5-25F", "tiny", dict(pe=2), "ecp5-25k", 3_772, 1),
+    pytest.param("CNV --fit, ECP5-85F", "cnv", dict(fit=True), "ecp5-85k", 37_329, 160,
+                 marks=pytest.mark.xfail(strict=True, reason="estimated 43,311 LUT4, 16.0 % over the placed "
+                                         "37,329 (EBR exact): where the fully unrolled engines or the LUT ROMs "
+                                         "are overestimated is not found yet (docs/synth.md)")),
 ]
 
 
@@ -59,7 +63,13 @@ def estimate(model: Path, folding: dict, target_name: str, memory: MemoryMap | N
     """(logic, block RAMs) as ``hwgen build`` reports them (its rows, summed)."""
     target = get_target(target_name)
     net, _ = load_model(model)
-    folds = solve_folding(net, **folding)
+    if folding.get("fit"):  # hwgen build --fit: the fitted folding and the memory map it chose
+        from hwgen.hw.fit import fit_folding
+
+        fitted = fit_folding(net, target)
+        folds, memory = fitted.folds, memory or fitted.memory
+    else:
+        folds = solve_folding(net, **folding)
     acc = Accelerator(net, folds, ecp5_cells=bool(target.spec.cells), memory=memory or target.spec.memory)
     rows = layer_rows(acc, folds, target)
     return sum(r["lut4_estimate"] for r in rows), sum(r["bram_blocks_estimate"] for r in rows)
@@ -86,7 +96,8 @@ def _model(model: str, tmp_path: Path) -> Path:
     return found
 
 
-@pytest.mark.parametrize("name, model, folding, target, logic, blocks", MEASURED, ids=[m[0] for m in MEASURED])
+@pytest.mark.parametrize("name, model, folding, target, logic, blocks", MEASURED,
+                         ids=[(m.values if hasattr(m, "values") else m)[0] for m in MEASURED])
 def test_estimate_within_15_percent_of_placed(tmp_path: Path, name, model, folding, target, logic,
                                               blocks) -> None:
     est_logic, est_blocks = estimate(_model(model, tmp_path), folding, target)
@@ -95,8 +106,8 @@ def test_estimate_within_15_percent_of_placed(tmp_path: Path, name, model, foldi
 
 
 @pytest.mark.parametrize("name, model, folding, target, logic, blocks",
-                         [m for m in MEASURED if m[3].startswith("ecp5") and m[1] != "cnv"],
-                         ids=[m[0] for m in MEASURED if m[3].startswith("ecp5") and m[1] != "cnv"])
+                         [m for m in MEASURED[:-1] if m[3].startswith("ecp5") and m[1] != "cnv"],
+                         ids=[m[0] for m in MEASURED[:-1] if m[3].startswith("ecp5") and m[1] != "cnv"])
 def test_ecp5_engines_alone_miss_the_placed_count(tmp_path: Path, monkeypatch, name, model, folding, target,
                                                   logic, blocks) -> None:
     """The ECP5 estimate before the glue was counted (the engines' formulas alone) is off by far more than 15 %
