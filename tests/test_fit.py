@@ -114,3 +114,21 @@ def test_a_fitted_design_is_bit_exact_at_its_folding_rate() -> None:
     assert not mismatches(trace.outputs, golden_words(net, images))
     steady = frame_intervals(acc, trace)[1:]
     assert np.all(np.abs(steady - cycles) <= 0.05 * cycles), (steady, cycles)
+
+
+def test_fps_builds_place_the_weights_too() -> None:
+    """``--fps 12000`` on CNV folds like ``--fit`` (8,333 cycles allow nothing slower than the 8,100 floor for
+    conv0 and conv1): with every ROM deeper than 4 words in block RAM it needs more than the 85F's 208 EBR, so
+    the build leaves the shallow ROMs to LUTs, as ``--fit`` does, instead of refusing."""
+    from hwgen.hw.fit import place_weights
+    from hwgen.hw.folding import solve_folding
+
+    net = _model(CNV)
+    target = get_target("ecp5-85k")
+    folds = solve_folding(net, fps=12_000, clock_hz=100e6)
+    assert design_cost(net, folds, target, target.spec.memory)[1] > 208
+    placed = place_weights(net, folds, target)
+    assert placed.bram_blocks <= 208 and placed.lut4 <= LUT_FILL * 83_640
+    tfc = _model(TFC)
+    folds = solve_folding(tfc, fps=100_000, clock_hz=100e6)
+    assert place_weights(tfc, folds, target).memory == target.spec.memory  # fits as it was: unchanged

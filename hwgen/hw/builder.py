@@ -28,7 +28,7 @@ from pathlib import Path
 from hwgen import __version__
 from hwgen.hw.accelerator import TOP_MODULE, Accelerator
 from hwgen.hw.engines import MVTU, MACUnit
-from hwgen.hw.fit import fit_folding
+from hwgen.hw.fit import fit_folding, place_weights
 from hwgen.hw.folding import input_cycles, solve_folding, summarize
 from hwgen.hw.report import format_markdown, layer_rows
 from hwgen.hw.targets import Target, get_target
@@ -178,7 +178,7 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions, *, name: str |
     else:
         folds = solve_folding(net, pe=options.pe, simd=options.simd, fps=options.fps,
                               clock_hz=options.clock_mhz * 1e6, overrides=options.overrides)
-        memory_map = target.spec.memory
+        memory_map = place_weights(net, folds, target).memory
     acc = Accelerator(net, folds, ecp5_cells=bool(target.spec.cells), memory=memory_map)
     rows = layer_rows(acc, folds, target)
     memory = {k: sum(r[f"{k}_bits"] for r in rows) for k in ("weights", "thresholds", "buffers")}

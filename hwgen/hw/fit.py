@@ -47,7 +47,7 @@ from hwgen.hw.families import MemoryMap
 from hwgen.hw.folding import LayerFold, check_overrides, fastest_cycles, fewest_lanes, layer_shapes
 from hwgen.hw.targets import Target
 
-__all__ = ["LUT_FILL", "ROM_LUT_DEPTHS", "Fit", "design_cost", "fit_folding"]
+__all__ = ["LUT_FILL", "ROM_LUT_DEPTHS", "Fit", "design_cost", "fit_folding", "place_weights"]
 
 #: The share of the device's LUT4s (logic cells) a fitted design may take by the estimate.
 LUT_FILL = 0.85
@@ -87,6 +87,20 @@ def _fits(lut4: int, blocks: int, target: Target) -> bool:
     return lut4 <= LUT_FILL * target.lut4 and blocks <= target.bram_blocks
 
 
+def place_weights(net: Network, folds: list[LayerFold], target: Target) -> Fit:
+    """The folding with the first memory map of :data:`ROM_LUT_DEPTHS` (the family's own first) under which
+    the design fits ``target``; the family's own when none does. ``hwgen build`` places the weights of every
+    folding (``--pe``, ``--fps``, ``--fit``) this way, so a design the family's own map does not fit in block
+    RAM gets its shallow ROMs in LUTs instead of a refusal; one that fits is built as before."""
+    own = None
+    for memory in _memories(target):
+        fit = Fit(folds, memory, *design_cost(net, folds, target, memory))
+        own = own or fit
+        if _fits(fit.lut4, fit.bram_blocks, target):
+            return fit
+    return own
+
+
 def fit_folding(net: Network, target: Target, overrides: dict[str, tuple[int, int]] | None = None) -> Fit:
     """The fastest balanced folding of ``net`` that fits ``target`` (see the module docstring)."""
     overrides = dict(overrides or {})
@@ -98,15 +112,8 @@ def fit_folding(net: Network, target: Target, overrides: dict[str, tuple[int, in
                          if s.cycles(pe, simd) >= floor} | {floor})
 
     def at(cycles: int) -> Fit:
-        folds = [LayerFold(layer=s, pe=p, simd=q) for s in shapes
-                 for p, q in [overrides.get(s.name) or fewest_lanes(s, cycles)]]
-        tried = None
-        for memory in _memories(target):
-            lut4, blocks = design_cost(net, folds, target, memory)
-            tried = Fit(folds, memory, lut4, blocks)
-            if _fits(lut4, blocks, target):
-                break
-        return tried
+        return place_weights(net, [LayerFold(layer=s, pe=p, simd=q) for s in shapes
+                                   for p, q in [overrides.get(s.name) or fewest_lanes(s, cycles)]], target)
 
     step = max(1, len(candidates) // SAMPLES)
     sampled = sorted(set(range(0, len(candidates), step)) | {len(candidates) - 1})
