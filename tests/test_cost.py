@@ -1,16 +1,18 @@
-"""The per-family cost model against designs measured after place and route (docs/synth.md, "iCE40").
+"""The per-family cost model against designs measured after place and route (docs/synth.md).
 
-Each row is a design that went through ``hwgen synth`` (Yosys, nextpnr-ice40,
-seed 1): its placed logic cells (ICESTORM_LC) and block RAMs (ICESTORM_RAM)
-are constants here, measured, not computed; the build's estimate
-(``report.json``: ``lut4_estimate``, ``bram_blocks_estimate``) must be within
-15 % of each. A broken model (the ECP5 one applied to iCE40) must fail the
-same check. Estimating needs no Verilog: the accelerator is constructed and
-costed as ``hwgen build`` does it.
+Each row is a design that went through ``hwgen synth`` (Yosys, nextpnr,
+seed 1): its placed logic (ECP5 TRELLIS_COMB, iCE40 ICESTORM_LC) and block
+RAMs (DP16KD, ICESTORM_RAM) are constants here, measured, not computed; the
+build's estimate (``report.json``: ``lut4_estimate``, ``bram_blocks_estimate``)
+must be within 15 % of each. A broken model (the ECP5 one applied to iCE40;
+the engines alone without the glue on ECP5) must fail the same check.
+Estimating needs no Verilog: the accelerator is constructed and costed as
+``hwgen build`` does it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -25,14 +27,25 @@ from hwgen.hw.targets import get_target
 
 REPO = Path(__file__).resolve().parent.parent
 TFC = REPO / "models" / "tfc_mnist.ckpt"
+CNV = REPO / "models" / "cnv_cifar10.ckpt"
 TOLERANCE = 0.15
 
-#: (name, model, folding, target, placed logic cells, placed block RAMs); "tiny" is the random network below.
+#: (name, model, folding, target, placed logic cells / LUT4, placed block RAMs); "tiny" is the random network
+#: below, "sfc" the SFC architecture as initialised (the placed SFC is the trained 98.00 % one, whose
+#: checkpoint is not in the repository: same shapes, its threshold widths may differ by a bit).
 MEASURED = [
     ("TFC --pe 16 --simd 1", "tfc", dict(pe=16, simd=1), "ice40-hx8k", 3_875, 23),
     ("TFC --pe 4 --simd 4", "tfc", dict(pe=4, simd=4), "ice40-hx8k", 3_912, 23),
     ("tiny --pe 2 (SIMD 36)", "tiny", dict(pe=2), "ice40-hx8k", 5_789, 1),
     ("tiny --pe 1 --simd 4 (CI's design)", "tiny", dict(pe=1, simd=4), "ice40-hx8k", 1_090, 6),
+    ("TFC --fps 100000, ECP5-85F", "tfc", dict(fps=100_000), "ecp5-85k", 6_203, 8),
+    ("SFC --fps 100000, ECP5-85F", "sfc", dict(fps=100_000), "ecp5-85k", 16_052, 24),
+    ("CNV --pe 16, ECP5-85F", "cnv", dict(pe=16), "ecp5-85k", 15_300, 168),
+    ("tiny --pe 2 (CI's synthesis design), ECP5-25F", "tiny", dict(pe=2), "ecp5-25k", 3_772, 1),
+    pytest.param("CNV --fit, ECP5-85F", "cnv", dict(fit=True), "ecp5-85k", 37_329, 160,
+                 marks=pytest.mark.xfail(strict=True, reason="estimated 43,311 LUT4, 16.0 % over the placed "
+                                         "37,329 (EBR exact): where the fully unrolled engines or the LUT ROMs "
+                                         "are overestimated is not found yet (docs/synth.md)")),
 ]
 
 
@@ -50,21 +63,61 @@ def estimate(model: Path, folding: dict, target_name: str, memory: MemoryMap | N
     """(logic, block RAMs) as ``hwgen build`` reports them (its rows, summed)."""
     target = get_target(target_name)
     net, _ = load_model(model)
-    folds = solve_folding(net, **folding)
+    if folding.get("fit"):  # hwgen build --fit: the fitted folding and the memory map it chose
+        from hwgen.hw.fit import fit_folding
+
+        fitted = fit_folding(net, target)
+        folds, memory = fitted.folds, memory or fitted.memory
+    else:
+        folds = solve_folding(net, **folding)
     acc = Accelerator(net, folds, ecp5_cells=bool(target.spec.cells), memory=memory or target.spec.memory)
     rows = layer_rows(acc, folds, target)
     return sum(r["lut4_estimate"] for r in rows), sum(r["bram_blocks_estimate"] for r in rows)
 
 
-@pytest.mark.parametrize("name, model, folding, target, logic, blocks", MEASURED, ids=[m[0] for m in MEASURED])
-def test_ice40_estimate_within_15_percent_of_placed(tmp_path: Path, name, model, folding, target, logic,
-                                                    blocks) -> None:
-    path = TFC if model == "tfc" else _tiny(tmp_path)
-    if not path.is_file():
-        pytest.skip(f"{path} is not in the repository")
-    est_logic, est_blocks = estimate(path, folding, target)
+def _sfc(tmp_path: Path) -> Path:
+    from hwgen.compile.artifact import save_network
+    from hwgen.compile.compiler import compile_initialised
+    from hwgen.train.architecture import hardware_normalization
+    from hwgen.train.zoo import make_architecture
+
+    mean, std = hardware_normalization((0.1307,), (0.3081,))
+    path = tmp_path / "sfc.hwir"
+    save_network(path, compile_initialised(make_architecture("sfc", input_shape=(1, 28, 28), num_classes=10,
+                                                             mean=mean, std=std)))
+    return path
+
+
+def _model(model: str, tmp_path: Path) -> Path:
+    path = {"tfc": lambda: TFC, "cnv": lambda: CNV, "tiny": lambda: _tiny(tmp_path), "sfc": lambda: _sfc(tmp_path)}
+    found = path[model]()
+    if not found.is_file():
+        pytest.skip(f"{found} is not in the repository")
+    return found
+
+
+@pytest.mark.parametrize("name, model, folding, target, logic, blocks", MEASURED,
+                         ids=[(m.values if hasattr(m, "values") else m)[0] for m in MEASURED])
+def test_estimate_within_15_percent_of_placed(tmp_path: Path, name, model, folding, target, logic,
+                                              blocks) -> None:
+    est_logic, est_blocks = estimate(_model(model, tmp_path), folding, target)
     assert abs(est_logic - logic) <= TOLERANCE * logic, f"{name}: {est_logic:,} logic cells estimated, {logic:,} placed"
     assert abs(est_blocks - blocks) <= TOLERANCE * blocks, f"{name}: {est_blocks} block RAMs estimated, {blocks} placed"
+
+
+@pytest.mark.parametrize("name, model, folding, target, logic, blocks",
+                         [m for m in MEASURED[:-1] if m[3].startswith("ecp5") and m[1] != "cnv"],
+                         ids=[m[0] for m in MEASURED[:-1] if m[3].startswith("ecp5") and m[1] != "cnv"])
+def test_ecp5_engines_alone_miss_the_placed_count(tmp_path: Path, monkeypatch, name, model, folding, target,
+                                                  logic, blocks) -> None:
+    """The ECP5 estimate before the glue was counted (the engines' formulas alone) is off by far more than 15 %
+    on the MLPs and the small network: the glue is what the check measures."""
+    from hwgen.hw.families import ECP5, FAMILIES
+
+    monkeypatch.setitem(FAMILIES, ECP5.family, dataclasses.replace(ECP5, cost=dataclasses.replace(ECP5.cost,
+                                                                                              glue=False)))
+    est_logic, _ = estimate(_model(model, tmp_path), folding, target)
+    assert abs(est_logic - logic) > TOLERANCE * logic, f"{name}: {est_logic:,} estimated, {logic:,} placed"
 
 
 # -- the memory map each family's engines follow ------------------------------------------------

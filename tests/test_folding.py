@@ -63,6 +63,27 @@ def test_fps_target(cnv: Network) -> None:
                               if f.layer.cycles(p, s) <= 100_000) for f in folds)
 
 
+def test_an_unreachable_fps_is_refused_naming_the_bound(cnv: Network) -> None:
+    """CNV's conv0 reads 3 channels (SIMD <= 3): fully unrolled it takes (64/64) * (27/3) * 30*30 = 8,100 cycles,
+    so 100 MHz / 8,100 = 12,346 frames/s is the most; the input stream (3 * 32 * 32 = 3,072 cycles) is faster."""
+    from hwgen.hw.folding import fastest_cycles
+
+    assert fastest_cycles(cnv) == (8_100, "conv0")
+    assert summarize(solve_folding(cnv, fps=12_345, clock_hz=100e6)).cycles_per_frame <= 8_100
+    with pytest.raises(BuildError, match=r"--fps 12500 cannot be reached at 100 MHz: it needs <= 8,000 cycles per "
+                                         r"frame, but the conv0 takes 8,100 .*at most 12,346 frames/s"):
+        solve_folding(cnv, fps=12_500, clock_hz=100e6)
+
+
+def test_an_input_bound_fps_is_refused() -> None:
+    """A 1 x 28 x 28 MLP reads 784 bytes per frame, one per cycle: 100 MHz / 130,000 = 769 cycles is too few."""
+    mean, std = hardware_normalization((0.1307,), (0.3081,))
+    tfc = compile_initialised(make_architecture("tfc", input_shape=(1, 28, 28), num_classes=10, mean=mean, std=std))
+    with pytest.raises(BuildError, match=r"needs <= 769 cycles per frame, but the input stream takes 784 .*at most "
+                                         r"127,551 frames/s"):
+        solve_folding(tfc, fps=130_000, clock_hz=100e6)
+
+
 def test_unreachable_target_gives_the_fastest_folding() -> None:
     layer = LayerShape(name="l", c_out=4, c_in=3, fan_in=27, positions=100, whole_map=False)
     assert fewest_lanes(layer, max_cycles=1) == (4, 3)

@@ -431,11 +431,12 @@ def test_templates_ship_inside_the_package() -> None:
 
 
 def test_router_follows_the_design_size_and_the_option(tmp_path: Path) -> None:
-    """router2 above 4,000 estimated LUT4 (router1 did not converge on SFC, CNV), router1 below (better Fmax on TFC)."""
+    """router2 above 10,000 estimated LUT4 (router1 did not converge on SFC, CNV), router1 below (better Fmax on
+    TFC): the estimates of those designs (docs/synth.md)."""
     from hwgen.synth.scripts import choose_router, render_toolchain_scripts
 
-    assert choose_router(None) == choose_router(1_835) == choose_router(4_000) == "router1"  # TFC: 1,835
-    assert choose_router(4_001) == choose_router(8_045) == choose_router(16_717) == "router2"  # SFC, CNV
+    assert choose_router(None) == choose_router(6_202) == choose_router(10_000) == "router1"  # TFC: 6,202
+    assert choose_router(10_001) == choose_router(14_202) == choose_router(16_049) == "router2"  # CNV, SFC
     for router in ("router1", "router2"):
         render_toolchain_scripts(tmp_path, top="t", verilog="top.v", target="ecp5-85k", freq_mhz=100, seed=1,
                                  router=router)

@@ -28,6 +28,7 @@ from pathlib import Path
 from hwgen import __version__
 from hwgen.hw.accelerator import TOP_MODULE, Accelerator
 from hwgen.hw.engines import MVTU, MACUnit
+from hwgen.hw.fit import fit_folding, place_weights
 from hwgen.hw.folding import PIXEL_BITS, input_cycles, input_stream_bits, solve_folding, summarize
 from hwgen.hw.report import format_markdown, layer_rows
 from hwgen.hw.targets import Target, get_target
@@ -42,11 +43,13 @@ DEFAULT_CLOCK_MHZ = 100.0
 
 @dataclass(frozen=True)
 class BuildOptions:
-    """What ``hwgen build`` was asked for: exactly one of ``pe`` and ``fps``; ``simd`` and ``overrides`` refine it."""
+    """What ``hwgen build`` was asked for: exactly one of ``pe``, ``fps`` and ``fit`` (:mod:`hwgen.hw.fit`);
+    ``simd`` (with ``pe``) and ``overrides`` refine it."""
 
     pe: int | None = None
     simd: int | None = None
     fps: float | None = None
+    fit: bool = False
     overrides: dict[str, tuple[int, int]] = field(default_factory=dict)
     target: str = DEFAULT_TARGET
     clock_mhz: float = DEFAULT_CLOCK_MHZ
@@ -54,7 +57,7 @@ class BuildOptions:
     in_width: int = PIXEL_BITS  # bits of s_axis_tdata
 
     def describe(self) -> str:
-        parts = [f"--pe {self.pe}" if self.pe is not None else f"--fps {self.fps:g}"]
+        parts = [f"--pe {self.pe}" if self.pe is not None else "--fit" if self.fit else f"--fps {self.fps:g}"]
         if self.simd is not None:
             parts.append(f"--simd {self.simd}")
         if self.in_width != PIXEL_BITS:
@@ -174,10 +177,15 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions, *, name: str |
     seconds["compile"] = time.perf_counter() - started
 
     t = time.perf_counter()
-    folds = solve_folding(net, pe=options.pe, simd=options.simd, fps=options.fps,
-                          clock_hz=options.clock_mhz * 1e6, overrides=options.overrides, in_width=options.in_width)
-    acc = Accelerator(net, folds, ecp5_cells=bool(target.spec.cells), memory=target.spec.memory,
-                      in_width=options.in_width)
+    if options.fit:
+        fitted = fit_folding(net, target, options.overrides, in_width=options.in_width)
+        folds, memory_map = fitted.folds, fitted.memory
+    else:
+        folds = solve_folding(net, pe=options.pe, simd=options.simd, fps=options.fps,
+                              clock_hz=options.clock_mhz * 1e6, overrides=options.overrides,
+                              in_width=options.in_width)
+        memory_map = place_weights(net, folds, target).memory
+    acc = Accelerator(net, folds, ecp5_cells=bool(target.spec.cells), memory=memory_map, in_width=options.in_width)
     rows = layer_rows(acc, folds, target)
     memory = {k: sum(r[f"{k}_bits"] for r in rows) for k in ("weights", "thresholds", "buffers")}
     blocks = sum(r["bram_blocks_estimate"] for r in rows)
@@ -215,7 +223,8 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions, *, name: str |
         "input_shape": list(net.input_shape), "num_classes": net.num_classes,
         "dataset": net.metadata.get("dataset"), "data_dir": net.metadata.get("data_dir"),
         "folding": {"request": options.describe(), "pe": options.pe, "simd": options.simd, "fps": options.fps,
-                    "overrides": {k: list(v) for k, v in options.overrides.items()}},
+                    "overrides": {k: list(v) for k, v in options.overrides.items()},
+                    "weight_rom_lut_max_depth": memory_map.rom_lut_max_depth},
         "target": {"name": target.name, "part": target.part, "lut4": target.lut4, "bram_bits": target.bram_bits,
                    "bram_blocks": target.bram_blocks},
         "clock_mhz": options.clock_mhz,

@@ -1,4 +1,4 @@
-"""``hwgen build MODEL (--pe N [--simd S] | --fps F) [--folding FILE] [--in-width BITS] [--target T] [-o build/NAME]``.
+"""``hwgen build MODEL (--pe N [--simd S] | --fps F | --fit) [--folding FILE] [--in-width BITS] [--target T] [-o build/NAME]``.
 
 The folder is written as a whole or not at all (docs/outputs.md): the
 design is generated into a temporary folder inside it, under the folder's
@@ -36,6 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     fold.add_argument("--pe", type=positive_int, help="PEs of the heaviest layer; the others are balanced to keep up")
     fold.add_argument("--fps", type=positive_float,
                       help="frames per second to reach at --clock (fewest lanes that do)")
+    fold.add_argument("--fit", action="store_true",
+                      help="the fastest balanced folding that fits --target by the cost model (LUT4 <= 85 %%, "
+                           "block RAM <= 100 %%; weight ROMs in block RAM or LUTs)")
     p.add_argument("--simd", type=positive_int, default=None,
                    help="SIMD of the heaviest layer, with --pe only (default: the largest legal value <= 64)")
     p.add_argument("--folding", type=Path, default=None, metavar="FILE",
@@ -59,10 +62,10 @@ def _run_build(args: argparse.Namespace) -> int:
     from hwgen.outputs import check_output_dir, folder_lock
     from hwgen.report.hooks import refresh_report
 
-    if args.simd is not None and args.fps is not None:
-        raise BuildError("--simd applies with --pe (the heaviest layer's SIMD); with --fps the solver chooses "
+    if args.simd is not None and (args.fps is not None or args.fit):
+        raise BuildError("--simd applies with --pe (the heaviest layer's SIMD); with --fps or --fit the solver chooses "
                          "every layer's PE and SIMD: drop --simd, or give per-layer values with --folding FILE")
-    options = BuildOptions(pe=args.pe, simd=args.simd, fps=args.fps,
+    options = BuildOptions(pe=args.pe, simd=args.simd, fps=args.fps, fit=args.fit,
                            overrides=read_overrides(args.folding) if args.folding else {},
                            target=args.target, clock_mhz=args.clock, check_memory=not args.no_memory_check,
                            in_width=args.in_width)

@@ -25,11 +25,14 @@ and the score unit. For an engine with PE x SIMD lanes and accumulators of A bit
   difference for binary weights, a k x 9 multiplier for k-bit weights, a
   conditional negate of W for binary inputs) plus its share of the adder
   tree (about A bits per lane), then the same per-PE and control terms;
+* weight ROM (NF * SF words of PE * SIMD fields): the fits above have it
+  in block RAM; one the memory map leaves in logic (no deeper than
+  ``rom_lut_max_depth``) adds :func:`lut_rom_lut4`, ``width * ceil(depth / 16)``;
 * threshold ROM (threshold mode, R = P * NF words of :attr:`ThresholdTable.word_bits
   <hwgen.hw.engines.thresholds.ThresholdTable.word_bits>`): the fits above
   were made at NF = 4 and include such a 4-word ROM; a deeper one kept in
   logic (up to :attr:`~hwgen.hw.families.MemoryMap.threshold_lut_max_depth`
-  words) adds ``ceil(R / 16)`` LUT4 per bit (16 words per LUT4), a deeper one
+  words) adds :func:`lut_rom_lut4` (``ceil(R / 16)`` LUT4 per bit), a deeper one
   is block RAM (:func:`estimate_bram_blocks`) and adds none; an inversion bit
   per PE (some comparison ``<=``) adds one LUT4 per PE (the XOR);
 * sliding-window unit: its SIMD-bit output multiplexer over C / SIMD chunks
@@ -43,10 +46,11 @@ import math
 
 from hwgen.hw.engines import MVTU, MACUnit, MaxPoolUnit, SlidingWindowUnit
 from hwgen.hw.engines.scores import ScoreUnit
-from hwgen.hw.families import MemoryMap
+from hwgen.hw.families import LogicCost, MemoryMap
 from hwgen.hw.targets import Target
 
-__all__ = ["estimate_bram_blocks", "estimate_glue", "estimate_lut4", "estimate_scores", "fifo_in_block_ram"]
+__all__ = ["estimate_bram_blocks", "estimate_glue", "estimate_lut4", "estimate_scores", "lut_rom_lut4",
+           "ram_in_block_ram", "ram_logic"]
 
 #: The MVTU from ECP5 cells (no tap mask): per lane, per PE, per SIMD bit, per engine.
 CELL_LANE_LUT4 = 2.09
@@ -69,6 +73,18 @@ FITTED_THRESHOLD_WORDS = 4
 LUT_ROM_WORDS = 16
 
 
+def lut_rom_lut4(width: int, depth: int) -> int:
+    """LUT4 of a ROM of ``depth`` words of ``width`` bits in logic: ``width * ceil(depth / 16)`` (16 words per LUT4)."""
+    return width * math.ceil(depth / LUT_ROM_WORDS)
+
+
+def _weight_rom_lut4(engine) -> float:
+    """LUT4 of a weight ROM the memory map leaves in logic (the fitted engines' ROMs are block RAM)."""
+    depth = engine.nf * engine.sf
+    width = engine.weight_rom_bits // depth
+    return 0.0 if engine.memory.rom_in_block_ram(width, depth) else lut_rom_lut4(width, depth)
+
+
 def _threshold_lut4(engine) -> float:
     """LUT4 of a threshold ROM beyond the fitted engines' (see the module docstring), plus the inversion XORs."""
     table = engine.threshold_table
@@ -76,7 +92,7 @@ def _threshold_lut4(engine) -> float:
         return 0.0
     cost = engine.pe if table.has_directions else 0.0
     if FITTED_THRESHOLD_WORDS < table.depth and not engine.memory.threshold_rom_in_block_ram(table.depth):
-        cost += table.word_bits * math.ceil(table.depth / LUT_ROM_WORDS)
+        cost += lut_rom_lut4(table.word_bits, table.depth)
     return cost
 
 
@@ -102,7 +118,7 @@ def estimate_lut4(engine, target: Target | None = None) -> int:
     """Estimated LUT4 (ECP5) / logic cells (iCE40) of one engine on ``target`` (None: in ECP5 LUT4s;
     see the module docstring)."""
     if isinstance(engine, (MVTU, MACUnit)):
-        cost = _folded(engine) + _threshold_lut4(engine)
+        cost = _folded(engine) + _threshold_lut4(engine) + _weight_rom_lut4(engine)
     elif isinstance(engine, SlidingWindowUnit):
         chunks = engine.in_shape[0] // engine.simd
         cost = engine.simd * math.ceil(math.log2(chunks + 1)) + CONTROL_LUT4
@@ -113,39 +129,62 @@ def estimate_lut4(engine, target: Target | None = None) -> int:
     return round(cost * (1.0 if target is None else target.spec.cost.scale))
 
 
-def fifo_in_block_ram(memory: MemoryMap, width: int, depth: int) -> bool:
-    """Whether Yosys puts a RAM without a ``ram_style`` (the accelerator's vector FIFO) in block RAM on a family
-    without LUT RAM: when its bits cost more as flip-flops (1 each) than its blocks (64 each, ``brams.txt``)."""
-    return not memory.lut_ram and width * depth > 64 * memory.block_ram.blocks_for(width, depth)
+def ram_in_block_ram(memory: MemoryMap, width: int, depth: int) -> bool:
+    """Whether Yosys (memory_libmap) puts a RAM without a ``ram_style`` (a vector FIFO, a line buffer) in block
+    RAM: when its blocks (:meth:`~hwgen.hw.families.BlockRam.blocks_for`, ``yosys_cost`` each: ECP5 128, iCE40
+    64) cost less than the alternative, LUT RAM where the family has it (ECP5 DPR16X4: 4 per 16 words x 4 bits,
+    ``share/lattice/lutrams_trellis.txt``), else flip-flops (1 per bit)."""
+    if memory.lut_ram:
+        other = 4 * math.ceil(width / 4) * math.ceil(depth / 16)
+    else:
+        other = width * depth
+    return other > memory.block_ram.yosys_cost * memory.block_ram.blocks_for(width, depth)
+
+
+def ram_logic(memory: MemoryMap, cost: LogicCost, width: int, depth: int) -> float:
+    """Logic of a RAM outside block RAM: LUT RAM where the family has it, ``lut_ram_per_cell`` per DPR16X4
+    (16 words x 4 bits: ``ceil(width / 4) * ceil(depth / 16)`` cells), else flip-flop RAM, ``ff_ram_per_bit``."""
+    if memory.lut_ram:
+        return cost.lut_ram_per_cell * math.ceil(width / 4) * math.ceil(depth / 16)
+    return cost.ff_ram_per_bit * width * depth
 
 
 def estimate_glue(stage, target: Target) -> tuple[int, int]:
-    """(logic, block RAMs) of a stage's parts around its engine on ``target``; (0, 0) unless the family counts them.
+    """(logic, block RAMs) of a stage's parts around its engine on ``target``.
 
-    A gathering width converter holds one output word (``register_per_bit``
-    per bit); the vector FIFO of a whole-map layer with NF > 1 (SF words of
-    the converter's output) goes to block RAM by Yosys' own rule
-    (:func:`fifo_in_block_ram`) with an output register, or to flip-flops
-    (``ff_ram_per_bit``); an input buffer outside block RAM is flip-flop RAM.
+    Block RAM (every family): the vector FIFO of a whole-map layer with
+    NF > 1 (SF - 1 words of the converter's output, plus an output register)
+    and a sliding-window unit's line buffer (R * W words of C bits), each
+    where Yosys' own rule puts it (:func:`ram_in_block_ram`), else in logic. Logic, where
+    the family counts the glue (``LogicCost.glue``): a gathering width
+    converter holds one output word (``register_per_bit`` per bit); a FIFO
+    outside block RAM is LUT RAM or flip-flop RAM (:func:`ram_logic`), as is
+    an input buffer outside block RAM, plus the FIFO's output register.
     """
     cost = target.spec.cost
-    if not cost.glue:
-        return 0, 0
     e = stage.engine
+    memory = target.spec.memory
     logic, blocks = 0.0, 0
+    window = stage.window
+    if window is not None:
+        c, _, w = window.in_shape
+        if ram_in_block_ram(memory, c, window.rows * w):
+            blocks += memory.block_ram.blocks_for(c, window.rows * w)
+        else:
+            logic += ram_logic(memory, cost, c, window.rows * w)
     if isinstance(e, (MVTU, MACUnit)) and e.input_buffer_bits and not e.buffer_in_block_ram:
-        logic += cost.ff_ram_per_bit * e.input_buffer_bits
+        logic += ram_logic(memory, cost, e.input_buffer_bits // e.sf, e.sf)
     conv = stage.converter
     if conv is not None:
         if conv.out_width > conv.in_width:
             logic += cost.register_per_bit * conv.out_width
         if e.nf > 1:
-            if e.sf > 1 and fifo_in_block_ram(e.memory, conv.out_width, e.sf - 1):
-                blocks += e.memory.block_ram.blocks_for(conv.out_width, e.sf - 1)
+            if e.sf > 1 and ram_in_block_ram(memory, conv.out_width, e.sf - 1):
+                blocks += memory.block_ram.blocks_for(conv.out_width, e.sf - 1)
             elif e.sf > 1:
-                logic += cost.ff_ram_per_bit * conv.out_width * (e.sf - 1)
+                logic += ram_logic(memory, cost, conv.out_width, e.sf - 1)
             logic += cost.register_per_bit * conv.out_width
-    return round(logic), blocks
+    return (round(logic) if cost.glue else 0), blocks
 
 
 def estimate_scores(scores: ScoreUnit, target: Target) -> int:

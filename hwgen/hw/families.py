@@ -65,6 +65,8 @@ class BlockRam:
     cell: str
     bits: int
     shapes: tuple[tuple[int, int], ...]
+    #: what Yosys' memory_libmap charges per block (``cost`` in share/lattice/brams_16kd.txt, share/ice40/brams.txt)
+    yosys_cost: int = 128
 
     @property
     def max_width(self) -> int:
@@ -152,14 +154,15 @@ class LogicCost:
 
     ``scale`` multiplies the engines' structural formulas (fitted in ECP5
     LUT4s). ``glue``: count the parts around the engines too (width
-    converters, vector FIFOs, flip-flop RAM, the score unit) with the
-    per-bit rates below; off for ECP5, whose estimate keeps to the engines
-    (docs/synth.md compares it with placed counts).
+    converters, vector FIFOs, LUT RAM or flip-flop RAM, the score unit)
+    with the rates below (docs/synth.md compares the estimate with placed
+    counts for both families).
     """
 
     scale: float = 1.0
     glue: bool = False
     ff_ram_per_bit: float = 0.0       #: a bit of RAM in flip-flops: the FF and its share of the read multiplexer
+    lut_ram_per_cell: float = 0.0     #: a LUT RAM cell (ECP5 DPR16X4, 16 x 4 bits): its RAM and RAMW LUTs
     register_per_bit: float = 0.0     #: a bit of a wide register (converter gather, FIFO output)
     score_per_word_bit: float = 0.0   #: score unit: per class and bit of the score (bank, select, argmax)
     score_per_product_bit: float = 0.0  #: score unit without DSP blocks: per bit of the acc x score multiplier
@@ -219,7 +222,7 @@ class FamilySpec:
 
 _DP16KD = BlockRam("DP16KD", 18 * 1024, ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)))
 #: SB_RAM40_4K: Yosys maps 1-bit memories to the 2048 x 2 configuration (brams.txt: widths 2 4 8 16).
-_SB_RAM40_4K = BlockRam("SB_RAM40_4K", 4 * 1024, ((16, 256), (8, 512), (4, 1024), (2, 2048)))
+_SB_RAM40_4K = BlockRam("SB_RAM40_4K", 4 * 1024, ((16, 256), (8, 512), (4, 1024), (2, 2048)), yosys_cost=64)
 
 ECP5 = FamilySpec(
     family=Family.ECP5, name="ECP5",
@@ -237,6 +240,13 @@ ECP5 = FamilySpec(
     bels=(("LUT4", "TRELLIS_COMB"), ("FF", "TRELLIS_FF"), ("block RAM", "DP16KD"), ("DSP", "MULT18X18D"),
           ("I/O", "TRELLIS_IO")),
     pll="EHXPLLL",
+    # LUT4 (TRELLIS_COMB after place and route). The engines' formulas as fitted, plus the glue: a DPR16X4
+    # LUT RAM cell is 6 TRELLIS_COMB (4 RAM LUTs + 2 RAMW LUTs: TFC's 236 cells took 944 + 472, nextpnr's log);
+    # register_per_bit, score_per_word_bit and score_fixed solved from three placed designs (TFC and SFC
+    # --fps 100000, CI's small network --pe 2 on the 25F: 6,203, 16,052 and 3,772 LUT4), CNV --pe 16 held
+    # out (14,202 estimated, 15,300 placed, -7.2 %); tests/test_cost.py pins each (docs/synth.md).
+    cost=LogicCost(scale=1.0, glue=True, lut_ram_per_cell=6.0, register_per_bit=1.61, score_per_word_bit=2.96,
+                   score_fixed=400),
 )
 
 ICE40 = FamilySpec(

@@ -41,7 +41,8 @@ Solvers:
   heaviest layer's, or than the input stream's when that is slower (ties:
   larger SIMD, i.e. fewer accumulators and comparators), so the pipeline is balanced.
 * ``fps=F`` at ``clock_hz``: every layer gets the fewest lanes that reach
-  ``cycles <= clock_hz / F``.
+  ``cycles <= clock_hz / F``; BuildError when no folding does
+  (:func:`fastest_cycles`: the input stream or a layer fully unrolled is slower).
 * ``overrides``: fixed (PE, SIMD) per layer name, validated.
 
 Impossible requests raise BuildError naming the layer and the nearest legal values.
@@ -56,6 +57,8 @@ from hwgen.compile.ir import ConvLayer, Network
 from hwgen.errors import BuildError
 
 DEFAULT_SIMD = 64
+#: The bottleneck's name when the input stream is slower than every engine.
+INPUT_STAGE = "input stream"
 
 #: Bits of one uint8 pixel channel, the unit of the input stream.
 PIXEL_BITS = 8
@@ -165,6 +168,15 @@ def input_cycles(net: Network, in_width: int = PIXEL_BITS) -> int:
     return -(-PIXEL_BITS * c * h * w // input_stream_bits(net, in_width))
 
 
+def fastest_cycles(net: Network, in_width: int = PIXEL_BITS) -> tuple[int, str]:
+    """(cycles per frame, stage) of the fastest pipeline ``net`` can have at ``in_width`` bits of input: the
+    slowest stage when every layer is fully unrolled (C_out PEs, the largest legal SIMD) and the input
+    stream (:func:`input_cycles`, one call)."""
+    stages = [(input_cycles(net, in_width), INPUT_STAGE)]
+    stages += [(s.cycles(s.c_out, max(s.legal_simd())), s.name) for s in layer_shapes(net, in_width)]
+    return max(stages)
+
+
 def _nearest(value: int, legal: list[int]) -> str:
     below = [d for d in legal if d < value]
     above = [d for d in legal if d > value]
@@ -194,6 +206,17 @@ def fewest_lanes(layer: LayerShape, max_cycles: int) -> tuple[int, int]:
     return pe, -neg_simd
 
 
+def check_overrides(shapes: list[LayerShape], overrides: dict[str, tuple[int, int]]) -> None:
+    """BuildError unless every override names a layer and gives it a legal (PE, SIMD)."""
+    unknown = set(overrides) - {s.name for s in shapes}
+    if unknown:
+        raise BuildError(f"folding overrides name unknown layers: {', '.join(sorted(unknown))} "
+                         f"(layers: {', '.join(s.name for s in shapes)})")
+    for layer in shapes:
+        if layer.name in overrides:
+            _check(layer, *overrides[layer.name])
+
+
 def solve_folding(net: Network, *, pe: int | None = None, simd: int | None = None, fps: float | None = None,
                   clock_hz: float = 100e6, overrides: dict[str, tuple[int, int]] | None = None,
                   in_width: int = PIXEL_BITS) -> list[LayerFold]:
@@ -202,17 +225,17 @@ def solve_folding(net: Network, *, pe: int | None = None, simd: int | None = Non
         raise BuildError("give exactly one of --pe and --fps")
     shapes = layer_shapes(net, in_width)
     overrides = dict(overrides or {})
-    unknown = set(overrides) - {s.name for s in shapes}
-    if unknown:
-        raise BuildError(f"folding overrides name unknown layers: {', '.join(sorted(unknown))} "
-                         f"(layers: {', '.join(s.name for s in shapes)})")
-    for layer in shapes:
-        if layer.name in overrides:
-            _check(layer, *overrides[layer.name])
+    check_overrides(shapes, overrides)
     if fps is not None:
         if fps <= 0:
             raise BuildError(f"--fps must be positive, not {fps}")
         target = int(clock_hz // fps)
+        floor, stage = fastest_cycles(net, in_width)
+        if target < floor:
+            raise BuildError(f"--fps {fps:g} cannot be reached at {clock_hz / 1e6:g} MHz: it needs <= {target:,} "
+                             f"cycles per frame, but the {stage} takes {floor:,} even at the fastest folding "
+                             f"(at most {clock_hz / floor:,.0f} frames/s; a higher --clock, a wider --in-width, or --fit for the "
+                             f"fastest folding that fits the target)")
         fixed: dict[str, tuple[int, int]] = {}
     else:
         heaviest = max(shapes, key=lambda s: s.macs)
@@ -226,10 +249,6 @@ def solve_folding(net: Network, *, pe: int | None = None, simd: int | None = Non
         choice = overrides.get(layer.name) or fixed.get(layer.name) or fewest_lanes(layer, target)
         folds.append(LayerFold(layer=layer, pe=choice[0], simd=choice[1]))
     return folds
-
-
-#: The bottleneck's name when the input stream is slower than every engine.
-INPUT_STAGE = "input stream"
 
 
 @dataclass(frozen=True)

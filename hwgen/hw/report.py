@@ -77,7 +77,9 @@ def format_markdown(report: dict) -> str:
         (f"- source: `{report['source']}` (IR in `{report['ir']}`, Verilog `{report['verilog']}`, "
         f"top module `{report['top_module']}`)"),
         (f"- input {' x '.join(map(str, report['input_shape']))} uint8, {report['num_classes']} classes; "
-        f"folding: {report['folding']['request']}"),
+        f"folding: {report['folding']['request']}"
+        + (f" (weight ROMs up to {report['folding']['weight_rom_lut_max_depth']} words in LUTs)"
+           if report["folding"].get("weight_rom_lut_max_depth") else "")),
         f"- target {report['target']['name']} ({report['target']['part']}), clock {report['clock_mhz']:g} MHz",
         "",
         ("| layer | engine | PE | SIMD | NF | SF | cycles/frame | weight bits | threshold bits | buffer bits "

@@ -84,17 +84,18 @@ def _format_freq(freq_mhz: float) -> str:
 
 #: nextpnr-ecp5 routers, and the design size (hwgen build's LUT4 estimate) from which router2 is chosen.
 ROUTERS = ("router1", "router2")
-ROUTER2_MIN_LUT4 = 4_000
+ROUTER2_MIN_LUT4 = 10_000
 
 
 def choose_router(lut4_estimate: int | None) -> str:
     """router2 for designs estimated above :data:`ROUTER2_MIN_LUT4` LUT4, router1 otherwise.
 
-    Measured on ECP5-85F (seed 1, 100 MHz requested; estimate -> placed LUT4):
-    router1 had not converged on CNV (16.7k -> 20.5k) after 75 minutes, nor on
-    SFC (8.0k -> 16.1k) after 8 minutes of routing, where router2 took 8-15 and
-    5 minutes; on TFC (1.8k -> 6.3k) router1 reached 112.5 MHz in 75 s and
-    router2 91.0 MHz.
+    Measured on ECP5-85F (seed 1, 100 MHz requested; placed LUT4, and today's
+    estimate with the glue counted): router1 had not converged on CNV (20.5k
+    placed then; 15.3k now, estimated 14.2k) after 75 minutes, nor on SFC
+    (16.1k, estimated 16.0k) after 8 minutes of routing, where router2 took
+    8-15 and 5 minutes; on TFC (6.2k, estimated 6.2k) router1 reached 112.5
+    MHz in 75 s and router2 91.0 MHz.
     """
     return "router2" if lut4_estimate is not None and lut4_estimate > ROUTER2_MIN_LUT4 else "router1"
 

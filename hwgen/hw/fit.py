@@ -1,0 +1,141 @@
+"""``hwgen build --fit``: the fastest balanced folding that fits the target by the cost model.
+
+A folding *fits* when the whole design's estimates (:func:`design_cost`, the
+build report's rows summed) stay within the device: LUT4 (ECP5; iCE40 logic
+cells) <= :data:`LUT_FILL` (85 %) of the target's, block RAM <= 100 % of its
+blocks.
+
+Candidates: every cycles-per-frame value T that some layer reaches at a legal
+(PE, SIMD), no faster than the pipeline's floor, ascending. The floor
+(:func:`~hwgen.hw.folding.fastest_cycles`) is the largest of the input
+stream's cycles and every layer's fastest folding (C_out PEs, the largest
+legal SIMD; e.g. CNV's conv0: SIMD divides C_in = 3, so at least 1 x 9 x 900
+= 8,100 cycles), or an overridden layer's cycles. At T every layer gets the fewest lanes reaching T
+(:func:`~hwgen.hw.folding.fewest_lanes`, the ``--fps`` rule), per-layer
+overrides kept as given.
+
+Where weights live: a weight ROM of NF * SF words of PE * SIMD fields is
+forced into block RAM when deeper than the memory map's
+``rom_lut_max_depth`` (:class:`~hwgen.hw.families.MemoryMap`). A block RAM
+reads at most ``max_width`` bits per cycle (ECP5: 36), so a wide, shallow ROM
+of a fast folding takes one block per 36 bits however few words it holds
+(CNV conv1 at PE 64 x SIMD 64: 9 words of 4,096 bits, 114 EBR); in LUTs it
+costs ``ceil(depth / 16)`` LUT4 per bit (:func:`hwgen.hw.cost.lut_rom_lut4`).
+For each T the solver tries the depths :data:`ROM_LUT_DEPTHS` in order (the
+family's own first) and takes the first that fits. A ROM no deeper than that
+is left to Yosys, which keeps it in logic: memory_libmap costs a ROM in logic
+at bits / 16 against 128 per DP16KD, so any ROM under about 57 words is
+cheaper in logic (``share/lattice/brams_16kd.txt``), hence depths up to 48.
+
+Search: the candidates are sampled (:data:`SAMPLES` of them, evenly, fastest
+first) until one fits, then bisected between it and the sample before it,
+which assumes the cost does not grow with T between two samples (fewer lanes
+per layer, narrower ROM words). Block RAM is not monotone over the whole range
+(the slowest foldings have deep ROMs of 1-bit words, a block per 16K bits of
+each), hence no bisection from the slowest. None fits: BuildError naming the
+slowest one's estimates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from hwgen.compile.ir import Network
+from hwgen.errors import BuildError
+from hwgen.hw.families import MemoryMap
+from hwgen.hw.folding import PIXEL_BITS, LayerFold, check_overrides, fastest_cycles, fewest_lanes, layer_shapes
+from hwgen.hw.targets import Target
+
+__all__ = ["LUT_FILL", "ROM_LUT_DEPTHS", "Fit", "design_cost", "fit_folding", "place_weights"]
+
+#: The share of the device's LUT4s (logic cells) a fitted design may take by the estimate.
+LUT_FILL = 0.85
+#: Weight-ROM depths (words) up to which ROMs are left to LUTs, tried in order after the family's own.
+ROM_LUT_DEPTHS = (16, 32, 48)
+#: Candidates sampled before the bisection.
+SAMPLES = 48
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A fitted folding: the folds, the memory map the engines get, and the design's estimates."""
+
+    folds: list[LayerFold]
+    memory: MemoryMap
+    lut4: int
+    bram_blocks: int
+
+
+def design_cost(net: Network, folds: list[LayerFold], target: Target, memory: MemoryMap) -> tuple[int, int]:
+    """(LUT4, block RAMs) of the whole design as ``hwgen build`` reports them (its rows, summed)."""
+    from hwgen.hw.accelerator import Accelerator
+    from hwgen.hw.report import layer_rows
+
+    acc = Accelerator(net, folds, ecp5_cells=bool(target.spec.cells), memory=memory)
+    rows = layer_rows(acc, folds, target)
+    return sum(r["lut4_estimate"] for r in rows), sum(r["bram_blocks_estimate"] for r in rows)
+
+
+def _memories(target: Target) -> list[MemoryMap]:
+    own = target.spec.memory
+    return [own] + [dataclasses.replace(own, rom_lut_max_depth=d) for d in ROM_LUT_DEPTHS
+                    if d > own.rom_lut_max_depth]
+
+
+def _fits(lut4: int, blocks: int, target: Target) -> bool:
+    return lut4 <= LUT_FILL * target.lut4 and blocks <= target.bram_blocks
+
+
+def place_weights(net: Network, folds: list[LayerFold], target: Target) -> Fit:
+    """The folding with the first memory map of :data:`ROM_LUT_DEPTHS` (the family's own first) under which
+    the design fits ``target``; the family's own when none does. ``hwgen build`` places the weights of every
+    folding (``--pe``, ``--fps``, ``--fit``) this way, so a design the family's own map does not fit in block
+    RAM gets its shallow ROMs in LUTs instead of a refusal; one that fits is built as before."""
+    own = None
+    for memory in _memories(target):
+        fit = Fit(folds, memory, *design_cost(net, folds, target, memory))
+        own = own or fit
+        if _fits(fit.lut4, fit.bram_blocks, target):
+            return fit
+    return own
+
+
+def fit_folding(net: Network, target: Target, overrides: dict[str, tuple[int, int]] | None = None,
+                in_width: int = PIXEL_BITS) -> Fit:
+    """The fastest balanced folding of ``net`` that fits ``target`` at ``in_width`` bits of input (see the
+    module docstring)."""
+    overrides = dict(overrides or {})
+    shapes = layer_shapes(net, in_width)
+    check_overrides(shapes, overrides)
+    free = [s for s in shapes if s.name not in overrides]
+    floor = max([fastest_cycles(net, in_width)[0]] + [s.cycles(*overrides[s.name]) for s in shapes if s.name in overrides])
+    candidates = sorted({s.cycles(pe, simd) for s in free for pe in s.legal_pe() for simd in s.legal_simd()
+                         if s.cycles(pe, simd) >= floor} | {floor})
+
+    def at(cycles: int) -> Fit:
+        return place_weights(net, [LayerFold(layer=s, pe=p, simd=q) for s in shapes
+                                   for p, q in [overrides.get(s.name) or fewest_lanes(s, cycles)]], target)
+
+    step = max(1, len(candidates) // SAMPLES)
+    sampled = sorted(set(range(0, len(candidates), step)) | {len(candidates) - 1})
+    previous = -1
+    for index in sampled:
+        fit = at(candidates[index])
+        if _fits(fit.lut4, fit.bram_blocks, target):
+            break
+        previous = index
+    else:
+        raise BuildError(
+            f"{net.name} does not fit {target.name} at any balanced folding: at {candidates[-1]:,} cycles per frame "
+            f"it needs about {fit.lut4:,} LUT4 (of {round(LUT_FILL * target.lut4):,}, {LUT_FILL:.0%} of "
+            f"{target.lut4:,}) and {fit.bram_blocks} block RAMs (of {target.bram_blocks}); choose a larger --target")
+    lo, hi, best = previous + 1, index, fit
+    while lo < hi:
+        mid = (lo + hi) // 2
+        fit = at(candidates[mid])
+        if _fits(fit.lut4, fit.bram_blocks, target):
+            best, hi = fit, mid
+        else:
+            lo = mid + 1
+    return best

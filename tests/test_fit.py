@@ -1,0 +1,134 @@
+"""``hwgen build --fit``: the fastest balanced folding that fits the target by the cost model (hwgen/hw/fit.py).
+
+The expected foldings are derived by hand from the layer shapes and the
+devices' data-sheet resources; the cost model's estimates are what the
+solver is bound by (LUT4 <= 85 %, block RAM <= 100 %), and
+tests/test_cost.py pins those estimates to placed designs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hwgen.cli import main
+from hwgen.errors import BuildError
+from hwgen.hw.builder import load_model
+from hwgen.hw.fit import LUT_FILL, design_cost, fit_folding
+from hwgen.hw.folding import LayerFold, fewest_lanes, summarize
+from hwgen.hw.targets import get_target
+
+REPO = Path(__file__).resolve().parent.parent
+CNV = REPO / "models" / "cnv_cifar10.ckpt"
+TFC = REPO / "models" / "tfc_mnist.ckpt"
+
+
+def _model(path: Path):
+    if not path.is_file():
+        pytest.skip(f"{path} is not in the repository")
+    return load_model(path)[0]
+
+
+def test_cnv_fills_the_ecp5_85f_at_its_fastest_folding() -> None:
+    """CNV's floor is conv0 fully unrolled: 8,100 cycles (C_in = 3 caps SIMD). At that rate conv1 needs
+    64 * 576 * 784 / 8,100 = 3,568 lanes or more: PE 64 x SIMD 64, a weight ROM of NF * SF = 1 * 9 words of
+    4,096 bits, which block RAM reads at 36 bits per EBR: 114 of the 85F's 208 EBR for 36,864 bits. The solver
+    keeps such shallow ROMs in LUTs instead, and the whole design then fits."""
+    net = _model(CNV)
+    target = get_target("ecp5-85k")
+    fit = fit_folding(net, target)
+    folds = {f.layer.name: f for f in fit.folds}
+    assert summarize(fit.folds).cycles_per_frame == 8_100
+    assert (folds["conv0"].pe, folds["conv0"].simd) == (64, 3) and (folds["conv1"].pe, folds["conv1"].simd) == (64, 64)
+    assert fit.lut4 <= LUT_FILL * 83_640 and fit.bram_blocks <= 208
+    assert fit.memory.rom_lut_max_depth >= 9
+    # the same folding with every weight ROM deeper than 4 words in block RAM (the family's own map) does not fit
+    _, blocks = design_cost(net, fit.folds, target, target.spec.memory)
+    assert blocks > 208
+
+
+def test_a_smaller_device_gets_the_fastest_folding_that_fits_and_no_faster() -> None:
+    """TFC on the iCE40HX8K (7,680 logic cells, 32 block RAMs): the fit fits, and the balanced folding of the
+    next faster candidate (fewer cycles per frame) does not, by the same estimates."""
+    net = _model(TFC)
+    target = get_target("ice40-hx8k")
+    fit = fit_folding(net, target)
+    cycles = summarize(fit.folds).cycles_per_frame
+    assert fit.lut4 <= LUT_FILL * 7_680 and fit.bram_blocks <= 32
+    assert cycles > 784  # slower than the input stream: the device, not the stream, is the bound
+    faster = max(f.layer.cycles(pe, simd) for f in fit.folds for pe in f.layer.legal_pe()
+                 for simd in f.layer.legal_simd() if f.layer.cycles(pe, simd) < cycles)
+    folds = [LayerFold(f.layer, *fewest_lanes(f.layer, faster)) for f in fit.folds]
+    lut4, blocks = design_cost(net, folds, target, fit.memory)
+    assert lut4 > LUT_FILL * 7_680 or blocks > 32
+
+
+def test_a_network_that_fits_nowhere_is_refused() -> None:
+    """1.5 Mbit of CNV weights against the ECP5-25F's 56 x 18 Kbit = 1.0 Mbit of block RAM."""
+    with pytest.raises(BuildError, match="cnv does not fit ecp5-25k at any balanced folding"):
+        fit_folding(_model(CNV), get_target("ecp5-25k"))
+
+
+def test_cli_fit_and_its_conflicts(tmp_path: Path, capsys) -> None:
+    """``--fit`` builds the fitted folding (TFC on ECP5: input-bound, 784 cycles); with ``--simd`` it is refused."""
+    _model(TFC)
+    assert main(["build", str(TFC), "--fit", "--target", "ecp5-85k", "-o", str(tmp_path / "t")]) == 0
+    assert "--fit" in capsys.readouterr().out
+    import json
+
+    report = json.loads((tmp_path / "t" / "report.json").read_text())
+    assert report["cycles_per_frame"] == 784 and report["folding"]["request"] == "--fit"
+    assert main(["build", str(TFC), "--fit", "--simd", "4", "-o", str(tmp_path / "u")]) == 2
+    assert "--simd applies with --pe" in capsys.readouterr().err
+    assert not (tmp_path / "u").exists()
+
+
+def test_a_fitted_design_is_bit_exact_at_its_folding_rate() -> None:
+    """A small network (8-bit first layer, stride 2, pool) fitted to the ECP5-25F: the folding is its fastest
+    (the floor: every layer fully unrolled or the input stream), and in Amaranth's simulator, with input gaps
+    and output back-pressure, every word equals the golden model's; without them the frame period is the
+    folding's estimate."""
+    from accel_sim import frame_intervals, golden_words, simulate_accelerator
+    from irnets import random_network
+    from streams import mismatches
+
+    from hwgen.hw.accelerator import Accelerator
+    from hwgen.hw.folding import fastest_cycles, input_cycles
+
+    rng = np.random.default_rng(5)
+    shape = (3, 8, 8)
+    net = random_network(rng, shape, [("conv", 8, 3, 1, 1), ("conv", 8, 3, 2, 1), ("pool", 2), ("fc", 8)],
+                         num_classes=4, first_weight_bits=8, last_weight_bits=1)
+    target = get_target("ecp5-25k")
+    fit = fit_folding(net, target)
+    cycles = summarize(fit.folds, input_cycles(net)).cycles_per_frame
+    assert cycles == fastest_cycles(net)[0]
+    acc = Accelerator(net, fit.folds, memory=fit.memory)
+    images = rng.integers(0, 256, size=(4, *shape), dtype=np.uint8)
+    trace = simulate_accelerator(acc, images, budget=40 * cycles * len(images) + 5000, seed=3, gap_p=0.3,
+                                 stall_p=0.4)
+    assert not mismatches(trace.outputs, golden_words(net, images))
+    trace = simulate_accelerator(acc, images, budget=4 * cycles * len(images) + 5000)
+    assert not mismatches(trace.outputs, golden_words(net, images))
+    steady = frame_intervals(acc, trace)[1:]
+    assert np.all(np.abs(steady - cycles) <= 0.05 * cycles), (steady, cycles)
+
+
+def test_fps_builds_place_the_weights_too() -> None:
+    """``--fps 12000`` on CNV folds like ``--fit`` (8,333 cycles allow nothing slower than the 8,100 floor for
+    conv0 and conv1): with every ROM deeper than 4 words in block RAM it needs more than the 85F's 208 EBR, so
+    the build leaves the shallow ROMs to LUTs, as ``--fit`` does, instead of refusing."""
+    from hwgen.hw.fit import place_weights
+    from hwgen.hw.folding import solve_folding
+
+    net = _model(CNV)
+    target = get_target("ecp5-85k")
+    folds = solve_folding(net, fps=12_000, clock_hz=100e6)
+    assert design_cost(net, folds, target, target.spec.memory)[1] > 208
+    placed = place_weights(net, folds, target)
+    assert placed.bram_blocks <= 208 and placed.lut4 <= LUT_FILL * 83_640
+    tfc = _model(TFC)
+    folds = solve_folding(tfc, fps=100_000, clock_hz=100e6)
+    assert place_weights(tfc, folds, target).memory == target.spec.memory  # fits as it was: unchanged
