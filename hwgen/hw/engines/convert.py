@@ -42,7 +42,9 @@ class WidthConverter(wiring.Component):
     ------
     Equal widths: a wire (latency 0). Gather by k: the output beat is valid the
     cycle after the handshake of its k-th input beat; one input beat per
-    cycle, ``i.ready = ~o.valid | o.ready``. Split by k: an input beat is held
+    cycle, ``i.ready = ~o.valid | o.ready``; input beat j is written into part
+    register j (enable: the handshake and bit j of a one-hot slot register) and
+    the output payload is the k part registers, out_width + k flip-flops in all. Split by k: an input beat is held
     in a register and leaves in k consecutive cycles (while ``o.ready``); the
     next input beat is accepted with the last of them, so the output runs at
     one beat per cycle. General widths: split then gather, latency 2.
@@ -85,27 +87,31 @@ class WidthConverter(wiring.Component):
         return m
 
     def _gather(self, m: Module, k: int) -> None:
+        # The output beat is the k part registers themselves (no output register): part j is written by
+        # the j-th input beat, its enable the handshake AND bit j of a one-hot slot, so no enable drives
+        # more than one part's in_width flip-flops (a copy into one out_width-bit register made its enable
+        # the critical path: SFC's 896 bits, 77.6 MHz). Parts are written only while ~valid | o.ready: the
+        # held beat does not change, and part 0 of the next beat is written as the held one is taken.
         a = self.in_width
-        parts = [Signal(a, name=f"part{j}") for j in range(k - 1)]
-        count = Signal(range(k))
-        data = Signal(self.out_width)
+        parts = [Signal(a, name=f"part{j}") for j in range(k)]
+        slot = Signal(k, init=1)  # one-hot: the part the next input beat goes to
         valid = Signal()
+        take = Signal()
         m.d.comb += [
             self.i.ready.eq(~valid | self.o.ready),
+            take.eq(self.i.valid & self.i.ready),
             self.o.valid.eq(valid),
-            self.o.payload.eq(data),
+            self.o.payload.eq(Cat(*parts)),
         ]
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += valid.eq(0)
-        with m.If(self.i.valid & self.i.ready):
-            with m.If(count == k - 1):
-                m.d.sync += [data.eq(Cat(*parts, self.i.payload)), valid.eq(1), count.eq(0)]
-            with m.Else():
-                m.d.sync += count.eq(count + 1)
-                with m.Switch(count):
-                    for j in range(k - 1):
-                        with m.Case(j):
-                            m.d.sync += parts[j].eq(self.i.payload)
+        with m.If(take):
+            m.d.sync += slot.eq(Cat(slot[-1], slot[:-1]))  # rotate: part j -> part j + 1, k - 1 -> 0
+            with m.If(slot[-1]):
+                m.d.sync += valid.eq(1)
+        for j, part in enumerate(parts):
+            with m.If(take & slot[j]):
+                m.d.sync += part.eq(self.i.payload)
 
     def _split(self, m: Module, k: int) -> None:
         b = self.out_width
