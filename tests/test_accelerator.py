@@ -106,8 +106,8 @@ def test_width_converter_full_rate() -> None:
 
 # -- score unit ---------------------------------------------------------------
 
-def _score_words(scale, bias, accs, pe=1):
-    dut = ScoreUnit(scale=np.array(scale), bias=np.array(bias), acc_range=(-64, 64), pe=pe)
+def _score_words(scale, bias, accs, pe=1, word_bits=32):
+    dut = ScoreUnit(scale=np.array(scale), bias=np.array(bias), acc_range=(-64, 64), pe=pe, word_bits=word_bits)
     beats = []
     for row in accs:
         for nf in range(len(scale) // pe):
@@ -117,7 +117,7 @@ def _score_words(scale, bias, accs, pe=1):
             beats.append(raw)
     n = len(accs) * (len(scale) + 1)
     trace = run_stream(dut, beats, n, budget=50 * n + 100, seed=2, gap_p=0.2, stall_p=0.3)
-    return [(v & 0xFFFFFFFF, v >> 32) for v in trace.outputs]
+    return [(v & ((1 << word_bits) - 1), v >> word_bits) for v in trace.outputs]
 
 
 def test_scores_ties_go_to_the_lowest_index_and_negatives_sign_extend() -> None:
@@ -129,6 +129,25 @@ def test_scores_ties_go_to_the_lowest_index_and_negatives_sign_extend() -> None:
         s = [sc * a + b for sc, a, b in zip(scale, row, bias)]
         expected += [(v & 0xFFFFFFFF, 0) for v in s] + [(int(np.argmax(s)), 1)]
     assert expected[4] == (0, 1) and expected[9] == (0, 1)  # the cases are ties at class 0 vs 2
+    assert got == expected
+
+
+@pytest.mark.parametrize("scale, word_bits", [
+    ([(1 << 17) - 1, -(1 << 17), 5, -3], 32),                       # 18 bits: one multiplier operand
+    ([(1 << 18) + 12345, -(1 << 18) + 7, 99991, -1], 32),            # 20 bits: a 17-bit chunk + a signed top
+    ([(1 << 24) - 3, -(1 << 23) + 4321, (1 << 17), -(1 << 17) - 1], 32),  # 25 bits, chunk edges
+    ([(1 << 41) - 12345, -(1 << 40) - 99, 3 << 34, -5], 64),         # 43 bits: three chunks
+])
+def test_wide_scales_cut_into_chunks_are_exact(scale, word_bits) -> None:
+    """Scores of scales wider than one multiplier operand (summed partial products) against Python's integers."""
+    bias = [-(1 << 20) + 3, 17, 0, 1 << 19]
+    accs = [[-64, 64, 1, -1], [63, -63, -64, 64], [0, 5, -7, 11]]
+    got = _score_words(scale, bias, accs, word_bits=word_bits)
+    expected = []
+    mask = (1 << word_bits) - 1
+    for row in accs:
+        s = [sc * a + b for sc, a, b in zip(scale, row, bias)]
+        expected += [(v & mask, 0) for v in s] + [(max(range(4), key=lambda c: (s[c], -c)), 1)]
     assert got == expected
 
 

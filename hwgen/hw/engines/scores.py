@@ -8,7 +8,7 @@ argmax with ties to the lowest index. See :class:`ScoreUnit`.
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.data import ArrayLayout, StructLayout
 from amaranth.lib.wiring import In, Out
@@ -19,8 +19,11 @@ from hwgen.errors import BuildError
 
 __all__ = ["ScoreUnit", "score_range"]
 
-#: Pipeline stages of one class's score: operand select, multiply, add, compare.
-_SCORE_STAGES = 4
+#: Pipeline stages of one class's score: operand select, partial products, their sum, add the bias, compare.
+_SCORE_STAGES = 5
+#: Bits of a scale chunk: the unsigned chunk plus a zero sign bit is an 18-bit multiplier operand
+#: (ECP5 MULT18X18D, iCE40 SB_MAC16 16 x 16 takes it in fabric as before).
+_CHUNK_BITS = 17
 
 
 def _check_vector(name: str, values: object, n: int) -> np.ndarray:
@@ -64,13 +67,16 @@ class ScoreUnit(wiring.Component):
     --------------------
     Three phases, the last overlapping the next frame's first: *collect* the
     C / PE input beats into C accumulator registers (one beat per cycle,
-    ``i.ready`` high); *score* one class per cycle through a 3-stage pipeline
-    (select acc_c and the constants -> multiply -> add the bias -> compare with
-    the best so far, replacing it only when strictly greater, so ties keep the
-    lowest index) into an output bank, once the bank is free: C + 4 cycles; *emit*
+    ``i.ready`` high); *score* one class per cycle through a 5-stage pipeline
+    (select acc_c and the constants -> partial products acc_c * chunk of
+    scale_c, the scale cut into 17-bit unsigned chunks and a signed top chunk of
+    at most 18 bits, one multiplier cell each -> their shifted sum -> add the
+    bias -> compare with the best so far, replacing it only when strictly
+    greater, so ties keep the lowest index) into an output bank, once the bank
+    is free: C + 5 cycles; *emit*
     the bank's C + 1 words, one per cycle while ``o.ready``. Collect resumes
     right after scoring, while the bank is emitted; scoring the next frame
-    waits for the bank, so frames are at least 2C + 6 cycles apart: far below
+    waits for the bank, so frames are at least 2C + 7 cycles apart: far below
     any engine's frame time.
     ``i.ready`` is a register (it does not depend on ``i.valid`` nor ``o.ready``).
     """
@@ -147,16 +153,36 @@ class ScoreUnit(wiring.Component):
         a1, s1, b1 = Signal(signed(self.acc_width)), Signal(signed(scale_w)), Signal(signed(bias_w))
         m.d.sync += [v1.eq(scoring), c1.eq(issue_c), a1.eq(accs[issue_c]), s1.eq(scales[issue_c]),
                      b1.eq(biases[issue_c])]
-        # stage 2: multiply (every product lies in the score range minus the bias: 2 more bits suffice)
+        # stage 2: partial products acc * scale chunk (every product lies in the score range minus the
+        # bias: 2 more bits suffice). A scale wider than a multiplier operand is cut into _CHUNK_BITS-bit
+        # unsigned chunks (the top one signed) so that each product is one multiplier cell, registered:
+        # TFC's 8 x 26-bit product as one expression (two MULT18X18D and their sum) was its critical path.
+        pw = max(sw, bias_w) + 1
         vp, cp = Signal(), Signal(range(n))
-        prod = Signal(signed(max(sw, bias_w) + 1))
         bp = Signal(signed(bias_w))
-        m.d.sync += [vp.eq(v1), cp.eq(c1), prod.eq(a1 * s1), bp.eq(b1)]
-        # stage 3: add the bias
+        parts = []
+        lo = 0
+        while True:
+            top = scale_w - lo <= _CHUNK_BITS + 1  # the rest, signed, is one operand
+            chunk = s1[lo:].as_signed() if top else Cat(s1[lo:lo + _CHUNK_BITS], Const(0, 1)).as_signed()
+            # exact width; the sum below is taken mod 2**pw, exact because the whole product fits pw bits
+            part = Signal(signed(self.acc_width + len(chunk)), name=f"prod_{lo}")
+            m.d.sync += part.eq(a1 * chunk)
+            parts.append((part, lo))
+            if top:
+                break
+            lo += _CHUNK_BITS
+        m.d.sync += [vp.eq(v1), cp.eq(c1), bp.eq(b1)]
+        # stage 3: the product, sum of the shifted partial products
+        vq, cq = Signal(), Signal(range(n))
+        prod = Signal(signed(pw))
+        bq = Signal(signed(bias_w))
+        m.d.sync += [vq.eq(vp), cq.eq(cp), bq.eq(bp), prod.eq(sum(part << lo for part, lo in parts))]
+        # stage 4: add the bias
         v2, c2 = Signal(), Signal(range(n))
         score2 = Signal(signed(sw))
-        m.d.sync += [v2.eq(vp), c2.eq(cp), score2.eq(prod + bp)]
-        # stage 4: store and compare (strictly greater replaces: ties keep the lowest index)
+        m.d.sync += [v2.eq(vq), c2.eq(cq), score2.eq(prod + bq)]
+        # stage 5: store and compare (strictly greater replaces: ties keep the lowest index)
         best = Signal(signed(sw))
         with m.If(v2):
             m.d.sync += bank[c2].eq(score2)
