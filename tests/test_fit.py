@@ -132,3 +132,16 @@ def test_fps_builds_place_the_weights_too() -> None:
     tfc = _model(TFC)
     folds = solve_folding(tfc, fps=100_000, clock_hz=100e6)
     assert place_weights(tfc, folds, target).memory == target.spec.memory  # fits as it was: unchanged
+
+
+def test_a_build_prints_no_unused_engine_warnings(tmp_path: Path) -> None:
+    """Every build costs foldings with accelerators that are never elaborated; freeing them must not print
+    Amaranth's UnusedElaboratable warnings (20 of them on TFC before they were silenced)."""
+    import subprocess
+    import sys
+
+    _model(TFC)
+    run = subprocess.run([sys.executable, "-m", "hwgen.cli", "build", str(TFC), "--fps", "100000",
+                          "-o", str(tmp_path / "b")], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "UnusedElaboratable" not in run.stderr, run.stderr[-2000:]

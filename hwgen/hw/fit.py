@@ -39,6 +39,8 @@ slowest one's estimates.
 from __future__ import annotations
 
 import dataclasses
+import gc
+import warnings
 from dataclasses import dataclass
 
 from hwgen.compile.ir import Network
@@ -68,12 +70,21 @@ class Fit:
 
 
 def design_cost(net: Network, folds: list[LayerFold], target: Target, memory: MemoryMap) -> tuple[int, int]:
-    """(LUT4, block RAMs) of the whole design as ``hwgen build`` reports them (its rows, summed)."""
+    """(LUT4, block RAMs) of the whole design as ``hwgen build`` reports them (its rows, summed).
+
+    The accelerator is built only to be costed, never elaborated: Amaranth's warning that its engines
+    went unused (given when they are freed) is silenced here rather than printed on every build."""
+    from amaranth.hdl import UnusedElaboratable
+
     from hwgen.hw.accelerator import Accelerator
     from hwgen.hw.report import layer_rows
 
-    acc = Accelerator(net, folds, ecp5_cells=bool(target.spec.cells), memory=memory)
-    rows = layer_rows(acc, folds, target)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        acc = Accelerator(net, folds, ecp5_cells=bool(target.spec.cells), memory=memory)
+        rows = layer_rows(acc, folds, target)
+        del acc
+        gc.collect()  # free the engines (and their warnings) inside the filter
     return sum(r["lut4_estimate"] for r in rows), sum(r["bram_blocks_estimate"] for r in rows)
 
 
