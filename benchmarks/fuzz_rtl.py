@@ -30,7 +30,10 @@ changes of the network (one weight or one threshold word); for each the fuzz ima
 that reveals it is sought and added to the network's images *before* the RTL simulation, so every
 mutant counted as caught is caught by images the RTL ran. ``--mutation-report LOG`` recomputes the
 tally for the networks of an earlier campaign's log (reproduced from their seeds). Faults in pipeline
-registers are not covered here (they need mutated RTL, not a mutated IR).
+registers need mutated RTL: ``--register-mutants K`` (default 0) inverts one bit of K clocked
+registers of each design's Verilog in turn (benchmarks/fuzz_registers.py) and simulates each mutated
+design on the same images, gaps and stalls; caught = not the golden model's scores, or the stream
+broken or stopped.
 
 A failure is saved as a reproducer in ``OUT/fail-SEED/``: ``net.hwir``, ``folding.json``,
 ``images.npy``, ``spec.json`` and the mismatch report.
@@ -49,6 +52,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from fuzz_mutants import format_tally, mutation_images  # noqa: E402
+from fuzz_registers import draw_register_mutants, flip_register_bit  # noqa: E402
 from irnets import random_network  # noqa: E402
 
 from hwgen.hw.builder import BuildOptions, build  # noqa: E402
@@ -144,7 +148,38 @@ def draw(seed: int, n_images: int):
     return rng, spec, raw, flip_negative_channels(raw), images
 
 
-def fuzz_one(seed: int, *, n_images: int, out: Path, cache_dir: Path | None, mutants: int = 0) -> dict:
+def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator, count: int, *,
+                   cache_dir: Path | None, **sim_options) -> dict:
+    """Simulate ``count`` register mutants of the design in ``build_dir`` (each in a copy of the folder) on
+    ``images`` with ``sim_options``; {"tried", "caught", "missed": [module.register[bit], ...]}."""
+    import shutil
+
+    from hwgen.errors import SimError
+    from hwgen.sim.buildfolder import load_build_folder
+    from hwgen.sim.session import simulate
+
+    verilog = (build_dir / "top.v").read_text()
+    copy = build_dir.parent / "register-mutant"
+    tried, caught, missed = 0, 0, []
+    for site, bit in draw_register_mutants(verilog, rng, count):
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(build_dir, copy)
+        (copy / "top.v").write_text(flip_register_bit(verilog, site, bit))
+        try:
+            revealed = not simulate(load_build_folder(copy), images, mode="bulk", cache_dir=cache_dir,
+                                    **sim_options).ok
+        except SimError:  # the harness gave up (a stopped stream): the fault is visible
+            revealed = True
+        tried += 1
+        caught += revealed
+        if not revealed:
+            missed.append(f"{site.module.split('.')[-1]}.{site.name}[{bit}]")
+    shutil.rmtree(copy, ignore_errors=True)
+    return {"tried": tried, "caught": caught, "missed": missed}
+
+
+def fuzz_one(seed: int, *, n_images: int, out: Path, cache_dir: Path | None, mutants: int = 0,
+             register_mutants: int = 0) -> dict:
     from hwgen.sim.buildfolder import load_build_folder
     from hwgen.sim.session import simulate
 
@@ -176,8 +211,8 @@ def fuzz_one(seed: int, *, n_images: int, out: Path, cache_dir: Path | None, mut
     gap = float(rng.choice(STALLS))
     pattern = str(rng.choice(PAUSE_PATTERNS))
     pattern_len = int(rng.choice([1, 7, 64, 200])) if pattern != "none" else 0
-    outcome = simulate(load_build_folder(work / "build"), images, mode="bulk", seed=seed, gap_p=gap, stall_p=stall,
-                       cache_dir=cache_dir, pattern=pattern, pattern_len=pattern_len)
+    sim_options = dict(seed=seed, gap_p=gap, stall_p=stall, pattern=pattern, pattern_len=pattern_len)
+    outcome = simulate(load_build_folder(work / "build"), images, mode="bulk", cache_dir=cache_dir, **sim_options)
     result = {"seed": seed, "status": "ok" if outcome.ok and flip_ok else "MISMATCH", "spec": spec,
               "folding": options.describe(), "gap_p": gap, "stall_p": stall, "pattern": pattern,
               "pattern_len": pattern_len, "images": len(images),
@@ -186,6 +221,9 @@ def fuzz_one(seed: int, *, n_images: int, out: Path, cache_dir: Path | None, mut
               "sim_s": round(outcome.timing.wall_s, 3)}
     if tally is not None:
         result["mutants"], result["fuzz_images"] = tally, n_images
+    if register_mutants and result["status"] == "ok":
+        result["registers"] = register_check(work / "build", images, np.random.default_rng([seed, 2]),
+                                             register_mutants, cache_dir=cache_dir, **sim_options)
     if result["status"] != "ok":
         fail = out / f"fail-{seed}"
         fail.mkdir(parents=True, exist_ok=True)
@@ -206,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("runs/fuzz"))
     p.add_argument("--cache-dir", type=Path, default=None, help="Verilator model cache (default hwgen's)")
     p.add_argument("--mutants", type=int, default=20, help="single-word mutants per network (default 20)")
+    p.add_argument("--register-mutants", type=int, default=0,
+                   help="pipeline-register faults simulated per network (default 0; benchmarks/fuzz_registers.py)")
     p.add_argument("--mutation-report", type=Path, default=None, metavar="LOG",
                    help="only the mutation check, for the networks simulated in an earlier campaign's LOG")
     args = p.parse_args(argv)
@@ -218,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.nets):
         t0 = time.perf_counter()
         r = fuzz_one(args.seed + i, n_images=args.images, out=args.out, cache_dir=args.cache_dir,
-                     mutants=args.mutants)
+                     mutants=args.mutants, register_mutants=args.register_mutants)
         r["seconds"] = round(time.perf_counter() - t0, 1)
         results.append(r)
         with open(log, "a") as f:
@@ -234,7 +274,18 @@ def main(argv: list[str] | None = None) -> int:
     print(coverage([r["spec"] for r in ran]) + f" (of {len(ran)})")
     if args.mutants:
         print(format_tally([r["mutants"] for r in ran if "mutants" in r]))
+    if args.register_mutants:
+        print(format_registers([r["registers"] for r in ran if "registers" in r]))
     return 1 if bad else 0
+
+
+def format_registers(tallies: list[dict]) -> str:
+    """The register-fault line: caught of tried over the networks, and the registers whose faults were missed."""
+    tried, caught = sum(t["tried"] for t in tallies), sum(t["caught"] for t in tallies)
+    missed = [m for t in tallies for m in t["missed"]]
+    line = (f"register faults over {len(tallies)} networks: {tried} mutants, {caught} "
+            f"({100 * caught / max(1, tried):.1f} %) caught by the RTL simulation")
+    return line + (f"; missed: {', '.join(missed)}" if missed else "")
 
 
 def mutation_report(log: Path, count: int) -> int:
