@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["RegisterSite", "REGISTER", "flip_register_bit", "register_sites"]
+__all__ = ["RegisterSite", "REGISTER", "draw_register_mutants", "flip_register_bit", "register_sites"]
 
 #: A single-statement clocked assignment as Yosys's write_verilog prints a $dff: name, next value.
 REGISTER = re.compile(r"^  always @\(posedge clk\)\n    (\\\S+ |\w+) <= (.+?) ;\n", re.M)

@@ -150,7 +150,7 @@ def draw(seed: int, n_images: int):
 
 def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator, count: int, *,
                    cache_dir: Path | None, **sim_options) -> dict:
-    """Simulate ``count`` register mutants of the design in ``build_dir`` (each in a copy of the folder) on
+    """Simulate ``count`` register mutants of the design in ``build_dir`` (one copy of the folder, its top.v replaced per mutant) on
     ``images`` with ``sim_options``; {"tried", "caught", "missed": [module.register[bit], ...]}."""
     import shutil
 
@@ -159,23 +159,22 @@ def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator
     from hwgen.sim.session import simulate
 
     verilog = (build_dir / "top.v").read_text()
-    copy = build_dir.parent / "register-mutant"
-    tried, caught, missed = 0, 0, []
-    for site, bit in draw_register_mutants(verilog, rng, count):
-        shutil.rmtree(copy, ignore_errors=True)
-        shutil.copytree(build_dir, copy)
+    copy = build_dir.parent / "register-mutant"  # the build folder once; each mutant replaces its top.v
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(build_dir, copy)
+    drawn = draw_register_mutants(verilog, rng, count)
+    missed = []
+    for site, bit in drawn:
         (copy / "top.v").write_text(flip_register_bit(verilog, site, bit))
         try:
             revealed = not simulate(load_build_folder(copy), images, mode="bulk", cache_dir=cache_dir,
                                     **sim_options).ok
         except SimError:  # the harness gave up (a stopped stream): the fault is visible
             revealed = True
-        tried += 1
-        caught += revealed
         if not revealed:
             missed.append(f"{site.module.split('.')[-1]}.{site.name}[{bit}]")
     shutil.rmtree(copy, ignore_errors=True)
-    return {"tried": tried, "caught": caught, "missed": missed}
+    return {"tried": len(drawn), "caught": len(drawn) - len(missed), "missed": missed}
 
 
 def fuzz_one(seed: int, *, n_images: int, out: Path, cache_dir: Path | None, mutants: int = 0,

@@ -20,7 +20,8 @@ def test_every_register_found_and_one_flipped(tmp_path: Path) -> None:
     result = fuzz_rtl.fuzz_one(3, n_images=4, out=tmp_path, cache_dir=None, register_mutants=3)
     assert result["status"] == "ok", result
     tally = result["registers"]
-    assert tally["tried"] == 3 and tally["caught"] + len(tally["missed"]) == 3
+    # the mutated design is what runs (not a cached clean model): faults of this seed are revealed
+    assert tally["tried"] == 3 and tally["caught"] >= 1, tally
     verilog = (tmp_path / "net-3" / "build" / "top.v").read_text()
     sites = fuzz_registers.register_sites(verilog)
     single = verilog.count("always @(posedge clk)\n")  # the one-statement form (the others end in "begin")
