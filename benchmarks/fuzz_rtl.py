@@ -55,6 +55,7 @@ from fuzz_mutants import format_tally, mutation_images  # noqa: E402
 from fuzz_registers import draw_register_mutants, flip_register_bit  # noqa: E402
 from irnets import random_network  # noqa: E402
 
+from hwgen.argtypes import non_negative_int, positive_int  # noqa: E402
 from hwgen.hw.builder import BuildOptions, build  # noqa: E402
 from hwgen.compile.artifact import save_network  # noqa: E402
 from hwgen.compile.fold import flip_negative_channels  # noqa: E402
@@ -237,18 +238,20 @@ def fuzz_one(seed: int, *, n_images: int, out: Path, cache_dir: Path | None, mut
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--nets", type=int, default=10)
+    p.add_argument("--nets", type=positive_int, default=10)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--images", type=int, default=12, help="images per network (default 12)")
+    p.add_argument("--images", type=positive_int, default=12, help="images per network (default 12)")
     p.add_argument("--out", type=Path, default=Path("runs/fuzz"))
     p.add_argument("--cache-dir", type=Path, default=None, help="Verilator model cache (default hwgen's)")
-    p.add_argument("--mutants", type=int, default=20, help="single-word mutants per network (default 20)")
-    p.add_argument("--register-mutants", type=int, default=0,
+    p.add_argument("--mutants", type=non_negative_int, default=20, help="single-word mutants per network (default 20)")
+    p.add_argument("--register-mutants", type=non_negative_int, default=0,
                    help="pipeline-register faults simulated per network (default 0; benchmarks/fuzz_registers.py)")
     p.add_argument("--mutation-report", type=Path, default=None, metavar="LOG",
                    help="only the mutation check, for the networks simulated in an earlier campaign's LOG")
     args = p.parse_args(argv)
     if args.mutation_report:
+        if not args.mutation_report.is_file():
+            p.error(f"--mutation-report: {args.mutation_report} is not a file (a campaign's fuzz-seedS.jsonl)")
         return mutation_report(args.mutation_report, args.mutants)
     args.out.mkdir(parents=True, exist_ok=True)
     log = args.out / f"fuzz-seed{args.seed}.jsonl"
