@@ -15,10 +15,18 @@ by a multiple of 2^width beats would escape; the widths are chosen so that 2^wid
 beats a run of STEPS cycles can move. A deliberately broken converter (a wire that drops a beat
 when the output is not ready) must fail the same proof.
 
-For the sliding-window unit and the pool unit (whose output is not a regrouping of the input) the
-proof covers the handshake half of the contract: with any payload the source offers (held until
-taken), the output holds ``valid`` and its payload stable until ``ready``. Their data are checked
-against the golden model in simulation (tests/test_swu.py, tests/test_pool.py).
+For the pool unit (whose output is not a regrouping of the input) the proof covers the handshake
+half of the contract: with any payload the source offers (held until taken), the output holds
+``valid`` and its payload stable until ``ready``; its data are checked against the golden model in
+simulation (tests/test_pool.py). The sliding-window unit gets the same handshake proof, and a data
+proof with numbered pixels: pixel n since reset (counted across frames) carries n mod 2^C, so each
+output beat must be the chunk of the pixel number that the window order of the class docstring
+names (computed here with numpy from the padded map of pixel numbers, :func:`window_taps`), or
+0 with ``valid`` 0 on a padded tap; a beat dropped, repeated or taken from the wrong row, slot,
+lane or frame changes some output word. It also checks that no output beat uses a pixel before
+it has been accepted whole. Three shapes cover frame boundaries (three frames reached within the
+bound), overlapping windows with several input lanes and output chunks, and padding; a unit
+whose ``i.ready`` ignores its flow control must fail.
 
 For the MVTU (the folded engines' schedule and credit flow control) the proof is whole again: the
 checker stores every accepted input slice (free data, so any dropped, repeated or reordered vector
@@ -174,7 +182,8 @@ def test_pool_unit_holds_its_output(tmp_path: Path) -> None:
 
 # -- the folded engines: a scoreboard of the input vectors ----------------------------------------------------
 
-def mvtu_checker(weights, thresholds, pe: int, simd: int, *, masked: bool, vectors: int) -> str:
+def mvtu_checker(weights, thresholds, pe: int, simd: int, *, masked: bool, vectors: int,
+                 reached: int | None = None) -> str:
     """The proof's top for an MVTU: free input slices (held by the source) stored as they are accepted, and
     every output beat compared with the golden arithmetic of the vector it belongs to.
 
@@ -182,7 +191,8 @@ def mvtu_checker(weights, thresholds, pe: int, simd: int, *, masked: bool, vecto
     q // NF, bit p = channel nf * PE + p = ``sum_{f valid} w[c, f] (2 x_f - 1) >= T[c]``, given in the
     checker as a truth table per channel over the vector's F data bits (and F valid bits when masked),
     computed here with numpy from the weights. ``ok`` also needs the output never ahead of its input
-    (q < NF * complete vectors accepted) and held stable while ``ready`` is low.
+    (q < NF * complete vectors accepted) and held stable while ``ready`` is low. ``reached=N``: ``ok`` =
+    no output beat of vector N ever leaves instead, a claim that must FAIL within the bound.
     """
     import numpy as np
 
@@ -248,12 +258,12 @@ module top(input clk, input rst, input iv, input ordy, input [{beat - 1}:0] din,
   wire in_order = !ov || ovec >= {vectors} || od == expected;
   wire behind = !ov || ocnt < (icnt / {sf}) * {nf};
   wire stable = !pending || (ov && od == held);
-  assign ok = rst || (in_order && behind && stable);
+  assign ok = rst || ({"in_order && behind && stable" if reached is None else f"!(ov && ovec >= {reached})"});
 endmodule
 """
 
 
-def prove_mvtu(folder: Path, dut_verilog: str, checker_verilog: str, steps: int) -> subprocess.CompletedProcess:
+def prove_with_checker(folder: Path, dut_verilog: str, checker_verilog: str, steps: int) -> subprocess.CompletedProcess:
     (folder / "dut.v").write_text(dut_verilog)
     (folder / "top.v").write_text(checker_verilog)
     script = (f"read_verilog dut.v top.v; hierarchy -top top; proc; flatten; memory; opt_clean; "
@@ -285,18 +295,24 @@ def _small_mvtu(masked: bool):
     return w, t, MVTU(weights=w, pe=2, simd=2, thresholds=t, masked=masked)
 
 
-@pytest.mark.parametrize("masked", [False, pytest.param(True, marks=pytest.mark.slow)])
+#: masked -> (bound in cycles, the last vector, from 0, whose output the bound reaches). The masked checker's
+#: truth tables are over 8 key bits and the solver's time grows steeply with the bound (16 cycles 19 s,
+#: 20 cycles over 4 min, 24 cycles over 15 min here), so its bound covers two vectors.
+MVTU_BOUNDS = {False: (24, 3), True: (16, 1)}
+
+
+@pytest.mark.parametrize("masked", [False, True])
 def test_mvtu_computes_each_vector_once_in_order_and_holds_its_output(tmp_path: Path, masked: bool) -> None:
-    """PE 2 x SIMD 2 over C_out 4 x F 4 (NF = SF = 2): for every input and ready sequence of 24 cycles,
-    each output beat is the golden bits of its own vector and fold (nothing dropped, repeated or
-    reordered), never ahead of the input, and stable until taken."""
+    """PE 2 x SIMD 2 over C_out 4 x F 4 (NF = SF = 2): for every input and ready sequence of the bound, each
+    output beat is the golden bits of its own vector and fold (nothing dropped, repeated or reordered),
+    never ahead of the input, and stable until taken; outputs of the listed vector are reached."""
+    steps, vectors_reached = MVTU_BOUNDS[masked]
     w, t, unit = _small_mvtu(masked)
     dut = verilog.convert(unit, name="dut", emit_src=False)
-    top = mvtu_checker(w, t, 2, 2, masked=masked, vectors=6)
-    result = prove_mvtu(tmp_path, dut, top, steps=24)
+    result = prove_with_checker(tmp_path, dut, mvtu_checker(w, t, 2, 2, masked=masked, vectors=6), steps)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    # not vacuous: within the bound an output beat is reached
-    reached = prove(tmp_path, dut, 2 * 2 if masked else 2, 2, handshake_only=True, steps=24, never_valid=True)
+    reached = prove_with_checker(
+        tmp_path, dut, mvtu_checker(w, t, 2, 2, masked=masked, vectors=6, reached=vectors_reached), steps)
     assert "proof did fail" in reached.stderr + reached.stdout
 
 
@@ -304,5 +320,134 @@ def test_the_mvtu_proof_catches_dropped_input_beats(tmp_path: Path) -> None:
     w, t, unit = _small_mvtu(False)
     core = verilog.convert(unit, name="core", emit_src=False)
     broken = core + DROPPING.format(b=1, p=1)
-    result = prove_mvtu(tmp_path, broken, mvtu_checker(w, t, 2, 2, masked=False, vectors=6), steps=24)
+    result = prove_with_checker(tmp_path, broken, mvtu_checker(w, t, 2, 2, masked=False, vectors=6), steps=24)
+    assert result.returncode != 0 and "proof did fail" in result.stdout + result.stderr
+
+
+# -- the sliding-window unit: numbered pixels --------------------------------------------------------------
+
+def window_taps(in_shape: tuple[int, int, int], kernel: int, stride: int, padding: int,
+                simd: int) -> list[tuple[int, int]]:
+    """Per output beat of one frame: (pixel index within the frame, or -1 on a padded tap; channel chunk)."""
+    import numpy as np
+
+    c, h, w = in_shape
+    index = np.full((h + 2 * padding, w + 2 * padding), -1)
+    index[padding:padding + h, padding:padding + w] = np.arange(h * w).reshape(h, w)
+    beats = []
+    for y in range((h + 2 * padding - kernel) // stride + 1):
+        for x in range((w + 2 * padding - kernel) // stride + 1):
+            window = index[y * stride:y * stride + kernel, x * stride:x * stride + kernel]
+            beats += [(int(pixel), q) for pixel in window.ravel() for q in range(c // simd)]
+    return beats
+
+
+def swu_checker(in_shape: tuple[int, int, int], kernel: int, stride: int, padding: int, in_width: int,
+                simd: int, *, claim: str | None = None) -> str:
+    """The proof's top for a sliding-window unit fed numbered pixels (see the module docstring).
+
+    Input beat l of pixel n carries bits ``l*W_in ..`` of ``n mod 2^C``; output beat r of a frame must be
+    chunk q of the number of pixel ``window_taps()[r]`` of that frame, ``valid`` all ones, or 0 / 0 on a
+    padded tap. ``claim``: ``"reached N"`` makes ``ok`` = no output beat of frame N ever leaves, a claim
+    that must FAIL within the bound (the proof is not vacuous up to frame N).
+    """
+    c, h, w = in_shape
+    taps = window_taps(in_shape, kernel, stride, padding, simd)
+    lanes = c // in_width
+    rom = "\n".join(f"      {r}: begin tap = {max(pixel, 0)}; padded = {int(pixel < 0)}; chunk = {q}; end"
+                    for r, (pixel, q) in enumerate(taps))
+    if claim is None:
+        ok = "in_order && behind && stable"
+    else:
+        frame = int(claim.split()[1])
+        ok = f"!(ov && frame_base == {frame * h * w % 256})"
+    return f"""
+module top(input clk, input rst, input iv, input ordy, output ok);
+  reg [7:0] ipix, ilane;            // pixel being accepted (since reset), its next lane
+  reg [7:0] r, frame_base;          // output beat within its frame; number of the frame's pixel 0
+  reg pending, offering;
+  reg [{2 * simd - 1}:0] held;
+  wire ivalid = iv || offering;     // the source keeps to the contract: once offered, held until taken
+  wire [{c - 1}:0] ivalue = ipix[{c - 1}:0];
+  wire [{in_width - 1}:0] idata = ivalue >> (ilane * {in_width});
+  wire ird, ov;
+  wire [{simd - 1}:0] od, ovalid;
+  dut u(.clk(clk), .rst(rst), .i__payload(idata), .i__valid(ivalid), .i__ready(ird),
+        .o__payload({{ovalid, od}}), .o__valid(ov), .o__ready(ordy));
+  reg [7:0] tap, chunk; reg padded;
+  always @* begin
+    tap = 0; padded = 0; chunk = 0;
+    case (r)
+{rom}
+    endcase
+  end
+  wire [7:0] pixel = frame_base + tap;
+  wire [{c - 1}:0] value = pixel[{c - 1}:0];
+  wire [{simd - 1}:0] expected = padded ? 0 : value >> (chunk * {simd});
+  wire [{simd - 1}:0] expected_valid = padded ? 0 : {{{simd}{{1'b1}}}};
+  always @(posedge clk) begin
+    if (rst) begin ipix <= 0; ilane <= 0; r <= 0; frame_base <= 0; pending <= 0; offering <= 0; end
+    else begin
+      if (ivalid && ird) begin
+        if (ilane == {lanes - 1}) begin ilane <= 0; ipix <= ipix + 1; end else ilane <= ilane + 1;
+      end
+      offering <= ivalid && !ird;
+      if (ov && ordy) begin
+        if (r == {len(taps) - 1}) begin r <= 0; frame_base <= frame_base + {h * w}; end else r <= r + 1;
+      end
+      pending <= ov && !ordy;
+      held <= {{ovalid, od}};
+    end
+  end
+  wire in_order = !ov || (od == expected && ovalid == expected_valid);
+  wire behind = !ov || padded || pixel < ipix;
+  wire stable = !pending || (ov && {{ovalid, od}} == held);
+  assign ok = rst || ({ok});
+endmodule
+"""
+
+
+#: (in_shape, kernel, stride, padding, in_width, simd, steps, frames reached within the bound)
+SWU_CASES = {
+    "frames": ((4, 2, 2), 2, 2, 0, 4, 4, 18, 2),           # 4 beats a frame: three frames, slots reused
+    "overlap": ((4, 3, 3), 2, 1, 0, 2, 2, 28, 0),          # S < K, 2 input lanes, 2 output chunks
+    "padding": ((4, 2, 2), 2, 2, 1, 4, 4, 16, 0),          # padded taps (12 of a frame's 16 beats)
+}
+
+
+def _swu(in_shape, kernel, stride, padding, in_width, simd):
+    from hwgen.hw.engines.swu import SlidingWindowUnit
+
+    return SlidingWindowUnit(in_shape=in_shape, kernel=kernel, stride=stride, padding=padding,
+                             in_width=in_width, simd=simd)
+
+
+@pytest.mark.parametrize("case", list(SWU_CASES))
+def test_sliding_window_unit_emits_every_window_in_order(tmp_path: Path, case: str) -> None:
+    """For every input and ready sequence of the bound, each output beat is its window's pixel chunk (or a
+    marked padded tap), never ahead of the input, and stable until taken; the bound reaches the frames listed."""
+    shape, k, s, p, iw, simd, steps, frames = SWU_CASES[case]
+    dut = verilog.convert(_swu(shape, k, s, p, iw, simd), name="dut", emit_src=False)
+    result = prove_with_checker(tmp_path, dut, swu_checker(shape, k, s, p, iw, simd), steps)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    reached = prove_with_checker(tmp_path, dut, swu_checker(shape, k, s, p, iw, simd, claim=f"reached {frames}"), steps)
+    assert "proof did fail" in reached.stdout + reached.stderr
+
+
+@pytest.mark.slow
+def test_sliding_window_unit_pads_across_a_frame_boundary(tmp_path: Path) -> None:
+    """The padding case over 24 cycles: the second frame's first beats follow a padded frame (about 3 min)."""
+    shape, k, s, p, iw, simd, _, _ = SWU_CASES["padding"]
+    dut = verilog.convert(_swu(shape, k, s, p, iw, simd), name="dut", emit_src=False)
+    result = prove_with_checker(tmp_path, dut, swu_checker(shape, k, s, p, iw, simd), 24)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    reached = prove_with_checker(tmp_path, dut, swu_checker(shape, k, s, p, iw, simd, claim="reached 1"), 24)
+    assert "proof did fail" in reached.stdout + reached.stderr
+
+
+def test_the_window_proof_catches_a_unit_that_ignores_its_flow_control(tmp_path: Path) -> None:
+    shape, k, s, p, iw, simd, steps, _ = SWU_CASES["frames"]
+    core = verilog.convert(_swu(shape, k, s, p, iw, simd), name="core", emit_src=False)
+    broken = core + DROPPING.format(b=iw - 1, p=2 * simd - 1)
+    result = prove_with_checker(tmp_path, broken, swu_checker(shape, k, s, p, iw, simd), steps)
     assert result.returncode != 0 and "proof did fail" in result.stdout + result.stderr
