@@ -8,14 +8,18 @@ share caught by the simulated images is the share of such faults the RTL check w
 
 Random images rarely reveal a threshold fault: a threshold ``T`` moved to ``T + 1`` changes a bit only
 where the accumulator equals ``T`` exactly. :func:`seek_image` therefore searches for a revealing
-image: from a fuzz image, rounds of ``batch`` candidates (1-4 random pixels set to random values); a
-candidate that reveals the mutant ends the search, otherwise the next round starts from the candidate
-whose accumulators in the mutated channel come closest to its threshold,
-``margin = min over positions |acc[c, y, x] - T[c(, y, x)]|`` (the bit that is nearest to flipping).
+image: from a fuzz image, rounds of ``batch`` candidates (1-4 pixels changed); a candidate that
+reveals the mutant ends the search, otherwise the next round starts from the candidate that comes
+closest (:func:`_closeness`): first the one whose difference from the network reaches the deepest
+node (a flipped bit must still travel through the later layers to a score), then the one with the
+most differing bits there, then the one whose accumulators in the mutated channel come closest to its
+threshold, ``margin = min over positions |acc[c, y, x] - T[c(, y, x)]|`` (the bit nearest to flipping).
 
 A mutant no image can reveal is *equivalent*; :func:`provably_equivalent` recognises a threshold moved
-across an accumulator value that cannot occur (outside the channel's range, or of the wrong parity in
-a binary layer), and those are counted apart rather than as misses.
+across an accumulator value that cannot occur at any position it governs (outside the position's range,
+or off the lattice of values its weights and input values allow: wrong parity in a binary layer, not a
+multiple of the weights' common divisor on pixels), and a weight changed in a channel whose bit is
+constant under both weights; those are counted apart rather than as misses.
 """
 
 from __future__ import annotations
@@ -26,9 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwgen.compile.golden import run_network
-from hwgen.compile.ir import ConvLayer, Network, ThresholdOutput, input_range
+from hwgen.compile.ir import INPUT, ConvLayer, Network, ThresholdOutput, input_values
 
-__all__ = ["Mutant", "draw_mutants", "mutation_images", "provably_equivalent", "seek_image", "valid_taps"]
+__all__ = ["Mutant", "draw_mutants", "mutation_images", "provably_equivalent", "position_lattice", "seek_image"]
 
 
 @dataclass
@@ -67,47 +71,71 @@ def draw_mutants(net: Network, rng: np.random.Generator, count: int) -> list[Mut
 
 
 def provably_equivalent(net: Network, mutant: Mutant) -> bool:
-    """A threshold change no input can reveal. Moving T to T' changes ``acc >= T`` only where
-    ``acc == min(T, T')`` (``acc <= T``: where ``acc == max(T, T')``); that value is unreachable when it
-    lies outside the channel's accumulator range or, in a binary layer (+-1 weights on +-1 inputs, padded
-    taps 0), when its parity differs from that of the position's valid tap count ``m`` (acc is a sum of m
-    terms +-1), at every position the word governs."""
-    if mutant.kind != "threshold":
-        return False
+    """A fault no input can reveal, by :func:`position_lattice` of the layer at every position it governs.
+
+    A threshold moved from T to T' changes ``acc >= T`` only where ``acc == min(T, T')`` (``acc <= T``:
+    where ``acc == max(T, T')``); that value v is unreachable at a position when it lies outside
+    [lo, hi] or off the lattice ``a0 + g Z``. (For a binary layer of +-1 weights this is exact: the
+    parity of the valid tap count m and |v| <= m.) A weight fault is equivalent when the channel's bit
+    is the same constant under the old and the new weights at every position: its threshold outside
+    both accumulator ranges on the same side."""
     layer = net.layers[mutant.layer]
-    v = _differing_value(layer, mutant)
-    if layer.input_kind == "binary" and layer.weight_bits == 1:
-        taps = valid_taps(layer).reshape(-1)
+    if not isinstance(layer.output, ThresholdOutput):
+        return False
+    if mutant.kind == "threshold":
+        v = _differing_value(layer, mutant)
+        lo, hi, a0, g = position_lattice(layer, layer.weights[mutant.channel])
         if layer.output.per_position:
-            taps = taps[[mutant.word % taps.size]]
-        return not any(abs(v) <= m and (v - m) % 2 == 0 for m in taps.tolist())
-    lo, hi = _channel_range(layer, mutant.channel)
-    return not lo <= v <= hi
+            pick = mutant.word % lo.size
+            lo, hi, a0, g = (x.reshape(-1)[[pick]] for x in (lo, hi, a0, g))
+        on_lattice = np.where(g == 0, v == a0, (v - a0) % np.maximum(g, 1) == 0)
+        return not ((lo <= v) & (v <= hi) & on_lattice).any()
+    old = position_lattice(layer, layer.weights[mutant.channel])
+    new = position_lattice(layer, mutant.net.layers[mutant.layer].weights[mutant.channel])
+    t = np.broadcast_to(np.asarray(layer.output.thresholds[mutant.channel]), old[0].shape)
+    d = np.broadcast_to(np.asarray(layer.output.direction[mutant.channel]), old[0].shape)
+    # bit = [acc >= T] (d > 0) / [acc <= T] (d < 0): constant 1 or 0 over [lo, hi]
+    bits = [np.where(d > 0, np.where(lo >= t, 1, np.where(hi < t, 0, -1)),
+                     np.where(hi <= t, 1, np.where(lo > t, 0, -1))) for lo, hi, _, _ in (old, new)]
+    return bool(((bits[0] >= 0) & (bits[0] == bits[1])).all())
+
+
+def position_lattice(layer: ConvLayer, weights: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(lo, hi, a0, g), each (H_out, W_out): the values one channel's accumulator can take at each output
+    position lie in [lo, hi] and on ``a0 + g Z`` (g = 0: the single value a0).
+
+    With weights w (C_in, KH, KW) over the valid (unpadded) taps of the position, a tap of input channel c
+    takes the values V_c (binary: {-1, +1}; uint8: row c of ``input_values``), so acc = sum w v_tap lies
+    between the sums of per-tap extremes, and differs from a0 = sum w min(V_c) by a multiple of
+    g = gcd over the taps of w * gcd(V_c - min V_c)."""
+    from math import gcd
+
+    (c_in, h, w_in), (kh, kw), s, p = layer.in_shape, layer.kernel, layer.stride, layer.padding
+    _, h_out, w_out = layer.out_shape
+    values = (np.tile(np.array([-1, 1], np.int64), (c_in, 1)) if layer.input_kind == "binary"
+              else input_values(layer))
+    low, high = values.min(axis=1), values.max(axis=1)
+    step = np.array([np.gcd.reduce(row - row.min()) for row in values], dtype=np.int64)
+    wts = np.asarray(weights, dtype=np.int64)
+    tap_lo = np.minimum(wts * low[:, None, None], wts * high[:, None, None])
+    tap_hi = np.maximum(wts * low[:, None, None], wts * high[:, None, None])
+    tap_a0 = wts * low[:, None, None]
+    tap_g = np.abs(wts) * step[:, None, None]
+    out = np.zeros((4, h_out, w_out), dtype=np.int64)
+    for y in range(h_out):
+        rows = [i for i in range(kh) if 0 <= y * s - p + i < h]
+        for x in range(w_out):
+            cols = [j for j in range(kw) if 0 <= x * s - p + j < w_in]
+            window = np.ix_(range(c_in), rows, cols)
+            out[:, y, x] = (tap_lo[window].sum(), tap_hi[window].sum(), tap_a0[window].sum(),
+                            gcd(*tap_g[window].ravel().tolist(), 0))
+    return tuple(out)
 
 
 def _differing_value(layer: ConvLayer, mutant: Mutant) -> int:
     """The accumulator value where a threshold word's old and new values disagree."""
     direction = int(layer.output.direction.reshape(-1)[mutant.word])
     return min(mutant.before, mutant.after) if direction > 0 else max(mutant.before, mutant.after)
-
-
-def valid_taps(layer: ConvLayer) -> np.ndarray:
-    """(H_out, W_out): inputs inside the map (not padding) under each window, times C_in."""
-    (c, h, w), (kh, kw), s, p = layer.in_shape, layer.kernel, layer.stride, layer.padding
-    _, h_out, w_out = layer.out_shape
-
-    def inside(size: int, k: int, n: int) -> np.ndarray:
-        start = np.arange(n)[:, None] * s - p + np.arange(k)[None, :]
-        return ((start >= 0) & (start < size)).sum(axis=1)
-
-    return c * np.outer(inside(h, kh, h_out), inside(w, kw, w_out))
-
-
-def _channel_range(layer: ConvLayer, channel: int) -> tuple[int, int]:
-    """Exact (min, max) of one channel's accumulator over all inputs (per-tap extremes, as accumulator_range)."""
-    w = layer.weights[channel].astype(np.int64)
-    lo_c, hi_c = (v.reshape(-1, 1, 1) for v in input_range(layer))
-    return int(np.minimum(w * lo_c, w * hi_c).sum()), int(np.maximum(w * lo_c, w * hi_c).sum())
 
 
 def _reveals(net: Network, mutant: Mutant, images: np.ndarray) -> np.ndarray:
@@ -133,6 +161,24 @@ def _margin(net: Network, mutant: Mutant, images: np.ndarray) -> np.ndarray:
     return np.abs(acc - _differing_value(layer, mutant)).min(axis=1)
 
 
+def _closeness(net: Network, mutant: Mutant, images: np.ndarray) -> np.ndarray:
+    """Per image, a key to minimise lexicographically (its rows' first minimum is the closest image):
+    ``(-depth, -differing bits at that depth, margin)``. ``depth`` is the topological index of the last
+    node whose output bits differ between the network and the mutant (-1 where none does), the bits
+    counted there, and ``margin`` :func:`_margin`."""
+    ours = run_network(net, images, keep_intermediates=True).intermediates
+    theirs = run_network(mutant.net, images, keep_intermediates=True).intermediates
+    depth = np.full(len(images), -1)
+    count = np.zeros(len(images), dtype=np.int64)
+    for index, node in enumerate(net.layers):
+        if index < mutant.layer or node.name not in ours:
+            continue
+        diff = (ours[node.name] != theirs[node.name]).reshape(len(images), -1).sum(axis=1)
+        depth = np.where(diff > 0, index, depth)
+        count = np.where(diff > 0, diff, count)
+    return np.stack([-depth, -count, _margin(net, mutant, images)], axis=1)
+
+
 def _propose(current: np.ndarray, batch: int, rng: np.random.Generator) -> np.ndarray:
     """``batch`` candidates, each 1-4 pixels of ``current`` changed: half by small steps (+-1, 2, 4, 16:
     a first layer's accumulator moves by a weight per step), half to random values (to jump)."""
@@ -147,19 +193,49 @@ def _propose(current: np.ndarray, batch: int, rng: np.random.Generator) -> np.nd
     return np.clip(cands, 0, 255).astype(np.uint8).reshape(batch, *current.shape)
 
 
+def _aimed(net: Network, mutant: Mutant, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``image`` with one window of pixels set so that a threshold fault's differing value v is the
+    accumulator there, when the faulty layer reads the pixels (uint8) itself; else ``image``.
+
+    At a random position the word governs, every tap starts at the pixel giving its smallest term,
+    then taps in order of decreasing weight take the pixel whose term rise is the largest one not past
+    what is left of v - lo: exact whenever the rises can make up the rest (a tap of weight +-1 on
+    offset pixels ends it), near v otherwise, and a start for the search either way."""
+    layer = net.layers[mutant.layer]
+    if mutant.kind != "threshold" or layer.input_kind != "uint8" or net.inputs_of(mutant.layer) != (INPUT,):
+        return image
+    (c_in, h, w_in), (kh, kw), s, p = layer.in_shape, layer.kernel, layer.stride, layer.padding
+    _, h_out, w_out = layer.out_shape
+    word = mutant.word % (h_out * w_out) if layer.output.per_position else int(rng.integers(h_out * w_out))
+    y, x = divmod(word, w_out)
+    terms = layer.weights[mutant.channel].astype(np.int64)[:, :, :, None] * input_values(layer)[:, None, None, :]
+    taps = [(c, i, j) for c in range(c_in) for i in range(kh) for j in range(kw)
+            if 0 <= y * s - p + i < h and 0 <= x * s - p + j < w_in]
+    image = image.copy()
+    left = _differing_value(layer, mutant) - sum(int(terms[t].min()) for t in taps)
+    for c, i, j in sorted(taps, key=lambda t: -int(np.ptp(terms[t]))):
+        rise = terms[c, i, j] - terms[c, i, j].min()
+        fits = np.flatnonzero(rise <= left) if left >= 0 else np.array([int(np.argmin(rise))])
+        pixel = int(fits[np.argmax(rise[fits])])
+        image[c, y * s - p + i, x * s - p + j] = pixel
+        left -= int(rise[pixel])
+    return image
+
+
 def seek_image(net: Network, mutant: Mutant, images: np.ndarray, rng: np.random.Generator, *,
                rounds: int = 40, batch: int = 32, restarts: int = 3) -> np.ndarray | None:
     """An image (uint8, the input shape) that reveals ``mutant``, or None (see the module docstring):
     ``restarts`` searches of ``rounds`` rounds, each from another fuzz image."""
     for _ in range(restarts):
-        current = images[int(rng.integers(len(images)))]
+        current = _aimed(net, mutant, images[int(rng.integers(len(images)))], rng)
         for _ in range(rounds):
             cands = _propose(current, batch, rng)
             hit = np.flatnonzero(_reveals(net, mutant, cands))
             if len(hit):
                 return cands[hit[0]]
-            margins = _margin(net, mutant, cands)
-            best = np.flatnonzero(margins == margins.min())
+            key = _closeness(net, mutant, cands)
+            first = key[np.lexsort(key.T[::-1])[0]]  # lexicographic minimum: column 0 first
+            best = np.flatnonzero((key == first).all(axis=1))
             current = cands[int(rng.choice(best))]  # ties broken at random: a plateau is walked, not stuck on
     return None
 

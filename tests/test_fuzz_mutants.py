@@ -74,3 +74,36 @@ def test_a_first_layer_threshold_fault_random_images_miss_is_found() -> None:
     assert found is not None
     assert conv_accumulate(first, found[None])[0, 0, 0, 0] == 37
     assert fuzz_mutants._reveals(net, mutant, found[None]).all()
+
+
+def test_pixel_layer_equivalence_is_exact_on_a_single_tap() -> None:
+    """A 1x1 layer on one uint8 channel: acc = w (x - p) takes 256 values 52 apart. Over every threshold move
+    near and inside that range, equivalence holds exactly when no pixel x gives the differing value."""
+    layer = ConvLayer(name="f", in_shape=(1, 2, 2), weights=np.array([[[[52]]]]), weight_bits=8, stride=1,
+                      padding=0, input_kind="uint8", input_offset=np.array([100], np.int64),
+                      output=ThresholdOutput(np.zeros(1, np.int64), np.ones(1, np.int8)))
+    net = Network(name="t", input_shape=(1, 2, 2), layers=[layer], num_classes=1)
+    taken = set((52 * (np.arange(256) - 100)).tolist())
+    candidates = sorted({v + d for v in (-5200, -52, 0, 104, 8060) for d in range(-3, 4)})
+    for before in candidates:
+        for after in (before - 1, before + 1):
+            mutant = Mutant("threshold", 0, 0, 0, before, after, net)
+            assert provably_equivalent(net, mutant) == (min(before, after) not in taken), (before, after)
+
+
+@pytest.mark.parametrize("threshold,equivalent", [(99, True), (-99, True), (3, False)])
+def test_a_weight_fault_in_a_constant_channel_is_equivalent(threshold: int, equivalent: bool) -> None:
+    """A 2x2 binary kernel with padding 1 over a 3x3 map: |acc| <= 4 everywhere, so a threshold of +-99 makes
+    the channel's bit constant whatever one weight is; at 3 the bit depends on the weights (and a flip
+    changes it for the all-ones input of the taps)."""
+    layer = _binary_layer(np.random.default_rng(1), 1, False)
+    layer.output.thresholds[:] = threshold
+    net = Network(name="t", input_shape=(1, 3, 3), layers=[layer], num_classes=1)
+    mutant_layer = ConvLayer(**{**layer.__dict__, "weights": layer.weights.copy()})
+    mutant_layer.weights[0, 0, 0, 0] *= -1
+    mutant = Mutant("weight", 0, 0, 0, int(layer.weights[0, 0, 0, 0]), int(mutant_layer.weights[0, 0, 0, 0]),
+                    Network(name="t", input_shape=(1, 3, 3), layers=[mutant_layer], num_classes=1))
+    assert provably_equivalent(net, mutant) is equivalent
+    inputs = np.array(list(itertools.product([0, 1], repeat=9)), dtype=np.uint8).reshape(-1, 1, 3, 3)
+    bits = [conv_accumulate(x, inputs) >= threshold for x in (layer, mutant_layer)]  # direction +1
+    assert bool((bits[0] != bits[1]).any()) is not equivalent
