@@ -66,6 +66,10 @@ class Target:
     dsp: int               #: 18x18 multipliers (MULT18X18D) or SB_MAC16 blocks
     io: int                #: user I/O pins of the package
     synth_flags: tuple[str, ...] = ()  #: extra Yosys synth_ecp5 / synth_ice40 options
+    #: package ball of a primary-clock input (ECP5 PCLK) where an out-of-context run puts ``clk``, or None
+    #: (any pad). Left to nextpnr, ``clk`` can land on a pad with no dedicated path to the global clock
+    #: network, and router2 then fails to route it (seen on CNV at BNN-PYNQ's folding, ECP5-85F, seed 1).
+    clock_site: str | None = None
 
     @property
     def bram_bits(self) -> int:
@@ -103,16 +107,22 @@ class Target:
         return (self.device_flag, "--package", self.package)
 
 
+#: CABGA381 ball G2: PCLKT6_0, a primary-clock input (the ULX3S feeds its 25 MHz oscillator there).
+ECP5_CABGA381_CLOCK_SITE = "G2"
+
 _EBR_ECP5 = Family.ECP5.spec.block_ram.bits    # DP16KD: 18 Kbit
 _EBR_ICE40 = Family.ICE40.spec.block_ram.bits  # SB_RAM40_4K: 4 Kbit
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("ecp5-85k", Family.ECP5, "LFE5U-85F", "--85k", "CABGA381",
-           lut4=83_640, ff=83_640, bram_blocks=208, bram_block_bits=_EBR_ECP5, dsp=156, io=205),
+           lut4=83_640, ff=83_640, bram_blocks=208, bram_block_bits=_EBR_ECP5, dsp=156, io=205,
+           clock_site=ECP5_CABGA381_CLOCK_SITE),
     Target("ecp5-45k", Family.ECP5, "LFE5U-45F", "--45k", "CABGA381",
-           lut4=43_848, ff=43_848, bram_blocks=108, bram_block_bits=_EBR_ECP5, dsp=72, io=203),
+           lut4=43_848, ff=43_848, bram_blocks=108, bram_block_bits=_EBR_ECP5, dsp=72, io=203,
+           clock_site=ECP5_CABGA381_CLOCK_SITE),
     Target("ecp5-25k", Family.ECP5, "LFE5U-25F", "--25k", "CABGA381",
-           lut4=24_288, ff=24_288, bram_blocks=56, bram_block_bits=_EBR_ECP5, dsp=28, io=197),
+           lut4=24_288, ff=24_288, bram_blocks=56, bram_block_bits=_EBR_ECP5, dsp=28, io=197,
+           clock_site=ECP5_CABGA381_CLOCK_SITE),
     Target("ice40-up5k", Family.ICE40, "iCE40UP5K", "--up5k", "sg48",
            lut4=5_280, ff=5_280, bram_blocks=30, bram_block_bits=_EBR_ICE40, dsp=8, io=39,
            synth_flags=("-device", "u", "-dsp")),

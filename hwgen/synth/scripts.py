@@ -100,6 +100,10 @@ def choose_router(lut4_estimate: int | None) -> str:
     return "router2" if lut4_estimate is not None and lut4_estimate > ROUTER2_MIN_LUT4 else "router1"
 
 
+#: The out-of-context run's constraints file: ``clk`` on the target's primary-clock ball (Target.clock_site).
+CLOCK_LPF = "clock.lpf"
+
+
 def toolchain_context(*, top: str, verilog: str | Sequence[str], target: Target | str, freq_mhz: float,
                       seed: int, constraints: str | None = None, router: str = "router1") -> dict:
     """The templates' context; SynthError for a non-positive frequency, a negative seed or an unsafe name.
@@ -134,6 +138,7 @@ def toolchain_context(*, top: str, verilog: str | Sequence[str], target: Target 
         "seed": seed,
         "router": router,
         "constraints": constraints,
+        "clock_lpf": CLOCK_LPF if constraints is None and target.clock_site else None,
         "files": toolchain_files(target.family),
         "tools": default_toolchain(target.family),
     }
@@ -153,7 +158,8 @@ def render_template(name: str, context: dict) -> str:
 def render_toolchain_scripts(build_dir: Path, *, top: str, verilog: str | Sequence[str], target: Target | str,
                              freq_mhz: float, seed: int, constraints: str | None = None,
                              router: str = "router1") -> list[Path]:
-    """Write ``synth.ys``, ``synth.sh``, ``pnr.sh``, ``pack.sh`` and ``Makefile`` into ``build_dir``; their paths.
+    """Write ``synth.ys``, ``synth.sh``, ``pnr.sh``, ``pack.sh`` and ``Makefile`` into ``build_dir`` (and
+    :data:`CLOCK_LPF` for an out-of-context run on a target with a ``clock_site``); their paths.
 
     See :func:`toolchain_context` for the arguments; existing files are overwritten.
     """
@@ -168,6 +174,8 @@ def render_toolchain_scripts(build_dir: Path, *, top: str, verilog: str | Sequen
         files.scripts.pack: spec.templates.pack,
         "Makefile": "Makefile.j2",
     }
+    if context["clock_lpf"]:
+        outputs[context["clock_lpf"]] = "clock.lpf.j2"
     build_dir = Path(build_dir)
     written = []
     for name, template in outputs.items():
