@@ -10,7 +10,7 @@ Random images rarely reveal a threshold fault: a threshold ``T`` moved to ``T + 
 where the accumulator equals ``T`` exactly. :func:`seek_image` therefore searches for a revealing
 image: from a fuzz image, rounds of ``batch`` candidates (1-4 pixels changed); a candidate that
 reveals the mutant ends the search, otherwise the next round starts from the candidate that comes
-closest (:func:`_closeness`): first the one whose difference from the network reaches the deepest
+closest (:func:`_compare`): first the one whose difference from the network reaches the deepest
 node (a flipped bit must still travel through the later layers to a score), then the one with the
 most differing bits there, then the one whose accumulators in the mutated channel come closest to its
 threshold, ``margin = min over positions |acc[c, y, x] - T[c(, y, x)]|`` (the bit nearest to flipping).
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwgen.compile.golden import run_network
+from hwgen.compile.golden import GoldenResult, run_network
 from hwgen.compile.ir import INPUT, ConvLayer, Network, ThresholdOutput, input_values
 
 __all__ = ["Mutant", "draw_mutants", "mutation_images", "provably_equivalent", "position_lattice", "seek_image"]
@@ -110,7 +110,7 @@ def position_lattice(layer: ConvLayer, weights: np.ndarray) -> tuple[np.ndarray,
     g = gcd over the taps of w * gcd(V_c - min V_c)."""
     from math import gcd
 
-    (c_in, h, w_in), (kh, kw), s, p = layer.in_shape, layer.kernel, layer.stride, layer.padding
+    c_in = layer.in_shape[0]
     _, h_out, w_out = layer.out_shape
     values = (np.tile(np.array([-1, 1], np.int64), (c_in, 1)) if layer.input_kind == "binary"
               else input_values(layer))
@@ -123,13 +123,17 @@ def position_lattice(layer: ConvLayer, weights: np.ndarray) -> tuple[np.ndarray,
     tap_g = np.abs(wts) * step[:, None, None]
     out = np.zeros((4, h_out, w_out), dtype=np.int64)
     for y in range(h_out):
-        rows = [i for i in range(kh) if 0 <= y * s - p + i < h]
         for x in range(w_out):
-            cols = [j for j in range(kw) if 0 <= x * s - p + j < w_in]
-            window = np.ix_(range(c_in), rows, cols)
+            window = np.ix_(range(c_in), *_window(layer, y, x))
             out[:, y, x] = (tap_lo[window].sum(), tap_hi[window].sum(), tap_a0[window].sum(),
                             gcd(*tap_g[window].ravel().tolist(), 0))
     return tuple(out)
+
+
+def _window(layer: ConvLayer, y: int, x: int) -> tuple[list[int], list[int]]:
+    """The kernel rows and columns whose taps lie inside the input map (not padding) at output (y, x)."""
+    (_, h, w), (kh, kw), s, p = layer.in_shape, layer.kernel, layer.stride, layer.padding
+    return ([i for i in range(kh) if 0 <= y * s - p + i < h], [j for j in range(kw) if 0 <= x * s - p + j < w])
 
 
 def _differing_value(layer: ConvLayer, mutant: Mutant) -> int:
@@ -143,17 +147,18 @@ def _reveals(net: Network, mutant: Mutant, images: np.ndarray) -> np.ndarray:
     return (run_network(net, images).scores != run_network(mutant.net, images).scores).any(axis=1)
 
 
-def _margin(net: Network, mutant: Mutant, images: np.ndarray) -> np.ndarray:
-    """Per image: how near the bits the mutated word governs are to flipping (0: a revealing value).
+def _margin(net: Network, mutant: Mutant, ours: GoldenResult) -> np.ndarray:
+    """Per image of ``ours`` (the network's run, with intermediates): how near the bits the mutated word
+    governs are to flipping (0: a revealing value).
 
     A threshold word: ``|acc - v|`` at its positions (one, per position), v the only accumulator value
     where the two thresholds disagree (:func:`_differing_value`). A weight: ``|acc - T|`` over the
     channel's positions (the change moves acc by a few steps around there)."""
     layer = net.layers[mutant.layer]
+    n = len(ours.scores)
     if not isinstance(layer.output, ThresholdOutput):
-        return np.zeros(len(images))  # a score layer: nothing to steer by
-    acc = run_network(net, images, keep_intermediates=True).intermediates[f"{layer.name}.acc"][:, mutant.channel]
-    acc = acc.reshape(len(images), -1).astype(np.int64)
+        return np.zeros(n)  # a score layer: nothing to steer by
+    acc = ours.intermediates[f"{layer.name}.acc"][:, mutant.channel].reshape(n, -1).astype(np.int64)
     if mutant.kind == "weight":
         return np.abs(acc - np.reshape(layer.output.thresholds[mutant.channel], -1)).min(axis=1)
     if layer.output.per_position:
@@ -161,22 +166,24 @@ def _margin(net: Network, mutant: Mutant, images: np.ndarray) -> np.ndarray:
     return np.abs(acc - _differing_value(layer, mutant)).min(axis=1)
 
 
-def _closeness(net: Network, mutant: Mutant, images: np.ndarray) -> np.ndarray:
-    """Per image, a key to minimise lexicographically (its rows' first minimum is the closest image):
+def _compare(net: Network, mutant: Mutant, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per image, from one run of each network: (the mutant's scores differ, as :func:`_reveals`; the
+    closeness key). The key is minimised lexicographically (its rows' first minimum is the closest image):
     ``(-depth, -differing bits at that depth, margin)``. ``depth`` is the topological index of the last
     node whose output bits differ between the network and the mutant (-1 where none does), the bits
     counted there, and ``margin`` :func:`_margin`."""
-    ours = run_network(net, images, keep_intermediates=True).intermediates
-    theirs = run_network(mutant.net, images, keep_intermediates=True).intermediates
+    ours = run_network(net, images, keep_intermediates=True)
+    theirs = run_network(mutant.net, images, keep_intermediates=True)
     depth = np.full(len(images), -1)
     count = np.zeros(len(images), dtype=np.int64)
     for index, node in enumerate(net.layers):
-        if index < mutant.layer or node.name not in ours:
+        if index < mutant.layer or node.name not in ours.intermediates:
             continue
-        diff = (ours[node.name] != theirs[node.name]).reshape(len(images), -1).sum(axis=1)
+        diff = (ours.intermediates[node.name] != theirs.intermediates[node.name]).reshape(len(images), -1).sum(axis=1)
         depth = np.where(diff > 0, index, depth)
         count = np.where(diff > 0, diff, count)
-    return np.stack([-depth, -count, _margin(net, mutant, images)], axis=1)
+    revealed = (ours.scores != theirs.scores).any(axis=1)
+    return revealed, np.stack([-depth, -count, _margin(net, mutant, ours)], axis=1)
 
 
 def _propose(current: np.ndarray, batch: int, rng: np.random.Generator) -> np.ndarray:
@@ -204,13 +211,13 @@ def _aimed(net: Network, mutant: Mutant, image: np.ndarray, rng: np.random.Gener
     layer = net.layers[mutant.layer]
     if mutant.kind != "threshold" or layer.input_kind != "uint8" or net.inputs_of(mutant.layer) != (INPUT,):
         return image
-    (c_in, h, w_in), (kh, kw), s, p = layer.in_shape, layer.kernel, layer.stride, layer.padding
+    s, p = layer.stride, layer.padding
     _, h_out, w_out = layer.out_shape
     word = mutant.word % (h_out * w_out) if layer.output.per_position else int(rng.integers(h_out * w_out))
     y, x = divmod(word, w_out)
     terms = layer.weights[mutant.channel].astype(np.int64)[:, :, :, None] * input_values(layer)[:, None, None, :]
-    taps = [(c, i, j) for c in range(c_in) for i in range(kh) for j in range(kw)
-            if 0 <= y * s - p + i < h and 0 <= x * s - p + j < w_in]
+    rows, cols = _window(layer, y, x)
+    taps = [(c, i, j) for c in range(layer.in_shape[0]) for i in rows for j in cols]
     image = image.copy()
     left = _differing_value(layer, mutant) - sum(int(terms[t].min()) for t in taps)
     for c, i, j in sorted(taps, key=lambda t: -int(np.ptp(terms[t]))):
@@ -230,10 +237,10 @@ def seek_image(net: Network, mutant: Mutant, images: np.ndarray, rng: np.random.
         current = _aimed(net, mutant, images[int(rng.integers(len(images)))], rng)
         for _ in range(rounds):
             cands = _propose(current, batch, rng)
-            hit = np.flatnonzero(_reveals(net, mutant, cands))
+            revealed, key = _compare(net, mutant, cands)
+            hit = np.flatnonzero(revealed)
             if len(hit):
                 return cands[hit[0]]
-            key = _closeness(net, mutant, cands)
             first = key[np.lexsort(key.T[::-1])[0]]  # lexicographic minimum: column 0 first
             best = np.flatnonzero((key == first).all(axis=1))
             current = cands[int(rng.choice(best))]  # ties broken at random: a plateau is walked, not stuck on

@@ -135,13 +135,9 @@ endmodule
 
 def prove(folder: Path, dut_verilog: str, in_width: int, out_width: int, *, handshake_only: bool = False,
           steps: int = STEPS, never_valid: bool = False) -> subprocess.CompletedProcess:
-    (folder / "dut.v").write_text(dut_verilog)
     top = (handshake_checker(in_width, out_width, never_valid=never_valid) if handshake_only
            else checker(in_width, out_width))
-    (folder / "top.v").write_text(top)
-    script = (f"read_verilog dut.v top.v; hierarchy -top top; proc; flatten; memory; opt_clean; "
-              f"sat -verify -prove ok 1 -set-init-zero -set-at 1 rst 1 -seq {steps} -timeout 300 top")
-    return subprocess.run([YOSYS, "-q", "-p", script], cwd=folder, capture_output=True, text=True, timeout=600)
+    return prove_with_checker(folder, dut_verilog, top, steps, sat_timeout=300)
 
 
 @pytest.mark.parametrize("in_width, out_width", [(4, 4), (4, 8), (4, 12), (8, 4), (12, 4)])
@@ -263,12 +259,16 @@ endmodule
 """
 
 
-def prove_with_checker(folder: Path, dut_verilog: str, checker_verilog: str, steps: int) -> subprocess.CompletedProcess:
+def prove_with_checker(folder: Path, dut_verilog: str, checker_verilog: str, steps: int, *,
+                       sat_timeout: int = 600) -> subprocess.CompletedProcess:
+    """Yosys SAT: ``ok`` of the checker's top holds at every one of ``steps`` cycles after reset (a solver
+    limit of ``sat_timeout`` seconds, the process's 300 s more)."""
     (folder / "dut.v").write_text(dut_verilog)
     (folder / "top.v").write_text(checker_verilog)
     script = (f"read_verilog dut.v top.v; hierarchy -top top; proc; flatten; memory; opt_clean; "
-              f"sat -verify -prove ok 1 -set-init-zero -set-at 1 rst 1 -seq {steps} -timeout 600 top")
-    return subprocess.run([YOSYS, "-q", "-p", script], cwd=folder, capture_output=True, text=True, timeout=900)
+              f"sat -verify -prove ok 1 -set-init-zero -set-at 1 rst 1 -seq {steps} -timeout {sat_timeout} top")
+    return subprocess.run([YOSYS, "-q", "-p", script], cwd=folder, capture_output=True, text=True,
+                          timeout=sat_timeout + 300)
 
 
 #: Verilog around the real engine (renamed ``core``) that tells the source "ready" always and drops
