@@ -120,7 +120,7 @@ def test_one_threshold_off_by_one_is_caught() -> None:
 
 
 def test_threshold_memory_in_the_report_counts_positions(tmp_path: Path) -> None:
-    """report.json: per layer C_out * H_out * W_out start-value fields (+ 1 inversion bit)."""
+    """report.json: per layer H_out * W_out * NF words of the lanes' start-value fields (+ PE inversion bits)."""
     from hwgen.hw.builder import BuildOptions, build
 
     net, _, _ = _net("conv_pool3s2_conv_fc")
@@ -134,7 +134,8 @@ def test_threshold_memory_in_the_report_counts_positions(tmp_path: Path) -> None
             e = next(s.engine for s in acc.stages if s.layer_name == layer.name)
             inversion = bool(np.any(layer.output.direction.reshape(c, -1).min(axis=1)
                                     != layer.output.direction.reshape(c, -1).max(axis=1)))
-            assert rows[layer.name]["thresholds_bits"] == c * h * w * (e.threshold_table.width + inversion)
+            lane_bits = sum(bits for bits, _ in e.threshold_table.fields)
+            assert rows[layer.name]["thresholds_bits"] == h * w * (c // e.pe) * (lane_bits + e.pe * inversion)
     assert report["memory"]["thresholds_bits"] == sum(r["thresholds_bits"] for r in report["layers"])
     # the IR written next to the design is the flipped one: the same bits as the model's
     from hwgen.compile.artifact import load_network

@@ -228,10 +228,10 @@ def test_figures_and_memory_layout() -> None:
     # the accumulator starts at -T (T saturated to [lo, hi + 1]) and adds partial sums in [lo, hi]
     tw = k4.threshold_width
     assert tw == signed_bits(lo - (hi + 1), hi - lo) == 14
-    # word nf holds the start values of fold nf + 1 (mod NF = 2): -T[1], then -T[0], in fields of the
+    # word nf holds the start values of fold nf + 1 (mod NF = 2): -T[1], then -T[0], in a field of the
     # start values' own width, [-(hi + 1), -lo] = [-2549, 1787]: 13 bits (sign-extended to tw when loaded)
-    fw = k4.threshold_table.width
-    assert fw == signed_bits(-(hi + 1), -lo) == 13
+    fw = 13
+    assert k4.threshold_table.fields == ((signed_bits(-(hi + 1), -lo), None),) == ((fw, None),)
     assert k4.threshold_words() == [-(hi + 1) & ((1 << fw) - 1), -lo]
     assert k4.threshold_table.start.ravel().tolist() == [-lo, -(hi + 1)]  # saturated, same bits
     assert k4.fifo_depth == k4.latency // k4.sf + 1

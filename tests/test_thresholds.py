@@ -19,6 +19,7 @@ from streams import mismatches
 from test_mac import reference_acc as mac_reference_acc
 from test_mvtu import random_vectors, reference_acc
 
+from hwgen.compile.ir import signed_bits
 from hwgen.hw.engines import MVTU, MACUnit
 from hwgen.hw.engines.thresholds import ThresholdTable, check_thresholds
 from hwgen.hw.families import Family
@@ -147,30 +148,32 @@ def test_per_position_thresholds_cost_no_cycle(c_out: int, fan_in: int, pe: int,
 
 
 def test_table_layout_and_memory_bits() -> None:
-    """Word r = pos * NF + nf: the next result's start values (-T), then this result's inversion bits."""
+    """Word r = pos * NF + nf: the next result's start values (-T) in one field per lane, then this result's
+    inversion bits."""
     t = np.array([[10, 11, 12], [20, 21, 22], [30, 31, 32], [40, 41, 42]])  # (C_out = 4, P = 3)
     d = np.ones_like(t)
     d[2, 1] = -1
     w = np.ones((4, 64), dtype=np.int64)
     dut = MVTU(weights=w, pe=2, simd=16, thresholds=t, directions=d)
     table = dut.threshold_table
-    tw = table.width
-    assert tw == 7 and dut.threshold_width == 8  # start values -42 .. -10 (and -41 for the '<=' one): 7 bits;
-    # the accumulator adds dot products in [-64, 64]: [-106, 54], 8 bits
-    assert (table.depth, table.word_bits) == (6, 2 * (tw + 1))
-    assert dut.threshold_rom_bits == 4 * 3 * (tw + 1)
     # results in order: (pos 0, nf 0) = channels 0, 1; (pos 0, nf 1) = channels 2, 3; (pos 1, nf 0) ...
     order = [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)]
     starts = [[-t[2 * nf, pos], -t[2 * nf + 1, pos]] for pos, nf in order]
     starts[3][0] -= 1  # channel 2 at position 1 is '<=': T + 1
-    mask = (1 << tw) - 1
+    # lane 0 (channels 0, 2) starts in [-32, -10]: -32 = ...1110_0000 and -10 = ...1111_0110 differ in the low
+    # 5 bits, so 5 bits under a constant -1 (start = -32 + field); lane 1 (channels 1, 3) in [-42, -20]:
+    # ...1101_0110 and ...1110_1100 differ in 6 bits, start = -64 + field
+    assert table.fields == ((5, -1), (6, -1))
+    assert dut.threshold_width == 8  # the accumulator adds dot products in [-64, 64]: [-106, 54], 8 bits
+    assert (table.depth, table.word_bits) == (6, 5 + 6 + 2)
+    assert dut.threshold_rom_bits == 6 * 13
     for r, word in enumerate(dut.threshold_words()):
         nxt = starts[(r + 1) % 6]
-        assert word & mask == nxt[0] & mask and (word >> tw) & mask == nxt[1] & mask, r
-        assert word >> (2 * tw) == (0b01 if order[r] == (1, 1) else 0), r
+        assert (word & 31, (word >> 5) & 63) == (nxt[0] + 32, nxt[1] + 64), r
+        assert word >> 11 == (0b01 if order[r] == (1, 1) else 0), r
     # without any '<=' no inversion bits are stored
     plain = MVTU(weights=w, pe=2, simd=16, thresholds=t)
-    assert plain.threshold_rom_bits == 4 * 3 * plain.threshold_table.width
+    assert plain.threshold_rom_bits == 6 * (5 + 6)
     assert not plain.threshold_table.has_directions
 
 
@@ -181,7 +184,38 @@ def test_rom_placement_rule() -> None:
     start = np.zeros((4, 50), dtype=np.int64)
     start[1, 3] = -5
     table = ThresholdTable.from_channels(start, np.zeros((4, 50), bool), pe=2)
-    assert table.depth == 100 and table.width == 4  # -5 .. 0
+    # lane 0 (channels 0, 2) is always 0: no bits; lane 1 spans -5 .. 0: 4 bits, two's complement
+    assert table.depth == 100 and table.fields == ((0, 0), (4, None)) and table.word_bits == 4
+
+
+def test_lane_fields_narrow_far_from_zero_and_constant() -> None:
+    """Each lane stores only the bits its own start values need: thresholds in a narrow band far from 0
+    give a few bits under a constant high part, a channel with one threshold at every position gives a
+    0-bit field; the engine (first-layer MAC, 8-bit pixels) still computes every output bit."""
+    rng = np.random.default_rng(7)
+    c_in, taps, c_out, positions = 3, 4, 4, 4
+    fan_in = c_in * taps
+    w = rng.integers(3, 8, size=(c_out, fan_in))
+    offsets = np.zeros(c_in, dtype=np.int64)
+    n = 3 * positions
+    x = rng.integers(240, 256, size=(n, fan_in))
+    valid = np.ones((n, fan_in), dtype=np.uint8)
+    acc = mac_reference_acc(w, offsets, x, valid)  # about 12 * 5 * 248: thousands, a few hundred apart
+    t = np.empty((c_out, positions), dtype=np.int64)
+    for pos in range(positions):
+        seen = acc[pos::positions]
+        t[:, pos] = seen[rng.integers(0, len(seen), size=c_out), np.arange(c_out)]
+    t[1] = t[1, 0]  # one threshold for channel 1
+    dut = MACUnit(weights=w, input_offset=offsets, in_channels=c_in, pe=c_out, simd=c_in, thresholds=t)
+    table = dut.threshold_table
+    assert table.fields[1][0] == 0
+    # a band that straddles a power of two (lane 0 here: -16,461 .. -16,295 around -2^14) keeps its low
+    # 15 bits; the others sit under a constant high part
+    assert sum(high is not None and high < -1 for _, high in table.fields) >= 2, table.fields
+    shared = signed_bits(int(table.start.min()), int(table.start.max()))
+    assert table.word_bits < c_out * shared  # narrower than one signed field for every lane
+    trace = simulate(dut, x, valid, seed=7, gap_p=0.3, stall_p=0.4)
+    assert mismatches(trace.outputs, expected_bits(dut, acc, t, None)) == []
 
 
 @pytest.mark.parametrize("kwargs,message", [

@@ -26,6 +26,13 @@ family's own first) and takes the first that fits. A ROM no deeper than that
 is left to Yosys, which keeps it in logic: memory_libmap costs a ROM in logic
 at bits / 16 against 128 per DP16KD, so any ROM under about 57 words is
 cheaper in logic (``share/lattice/brams_16kd.txt``), hence depths up to 48.
+Deeper LUT ROMs were tried and dropped: CNV with XNOR-Net++ Gamma shape 4
+at ``--pe 16`` with conv2's and conv3's 144-word weight ROMs (512 and 1,024
+bits wide) forced into logic (``ram_style = "logic"``) fits by the estimate
+(166 EBR, 31k LUT4) and placed, but nextpnr's router2 still had 53,451
+overused wires after three iterations (about 13 minutes, falling by about
+10 % per iteration), so it would not route
+in useful time.
 
 Search: the candidates are sampled (:data:`SAMPLES` of them, evenly, fastest
 first) until one fits, then bisected between it and the sample before it,

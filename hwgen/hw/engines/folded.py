@@ -239,8 +239,8 @@ class FoldedEngine(wiring.Component):
 
     @property
     def threshold_rom_bits(self) -> int:
-        """Threshold storage: C_out * P * (start-value field width + 1 inversion bit if any ``<=``); 0 in
-        accumulator mode. The field width is that of the start values used, at most :attr:`threshold_width`."""
+        """Threshold storage: R = P * NF words of the lanes' fields (each as wide as its own start values
+        need, :mod:`hwgen.hw.engines.thresholds`) + PE inversion bits if any ``<=``; 0 in accumulator mode."""
         return 0 if self.accumulator_mode else self._table.bits
 
     @property
@@ -256,7 +256,7 @@ class FoldedEngine(wiring.Component):
 
     def threshold_words(self) -> list[int]:
         """Threshold ROM contents (:meth:`~hwgen.hw.engines.thresholds.ThresholdTable.words`): word
-        r = pos * NF + nf, fields p (``threshold_table.width`` bits) = the start values (:meth:`_preloads`)
+        r = pos * NF + nf, lane fields p (``threshold_table.fields``) = the start values (:meth:`_preloads`)
         of the next result, loaded at the last step of result r; then the inversion bits of result r."""
         return self._table.words()
 
@@ -404,16 +404,16 @@ class FoldedEngine(wiring.Component):
             result = Cat(*accs)
         else:
             tw, table = self.threshold_width, self._table
-            fw = table.width  # start-value fields, sign-extended to the accumulator's tw bits
-            if table.depth == 1:
+            if table.depth == 1 or table.word_bits == 0:  # one start value per lane: constants
                 nxt = [Const(int(v), signed(tw)) for v in table.start[0]]
                 inv = [Const(int(v), 1) for v in table.invert[0]]
             else:
                 # ready at the accumulator stage: the next result's starts and this result's inversions
                 data = _rom(m, "thresholds", table.words(), table.word_bits, ctl["result_early"],
                             memory=self.memory, block=self.memory.threshold_rom_in_block_ram(table.depth))
-                nxt = [data[p * fw:(p + 1) * fw].as_signed() for p in range(PE)]
-                inv = [data[PE * fw + p] if table.has_directions else Const(0, 1) for p in range(PE)]
+                at = table.offsets
+                nxt = [_start_value(data[at[p]:at[p + 1]], high, tw) for p, (_, high) in enumerate(table.fields)]
+                inv = [data[at[-1] + p] if table.has_directions else Const(0, 1) for p in range(PE)]
             result = Signal(PE)
             for p in range(PE):
                 acc = Signal(signed(tw), name=f"acc{p}", init=int(table.start[0, p]))
@@ -430,6 +430,14 @@ class FoldedEngine(wiring.Component):
             self.o.payload.eq(fifo.r_data),
             fifo.r_en.eq(self.o.ready),
         ]
+
+
+def _start_value(field: Value, high: int | None, width: int) -> Value:
+    """A lane's start value (``width`` bits, signed) from its ROM field: the field sign-extended (``high``
+    None), else the field with the constant ``high`` above it (:mod:`hwgen.hw.engines.thresholds`)."""
+    if high is None:
+        return field.as_signed()
+    return Cat(field, Const(high, signed(width - len(field)))).as_signed()
 
 
 def _rom(m: Module, name: str, words: list[int], width: int, addr: Value, *, memory: MemoryMap,

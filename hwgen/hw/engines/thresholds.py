@@ -17,15 +17,27 @@ accumulator range [lo, hi] give constant bits and are saturated to
 [lo, hi + 1] after the shift (same bits).
 
 :class:`ThresholdTable` holds the start values and inversions per result and
-lays them out as the threshold ROM: word r, fields p (``width`` bits: the
-signed width of the start values the layer uses, sign-extended to the
-accumulator's width when loaded, so a trained layer whose thresholds span a
-narrow range stores narrow fields) = the start value of result ``(r + 1) mod R`` (read at the last step of result r,
-which loads the next result's start), then, only when some comparison is
+lays them out as the threshold ROM: word r = the start values of result
+``(r + 1) mod R`` (read at the last step of result r, which loads the next
+result's start), one field per PE lane, then, only when some comparison is
 ``<=``, PE bits ``neg`` of result r itself. R = P * NF words (P = 1 for
 per-channel thresholds). Where it goes is the family's
 :meth:`~hwgen.hw.families.MemoryMap.threshold_rom_in_block_ram` (and
 :mod:`hwgen.hw.cost`'s estimate).
+
+Field of lane p, for its start values in [lo, hi] (over all R results):
+
+* lo and hi of one sign: ``w = bit_length(lo XOR hi)`` bits, unsigned, and
+  a constant ``high = lo >> w`` (= ``hi >> w``): start = ``high * 2^w +
+  field``. The loaded value is the field with ``high``'s bits above it:
+  wiring, no adder. A trained layer whose starts per lane sit in a narrow
+  range away from a power of two stores a few bits (a lane whose starts are
+  all equal: none); fields never get wider than a shared signed field.
+* lo < 0 <= hi: ``w = signed_bits(lo, hi)``, two's complement, sign-extended.
+
+So a lane field costs what its own values need, not the widest lane's (CNV
+with XNOR-Net++ Gamma shape 4 at ``--pe 16``: 1,498,624 bits in fields of
+one signed width per layer, 998,192 per lane).
 """
 
 from __future__ import annotations
@@ -37,7 +49,7 @@ import numpy as np
 from hwgen.compile.ir import signed_bits
 from hwgen.errors import BuildError
 
-__all__ = ["ThresholdTable", "check_thresholds"]
+__all__ = ["ThresholdTable", "check_thresholds", "lane_field"]
 
 
 def check_thresholds(engine: str, thresholds: object, c_out: int,
@@ -72,28 +84,36 @@ def check_thresholds(engine: str, thresholds: object, c_out: int,
     return t, d < 0
 
 
+def lane_field(lo: int, hi: int) -> tuple[int, int | None]:
+    """A lane's field for start values in [lo, hi]: ``(bits, high)`` (see the module docstring); ``high``
+    is None for a signed field (lo < 0 <= hi)."""
+    if (lo < 0) != (hi < 0):
+        return signed_bits(lo, hi), None
+    bits = (lo ^ hi).bit_length()
+    return bits, lo >> bits
+
+
 @dataclass(frozen=True)
 class ThresholdTable:
     """Start values and output inversions of a threshold-mode engine, per result (see the module docstring).
 
-    ``start``: int64 (R, PE), the accumulator's start value of result r, field p;
+    ``start``: int64 (R, PE), the accumulator's start value of result r, lane p;
     ``invert``: bool (R, PE), output bit inverted (the IR's ``<=``);
-    ``width``: bits of a start-value field, signed_bits(min start, max start)
-    (at most the accumulator's width; sign-extended when loaded).
+    ``fields``: per lane ``(bits, high)`` (:func:`lane_field` of the lane's start values).
     """
 
     start: np.ndarray
     invert: np.ndarray
-    width: int
+    fields: tuple[tuple[int, int | None], ...]
 
     @classmethod
     def from_channels(cls, start: np.ndarray, invert: np.ndarray, *, pe: int) -> "ThresholdTable":
-        """From per-channel/position arrays (C_out, P): result r = pos * NF + nf, field p = channel nf*PE + p."""
+        """From per-channel/position arrays (C_out, P): result r = pos * NF + nf, lane p = channel nf*PE + p."""
         c_out, positions = start.shape
         order = (positions * (c_out // pe), pe)
-        return cls(start=np.ascontiguousarray(start.T).reshape(order),
-                   invert=np.ascontiguousarray(invert.T).reshape(order),
-                   width=signed_bits(int(start.min()), int(start.max())))
+        start = np.ascontiguousarray(start.T).reshape(order)
+        return cls(start=start, invert=np.ascontiguousarray(invert.T).reshape(order),
+                   fields=tuple(lane_field(int(lo), int(hi)) for lo, hi in zip(start.min(0), start.max(0))))
 
     @property
     def depth(self) -> int:
@@ -106,25 +126,34 @@ class ThresholdTable:
         return bool(self.invert.any())
 
     @property
+    def offsets(self) -> list[int]:
+        """Bit offset of each lane's field in a word (lane 0 at bit 0), then of the inversion bits."""
+        return np.cumsum([0] + [bits for bits, _ in self.fields]).tolist()
+
+    @property
     def word_bits(self) -> int:
-        """PE * width start-value bits, plus PE inversion bits when :attr:`has_directions`."""
-        pe = self.start.shape[1]
-        return pe * (self.width + self.has_directions)
+        """The lanes' field bits, plus PE inversion bits when :attr:`has_directions`."""
+        return self.offsets[-1] + (len(self.fields) if self.has_directions else 0)
 
     @property
     def bits(self) -> int:
-        """Stored bits: R words of :attr:`word_bits` (C_out * P * (width + inversion bit))."""
+        """Stored bits: R words of :attr:`word_bits`."""
         return self.depth * self.word_bits
 
-    def words(self) -> list[int]:
-        """ROM word r: start values of result (r + 1) mod R (fields p), then inversion bits of result r."""
-        from hwgen.hw.engines.folded import pack_fields  # folded.py imports this module
+    def field_value(self, p: int, start: int) -> int:
+        """The stored bits of lane p for start value ``start``: ``start - high * 2^bits``, or two's complement."""
+        bits, high = self.fields[p]
+        value = start if high is None else start - (high << bits)
+        return value & ((1 << bits) - 1)
 
-        pe, w = self.start.shape[1], self.width
+    def words(self) -> list[int]:
+        """ROM word r: start values of result (r + 1) mod R (lane fields), then inversion bits of result r."""
+        offsets, flip_at = self.offsets, self.offsets[-1]
         out = []
         for r in range(self.depth):
-            word = pack_fields(self.start[(r + 1) % self.depth], w)
+            nxt = self.start[(r + 1) % self.depth]
+            word = sum(self.field_value(p, int(v)) << offsets[p] for p, v in enumerate(nxt))
             if self.has_directions:
-                word |= pack_fields(self.invert[r].astype(np.int64), 1) << (pe * w)
+                word |= sum(int(b) << p for p, b in enumerate(self.invert[r])) << flip_at
             out.append(word)
         return out
