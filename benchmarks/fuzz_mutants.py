@@ -142,9 +142,14 @@ def _differing_value(layer: ConvLayer, mutant: Mutant) -> int:
     return min(mutant.before, mutant.after) if direction > 0 else max(mutant.before, mutant.after)
 
 
+def _scores_differ(ours: GoldenResult, theirs: GoldenResult) -> np.ndarray:
+    """Per image: some class score differs between two runs of the same images."""
+    return (ours.scores != theirs.scores).any(axis=1)
+
+
 def _reveals(net: Network, mutant: Mutant, images: np.ndarray) -> np.ndarray:
     """Per image: the mutant's scores differ from the network's."""
-    return (run_network(net, images).scores != run_network(mutant.net, images).scores).any(axis=1)
+    return _scores_differ(run_network(net, images), run_network(mutant.net, images))
 
 
 def _margin(net: Network, mutant: Mutant, ours: GoldenResult) -> np.ndarray:
@@ -167,7 +172,7 @@ def _margin(net: Network, mutant: Mutant, ours: GoldenResult) -> np.ndarray:
 
 
 def _compare(net: Network, mutant: Mutant, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per image, from one run of each network: (the mutant's scores differ, as :func:`_reveals`; the
+    """Per image, from one run of each network: (the mutant's scores differ, :func:`_scores_differ`; the
     closeness key). The key is minimised lexicographically (its rows' first minimum is the closest image):
     ``(-depth, -differing bits at that depth, margin)``. ``depth`` is the topological index of the last
     node whose output bits differ between the network and the mutant (-1 where none does), the bits
@@ -182,8 +187,7 @@ def _compare(net: Network, mutant: Mutant, images: np.ndarray) -> tuple[np.ndarr
         diff = (ours.intermediates[node.name] != theirs.intermediates[node.name]).reshape(len(images), -1).sum(axis=1)
         depth = np.where(diff > 0, index, depth)
         count = np.where(diff > 0, diff, count)
-    revealed = (ours.scores != theirs.scores).any(axis=1)
-    return revealed, np.stack([-depth, -count, _margin(net, mutant, ours)], axis=1)
+    return _scores_differ(ours, theirs), np.stack([-depth, -count, _margin(net, mutant, ours)], axis=1)
 
 
 def _propose(current: np.ndarray, batch: int, rng: np.random.Generator) -> np.ndarray:

@@ -31,8 +31,7 @@ at ``--pe 16`` with conv2's and conv3's 144-word weight ROMs (512 and 1,024
 bits wide) forced into logic (``ram_style = "logic"``) fits by the estimate
 (166 EBR, 31k LUT4) and placed, but nextpnr's router2 still had 53,451
 overused wires after three iterations (about 13 minutes, falling by about
-10 % per iteration), so it would not route
-in useful time.
+10 % per iteration), so it would not route in useful time.
 
 Search: the candidates are sampled (:data:`SAMPLES` of them, evenly, fastest
 first) until one fits, then bisected between it and the sample before it,

@@ -43,6 +43,7 @@ one signed width per layer, 998,192 per lane).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -98,22 +99,24 @@ class ThresholdTable:
     """Start values and output inversions of a threshold-mode engine, per result (see the module docstring).
 
     ``start``: int64 (R, PE), the accumulator's start value of result r, lane p;
-    ``invert``: bool (R, PE), output bit inverted (the IR's ``<=``);
-    ``fields``: per lane ``(bits, high)`` (:func:`lane_field` of the lane's start values).
+    ``invert``: bool (R, PE), output bit inverted (the IR's ``<=``).
     """
 
     start: np.ndarray
     invert: np.ndarray
-    fields: tuple[tuple[int, int | None], ...]
 
     @classmethod
     def from_channels(cls, start: np.ndarray, invert: np.ndarray, *, pe: int) -> "ThresholdTable":
         """From per-channel/position arrays (C_out, P): result r = pos * NF + nf, lane p = channel nf*PE + p."""
         c_out, positions = start.shape
         order = (positions * (c_out // pe), pe)
-        start = np.ascontiguousarray(start.T).reshape(order)
-        return cls(start=start, invert=np.ascontiguousarray(invert.T).reshape(order),
-                   fields=tuple(lane_field(int(lo), int(hi)) for lo, hi in zip(start.min(0), start.max(0))))
+        return cls(start=np.ascontiguousarray(start.T).reshape(order),
+                   invert=np.ascontiguousarray(invert.T).reshape(order))
+
+    @cached_property
+    def fields(self) -> tuple[tuple[int, int | None], ...]:
+        """Per lane ``(bits, high)``: :func:`lane_field` of the lane's start values over all results."""
+        return tuple(lane_field(int(lo), int(hi)) for lo, hi in zip(self.start.min(0), self.start.max(0)))
 
     @property
     def depth(self) -> int:
@@ -125,7 +128,7 @@ class ThresholdTable:
         """Some comparison is ``<=``: the words carry PE inversion bits."""
         return bool(self.invert.any())
 
-    @property
+    @cached_property
     def offsets(self) -> list[int]:
         """Bit offset of each lane's field in a word (lane 0 at bit 0), then of the inversion bits."""
         return np.cumsum([0] + [bits for bits, _ in self.fields]).tolist()
@@ -148,12 +151,14 @@ class ThresholdTable:
 
     def words(self) -> list[int]:
         """ROM word r: start values of result (r + 1) mod R (lane fields), then inversion bits of result r."""
+        from hwgen.hw.engines.folded import pack_fields  # folded.py imports this module
+
         offsets, flip_at = self.offsets, self.offsets[-1]
         out = []
         for r in range(self.depth):
             nxt = self.start[(r + 1) % self.depth]
             word = sum(self.field_value(p, int(v)) << offsets[p] for p, v in enumerate(nxt))
             if self.has_directions:
-                word |= sum(int(b) << p for p, b in enumerate(self.invert[r])) << flip_at
+                word |= pack_fields(self.invert[r].astype(np.int64), 1) << flip_at
             out.append(word)
         return out
