@@ -23,6 +23,7 @@ import argparse
 from pathlib import Path
 
 from hwgen.compile.ir import Network
+from hwgen.errors import HwgenError
 from hwgen.hw.accelerator import Accelerator
 from hwgen.hw.builder import load_model, read_overrides
 from hwgen.hw.fit import place_weights
@@ -67,21 +68,25 @@ def main() -> None:
     parser.add_argument("--folding", type=Path, help="per-layer overrides, as hwgen build --folding")
     parser.add_argument("--target", default="ecp5-85k")
     args = parser.parse_args()
-    target = get_target(args.target)
+    try:
+        target = get_target(args.target)
+        overrides = read_overrides(args.folding) if args.folding else {}
+        rows = []
+        for spec in args.models:
+            if spec.endswith((".ckpt", ".hwir")):
+                net, _ = load_model(Path(spec))
+                rows.append(model_row(Path(spec).name, "trained", net, args.pe, overrides, args.target))
+                continue
+            model, _, width = spec.partition(":")
+            for mode in MODES:
+                net = initialised(model, float(width or 1.0), mode)
+                rows.append(model_row(f"{model} x{float(width or 1.0):g}", mode.value, net, args.pe, overrides,
+                                      args.target))
+    except HwgenError as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
     print(f"--pe {args.pe}, {target.name}: {target.bram_bits:,} bits in {target.bram_blocks} block RAMs\n")
     print("| model | scale | cycles/frame | weight bits | threshold bits | EBR (est.) | LUT4 (est.) | fits |")
     print("|---|---|---:|---:|---:|---:|---:|---|")
-    overrides = read_overrides(args.folding) if args.folding else {}
-    rows = []
-    for spec in args.models:
-        if spec.endswith((".ckpt", ".hwir")):
-            net, _ = load_model(Path(spec))
-            rows.append(model_row(Path(spec).name, "trained", net, args.pe, overrides, args.target))
-            continue
-        model, _, width = spec.partition(":")
-        for mode in MODES:
-            net = initialised(model, float(width or 1.0), mode)
-            rows.append(model_row(f"{model} x{float(width or 1.0):g}", mode.value, net, args.pe, overrides, args.target))
     for r in rows:
         print(f"| {r['model']} | {r['mode']} | {r['cycles']:,} | {r['weights']:,} | {r['thresholds']:,} | "
               f"{r['blocks']:,} | {r['lut4']:,} | {'yes' if r['fits'] else 'no'} |")
