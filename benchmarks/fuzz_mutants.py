@@ -32,7 +32,8 @@ import numpy as np
 from hwgen.compile.golden import GoldenResult, run_network
 from hwgen.compile.ir import INPUT, ConvLayer, Network, ThresholdOutput, input_values
 
-__all__ = ["Mutant", "draw_mutants", "mutation_images", "provably_equivalent", "position_lattice", "seek_image"]
+__all__ = ["OUTCOMES", "Mutant", "draw_mutants", "format_tally", "mutation_images", "provably_equivalent",
+           "position_lattice", "seek_image"]
 
 
 @dataclass
@@ -251,38 +252,63 @@ def seek_image(net: Network, mutant: Mutant, images: np.ndarray, rng: np.random.
     return None
 
 
+#: The outcomes a mutant is counted under, in the order the check tries them (:func:`mutation_images`).
+OUTCOMES = ("fuzz", "lattice", "sought", "solver_revealed", "solver_equivalent", "undecided")
+
+
 def mutation_images(net: Network, images: np.ndarray, rng: np.random.Generator, count: int,
-                    *, seek: bool = True) -> tuple[np.ndarray, dict]:
+                    *, seek: bool = True, solver_timeout_s: float = 0.0) -> tuple[np.ndarray, dict]:
     """(the images plus one revealing image per mutant the images missed, the tally).
 
-    Tally per kind: ``[caught by the fuzz images, caught with the sought images, equivalent, tried]``.
+    Each mutant ends in the first outcome of :data:`OUTCOMES` that holds: revealed by the fuzz images,
+    provably equivalent by the lattice (:func:`provably_equivalent`), revealed by a sought image
+    (:func:`seek_image`), then, with ``solver_timeout_s > 0``, settled by the SMT solver
+    (benchmarks/fuzz_solver.py: a revealing image, or a proof that none exists), else undecided.
+    Tally per kind: ``{outcome: count, ..., "tried": count}``.
     """
-    tally = {"weight": [0, 0, 0, 0], "threshold": [0, 0, 0, 0]}
+    tally = {kind: dict.fromkeys((*OUTCOMES, "tried"), 0) for kind in ("weight", "threshold")}
     extra = []
     for mutant in draw_mutants(net, rng, count):
         row = tally[mutant.kind]
-        row[3] += 1
-        if _reveals(net, mutant, images).any():
-            row[0] += 1
-            row[1] += 1
-            continue
-        if provably_equivalent(net, mutant):
-            row[2] += 1
-            continue
-        found = seek_image(net, mutant, images, rng) if seek else None
-        if found is not None:
-            extra.append(found)
-            row[1] += 1
+        row["tried"] += 1
+        outcome, image = _settle(net, mutant, images, rng, seek=seek, solver_timeout_s=solver_timeout_s)
+        row[outcome] += 1
+        if image is not None:
+            extra.append(image)
     return (np.concatenate([images, np.stack(extra)]) if extra else images), tally
 
 
+def _settle(net: Network, mutant: Mutant, images: np.ndarray, rng: np.random.Generator, *, seek: bool,
+            solver_timeout_s: float) -> tuple[str, np.ndarray | None]:
+    """(the outcome of :data:`OUTCOMES`, a revealing image to add to the images or None)."""
+    if _reveals(net, mutant, images).any():
+        return "fuzz", None
+    if provably_equivalent(net, mutant):
+        return "lattice", None
+    found = seek_image(net, mutant, images, rng) if seek else None
+    if found is not None:
+        return "sought", found
+    if solver_timeout_s <= 0:
+        return "undecided", None
+    from fuzz_solver import decide
+
+    decision = decide(net, mutant, timeout_s=solver_timeout_s, base=images[0])
+    return {"revealed": "solver_revealed", "equivalent": "solver_equivalent"}.get(decision.verdict, "undecided"), \
+        decision.image
+
+
 def format_tally(tallies: list[dict]) -> str:
-    """One line per kind: caught by the fuzz images, by the fuzz plus sought images, equivalent, missed."""
+    """One line per kind: the share of the mutants that are not equivalent caught by the fuzz images, with
+    the sought and solver images; the equivalent ones (lattice, solver); the undecided."""
     lines = [f"mutation check over {len(tallies)} networks:"]
     for kind in ("weight", "threshold"):
-        fuzz, sought, equivalent, tried = (sum(t[kind][k] for t in tallies) for k in range(4))
-        live = max(1, tried - equivalent)
-        lines.append(f"  {kind} words: {tried} mutants, {equivalent} provably equivalent; of the other {tried - equivalent}: "
-                     f"{fuzz} ({100 * fuzz / live:.1f} %) caught by the fuzz images, {sought} ({100 * sought / live:.1f} %) "
-                     f"with the sought images, {tried - equivalent - sought} missed")
+        n = {key: sum(t[kind][key] for t in tallies) for key in (*OUTCOMES, "tried")}
+        equivalent = n["lattice"] + n["solver_equivalent"]
+        caught = n["fuzz"] + n["sought"] + n["solver_revealed"]
+        live = max(1, n["tried"] - equivalent)
+        lines.append(f"  {kind} words: {n['tried']} mutants, {equivalent} equivalent ({n['lattice']} by the lattice, "
+                     f"{n['solver_equivalent']} by the solver); of the other {n['tried'] - equivalent}: "
+                     f"{n['fuzz']} ({100 * n['fuzz'] / live:.1f} %) caught by the fuzz images, {caught} "
+                     f"({100 * caught / live:.1f} %) with the sought ({n['sought']}) and solver ({n['solver_revealed']}) "
+                     f"images, {n['undecided']} undecided")
     return "\n".join(lines)

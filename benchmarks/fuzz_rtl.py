@@ -28,12 +28,14 @@ Per network (seed ``S + i``, so any one is reproduced alone with ``--seed S+i --
 Mutation check (``--mutants K``, default 20 per network; benchmarks/fuzz_mutants.py): K single-word
 changes of the network (one weight or one threshold word); for each the fuzz images miss, an image
 that reveals it is sought and added to the network's images *before* the RTL simulation, so every
-mutant counted as caught is caught by images the RTL ran. ``--mutation-report LOG`` recomputes the
+mutant counted as caught is caught by images the RTL ran. Where the search fails, an SMT solver
+(``--solver-timeout S`` seconds per mutant, default 40, or ``--no-solver``; benchmarks/fuzz_solver.py) either gives a
+revealing image, added the same way, or proves that no image reveals the mutant (equivalent). ``--mutation-report LOG`` recomputes the
 tally for the networks of an earlier campaign's log (reproduced from their seeds). Faults in pipeline
 registers need mutated RTL: ``--register-mutants K`` (default 0) inverts one bit of K clocked
 registers of each design's Verilog in turn (benchmarks/fuzz_registers.py) and simulates each mutated
-design on the same images, gaps and stalls; caught = not the golden model's scores, or the stream
-broken or stopped.
+design on the same images, gaps and stalls, then under the long waits of ``REGISTER_TIMINGS`` until
+one reveals it; caught = not the golden model's scores, or the stream broken or stopped.
 
 A failure is saved as a reproducer in ``OUT/fail-SEED/``: ``net.hwir``, ``folding.json``,
 ``images.npy``, ``spec.json`` and the mismatch report.
@@ -55,7 +57,7 @@ from fuzz_mutants import format_tally, mutation_images  # noqa: E402
 from fuzz_registers import draw_register_mutants, flip_register_bit  # noqa: E402
 from irnets import random_network  # noqa: E402
 
-from hwgen.argtypes import non_negative_int, positive_int  # noqa: E402
+from hwgen.argtypes import non_negative_int, positive_float, positive_int  # noqa: E402
 from hwgen.hw.builder import BuildOptions, build  # noqa: E402
 from hwgen.compile.artifact import save_network  # noqa: E402
 from hwgen.compile.fold import flip_negative_channels  # noqa: E402
@@ -149,37 +151,50 @@ def draw(seed: int, n_images: int):
     return rng, spec, raw, flip_negative_channels(raw), images
 
 
+#: Timings a register mutant the network's own timing misses is simulated under as well (in turn, until
+#: one reveals it): a register that holds its value while the stream waits toggles under a stuck-inverted
+#: input, so whether the fault shows depends on how long it waits; these two make waits long and varied.
+REGISTER_TIMINGS = (dict(gap_p=0.0, stall_p=0.95, pattern="bursts", pattern_len=200),
+                    dict(gap_p=0.95, stall_p=0.3, pattern="frame-gaps", pattern_len=7))
+
+
 def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator, count: int, *,
                    cache_dir: Path | None, **sim_options) -> dict:
-    """Simulate ``count`` register mutants of the design in ``build_dir`` (one copy of the folder, its top.v replaced per mutant) on
-    ``images`` with ``sim_options``; {"tried", "caught", "missed": [module.register[bit], ...]}."""
+    """Simulate ``count`` register mutants of the design in ``build_dir`` (one copy of the folder, its top.v
+    replaced per mutant) on ``images`` with ``sim_options``, then with each of :data:`REGISTER_TIMINGS`
+    until one reveals it; {"tried", "caught", "caught_by_timing", "missed": [module.register[bit], ...]}."""
     import shutil
 
     from hwgen.errors import SimError
     from hwgen.sim.buildfolder import load_build_folder
     from hwgen.sim.session import simulate
 
+    def reveals(timing: dict) -> bool:
+        try:
+            return not simulate(load_build_folder(copy), images, mode="bulk", cache_dir=cache_dir, **timing).ok
+        except SimError:  # the harness gave up (a stopped stream): the fault is visible
+            return True
+
     verilog = (build_dir / "top.v").read_text()
     copy = build_dir.parent / "register-mutant"  # the build folder once; each mutant replaces its top.v
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(build_dir, copy)
     drawn = draw_register_mutants(verilog, rng, count)
-    missed = []
+    missed, by_timing = [], 0
     for site, bit in drawn:
         (copy / "top.v").write_text(flip_register_bit(verilog, site, bit))
-        try:
-            revealed = not simulate(load_build_folder(copy), images, mode="bulk", cache_dir=cache_dir,
-                                    **sim_options).ok
-        except SimError:  # the harness gave up (a stopped stream): the fault is visible
-            revealed = True
-        if not revealed:
-            missed.append(f"{site.module.split('.')[-1]}.{site.name}[{bit}]")
+        if reveals(sim_options):
+            continue
+        if any(reveals({**sim_options, **timing}) for timing in REGISTER_TIMINGS):
+            by_timing += 1
+            continue
+        missed.append(f"{site.module.split('.')[-1]}.{site.name}[{bit}]")
     shutil.rmtree(copy, ignore_errors=True)
-    return {"tried": len(drawn), "caught": len(drawn) - len(missed), "missed": missed}
+    return {"tried": len(drawn), "caught": len(drawn) - len(missed), "caught_by_timing": by_timing, "missed": missed}
 
 
 def fuzz_one(seed: int, *, n_images: int, out: Path, cache_dir: Path | None, mutants: int = 0,
-             register_mutants: int = 0) -> dict:
+             register_mutants: int = 0, solver_timeout_s: float = 0.0) -> dict:
     from hwgen.sim.buildfolder import load_build_folder
     from hwgen.sim.session import simulate
 
@@ -190,7 +205,8 @@ def fuzz_one(seed: int, *, n_images: int, out: Path, cache_dir: Path | None, mut
     flip_ok = np.array_equal(run_network(raw, images).scores, run_network(net, images).scores)
     tally = None
     if mutants:  # the sought images join the fuzz images before the RTL runs them
-        images, tally = mutation_images(net, images, np.random.default_rng([seed, 1]), mutants)
+        images, tally = mutation_images(net, images, np.random.default_rng([seed, 1]), mutants,
+                                        solver_timeout_s=solver_timeout_s)
     work = out / f"net-{seed}"
     work.mkdir(parents=True, exist_ok=True)
     save_network(work / "net.hwir", net)
@@ -244,15 +260,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("runs/fuzz"))
     p.add_argument("--cache-dir", type=Path, default=None, help="Verilator model cache (default hwgen's)")
     p.add_argument("--mutants", type=non_negative_int, default=20, help="single-word mutants per network (default 20)")
+    p.add_argument("--solver-timeout", type=positive_float, default=40.0, metavar="S",
+                   help="seconds of SMT solving per mutant the images miss (default 40; benchmarks/fuzz_solver.py)")
+    p.add_argument("--no-solver", action="store_true", help="no SMT solving: what the images miss stays undecided")
     p.add_argument("--register-mutants", type=non_negative_int, default=0,
                    help="pipeline-register faults simulated per network (default 0; benchmarks/fuzz_registers.py)")
     p.add_argument("--mutation-report", type=Path, default=None, metavar="LOG",
                    help="only the mutation check, for the networks simulated in an earlier campaign's LOG")
     args = p.parse_args(argv)
+    if args.no_solver:
+        args.solver_timeout = 0.0
     if args.mutation_report:
         if not args.mutation_report.is_file():
             p.error(f"--mutation-report: {args.mutation_report} is not a file (a campaign's fuzz-seedS.jsonl)")
-        return mutation_report(args.mutation_report, args.mutants)
+        return mutation_report(args.mutation_report, args.mutants, args.solver_timeout)
     args.out.mkdir(parents=True, exist_ok=True)
     log = args.out / f"fuzz-seed{args.seed}.jsonl"
     results = []
@@ -260,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.nets):
         t0 = time.perf_counter()
         r = fuzz_one(args.seed + i, n_images=args.images, out=args.out, cache_dir=args.cache_dir,
-                     mutants=args.mutants, register_mutants=args.register_mutants)
+                     mutants=args.mutants, register_mutants=args.register_mutants,
+                     solver_timeout_s=args.solver_timeout)
         r["seconds"] = round(time.perf_counter() - t0, 1)
         results.append(r)
         with open(log, "a") as f:
@@ -282,15 +304,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def format_registers(tallies: list[dict]) -> str:
-    """The register-fault line: caught of tried over the networks, and the registers whose faults were missed."""
+    """The register-fault line: caught of tried over the networks (how many only under the extra timings),
+    and the registers whose faults were missed."""
     tried, caught = sum(t["tried"] for t in tallies), sum(t["caught"] for t in tallies)
+    by_timing = sum(t.get("caught_by_timing", 0) for t in tallies)
     missed = [m for t in tallies for m in t["missed"]]
     line = (f"register faults over {len(tallies)} networks: {tried} mutants, {caught} "
-            f"({100 * caught / max(1, tried):.1f} %) caught by the RTL simulation")
+            f"({100 * caught / max(1, tried):.1f} %) caught by the RTL simulation ({by_timing} of them only "
+            f"under the extra timings)")
     return line + (f"; missed: {', '.join(missed)}" if missed else "")
 
 
-def mutation_report(log: Path, count: int) -> int:
+def mutation_report(log: Path, count: int, solver_timeout_s: float) -> int:
     """The mutation check for every network an earlier campaign simulated (reproduced from its seed)."""
     tallies = []
     for line in log.read_text().splitlines():
@@ -298,7 +323,8 @@ def mutation_report(log: Path, count: int) -> int:
         if r["status"] not in ("ok", "MISMATCH"):
             continue
         _, _, _, net, images = draw(r["seed"], r.get("fuzz_images", r["images"]))
-        tallies.append(mutation_images(net, images, np.random.default_rng([r["seed"], 1]), count)[1])
+        tallies.append(mutation_images(net, images, np.random.default_rng([r["seed"], 1]), count,
+                                       solver_timeout_s=solver_timeout_s)[1])
     print(format_tally(tallies))
     return 0
 
