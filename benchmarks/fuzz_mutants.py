@@ -262,7 +262,7 @@ def mutation_images(net: Network, images: np.ndarray, rng: np.random.Generator, 
 
     Each mutant ends in the first outcome of :data:`OUTCOMES` that holds: revealed by the fuzz images,
     provably equivalent by the lattice (:func:`provably_equivalent`), revealed by a sought image
-    (:func:`seek_image`), then, with ``solver_timeout_s > 0``, settled by the SMT solver
+    (:func:`seek_image`), then, with ``solver_timeout_s > 0``, settled by the constraint solver
     (benchmarks/fuzz_solver.py: a revealing image, or a proof that none exists), else undecided.
     Tally per kind: ``{outcome: count, ..., "tried": count}``.
     """

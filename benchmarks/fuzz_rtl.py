@@ -28,10 +28,11 @@ Per network (seed ``S + i``, so any one is reproduced alone with ``--seed S+i --
 Mutation check (``--mutants K``, default 20 per network; benchmarks/fuzz_mutants.py): K single-word
 changes of the network (one weight or one threshold word); for each the fuzz images miss, an image
 that reveals it is sought and added to the network's images *before* the RTL simulation, so every
-mutant counted as caught is caught by images the RTL ran. Where the search fails, an SMT solver
-(``--solver-timeout S`` seconds per mutant, default 40, or ``--no-solver``; benchmarks/fuzz_solver.py) either gives a
-revealing image, added the same way, or proves that no image reveals the mutant (equivalent). ``--mutation-report LOG`` recomputes the
-tally for the networks of an earlier campaign's log (reproduced from their seeds). Faults in pipeline
+mutant counted as caught is caught by images the RTL ran. Where the search fails, a constraint solver
+(``--solver-timeout S`` seconds per mutant, default 40, or ``--no-solver``; benchmarks/fuzz_solver.py)
+either gives a revealing image, added the same way, or proves that no image reveals the mutant
+(equivalent). ``--mutation-report LOG`` recomputes the tally for the networks of an earlier campaign's
+log (reproduced from their seeds). Faults in pipeline
 registers need mutated RTL: ``--register-mutants K`` (default 0) inverts one bit of K clocked
 registers of each design's Verilog in turn (benchmarks/fuzz_registers.py) and simulates each mutated
 design on the same images, gaps and stalls, then under the long waits of ``REGISTER_TIMINGS`` until
@@ -261,8 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache-dir", type=Path, default=None, help="Verilator model cache (default hwgen's)")
     p.add_argument("--mutants", type=non_negative_int, default=20, help="single-word mutants per network (default 20)")
     p.add_argument("--solver-timeout", type=positive_float, default=40.0, metavar="S",
-                   help="seconds of SMT solving per mutant the images miss (default 40; benchmarks/fuzz_solver.py)")
-    p.add_argument("--no-solver", action="store_true", help="no SMT solving: what the images miss stays undecided")
+                   help="seconds of constraint solving per mutant the images miss (default 40; benchmarks/fuzz_solver.py)")
+    p.add_argument("--no-solver", action="store_true", help="no constraint solving: what the images miss stays undecided")
     p.add_argument("--register-mutants", type=non_negative_int, default=0,
                    help="pipeline-register faults simulated per network (default 0; benchmarks/fuzz_registers.py)")
     p.add_argument("--mutation-report", type=Path, default=None, metavar="LOG",

@@ -75,6 +75,11 @@ def main(argv: list[str]) -> int:
     from hwgen.explore.cluster import dask_client
     from hwgen.explore.sweep import run_sweep
 
+    import signal
+
+    # Ctrl-C raises KeyboardInterrupt, as in a terminal, even when the test runs as a background job (a shell
+    # starts those with SIGINT ignored, and an ignored signal is inherited: Python would then never see it)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sweep, model, delay = Path(argv[0]), argv[1], float(argv[2])
     with dask_client(workers=2) as client:
         outcome = run_sweep(tiny_spec(model), sweep, client, synthesise_fn=functools.partial(estimated_synth,

@@ -214,9 +214,7 @@ def test_interrupt_and_resume_synthesises_no_point_twice(tiny: dict, tmp_path: P
     out = sweep_dir(tiny, tmp_path / "s")
     helper = Path(__file__).with_name("explore_fakes.py")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(helper.parent.parent), os.environ.get("PYTHONPATH", "")])}
-    # 3 s per point: the 4 points left after the first 2 take >= 6 s on 2 workers, time enough for this
-    # process to see the 2nd and send the signal on a loaded machine (at 1 s a CI run saw the sweep end first)
-    proc = subprocess.Popen([sys.executable, str(helper), str(out), str(tiny["model"]), "3.0"], env=env,
+    proc = subprocess.Popen([sys.executable, str(helper), str(out), str(tiny["model"]), "1.0"], env=env,
                             start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
     while sum(line.startswith("done") for line in calls(out)) < 2:
