@@ -33,7 +33,7 @@ from hwgen.compile.golden import GoldenResult, run_network
 from hwgen.compile.ir import INPUT, ConvLayer, Network, ThresholdOutput, input_values
 
 __all__ = ["OUTCOMES", "Mutant", "draw_mutants", "format_tally", "mutation_images", "provably_equivalent",
-           "position_lattice", "seek_image"]
+           "position_lattice", "seek_image", "valid_window"]
 
 
 @dataclass
@@ -125,13 +125,13 @@ def position_lattice(layer: ConvLayer, weights: np.ndarray) -> tuple[np.ndarray,
     out = np.zeros((4, h_out, w_out), dtype=np.int64)
     for y in range(h_out):
         for x in range(w_out):
-            window = np.ix_(range(c_in), *_window(layer, y, x))
+            window = np.ix_(range(c_in), *valid_window(layer, y, x))
             out[:, y, x] = (tap_lo[window].sum(), tap_hi[window].sum(), tap_a0[window].sum(),
                             gcd(*tap_g[window].ravel().tolist(), 0))
     return tuple(out)
 
 
-def _window(layer: ConvLayer, y: int, x: int) -> tuple[list[int], list[int]]:
+def valid_window(layer: ConvLayer, y: int, x: int) -> tuple[list[int], list[int]]:
     """The kernel rows and columns whose taps lie inside the input map (not padding) at output (y, x)."""
     (_, h, w), (kh, kw), s, p = layer.in_shape, layer.kernel, layer.stride, layer.padding
     return ([i for i in range(kh) if 0 <= y * s - p + i < h], [j for j in range(kw) if 0 <= x * s - p + j < w])
@@ -221,7 +221,7 @@ def _aimed(net: Network, mutant: Mutant, image: np.ndarray, rng: np.random.Gener
     word = mutant.word % (h_out * w_out) if layer.output.per_position else int(rng.integers(h_out * w_out))
     y, x = divmod(word, w_out)
     terms = layer.weights[mutant.channel].astype(np.int64)[:, :, :, None] * input_values(layer)[:, None, None, :]
-    rows, cols = _window(layer, y, x)
+    rows, cols = valid_window(layer, y, x)
     taps = [(c, i, j) for c in range(layer.in_shape[0]) for i in rows for j in cols]
     image = image.copy()
     left = _differing_value(layer, mutant) - sum(int(terms[t].min()) for t in taps)

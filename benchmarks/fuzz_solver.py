@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from ortools.sat.python import cp_model
 
+from fuzz_mutants import position_lattice, valid_window
 from hwgen.compile.golden import run_network
 from hwgen.compile.ir import (ConvLayer, MaxPoolLayer, Network, ScoreOutput, ThresholdOutput, accumulator_range,
                               input_values)
@@ -58,23 +59,14 @@ class Decision:
     seconds: float
 
 
-def _window_rows(layer: ConvLayer, y: int) -> range:
-    """Input rows (in the unpadded map) read by output row ``y``, clipped to the map."""
-    top = y * layer.stride - layer.padding
-    return range(max(0, top), min(layer.in_shape[1], top + layer.kernel[0]))
-
-
-def _window_cols(layer: ConvLayer, x: int) -> range:
-    left = x * layer.stride - layer.padding
-    return range(max(0, left), min(layer.in_shape[2], left + layer.kernel[1]))
-
-
 def _taps(layer: ConvLayer, o: int, y: int, x: int):
     """(c, row, col, weight index) of every valid (unpadded) tap of output (o, y, x)."""
+    rows, cols = valid_window(layer, y, x)
+    top, left = y * layer.stride - layer.padding, x * layer.stride - layer.padding
     for c in range(layer.in_shape[0]):
-        for r in _window_rows(layer, y):
-            for q in _window_cols(layer, x):
-                yield c, r, q, (o, c, r - y * layer.stride + layer.padding, q - x * layer.stride + layer.padding)
+        for i in rows:
+            for j in cols:
+                yield c, top + i, left + j, (o, c, i, j)
 
 
 def fault_cone(net: Network, mutant) -> list[np.ndarray]:
@@ -100,7 +92,9 @@ def fault_cone(net: Network, mutant) -> list[np.ndarray]:
                         s, k = node.stride, node.kernel
                         cone[:, y, x] = before[:, y * s:y * s + k, x * s:x * s + k].any(axis=(1, 2))
                     else:
-                        cone[:, y, x] = before[:, _window_rows(node, y)][:, :, _window_cols(node, x)].any()
+                        rows, cols = valid_window(node, y, x)
+                        top, left = y * node.stride - node.padding, x * node.stride - node.padding
+                        cone[:, y, x] = before[:, [top + i for i in rows]][:, :, [left + j for j in cols]].any()
         cones.append(cone)
     return cones
 
@@ -115,11 +109,10 @@ class Miter:
     of pixels (see :meth:`acc`), a superset of what images give: infeasible proves equivalence, feasible
     proves nothing."""
 
-    def __init__(self, net: Network, mutant_net: Network, cones: list[np.ndarray], *, relax_first: bool = False,
-                 mutant=None):
+    def __init__(self, net: Network, mutant, *, relax_first: bool = False):
         if not net.is_chain or net.layers[0].input_kind != "uint8":
             raise ValueError("the solver encodes chain networks with uint8 input only")
-        self.nets, self.cones = (net, mutant_net), cones
+        self.nets, self.cones = (net, mutant.net), fault_cone(net, mutant)
         self.relax_first, self.mutant = relax_first, mutant
         self.model = cp_model.CpModel()
         self.pixels: dict[tuple[int, int, int], cp_model.IntVar] = {}
@@ -182,18 +175,22 @@ class Miter:
         (fuzz_mutants.position_lattice: in [lo, hi], a0 + g k). Where the mutant changes a first-node weight
         of this channel and the tap is valid here, that tap stays exact, ``a = w v_tap + rest``, and the
         rest is free on the lattice of the other taps (so the mutant's ``a + delta`` reads the same pixel)."""
-        from fuzz_mutants import position_lattice
-
         layer, m = self.nets[0].layers[0], self.mutant
         weights = layer.weights[o].copy()
-        exact = 0
-        if m is not None and m.kind == "weight" and m.layer == 0 and m.channel == o:
-            c, i, j = (int(t) for t in np.unravel_index(m.word % weights.size, weights.shape))
+        exact, tap = 0, None
+        if m.kind == "weight" and m.layer == 0 and m.channel == o:
+            tap = tuple(int(t) for t in np.unravel_index(m.word % weights.size, weights.shape))
+            c, i, j = tap
             r, q = y * layer.stride - layer.padding + i, x * layer.stride - layer.padding + j
             if 0 <= r < layer.in_shape[1] and 0 <= q < layer.in_shape[2]:
-                exact = int(weights[c, i, j]) * self.value(c, r, q)
-                weights[c, i, j] = 0
-        lo, hi, a0, g = (int(v[y, x]) for v in position_lattice(layer, weights))
+                exact = int(weights[tap]) * self.value(c, r, q)
+                weights[tap] = 0
+            else:
+                tap = None
+        key = ("lattice", o, tap)  # one lattice per channel (and per exact tap): every position at once
+        if key not in self._memo:
+            self._memo[key] = position_lattice(layer, weights)
+        lo, hi, a0, g = (int(v[y, x]) for v in self._memo[key])
         # lo - a0 and hi - a0 are multiples of g (a tap's extremes differ by its weight times its step)
         k = self.model.NewIntVar((lo - a0) // g if g else 0, (hi - a0) // g if g else 0, f"k_{o}_{y}_{x}")
         self.model.Add(a == a0 + g * k + exact)
@@ -266,7 +263,7 @@ class Miter:
 def _solve(net: Network, mutant, *, local: bool, relax_first: bool, timeout_s: float):
     """One solver run over a fresh miter -> (status, solver, miter). ``local``: can the mutated node's own
     bits differ (the nodes up to it only); else: can a score differ (the bits' difference added as a hint)."""
-    miter = Miter(net, mutant.net, fault_cone(net, mutant), relax_first=relax_first, mutant=mutant)
+    miter = Miter(net, mutant, relax_first=relax_first)
     last = mutant.layer == len(net.layers) - 1
     if not last:
         miter.some(miter.bit_differences(mutant.layer), "flip")
