@@ -37,7 +37,7 @@ from hwgen.compile.ir import (
     ThresholdOutput,
 )
 from hwgen.compile.verify import compare_models
-from hwgen.errors import CompileError, ConfigError
+from hwgen.errors import BuildError, CompileError, ConfigError
 from hwgen.train.architecture import Architecture, InputSpec, validate_layers
 from hwgen.train.network import BinaryNet
 from hwgen.train.scales import ActScaleMode, ScaleMode
@@ -326,13 +326,14 @@ def test_compile_verify_cli_on_a_trained_resnet(tmp_path: Path, cifar10_dir: Pat
     assert load_network(out).joins
 
 
-def test_build_refuses_a_residual_network(tmp_path: Path, residual_checkpoint: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "hwgen.cli", "build", str(residual_checkpoint), "--pe", "4",
-                             "-o", str(tmp_path / "b")], capture_output=True, text=True, timeout=600, cwd=REPO)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("hwgen: error: ") and "residual hardware" in lines[0], lines
-    assert not (tmp_path / "b").exists()
+def test_build_refuses_a_graph_whose_shortcut_does_not_start_at_a_fork(tmp_path: Path) -> None:
+    """A join whose shortcut reaches the input pixels without meeting the main branch cannot be streamed."""
+    from hwgen.hw.graph import check_streams
+
+    net = _tiny_graph()
+    net.layers[2] = JoinLayer("j", (2, 2, 2), np.zeros((2, 2), np.int64), np.ones(2, np.int8), inputs=("a", "input"))
+    with pytest.raises(BuildError, match="meet only at the input pixels"):
+        check_streams(net)
 
 
 def test_a_version_2_file_still_loads_and_equals_todays_chain(tmp_path: Path) -> None:

@@ -62,12 +62,15 @@ from amaranth.lib.wiring import In, Out
 
 from hwgen.hw.engines import MVTU, MACUnit, MaxPoolUnit, SlidingWindowUnit
 from hwgen.hw.engines.convert import WidthConverter
+from hwgen.hw.engines.fork import Fork
+from hwgen.hw.engines.join import JoinUnit
 from hwgen.hw.engines.lookup import InputTableUnit
 from hwgen.hw.engines.scores import ScoreUnit
 from hwgen.hw.families import MemoryMap
 from hwgen.hw.folding import PIXEL_BITS, LayerFold, input_stream_bits
+from hwgen.hw.graph import check_streams, held_frames, main_path, shortcut_edge, skip_depth
 from hwgen.compile.fold import flip_negative_channels
-from hwgen.compile.ir import ConvLayer, MaxPoolLayer, Network, ScoreOutput
+from hwgen.compile.ir import INPUT, ConvLayer, JoinLayer, MaxPoolLayer, Network, ScoreOutput, ThresholdOutput
 from hwgen.errors import BuildError
 
 __all__ = ["TOP_MODULE", "WORD_BITS", "Accelerator", "EngineStage", "stream_weights"]
@@ -85,9 +88,10 @@ def stream_weights(layer: ConvLayer) -> np.ndarray:
 
 def _thresholds(layer: ConvLayer) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(thresholds, directions) for the engine: (C_out,) per channel or (C_out, H_out * W_out) per position
-    (row-major, the order the engine produces its output pixels); (None, None) for class scores."""
+    (row-major, the order the engine produces its output pixels); (None, None) for class scores and for a
+    conv whose accumulator a join reads."""
     out = layer.output
-    if isinstance(out, ScoreOutput):
+    if not isinstance(out, ThresholdOutput):  # class scores, or a join's accumulator
         return None, None
     t, d = np.asarray(out.thresholds), np.asarray(out.direction)
     c, h, w = layer.out_shape
@@ -103,21 +107,50 @@ def _thresholds(layer: ConvLayer) -> tuple[np.ndarray | None, np.ndarray | None]
 
 
 @dataclass
+class SkipBuffer:
+    """A join's skip buffer: a FIFO of ``depth`` beats of ``width`` bits on the edge ``fork`` -> ``consumer``
+    (:mod:`hwgen.hw.graph`: the shortcut branch's first edge, its depth from the main branch's ``held`` frames)."""
+
+    fork: str
+    consumer: str
+    width: int
+    depth: int
+    held: float
+
+    @property
+    def bits(self) -> int:
+        return self.width * self.depth
+
+
+@dataclass
 class EngineStage:
-    """One layer's hardware: its input adapter, its engine, what it reads and writes."""
+    """One IR node's hardware: its input adapter, its engine, what it reads and writes.
+
+    A join's stage has no window or converter on its main input; ``converter``
+    is then the shortcut's regrouping to the join's PE bits per beat (None when
+    the shortcut already comes in beats of PE bits) and ``skip`` its skip buffer.
+    """
 
     layer_name: str
-    engine: wiring.Component          # MVTU, MACUnit or MaxPoolUnit
+    engine: wiring.Component          # MVTU, MACUnit, MaxPoolUnit or JoinUnit
     window: SlidingWindowUnit | None  # sliding-window layers
-    converter: WidthConverter | None  # whole-map layers
+    converter: WidthConverter | None  # whole-map layers; a join's shortcut
     element_bits: int                 # bits per input element: 8 (uint8) or 1
     out_width: int                    # bits per output beat (the map stream's width)
+    in_bits_per_frame: int = 0        # C * H * W * element_bits of the (main) input map
+    out_beats_per_frame: int = 0      # beats the stage emits per frame
+    skip: SkipBuffer | None = None    # a join's skip buffer
 
     @property
     def memory_bits(self) -> dict[str, int]:
-        """On-chip memory of this stage: weights, thresholds, buffers (line buffer, pool row, input buffer)."""
+        """On-chip memory of this stage: weights, thresholds, buffers (line buffer, pool row, input buffer,
+        a join's skip buffer)."""
         e = self.engine
         bits = {"weights": 0, "thresholds": 0, "buffers": 0}
+        if isinstance(e, JoinUnit):
+            bits["thresholds"] = e.threshold_rom_bits
+            bits["buffers"] = self.skip.bits if self.skip is not None else 0
+            return bits
         if isinstance(e, (MVTU, MACUnit)):
             bits["weights"] = e.weight_rom_bits
             bits["thresholds"] = e.threshold_rom_bits
@@ -164,7 +197,13 @@ class Accelerator(wiring.Component):
             raise BuildError("the folding does not match the network's layers")
         fold_of = {f.layer.name: f for f in folds}
         net = flip_negative_channels(net)
+        check_streams(net)
         self.net = net
+        self.nodes = {node.name: node for node in net.layers}
+        self.consumers = net.consumers()
+        if len(self.consumers[INPUT]) != 1:
+            raise BuildError(f"the input pixels are read by {len(self.consumers[INPUT])} nodes "
+                             f"({', '.join(self.consumers[INPUT])}); the accelerator streams them to one")
         self.stages: list[EngineStage] = []
         first = net.layers[0]
         self.in_width = in_width
@@ -172,14 +211,24 @@ class Accelerator(wiring.Component):
         self.input_converter = (WidthConverter(in_width=in_width, out_width=width) if width != in_width else None)
         self.input_table = (InputTableUnit(table=first.input_table, lanes=width // PIXEL_BITS)
                             if isinstance(first, ConvLayer) and first.input_table is not None else None)
-        for layer in net.layers[:-1]:
-            stage = self._stage(layer, fold_of.get(layer.name), width, ecp5_cells, memory)
-            self.stages.append(stage)
-            width = stage.out_width
         last = net.layers[-1]
         if not isinstance(last, ConvLayer) or not isinstance(last.output, ScoreOutput):
             raise BuildError("the network's last layer must be a ConvLayer with class scores")
-        self.stages.append(self._stage(last, fold_of[last.name], width, ecp5_cells, memory))
+        widths = {INPUT: width}
+        by_name: dict[str, EngineStage] = {}
+        for index, node in enumerate(net.layers):
+            source = net.inputs_of(index)[0]
+            if isinstance(node, JoinLayer):
+                stage = self._join_stage(node, by_name[source], widths[node.inputs[1]], memory)
+            else:
+                stage = self._stage(node, fold_of.get(node.name), widths[source], ecp5_cells, memory)
+            self.stages.append(stage)
+            by_name[node.name] = stage
+            widths[node.name] = stage.out_width
+        for stage in self.stages:
+            if isinstance(stage.engine, JoinUnit):
+                stage.skip = self._skip_buffer(self.nodes[stage.layer_name], by_name, widths)
+        self.skips = {(st.skip.fork, st.skip.consumer): st.skip for st in self.stages if st.skip is not None}
         tail = self.stages[-1].engine
         self.scores = ScoreUnit(scale=last.output.scale, bias=last.output.bias, acc_range=tail.acc_range,
                                 pe=tail.pe, word_bits=WORD_BITS)
@@ -190,10 +239,12 @@ class Accelerator(wiring.Component):
 
     def _stage(self, layer, fold: LayerFold | None, width: int, ecp5_cells: bool,
                memory: MemoryMap | None) -> EngineStage:
+        in_bits = int(np.prod(layer.in_shape))
         if isinstance(layer, MaxPoolLayer):
             pool = MaxPoolUnit(in_shape=layer.in_shape, kernel=layer.kernel, stride=layer.stride,
                                use_and=layer.use_and, width=width)
-            return EngineStage(layer.name, pool, None, None, 1, width)
+            return EngineStage(layer.name, pool, None, None, 1, width, in_bits_per_frame=in_bits,
+                               out_beats_per_frame=pool.beats_per_frame_out)
         bits = PIXEL_BITS if layer.input_kind == "uint8" else 1
         c_in, h, w = layer.in_shape
         kh, kw = layer.kernel
@@ -216,7 +267,33 @@ class Accelerator(wiring.Component):
                 raise BuildError(f"layer {layer.name}: the sliding-window unit needs a square kernel, not {kh}x{kw}")
             window = SlidingWindowUnit(in_shape=(c_in * bits, h, w), kernel=kh, stride=layer.stride,
                                        padding=layer.padding, in_width=width, simd=fold.simd * bits)
-        return EngineStage(layer.name, engine, window, converter, bits, fold.pe)
+        _, h_out, w_out = layer.out_shape
+        return EngineStage(layer.name, engine, window, converter, bits, fold.pe, in_bits_per_frame=in_bits * bits,
+                           out_beats_per_frame=h_out * w_out * engine.nf)
+
+    def _join_stage(self, join: JoinLayer, main: EngineStage, shortcut_width: int,
+                    memory: MemoryMap | None) -> EngineStage:
+        e = main.engine
+        if not isinstance(e, (MVTU, MACUnit)) or not e.accumulator_mode:
+            raise BuildError(f"join {join.name}: its main input {main.layer_name} must be a conv in accumulator mode")
+        c, h, w = join.in_shape
+        positions = 1 if join.thresholds.ndim == 2 else h * w
+        direction = np.asarray(join.direction)
+        engine = JoinUnit(thresholds=np.asarray(join.thresholds).reshape(2, c, positions),
+                          directions=None if np.all(direction == 1) else direction.reshape(c, positions),
+                          pe=e.pe, acc_range=e.acc_range, memory=memory)
+        converter = (WidthConverter(in_width=shortcut_width, out_width=e.pe) if shortcut_width != e.pe else None)
+        return EngineStage(join.name, engine, None, converter, 1, e.pe, in_bits_per_frame=c * h * w * e.acc_width,
+                           out_beats_per_frame=h * w * engine.nf)
+
+    def _skip_buffer(self, join: JoinLayer, by_name: dict[str, EngineStage], widths: dict[str, int]) -> SkipBuffer:
+        """The join's skip buffer on its shortcut edge, deep enough for what its main branch holds
+        (:mod:`hwgen.hw.graph`)."""
+        fork, consumer = shortcut_edge(self.net, join)
+        held = sum(held_frames(by_name[name]) for name in main_path(self.net, join, fork))
+        shape = self.nodes[fork].out_shape
+        depth = skip_depth(shape, widths[fork], held)
+        return SkipBuffer(fork=fork, consumer=consumer, width=widths[fork], depth=depth, held=held)
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -229,36 +306,26 @@ class Accelerator(wiring.Component):
             table = m.submodules.input_table = self.input_table
             _link(m, src, table.i, table.i.payload.eq(src.payload))
             src = table.o
-        for k, stage in enumerate(self.stages):
-            m.submodules[f"{stage.layer_name}_engine"] = stage.engine
-            if isinstance(stage.engine, MaxPoolUnit):
-                _link(m, src, stage.engine.i, stage.engine.i.payload.eq(src.payload))
-            elif stage.window is not None:
-                swu = m.submodules[f"{stage.layer_name}_window"] = stage.window
-                _link(m, src, swu.i, swu.i.payload.eq(src.payload))
-                bits = stage.element_bits
-                valid = swu.o.payload.valid
-                _link(m, swu.o, stage.engine.i, [
-                    stage.engine.i.payload.data.eq(swu.o.payload.data),
-                    stage.engine.i.payload.valid.eq(Cat(valid[j] for j in range(0, len(valid), bits))),
-                ])
+        edges: dict[tuple[str, str], object] = {}  # (producer, consumer) -> the stream the consumer reads
+        self._fan_out(m, INPUT, src, edges)
+        for stage in self.stages:
+            node = stage.layer_name
+            m.submodules[f"{node}_engine"] = stage.engine
+            if isinstance(stage.engine, JoinUnit):
+                main, shortcut = self.nodes[node].inputs
+                _link(m, edges[main, node], stage.engine.main, stage.engine.main.payload.eq(edges[main, node].payload))
+                short = edges[shortcut, node]
+                if stage.converter is not None:
+                    conv = m.submodules[f"{node}_shortcut_convert"] = stage.converter
+                    _link(m, short, conv.i, conv.i.payload.eq(short.payload))
+                    short = conv.o
+                _link(m, short, stage.engine.shortcut, stage.engine.shortcut.payload.eq(short.payload))
             else:
-                conv = m.submodules[f"{stage.layer_name}_convert"] = stage.converter
-                _link(m, src, conv.i, conv.i.payload.eq(src.payload))
-                vectors = conv.o
-                if stage.engine.nf > 1:
-                    fifo = m.submodules[f"{stage.layer_name}_fifo"] = SyncFIFOBuffered(
-                        width=stage.converter.out_width, depth=stage.engine.sf)
-                    m.d.comb += [fifo.w_en.eq(conv.o.valid), conv.o.ready.eq(fifo.w_rdy),
-                                 fifo.w_data.eq(conv.o.payload)]
-                    vectors = SimpleNamespace(valid=fifo.r_rdy, ready=fifo.r_en, payload=fifo.r_data)
-                simd = stage.engine.simd
-                _link(m, vectors, stage.engine.i, [
-                    stage.engine.i.payload.data.eq(vectors.payload),
-                    stage.engine.i.payload.valid.eq(Const((1 << simd) - 1, simd)),
-                ])
-            src = stage.engine.o
+                source = [k for k in edges if k[1] == node][0]
+                self._feed(m, stage, edges[source])
+            self._fan_out(m, node, stage.engine.o, edges)
         m.submodules.scores = self.scores
+        src = edges[self.stages[-1].layer_name, "scores"]
         _link(m, src, self.scores.i, self.scores.i.payload.eq(src.payload))
         m.d.comb += [
             self.m_axis_tvalid.eq(self.scores.o.valid),
@@ -267,6 +334,56 @@ class Accelerator(wiring.Component):
             self.m_axis_tlast.eq(self.scores.o.payload.last),
         ]
         return m
+
+    def _fan_out(self, m: Module, node: str, out, edges: dict) -> None:
+        """The streams ``node``'s consumers read: ``out`` itself, or a :class:`Fork`'s outputs when several
+        nodes read it; a skip buffer (FIFO) on a join's shortcut edge."""
+        readers = self.consumers.get(node) or ["scores"]
+        if len(readers) == 1:
+            streams = [out]
+        else:
+            fork = m.submodules[f"{'input' if node == INPUT else node}_fork"] = Fork(width=len(out.payload),
+                                                                                    n=len(readers))
+            _link(m, out, fork.i, fork.i.payload.eq(out.payload))
+            streams = list(fork.o)
+        for reader, stream_ in zip(readers, streams):
+            skip = self.skips.get((node, reader))
+            if skip is not None:
+                fifo = m.submodules[f"{node}_{reader}_skip"] = SyncFIFOBuffered(width=skip.width, depth=skip.depth)
+                m.d.comb += [fifo.w_en.eq(stream_.valid), stream_.ready.eq(fifo.w_rdy),
+                             fifo.w_data.eq(stream_.payload)]
+                stream_ = SimpleNamespace(valid=fifo.r_rdy, ready=fifo.r_en, payload=fifo.r_data)
+            edges[node, reader] = stream_
+
+    def _feed(self, m: Module, stage: EngineStage, src) -> None:
+        """A conv or pool stage's input adapter: the pool directly, a window through its SWU, a whole-map
+        layer through its width converter (and vector FIFO)."""
+        if isinstance(stage.engine, MaxPoolUnit):
+            _link(m, src, stage.engine.i, stage.engine.i.payload.eq(src.payload))
+        elif stage.window is not None:
+            swu = m.submodules[f"{stage.layer_name}_window"] = stage.window
+            _link(m, src, swu.i, swu.i.payload.eq(src.payload))
+            bits = stage.element_bits
+            valid = swu.o.payload.valid
+            _link(m, swu.o, stage.engine.i, [
+                stage.engine.i.payload.data.eq(swu.o.payload.data),
+                stage.engine.i.payload.valid.eq(Cat(valid[j] for j in range(0, len(valid), bits))),
+            ])
+        else:
+            conv = m.submodules[f"{stage.layer_name}_convert"] = stage.converter
+            _link(m, src, conv.i, conv.i.payload.eq(src.payload))
+            vectors = conv.o
+            if stage.engine.nf > 1:
+                fifo = m.submodules[f"{stage.layer_name}_fifo"] = SyncFIFOBuffered(
+                    width=stage.converter.out_width, depth=stage.engine.sf)
+                m.d.comb += [fifo.w_en.eq(conv.o.valid), conv.o.ready.eq(fifo.w_rdy),
+                             fifo.w_data.eq(conv.o.payload)]
+                vectors = SimpleNamespace(valid=fifo.r_rdy, ready=fifo.r_en, payload=fifo.r_data)
+            simd = stage.engine.simd
+            _link(m, vectors, stage.engine.i, [
+                stage.engine.i.payload.data.eq(vectors.payload),
+                stage.engine.i.payload.valid.eq(Const((1 << simd) - 1, simd)),
+            ])
 
 
 def _link(m: Module, src, dst, payload) -> None:

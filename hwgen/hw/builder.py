@@ -8,7 +8,8 @@ against the target's block RAM (refuse before generating) -> write
 * ``top.v``: Verilog of module ``hwgen_top`` from Amaranth's back end (the
   weight and threshold ROM contents are inline ``initial`` blocks);
 * ``mem/LAYER.weights.hex`` / ``mem/LAYER.thresholds.hex``: the same ROM
-  contents, one word per line (hex, word 0 first), for inspection and other tools;
+  contents, one word per line (hex, word 0 first), for inspection and other tools
+  (a residual join's threshold ROM too);
 * ``net.hwir``: the IR the design was generated from, after the flip pass the
   accelerator runs (the golden model's input; the same bits as the model's);
 * ``report.json`` + ``report.md`` (:mod:`hwgen.hw.report`);
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from hwgen import __version__
 from hwgen.hw.accelerator import TOP_MODULE, Accelerator
-from hwgen.hw.engines import MVTU, MACUnit
+from hwgen.hw.engines import MVTU, JoinUnit, MACUnit
 from hwgen.hw.fit import fit_folding, place_weights
 from hwgen.hw.folding import PIXEL_BITS, input_cycles, input_stream_bits, solve_folding, summarize
 from hwgen.hw.report import format_markdown, layer_rows
@@ -119,11 +120,12 @@ def read_overrides(path: Path) -> dict[str, tuple[int, int]]:
     return out
 
 
-def _check_memory(name: str, target: Target, weights: int, thresholds: int) -> None:
-    total = weights + thresholds
+def _check_memory(name: str, target: Target, weights: int, thresholds: int, skips: int = 0) -> None:
+    total = weights + thresholds + skips
     if total > target.bram_bits:
+        skip = f" + skip buffers {skips:,}" if skips else ""
         raise BuildError(
-            f"{name} does not fit {target.name}: weights {weights:,} + thresholds {thresholds:,} = {total:,} bits "
+            f"{name} does not fit {target.name}: weights {weights:,} + thresholds {thresholds:,}{skip} = {total:,} bits "
             f"of on-chip memory, but the {target.part} has {target.bram_bits:,} bits of block RAM "
             f"({target.bram_blocks} x {target.bram_block_bits:,}); choose a larger target, a narrower model "
             f"(e.g. --width), or pass --no-memory-check to generate anyway")
@@ -171,8 +173,6 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions, *, name: str |
     if options.clock_mhz <= 0:
         raise BuildError(f"--clock must be positive, not {options.clock_mhz}")
     net, digest = load_model(Path(model_path))
-    net.require_chain("hwgen build generates chains only: residual hardware (fork, skip buffer, join) "
-                      "is not built yet")
     name = name or Path(out_dir).name or net.name
     seconds["compile"] = time.perf_counter() - started
 
@@ -188,9 +188,10 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions, *, name: str |
     acc = Accelerator(net, folds, ecp5_cells=bool(target.spec.cells), memory=memory_map, in_width=options.in_width)
     rows = layer_rows(acc, folds, target)
     memory = {k: sum(r[f"{k}_bits"] for r in rows) for k in ("weights", "thresholds", "buffers")}
+    memory["skip"] = sum(r["skip_buffer"]["bits"] for r in rows if r.get("skip_buffer"))
     blocks = sum(r["bram_blocks_estimate"] for r in rows)
     if options.check_memory:
-        _check_memory(net.name, target, memory["weights"], memory["thresholds"])
+        _check_memory(net.name, target, memory["weights"], memory["thresholds"], memory["skip"])
         _check_blocks(net.name, target, rows, blocks)
         _check_logic(net.name, target, rows, sum(r["lut4_estimate"] for r in rows))
     summary = summarize(folds, input_cycles(net, options.in_width))
@@ -214,6 +215,9 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions, *, name: str |
             if not e.accumulator_mode:
                 (out / "mem" / f"{stage.layer_name}.thresholds.hex").write_text(
                     _hex_words(e.threshold_words(), e.threshold_table.word_bits))
+        elif isinstance(e, JoinUnit) and e.threshold_rom_bits:
+            (out / "mem" / f"{stage.layer_name}.thresholds.hex").write_text(
+                _hex_words(e.threshold_words(), e.word_bits))
     save_network(out / "net.hwir", acc.net)  # flipped where the build flipped it: the same bits
 
     report = {

@@ -37,14 +37,21 @@ and the score unit. For an engine with PE x SIMD lanes and accumulators of A bit
   per PE (some comparison ``<=``) adds one LUT4 per PE (the XOR);
 * sliding-window unit: its SIMD-bit output multiplexer over C / SIMD chunks
   plus counters; max-pool unit: two LUTs per bit of width per slot (R x R
-  slots, R = ceil(K / S): one for K <= S) plus counters.
+  slots, R = ceil(K / S): one for K <= S) plus counters;
+* residual join (:class:`~hwgen.hw.engines.join.JoinUnit`, PE lanes,
+  thresholds of tw bits): per lane ``JOIN_LANE_LUT4_PER_BIT * tw`` (the
+  2:1 threshold select and the comparison's subtraction on a carry chain)
+  plus its output register's share, the threshold ROM in logic when it is
+  not in block RAM (:func:`lut_rom_lut4`), plus counters; its skip buffer
+  (a FIFO of the fork's beats) where Yosys puts it, block RAM or LUT RAM
+  (:func:`estimate_glue`); a fork: a few LUT4 per consumer (in the control term).
 """
 
 from __future__ import annotations
 
 import math
 
-from hwgen.hw.engines import MVTU, MACUnit, MaxPoolUnit, SlidingWindowUnit
+from hwgen.hw.engines import MVTU, JoinUnit, MACUnit, MaxPoolUnit, SlidingWindowUnit
 from hwgen.hw.engines.scores import ScoreUnit
 from hwgen.hw.families import LogicCost, MemoryMap
 from hwgen.hw.targets import Target
@@ -68,6 +75,8 @@ MASK_LANE_LUT4 = 0.4
 POPCOUNT_LUT4 = 3.0
 #: Counters, address and flow-control logic of one engine.
 CONTROL_LUT4 = 30
+#: LUT4 per lane and threshold bit of a residual join: the 2:1 select and the subtraction (not fitted yet).
+JOIN_LANE_LUT4_PER_BIT = 1.5
 #: Words of a threshold ROM already in the fitted engines (NF = 4); words per LUT4 of a logic ROM.
 FITTED_THRESHOLD_WORDS = 4
 LUT_ROM_WORDS = 16
@@ -124,6 +133,10 @@ def estimate_lut4(engine, target: Target | None = None) -> int:
         cost = engine.simd * math.ceil(math.log2(chunks + 1)) + CONTROL_LUT4
     elif isinstance(engine, MaxPoolUnit):
         cost = 2 * len(engine.i.payload) * engine.slots ** 2 + CONTROL_LUT4
+    elif isinstance(engine, JoinUnit):
+        cost = JOIN_LANE_LUT4_PER_BIT * engine.threshold_width * engine.pe + engine.pe + CONTROL_LUT4
+        if engine.depth > 1 and not engine.memory.threshold_rom_in_block_ram(engine.depth):
+            cost += lut_rom_lut4(engine.word_bits, engine.depth)
     else:
         cost = CONTROL_LUT4
     return round(cost * (1.0 if target is None else target.spec.cost.scale))
@@ -153,8 +166,9 @@ def estimate_glue(stage, target: Target) -> tuple[int, int]:
     """(logic, block RAMs) of a stage's parts around its engine on ``target``.
 
     Block RAM (every family): the vector FIFO of a whole-map layer with
-    NF > 1 (SF - 1 words of the converter's output, plus an output register)
-    and a sliding-window unit's line buffer (R * W words of C bits), each
+    NF > 1 (SF - 1 words of the converter's output, plus an output register),
+    a sliding-window unit's line buffer (R * W words of C bits) and a join's
+    skip buffer (its depth in words of the fork's beat), each
     where Yosys' own rule puts it (:func:`ram_in_block_ram`), else in logic. Logic, where
     the family counts the glue (``LogicCost.glue``): a gathering width
     converter holds one output word (``register_per_bit`` per bit); a FIFO
@@ -172,13 +186,19 @@ def estimate_glue(stage, target: Target) -> tuple[int, int]:
             blocks += memory.block_ram.blocks_for(c, window.rows * w)
         else:
             logic += ram_logic(memory, cost, c, window.rows * w)
+    skip = getattr(stage, "skip", None)
+    if skip is not None:
+        if ram_in_block_ram(memory, skip.width, skip.depth):
+            blocks += memory.block_ram.blocks_for(skip.width, skip.depth)
+        else:
+            logic += ram_logic(memory, cost, skip.width, skip.depth)
     if isinstance(e, (MVTU, MACUnit)) and e.input_buffer_bits and not e.buffer_in_block_ram:
         logic += ram_logic(memory, cost, e.input_buffer_bits // e.sf, e.sf)
     conv = stage.converter
     if conv is not None:
         if conv.out_width > conv.in_width:
             logic += cost.register_per_bit * conv.out_width
-        if e.nf > 1:
+        if isinstance(e, (MVTU, MACUnit)) and e.nf > 1:  # a join's converter regroups its shortcut: no FIFO
             if e.sf > 1 and ram_in_block_ram(memory, conv.out_width, e.sf - 1):
                 blocks += memory.block_ram.blocks_for(conv.out_width, e.sf - 1)
             elif e.sf > 1:
@@ -215,8 +235,11 @@ def estimate_bram_blocks(engine, target: Target) -> int:
     :meth:`~hwgen.hw.families.MemoryMap.threshold_rom_in_block_ram`; each as
     :meth:`~hwgen.hw.families.BlockRam.blocks_for` (port width
     and depth). Line buffers, pool rows and FIFOs are left to Yosys (LUT RAM
-    or block RAM) and not counted here. 0 for other engines.
+    or block RAM) and not counted here. A join: its threshold ROM when in block RAM. 0 for other engines.
     """
+    if isinstance(engine, JoinUnit):
+        deep = engine.depth > 1 and engine.memory.threshold_rom_in_block_ram(engine.depth)
+        return engine.memory.block_ram.blocks_for(engine.word_bits, engine.depth) if deep else 0
     if not isinstance(engine, (MVTU, MACUnit)):
         return 0
     blocks = 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from hwgen.hw.accelerator import Accelerator
 from hwgen.hw.cost import estimate_bram_blocks, estimate_glue, estimate_lut4, estimate_scores
-from hwgen.hw.engines import MaxPoolUnit
+from hwgen.hw.engines import JoinUnit, MaxPoolUnit
 from hwgen.hw.folding import FoldingSummary, LayerFold
 from hwgen.hw.targets import Target
 
@@ -40,6 +40,12 @@ def layer_rows(acc: Accelerator, folds: list[LayerFold], target: Target) -> list
         if isinstance(e, MaxPoolUnit):
             row.update(pe=None, simd=None, nf=None, sf=None, macs=0, cycles=None,
                        in_shape=list(e.in_shape), kernel=e.kernel, stride=e.stride)
+        elif isinstance(e, JoinUnit):
+            skip = stage.skip
+            row.update(pe=e.pe, simd=None, nf=e.nf, sf=None, macs=0, cycles=stage.out_beats_per_frame,
+                       positions=e.positions, threshold_bits_each=e.threshold_width,
+                       skip_buffer={"fork": skip.fork, "consumer": skip.consumer, "width": skip.width,
+                                    "depth": skip.depth, "bits": skip.bits, "main_branch_frames": round(skip.held, 4)})
         else:
             f = fold_of[stage.layer_name]
             row.update(pe=f.pe, simd=f.simd, nf=e.nf, sf=e.sf, macs=f.layer.macs, cycles=f.cycles,
@@ -101,9 +107,24 @@ def format_markdown(report: dict) -> str:
         (f"- LUT4 estimate: {report['lut4_estimate']:,} of {report['target']['lut4']:,}; block RAMs for the "
         f"weight and threshold ROMs and input buffers: {report['bram_blocks_estimate']:,} of "
         f"{report['target']['bram_blocks']:,}"),
-        (f"- memory: weights {mem['weights_bits']:,} + thresholds {mem['thresholds_bits']:,} bits = "
-        f"{mem['weights_bits'] + mem['thresholds_bits']:,} bits against {mem['target_bram_bits']:,} bits of block "
-        f"RAM; line / vector buffers {mem['buffers_bits']:,} bits more"),
+        (f"- memory: weights {mem['weights_bits']:,} + thresholds {mem['thresholds_bits']:,} bits"
+        + (f" + skip buffers {mem['skip_bits']:,}" if mem.get("skip_bits") else "")
+        + f" = {_budget_bits(mem):,} bits against {mem['target_bram_bits']:,} bits of block "
+        f"RAM; line / vector buffers {mem['buffers_bits'] - mem.get('skip_bits', 0):,} bits more"),
         "",
     ]
+    skips = [r for r in report["layers"] if r.get("skip_buffer")]
+    if skips:
+        lines += ["| residual join | shortcut edge | skip buffer | bits | main branch holds (frames) |",
+                  "|---|---|---:|---:|---:|"]
+        for r in skips:
+            b = r["skip_buffer"]
+            lines.append(f"| {r['name']} | {b['fork']} -> {b['consumer']} | {b['depth']:,} x {b['width']} bits | "
+                         f"{b['bits']:,} | {b['main_branch_frames']:.3f} |")
+        lines.append("")
     return "\n".join(lines)
+
+
+def _budget_bits(mem: dict) -> int:
+    """The bits the memory budget counts: weights, thresholds and skip buffers."""
+    return mem["weights_bits"] + mem["thresholds_bits"] + mem.get("skip_bits", 0)

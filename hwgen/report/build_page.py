@@ -51,7 +51,7 @@ def _memory_chart(build: dict) -> Markup:
 
 def _memory_totals(build: dict) -> list[dict]:
     mem, target = build["memory"], build["target"]
-    stored = mem["weights_bits"] + mem["thresholds_bits"]
+    stored = mem["weights_bits"] + mem["thresholds_bits"] + mem.get("skip_bits", 0)  # the budget _check_memory counts
     return [{"name": "weights + thresholds (bits)", "field": "memory_bits", "used": stored,
              "available": mem["target_bram_bits"]},
             {"name": "block RAMs (estimate)", "field": "bram_blocks_estimate", "used": build["bram_blocks_estimate"],

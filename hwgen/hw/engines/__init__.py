@@ -9,13 +9,18 @@
 * :class:`~hwgen.hw.engines.swu.SlidingWindowUnit`: map stream -> window vectors
   (with zero padding as valid masks) for the MVTU / MAC unit.
 * :class:`~hwgen.hw.engines.pool.MaxPoolUnit`: per-channel OR / AND max-pool over bits.
+* :class:`~hwgen.hw.engines.join.JoinUnit`: a residual join, the main branch's
+  accumulators against the threshold the shortcut bit selects; with
+  :class:`~hwgen.hw.engines.fork.Fork` (a stream read by several nodes).
 """
 
 from __future__ import annotations
 
+from hwgen.hw.engines.fork import Fork
+from hwgen.hw.engines.join import JoinUnit
 from hwgen.hw.engines.mac import MACUnit
 from hwgen.hw.engines.mvtu import MVTU
 from hwgen.hw.engines.pool import MaxPoolUnit
 from hwgen.hw.engines.swu import SlidingWindowUnit
 
-__all__ = ["MVTU", "MACUnit", "MaxPoolUnit", "SlidingWindowUnit"]
+__all__ = ["MVTU", "Fork", "JoinUnit", "MACUnit", "MaxPoolUnit", "SlidingWindowUnit"]

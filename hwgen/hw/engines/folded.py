@@ -33,7 +33,7 @@ from hwgen.compile.ir import signed_bits
 from hwgen.errors import BuildError
 
 __all__ = ["DEFAULT_MEMORY", "FoldedEngine", "Schedule", "check_thresholds", "check_weight_matrix", "pack_fields",
-           "rom_slice_width"]
+           "rom_slice_width", "sync_rom"]
 
 #: Pipeline registers after the per-PE sums: the accumulator and the output FIFO.
 _OUTPUT_STAGES = 2
@@ -365,7 +365,7 @@ class FoldedEngine(wiring.Component):
     def _weight_rom(self, m: Module, addr: Value, field_bits: int) -> Value:
         """The weight ROM (:meth:`weight_words`, PE * SIMD fields of ``field_bits``) read at ``addr``: the word a cycle later."""
         depth, width = self.nf * self.sf, self.pe * self.simd * field_bits
-        return _rom(m, "weights", self.weight_words(), width, addr, memory=self.memory,
+        return sync_rom(m, "weights", self.weight_words(), width, addr, memory=self.memory,
                     block=self.memory.rom_in_block_ram(width, depth))
 
     def _preloads(self, thresholds: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
@@ -409,7 +409,7 @@ class FoldedEngine(wiring.Component):
                 inv = [Const(int(v), 1) for v in table.invert[0]]
             else:
                 # ready at the accumulator stage: the next result's starts and this result's inversions
-                data = _rom(m, "thresholds", table.words(), table.word_bits, ctl["result_early"],
+                data = sync_rom(m, "thresholds", table.words(), table.word_bits, ctl["result_early"],
                             memory=self.memory, block=self.memory.threshold_rom_in_block_ram(table.depth))
                 at = table.offsets
                 nxt = [_start_value(data[at[p]:at[p + 1]], high, tw) for p, (_, high) in enumerate(table.fields)]
@@ -440,7 +440,7 @@ def _start_value(field: Value, high: int | None, width: int) -> Value:
     return Cat(field, Const(high, signed(width - len(field)))).as_signed()
 
 
-def _rom(m: Module, name: str, words: list[int], width: int, addr: Value, *, memory: MemoryMap,
+def sync_rom(m: Module, name: str, words: list[int], width: int, addr: Value, *, memory: MemoryMap,
          block: bool) -> Value:
     """A ROM of ``words`` (``width`` bits) read synchronously at ``addr``: the word a cycle later.
 
