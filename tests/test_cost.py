@@ -28,6 +28,7 @@ from hwgen.hw.targets import get_target
 REPO = Path(__file__).resolve().parent.parent
 TFC = REPO / "models" / "tfc_mnist.ckpt"
 CNV = REPO / "models" / "cnv_cifar10.ckpt"
+RESNET = REPO / "models" / "resnet8_cifar10_short.ckpt"
 TOLERANCE = 0.15
 
 #: (name, model, folding, target, placed logic cells / LUT4, placed block RAMs); "tiny" is the random network
@@ -42,6 +43,8 @@ MEASURED = [
     ("SFC --fps 100000, ECP5-85F", "sfc", dict(fps=100_000), "ecp5-85k", 16_052, 24),
     ("CNV --pe 16, ECP5-85F", "cnv", dict(pe=16), "ecp5-85k", 15_300, 168),
     ("tiny --pe 2 (CI's synthesis design), ECP5-25F", "tiny", dict(pe=2), "ecp5-25k", 3_772, 1),
+    ("ResNet-8 --pe 16, ECP5-85F (int8 conv0: 48 multipliers in DSPs)", "resnet", dict(pe=16), "ecp5-85k", 14_946,
+     67),
     pytest.param("CNV --fit, ECP5-85F", "cnv", dict(fit=True), "ecp5-85k", 37_329, 160,
                  marks=pytest.mark.xfail(strict=True, reason="estimated 43,311 LUT4, 16.0 % over the placed "
                                          "37,329 (EBR exact): where the fully unrolled engines or the LUT ROMs "
@@ -61,6 +64,12 @@ def _tiny(tmp_path: Path) -> Path:
 
 def estimate(model: Path, folding: dict, target_name: str, memory: MemoryMap | None = None) -> tuple[int, int]:
     """(logic, block RAMs) as ``hwgen build`` reports them (its rows, summed)."""
+    rows = estimate_rows(model, folding, target_name, memory)
+    return sum(r["lut4_estimate"] for r in rows), sum(r["bram_blocks_estimate"] for r in rows)
+
+
+def estimate_rows(model: Path, folding: dict, target_name: str, memory: MemoryMap | None = None) -> list[dict]:
+    """``hwgen build``'s per-stage rows."""
     target = get_target(target_name)
     net, _ = load_model(model)
     if folding.get("fit"):  # hwgen build --fit: the fitted folding and the memory map it chose
@@ -71,8 +80,7 @@ def estimate(model: Path, folding: dict, target_name: str, memory: MemoryMap | N
     else:
         folds = solve_folding(net, **folding)
     acc = Accelerator(net, folds, ecp5_cells=bool(target.spec.cells), memory=memory or target.spec.memory)
-    rows = layer_rows(acc, folds, target)
-    return sum(r["lut4_estimate"] for r in rows), sum(r["bram_blocks_estimate"] for r in rows)
+    return layer_rows(acc, folds, target)
 
 
 def _sfc(tmp_path: Path) -> Path:
@@ -89,7 +97,8 @@ def _sfc(tmp_path: Path) -> Path:
 
 
 def _model(model: str, tmp_path: Path) -> Path:
-    path = {"tfc": lambda: TFC, "cnv": lambda: CNV, "tiny": lambda: _tiny(tmp_path), "sfc": lambda: _sfc(tmp_path)}
+    path = {"tfc": lambda: TFC, "cnv": lambda: CNV, "resnet": lambda: RESNET, "tiny": lambda: _tiny(tmp_path),
+            "sfc": lambda: _sfc(tmp_path)}
     found = path[model]()
     if not found.is_file():
         pytest.skip(f"{found} is not in the repository")
@@ -106,8 +115,8 @@ def test_estimate_within_15_percent_of_placed(tmp_path: Path, name, model, foldi
 
 
 @pytest.mark.parametrize("name, model, folding, target, logic, blocks",
-                         [m for m in MEASURED[:-1] if m[3].startswith("ecp5") and m[1] != "cnv"],
-                         ids=[m[0] for m in MEASURED[:-1] if m[3].startswith("ecp5") and m[1] != "cnv"])
+                         [m for m in MEASURED[:-1] if m[3].startswith("ecp5") and m[1] not in ("cnv", "resnet")],
+                         ids=[m[0] for m in MEASURED[:-1] if m[3].startswith("ecp5") and m[1] not in ("cnv", "resnet")])
 def test_ecp5_engines_alone_miss_the_placed_count(tmp_path: Path, monkeypatch, name, model, folding, target,
                                                   logic, blocks) -> None:
     """The ECP5 estimate before the glue was counted (the engines' formulas alone) is off by far more than 15 %
@@ -118,6 +127,29 @@ def test_ecp5_engines_alone_miss_the_placed_count(tmp_path: Path, monkeypatch, n
                                                                                               glue=False)))
     est_logic, _ = estimate(_model(model, tmp_path), folding, target)
     assert abs(est_logic - logic) > TOLERANCE * logic, f"{name}: {est_logic:,} estimated, {logic:,} placed"
+
+
+#: (model, folding, placed MULT18X18D on ECP5-85F, docs/synth.md): the score unit's scale chunks, and
+#: ResNet-8's int8 conv0 at PE 16 x SIMD 3 (48 k x 9 products).
+PLACED_DSP = [("tfc", dict(fps=100_000), 2), ("cnv", dict(pe=16), 2), ("resnet", dict(pe=16), 50)]
+
+
+@pytest.mark.parametrize("model, folding, placed", PLACED_DSP, ids=[m[0] for m in PLACED_DSP])
+def test_dsp_estimate_equals_the_placed_count(tmp_path: Path, model, folding, placed) -> None:
+    rows = estimate_rows(_model(model, tmp_path), folding, "ecp5-85k")
+    assert sum(r["dsp_estimate"] for r in rows) == placed
+
+
+def test_a_design_with_more_multipliers_than_dsps_is_refused(tmp_path: Path) -> None:
+    """ResNet-8 at --pe 16 on the ECP5-25F (28 DSPs): conv0's 48 int8 lanes and the score unit's 2."""
+    from hwgen.errors import BuildError
+    from hwgen.hw.builder import BuildOptions, build
+
+    if not RESNET.is_file():
+        pytest.skip(f"{RESNET} is not in the repository")
+    with pytest.raises(BuildError, match=r"needs 50 DSP multipliers .* has 28 \(conv0: 48\)"):
+        build(RESNET, tmp_path / "b", BuildOptions(pe=16, target="ecp5-25k"), log=lambda *a: None)
+    assert not (tmp_path / "b").exists()
 
 
 # -- the memory map each family's engines follow ------------------------------------------------

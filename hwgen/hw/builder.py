@@ -28,7 +28,6 @@ from pathlib import Path
 
 from hwgen import __version__
 from hwgen.hw.accelerator import TOP_MODULE, Accelerator
-from hwgen.hw.engines import MVTU, JoinUnit, MACUnit
 from hwgen.hw.fit import fit_folding, place_weights
 from hwgen.hw.folding import PIXEL_BITS, input_cycles, input_stream_bits, solve_folding, summarize
 from hwgen.hw.report import format_markdown, layer_rows
@@ -155,6 +154,16 @@ def _check_logic(name: str, target: Target, rows: list[dict], estimate: int) -> 
             f"or pass --no-memory-check")
 
 
+def _check_dsp(name: str, target: Target, rows: list[dict], dsp: int) -> None:
+    if dsp > target.dsp:
+        worst = max(rows, key=lambda r: r["dsp_estimate"])
+        raise BuildError(
+            f"{name} at this folding needs {dsp} DSP multipliers (one per lane of k-bit weights times pixels, and the "
+            f"score unit's), but "
+            f"the {target.part} has {target.dsp} ({worst['name']}: {worst['dsp_estimate']}); choose a smaller "
+            f"--pe or --simd for it, a larger --target, or pass --no-memory-check")
+
+
 def _hex_words(words: list[int], bits: int) -> str:
     digits = max(1, (bits + 3) // 4)
     return "".join(f"{w:0{digits}x}\n" for w in words)
@@ -190,8 +199,10 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions, *, name: str |
     memory = {k: sum(r[f"{k}_bits"] for r in rows) for k in ("weights", "thresholds", "buffers")}
     memory["skip"] = sum(r["skip_buffer"]["bits"] for r in rows if r.get("skip_buffer"))
     blocks = sum(r["bram_blocks_estimate"] for r in rows)
+    dsp = sum(r["dsp_estimate"] for r in rows)
     if options.check_memory:
         _check_memory(net.name, target, memory["weights"], memory["thresholds"], memory["skip"])
+        _check_dsp(net.name, target, rows, dsp)  # the same under every memory map: the cause to name first
         _check_blocks(net.name, target, rows, blocks)
         _check_logic(net.name, target, rows, sum(r["lut4_estimate"] for r in rows))
     summary = summarize(folds, input_cycles(net, options.in_width))
@@ -208,16 +219,8 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions, *, name: str |
     (out / "mem").mkdir(parents=True, exist_ok=True)
     (out / "top.v").write_text(header + text)
     for stage in acc.stages:
-        e = stage.engine
-        if isinstance(e, (MVTU, MACUnit)):
-            (out / "mem" / f"{stage.layer_name}.weights.hex").write_text(
-                _hex_words(e.weight_words(), e.pe * e.simd * (e.weight_rom_bits // (e.c_out * e.fan_in))))
-            if not e.accumulator_mode:
-                (out / "mem" / f"{stage.layer_name}.thresholds.hex").write_text(
-                    _hex_words(e.threshold_words(), e.threshold_table.word_bits))
-        elif isinstance(e, JoinUnit) and e.threshold_rom_bits:
-            (out / "mem" / f"{stage.layer_name}.thresholds.hex").write_text(
-                _hex_words(e.threshold_words(), e.word_bits))
+        for suffix, words, bits in stage.rom_files():
+            (out / "mem" / f"{stage.layer_name}.{suffix}.hex").write_text(_hex_words(words, bits))
     save_network(out / "net.hwir", acc.net)  # flipped where the build flipped it: the same bits
 
     report = {
@@ -230,7 +233,7 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions, *, name: str |
                     "overrides": {k: list(v) for k, v in options.overrides.items()},
                     "weight_rom_lut_max_depth": memory_map.rom_lut_max_depth},
         "target": {"name": target.name, "part": target.part, "lut4": target.lut4, "bram_bits": target.bram_bits,
-                   "bram_blocks": target.bram_blocks},
+                   "bram_blocks": target.bram_blocks, "dsp": target.dsp},
         "clock_mhz": options.clock_mhz,
         "in_width": options.in_width,
         "input_stream_bits": input_stream_bits(net, options.in_width),
@@ -242,6 +245,7 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions, *, name: str |
         "memory": {**{f"{k}_bits": v for k, v in memory.items()}, "target_bram_bits": target.bram_bits},
         "lut4_estimate": sum(r["lut4_estimate"] for r in rows),
         "bram_blocks_estimate": blocks,
+        "dsp_estimate": dsp,
         "layers": rows,
     }
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")

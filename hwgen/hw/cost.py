@@ -1,11 +1,13 @@
-"""Logic and block RAM estimates per stage, for the build report before any synthesis runs.
+"""Logic and block RAM estimates: the folded engines' model and the memories', for the build report.
 
-A first-order cost model per family (its coefficients: the family's
+Each layer kind's stage (:mod:`hwgen.hw.stages`) sums its estimate from the
+formulas here (a convolution: its folded engine, window and glue) or states
+its own (a pool, a residual join). A first-order cost model per family (its coefficients: the family's
 :class:`~hwgen.hw.families.LogicCost`), in the family's unit: ECP5 LUT4
 (TRELLIS_COMB cells after place and route), iCE40 logic cells (ICESTORM_LC);
 the synthesis report (``hwgen synth``) gives the real numbers. The engines'
 formulas below were fitted in ECP5 LUT4s; an iCE40 estimate multiplies them
-by ``LogicCost.scale`` and adds the glue (:func:`estimate_glue`): width
+by ``LogicCost.scale`` (:func:`scaled`) and adds the glue: width
 converters, vector FIFOs, buffers in flip-flops (the iCE40 has no LUT RAM)
 and the score unit. For an engine with PE x SIMD lanes and accumulators of A bits:
 
@@ -24,7 +26,10 @@ and the score unit. For an engine with PE x SIMD lanes and accumulators of A bit
 * MAC unit: per lane the term (a conditional negate of the 9-bit pixel
   difference for binary weights, a k x 9 multiplier for k-bit weights, a
   conditional negate of W for binary inputs) plus its share of the adder
-  tree (about A bits per lane), then the same per-PE and control terms;
+  tree (about A bits per lane), then the same per-PE and control terms; on a
+  target with DSP blocks the k x 9 multipliers are DSPs (:func:`folded_dsp`:
+  Yosys maps each to one; ResNet-8's int8 conv0 at PE 16 x SIMD 3: 48
+  MULT18X18D placed, 50 with the score unit's 2) and cost no LUT4;
 * weight ROM (NF * SF words of PE * SIMD fields): the fits above have it
   in block RAM; one the memory map leaves in logic (no deeper than
   ``rom_lut_max_depth``) adds :func:`lut_rom_lut4`, ``width * ceil(depth / 16)``;
@@ -33,31 +38,26 @@ and the score unit. For an engine with PE x SIMD lanes and accumulators of A bit
   were made at NF = 4 and include such a 4-word ROM; a deeper one kept in
   logic (up to :attr:`~hwgen.hw.families.MemoryMap.threshold_lut_max_depth`
   words) adds :func:`lut_rom_lut4` (``ceil(R / 16)`` LUT4 per bit), a deeper one
-  is block RAM (:func:`estimate_bram_blocks`) and adds none; an inversion bit
+  is block RAM (:func:`folded_bram_blocks`) and adds none; an inversion bit
   per PE (some comparison ``<=``) adds one LUT4 per PE (the XOR);
-* sliding-window unit: its SIMD-bit output multiplexer over C / SIMD chunks
-  plus counters; max-pool unit: two LUTs per bit of width per slot (R x R
-  slots, R = ceil(K / S): one for K <= S) plus counters;
-* residual join (:class:`~hwgen.hw.engines.join.JoinUnit`, PE lanes,
-  thresholds of tw bits): per lane ``JOIN_LANE_LUT4_PER_BIT * tw`` (the
-  2:1 threshold select and the comparison's subtraction on a carry chain)
-  plus its output register's share, the threshold ROM in logic when it is
-  not in block RAM (:func:`lut_rom_lut4`), plus counters; its skip buffer
-  (a FIFO of the fork's beats) where Yosys puts it, block RAM or LUT RAM
-  (:func:`estimate_glue`); a fork: a few LUT4 per consumer (in the control term).
+* sliding-window unit (:func:`window_lut4`): its SIMD-bit output multiplexer
+  over C / SIMD chunks plus counters;
+* memories left to Yosys (line buffers, vector FIFOs, skip buffers:
+  :func:`ram_cost`): block RAM where :func:`ram_in_block_ram`, else LUT RAM
+  or flip-flops (:func:`ram_logic`).
 """
 
 from __future__ import annotations
 
 import math
 
-from hwgen.hw.engines import MVTU, JoinUnit, MACUnit, MaxPoolUnit, SlidingWindowUnit
+from hwgen.hw.engines import MVTU, MACUnit, SlidingWindowUnit
 from hwgen.hw.engines.scores import ScoreUnit
 from hwgen.hw.families import LogicCost, MemoryMap
 from hwgen.hw.targets import Target
 
-__all__ = ["estimate_bram_blocks", "estimate_glue", "estimate_lut4", "estimate_scores", "lut_rom_lut4",
-           "ram_in_block_ram", "ram_logic"]
+__all__ = ["converter_logic", "estimate_scores", "folded_bram_blocks", "folded_dsp", "folded_lut4", "lut_rom_lut4",
+           "multiplier_lanes", "ram_cost", "ram_in_block_ram", "ram_logic", "scaled", "scores_dsp", "window_lut4"]
 
 #: The MVTU from ECP5 cells (no tap mask): per lane, per PE, per SIMD bit, per engine.
 CELL_LANE_LUT4 = 2.09
@@ -75,8 +75,6 @@ MASK_LANE_LUT4 = 0.4
 POPCOUNT_LUT4 = 3.0
 #: Counters, address and flow-control logic of one engine.
 CONTROL_LUT4 = 30
-#: LUT4 per lane and threshold bit of a residual join: the 2:1 select and the subtraction (not fitted yet).
-JOIN_LANE_LUT4_PER_BIT = 1.5
 #: Words of a threshold ROM already in the fitted engines (NF = 4); words per LUT4 of a logic ROM.
 FITTED_THRESHOLD_WORDS = 4
 LUT_ROM_WORDS = 16
@@ -105,7 +103,16 @@ def _threshold_lut4(engine) -> float:
     return cost
 
 
-def _folded(engine) -> float:
+def multiplier_lanes(engine) -> int:
+    """Lanes of a folded engine whose term is a real multiplier (a MAC unit with k-bit weights on uint8
+    pixels: k x 9 bits); 0 for XNOR lanes and conditional negates."""
+    if isinstance(engine, MACUnit) and not engine.binary_inputs and not engine.binary_weights:
+        return engine.pe * engine.simd
+    return 0
+
+
+def _folded(engine, dsp: bool = False) -> float:
+    """The engine's lanes, PEs and control; ``dsp``: its multipliers go to DSP blocks (no LUT4 for them)."""
     lanes = engine.pe * engine.simd
     per_pe = engine.pe * PE_LUT4
     if isinstance(engine, MVTU) and engine.ecp5_cells and not engine.masked:
@@ -119,27 +126,40 @@ def _folded(engine) -> float:
     elif engine.binary_weights:
         term = 9
     else:
-        term = 9 * engine.weight_bits
+        term = 0 if dsp else 9 * engine.weight_bits
     return (term + engine.acc_width) * lanes + per_pe + CONTROL_LUT4
 
 
-def estimate_lut4(engine, target: Target | None = None) -> int:
-    """Estimated LUT4 (ECP5) / logic cells (iCE40) of one engine on ``target`` (None: in ECP5 LUT4s;
-    see the module docstring)."""
-    if isinstance(engine, (MVTU, MACUnit)):
-        cost = _folded(engine) + _threshold_lut4(engine) + _weight_rom_lut4(engine)
-    elif isinstance(engine, SlidingWindowUnit):
-        chunks = engine.in_shape[0] // engine.simd
-        cost = engine.simd * math.ceil(math.log2(chunks + 1)) + CONTROL_LUT4
-    elif isinstance(engine, MaxPoolUnit):
-        cost = 2 * len(engine.i.payload) * engine.slots ** 2 + CONTROL_LUT4
-    elif isinstance(engine, JoinUnit):
-        cost = JOIN_LANE_LUT4_PER_BIT * engine.threshold_width * engine.pe + engine.pe + CONTROL_LUT4
-        if engine.depth > 1 and not engine.memory.threshold_rom_in_block_ram(engine.depth):
-            cost += lut_rom_lut4(engine.word_bits, engine.depth)
-    else:
-        cost = CONTROL_LUT4
-    return round(cost * (1.0 if target is None else target.spec.cost.scale))
+def scaled(logic: float, target: Target | None = None) -> int:
+    """An ECP5-LUT4 figure in ``target``'s unit (``LogicCost.scale``; None: ECP5 LUT4), rounded."""
+    return round(logic * (1.0 if target is None else target.spec.cost.scale))
+
+
+def folded_lut4(engine, target: Target | None = None) -> int:
+    """Estimated LUT4 (ECP5) / logic cells (iCE40) of a folded engine (MVTU or MAC unit) on ``target``:
+    its lanes, PEs and control, its threshold ROM and a weight ROM in logic (see the module docstring);
+    multipliers that :func:`folded_dsp` puts in DSP blocks cost no LUT4."""
+    dsp = target is not None and target.dsp > 0
+    return scaled(_folded(engine, dsp) + _threshold_lut4(engine) + _weight_rom_lut4(engine), target)
+
+
+def folded_dsp(engine, target: Target) -> int:
+    """DSP blocks of a folded engine on ``target``: one per :func:`multiplier_lanes` lane (a k x 9 product
+    fits one 18 x 18 multiplier; Yosys maps every such ``$mul`` to MULT18X18D on ECP5, SB_MAC16 with
+    ``-dsp`` on the UP5K), none on a family without DSPs."""
+    return multiplier_lanes(engine) if target.dsp > 0 else 0
+
+
+def scores_dsp(scores: ScoreUnit, target: Target) -> int:
+    """DSP blocks of the score unit: one multiplier per scale chunk (:attr:`ScoreUnit.chunk_offsets
+    <hwgen.hw.engines.scores.ScoreUnit.chunk_offsets>`), none without DSPs."""
+    return len(scores.chunk_offsets) if target.dsp > 0 else 0
+
+
+def window_lut4(window: SlidingWindowUnit, target: Target | None = None) -> int:
+    """A sliding-window unit: its SIMD-bit output multiplexer over C / SIMD chunks, plus counters."""
+    chunks = window.in_shape[0] // window.simd
+    return scaled(window.simd * math.ceil(math.log2(chunks + 1)) + CONTROL_LUT4, target)
 
 
 def ram_in_block_ram(memory: MemoryMap, width: int, depth: int) -> bool:
@@ -162,49 +182,20 @@ def ram_logic(memory: MemoryMap, cost: LogicCost, width: int, depth: int) -> flo
     return cost.ff_ram_per_bit * width * depth
 
 
-def estimate_glue(stage, target: Target) -> tuple[int, int]:
-    """(logic, block RAMs) of a stage's parts around its engine on ``target``.
-
-    Block RAM (every family): the vector FIFO of a whole-map layer with
-    NF > 1 (SF - 1 words of the converter's output, plus an output register),
-    a sliding-window unit's line buffer (R * W words of C bits) and a join's
-    skip buffer (its depth in words of the fork's beat), each
-    where Yosys' own rule puts it (:func:`ram_in_block_ram`), else in logic. Logic, where
-    the family counts the glue (``LogicCost.glue``): a gathering width
-    converter holds one output word (``register_per_bit`` per bit); a FIFO
-    outside block RAM is LUT RAM or flip-flop RAM (:func:`ram_logic`), as is
-    an input buffer outside block RAM, plus the FIFO's output register.
-    """
-    cost = target.spec.cost
-    e = stage.engine
+def ram_cost(target: Target, width: int, depth: int) -> tuple[float, int]:
+    """(logic, block RAMs) of a RAM left to Yosys (a line buffer, a FIFO): its blocks where
+    :func:`ram_in_block_ram`, else its :func:`ram_logic` (counted only where the family counts the glue)."""
     memory = target.spec.memory
-    logic, blocks = 0.0, 0
-    window = stage.window
-    if window is not None:
-        c, _, w = window.in_shape
-        if ram_in_block_ram(memory, c, window.rows * w):
-            blocks += memory.block_ram.blocks_for(c, window.rows * w)
-        else:
-            logic += ram_logic(memory, cost, c, window.rows * w)
-    skip = getattr(stage, "skip", None)
-    if skip is not None:
-        if ram_in_block_ram(memory, skip.width, skip.depth):
-            blocks += memory.block_ram.blocks_for(skip.width, skip.depth)
-        else:
-            logic += ram_logic(memory, cost, skip.width, skip.depth)
-    if isinstance(e, (MVTU, MACUnit)) and e.input_buffer_bits and not e.buffer_in_block_ram:
-        logic += ram_logic(memory, cost, e.input_buffer_bits // e.sf, e.sf)
-    conv = stage.converter
-    if conv is not None:
-        if conv.out_width > conv.in_width:
-            logic += cost.register_per_bit * conv.out_width
-        if isinstance(e, (MVTU, MACUnit)) and e.nf > 1:  # a join's converter regroups its shortcut: no FIFO
-            if e.sf > 1 and ram_in_block_ram(memory, conv.out_width, e.sf - 1):
-                blocks += memory.block_ram.blocks_for(conv.out_width, e.sf - 1)
-            elif e.sf > 1:
-                logic += ram_logic(memory, cost, conv.out_width, e.sf - 1)
-            logic += cost.register_per_bit * conv.out_width
-    return (round(logic) if cost.glue else 0), blocks
+    if ram_in_block_ram(memory, width, depth):
+        return 0.0, memory.block_ram.blocks_for(width, depth)
+    return ram_logic(memory, target.spec.cost, width, depth), 0
+
+
+def converter_logic(converter, target: Target) -> float:
+    """A gathering width converter holds one output word (``register_per_bit`` per bit); a splitting one: 0."""
+    if converter.out_width > converter.in_width:
+        return target.spec.cost.register_per_bit * converter.out_width
+    return 0.0
 
 
 def estimate_scores(scores: ScoreUnit, target: Target) -> int:
@@ -225,8 +216,8 @@ def estimate_scores(scores: ScoreUnit, target: Target) -> int:
     return round(logic)
 
 
-def estimate_bram_blocks(engine, target: Target) -> int:
-    """Block RAMs of a folded engine's memories that go to block RAM on ``target``.
+def folded_bram_blocks(engine) -> int:
+    """Block RAMs of a folded engine's memories that go to block RAM.
 
     The weight ROM (NF * SF words of PE * SIMD fields) and the input buffer
     (SF words) where the engine's :class:`~hwgen.hw.families.MemoryMap`
@@ -234,14 +225,8 @@ def estimate_bram_blocks(engine, target: Target) -> int:
     (P * NF words) when
     :meth:`~hwgen.hw.families.MemoryMap.threshold_rom_in_block_ram`; each as
     :meth:`~hwgen.hw.families.BlockRam.blocks_for` (port width
-    and depth). Line buffers, pool rows and FIFOs are left to Yosys (LUT RAM
-    or block RAM) and not counted here. A join: its threshold ROM when in block RAM. 0 for other engines.
+    and depth). Line buffers, pool rows and FIFOs are :func:`ram_cost`'s.
     """
-    if isinstance(engine, JoinUnit):
-        deep = engine.depth > 1 and engine.memory.threshold_rom_in_block_ram(engine.depth)
-        return engine.memory.block_ram.blocks_for(engine.word_bits, engine.depth) if deep else 0
-    if not isinstance(engine, (MVTU, MACUnit)):
-        return 0
     blocks = 0
     depth = engine.nf * engine.sf
     width = engine.weight_rom_bits // depth

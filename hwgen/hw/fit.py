@@ -3,7 +3,7 @@
 A folding *fits* when the whole design's estimates (:func:`design_cost`, the
 build report's rows summed) stay within the device: LUT4 (ECP5; iCE40 logic
 cells) <= :data:`LUT_FILL` (85 %) of the target's, block RAM <= 100 % of its
-blocks.
+blocks, DSP multipliers (k-bit MAC lanes, the score unit) <= its DSPs.
 
 Candidates: every cycles-per-frame value T that some layer reaches at a legal
 (PE, SIMD), no faster than the pipeline's floor, ascending. The floor
@@ -55,7 +55,7 @@ from hwgen.hw.families import MemoryMap
 from hwgen.hw.folding import PIXEL_BITS, LayerFold, check_overrides, fastest_cycles, fewest_lanes, layer_shapes
 from hwgen.hw.targets import Target
 
-__all__ = ["LUT_FILL", "ROM_LUT_DEPTHS", "Fit", "design_cost", "fit_folding", "place_weights"]
+__all__ = ["LUT_FILL", "ROM_LUT_DEPTHS", "Fit", "design_cost", "design_estimates", "fit_folding", "place_weights"]
 
 #: The share of the device's LUT4s (logic cells) a fitted design may take by the estimate.
 LUT_FILL = 0.85
@@ -73,10 +73,21 @@ class Fit:
     memory: MemoryMap
     lut4: int
     bram_blocks: int
+    dsp: int = 0
+
+    def fits(self, target: Target) -> bool:
+        """Within the device (see the module docstring)."""
+        return self.lut4 <= LUT_FILL * target.lut4 and self.bram_blocks <= target.bram_blocks and self.dsp <= target.dsp
 
 
 def design_cost(net: Network, folds: list[LayerFold], target: Target, memory: MemoryMap) -> tuple[int, int]:
-    """(LUT4, block RAMs) of the whole design as ``hwgen build`` reports them (its rows, summed).
+    """(LUT4, block RAMs) of the whole design as ``hwgen build`` reports them (its rows, summed)."""
+    return design_estimates(net, folds, target, memory)[:2]
+
+
+def design_estimates(net: Network, folds: list[LayerFold], target: Target,
+                     memory: MemoryMap) -> tuple[int, int, int]:
+    """(LUT4, block RAMs, DSP multipliers) of the whole design as ``hwgen build`` reports them.
 
     The accelerator is built only to be costed, never elaborated: Amaranth's warning that its engines
     went unused (given when they are freed) is silenced here rather than printed on every build."""
@@ -91,17 +102,13 @@ def design_cost(net: Network, folds: list[LayerFold], target: Target, memory: Me
         rows = layer_rows(acc, folds, target)
         del acc
         gc.collect()  # free the engines (and their warnings) inside the filter
-    return sum(r["lut4_estimate"] for r in rows), sum(r["bram_blocks_estimate"] for r in rows)
+    return tuple(sum(r[key] for r in rows) for key in ("lut4_estimate", "bram_blocks_estimate", "dsp_estimate"))
 
 
 def _memories(target: Target) -> list[MemoryMap]:
     own = target.spec.memory
     return [own] + [dataclasses.replace(own, rom_lut_max_depth=d) for d in ROM_LUT_DEPTHS
                     if d > own.rom_lut_max_depth]
-
-
-def _fits(lut4: int, blocks: int, target: Target) -> bool:
-    return lut4 <= LUT_FILL * target.lut4 and blocks <= target.bram_blocks
 
 
 def place_weights(net: Network, folds: list[LayerFold], target: Target) -> Fit:
@@ -111,9 +118,9 @@ def place_weights(net: Network, folds: list[LayerFold], target: Target) -> Fit:
     RAM gets its shallow ROMs in LUTs instead of a refusal; one that fits is built as before."""
     own = None
     for memory in _memories(target):
-        fit = Fit(folds, memory, *design_cost(net, folds, target, memory))
+        fit = Fit(folds, memory, *design_estimates(net, folds, target, memory))
         own = own or fit
-        if _fits(fit.lut4, fit.bram_blocks, target):
+        if fit.fits(target):
             return fit
     return own
 
@@ -139,19 +146,20 @@ def fit_folding(net: Network, target: Target, overrides: dict[str, tuple[int, in
     previous = -1
     for index in sampled:
         fit = at(candidates[index])
-        if _fits(fit.lut4, fit.bram_blocks, target):
+        if fit.fits(target):
             break
         previous = index
     else:
         raise BuildError(
             f"{net.name} does not fit {target.name} at any balanced folding: at {candidates[-1]:,} cycles per frame "
             f"it needs about {fit.lut4:,} LUT4 (of {round(LUT_FILL * target.lut4):,}, {LUT_FILL:.0%} of "
-            f"{target.lut4:,}) and {fit.bram_blocks} block RAMs (of {target.bram_blocks}); choose a larger --target")
+            f"{target.lut4:,}), {fit.bram_blocks} block RAMs (of {target.bram_blocks}) and {fit.dsp} DSPs (of "
+            f"{target.dsp}); choose a larger --target")
     lo, hi, best = previous + 1, index, fit
     while lo < hi:
         mid = (lo + hi) // 2
         fit = at(candidates[mid])
-        if _fits(fit.lut4, fit.bram_blocks, target):
+        if fit.fits(target):
             best, hi = fit, mid
         else:
             lo = mid + 1

@@ -93,14 +93,10 @@ def main_path(net: Network, join: JoinLayer, fork: str) -> list[str]:
 
 
 def held_frames(stage) -> float:
-    """H of one stage (an :class:`~hwgen.hw.accelerator.EngineStage`): the frames' worth of data it can hold
-    (see the module docstring)."""
-    held = stage.memory_bits["buffers"] / stage.in_bits_per_frame
-    engine = stage.engine
-    depth = getattr(engine, "fifo_depth", 0)
-    if depth:
-        held += depth / stage.out_beats_per_frame
-    return held
+    """H of one stage (a :class:`~hwgen.hw.stages.Stage`): the frames' worth of data it can hold (see the
+    module docstring)."""
+    return (stage.memory_bits["buffers"] / stage.in_bits_per_frame
+            + stage.fifo_depth / stage.out_beats_per_frame)
 
 
 def skip_depth(fork_shape: tuple[int, int, int], fork_width: int, held: float) -> int:

@@ -11,8 +11,7 @@ per second at the clock, and the memory budget against the target's block RAM.
 from __future__ import annotations
 
 from hwgen.hw.accelerator import Accelerator
-from hwgen.hw.cost import estimate_bram_blocks, estimate_glue, estimate_lut4, estimate_scores
-from hwgen.hw.engines import JoinUnit, MaxPoolUnit
+from hwgen.hw.cost import estimate_scores, scores_dsp
 from hwgen.hw.folding import FoldingSummary, LayerFold
 from hwgen.hw.targets import Target
 
@@ -20,7 +19,8 @@ __all__ = ["format_markdown", "layer_rows"]
 
 
 def layer_rows(acc: Accelerator, folds: list[LayerFold], target: Target) -> list[dict]:
-    """One dict per stage: name, engine, pe, simd, nf, sf, macs, cycles, memory bits, LUT4 and block RAM estimates.
+    """One dict per stage: name, engine, memory bits, LUT4 and block RAM estimates, and its kind's fields
+    (:meth:`~hwgen.hw.stages.Stage.report_fields`: pe, simd, nf, sf, macs, cycles, ...).
 
     The estimates are in the target family's unit (ECP5 LUT4, iCE40 logic
     cells; :mod:`hwgen.hw.cost`); where the family counts the glue, a
@@ -29,30 +29,14 @@ def layer_rows(acc: Accelerator, folds: list[LayerFold], target: Target) -> list
     fold_of = {f.layer.name: f for f in folds}
     rows = []
     for index, stage in enumerate(acc.stages):
-        e = stage.engine
-        mem = stage.memory_bits
-        glue, glue_blocks = estimate_glue(stage, target)
-        lut = estimate_lut4(e, target) + glue + (estimate_lut4(stage.window, target) if stage.window is not None else 0)
+        lut, dsp = stage.lut4(target), stage.dsp_blocks(target)
         if index == len(acc.stages) - 1:
             lut += estimate_scores(acc.scores, target)
-        row = {"name": stage.layer_name, "engine": type(e).__name__, **{f"{k}_bits": v for k, v in mem.items()},
-               "lut4_estimate": lut, "bram_blocks_estimate": estimate_bram_blocks(e, target) + glue_blocks}
-        if isinstance(e, MaxPoolUnit):
-            row.update(pe=None, simd=None, nf=None, sf=None, macs=0, cycles=None,
-                       in_shape=list(e.in_shape), kernel=e.kernel, stride=e.stride)
-        elif isinstance(e, JoinUnit):
-            skip = stage.skip
-            row.update(pe=e.pe, simd=None, nf=e.nf, sf=None, macs=0, cycles=stage.out_beats_per_frame,
-                       positions=e.positions, threshold_bits_each=e.threshold_width,
-                       skip_buffer={"fork": skip.fork, "consumer": skip.consumer, "width": skip.width,
-                                    "depth": skip.depth, "bits": skip.bits, "main_branch_frames": round(skip.held, 4)})
-        else:
-            f = fold_of[stage.layer_name]
-            row.update(pe=f.pe, simd=f.simd, nf=e.nf, sf=e.sf, macs=f.layer.macs, cycles=f.cycles,
-                       weight_field_bits=e.weight_rom_bits // (e.c_out * e.fan_in),
-                       input_word_bits=e.input_buffer_bits // e.sf if e.input_buffer_bits else 0,
-                       lanes=f.lanes, acc_bits=e.acc_width, threshold_bits_each=e.threshold_width,
-                       positions=f.layer.positions, whole_map=f.layer.whole_map)
+            dsp += scores_dsp(acc.scores, target)
+        row = {"name": stage.layer_name, "engine": type(stage.engine).__name__,
+               **{f"{k}_bits": v for k, v in stage.memory_bits.items()},
+               "lut4_estimate": lut, "bram_blocks_estimate": stage.bram_blocks(target), "dsp_estimate": dsp}
+        row.update(stage.report_fields(fold_of.get(stage.layer_name)))
         rows.append(row)
     return rows
 
@@ -106,7 +90,9 @@ def format_markdown(report: dict) -> str:
         f"- {s['fps']:,.0f} frames/s at {report['clock_mhz']:g} MHz",
         (f"- LUT4 estimate: {report['lut4_estimate']:,} of {report['target']['lut4']:,}; block RAMs for the "
         f"weight and threshold ROMs and input buffers: {report['bram_blocks_estimate']:,} of "
-        f"{report['target']['bram_blocks']:,}"),
+        f"{report['target']['bram_blocks']:,}"
+        + (f"; DSP multipliers: {report['dsp_estimate']:,} of {report['target']['dsp']:,}"
+           if "dsp_estimate" in report else "")),
         (f"- memory: weights {mem['weights_bits']:,} + thresholds {mem['thresholds_bits']:,} bits"
         + (f" + skip buffers {mem['skip_bits']:,}" if mem.get("skip_bits") else "")
         + f" = {_budget_bits(mem):,} bits against {mem['target_bram_bits']:,} bits of block "

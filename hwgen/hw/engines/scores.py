@@ -108,6 +108,20 @@ class ScoreUnit(wiring.Component):
         })
 
     @property
+    def scale_width(self) -> int:
+        """Bits of the widest scale (signed)."""
+        return signed_bits(int(self.scale.min()), int(self.scale.max()))
+
+    @property
+    def chunk_offsets(self) -> list[int]:
+        """Bit offsets of the scale's chunks, one multiplier cell (18 x 18) each: unsigned chunks of
+        ``_CHUNK_BITS`` bits from bit 0 while more than ``_CHUNK_BITS + 1`` bits remain, then the signed rest."""
+        offsets = [0]
+        while self.scale_width - offsets[-1] > _CHUNK_BITS + 1:
+            offsets.append(offsets[-1] + _CHUNK_BITS)
+        return offsets
+
+    @property
     def words_per_frame(self) -> int:
         return self.num_classes + 1
 
@@ -116,7 +130,7 @@ class ScoreUnit(wiring.Component):
         n, pe = self.num_classes, self.pe
         nf_count = n // pe
         sw = self.score_width
-        scale_w = signed_bits(int(self.scale.min()), int(self.scale.max()))
+        scale_w = self.scale_width
         bias_w = signed_bits(int(self.bias.min()), int(self.bias.max()))
 
         # collect
@@ -161,17 +175,13 @@ class ScoreUnit(wiring.Component):
         vp, cp = Signal(), Signal(range(n))
         bp = Signal(signed(bias_w))
         parts = []
-        lo = 0
-        while True:
-            top = scale_w - lo <= _CHUNK_BITS + 1  # the rest, signed, is one operand
+        for lo in self.chunk_offsets:
+            top = lo == self.chunk_offsets[-1]  # the rest, signed, is one operand
             chunk = s1[lo:].as_signed() if top else Cat(s1[lo:lo + _CHUNK_BITS], Const(0, 1)).as_signed()
             # exact width; the sum below is taken mod 2**pw, exact because the whole product fits pw bits
             part = Signal(signed(self.acc_width + len(chunk)), name=f"prod_{lo}")
             m.d.sync += part.eq(a1 * chunk)
             parts.append((part, lo))
-            if top:
-                break
-            lo += _CHUNK_BITS
         m.d.sync += [vp.eq(v1), cp.eq(c1), bp.eq(b1)]
         # stage 3: the product, sum of the shifted partial products
         vq, cq = Signal(), Signal(range(n))
