@@ -288,7 +288,10 @@ def wide_builds(tmp_path_factory: pytest.TempPathFactory):
             shape, layers, pe, width = WIDE[case]
             net = random_network(np.random.default_rng(7), shape, layers, num_classes=2, first_weight_bits=4)
             save_network(root / f"{case}.hwir", net)
-            build(root / f"{case}.hwir", root / case, BuildOptions(pe=pe, in_width=width), log=lambda *a: None)
+            # simulated only: mlp128's 1,024 lanes of 4-bit weights x pixels would need 1,024 DSP multipliers,
+            # more than any target has, so the build's resource checks are off
+            build(root / f"{case}.hwir", root / case, BuildOptions(pe=pe, in_width=width, check_memory=False),
+                  log=lambda *a: None)
             folders[case] = root / case
         return folders[case]
     return get
