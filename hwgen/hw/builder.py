@@ -30,7 +30,7 @@ from hwgen import __version__
 from hwgen.hw.accelerator import TOP_MODULE, Accelerator
 from hwgen.hw.fit import fit_folding, place_weights
 from hwgen.hw.folding import PIXEL_BITS, input_cycles, input_stream_bits, solve_folding, summarize
-from hwgen.hw.report import format_markdown, layer_rows
+from hwgen.hw.report import budget_bits, format_markdown, layer_rows
 from hwgen.hw.targets import Target, get_target
 from hwgen.compile.ir import Network
 from hwgen.errors import BuildError
@@ -119,9 +119,12 @@ def read_overrides(path: Path) -> dict[str, tuple[int, int]]:
     return out
 
 
-def _check_memory(name: str, target: Target, weights: int, thresholds: int, skips: int = 0) -> None:
-    total = weights + thresholds + skips
+def _check_memory(name: str, target: Target, memory: dict[str, int]) -> None:
+    """BuildError unless the budgeted memory (:func:`~hwgen.hw.report.budget_bits` of the report's ``memory``)
+    fits the target's block RAM."""
+    total = budget_bits(memory)
     if total > target.bram_bits:
+        weights, thresholds, skips = memory["weights_bits"], memory["thresholds_bits"], memory["skip_bits"]
         skip = f" + skip buffers {skips:,}" if skips else ""
         raise BuildError(
             f"{name} does not fit {target.name}: weights {weights:,} + thresholds {thresholds:,}{skip} = {total:,} bits "
@@ -196,12 +199,12 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions, *, name: str |
         memory_map = place_weights(net, folds, target).memory
     acc = Accelerator(net, folds, ecp5_cells=bool(target.spec.cells), memory=memory_map, in_width=options.in_width)
     rows = layer_rows(acc, folds, target)
-    memory = {k: sum(r[f"{k}_bits"] for r in rows) for k in ("weights", "thresholds", "buffers")}
-    memory["skip"] = sum(r["skip_buffer"]["bits"] for r in rows if r.get("skip_buffer"))
+    memory = {f"{k}_bits": sum(r[f"{k}_bits"] for r in rows) for k in ("weights", "thresholds", "buffers")}
+    memory["skip_bits"] = sum(r["skip_buffer"]["bits"] for r in rows if r.get("skip_buffer"))
     blocks = sum(r["bram_blocks_estimate"] for r in rows)
     dsp = sum(r["dsp_estimate"] for r in rows)
     if options.check_memory:
-        _check_memory(net.name, target, memory["weights"], memory["thresholds"], memory["skip"])
+        _check_memory(net.name, target, memory)
         _check_dsp(net.name, target, rows, dsp)  # the same under every memory map: the cause to name first
         _check_blocks(net.name, target, rows, blocks)
         _check_logic(net.name, target, rows, sum(r["lut4_estimate"] for r in rows))
@@ -242,7 +245,7 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions, *, name: str |
         "summary": {"bottleneck": summary.bottleneck, "cycles_per_frame": summary.cycles_per_frame,
                     "ideal_cycles": summary.ideal_cycles, "balance": summary.balance,
                     "total_lanes": summary.total_lanes, "fps": summary.fps(options.clock_mhz * 1e6)},
-        "memory": {**{f"{k}_bits": v for k, v in memory.items()}, "target_bram_bits": target.bram_bits},
+        "memory": {**memory, "target_bram_bits": target.bram_bits},
         "lut4_estimate": sum(r["lut4_estimate"] for r in rows),
         "bram_blocks_estimate": blocks,
         "dsp_estimate": dsp,

@@ -15,7 +15,7 @@ from hwgen.hw.cost import estimate_scores, scores_dsp
 from hwgen.hw.folding import FoldingSummary, LayerFold
 from hwgen.hw.targets import Target
 
-__all__ = ["format_markdown", "layer_rows"]
+__all__ = ["budget_bits", "format_markdown", "layer_rows"]
 
 
 def layer_rows(acc: Accelerator, folds: list[LayerFold], target: Target) -> list[dict]:
@@ -95,7 +95,7 @@ def format_markdown(report: dict) -> str:
            if "dsp_estimate" in report else "")),
         (f"- memory: weights {mem['weights_bits']:,} + thresholds {mem['thresholds_bits']:,} bits"
         + (f" + skip buffers {mem['skip_bits']:,}" if mem.get("skip_bits") else "")
-        + f" = {_budget_bits(mem):,} bits against {mem['target_bram_bits']:,} bits of block "
+        + f" = {budget_bits(mem):,} bits against {mem['target_bram_bits']:,} bits of block "
         f"RAM; line / vector buffers {mem['buffers_bits'] - mem.get('skip_bits', 0):,} bits more"),
         "",
     ]
@@ -111,6 +111,7 @@ def format_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _budget_bits(mem: dict) -> int:
-    """The bits the memory budget counts: weights, thresholds and skip buffers."""
+def budget_bits(mem: dict) -> int:
+    """The bits the memory budget counts against the target's block RAM (a report's ``memory``): weights,
+    thresholds and skip buffers."""
     return mem["weights_bits"] + mem["thresholds_bits"] + mem.get("skip_bits", 0)

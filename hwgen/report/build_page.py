@@ -23,6 +23,7 @@ from pathlib import Path
 from markupsafe import Markup
 
 from hwgen.hw.folding import INPUT_STAGE
+from hwgen.hw.report import budget_bits
 from hwgen.report.charts import bar_chart, resource_chart, stacked_bar_chart
 from hwgen.report.html import write_page
 from hwgen.report.sources import BuildReports, read_build_reports
@@ -51,7 +52,7 @@ def _memory_chart(build: dict) -> Markup:
 
 def _memory_totals(build: dict) -> list[dict]:
     mem, target = build["memory"], build["target"]
-    stored = mem["weights_bits"] + mem["thresholds_bits"] + mem.get("skip_bits", 0)  # the budget _check_memory counts
+    stored = budget_bits(mem)
     return [{"name": "weights + thresholds (bits)", "field": "memory_bits", "used": stored,
              "available": mem["target_bram_bits"]},
             {"name": "block RAMs (estimate)", "field": "bram_blocks_estimate", "used": build["bram_blocks_estimate"],
