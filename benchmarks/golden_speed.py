@@ -23,7 +23,9 @@ import time
 
 import numpy as np
 
-from hwgen.compile import golden
+from hwgen.compile.kinds import conv as conv_kind
+from hwgen.compile.kinds import pool as pool_kind
+from hwgen.compile.kinds.thresholds import threshold_last
 from hwgen.compile.golden import run_network
 from hwgen.compile.ir import (
     ConvLayer,
@@ -101,13 +103,13 @@ def per_layer(net: Network, pixels: np.ndarray) -> list[tuple[str, str, float, f
     for layer in net.layers:
         t0 = time.perf_counter()
         if isinstance(layer, MaxPoolLayer):
-            x = golden._pool_last(x, layer)
+            x = pool_kind._pool_last(x, layer)
             rows.append((layer.name, "pool", time.perf_counter() - t0, 0.0))
             continue
-        acc = golden._conv_last(layer, x)
+        acc = conv_kind._conv_last(layer, x)
         t1 = time.perf_counter()
-        x = (golden.class_scores(acc.transpose(0, 3, 1, 2), layer.output)
-             if isinstance(layer.output, ScoreOutput) else golden._threshold_last(acc, layer.output))
+        x = (conv_kind.class_scores(acc.transpose(0, 3, 1, 2), layer.output)
+             if isinstance(layer.output, ScoreOutput) else threshold_last(acc, layer.output))
         path = "xnor" if layer.input_kind == "binary" and layer.weight_bits == 1 else "float64"
         rows.append((layer.name, path, t1 - t0, time.perf_counter() - t1))
     return rows

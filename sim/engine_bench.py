@@ -1,15 +1,18 @@
 """The engine bench body shared by the cocotb test modules bench_*.py.
 
 :func:`run_case` loads the case folder named by ``$HWGEN_SIM_CASE`` (see
-:mod:`cases`), drives the engine's ``i`` stream with the case's inputs
-(random gaps), takes ``o`` under random back-pressure, then idles for a while
-to catch extra beats, decodes the outputs into maps and compares them with
-the golden model (:func:`cases.expected_outputs`) through
-:func:`hwgen.sim.scoreboard.compare_maps`. It writes ``result.json`` into the
-case folder (cycles, beats, measured cycles per frame) and fails with the
-first mismatch (frame, position, channels, values) or the protocol error.
-With ``check_timing`` in the case (an unstalled run) it also asserts the
-DUT's documented throughput.
+:mod:`cases`); the case's engine kind (:data:`engine_kinds.ENGINES`) gives
+the input beats per input stream, the output port, the output beats per
+frame, their decoding and the golden model's maps. It drives every input
+stream with its own :class:`~hwgen.sim.streams.Source` (its own random gaps:
+stream k is seeded ``seed + 2k``), takes the output under random
+back-pressure (seed ``seed + 1``), then idles for a while to catch extra
+beats, decodes the outputs into maps and compares them with the golden model
+through :func:`hwgen.sim.scoreboard.compare_maps`. It writes ``result.json``
+into the case folder (cycles, beats, measured cycles per frame) and fails
+with the first mismatch (frame, position, channels, values) or the protocol
+error. With ``check_timing`` in the case (an unstalled run) it also asserts
+the DUT's documented throughput.
 """
 
 from __future__ import annotations
@@ -18,96 +21,55 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
-from cases import Case, expected_outputs, load_case
+from cases import load_case
 from cocotb.clock import Clock
+from engine_kinds import engine_kind
 
-from hwgen.sim.formats import (
-    beats_to_map,
-    decode_fold_beats,
-    map_beats,
-    vector_beats,
-    window_vectors,
-)
 from hwgen.sim.scoreboard import compare_maps
 from hwgen.sim.streams import Sink, Source, amaranth_pins, reset, run_streams
-
-
-def stimulus(case: Case) -> list[int]:
-    """The input beats: map beats (swu, pool) or window-vector slices (mvtu, mac)."""
-    p, layer, x = case.params, case.layer, case.inputs
-    if case.engine == "pool":
-        return map_beats(x, p["width"])
-    if case.engine == "swu":
-        return map_beats(x, p["in_width"])
-    data, valid = window_vectors(x, layer.kernel[0], layer.stride, layer.padding)
-    return vector_beats(data, valid, p["simd"], p["lane_bits"])
-
-
-def beats_per_frame(case: Case, expected: np.ndarray) -> int:
-    """Output beats per frame of the engine."""
-    p = case.params
-    _, c, h, w = expected.shape
-    if case.engine == "pool":
-        return c * h * w // p["width"]
-    if case.engine == "swu":
-        return (c // 2) * h * w // p["simd"]
-    return h * w * p["nf"]
-
-
-def decode(case: Case, beats: list[int], shape: tuple[int, int, int]) -> np.ndarray:
-    """Output beats (whole frames only) -> maps (N, C, H, W) in the layout of :func:`cases.expected_outputs`."""
-    p = case.params
-    c, h, w = shape
-    if case.engine == "pool":
-        per = c * h * w // p["width"]
-        return beats_to_map(beats[:len(beats) // per * per], shape, p["width"])
-    if case.engine == "swu":
-        f, simd = c // 2, p["simd"]
-        per = f * h * w // simd
-        beats = beats[:len(beats) // per * per]
-        data = np.array([[(b >> k) & 1 for k in range(simd)] for b in beats], dtype=np.uint8)
-        valid = np.array([[(b >> (simd + k)) & 1 for k in range(simd)] for b in beats], dtype=np.uint8)
-        data, valid = data.reshape(-1, h, w, f), valid.reshape(-1, h, w, f)
-        return np.concatenate([data, valid], axis=-1).transpose(0, 3, 1, 2)
-    vals = decode_fold_beats(beats, p["pe"], p["nf"], p["acc_width"])
-    n = len(vals) // (h * w)
-    return vals[:n * h * w].reshape(n, h, w, c).transpose(0, 3, 1, 2)
 
 
 async def run_case(dut) -> None:
     folder = Path(os.environ["HWGEN_SIM_CASE"])
     case = load_case(folder)
+    kind = engine_kind(case.engine)
     p = case.params
-    expected = expected_outputs(case)  # the golden model
-    in_beats = stimulus(case)
-    n_frames = len(case.inputs)
-    per_frame = beats_per_frame(case, expected)
+    expected = kind.expected(case)  # the golden model
+    n_frames = len(expected)
+    per_frame = kind.beats_per_frame(case, expected.shape[1:])
     n_out = per_frame * n_frames
 
     Clock(dut.clk, 10, unit="ns").start()
     prefix = p.get("prefix", "")  # engines bundled in one model have their name as a port prefix
-    src = Source(amaranth_pins(dut, f"{prefix}i"), in_beats, seed=p["seed"], gap_p=p["gap_p"])
-    snk = Sink(amaranth_pins(dut, f"{prefix}o"), seed=p["seed"] + 1, stall_p=p["stall_p"])
+    stimulus = kind.stimulus(case)  # (port, beats) per input stream
+    ports = [port for port, _ in stimulus]
+    sources = [Source(amaranth_pins(dut, f"{prefix}{port}"), beats, seed=p["seed"] + 2 * k, gap_p=p["gap_p"])
+               for k, (port, beats) in enumerate(stimulus)]
+    snk = Sink(amaranth_pins(dut, f"{prefix}{kind.output}"), seed=p["seed"] + 1, stall_p=p["stall_p"])
     await reset(dut)
-    slow = 1.0 / max(0.05, (1 - p["gap_p"]) * (1 - p["stall_p"]))
-    budget = int((p["cycles_per_frame"] * n_frames + len(in_beats) + n_out) * slow * 2) + 200
-    cycles = await run_streams(dut.clk, [src], [snk], until=lambda: src.done and len(snk.data) >= n_out,
-                               max_cycles=budget)
+    in_beats = max(len(src.beats) for src in sources)
+    slow = 1.0 / max(0.05, (1 - p["gap_p"]) ** len(sources) * (1 - p["stall_p"]))
+    budget = int((p["cycles_per_frame"] * n_frames + in_beats + n_out) * slow * 2) + 200
+    cycles = await run_streams(dut.clk, sources, [snk], until=lambda: all(s.done for s in sources)
+                               and len(snk.data) >= n_out, max_cycles=budget)
     drain = 2 * p["cycles_per_frame"] + 50
-    await run_streams(dut.clk, [src], [snk], until=lambda: False, max_cycles=drain, start=cycles)
+    await run_streams(dut.clk, sources, [snk], until=lambda: False, max_cycles=drain, start=cycles)
 
-    got = decode(case, snk.data, expected.shape[1:])
+    got = kind.decode(case, snk.data, expected.shape[1:])
     first = snk.cycles[per_frame - 1::per_frame]  # last beat of every frame
     measured = (first[-1] - first[0]) / (len(first) - 1) if len(first) > 1 else None
+    sent = {port: src.sent for port, src in zip(ports, sources)}
     (folder / "result.json").write_text(json.dumps({
-        "cycles": cycles, "in_beats": src.sent, "out_beats": len(snk.data), "expected_out_beats": n_out,
-        "cycles_per_frame_measured": measured, "cycles_per_frame": p["cycles_per_frame"]}, indent=1))
+        "cycles": cycles, "in_beats": sent if len(sent) > 1 else sources[0].sent, "out_beats": len(snk.data),
+        "expected_out_beats": n_out, "cycles_per_frame_measured": measured,
+        "cycles_per_frame": p["cycles_per_frame"]}, indent=1))
 
     what = f"{case.engine} layer {case.layer.name!r}"
     problems = list(snk.errors)
-    if not src.done:
-        problems.append(f"{what}: only {src.sent}/{len(in_beats)} input beats were taken in {budget} cycles")
+    for port, src in zip(ports, sources):
+        if not src.done:
+            problems.append(f"{what}: only {src.sent}/{len(src.beats)} input beats on {port!r} were taken in "
+                            f"{budget} cycles")
     if len(snk.data) != n_out:
         problems.append(f"{what}: {len(snk.data)} output beats, expected {n_out}")
     mismatch = compare_maps(got, expected, what)

@@ -26,6 +26,8 @@ from cases import (
     flip_weight,
     random_conv,
     random_inputs,
+    random_join,
+    random_join_inputs,
     random_pool,
     run_engine,
 )
@@ -40,7 +42,10 @@ def _assert_passed(result) -> None:
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory: pytest.TempPathFactory):
-    """The quick tests' engines, in one verilated model (one build, cached): name -> (kind, layer, fold), inputs."""
+    """The quick tests' engines, in one verilated model (one build, cached): name -> (kind, layer, fold), inputs.
+
+    A join's inputs are its (accumulators, shortcut bits).
+    """
     specs, inputs = {}, {}
     # A padded 3x3 binary convolution, 8 -> 6 channels: the MVTU's threshold mode.
     rng = np.random.default_rng(11)
@@ -61,12 +66,30 @@ def quick(tmp_path_factory: pytest.TempPathFactory):
     rng = np.random.default_rng(0)
     layer = random_pool(rng, "pool1", (4, 6, 6), 2)
     specs["pool"], inputs["pool"] = ("pool", layer, {"width": 2}), random_inputs(rng, 3, layer)
+    # Residual joins: per-channel thresholds, all ">=" (constants and a shortcut-following channel), NF = 3;
+    # per-position thresholds with mixed directions, NF = 2.
+    rng = np.random.default_rng(15)
+    fold = {"pe": 2, "acc_range": (-9, 9)}
+    layer = random_join(rng, "join1", (6, 3, 2), fold["acc_range"], mixed=False)
+    specs["join"], inputs["join"] = ("join", layer, fold), random_join_inputs(rng, 3, layer, fold["acc_range"])
+    fold = {"pe": 2, "acc_range": (-20, 7)}
+    layer = random_join(rng, "join2", (4, 3, 3), fold["acc_range"], per_position=True)
+    specs["join_pos"], inputs["join_pos"] = (("join", layer, fold),
+                                             random_join_inputs(rng, 2, layer, fold["acc_range"]))
+    # Per-channel thresholds with PE = C (NF = 1): constants in the engine, no ROM; mixed directions.
+    fold = {"pe": 4, "acc_range": (-5, 12)}
+    layer = random_join(rng, "join3", (4, 2, 3), fold["acc_range"])
+    specs["join_const"], inputs["join_const"] = (("join", layer, fold),
+                                                 random_join_inputs(rng, 3, layer, fold["acc_range"]))
     return build_bundle(tmp_path_factory.mktemp("engines"), specs), inputs
 
 
 def _run(quick, name: str, folder: Path, **kw):
     bundle, inputs = quick
     kind, layer, fold = bundle.specs[name]
+    if kind == "join":
+        acc, shortcut = inputs[name]
+        return run_engine(folder, kind, layer, fold, acc, shortcut=shortcut, bundle=bundle, name=name, **kw)
     return run_engine(folder, kind, layer, fold, inputs[name], bundle=bundle, name=name, **kw)
 
 
@@ -119,6 +142,38 @@ def test_pool_wrong_mode_is_caught(quick, tmp_path: Path) -> None:
     result = _run(quick, "pool", tmp_path, seed=1, gap_p=0.3, stall_p=0.3, scoreboard_layer=bad, waves=False)
     assert not result.passed
     assert "pool layer 'pool1': first mismatch at frame 0" in "\n".join(result.failures)
+
+
+def test_join_per_channel_thresholds_with_stalls(quick, tmp_path: Path) -> None:
+    """Accumulators and shortcut bits from two sources with their own gaps; output under back-pressure."""
+    _assert_passed(_run(quick, "join", tmp_path, seed=6, gap_p=0.3, stall_p=0.4))
+
+
+def test_join_per_position_mixed_directions(quick, tmp_path: Path) -> None:
+    layer = quick[0].specs["join_pos"][1]
+    assert layer.thresholds.shape == (2, 4, 3, 3) and set(np.unique(layer.direction)) == {-1, 1}
+    _assert_passed(_run(quick, "join_pos", tmp_path, seed=7, gap_p=0.2, stall_p=0.3))
+
+
+def test_join_constant_thresholds(quick, tmp_path: Path) -> None:
+    """NF = 1 and per-channel thresholds: the join keeps them as constants (no ROM)."""
+    bundle = quick[0]
+    assert bundle.duts["join_const"].depth == 1
+    _assert_passed(_run(quick, "join_const", tmp_path, seed=8, gap_p=0.3, stall_p=0.3))
+
+
+def test_join_full_throughput(quick, tmp_path: Path) -> None:
+    """Unstalled: one beat per cycle, H * W * NF cycles per frame."""
+    _assert_passed(_run(quick, "join", tmp_path, check_timing=True))
+
+
+def test_join_wrong_threshold_is_caught(quick, tmp_path: Path) -> None:
+    _, layer, fold = quick[0].specs["join"]
+    bad = corrupt_threshold(layer, channel=3, acc_range=fold["acc_range"])
+    result = _run(quick, "join", tmp_path, seed=6, gap_p=0.3, stall_p=0.4, scoreboard_layer=bad, waves=False)
+    assert not result.passed
+    text = "\n".join(result.failures)
+    assert "join layer 'join1': first mismatch at frame" in text and "c3:" in text, text
 
 
 def test_single_engine_model(tmp_path: Path) -> None:

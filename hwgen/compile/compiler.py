@@ -30,7 +30,7 @@ from hwgen.compile.fold import (
     fold_pool_of_bits,
 )
 from hwgen.compile.ir import INPUT, Layer, Network
-from hwgen.compile.stages import FloatJoin, FloatNode, FloatPool, FloatStage, read_stages
+from hwgen.compile.stages import FloatJoin, FloatNode, FloatPool, read_stages
 from hwgen.train.architecture import Architecture
 from hwgen.train.checkpoint import Checkpoint
 

@@ -56,6 +56,8 @@ from hwgen.compile.ir import (
     ThresholdOutput,
     accumulator_range,
 )
+from hwgen.compile.kinds import kind_of
+from hwgen.compile.kinds.thresholds import all_negative, per_output
 from hwgen.compile.stages import FloatJoin, FloatPool, FloatStage
 from hwgen.errors import CompileError
 
@@ -64,15 +66,10 @@ SCORE_BITS = 30
 SCORE_WORD_BITS = 32
 
 
-def _per_output(channel_values: np.ndarray, like: np.ndarray) -> np.ndarray:
-    """Broadcast a (C,) array against ``like`` of shape (C,) or (C, H, W)."""
-    return channel_values.reshape(-1, *([1] * (like.ndim - 1)))
-
-
 def stage_affine(stage: FloatStage) -> tuple[np.ndarray, np.ndarray]:
     """(a, b) with the pre-sign value ``u = a * acc + b`` per output element (pool aside)."""
-    a = _per_output(stage.bn_scale, stage.slope) * stage.slope
-    b = _per_output(stage.bn_scale, stage.offset) * stage.offset + _per_output(stage.bn_shift, stage.offset)
+    a = per_output(stage.bn_scale, stage.slope) * stage.slope
+    b = per_output(stage.bn_scale, stage.offset) * stage.offset + per_output(stage.bn_shift, stage.offset)
     a, b = np.broadcast_arrays(a, b)
     return np.array(a), np.array(b)
 
@@ -144,7 +141,7 @@ def fold_join_into_threshold_pairs(join: FloatJoin) -> list[Layer]:
         raise CompileError(f"layer {stage.name!r}: per-position scale shape {a.shape} does not match the output "
                            f"{conv.out_shape}")
     lo, hi = accumulator_range(conv)
-    g = _per_output(np.asarray(join.scale, dtype=np.float64), b)
+    g = per_output(np.asarray(join.scale, dtype=np.float64), b)
     rows = [affine_sign_to_thresholds(a, b + g * s, lo, hi) for s in (-1.0, 1.0)]
     assert np.array_equal(rows[0].direction, rows[1].direction)  # the direction is that of a alone
     return [conv, JoinLayer(name=join.name, in_shape=conv.out_shape,
@@ -177,35 +174,17 @@ def fold_last_stage_into_scores(stage: FloatStage) -> ConvLayer:
     return conv
 
 
-def _all_negative(direction: np.ndarray) -> np.ndarray:
-    """bool (C,): the channels whose every comparison is ``<=``."""
-    return np.all(direction.reshape(len(direction), -1) < 0, axis=1)
-
-
 def flip_negative_channels(net: Network) -> Network:
-    """Negate the weights and thresholds of channels whose comparisons are all ``<=``."""
+    """Negate the weights and thresholds of channels whose comparisons are all ``<=``.
+
+    Each node's kind says which conv's accumulator its thresholds compare
+    (:meth:`~hwgen.compile.kinds.NodeKind.compared_accumulator`) and applies the flips to itself
+    (:meth:`~hwgen.compile.kinds.NodeKind.flip`).
+    """
     flips: dict[str, np.ndarray] = {}  # conv name -> the channels whose weights are negated
     for layer in net.layers:
-        if isinstance(layer, ConvLayer) and isinstance(layer.output, ThresholdOutput):
-            flips[layer.name] = _all_negative(layer.output.direction)
-        elif isinstance(layer, JoinLayer):
-            flips[layer.inputs[0]] = _all_negative(layer.direction)
-    layers: list[Layer] = []
-    for layer in net.layers:
-        if isinstance(layer, ConvLayer) and layer.name in flips and flips[layer.name].any():
-            sign = np.where(flips[layer.name], -1, 1)
-            layer = replace(layer, weights=layer.weights * sign.reshape(-1, 1, 1, 1))
-            if isinstance(layer.output, ThresholdOutput):
-                layer.output = _flipped(layer.output, sign)
-        elif isinstance(layer, JoinLayer) and flips[layer.inputs[0]].any():
-            sign = np.where(flips[layer.inputs[0]], -1, 1)
-            rows = [_flipped(layer.row(s), sign) for s in (0, 1)]
-            layer = replace(layer, thresholds=np.stack([r.thresholds for r in rows]), direction=rows[0].direction)
-        layers.append(layer)
-    return replace(net, layers=layers)
-
-
-def _flipped(out: ThresholdOutput, sign: np.ndarray) -> ThresholdOutput:
-    """``out`` with the channels where ``sign`` is -1 negated: thresholds and directions."""
-    return ThresholdOutput(thresholds=out.thresholds * _per_output(sign, out.thresholds),
-                           direction=out.direction * _per_output(sign, out.direction).astype(np.int8))
+        compared = kind_of(layer).compared_accumulator(layer)
+        if compared is not None:
+            conv, direction = compared
+            flips[conv] = all_negative(direction)
+    return replace(net, layers=[kind_of(layer).flip(layer, flips) for layer in net.layers])

@@ -6,81 +6,28 @@ C_out * fan_in * weight_bits; thresholds = one per channel or one per output
 position, each ``threshold width`` bits (two's complement, covering the values
 used, which lie within the accumulator range widened by one for constants);
 accumulator width from :func:`~hwgen.compile.ir.accumulator_range`. A residual join: two thresholds
-per channel (or position), no MACs; the conv whose accumulator it reads has no thresholds.
+per channel (or position), no MACs; the conv whose accumulator it reads has no thresholds. Each row
+is written by the node's kind (:mod:`hwgen.compile.kinds`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 
-from hwgen.compile.ir import (
-    AccumulatorOutput,
-    ConvLayer,
-    JoinLayer,
-    MaxPoolLayer,
-    Network,
-    ThresholdOutput,
-    accumulator_range,
-    signed_bits,
-)
-
-
-def _pool_row(layer: MaxPoolLayer) -> dict[str, Any]:
-    n_and = int(np.count_nonzero(layer.use_and))
-    stride = "" if layer.stride == layer.kernel else f" stride {layer.stride}"
-    return {"layer": layer.name, "type": f"maxpool {layer.kernel}x{layer.kernel}{stride}",
-            "in": layer.in_shape, "out": layer.out_shape, "macs": 0, "weight_bits": 0,
-            "thresholds": 0, "threshold_width": 0, "threshold_bits": 0, "acc_width": 0,
-            "note": f"OR {len(layer.use_and) - n_and} / AND {n_and} channels"}
-
-
-def _threshold_fields(t: np.ndarray, per_position: bool) -> dict[str, Any]:
-    width = signed_bits(int(t.min()), int(t.max()))
-    return {"thresholds": int(t.size), "threshold_width": width, "threshold_bits": int(t.size) * width,
-            "note": "per position" if per_position else "per channel"}
-
-
-def _join_row(layer: JoinLayer) -> dict[str, Any]:
-    main, shortcut = layer.inputs
-    row = {"layer": layer.name, "type": "join (threshold pair)", "in": layer.in_shape, "out": layer.out_shape,
-           "macs": 0, "weight_bits": 0, "acc_width": 0, **_threshold_fields(layer.thresholds, layer.per_position)}
-    row["note"] = f"acc of {main}, shortcut bits of {shortcut}; 2 thresholds {row['note']}"
-    return row
-
-
-def _conv_row(layer: ConvLayer) -> dict[str, Any]:
-    lo, hi = accumulator_range(layer)
-    c, h, w = layer.out_shape
-    row = {"layer": layer.name, "in": layer.in_shape, "out": layer.out_shape,
-           "macs": c * h * w * layer.fan_in, "weight_bits": c * layer.fan_in * layer.weight_bits,
-           "acc_width": signed_bits(lo, hi)}
-    kind = f"{'conv' if layer.kernel != layer.in_shape[1:] or layer.padding else 'fc'} {layer.kernel[0]}x{layer.kernel[1]}"
-    prec = f"W{layer.weight_bits}A{'1' if layer.input_kind == 'binary' else '8'}"
-    if isinstance(layer.output, ThresholdOutput):
-        row.update(type=f"{kind} {prec}", **_threshold_fields(layer.output.thresholds, layer.output.per_position))
-    elif isinstance(layer.output, AccumulatorOutput):
-        row.update(type=f"{kind} {prec} acc", thresholds=0, threshold_width=0, threshold_bits=0,
-                   note="accumulator to its join")
-    else:
-        s, b = layer.output.scale, layer.output.bias
-        row.update(type=f"{kind} {prec} scores", thresholds=0, threshold_width=0, threshold_bits=0,
-                   note=f"score scale {signed_bits(int(s.min()), int(s.max()))} b, "
-                        f"bias {signed_bits(int(b.min()), int(b.max()))} b")
-    return row
-
-
-_ROWS = {ConvLayer: _conv_row, MaxPoolLayer: _pool_row, JoinLayer: _join_row}
+from hwgen.compile.ir import Network
+from hwgen.compile.kinds import kind_of
 
 
 def layer_rows(net: Network) -> list[dict[str, Any]]:
-    """One row per node, in the topological order; a node that does not read the previous one says what
-    it reads in its note."""
+    """One row per node (its kind's :meth:`~hwgen.compile.kinds.NodeKind.report_row`), in the topological
+    order; a one-input node that does not read the previous one says what it reads in its note (a join's
+    row names both its inputs)."""
     rows = []
-    for i, layer in enumerate(net.layers):
-        row = _ROWS[type(layer)](layer)
-        if layer.inputs and not isinstance(layer, JoinLayer):
+    for layer in net.layers:
+        kind = kind_of(layer)
+        row = kind.report_row(layer)
+        if layer.inputs and kind.arity == 1:
             row["note"] = f"reads {', '.join(layer.inputs)}; {row['note']}"
         rows.append(row)
     return rows

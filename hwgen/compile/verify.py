@@ -27,7 +27,8 @@ import torch
 from torch import nn
 
 from hwgen.compile.golden import run_network
-from hwgen.compile.ir import ConvLayer, JoinLayer, Network, ThresholdOutput
+from hwgen.compile.ir import Network
+from hwgen.compile.kinds import kind_of
 from hwgen.train.network import BinaryNet
 from hwgen.train.residual import Residual
 
@@ -51,21 +52,31 @@ class Agreement:
         return not self.mismatches
 
 
+class _ModuleTypes:
+    """The float model's modules by name, for :meth:`hwgen.compile.kinds.NodeKind.float_output`."""
+
+    def __init__(self, modules: dict[str, nn.Module]) -> None:
+        self.modules = modules
+
+    def first_pool(self, names: list[str]) -> str | None:
+        return next((n for n in names if isinstance(self.modules[n], nn.MaxPool2d)), None)
+
+    def first_batchnorm(self, names: list[str]) -> str:
+        return next((n for n in names if isinstance(self.modules[n], (nn.BatchNorm1d, nn.BatchNorm2d))), "")
+
+
 def _stage_outputs(model: BinaryNet, net: Network) -> list[tuple[str, nn.Module, str]]:
     """(golden key, module whose output is u, BN module or '') for every bit-producing node with a float
-    counterpart: threshold convs (u after their pool and BN) and residual joins (u = the join's output)."""
+    counterpart (its kind's :meth:`~hwgen.compile.kinds.NodeKind.float_output`): threshold convs (u after
+    their pool and BN) and residual joins (u = the join's output)."""
     modules = dict(model.layers.named_children())
+    types = _ModuleTypes(modules)
     result = []
     for layer in net.layers:
-        if isinstance(layer, ConvLayer) and layer.source and isinstance(layer.output, ThresholdOutput):
-            weight_name, *rest = layer.source
-            last = rest[-1] if rest else weight_name
-            pool = next((n for n in rest if isinstance(modules[n], nn.MaxPool2d)), None)
-            bn = next((n for n in rest if isinstance(modules[n], (nn.BatchNorm1d, nn.BatchNorm2d))), "")
-            result.append((pool or layer.name, modules[last], bn))
-        elif isinstance(layer, JoinLayer):
-            bn = next((n for n in layer.source if isinstance(modules[n], (nn.BatchNorm1d, nn.BatchNorm2d))), "")
-            result.append((layer.name, modules[layer.name], bn))
+        found = kind_of(layer).float_output(layer, types)
+        if found is not None:
+            key, module, bn = found
+            result.append((key, modules[module], bn))
     return result
 
 
