@@ -57,7 +57,7 @@ from hwgen.hw.families import LogicCost, MemoryMap
 from hwgen.hw.targets import Target
 
 __all__ = ["converter_logic", "estimate_scores", "folded_bram_blocks", "folded_dsp", "folded_lut4", "lut_rom_lut4",
-           "multiplier_lanes", "ram_cost", "ram_in_block_ram", "ram_logic", "scaled", "scores_dsp", "window_lut4"]
+           "multiplier_lanes", "ram_cost", "ram_in_block_ram", "ram_logic", "scaled", "scores_dsp", "threshold_rom_lut4", "window_lut4"]
 
 #: The MVTU from ECP5 cells (no tap mask): per lane, per PE, per SIMD bit, per engine.
 CELL_LANE_LUT4 = 2.09
@@ -92,15 +92,22 @@ def _weight_rom_lut4(engine) -> float:
     return 0.0 if engine.memory.rom_in_block_ram(width, depth) else lut_rom_lut4(width, depth)
 
 
+def threshold_rom_lut4(pe: int, word_bits: int, depth: int, has_directions: bool, memory: MemoryMap) -> float:
+    """LUT4 of a threshold ROM of ``depth`` words of ``word_bits`` beyond the fitted engines' (see the module
+    docstring): ``lut_rom_lut4`` of a ROM deeper than :data:`FITTED_THRESHOLD_WORDS` kept in logic, plus
+    one XOR per PE for the inversion bits."""
+    cost = pe if has_directions else 0.0
+    if FITTED_THRESHOLD_WORDS < depth and not memory.threshold_rom_in_block_ram(depth):
+        cost += lut_rom_lut4(word_bits, depth)
+    return cost
+
+
 def _threshold_lut4(engine) -> float:
-    """LUT4 of a threshold ROM beyond the fitted engines' (see the module docstring), plus the inversion XORs."""
+    """:func:`threshold_rom_lut4` of a folded engine's threshold table (0 in accumulator mode)."""
     table = engine.threshold_table
     if table is None:
         return 0.0
-    cost = engine.pe if table.has_directions else 0.0
-    if FITTED_THRESHOLD_WORDS < table.depth and not engine.memory.threshold_rom_in_block_ram(table.depth):
-        cost += lut_rom_lut4(table.word_bits, table.depth)
-    return cost
+    return threshold_rom_lut4(engine.pe, table.word_bits, table.depth, table.has_directions, engine.memory)
 
 
 def multiplier_lanes(engine) -> int:

@@ -343,8 +343,18 @@ class PoolStage(Stage):
                     kernel=e.kernel, stride=e.stride)
 
 
-#: LUT4 per lane and threshold bit of a residual join: the 2:1 select and the subtraction (not fitted yet).
-JOIN_LANE_LUT4_PER_BIT = 1.5
+#: The residual join's LUT4 (ECP5), per lane and threshold bit (the comparison with the selected threshold),
+#: per lane (the select, the output register's share) and per engine (counters, flow control): a
+#: least-squares fit to ``benchmarks/join_synth.py`` (PE 4-24 x 8- and 11-bit thresholds, NF = 4,
+#: placed: within 2.6 % of all eight designs), threshold ROM of 4 words included.
+JOIN_LANE_LUT4_PER_BIT = 1.80
+JOIN_LANE_LUT4 = 7.2
+JOIN_CONTROL_LUT4 = 11
+#: LUT4 per threshold bit, beyond the LUT ROM itself, when the thresholds come from a LUT ROM deeper than the
+#: fit's (the same benchmark at NF = 16: 2.0 LUT4 per ROM word bit over the NF = 4 design, of which the
+#: 16-word ROM is 1; the comparison no longer folds a constant threshold into its logic). From block RAM
+#: (NF = 128) the NF = 4 formula holds (-7 % and -10 % at PE 16 and 8).
+JOIN_LUT_ROM_THRESHOLD_LUT4_PER_BIT = 1
 
 
 @dataclass
@@ -354,10 +364,13 @@ class JoinStage(Stage):
     ``converter`` regroups the shortcut's beats to the join's PE bits (None
     when they already come so); ``skip`` is the skip buffer on the shortcut
     edge, set by the accelerator once every stage is built (its depth needs
-    the main branch's stages). Cost: per lane ``JOIN_LANE_LUT4_PER_BIT * tw``
-    (tw: threshold bits) plus its output register, the threshold ROM in logic
-    when not in block RAM (:func:`~hwgen.hw.cost.lut_rom_lut4`), counters;
-    the skip buffer where Yosys puts a FIFO of its shape; a gathering converter.
+    the main branch's stages). Cost: per lane ``JOIN_LANE_LUT4_PER_BIT * tw +
+    JOIN_LANE_LUT4`` (tw: threshold bits), ``JOIN_CONTROL_LUT4``, a threshold
+    ROM deeper than the fit's and kept in logic, and inversion XORs
+    (:func:`~hwgen.hw.cost.threshold_rom_lut4`); with such a ROM in logic
+    ``JOIN_LUT_ROM_THRESHOLD_LUT4_PER_BIT`` per threshold bit of a word
+    (2 * PE * tw) for the comparisons; the skip buffer where Yosys
+    puts a FIFO of its shape; a gathering converter.
     """
 
     node_type: ClassVar[type] = JoinLayer
@@ -400,9 +413,10 @@ class JoinStage(Stage):
 
     def lut4(self, target: Target) -> int:
         e = self.engine
-        logic = JOIN_LANE_LUT4_PER_BIT * e.threshold_width * e.pe + e.pe + cost.CONTROL_LUT4
-        if e.depth > 1 and not e.memory.threshold_rom_in_block_ram(e.depth):
-            logic += cost.lut_rom_lut4(e.word_bits, e.depth)
+        logic = ((JOIN_LANE_LUT4_PER_BIT * e.threshold_width + JOIN_LANE_LUT4) * e.pe + JOIN_CONTROL_LUT4
+                 + cost.threshold_rom_lut4(e.pe, e.word_bits, e.depth, e.has_directions, e.memory))
+        if cost.FITTED_THRESHOLD_WORDS < e.depth and not e.memory.threshold_rom_in_block_ram(e.depth):
+            logic += JOIN_LUT_ROM_THRESHOLD_LUT4_PER_BIT * 2 * e.pe * e.threshold_width
         glue = self.skip.lut4_and_blocks(target)[0] if self.skip is not None else 0.0
         if self.converter is not None:
             glue += cost.converter_logic(self.converter, target)
