@@ -264,12 +264,7 @@ class JoinBench(_BitMapOutput):
     def make_dut(self, layer: JoinLayer, fold: dict):
         from hwgen.hw.engines import JoinUnit
 
-        c, h, w = layer.in_shape
-        positions = 1 if layer.thresholds.ndim == 2 else h * w
-        direction = np.asarray(layer.direction)
-        return JoinUnit(thresholds=np.asarray(layer.thresholds).reshape(2, c, positions),
-                        directions=None if np.all(direction == 1) else direction.reshape(c, positions),
-                        pe=fold["pe"], acc_range=tuple(fold["acc_range"]))
+        return JoinUnit.for_layer(layer, pe=fold["pe"], acc_range=tuple(fold["acc_range"]))
 
     def figures(self, dut) -> dict:
         return {"pe": dut.pe, "nf": dut.nf, "acc_width": dut.acc_width, "threshold_width": dut.threshold_width,

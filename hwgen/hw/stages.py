@@ -385,11 +385,7 @@ class JoinStage(Stage):
         if not isinstance(e, (MVTU, MACUnit)) or not e.accumulator_mode:
             raise BuildError(f"join {node.name}: its main input {main.layer_name} must be a conv in accumulator mode")
         c, h, w = node.in_shape
-        positions = 1 if node.thresholds.ndim == 2 else h * w
-        direction = np.asarray(node.direction)
-        engine = JoinUnit(thresholds=np.asarray(node.thresholds).reshape(2, c, positions),
-                          directions=None if np.all(direction == 1) else direction.reshape(c, positions),
-                          pe=e.pe, acc_range=e.acc_range, memory=ctx.memory)
+        engine = JoinUnit.for_layer(node, pe=e.pe, acc_range=e.acc_range, memory=ctx.memory)
         shortcut_width = ctx.widths[inputs[1]]
         converter = WidthConverter(in_width=shortcut_width, out_width=e.pe) if shortcut_width != e.pe else None
         return cls(node.name, engine, e.pe, in_bits_per_frame=c * h * w * e.acc_width,

@@ -25,7 +25,7 @@ from amaranth.lib.wiring import In, Out
 from hwgen.hw.engines.folded import DEFAULT_MEMORY, pack_fields, sync_rom
 from hwgen.hw.engines.swu import check_count
 from hwgen.hw.families import MemoryMap
-from hwgen.compile.ir import signed_bits
+from hwgen.compile.ir import JoinLayer, signed_bits
 from hwgen.errors import BuildError
 
 __all__ = ["JoinUnit"]
@@ -121,6 +121,18 @@ class JoinUnit(wiring.Component):
             "shortcut": In(stream.Signature(self.pe)),
             "o": Out(stream.Signature(self.pe)),
         })
+
+    @classmethod
+    def for_layer(cls, layer: JoinLayer, *, pe: int, acc_range: tuple[int, int],
+                  memory: MemoryMap | None = None) -> "JoinUnit":
+        """The join of an IR :class:`~hwgen.compile.ir.JoinLayer`: its thresholds (2, C) or (2, C, H, W) as
+        (2, C, P) with positions flattened row-major, its directions (None when all are +1)."""
+        c, h, w = layer.in_shape
+        positions = 1 if np.ndim(layer.thresholds) == 2 else h * w
+        direction = np.asarray(layer.direction)
+        return cls(thresholds=np.asarray(layer.thresholds).reshape(2, c, positions),
+                   directions=None if np.all(direction == 1) else direction.reshape(c, positions),
+                   pe=pe, acc_range=acc_range, memory=memory)
 
     @property
     def depth(self) -> int:
