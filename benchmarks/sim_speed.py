@@ -48,6 +48,7 @@ VARIANTS = {
     "shell-O1": (True, (*_NO_CFLAGS, "-CFLAGS", "-O1")),          # C++ -O1 instead of -O2
     "shell-Os": (True, _NO_CFLAGS),                                # Verilator's default C++ flags (-Os)
     "shell-O0": (True, (*_NO_CFLAGS, "-CFLAGS", "-O0")),          # no C++ optimisation: fastest compile
+    "shell-native": (True, (*_NO_CFLAGS, "-CFLAGS", "-O2 -march=native")),  # -O2 for this machine's CPU
 }
 
 
