@@ -60,9 +60,7 @@ def model_parts(unit: JoinUnit, target) -> tuple[int, float]:
     """(the cost model's LUT4 estimate, its part outside the three fitted terms: deeper ROM and its
     comparisons, inversion XORs)."""
     stage = JoinStage("join", unit, unit.pe, in_bits_per_frame=0, out_beats_per_frame=unit.nf)
-    estimate = stage.lut4(target)
-    lanes = (JOIN_LANE_LUT4_PER_BIT * unit.threshold_width + JOIN_LANE_LUT4) * unit.pe + JOIN_CONTROL_LUT4
-    return estimate, estimate - lanes
+    return stage.lut4(target), JoinStage.rom_lut4(unit)
 
 
 def measure(folder: Path, pe: int, nf: int, acc: int, freq: float, seed: int) -> dict:

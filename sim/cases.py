@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 from amaranth.hdl import Elaboratable
-from engine_kinds import ENGINES, EngineKind, engine_kind, fan_in_matrix
+from engine_kinds import ENGINES, EngineKind, engine_kind
 
 from hwgen.compile.artifact import load_network, save_network
 from hwgen.compile.ir import (
@@ -63,7 +63,7 @@ from hwgen.compile.ir import (
 )
 
 __all__ = ["ENGINES", "Bundle", "Case", "build_bundle", "corrupt_threshold", "dut_figures", "expected_outputs",
-           "export_verilog", "fan_in_matrix", "flip_weight", "load_case", "make_dut", "random_conv",
+           "export_verilog", "flip_weight", "load_case", "make_dut", "random_conv",
            "random_inputs", "random_join", "random_join_inputs", "random_pool", "run_engine", "save_case"]
 
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from hwgen.compile.golden import apply_threshold, conv_accumulate, join_bits, max_pool_bits
 from hwgen.compile.ir import ConvLayer, JoinLayer, MaxPoolLayer, ScoreOutput, ThresholdOutput
+from hwgen.compile.kinds.conv import stream_weights
 from hwgen.sim.formats import (
     beats_to_map,
     decode_fold_beats,
@@ -36,15 +37,9 @@ from hwgen.sim.formats import (
 if TYPE_CHECKING:
     from cases import Case
 
-__all__ = ["ENGINES", "EngineKind", "JoinBench", "MacBench", "MvtuBench", "PoolBench", "SwuBench", "engine_kind",
-           "fan_in_matrix"]
+__all__ = ["ENGINES", "EngineKind", "JoinBench", "MacBench", "MvtuBench", "PoolBench", "SwuBench", "engine_kind"]
 
 Shape = tuple[int, int, int]
-
-
-def fan_in_matrix(layer: ConvLayer) -> np.ndarray:
-    """Weights (C_out, F) with the fan-in in the SWU's (i, j, c) order."""
-    return layer.weights.transpose(0, 2, 3, 1).reshape(layer.out_channels, -1)
 
 
 class EngineKind:
@@ -107,7 +102,7 @@ class MvtuBench(EngineKind):
     def make_dut(self, layer: ConvLayer, fold: dict):
         from hwgen.hw.engines import MVTU
 
-        return MVTU(weights=fan_in_matrix(layer), pe=fold["pe"], simd=fold["simd"], thresholds=_thresholds(layer))
+        return MVTU(weights=stream_weights(layer), pe=fold["pe"], simd=fold["simd"], thresholds=_thresholds(layer))
 
     def figures(self, dut) -> dict:
         return {"nf": dut.nf, "sf": dut.sf, "pe": dut.pe, "simd": dut.simd,
@@ -154,7 +149,7 @@ class MacBench(MvtuBench):
     def make_dut(self, layer: ConvLayer, fold: dict):
         from hwgen.hw.engines import MACUnit
 
-        return MACUnit(weights=fan_in_matrix(layer), input_offset=layer.input_offset, in_channels=layer.in_shape[0],
+        return MACUnit(weights=stream_weights(layer), input_offset=layer.input_offset, in_channels=layer.in_shape[0],
                        pe=fold["pe"], simd=fold["simd"], thresholds=_thresholds(layer))
 
 

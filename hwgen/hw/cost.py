@@ -57,7 +57,8 @@ from hwgen.hw.families import LogicCost, MemoryMap
 from hwgen.hw.targets import Target
 
 __all__ = ["converter_logic", "estimate_scores", "folded_bram_blocks", "folded_dsp", "folded_lut4", "lut_rom_lut4",
-           "multiplier_lanes", "ram_cost", "ram_in_block_ram", "ram_logic", "scaled", "scores_dsp", "threshold_rom_lut4", "window_lut4"]
+           "multiplier_lanes", "ram_cost", "ram_in_block_ram", "ram_logic", "scaled", "scores_dsp", "threshold_rom_beyond_fit", "threshold_rom_lut4",
+           "window_lut4"]
 
 #: The MVTU from ECP5 cells (no tap mask): per lane, per PE, per SIMD bit, per engine.
 CELL_LANE_LUT4 = 2.09
@@ -92,12 +93,18 @@ def _weight_rom_lut4(engine) -> float:
     return 0.0 if engine.memory.rom_in_block_ram(width, depth) else lut_rom_lut4(width, depth)
 
 
+def threshold_rom_beyond_fit(depth: int, memory: MemoryMap) -> bool:
+    """A threshold ROM of ``depth`` words deeper than the fitted engines' (:data:`FITTED_THRESHOLD_WORDS`)
+    and kept in logic (not forced into block RAM): its LUTs are not in the fits."""
+    return FITTED_THRESHOLD_WORDS < depth and not memory.threshold_rom_in_block_ram(depth)
+
+
 def threshold_rom_lut4(pe: int, word_bits: int, depth: int, has_directions: bool, memory: MemoryMap) -> float:
     """LUT4 of a threshold ROM of ``depth`` words of ``word_bits`` beyond the fitted engines' (see the module
-    docstring): ``lut_rom_lut4`` of a ROM deeper than :data:`FITTED_THRESHOLD_WORDS` kept in logic, plus
-    one XOR per PE for the inversion bits."""
+    docstring): ``lut_rom_lut4`` of a ROM :func:`threshold_rom_beyond_fit`, plus one XOR per PE for the
+    inversion bits."""
     cost = pe if has_directions else 0.0
-    if FITTED_THRESHOLD_WORDS < depth and not memory.threshold_rom_in_block_ram(depth):
+    if threshold_rom_beyond_fit(depth, memory):
         cost += lut_rom_lut4(word_bits, depth)
     return cost
 

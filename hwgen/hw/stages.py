@@ -15,12 +15,14 @@ all that the back end knows of that kind:
 * :meth:`Stage.report_fields`: the build report's columns for this kind;
 * :meth:`Stage.rom_files`: the ROM contents ``hwgen build`` writes to ``mem/``.
 
-The golden function of each kind is the golden model's (:mod:`hwgen.compile.golden`,
-dispatched on the same node types), the folding shape is the convolutions'
-alone (:mod:`hwgen.hw.folding`: pools, forks and joins run at one beat per
-cycle), and the simulators check every kind the same way, at the top's
-AXI4-Stream ports. Adding a kind is one class here, registered in
-:data:`STAGE_KINDS`, plus its engine in :mod:`hwgen.hw.engines`.
+The compile side of each kind (golden function, checks, ``.hwir`` entry,
+flips, cost row) is its module in :mod:`hwgen.compile.kinds`, found through
+the same node type; the folding shape is the convolutions' alone
+(:mod:`hwgen.hw.folding`: pools, forks and joins run at one beat per cycle);
+the accelerator's simulators check every kind the same way, at the top's
+AXI4-Stream ports, and each engine has its bench class in ``sim/engine_kinds.py``.
+Adding a kind is one class here, registered in :data:`STAGE_KINDS`, plus its
+engine in :mod:`hwgen.hw.engines` and its compile-side module.
 
 Kinds
 -----
@@ -53,6 +55,7 @@ from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 
 from hwgen.compile.ir import ConvLayer, JoinLayer, MaxPoolLayer, ThresholdOutput
+from hwgen.compile.kinds.conv import stream_weights
 from hwgen.errors import BuildError
 from hwgen.hw import cost
 from hwgen.hw.engines import MVTU, JoinUnit, MACUnit, MaxPoolUnit, SlidingWindowUnit
@@ -62,7 +65,7 @@ from hwgen.hw.folding import PIXEL_BITS, LayerFold
 from hwgen.hw.targets import Target
 
 __all__ = ["STAGE_KINDS", "ConvStage", "JoinStage", "PoolStage", "SkipBuffer", "Stage", "StageContext", "link",
-           "stage_kind", "stream_weights"]
+           "stage_kind"]
 
 
 def link(m: Module, src, dst, payload) -> None:
@@ -148,12 +151,6 @@ class Stage:
     def fifo_depth(self) -> int:
         """Output FIFO entries of the engine (0: none), for the skip-buffer analysis."""
         return getattr(self.engine, "fifo_depth", 0)
-
-
-def stream_weights(layer: ConvLayer) -> np.ndarray:
-    """(C_out, F) weights in the stream's fan-in order (i, j, c), channel fastest."""
-    w = np.asarray(layer.weights, dtype=np.int64)
-    return w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
 
 
 def _thresholds(layer: ConvLayer) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -407,12 +404,23 @@ class JoinStage(Stage):
         return {"weights": 0, "thresholds": self.engine.threshold_rom_bits,
                 "buffers": self.skip.bits if self.skip is not None else 0}
 
+    @staticmethod
+    def fitted_lut4(e: JoinUnit) -> float:
+        """The fitted terms (ECP5 LUT4): ``(JOIN_LANE_LUT4_PER_BIT * tw + JOIN_LANE_LUT4) * PE + JOIN_CONTROL_LUT4``."""
+        return (JOIN_LANE_LUT4_PER_BIT * e.threshold_width + JOIN_LANE_LUT4) * e.pe + JOIN_CONTROL_LUT4
+
+    @staticmethod
+    def rom_lut4(e: JoinUnit) -> float:
+        """Beyond the fit (ECP5 LUT4): a threshold ROM deeper than 4 words kept in logic and the comparisons
+        with its thresholds (``JOIN_LUT_ROM_THRESHOLD_LUT4_PER_BIT`` per threshold bit of a word), inversion XORs."""
+        logic = cost.threshold_rom_lut4(e.pe, e.word_bits, e.depth, e.has_directions, e.memory)
+        if cost.threshold_rom_beyond_fit(e.depth, e.memory):
+            logic += JOIN_LUT_ROM_THRESHOLD_LUT4_PER_BIT * 2 * e.pe * e.threshold_width
+        return logic
+
     def lut4(self, target: Target) -> int:
         e = self.engine
-        logic = ((JOIN_LANE_LUT4_PER_BIT * e.threshold_width + JOIN_LANE_LUT4) * e.pe + JOIN_CONTROL_LUT4
-                 + cost.threshold_rom_lut4(e.pe, e.word_bits, e.depth, e.has_directions, e.memory))
-        if cost.FITTED_THRESHOLD_WORDS < e.depth and not e.memory.threshold_rom_in_block_ram(e.depth):
-            logic += JOIN_LUT_ROM_THRESHOLD_LUT4_PER_BIT * 2 * e.pe * e.threshold_width
+        logic = self.fitted_lut4(e) + self.rom_lut4(e)
         glue = self.skip.lut4_and_blocks(target)[0] if self.skip is not None else 0.0
         if self.converter is not None:
             glue += cost.converter_logic(self.converter, target)

@@ -66,7 +66,7 @@ from hwgen.compile.kinds.base import FloatModules, Keep, NodeKind
 from hwgen.compile.kinds.thresholds import flipped, threshold_fields, threshold_last
 from hwgen.errors import CompileError
 
-__all__ = ["ConvKind", "class_scores", "conv_accumulate", "pack_binary_weights", "pack_bits",
+__all__ = ["ConvKind", "class_scores", "conv_accumulate", "pack_binary_weights", "pack_bits", "stream_weights",
            "unpack_binary_weights"]
 
 _FLOAT64_EXACT = 1 << 53
@@ -175,9 +175,11 @@ def _pad_hw(x: np.ndarray, pad: int) -> np.ndarray:
     return np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0))) if pad else x
 
 
-def _weights_ijc(layer: ConvLayer) -> np.ndarray:
-    """Weights (C_out, F) with the fan-in in (i, j, c) order."""
-    w = np.asarray(layer.weights)
+def stream_weights(layer: ConvLayer) -> np.ndarray:
+    """int64 weights (C_out, F) with the fan-in in the stream's (i, j, c) order, channel fastest: the order
+    of the golden model's im2col rows and of the engines' weight ROMs (a sliding window emits a tap's
+    channels together)."""
+    w = np.asarray(layer.weights, dtype=np.int64)
     return w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
 
 
@@ -270,7 +272,7 @@ def _xnor_conv(layer: ConvLayer, bits: np.ndarray) -> np.ndarray:
     k = _n_words(f)
     dtype = _acc_dtype(layer)
 
-    w_packed = pack_bits(_weights_ijc(layer) > 0)  # (C_out, K)
+    w_packed = pack_bits(stream_weights(layer) > 0)  # (C_out, K)
     valid = _valid_mask(layer)                      # (P, F)
     v_packed = pack_bits(valid)                     # (P, K)
     valid_count = valid.sum(axis=1).astype(np.int64)
@@ -364,7 +366,7 @@ def _matmul_conv(layer: ConvLayer, x: np.ndarray) -> np.ndarray:
     n = x.shape[0]
     (co, ho, wo), f = layer.out_shape, layer.fan_in
     p = ho * wo
-    wmat = _weights_ijc(layer).astype(np.float64).T  # (F, C_out)
+    wmat = stream_weights(layer).astype(np.float64).T  # (F, C_out)
     if layer.input_kind == "uint8":
         table = input_values(layer).astype(np.float64)  # (C_in, 256)
         channels = np.arange(layer.in_shape[0])
