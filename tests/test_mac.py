@@ -156,6 +156,7 @@ def test_window_vectors_match_golden_conv(weight_bits: int, stride: int, pad: in
     (3, 2, 4, 2, 3, 4, True),    # both folded, SIMD = C_in
     (3, 1, 2, 1, 1, 8, False),   # PE = SIMD = 1, offset period 3, no tree
     (2, 3, 4, 4, 3, 8, False),   # SIMD neither divides nor is a multiple of C_in: period 2
+    (3, 3, 4, 2, 1, 8, False),   # SF = 27 > 16, NF = 2: input buffer in block RAM, its read registered
 ])
 def test_throughput_and_latency(c_in: int, k: int, c_out: int, pe: int, simd: int, bits: int,
                                 accumulator: bool) -> None:
@@ -170,7 +171,8 @@ def test_throughput_and_latency(c_in: int, k: int, c_out: int, pe: int, simd: in
     t = None if accumulator else near_thresholds(rng, acc, *dut.acc_range)
     dut = MACUnit(weights=w, input_offset=offsets, in_channels=c_in, pe=pe, simd=simd, thresholds=t)
     assert dut.cycles_per_vector == (c_out // pe) * (fan_in // simd)
-    assert dut.latency == 6 + ((simd - 1).bit_length() + 1) // 2
+    assert dut.read_stages == (dut.nf > 1 and dut.sf > 16)  # ECP5: deeper buffers in block RAM
+    assert dut.latency == 6 + dut.read_stages + ((simd - 1).bit_length() + 1) // 2
     trace = simulate(dut, x, valid)
     assert mismatches(trace.outputs, beats_from_acc(dut, acc, t)) == []
     check_timing(dut, trace, n)

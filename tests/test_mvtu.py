@@ -104,6 +104,7 @@ def test_unmasked_engine_ignores_the_valid_field(seed: int, accumulator: bool) -
     (4, 16, 4, 4),    # NF = 1
     (6, 20, 3, 5),    # both folded
     (3, 7, 1, 1),     # PE = SIMD = 1, no popcount tree
+    (4, 40, 2, 2),    # SF = 20 > 16, NF = 2: input buffer in block RAM, its read registered
 ])
 @pytest.mark.parametrize("accumulator", [False, True], ids=["threshold", "accumulator"])
 def test_throughput_and_latency(c_out: int, fan_in: int, pe: int, simd: int, accumulator: bool) -> None:
@@ -117,6 +118,27 @@ def test_throughput_and_latency(c_out: int, fan_in: int, pe: int, simd: int, acc
     trace = simulate(dut, x, valid)
     assert mismatches(trace.outputs, expected_beats(dut, w, t, x, valid)) == []
     check_timing(dut, trace, n)
+
+
+@pytest.mark.parametrize("masked", [True, False], ids=["masked", "unmasked"])
+@pytest.mark.parametrize("accumulator", [False, True], ids=["threshold", "accumulator"])
+def test_block_ram_buffer_read_is_registered(masked: bool, accumulator: bool) -> None:
+    """SF = 24 > 16 with NF = 3: the input buffer is in block RAM and its read data pass one more register
+    (``read_stages`` = 1, latency one cycle longer than the same engine with SF = 12); exact with stalls."""
+    rng = np.random.default_rng(31 + masked + 2 * accumulator)
+    c_out, fan_in = 6, 48
+    w = rng.choice(np.array([-1, 1]), size=(c_out, fan_in))
+    t = None if accumulator else rng.integers(-fan_in // 4, fan_in // 4 + 1, size=c_out)
+    x, valid = random_vectors(rng, 6, fan_in)
+    if not masked:
+        valid = np.ones_like(x)
+    dut = MVTU(weights=w, pe=2, simd=2, thresholds=t, masked=masked)
+    wide = MVTU(weights=w, pe=2, simd=4, thresholds=t, masked=masked)
+    assert (dut.buffer_in_block_ram, dut.read_stages, wide.buffer_in_block_ram, wide.read_stages) == (True, 1, False, 0)
+    assert dut.sum_latency() == dut.term_latency() + 1
+    trace = simulate(dut, x, valid, seed=5, gap_p=0.3, stall_p=0.4)
+    assert mismatches(trace.outputs, expected_beats(dut, w, t, x, valid)) == []
+    check_timing(dut, simulate(dut, x, valid), len(x))
 
 
 @pytest.mark.parametrize("c_out,fan_in,pe,simd", [(6, 12, 2, 12), (4, 8, 4, 8), (6, 20, 3, 5)])

@@ -43,8 +43,10 @@ class WidthConverter(wiring.Component):
     Equal widths: a wire (latency 0). Gather by k: the output beat is valid the
     cycle after the handshake of its k-th input beat; one input beat per
     cycle, ``i.ready = ~o.valid | o.ready``; input beat j is written into part
-    register j (enable: the handshake and bit j of a one-hot slot register) and
-    the output payload is the k part registers, out_width + k flip-flops in all. Split by k: an input beat is held
+    register j (enable: bit j of a one-hot slot register and the handshake for
+    part 0, ``i.valid`` for the others, which are never written while a beat is
+    held) and the output payload is the k part registers, out_width + k
+    flip-flops in all. Split by k: an input beat is held
     in a register and leaves in k consecutive cycles (while ``o.ready``); the
     next input beat is accepted with the last of them, so the output runs at
     one beat per cycle. General widths: split then gather, latency 2.
@@ -90,8 +92,12 @@ class WidthConverter(wiring.Component):
         # The output beat is the k part registers themselves (no output register): part j is written by
         # the j-th input beat, its enable the handshake AND bit j of a one-hot slot, so no enable drives
         # more than one part's in_width flip-flops (a copy into one out_width-bit register made its enable
-        # the critical path: SFC's 896 bits, 77.6 MHz). Parts are written only while ~valid | o.ready: the
+        # the critical path: SFC's 896 bits, 77.6 MHz). Part 0 is written only while ~valid | o.ready: the
         # held beat does not change, and part 0 of the next beat is written as the held one is taken.
+        # Parts 1..k-1 and slot bits 2..k-1 are enabled by i.valid alone, not by o.ready: while a beat is
+        # held the slot is at part 0 (its k-th part rotated it there), so for them take = i.valid exactly,
+        # and the consumer's ready reaches only part 0's in_width flip-flops (TFC's fc0 ready into all
+        # 448 part flip-flops: 126 MHz). Slot bit 1 follows bit 0 and needs the handshake.
         a = self.in_width
         parts = [Signal(a, name=f"part{j}") for j in range(k)]
         slot = Signal(k, init=1)  # one-hot: the part the next input beat goes to
@@ -105,12 +111,16 @@ class WidthConverter(wiring.Component):
         ]
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += valid.eq(0)
+        # rotate on each taken beat: part j -> part j + 1, k - 1 -> 0
         with m.If(take):
-            m.d.sync += slot.eq(Cat(slot[-1], slot[:-1]))  # rotate: part j -> part j + 1, k - 1 -> 0
+            m.d.sync += slot[:2].eq(Cat(slot[-1], slot[0]))
             with m.If(slot[-1]):
                 m.d.sync += valid.eq(1)
+        if k > 2:
+            with m.If(self.i.valid):
+                m.d.sync += slot[2:].eq(slot[1:-1])
         for j, part in enumerate(parts):
-            with m.If(take & slot[j]):
+            with m.If((take if j == 0 else self.i.valid) & slot[j]):
                 m.d.sync += part.eq(self.i.payload)
 
     def _split(self, m: Module, k: int) -> None:

@@ -128,9 +128,12 @@ class FoldedEngine(wiring.Component):
     Pipeline
     --------
     issue (schedule counters, weight ROM address) -> S1 (input slice from
-    ``i`` or the buffer) -> the subclass's term stages and adder tree
-    (:meth:`_lane_sums`: per-PE sums :meth:`sum_latency` cycles after the
-    issue) -> accumulator (threshold mode: started at -T of the channel, the
+    ``i`` or the buffer; with the buffer in block RAM, :attr:`read_stages` = 1
+    more register for the read data and the stream's slice before their
+    select, and the subclass sees the step one cycle later) -> the subclass's
+    term stages and adder tree (:meth:`_lane_sums`: per-PE sums
+    :meth:`sum_latency` = :attr:`read_stages` + :meth:`term_latency` cycles
+    after the issue) -> accumulator (threshold mode: started at -T of the channel, the
     output bit is the sign of the last sum, inverted where the comparison is
     ``<=``; the next result's start values and this result's inversions
     read from the threshold ROM alongside the sums, constants when
@@ -218,8 +221,20 @@ class FoldedEngine(wiring.Component):
         """Cycles per input vector at full throughput: NF * SF."""
         return self.nf * self.sf
 
+    @property
+    def read_stages(self) -> int:
+        """Registers between the input buffer's read and the input slice: 1 when the buffer is in block RAM
+        (the block RAM's data only drives a register: TFC's fc3, block-RAM clock-to-output then the
+        stream/buffer select in one cycle, set 120.6 MHz), else 0."""
+        return int(self.buffer_in_block_ram)
+
     def sum_latency(self) -> int:
-        """Cycles from the issue of a step to its per-PE sums (the term stages and the adder tree)."""
+        """Cycles from the issue of a step to its per-PE sums: :attr:`read_stages`, then the subclass's
+        :meth:`term_latency` (the term stages and the adder tree)."""
+        return self.read_stages + self.term_latency()
+
+    def term_latency(self) -> int:
+        """Cycles from the input slice's issue (S1 one cycle later) to the per-PE sums."""
         return self._TERM_STAGES + tree_register_stages(self.simd)
 
     @property
@@ -283,7 +298,8 @@ class FoldedEngine(wiring.Component):
         m = Module()
         s = self._schedule(m)
         x, v = self._input_slice(m, s)
-        sums = self._lane_sums(m, s, x, v)
+        # the term stages see the step as if issued read_stages cycles later (the slice arrives that late)
+        sums = self._lane_sums(m, self._delayed(m, s, self.read_stages), x, v)
         ctl = {"valid": s.step, "first": s.sf == 0, "last": s.last_sf}
         ctl = {k: delay(m, Value.cast(sig), self.sum_latency(), f"{k}_p") for k, sig in ctl.items()}
         # the result one cycle before the accumulator stage: the address of a synchronous ROM read
@@ -326,8 +342,17 @@ class FoldedEngine(wiring.Component):
                 m.d.sync += result.eq(Mux(result == R - 1, 0, result + 1))
         return Schedule(step=step, sf=sf, nf=nf, addr=addr, first_nf=first_nf, last_sf=last_sf, result=result)
 
+    @staticmethod
+    def _delayed(m: Module, s: Schedule, n: int) -> Schedule:
+        """The schedule's signals ``n`` cycles later (registers; ``s`` itself when n = 0)."""
+        if n == 0:
+            return s
+        return Schedule(**{k: delay(m, Value.cast(sig), n, f"{k}_r") for k, sig in s._asdict().items()})
+
     def _input_slice(self, m: Module, s: Schedule) -> tuple[Value, Value]:
-        """S1: (data, valid) of the step's slice, from ``i`` during nf = 0, else re-read from the input buffer."""
+        """S1 (+ :attr:`read_stages`): (data, valid) of the step's slice, from ``i`` during nf = 0, else
+        re-read from the input buffer; with a block-RAM buffer its read data and the stream's slice are
+        registered once more before the select."""
         SIMD, NF, SF = self.simd, self.nf, self.sf
         data_bits = self._lane_bits * SIMD
         x1 = Signal(data_bits)
@@ -354,12 +379,20 @@ class FoldedEngine(wiring.Component):
         write += [bw.addr.eq(s.sf), bw.data.eq(raw), bw.en.eq(s.step & s.first_nf)]
         from_stream = Signal()
         m.d.sync += from_stream.eq(s.first_nf)
+        read = br.data
+        n = self.read_stages
+        if n:
+            read = delay(m, read, n, "buffered")
+            from_stream = delay(m, from_stream, n, "from_stream_r")
+            x1 = delay(m, x1, n, "x1_r")
+            if self.masked:
+                v1 = delay(m, v1, n, "v1_r")
         x = Signal(data_bits)
-        m.d.comb += x.eq(Mux(from_stream, x1, br.data[:data_bits]))
+        m.d.comb += x.eq(Mux(from_stream, x1, read[:data_bits]))
         if not self.masked:
             return x, v1
         v = Signal(SIMD)
-        m.d.comb += v.eq(Mux(from_stream, v1, br.data[data_bits:]))
+        m.d.comb += v.eq(Mux(from_stream, v1, read[data_bits:]))
         return x, v
 
     def _weight_rom(self, m: Module, addr: Value, field_bits: int) -> Value:

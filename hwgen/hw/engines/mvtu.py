@@ -132,7 +132,8 @@ class MVTU(FoldedEngine):
     vector, back to back. :attr:`latency`: cycles from the cycle of the last
     input beat of a vector (handshake) to the cycle its first output beat is
     valid (``5 + popcount_register_stages(SIMD)`` masked, ``4 + match_count_stages(SIMD)``
-    not masked in threshold mode, one more in accumulator mode); the beat of neuron fold nf
+    not masked in threshold mode, one more in accumulator mode; one more with the input buffer in
+    block RAM, :attr:`read_stages`); the beat of neuron fold nf
     follows nf * SF cycles later when nothing stalls.
     """
 
@@ -171,7 +172,7 @@ class MVTU(FoldedEngine):
         (1 = +1 when masked; inverted, 1 = -1, when not)."""
         return self._fold_words(self._weight_bits, 1)
 
-    def sum_latency(self) -> int:
+    def term_latency(self) -> int:
         """Issue -> S1 -> S2 -> popcount -> dot (masked: :func:`popcount_register_stages`); not masked:
         the match count (:func:`~hwgen.hw.engines.popcount.match_count_stages`), then dot only in
         accumulator mode."""
