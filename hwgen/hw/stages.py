@@ -52,7 +52,7 @@ from typing import ClassVar
 import numpy as np
 from amaranth.hdl import Cat, Const, Module
 from amaranth.lib import wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.fifo import SyncFIFO
 
 from hwgen.compile.ir import ConvLayer, JoinLayer, MaxPoolLayer, ThresholdOutput
 from hwgen.compile.kinds.conv import stream_weights
@@ -232,7 +232,10 @@ class ConvStage(Stage):
         link(m, src, conv.i, conv.i.payload.eq(src.payload))
         vectors = conv.o
         if engine.nf > 1:
-            fifo = m.submodules[f"{self.layer_name}_fifo"] = SyncFIFOBuffered(width=self.converter.out_width,
+            # The vector FIFO's read data come straight from its RAM (no output register): the engine registers
+            # them every cycle without an enable, so its ready does not fan out to a wide register's enables
+            # (SFC: 896 of them, 75.7 MHz; TFC: 448, 120.8 MHz).
+            fifo = m.submodules[f"{self.layer_name}_fifo"] = SyncFIFO(width=self.converter.out_width,
                                                                               depth=engine.sf)
             m.d.comb += [fifo.w_en.eq(conv.o.valid), conv.o.ready.eq(fifo.w_rdy), fifo.w_data.eq(conv.o.payload)]
             vectors = SimpleNamespace(valid=fifo.r_rdy, ready=fifo.r_en, payload=fifo.r_data)

@@ -133,8 +133,12 @@ def _load_block(indent: str, name: str, last: int, file: str) -> str:
             f"{indent}end\n")
 
 
-def split_memories(verilog: str) -> SplitDesign:
+def split_memories(verilog: str, load=None) -> SplitDesign:
     """Cut every initialised memory's contents out of ``verilog`` (Yosys ``write_verilog`` output).
+
+    ``load(indent, name, last, file)``: the Verilog that replaces a memory's
+    initial block (default: the simulation's run-time load from ``+hwgen_mem=DIR``;
+    synthesis passes a plain ``$readmemh`` of a path, :mod:`hwgen.synth.sources`).
 
     Words an initial block does not set are 0 in the file (as Verilator's
     ``--x-initial fast`` would leave them unspecified, Yosys never omits any
@@ -166,7 +170,7 @@ def split_memories(verilog: str) -> SplitDesign:
         file += ".hex"
         used.add(file)
         memories.append(MemImage(file, module.strip(), name.strip(), width, depth, tuple(words)))
-        pieces += [body[pos:m.start("init")], _load_block(m.group("indent"), name, depth - 1, file)]
+        pieces += [body[pos:m.start("init")], (load or _load_block)(m.group("indent"), name, depth - 1, file)]
         pos = m.end()
     pieces.append(body[pos:])
     return SplitDesign("".join(pieces), tuple(memories))
