@@ -182,6 +182,28 @@ def test_a_build_that_fails_fails_its_points_only(tiny: dict, client, tmp_path: 
     assert [r["status"] for r in outcome.rows] == ["failed", "ok"]
 
 
+def test_fit_is_one_folding_built_as_hwgen_build_fit(tiny: dict, client, tmp_path: Path) -> None:
+    """``--fit``: one folding, built with ``hwgen build --fit`` (the fastest balanced one that fits the target),
+    named ``fit``; its rebuild command says ``--fit``; one build for every seed."""
+    from hwgen.hw.builder import build
+    from hwgen.explore.command import _spec
+
+    fit = Folding(FoldingKind.FIT)
+    assert (fit.option, fit.label, fit.build_options(target="ecp5-25k", clock_mhz=100).fit) == ("--fit", "fit", True)
+    spec = SweepSpec(model=str(tiny["model"]), target="ecp5-25k", foldings=(fit,), seeds=(1, 2))
+    outcome = run_sweep(spec, tmp_path / "s", client, synthesise_fn=estimated_synth)
+    assert [r["point"] for r in outcome.rows] == ["fit-seed1-100MHz", "fit-seed2-100MHz"]
+    assert all(r["status"] == "ok" for r in outcome.rows)
+    assert [p.name for p in (tmp_path / "s" / "builds").iterdir()] == ["fit-100MHz"]
+    direct = build(tiny["model"], tmp_path / "direct", fit.build_options(target="ecp5-25k", clock_mhz=100),
+                   log=lambda *_: None).report
+    assert outcome.rows[0]["cycles_per_frame"] == direct["cycles_per_frame"]
+    assert "--fit" in rebuild_command(outcome.rows[0], model="m.hwir", target="ecp5-25k")
+    args = __import__("argparse").Namespace(fit=True, pe=None, fps=None, model=Path("m.hwir"), target="ecp5-25k",
+                                            seeds="1,2", freq="100")
+    assert _spec(args).foldings == (fit,)
+
+
 def test_a_killed_worker_costs_a_retry_not_the_sweep(tiny: dict, tmp_path: Path) -> None:
     out = sweep_dir(tiny, tmp_path / "s")
     killed = []

@@ -1,4 +1,4 @@
-"""``hwgen explore MODEL --target T (--pe LIST | --fps LIST) [--seeds LIST] [--clock LIST]
+"""``hwgen explore MODEL --target T (--pe LIST | --fps LIST | --fit) [--seeds LIST] [--clock LIST]
 [--workers N | --scheduler ADDR] -o DIR``."""
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     fold.add_argument("--pe", metavar="LIST", help="foldings as hwgen build --pe values, e.g. 4,8,16")
     fold.add_argument("--fps", metavar="LIST", help="foldings as hwgen build --fps targets, e.g. 25000,100000 "
                                                     "(built at each --clock)")
+    fold.add_argument("--fit", action="store_true", help="one folding: the fastest balanced one that fits --target "
+                                                         "by the cost model (hwgen build --fit)")
     p.add_argument("--seeds", default="1", metavar="LIST", help="nextpnr placer seeds (default 1)")
     p.add_argument("--clock", dest="freq", default="100", metavar="LIST",
                    help="clocks in MHz nextpnr must meet (default 100)")
@@ -49,17 +51,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _spec(args: argparse.Namespace):
     from hwgen.explore.spec import Folding, FoldingKind, SweepSpec, parse_list
 
-    kind = FoldingKind.PE if args.pe is not None else FoldingKind.FPS
-    values = parse_list(args.pe if args.pe is not None else args.fps, f"--{kind.value}",
-                        int if kind is FoldingKind.PE else float)
-    return SweepSpec(model=str(args.model), target=args.target, foldings=tuple(Folding(kind, v) for v in values),
+    if args.fit:
+        foldings = (Folding(FoldingKind.FIT),)
+    else:
+        kind = FoldingKind.PE if args.pe is not None else FoldingKind.FPS
+        values = parse_list(args.pe if args.pe is not None else args.fps, f"--{kind.value}",
+                            int if kind is FoldingKind.PE else float)
+        foldings = tuple(Folding(kind, v) for v in values)
+    return SweepSpec(model=str(args.model), target=args.target, foldings=foldings,
                      seeds=parse_list(args.seeds, "--seeds", int), freqs_mhz=parse_list(args.freq, "--clock"))
 
 
 def _command(args: argparse.Namespace) -> str:
     """The hwgen explore command line that reruns (resumes) this sweep."""
-    words = ["hwgen", "explore", str(args.model), "--target", args.target,
-             "--pe" if args.pe is not None else "--fps", args.pe if args.pe is not None else args.fps,
+    folding = (["--fit"] if args.fit else
+               ["--pe" if args.pe is not None else "--fps", args.pe if args.pe is not None else args.fps])
+    words = ["hwgen", "explore", str(args.model), "--target", args.target, *folding,
              "--seeds", args.seeds, "--clock", args.freq]
     if args.scheduler is not None:
         words += ["--scheduler", args.scheduler]

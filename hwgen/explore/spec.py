@@ -1,11 +1,11 @@
 """A sweep as typed data: foldings x seeds x clocks on one model and target, and the hash of each point.
 
-A :class:`Folding` is what ``hwgen build`` is asked for (``--pe N`` or
-``--fps F``). A :class:`Point` is one synthesis run: a folding, a placer seed
+A :class:`Folding` is what ``hwgen build`` is asked for (``--pe N``,
+``--fps F``, or ``--fit``: the fastest balanced folding that fits the target). A :class:`Point` is one synthesis run: a folding, a placer seed
 and a clock (nextpnr's ``--freq``; with ``--fps`` also the build's ``--clock``,
 since the folding that reaches F frames/s depends on it). A folding is built
-once per clock that changes it (:meth:`Folding.build_clock`): ``--pe`` builds
-once (at the first clock), ``--fps`` once per clock.
+once per clock that changes it (:meth:`Folding.build_clock`): ``--pe`` and
+``--fit`` build once (at the first clock), ``--fps`` once per clock.
 
 :func:`point_key` hashes everything a point's result depends on (the model
 file's SHA-256, the folding, the target, the seed, the clock and the hwgen
@@ -31,14 +31,15 @@ class FoldingKind(enum.Enum):
 
     PE = "pe"
     FPS = "fps"
+    FIT = "fit"  #: no value: the fastest balanced folding that fits the target (``hwgen build --fit``)
 
 
 @dataclass(frozen=True)
 class Folding:
-    """One folding request: ``--pe N`` or ``--fps F``."""
+    """One folding request: ``--pe N``, ``--fps F`` or ``--fit`` (its ``value`` unused, 1)."""
 
     kind: FoldingKind
-    value: float
+    value: float = 1.0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.value) and self.value > 0):
@@ -48,12 +49,16 @@ class Folding:
 
     @property
     def option(self) -> str:
-        """The build option, e.g. ``--pe 16`` or ``--fps 100000``."""
+        """The build option, e.g. ``--pe 16``, ``--fps 100000`` or ``--fit``."""
+        if self.kind is FoldingKind.FIT:
+            return "--fit"
         return f"--{self.kind.value} {self.value:g}"
 
     @property
     def label(self) -> str:
-        """A short name for folders and charts, e.g. ``pe16``, ``fps100000``."""
+        """A short name for folders and charts, e.g. ``pe16``, ``fps100000``, ``fit``."""
+        if self.kind is FoldingKind.FIT:
+            return "fit"
         return f"{self.kind.value}{self.value:g}"
 
     def build_clock(self, freq_mhz: float, first_freq_mhz: float) -> float:
@@ -66,6 +71,8 @@ class Folding:
 
         if self.kind is FoldingKind.PE:
             return BuildOptions(pe=int(self.value), target=target, clock_mhz=clock_mhz)
+        if self.kind is FoldingKind.FIT:
+            return BuildOptions(fit=True, target=target, clock_mhz=clock_mhz)
         return BuildOptions(fps=float(self.value), target=target, clock_mhz=clock_mhz)
 
 
