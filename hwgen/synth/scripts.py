@@ -140,6 +140,7 @@ def toolchain_context(*, top: str, verilog: str | Sequence[str], target: Target 
         "freq": _format_freq(float(freq_mhz)),
         "seed": seed,
         "router": router,
+        "router2_min_lut4": ROUTER2_MIN_LUT4,
         "source_dir": SOURCE_DIR,
         "constraints": constraints,
         "clock_lpf": CLOCK_LPF if constraints is None and target.clock_site else None,
