@@ -190,6 +190,10 @@ def test_fit_is_one_folding_built_as_hwgen_build_fit(tiny: dict, client, tmp_pat
 
     fit = Folding(FoldingKind.FIT)
     assert (fit.option, fit.label, fit.build_options(target="ecp5-25k", clock_mhz=100).fit) == ("--fit", "fit", True)
+    with pytest.raises(ConfigError, match="--fit takes no value"):
+        Folding(FoldingKind.FIT, 2)
+    with pytest.raises(ConfigError, match="--pe needs a value"):
+        Folding(FoldingKind.PE)
     spec = SweepSpec(model=str(tiny["model"]), target="ecp5-25k", foldings=(fit,), seeds=(1, 2))
     outcome = run_sweep(spec, tmp_path / "s", client, synthesise_fn=estimated_synth)
     assert [r["point"] for r in outcome.rows] == ["fit-seed1-100MHz", "fit-seed2-100MHz"]

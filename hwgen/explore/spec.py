@@ -36,12 +36,18 @@ class FoldingKind(enum.Enum):
 
 @dataclass(frozen=True)
 class Folding:
-    """One folding request: ``--pe N``, ``--fps F`` or ``--fit`` (its ``value`` unused, 1)."""
+    """One folding request: ``--pe N``, ``--fps F`` or ``--fit`` (no ``value``)."""
 
     kind: FoldingKind
-    value: float = 1.0
+    value: float | None = None
 
     def __post_init__(self) -> None:
+        if self.kind is FoldingKind.FIT:
+            if self.value is not None:
+                raise ConfigError(f"--fit takes no value, not {self.value!r}")
+            return
+        if self.value is None:
+            raise ConfigError(f"--{self.kind.value} needs a value")
         if not (math.isfinite(self.value) and self.value > 0):
             raise ConfigError(f"--{self.kind.value} values must be positive numbers, not {self.value!r}")
         if self.kind is FoldingKind.PE and self.value != int(self.value):

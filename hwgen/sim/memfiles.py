@@ -40,7 +40,7 @@ import json
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,7 +133,7 @@ def _load_block(indent: str, name: str, last: int, file: str) -> str:
             f"{indent}end\n")
 
 
-def split_memories(verilog: str, load=None) -> SplitDesign:
+def split_memories(verilog: str, load: Callable[[str, str, int, str], str] | None = None) -> SplitDesign:
     """Cut every initialised memory's contents out of ``verilog`` (Yosys ``write_verilog`` output).
 
     ``load(indent, name, last, file)``: the Verilog that replaces a memory's
