@@ -120,6 +120,25 @@ def _score_words(scale, bias, accs, pe=1, word_bits=32):
     return [(v & ((1 << word_bits) - 1), v >> word_bits) for v in trace.outputs]
 
 
+@pytest.mark.parametrize("classes, pe", [(1, 1), (2, 1), (2, 2), (4, 2), (10, 1), (10, 5)])
+def test_score_unit_frame_interval(classes: int, pe: int) -> None:
+    """Input always valid, output always ready: a frame's class word every 2C + 8 cycles (the docstring's
+    figure: one class per cycle, whatever PE), with the right words."""
+    scale, bias = np.arange(1, classes + 1), np.zeros(classes, dtype=np.int64)
+    dut = ScoreUnit(scale=scale, bias=bias, acc_range=(-64, 64), pe=pe)
+    frames = 6
+    width = dut.acc_width
+    rng = np.random.default_rng(classes)
+    accs = rng.integers(-64, 65, size=(frames, classes))
+    beats = [sum((int(row[nf * pe + p]) & ((1 << width) - 1)) << (p * width) for p in range(pe))
+             for row in accs for nf in range(classes // pe)]
+    trace = run_stream(dut, beats, frames * (classes + 1), budget=100 * frames * (classes + 1))
+    class_words = [(v & 0xFFFFFFFF) for k, v in enumerate(trace.outputs) if k % (classes + 1) == classes]
+    assert class_words == [int(np.argmax(scale * row)) for row in accs]
+    ends = [c for k, c in enumerate(trace.out_cycles) if k % (classes + 1) == classes]
+    assert np.diff(ends).tolist() == [2 * classes + 8] * (frames - 1)
+
+
 def test_scores_ties_go_to_the_lowest_index_and_negatives_sign_extend() -> None:
     scale, bias = [3, 1, 3, 2], [0, 5, 0, -7]
     accs = [[4, 7, 4, -3], [-9, -40, -9, -64], [0, 0, 0, 0]]

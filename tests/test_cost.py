@@ -170,7 +170,10 @@ def test_ice40_block_ram_shapes() -> None:
 @pytest.mark.parametrize("width, depth, ice40, ecp5", [
     (448, 14, True, False),   # TFC fc0 --pe 1: 28 blocks, 6,272 bits; ECP5: LUT RAM (16 words deep)
     (288, 1, False, False),   # one 288-bit word: 18 blocks for 288 bits: flip-flops
-    (2, 32, True, True),      # 64 bits in one block (iCE40: > 16 bits per block); ECP5: deeper than LUT RAM
+    (2, 32, True, False),     # 64 bits in one block (iCE40: > 16 bits per block); ECP5: 2 LUT RAM cells
+    (2, 64, True, False),     # TFC's fc3: ECP5 4 LUT RAM cells (a block RAM's clock-to-output set Fmax)
+    (2, 80, True, True),      # ECP5: 5 cells, deeper than one cell: block RAM
+    (20, 17, True, True),     # ECP5: 5 cells x 2 deep
     (8, 784, True, True),
 ])
 def test_input_buffer_placement(width: int, depth: int, ice40: bool, ecp5: bool) -> None:

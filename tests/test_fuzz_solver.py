@@ -20,7 +20,7 @@ from fuzz_mutants import Mutant  # noqa: E402
 
 from hwgen.compile.golden import run_network  # noqa: E402
 from hwgen.errors import HwgenError  # noqa: E402
-from hwgen.compile.ir import ConvLayer, Network, ScoreOutput, ThresholdOutput, input_values  # noqa: E402
+from hwgen.compile.ir import ConvLayer, Network, ScoreOutput, ThresholdOutput  # noqa: E402
 
 
 def _small_fuzz_networks(count: int):

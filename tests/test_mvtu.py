@@ -123,17 +123,18 @@ def test_throughput_and_latency(c_out: int, fan_in: int, pe: int, simd: int, acc
 @pytest.mark.parametrize("masked", [True, False], ids=["masked", "unmasked"])
 @pytest.mark.parametrize("accumulator", [False, True], ids=["threshold", "accumulator"])
 def test_block_ram_buffer_read_is_registered(masked: bool, accumulator: bool) -> None:
-    """SF = 24 > 16 with NF = 3: the input buffer is in block RAM and its read data pass one more register
-    (``read_stages`` = 1, latency one cycle longer than the same engine with SF = 12); exact with stalls."""
+    """SF = 68 > 16 with NF = 3 (5 LUT RAM cells, more than 4): the input buffer is in block RAM and its read
+    data pass one more register (``read_stages`` = 1, latency one cycle longer than the same engine with
+    SF = 8, in LUT RAM); exact with stalls."""
     rng = np.random.default_rng(31 + masked + 2 * accumulator)
-    c_out, fan_in = 6, 48
+    c_out, fan_in = 6, 136
     w = rng.choice(np.array([-1, 1]), size=(c_out, fan_in))
     t = None if accumulator else rng.integers(-fan_in // 4, fan_in // 4 + 1, size=c_out)
     x, valid = random_vectors(rng, 6, fan_in)
     if not masked:
         valid = np.ones_like(x)
     dut = MVTU(weights=w, pe=2, simd=2, thresholds=t, masked=masked)
-    wide = MVTU(weights=w, pe=2, simd=4, thresholds=t, masked=masked)
+    wide = MVTU(weights=w, pe=2, simd=17, thresholds=t, masked=masked)
     assert (dut.buffer_in_block_ram, dut.read_stages, wide.buffer_in_block_ram, wide.read_stages) == (True, 1, False, 0)
     assert dut.sum_latency() == dut.term_latency() + 1
     trace = simulate(dut, x, valid, seed=5, gap_p=0.3, stall_p=0.4)

@@ -27,11 +27,9 @@ from hwgen.compile.compiler import compile_architecture
 from hwgen.compile.fold import flip_negative_channels
 from hwgen.compile.golden import join_bits, run_network
 from hwgen.compile.ir import (
-    INPUT,
     AccumulatorOutput,
     ConvLayer,
     JoinLayer,
-    MaxPoolLayer,
     Network,
     ScoreOutput,
     ThresholdOutput,

@@ -82,8 +82,9 @@ class Accelerator(wiring.Component):
     folds : list[LayerFold]
         One per ConvLayer, in order (:func:`hwgen.hw.folding.solve_folding`).
     ecp5_cells : bool (default False)
-        Build the MVTUs' match counts from ECP5 cells (``hwgen build`` for an
-        ECP5 target); the simulators then compile ``hwgen/sim/ecp5_cells.v`` too.
+        Build the MVTUs' match counts and the score unit's products from ECP5
+        cells (``hwgen build`` for an ECP5 target); the simulators then compile
+        ``hwgen/sim/ecp5_cells.v`` too.
     memory : MemoryMap or None
         Where the engines put their weight ROMs and input buffers (the target
         family's, :class:`~hwgen.hw.families.MemoryMap`); None: the default target's.
@@ -134,7 +135,7 @@ class Accelerator(wiring.Component):
                       if isinstance(st, JoinStage)}
         tail = self.stages[-1].engine
         self.scores = ScoreUnit(scale=last.output.scale, bias=last.output.bias, acc_range=tail.acc_range,
-                                pe=tail.pe, word_bits=WORD_BITS)
+                                pe=tail.pe, word_bits=WORD_BITS, ecp5_cells=ecp5_cells)
         super().__init__({
             "s_axis_tdata": In(in_width), "s_axis_tvalid": In(1), "s_axis_tready": Out(1), "s_axis_tlast": In(1),
             "m_axis_tdata": Out(WORD_BITS), "m_axis_tvalid": Out(1), "m_axis_tready": In(1), "m_axis_tlast": Out(1),

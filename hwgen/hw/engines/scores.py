@@ -13,14 +13,15 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.data import ArrayLayout, StructLayout
 from amaranth.lib.wiring import In, Out
 
+from hwgen.hw.engines.multiply import LATENCY as PRODUCT_LATENCY
+from hwgen.hw.engines.multiply import registered_product
+from hwgen.hw.engines.pipeline import delay
 from hwgen.hw.engines.swu import check_count, check_divides
 from hwgen.compile.ir import signed_bits
 from hwgen.errors import BuildError
 
 __all__ = ["ScoreUnit", "score_range"]
 
-#: Pipeline stages of one class's score: operand select, partial products, their sum, add the bias, compare.
-_SCORE_STAGES = 5
 #: Bits of a scale chunk: the unsigned chunk plus a zero sign bit is an 18-bit multiplier operand
 #: (ECP5 MULT18X18D, iCE40 SB_MAC16 16 x 16 takes it in fabric as before).
 _CHUNK_BITS = 17
@@ -53,6 +54,9 @@ class ScoreUnit(wiring.Component):
         Accumulators per input beat; must divide C.
     word_bits : int
         Output word width; every score must fit it as a signed integer.
+    ecp5_cells : bool
+        The products as ECP5 MULT18X18D cells with their own registers
+        (:func:`~hwgen.hw.engines.multiply.registered_product`).
 
     Ports
     -----
@@ -67,22 +71,30 @@ class ScoreUnit(wiring.Component):
     --------------------
     Three phases, the last overlapping the next frame's first: *collect* the
     C / PE input beats into C accumulator registers (one beat per cycle,
-    ``i.ready`` high); *score* one class per cycle through a 5-stage pipeline
+    ``i.ready`` high); *score* one class per cycle through a 7-cycle pipeline
     (select acc_c and the constants -> partial products acc_c * chunk of
-    scale_c, the scale cut into 17-bit unsigned chunks and a signed top chunk of
-    at most 18 bits, one multiplier cell each -> their shifted sum -> add the
-    bias -> compare with the best so far, replacing it only when strictly
-    greater, so ties keep the lowest index) into an output bank, once the bank
-    is free: C + 5 cycles; *emit*
-    the bank's C + 1 words, one per cycle while ``o.ready``. Collect resumes
-    right after scoring, while the bank is emitted; scoring the next frame
-    waits for the bank, so frames are at least 2C + 7 cycles apart: far below
-    any engine's frame time.
+    scale_c, the scale cut into 17-bit unsigned chunks and a signed top chunk
+    of at most 18 bits, one multiplier cell each with its operand and product
+    registers, 2 cycles (:func:`~hwgen.hw.engines.multiply.registered_product`;
+    without them the cell's delay set TFC's Fmax on the ECP5-85F, 7.40 ns) ->
+    their shifted sum -> add the bias -> compare -> store, replacing the best
+    only when strictly greater, so ties keep the lowest index) into an output
+    bank, once the bank is free; *emit* the bank's C + 1 words, one per cycle
+    while ``o.ready``. The running maximum is a loop: compare and replace in
+    one cycle set TFC's Fmax (7.31 ns). So the compare stage compares class c
+    with both candidates for the best before it, the best register (classes
+    < c - 1) and class c - 1's score, registered; the store stage picks one by
+    whether class c - 1 replaced the best. Collect resumes right after the
+    last issue, while the bank is emitted; scoring the next frame waits for the
+    bank, so frames are at least 2C + 8 cycles apart
+    (tests/test_accelerator.py): below every engine's frame time in practice
+    (TFC at 128-bit input: 49 cycles against 28), and not counted by the
+    folding estimate (:func:`hwgen.hw.folding.summarize`).
     ``i.ready`` is a register (it does not depend on ``i.valid`` nor ``o.ready``).
     """
 
     def __init__(self, *, scale: np.ndarray, bias: np.ndarray, acc_range: tuple[int, int], pe: int,
-                 word_bits: int = 32) -> None:
+                 word_bits: int = 32, ecp5_cells: bool = False) -> None:
         scale_arr = np.asarray(scale)
         n = check_count("the number of classes", int(scale_arr.shape[0]) if scale_arr.ndim == 1 else 0)
         self.scale = _check_vector("scale", scale, n)
@@ -90,6 +102,7 @@ class ScoreUnit(wiring.Component):
         self.num_classes = n
         self.pe = check_divides("PE", check_count("PE", pe), "the number of classes", n)
         self.word_bits = check_count("word_bits", word_bits)
+        self.ecp5_cells = ecp5_cells
         lo, hi = (int(v) for v in acc_range)
         if lo > hi:
             raise BuildError(f"acc_range must be (lo, hi) with lo <= hi, not {acc_range!r}")
@@ -156,7 +169,8 @@ class ScoreUnit(wiring.Component):
         issue_c = Signal(range(n))
         with m.If(~collecting & ~bank_busy):
             m.d.sync += [scoring.eq(1), bank_busy.eq(1), issue_c.eq(0)]
-        with m.If(scoring):
+        issue = scoring
+        with m.If(issue):
             m.d.sync += issue_c.eq(issue_c + 1)
             with m.If(issue_c == n - 1):
                 m.d.sync += [scoring.eq(0), collecting.eq(1)]
@@ -165,24 +179,21 @@ class ScoreUnit(wiring.Component):
         # stage 1: operands
         v1, c1 = Signal(), Signal(range(n))
         a1, s1, b1 = Signal(signed(self.acc_width)), Signal(signed(scale_w)), Signal(signed(bias_w))
-        m.d.sync += [v1.eq(scoring), c1.eq(issue_c), a1.eq(accs[issue_c]), s1.eq(scales[issue_c]),
+        m.d.sync += [v1.eq(issue), c1.eq(issue_c), a1.eq(accs[issue_c]), s1.eq(scales[issue_c]),
                      b1.eq(biases[issue_c])]
-        # stage 2: partial products acc * scale chunk (every product lies in the score range minus the
-        # bias: 2 more bits suffice). A scale wider than a multiplier operand is cut into _CHUNK_BITS-bit
-        # unsigned chunks (the top one signed) so that each product is one multiplier cell, registered:
+        # stage 2 (LATENCY cycles): partial products acc * scale chunk (every product lies in the score range
+        # minus the bias: 2 more bits suffice). A scale wider than a multiplier operand is cut into
+        # _CHUNK_BITS-bit unsigned chunks (the top one signed) so that each product is one multiplier cell:
         # TFC's 8 x 26-bit product as one expression (two MULT18X18D and their sum) was its critical path.
         pw = max(sw, bias_w) + 1
-        vp, cp = Signal(), Signal(range(n))
-        bp = Signal(signed(bias_w))
         parts = []
         for lo in self.chunk_offsets:
             top = lo == self.chunk_offsets[-1]  # the rest, signed, is one operand
             chunk = s1[lo:].as_signed() if top else Cat(s1[lo:lo + _CHUNK_BITS], Const(0, 1)).as_signed()
             # exact width; the sum below is taken mod 2**pw, exact because the whole product fits pw bits
-            part = Signal(signed(self.acc_width + len(chunk)), name=f"prod_{lo}")
-            m.d.sync += part.eq(a1 * chunk)
+            part = registered_product(m, a1, chunk, name=f"prod_{lo}", ecp5_cells=self.ecp5_cells)
             parts.append((part, lo))
-        m.d.sync += [vp.eq(v1), cp.eq(c1), bp.eq(b1)]
+        vp, cp, bp = (delay(m, sig, PRODUCT_LATENCY, name) for sig, name in ((v1, "vp"), (c1, "cp"), (b1, "bp")))
         # stage 3: the product, sum of the shifted partial products
         vq, cq = Signal(), Signal(range(n))
         prod = Signal(signed(pw))
@@ -192,13 +203,25 @@ class ScoreUnit(wiring.Component):
         v2, c2 = Signal(), Signal(range(n))
         score2 = Signal(signed(sw))
         m.d.sync += [v2.eq(vq), c2.eq(cq), score2.eq(prod + bq)]
-        # stage 5: store and compare (strictly greater replaces: ties keep the lowest index)
+        # stage 5: compare class c with both candidates for the best before it: the best register (the best
+        # of classes < c - 1: class c - 1 is in stage 6 now) and class c - 1's score (stage 6's score3)
         best = Signal(signed(sw))
-        with m.If(v2):
-            m.d.sync += bank[c2].eq(score2)
-            with m.If((c2 == 0) | (score2 > best)):
-                m.d.sync += [best.eq(score2), cls.eq(c2)]
-            with m.If(c2 == n - 1):
+        v3, c3 = Signal(), Signal(range(n))
+        score3 = Signal(signed(sw))
+        over_best, over_previous = Signal(), Signal()
+        m.d.sync += [v3.eq(v2), c3.eq(c2), score3.eq(score2), over_best.eq(score2 > best),
+                     over_previous.eq(score2 > score3)]
+        # stage 6: store; class c replaces the best when strictly greater than the best before it, which is
+        # class c - 1's score if c - 1 replaced (previous_won), else the best register (ties keep the lowest
+        # index); class 0 always replaces
+        previous_won = Signal()
+        wins = Signal()
+        m.d.comb += wins.eq((c3 == 0) | Mux(previous_won, over_previous, over_best))
+        with m.If(v3):
+            m.d.sync += [bank[c3].eq(score3), previous_won.eq(wins)]
+            with m.If(wins):
+                m.d.sync += [best.eq(score3), cls.eq(c3)]
+            with m.If(c3 == n - 1):
                 m.d.sync += bank_full.eq(1)
 
         # emit
