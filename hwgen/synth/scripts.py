@@ -102,6 +102,18 @@ def choose_router(lut4_estimate: int | None) -> str:
     return "router2" if lut4_estimate is not None and lut4_estimate > ROUTER2_MIN_LUT4 else "router1"
 
 
+def netlist_pass(target: Target, router: str) -> str | None:
+    """The module ``synth.sh`` runs on Yosys's netlist (the family's :attr:`~hwgen.hw.families.FamilySpec.netlist_pass`),
+    or None: none on a family without one, and none with router2.
+
+    ECP5's pass (:mod:`hwgen.synth.bram_outreg`) is measured with router1 only: TFC from 130.45 to
+    145.26-155.88 MHz (docs/synth.md). With router2, on the one design tried (CNV ``--pe 16``, seed 1, 2026-12-05),
+    the packed netlist did not route: 2,012 overused wires after 19 iterations and 45 minutes, falling by under
+    2 % an iteration, where the same netlist unpacked routed in 54 iterations (12 minutes, 78.11 MHz).
+    """
+    return target.spec.netlist_pass if router == "router1" else None
+
+
 #: The out-of-context run's constraints file: ``clk`` on the target's primary-clock ball (Target.clock_site).
 CLOCK_LPF = "clock.lpf"
 
@@ -141,6 +153,7 @@ def toolchain_context(*, top: str, verilog: str | Sequence[str], target: Target 
         "freq": _format_freq(float(freq_mhz)),
         "seed": seed,
         "router": router,
+        "netlist_pass": netlist_pass(target, router),
         "router2_min_lut4": ROUTER2_MIN_LUT4,
         "source_dir": SOURCE_DIR,
         "constraints": constraints,
