@@ -182,7 +182,7 @@ def ram_in_block_ram(memory: MemoryMap, width: int, depth: int) -> bool:
     64) cost less than the alternative, LUT RAM where the family has it (ECP5 DPR16X4: 4 per 16 words x 4 bits,
     ``share/lattice/lutrams_trellis.txt``), else flip-flops (1 per bit)."""
     if memory.lut_ram:
-        other = 4 * math.ceil(width / 4) * math.ceil(depth / 16)
+        other = 4 * memory.lut_ram_cells(width, depth)
     else:
         other = width * depth
     return other > memory.block_ram.yosys_cost * memory.block_ram.blocks_for(width, depth)
@@ -192,7 +192,7 @@ def ram_logic(memory: MemoryMap, cost: LogicCost, width: int, depth: int) -> flo
     """Logic of a RAM outside block RAM: LUT RAM where the family has it, ``lut_ram_per_cell`` per DPR16X4
     (16 words x 4 bits: ``ceil(width / 4) * ceil(depth / 16)`` cells), else flip-flop RAM, ``ff_ram_per_bit``."""
     if memory.lut_ram:
-        return cost.lut_ram_per_cell * math.ceil(width / 4) * math.ceil(depth / 16)
+        return cost.lut_ram_per_cell * memory.lut_ram_cells(width, depth)
     return cost.ff_ram_per_bit * width * depth
 
 

@@ -128,10 +128,14 @@ class MemoryMap:
         """
         return depth > self.threshold_lut_max_depth
 
+    @staticmethod
+    def lut_ram_cells(width: int, depth: int) -> int:
+        """LUT RAM cells (ECP5 DPR16X4: 16 words x 4 bits) for ``depth`` words of ``width`` bits."""
+        return math.ceil(width / 4) * math.ceil(depth / 16)
+
     def buffer_in_block_ram(self, width: int, depth: int) -> bool:
         if self.lut_ram:
-            cells = math.ceil(width / 4) * math.ceil(depth / 16)
-            return depth > self.buffer_lut_max_depth and cells > self.buffer_lut_max_cells
+            return depth > self.buffer_lut_max_depth and self.lut_ram_cells(width, depth) > self.buffer_lut_max_cells
         return width * depth > self.ff_bits_per_block * self.block_ram.blocks_for(width, depth)
 
     def rom_slice_width(self, width: int, depth: int) -> int:

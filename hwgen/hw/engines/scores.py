@@ -169,8 +169,7 @@ class ScoreUnit(wiring.Component):
         issue_c = Signal(range(n))
         with m.If(~collecting & ~bank_busy):
             m.d.sync += [scoring.eq(1), bank_busy.eq(1), issue_c.eq(0)]
-        issue = scoring
-        with m.If(issue):
+        with m.If(scoring):
             m.d.sync += issue_c.eq(issue_c + 1)
             with m.If(issue_c == n - 1):
                 m.d.sync += [scoring.eq(0), collecting.eq(1)]
@@ -179,7 +178,7 @@ class ScoreUnit(wiring.Component):
         # stage 1: operands
         v1, c1 = Signal(), Signal(range(n))
         a1, s1, b1 = Signal(signed(self.acc_width)), Signal(signed(scale_w)), Signal(signed(bias_w))
-        m.d.sync += [v1.eq(issue), c1.eq(issue_c), a1.eq(accs[issue_c]), s1.eq(scales[issue_c]),
+        m.d.sync += [v1.eq(scoring), c1.eq(issue_c), a1.eq(accs[issue_c]), s1.eq(scales[issue_c]),
                      b1.eq(biases[issue_c])]
         # stage 2 (LATENCY cycles): partial products acc * scale chunk (every product lies in the score range
         # minus the bias: 2 more bits suffice). A scale wider than a multiplier operand is cut into
