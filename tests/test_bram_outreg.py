@@ -138,7 +138,8 @@ def test_the_command_rewrites_the_file_and_refuses_a_bad_one(tmp_path: Path, cap
     assert list(_cells(json.loads(path.read_text()))) == ["ram"]
     path.write_text("{}")
     assert main([str(path)]) == 2
-    assert capsys.readouterr().err.startswith("bram_outreg: error:")
+    assert capsys.readouterr().err == f"bram_outreg: error: {path}: not a Yosys JSON netlist (no \"modules\")\n"
+    assert path.read_text() == "{}"  # left as it was
 
 
 ROM_DESIGN = """

@@ -63,6 +63,8 @@ class PackResult:
 
 
 def _top(netlist: dict) -> dict:
+    if not isinstance(netlist, dict) or not isinstance(netlist.get("modules"), dict):
+        raise ValueError("not a Yosys JSON netlist (no \"modules\")")
     tops = [m for m in netlist["modules"].values() if str(m.get("attributes", {}).get("top", "0")).strip("0 ")]
     if len(tops) != 1:
         raise ValueError(f"expected one top module in the netlist, found {len(tops)}")
