@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 
 from hwgen.hw.accelerator import Accelerator
-from hwgen.hw.folding import input_cycles, solve_folding, summarize
+from hwgen.hw.folding import fixed_stages, solve_folding, summarize
 from hwgen.hw.report import layer_rows
 from hwgen.hw.targets import get_target
 from hwgen.compile.compiler import compile_initialised
@@ -43,7 +43,7 @@ def main() -> None:
             except BuildError as exc:
                 print(f"| {model} | {pe} | {exc} | | | | | | | | |")
                 continue
-            s = summarize(folds, input_cycles(net))
+            s = summarize(folds, fixed_stages(net))
             rows = layer_rows(Accelerator(net, folds, ecp5_cells=True), folds, get_target("ecp5-85k"))
             blocks = sum(r["bram_blocks_estimate"] for r in rows)
             lut = sum(r["lut4_estimate"] for r in rows)

@@ -27,7 +27,7 @@ from hwgen.errors import HwgenError
 from hwgen.hw.accelerator import Accelerator
 from hwgen.hw.builder import load_model, read_overrides
 from hwgen.hw.fit import place_weights
-from hwgen.hw.folding import input_cycles, solve_folding, summarize
+from hwgen.hw.folding import fixed_stages, solve_folding, summarize
 from hwgen.hw.report import layer_rows
 from hwgen.hw.targets import get_target
 from hwgen.compile.compiler import compile_initialised
@@ -55,7 +55,7 @@ def model_row(name: str, mode: str, net: Network, pe: int, overrides: dict, targ
     thresholds = sum(r["thresholds_bits"] for r in rows)
     blocks = sum(r["bram_blocks_estimate"] for r in rows)
     fits = weights + thresholds <= target.bram_bits and blocks <= target.bram_blocks
-    cycles = summarize(folds, input_cycles(net)).cycles_per_frame
+    cycles = summarize(folds, fixed_stages(net)).cycles_per_frame
     return {"model": name, "mode": mode, "cycles": cycles,
             "weights": weights, "thresholds": thresholds, "blocks": blocks,
             "lut4": sum(r["lut4_estimate"] for r in rows), "fits": fits}

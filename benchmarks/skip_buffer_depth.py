@@ -44,7 +44,7 @@ from test_residual import images_for, residual_model  # noqa: E402
 
 from hwgen.compile.compiler import compile_architecture  # noqa: E402
 from hwgen.hw.accelerator import Accelerator  # noqa: E402
-from hwgen.hw.folding import input_cycles, layer_shapes, solve_folding, summarize  # noqa: E402
+from hwgen.hw.folding import fixed_stages, layer_shapes, solve_folding, summarize  # noqa: E402
 from hwgen.train.zoo import ModelOptions, make_architecture  # noqa: E402
 
 GAP_P, STALL_P = 0.3, 0.4
@@ -102,7 +102,7 @@ def main() -> None:
     for choice in args.pe_choice:
         pe = legal[choice % len(legal)]
         folds = solve_folding(net, pe=pe)
-        estimate = summarize(folds, input_cycles(net)).cycles_per_frame
+        estimate = summarize(folds, fixed_stages(net)).cycles_per_frame
 
         def make() -> Accelerator:
             return Accelerator(net, folds)

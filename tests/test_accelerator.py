@@ -14,7 +14,7 @@ from streams import mismatches, run_stream
 from hwgen.hw.accelerator import Accelerator
 from hwgen.hw.engines.convert import WidthConverter
 from hwgen.hw.engines.scores import ScoreUnit
-from hwgen.hw.folding import input_cycles, solve_folding, summarize
+from hwgen.hw.folding import SCORE_STAGE, fastest_cycles, fixed_stages, solve_folding, summarize
 from hwgen.compile.ir import ThresholdOutput
 from hwgen.errors import BuildError
 
@@ -44,7 +44,7 @@ def _build(case: str, seed: int = 0):
 @pytest.mark.parametrize("case", sorted(NETWORKS))
 def test_bit_exact_with_stalls_and_back_pressure(case: str) -> None:
     net, folds, acc, images = _build(case)
-    cycles = summarize(folds, input_cycles(net)).cycles_per_frame
+    cycles = summarize(folds, fixed_stages(net)).cycles_per_frame
     trace = simulate_accelerator(acc, images, budget=40 * cycles * len(images) + 5000, seed=3,
                                  gap_p=0.3, stall_p=0.4)
     assert not mismatches(trace.outputs, golden_words(net, images))
@@ -53,11 +53,31 @@ def test_bit_exact_with_stalls_and_back_pressure(case: str) -> None:
 @pytest.mark.parametrize("case", sorted(NETWORKS))
 def test_frame_rate_matches_the_folding_estimate(case: str) -> None:
     net, folds, acc, images = _build(case, seed=1)
-    estimate = summarize(folds, input_cycles(net)).cycles_per_frame
+    estimate = summarize(folds, fixed_stages(net)).cycles_per_frame
     trace = simulate_accelerator(acc, images, budget=4 * estimate * len(images) + 5000)
     assert not mismatches(trace.outputs, golden_words(net, images))
     steady = frame_intervals(acc, trace)[1:]  # after the pipeline has filled
     assert np.all(np.abs(steady - estimate) <= 0.05 * estimate), (steady, estimate)
+
+
+def test_a_score_bound_network_runs_at_the_score_units_interval() -> None:
+    """4 pixels and 12 classes: the score unit's 2C + 8 = 32 cycles, not the input's 4, is both the
+    folding's estimate (bottleneck named) and the measured frame interval; --fps above it is refused."""
+    rng = np.random.default_rng(7)
+    net = random_network(rng, (1, 2, 2), [("fc", 8)], num_classes=12)
+    balanced = solve_folding(net, pe=4, simd=8)  # fc0 gets the fewest lanes that keep up with the score unit
+    assert [f.cycles for f in balanced] == [32, 3]
+    folds = solve_folding(net, pe=4, simd=8, overrides={"l0_fc": (8, 4)})  # fc0 unrolled: 1 cycle
+    summary = summarize(folds, fixed_stages(net))
+    assert (summary.bottleneck, summary.cycles_per_frame) == (SCORE_STAGE, 32)
+    assert fastest_cycles(net) == (32, SCORE_STAGE)
+    images = rng.integers(0, 256, size=(6, 1, 2, 2), dtype=np.uint8)
+    acc = Accelerator(net, folds)
+    trace = simulate_accelerator(acc, images, budget=20 * 32 * len(images))
+    assert not mismatches(trace.outputs, golden_words(net, images))
+    assert frame_intervals(acc, trace)[1:].tolist() == [32] * (len(images) - 2)  # after the first interval
+    with pytest.raises(BuildError, match=r"the score unit takes 32"):
+        solve_folding(net, fps=4e6, clock_hz=100e6)
 
 
 def test_a_wrong_threshold_is_caught() -> None:

@@ -10,7 +10,7 @@ import pytest
 from irnets import random_network
 
 from hwgen.hw.builder import BuildOptions, build, read_overrides
-from hwgen.hw.folding import input_cycles, solve_folding, summarize
+from hwgen.hw.folding import fixed_stages, solve_folding, summarize
 from hwgen.cli import main
 from hwgen.compile.artifact import load_network, save_network
 from hwgen.errors import BuildError
@@ -41,7 +41,7 @@ def test_build_folder_and_report(tmp_path: Path, small_ir: Path) -> None:
     report = json.loads((out / "report.json").read_text())
     net = load_network(small_ir)
     folds = solve_folding(net, pe=4)
-    assert report["cycles_per_frame"] == summarize(folds, input_cycles(net)).cycles_per_frame
+    assert report["cycles_per_frame"] == summarize(folds, fixed_stages(net)).cycles_per_frame
     assert [r["name"] for r in report["layers"]] == [layer.name for layer in net.layers]
     assert [(r["pe"], r["simd"]) for r in report["layers"] if r["pe"]] == [(f.pe, f.simd) for f in folds]
     # the weight ROM image: one word per (neuron fold, synapse fold), PE * SIMD bits each

@@ -95,7 +95,7 @@ def test_a_fitted_design_is_bit_exact_at_its_folding_rate() -> None:
     from streams import mismatches
 
     from hwgen.hw.accelerator import Accelerator
-    from hwgen.hw.folding import fastest_cycles, input_cycles
+    from hwgen.hw.folding import fastest_cycles, fixed_stages
 
     rng = np.random.default_rng(5)
     shape = (3, 8, 8)
@@ -103,7 +103,7 @@ def test_a_fitted_design_is_bit_exact_at_its_folding_rate() -> None:
                          num_classes=4, first_weight_bits=8, last_weight_bits=1)
     target = get_target("ecp5-25k")
     fit = fit_folding(net, target)
-    cycles = summarize(fit.folds, input_cycles(net)).cycles_per_frame
+    cycles = summarize(fit.folds, fixed_stages(net)).cycles_per_frame
     assert cycles == fastest_cycles(net)[0]
     acc = Accelerator(net, fit.folds, memory=fit.memory)
     images = rng.integers(0, 256, size=(4, *shape), dtype=np.uint8)

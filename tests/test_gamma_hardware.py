@@ -24,7 +24,7 @@ from irnets import random_network
 from streams import mismatches
 
 from hwgen.hw.accelerator import Accelerator
-from hwgen.hw.folding import input_cycles, solve_folding, summarize
+from hwgen.hw.folding import fixed_stages, solve_folding, summarize
 from hwgen.compile.artifact import save_network
 from hwgen.compile.golden import run_network
 from hwgen.compile.ir import ConvLayer, MaxPoolLayer, ThresholdOutput
@@ -76,7 +76,7 @@ def test_the_networks_need_what_they_test() -> None:
 def test_bit_exact_with_stalls_and_back_pressure(case: str) -> None:
     net, folds, images = _net(case)
     acc = Accelerator(net, folds)
-    cycles = summarize(folds, input_cycles(net)).cycles_per_frame
+    cycles = summarize(folds, fixed_stages(net)).cycles_per_frame
     trace = simulate_accelerator(acc, images, budget=40 * cycles * len(images) + 5000, seed=3,
                                  gap_p=0.3, stall_p=0.4)
     assert not mismatches(trace.outputs, golden_words(net, images))  # the IR as given, not flipped
@@ -86,7 +86,7 @@ def test_bit_exact_with_stalls_and_back_pressure(case: str) -> None:
 def test_frame_rate_matches_the_folding_estimate(case: str) -> None:
     net, folds, images = _net(case, seed=1)
     acc = Accelerator(net, folds)
-    estimate = summarize(folds, input_cycles(net)).cycles_per_frame
+    estimate = summarize(folds, fixed_stages(net)).cycles_per_frame
     trace = simulate_accelerator(acc, images, budget=4 * estimate * len(images) + 5000)
     assert not mismatches(trace.outputs, golden_words(net, images))
     steady = frame_intervals(acc, trace)[1:]

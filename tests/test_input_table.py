@@ -16,7 +16,7 @@ from streams import mismatches
 
 from hwgen.hw.accelerator import Accelerator
 from hwgen.hw.engines.lookup import table_offsets
-from hwgen.hw.folding import input_cycles, solve_folding, summarize
+from hwgen.hw.folding import fixed_stages, solve_folding, summarize
 from hwgen.compile.ir import accumulator_range
 from hwgen.errors import BuildError
 
@@ -39,7 +39,7 @@ def test_tables_are_bit_exact_with_stalls(case: str) -> None:
     net, folds, images = _build(case)
     acc = Accelerator(net, folds)
     assert acc.input_table is not None
-    cycles = summarize(folds, input_cycles(net)).cycles_per_frame
+    cycles = summarize(folds, fixed_stages(net)).cycles_per_frame
     trace = simulate_accelerator(acc, images, budget=40 * cycles * len(images) + 5000, seed=5,
                                  gap_p=0.3, stall_p=0.4)
     assert not mismatches(trace.outputs, golden_words(net, images))

@@ -19,7 +19,7 @@ from irnets import random_network
 from streams import mismatches
 
 from hwgen.hw.accelerator import Accelerator
-from hwgen.hw.folding import input_cycles, input_stream_bits, layer_shapes, solve_folding, summarize
+from hwgen.hw.folding import fixed_stages, input_cycles, input_stream_bits, layer_shapes, solve_folding, summarize
 from hwgen.errors import BuildError
 from hwgen.sim.formats import pixel_beats
 
@@ -61,7 +61,7 @@ def _build(case: str, in_width: int, seed: int = 0):
 def test_bit_exact_with_gaps_and_back_pressure(case: str, in_width: int) -> None:
     net, folds, acc, images = _build(case, in_width)
     assert len(acc.s_axis_tdata) == in_width
-    cycles = summarize(folds, input_cycles(net, in_width)).cycles_per_frame
+    cycles = summarize(folds, fixed_stages(net, in_width)).cycles_per_frame
     trace = simulate_accelerator(acc, images, budget=40 * cycles * len(images) + 5000, seed=in_width,
                                  gap_p=0.3, stall_p=0.4)
     assert not mismatches(trace.outputs, golden_words(net, images))
@@ -71,7 +71,7 @@ def test_bit_exact_with_gaps_and_back_pressure(case: str, in_width: int) -> None
 @pytest.mark.parametrize("in_width", WIDTHS)
 def test_frame_rate_matches_the_estimate(case: str, in_width: int) -> None:
     net, folds, acc, images = _build(case, in_width, seed=1)
-    estimate = summarize(folds, input_cycles(net, in_width)).cycles_per_frame
+    estimate = summarize(folds, fixed_stages(net, in_width)).cycles_per_frame
     trace = simulate_accelerator(acc, images, budget=4 * estimate * len(images) + 5000)
     assert not mismatches(trace.outputs, golden_words(net, images))
     steady = frame_intervals(acc, trace)[1:]
@@ -88,7 +88,7 @@ def test_the_mlp_is_input_bound_at_every_width() -> None:
     """fc0 at PE 16 x SIMD 64 takes 4 cycles, so the frame takes the input stream's cycles: 256 / (W / 8)."""
     for w in WIDTHS:
         net, folds, _, _ = _build("mlp", w)
-        s = summarize(folds, input_cycles(net, w))
+        s = summarize(folds, fixed_stages(net, w))
         assert s.cycles_per_frame == input_cycles(net, w) == 2048 // w
         assert folds[0].cycles == 4
 

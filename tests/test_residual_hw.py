@@ -36,7 +36,7 @@ from hwgen.compile.ir import JoinLayer
 from hwgen.errors import BuildError
 from hwgen.hw.accelerator import Accelerator
 from hwgen.hw.engines.join import JoinUnit
-from hwgen.hw.folding import input_cycles, layer_shapes, solve_folding, summarize
+from hwgen.hw.folding import fixed_stages, layer_shapes, solve_folding, summarize
 from hwgen.train.zoo import ModelOptions, make_architecture
 
 REPO = Path(__file__).resolve().parent.parent
@@ -63,7 +63,7 @@ def test_random_residual_graphs_are_bit_exact_with_gaps_and_back_pressure(case, 
     net = compile_architecture(arch, state_numpy(residual_model(arch, seed)))
     folds, acc = _folded(net, pe_choice)
     images = images_for(arch, seed, 3)
-    cycles = summarize(folds, input_cycles(net)).cycles_per_frame
+    cycles = summarize(folds, fixed_stages(net)).cycles_per_frame
     trace = simulate_accelerator(acc, images, budget=40 * cycles * len(images) + 5000, seed=seed % 97,
                                  gap_p=0.3, stall_p=0.4)
     assert not mismatches(trace.outputs, golden_words(acc.net, images))
@@ -75,7 +75,7 @@ def test_a_resnet_runs_at_the_folding_estimate() -> None:
     arch, net = _resnet()
     folds, acc = _folded(net, 1)
     images = images_for(arch, 3, 4)
-    estimate = summarize(folds, input_cycles(net)).cycles_per_frame
+    estimate = summarize(folds, fixed_stages(net)).cycles_per_frame
     trace = simulate_accelerator(acc, images, budget=4 * estimate * len(images) + 5000)
     assert not mismatches(trace.outputs, golden_words(acc.net, images))
     assert {s.consumer for s in acc.skips.values()} == {"b0_add", "b1_down", "b2_down"}

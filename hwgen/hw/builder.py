@@ -29,7 +29,7 @@ from pathlib import Path
 from hwgen import __version__
 from hwgen.hw.accelerator import TOP_MODULE, Accelerator
 from hwgen.hw.fit import fit_folding, place_weights
-from hwgen.hw.folding import PIXEL_BITS, input_cycles, input_stream_bits, solve_folding, summarize
+from hwgen.hw.folding import PIXEL_BITS, SCORE_STAGE, fixed_stages, input_cycles, input_stream_bits, solve_folding, summarize
 from hwgen.hw.report import budget_bits, format_markdown, layer_rows
 from hwgen.hw.targets import Target, get_target
 from hwgen.compile.ir import Network
@@ -208,7 +208,8 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions, *, name: str |
         _check_dsp(net.name, target, rows, dsp)  # the same under every memory map: the cause to name first
         _check_blocks(net.name, target, rows, blocks)
         _check_logic(net.name, target, rows, sum(r["lut4_estimate"] for r in rows))
-    summary = summarize(folds, input_cycles(net, options.in_width))
+    stage_floors = fixed_stages(net, options.in_width)
+    summary = summarize(folds, stage_floors)
     seconds["fold"] = time.perf_counter() - t
 
     log(f"generating Verilog for {len(acc.stages)} engines ({summary.total_lanes:,} lanes) ...")
@@ -241,6 +242,7 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions, *, name: str |
         "in_width": options.in_width,
         "input_stream_bits": input_stream_bits(net, options.in_width),
         "input_cycles": input_cycles(net, options.in_width),
+        "score_cycles": stage_floors[SCORE_STAGE],
         "cycles_per_frame": summary.cycles_per_frame,
         "summary": {"bottleneck": summary.bottleneck, "cycles_per_frame": summary.cycles_per_frame,
                     "ideal_cycles": summary.ideal_cycles, "balance": summary.balance,

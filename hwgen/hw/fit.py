@@ -7,8 +7,8 @@ blocks, DSP multipliers (k-bit MAC lanes, the score unit) <= its DSPs.
 
 Candidates: every cycles-per-frame value T that some layer reaches at a legal
 (PE, SIMD), no faster than the pipeline's floor, ascending. The floor
-(:func:`~hwgen.hw.folding.fastest_cycles`) is the largest of the input
-stream's cycles and every layer's fastest folding (C_out PEs, the largest
+(:func:`~hwgen.hw.folding.fastest_cycles`) is the largest of the fixed
+stages' cycles (the input stream and the score unit) and every layer's fastest folding (C_out PEs, the largest
 legal SIMD; e.g. CNV's conv0: SIMD divides C_in = 3, so at least 1 x 9 x 900
 = 8,100 cycles), or an overridden layer's cycles. At T every layer gets the fewest lanes reaching T
 (:func:`~hwgen.hw.folding.fewest_lanes`, the ``--fps`` rule), per-layer

@@ -10,9 +10,12 @@ Legal values: PE divides C_out; SIMD divides C_in for a sliding-window layer
 (a SIMD word never straddles two taps of the window) and divides F for a
 whole-map layer (a fully connected layer, whose input vector is the flattened
 map). Layers run concurrently in a streaming pipeline, so the frame rate is
-set by the slowest engine: ``fps = clock / max cycles``. The input stream
-is a stage too (:func:`input_cycles`): no layer needs to be faster than it,
-and it is the bottleneck of small networks folded wide.
+set by the slowest stage: ``fps = clock / max cycles``. Two stages have
+cycles no folding changes (:func:`fixed_stages`): the input stream
+(:func:`input_cycles`), the bottleneck of small networks folded wide, and
+the score unit (:func:`hwgen.hw.engines.scores.frame_interval`, 2C + 8 for
+C classes), the bottleneck of a network with few pixels and many classes.
+No layer needs to be faster than either.
 
 Input width (``hwgen build --in-width W``, :data:`IN_WIDTHS`): ``s_axis``
 carries P = W / 8 uint8 pixel channels per beat, the first on bits 7..0
@@ -38,11 +41,11 @@ Solvers:
 * ``pe=N`` (``hwgen build --pe N``): the heaviest layer (most MACs) gets PE = N
   and SIMD = the largest legal value <= ``simd`` (default 64); every other
   layer gets the fewest lanes (PE * SIMD) whose cycles do not exceed the
-  heaviest layer's, or than the input stream's when that is slower (ties:
+  heaviest layer's, or the slower fixed stage's when that is slower (ties:
   larger SIMD, i.e. fewer accumulators and comparators), so the pipeline is balanced.
 * ``fps=F`` at ``clock_hz``: every layer gets the fewest lanes that reach
   ``cycles <= clock_hz / F``; BuildError when no folding does
-  (:func:`fastest_cycles`: the input stream or a layer fully unrolled is slower).
+  (:func:`fastest_cycles`: a fixed stage or a layer fully unrolled is slower).
 * ``overrides``: fixed (PE, SIMD) per layer name, validated.
 
 Impossible requests raise BuildError naming the layer and the nearest legal values.
@@ -55,10 +58,13 @@ from dataclasses import dataclass
 
 from hwgen.compile.ir import ConvLayer, Network
 from hwgen.errors import BuildError
+from hwgen.hw.engines.scores import frame_interval
 
 DEFAULT_SIMD = 64
 #: The bottleneck's name when the input stream is slower than every engine.
 INPUT_STAGE = "input stream"
+#: The bottleneck's name when the score unit's frame interval is the slowest stage.
+SCORE_STAGE = "score unit"
 
 #: Bits of one uint8 pixel channel, the unit of the input stream.
 PIXEL_BITS = 8
@@ -168,11 +174,17 @@ def input_cycles(net: Network, in_width: int = PIXEL_BITS) -> int:
     return -(-PIXEL_BITS * c * h * w // input_stream_bits(net, in_width))
 
 
+def fixed_stages(net: Network, in_width: int = PIXEL_BITS) -> dict[str, int]:
+    """Cycles per frame of the stages folding does not change, by name: the input stream
+    (:func:`input_cycles`) and the score unit (``frame_interval(net.num_classes)``)."""
+    return {INPUT_STAGE: input_cycles(net, in_width), SCORE_STAGE: frame_interval(net.num_classes)}
+
+
 def fastest_cycles(net: Network, in_width: int = PIXEL_BITS) -> tuple[int, str]:
     """(cycles per frame, stage) of the fastest pipeline ``net`` can have at ``in_width`` bits of input: the
-    slowest stage when every layer is fully unrolled (C_out PEs, the largest legal SIMD) and the input
-    stream (:func:`input_cycles`, one call)."""
-    stages = [(input_cycles(net, in_width), INPUT_STAGE)]
+    slowest stage when every layer is fully unrolled (C_out PEs, the largest legal SIMD) and the fixed
+    stages (:func:`fixed_stages`)."""
+    stages = [(cycles, name) for name, cycles in fixed_stages(net, in_width).items()]
     stages += [(s.cycles(s.c_out, max(s.legal_simd())), s.name) for s in layer_shapes(net, in_width)]
     return max(stages)
 
@@ -243,7 +255,7 @@ def solve_folding(net: Network, *, pe: int | None = None, simd: int | None = Non
         heavy_simd = simd if simd is not None else max(d for d in heaviest.legal_simd() if d <= wanted_simd)
         fixed = {heaviest.name: overrides.get(heaviest.name, (pe, heavy_simd))}
         _check(heaviest, *fixed[heaviest.name])
-        target = max(heaviest.cycles(*fixed[heaviest.name]), input_cycles(net, in_width))
+        target = max([heaviest.cycles(*fixed[heaviest.name])] + list(fixed_stages(net, in_width).values()))
     folds = []
     for layer in shapes:
         choice = overrides.get(layer.name) or fixed.get(layer.name) or fewest_lanes(layer, target)
@@ -272,12 +284,14 @@ class FoldingSummary:
         return clock_hz / self.cycles_per_frame
 
 
-def summarize(folds: list[LayerFold], input_cycles: int = 0) -> FoldingSummary:
-    """The pipeline's figures; ``input_cycles``: the input stream's cycles per frame (:func:`input_cycles`)."""
+def summarize(folds: list[LayerFold], fixed: dict[str, int] | None = None) -> FoldingSummary:
+    """The pipeline's figures; ``fixed``: cycles per frame of the stages no folding changes, by name
+    (:func:`fixed_stages`; None: the engines alone). An engine wins a tie, then the earlier stage."""
     slowest = max(folds, key=lambda f: f.cycles)
     lanes = sum(f.lanes for f in folds)
     name, cycles = slowest.layer.name, slowest.cycles
-    if input_cycles > cycles:
-        name, cycles = INPUT_STAGE, input_cycles
+    for stage, stage_cycles in (fixed or {}).items():
+        if stage_cycles > cycles:
+            name, cycles = stage, stage_cycles
     return FoldingSummary(bottleneck=name, cycles_per_frame=cycles,
                           ideal_cycles=sum(f.layer.macs for f in folds) / lanes, total_lanes=lanes)

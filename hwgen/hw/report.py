@@ -84,7 +84,8 @@ def format_markdown(report: dict) -> str:
     lines += [
         "",
         (f"- bottleneck: **{s['bottleneck']}**, {s['cycles_per_frame']:,} cycles per frame "
-        f"(input stream: {report['input_cycles']:,} cycles per frame, {_input_width(report)})"),
+        f"(input stream: {report['input_cycles']:,} cycles per frame, {_input_width(report)}"
+        + (f"; score unit: {report['score_cycles']:,}" if "score_cycles" in report else "") + ")"),
         (f"- ideal cycles (total MACs / total lanes): {s['ideal_cycles']:,.0f}; balance {s['balance']:.2f}; "
         f"{s['total_lanes']:,} lanes"),
         f"- {s['fps']:,.0f} frames/s at {report['clock_mhz']:g} MHz",

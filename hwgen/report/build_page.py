@@ -22,7 +22,7 @@ from pathlib import Path
 
 from markupsafe import Markup
 
-from hwgen.hw.folding import INPUT_STAGE
+from hwgen.hw.folding import INPUT_STAGE, SCORE_STAGE
 from hwgen.hw.report import budget_bits
 from hwgen.report.charts import bar_chart, resource_chart, stacked_bar_chart
 from hwgen.report.html import write_page
@@ -36,6 +36,8 @@ REPORT_HTML = "report.html"
 def _cycles_chart(build: dict) -> Markup:
     stages = [(INPUT_STAGE, build["input_cycles"])] + [(r["name"], r["cycles"]) for r in build["layers"]
                                                         if r["cycles"] is not None]
+    if "score_cycles" in build:  # builds before the score unit was a stage lack it
+        stages.append((SCORE_STAGE, build["score_cycles"]))
     bottleneck = build["summary"]["bottleneck"]
     return Markup(bar_chart([s[0] for s in stages], [s[1] for s in stages], ylabel="cycles per frame",
                             title=f"Cycles per frame per stage (bottleneck: {bottleneck})", highlight=bottleneck,

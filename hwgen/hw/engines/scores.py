@@ -20,7 +20,7 @@ from hwgen.hw.engines.swu import check_count, check_divides
 from hwgen.compile.ir import signed_bits
 from hwgen.errors import BuildError
 
-__all__ = ["ScoreUnit", "score_range"]
+__all__ = ["ScoreUnit", "frame_interval", "score_range"]
 
 #: Bits of a scale chunk: the unsigned chunk plus a zero sign bit is an 18-bit multiplier operand
 #: (ECP5 MULT18X18D, iCE40 SB_MAC16 16 x 16 takes it in fabric as before).
@@ -32,6 +32,21 @@ def _check_vector(name: str, values: object, n: int) -> np.ndarray:
     if v.shape != (n,) or not np.issubdtype(v.dtype, np.integer):
         raise BuildError(f"{name} must be an integer array of shape ({n},), not {v.dtype} {v.shape}")
     return v.astype(np.int64)  # own copy
+
+
+def frame_interval(num_classes: int) -> int:
+    """Fewest cycles between two frames through a :class:`ScoreUnit` of C = ``num_classes`` classes:
+
+        1 + C + (PRODUCT_LATENCY + 4) + (C + 1) = 2C + 8
+
+    one cycle to start scoring once the frame is collected and the bank is free, C issue cycles, the
+    last class through stage 1, the product (PRODUCT_LATENCY), stages 3-5 and the store that marks the
+    bank full, then the bank's C + 1 words emitted at one per cycle (the bank is single: scoring the
+    next frame waits for the last word). Measured by tests/test_accelerator.py at several C and PE.
+    The folding counts it as a stage (:func:`hwgen.hw.folding.fixed_stages`): it is the bottleneck of
+    a network with few pixels and many classes (a 1 x 2 x 2 input with 2 classes: 12 cycles, not 4).
+    """
+    return 1 + num_classes + (PRODUCT_LATENCY + 4) + (num_classes + 1)
 
 
 def score_range(scale: np.ndarray, bias: np.ndarray, acc_range: tuple[int, int]) -> tuple[int, int]:
@@ -86,10 +101,10 @@ class ScoreUnit(wiring.Component):
     < c - 1) and class c - 1's score, registered; the store stage picks one by
     whether class c - 1 replaced the best. Collect resumes right after the
     last issue, while the bank is emitted; scoring the next frame waits for the
-    bank, so frames are at least 2C + 8 cycles apart
-    (tests/test_accelerator.py): below every engine's frame time in practice
-    (TFC at 128-bit input: 49 cycles against 28), and not counted by the
-    folding estimate (:func:`hwgen.hw.folding.summarize`).
+    bank, so frames are at least :func:`frame_interval` = 2C + 8 cycles apart
+    (tests/test_accelerator.py), a stage of the folding estimate: below
+    every engine's frame time in most networks (TFC at 128-bit input: 49
+    cycles against 28).
     ``i.ready`` is a register (it does not depend on ``i.valid`` nor ``o.ready``).
     """
 
