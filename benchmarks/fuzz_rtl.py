@@ -37,6 +37,10 @@ registers need mutated RTL: ``--register-mutants K`` (default 0) inverts one bit
 registers of each design's Verilog in turn (benchmarks/fuzz_registers.py) and simulates each mutated
 design on the same images, gaps and stalls, then under the long waits of ``REGISTER_TIMINGS`` until
 one reveals it; caught = not the golden model's scores, or the stream broken or stopped.
+``--close-calls`` adds, per class, an image on which that class's score and the best other class's
+are as close as a search gets (a tie where it finds one; :func:`fuzz_mutants.close_call_images`),
+before the RTL runs: where faults in the score path (an accumulator or product bit, the running
+maximum, the tie rule) show, and random images rarely go.
 
 A failure is saved as a reproducer in ``OUT/fail-SEED/``: ``net.hwir``, ``folding.json``,
 ``images.npy``, ``spec.json`` and the mismatch report.
@@ -54,7 +58,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from fuzz_mutants import format_tally, mutation_images  # noqa: E402
+from fuzz_mutants import close_call_images, format_tally, mutation_images  # noqa: E402
 from fuzz_registers import draw_register_mutants, flip_register_bit  # noqa: E402
 from irnets import random_network  # noqa: E402
 
@@ -195,7 +199,7 @@ def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator
 
 
 def fuzz_one(seed: int, *, n_images: int, out: Path, cache_dir: Path | None, mutants: int = 0,
-             register_mutants: int = 0, solver_timeout_s: float = 0.0) -> dict:
+             register_mutants: int = 0, solver_timeout_s: float = 0.0, close_calls: bool = False) -> dict:
     from hwgen.sim.buildfolder import load_build_folder
     from hwgen.sim.session import simulate
 
@@ -208,6 +212,10 @@ def fuzz_one(seed: int, *, n_images: int, out: Path, cache_dir: Path | None, mut
     if mutants:  # the sought images join the fuzz images before the RTL runs them
         images, tally = mutation_images(net, images, np.random.default_rng([seed, 1]), mutants,
                                         solver_timeout_s=solver_timeout_s)
+    close = []
+    if close_calls:  # one close-call image per class, also before the RTL runs
+        close = [image for _, image in close_call_images(net, images, np.random.default_rng([seed, 3]))]
+        images = np.concatenate([images, np.stack(close)])
     work = out / f"net-{seed}"
     work.mkdir(parents=True, exist_ok=True)
     save_network(work / "net.hwir", net)
@@ -232,7 +240,7 @@ def fuzz_one(seed: int, *, n_images: int, out: Path, cache_dir: Path | None, mut
     outcome = simulate(load_build_folder(work / "build"), images, mode="bulk", cache_dir=cache_dir, **sim_options)
     result = {"seed": seed, "status": "ok" if outcome.ok and flip_ok else "MISMATCH", "spec": spec,
               "folding": options.describe(), "gap_p": gap, "stall_p": stall, "pattern": pattern,
-              "pattern_len": pattern_len, "images": len(images),
+              "pattern_len": pattern_len, "images": len(images), "close_call_images": len(close),
               "mismatches": int(outcome.check.mismatches), "flip_pass_ok": bool(flip_ok),
               "build_s": round(build_s, 2), "verilator_s": round(outcome.build_s or 0.0, 2),
               "sim_s": round(outcome.timing.wall_s, 3)}
@@ -266,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-solver", action="store_true", help="no constraint solving: what the images miss stays undecided")
     p.add_argument("--register-mutants", type=non_negative_int, default=0,
                    help="pipeline-register faults simulated per network (default 0; benchmarks/fuzz_registers.py)")
+    p.add_argument("--close-calls", action="store_true",
+                   help="add per class an image whose score is as close to the top other class's as a search "
+                        "finds (fuzz_mutants.close_call_images)")
     p.add_argument("--mutation-report", type=Path, default=None, metavar="LOG",
                    help="only the mutation check, for the networks simulated in an earlier campaign's LOG")
     args = p.parse_args(argv)
@@ -283,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         r = fuzz_one(args.seed + i, n_images=args.images, out=args.out, cache_dir=args.cache_dir,
                      mutants=args.mutants, register_mutants=args.register_mutants,
-                     solver_timeout_s=args.solver_timeout)
+                     solver_timeout_s=args.solver_timeout, close_calls=args.close_calls)
         r["seconds"] = round(time.perf_counter() - t0, 1)
         results.append(r)
         with open(log, "a") as f:

@@ -124,3 +124,20 @@ def test_no_run_calls_a_revealed_mutant_equivalent() -> None:
                 assert status != cp_model.INFEASIBLE, (seed, mutant.kind, mutant.layer, local, relax_first)
             tried += 1
     assert tried >= 5
+
+
+
+def test_close_call_images_never_widen_the_gap_and_narrow_it_somewhere() -> None:
+    """The close-call search (fuzz_mutants.close_call_images): per class, its image's gap |score_c - max
+    other| (golden model) is at most the smallest gap of the images it started from, and on these small
+    fuzz networks it is strictly smaller for some class."""
+    narrowed = 0
+    for seed, net, images in _small_fuzz_networks(4):
+        found = fuzz_mutants.close_call_images(net, images, np.random.default_rng(seed))
+        assert [c for c, _ in found] == list(range(net.num_classes))
+        for c, image in found:
+            gap = int(fuzz_mutants.score_gaps(net, image[None], c)[0])
+            start = int(fuzz_mutants.score_gaps(net, images, c).min())
+            assert gap <= start, (seed, c)
+            narrowed += gap < start
+    assert narrowed > 0
