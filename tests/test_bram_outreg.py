@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from hwgen.synth.bram_outreg import main, pack_output_registers
+from hwgen.synth.bram_outreg import main, pack_output_registers, top_module
 
 CLK, RST, CE, OTHER_CLK = 2, 3, 4, 5
 
@@ -196,8 +196,7 @@ def _data_nets(bram: dict) -> set:
 
 
 def _cells_of_top(netlist: dict) -> list[dict]:
-    top = [m for m in netlist["modules"].values() if str(m.get("attributes", {}).get("top", "0")).strip("0 ")]
-    return list(top[0]["cells"].values())
+    return list(top_module(netlist)["cells"].values())
 
 
 def _clock_to_q(log: str) -> float:

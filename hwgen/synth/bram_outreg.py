@@ -43,7 +43,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["PackResult", "pack_output_registers", "pack_netlist_file"]
+__all__ = ["PackResult", "pack_output_registers", "pack_netlist_file", "top_module"]
 
 _PORTS = ("A", "B")
 _DATA_BITS = 18  # DOA0..17 / DOB0..17
@@ -62,7 +62,8 @@ class PackResult:
                 f"(REGMODE OUTREG), {self.flip_flops} flip-flops moved into them")
 
 
-def _top(netlist: dict) -> dict:
+def top_module(netlist: dict) -> dict:
+    """The one module of a Yosys JSON netlist whose ``top`` attribute is set; ValueError otherwise."""
     if not isinstance(netlist, dict) or not isinstance(netlist.get("modules"), dict):
         raise ValueError("not a Yosys JSON netlist (no \"modules\")")
     tops = [m for m in netlist["modules"].values() if str(m.get("attributes", {}).get("top", "0")).strip("0 ")]
@@ -181,7 +182,7 @@ def _packable(bram: dict, ffs: list[dict], port: _ReadPort) -> tuple[object, obj
 
 def pack_output_registers(netlist: dict) -> PackResult:
     """Pack, in place, the flip-flops after DP16KD read ports into the block RAMs (module docstring)."""
-    cells = _top(netlist)["cells"]
+    cells = top_module(netlist)["cells"]
     loads = _loads(cells)
     ports = absorbed = brams = 0
     for bram in [c for c in cells.values() if c["type"] == "DP16KD"]:
