@@ -3,7 +3,7 @@
 Sections (each from one JSON report, :mod:`hwgen.report.sources`):
 
 * the folding (``report.json``): cycles per frame per stage as a bar chart, the
-  bottleneck in red (the input stream is a stage: one pixel channel per cycle),
+  bottleneck in red (the input stream and the score unit are stages too),
   and the per-layer table (PE, SIMD, cycles, memory, LUT4 and block RAM estimates);
 * memory per layer (weights, thresholds, buffers) against the device's block RAM;
 * after ``hwgen synth`` (``synth_report.json``): resources used against the
