@@ -29,7 +29,8 @@ from pathlib import Path
 from hwgen import __version__
 from hwgen.hw.accelerator import TOP_MODULE, Accelerator
 from hwgen.hw.fit import fit_folding, place_weights
-from hwgen.hw.folding import PIXEL_BITS, SCORE_STAGE, fixed_stages, input_cycles, input_stream_bits, solve_folding, summarize
+from hwgen.hw.folding import (INPUT_STAGE, PIXEL_BITS, SCORE_STAGE, fixed_stages, input_stream_bits,
+                               solve_folding, summarize)
 from hwgen.hw.report import budget_bits, format_markdown, layer_rows
 from hwgen.hw.targets import Target, get_target
 from hwgen.compile.ir import Network
@@ -241,7 +242,7 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions, *, name: str |
         "clock_mhz": options.clock_mhz,
         "in_width": options.in_width,
         "input_stream_bits": input_stream_bits(net, options.in_width),
-        "input_cycles": input_cycles(net, options.in_width),
+        "input_cycles": stage_floors[INPUT_STAGE],
         "score_cycles": stage_floors[SCORE_STAGE],
         "cycles_per_frame": summary.cycles_per_frame,
         "summary": {"bottleneck": summary.bottleneck, "cycles_per_frame": summary.cycles_per_frame,
