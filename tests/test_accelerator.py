@@ -206,5 +206,18 @@ def test_deep_weight_rom_is_sliced_without_a_depth_cascade() -> None:
     assert rom_slice_width(8, 4096) == 4                  # 2 slices = 2 blocks, as 512 x 36 x 8 deep
     assert rom_slice_width(4096, 576) == 4096            # a 2:1 cascade at most: left whole
     assert rom_slice_width(128, 4608) == 128             # 4K x 4 is too shallow; 8K x 2 would take 64 > 36
-    assert rom_slice_width(24, 24576) == 24              # deeper than any shape: left to Yosys
+    assert rom_slice_width(24, 24576) == 24              # deeper than any shape: split in depth instead (below)
     assert rom_slice_width(36, 300) == 36                # one tile deep: nothing to split
+
+
+def test_rom_deeper_than_every_shape_is_split_in_depth() -> None:
+    """CNV --pe 16's conv5 ROM, 24,576 x 24 bits: banks of 16,384 + 8,192 words in 16K x 1 and 8K x 2 tiles,
+    24 + 12 block RAMs, as many as the whole ROM's best configuration (8K x 2, three deep: a 3:1 cascade)."""
+    from hwgen.hw.families import ECP5, ICE40
+
+    memory = ECP5.memory
+    assert memory.rom_bank_depth == 16384 and ICE40.memory.rom_bank_depth == 2048
+    assert memory.rom_banks(24576) == 2 and memory.rom_banks(16384) == 1 and memory.rom_banks(16385) == 2
+    assert memory.rom_blocks(24, 24576) == 24 + 12 == memory.block_ram.blocks_for(24, 24576)
+    assert memory.rom_blocks(32, 8192) == 16                        # one bank: its slices (8K x 2)
+    assert memory.rom_blocks(32, 18432) == 32 + 4                   # 16K x 1 slices, then a 2K x 9 bank

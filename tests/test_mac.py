@@ -317,3 +317,27 @@ def test_binary_inputs_take_no_offsets() -> None:
     with pytest.raises(BuildError, match="binary inputs take no input_offset"):
         MACUnit(weights=np.ones((2, 4), dtype=np.int64) * 3, input_offset=np.zeros(2, dtype=np.int64),
                 in_channels=2, pe=1, simd=2, thresholds=None, input_kind="binary")
+
+
+def test_weight_rom_split_in_depth_matches_reference() -> None:
+    """A MAC unit whose 96-word weight ROM is split into banks of 64 (:func:`test_mvtu.small_bank_memory`):
+    exact with stalls, one cycle more latency, full throughput."""
+    from test_mvtu import small_bank_memory
+
+    rng = np.random.default_rng(12)
+    c_in, c_out, pe, simd = 3, 8, 1, 3
+    fan_in = 36  # NF * SF = 8 * 12 = 96 words
+    w = random_weights(rng, 4, (c_out, fan_in))
+    offsets = rng.integers(0, 256, size=c_in)
+    x, valid = random_pixels(rng, 4, fan_in)
+    acc = reference_acc(w, offsets, x, valid)
+    args = dict(weights=w, input_offset=offsets, in_channels=c_in, pe=pe, simd=simd)
+    probe = MACUnit(**args, thresholds=None)
+    t = near_thresholds(rng, acc, *probe.acc_range)
+    dut = MACUnit(**args, thresholds=t, memory=small_bank_memory())
+    whole = MACUnit(**args, thresholds=t)
+    assert (dut.nf * dut.sf, dut.weight_rom_banks, whole.weight_rom_banks) == (96, 2, 1)
+    assert dut.latency == whole.latency + 1
+    trace = simulate(dut, x, valid, seed=4, gap_p=0.3, stall_p=0.4)
+    assert mismatches(trace.outputs, beats_from_acc(dut, acc, t)) == []
+    check_timing(dut, simulate(dut, x, valid), len(x))

@@ -285,3 +285,38 @@ def test_input_buffer_reread_right_after_the_write(sf: int) -> None:
     for gap_p, stall_p in [(0.0, 0.0), (0.3, 0.4)]:
         trace = simulate(dut, x, valid, seed=sf, gap_p=gap_p, stall_p=stall_p)
         assert mismatches(trace.outputs, expected_beats(dut, w, t, x, valid)) == []
+
+
+def small_bank_memory():
+    """The ECP5 memory map with a block RAM whose deepest configuration is 64 words: a ROM of more than
+    64 words is split in depth (:meth:`~hwgen.hw.families.MemoryMap.rom_banks`) at a size that simulates fast."""
+    from dataclasses import replace
+
+    from hwgen.hw.families import ECP5, BlockRam
+
+    return replace(ECP5.memory, block_ram=BlockRam("DP16KD", 18 * 1024, ((4, 16), (1, 64))))
+
+
+@pytest.mark.parametrize("masked,accumulator", [(True, False), (False, False), (True, True)],
+                         ids=["masked", "unmasked", "accumulator"])
+def test_weight_rom_split_in_depth_matches_golden(masked: bool, accumulator: bool) -> None:
+    """NF * SF = 150 words over banks of 64 (64 + 64 + 22): three ROMs, each word registered, the bank
+    selected a cycle later; one cycle more latency than one bank, exact with stalls, full throughput."""
+    from amaranth.back import verilog
+
+    rng = np.random.default_rng(41 + masked + 2 * accumulator)
+    c_out, fan_in, pe, simd = 10, 120, 2, 4
+    w = rng.choice(np.array([-1, 1]), size=(c_out, fan_in))
+    t = None if accumulator else rng.integers(-fan_in // 4, fan_in // 4 + 1, size=c_out)
+    x, valid = random_vectors(rng, 4, fan_in)
+    if not masked:
+        valid = np.ones_like(x)
+    dut = MVTU(weights=w, pe=pe, simd=simd, thresholds=t, masked=masked, memory=small_bank_memory())
+    whole = MVTU(weights=w, pe=pe, simd=simd, thresholds=t, masked=masked)
+    assert (dut.weight_rom_banks, dut.bank_select_stages, whole.weight_rom_banks) == (3, 1, 1)
+    assert dut.sum_latency() == whole.sum_latency() + 1
+    text = verilog.convert(dut, name="mvtu")
+    assert all(f"weights_b{k}" in text for k in range(3)) and "weights_b3" not in text
+    trace = simulate(dut, x, valid, seed=3, gap_p=0.3, stall_p=0.4)
+    assert mismatches(trace.outputs, expected_beats(dut, w, t, x, valid)) == []
+    check_timing(dut, simulate(dut, x, valid), len(x))

@@ -87,10 +87,12 @@ def lut_rom_lut4(width: int, depth: int) -> int:
 
 
 def _weight_rom_lut4(engine) -> float:
-    """LUT4 of a weight ROM the memory map leaves in logic (the fitted engines' ROMs are block RAM)."""
-    depth = engine.nf * engine.sf
-    width = engine.weight_rom_bits // depth
-    return 0.0 if engine.memory.rom_in_block_ram(width, depth) else lut_rom_lut4(width, depth)
+    """LUT4 of a weight ROM the memory map leaves in logic (the fitted engines' ROMs are block RAM), or of
+    the bank select of one split in depth (B banks: B - 1 LUT4 per bit, a 2:1 multiplexer per bank added)."""
+    width, depth = engine.weight_rom_shape
+    if engine.memory.rom_in_block_ram(width, depth):
+        return float((engine.weight_rom_banks - 1) * width)
+    return lut_rom_lut4(width, depth)
 
 
 def threshold_rom_beyond_fit(depth: int, memory: MemoryMap) -> bool:
@@ -235,7 +237,7 @@ def folded_bram_blocks(engine) -> int:
 
     The weight ROM (NF * SF words of PE * SIMD fields) and the input buffer
     (SF words) where the engine's :class:`~hwgen.hw.families.MemoryMap`
-    puts them in block RAM (a sliced ROM: per slice), and the threshold ROM
+    puts them in block RAM (:meth:`~hwgen.hw.families.MemoryMap.rom_blocks`: per bank and slice), and the threshold ROM
     (P * NF words) when
     :meth:`~hwgen.hw.families.MemoryMap.threshold_rom_in_block_ram`; each as
     :meth:`~hwgen.hw.families.BlockRam.blocks_for` (port width
@@ -246,8 +248,7 @@ def folded_bram_blocks(engine) -> int:
     width = engine.weight_rom_bits // depth
     memory = engine.memory
     if memory.rom_in_block_ram(width, depth):
-        step = memory.rom_slice_width(width, depth)
-        blocks += sum(memory.block_ram.blocks_for(min(step, width - lo), depth) for lo in range(0, width, step))
+        blocks += memory.rom_blocks(width, depth)
     if engine.buffer_in_block_ram:
         blocks += memory.block_ram.blocks_for(engine.input_buffer_bits // engine.sf, engine.sf)
     table = engine.threshold_table

@@ -138,6 +138,39 @@ class MemoryMap:
             return depth > self.buffer_lut_max_depth and self.lut_ram_cells(width, depth) > self.buffer_lut_max_cells
         return width * depth > self.ff_bits_per_block * self.block_ram.blocks_for(width, depth)
 
+    @property
+    def rom_bank_depth(self) -> int:
+        """Words per bank of a ROM split in depth: the deepest port configuration's depth (ECP5: 16,384)."""
+        return self.block_ram.shapes[-1][1]
+
+    def rom_banks(self, depth: int) -> int:
+        """Banks a block-RAM ROM of ``depth`` words is split into in depth: ceil(depth / :attr:`rom_bank_depth`).
+
+        A ROM deeper than every port configuration, left whole, is cascaded by
+        Yosys over tiles stacked in depth with a multiplexer per output bit
+        after the tiles' read data. That multiplexer, fed by tiles scattered
+        over the device, set Fmax at every folding of CNV in docs/explore.md
+        (conv5's 24,576 x 24-bit ROM over 37 DP16KD at ``--pe 16``: 75 MHz).
+        As banks of :attr:`rom_bank_depth` words (each sliced by
+        :meth:`rom_slice_width`: ECP5 16K x 1 tiles, no cascade) whose read
+        data are registered on their own (in the tile: ECP5 OUTREG,
+        :mod:`hwgen.synth.bram_outreg`), the bank select comes a cycle later,
+        between registers (:func:`hwgen.hw.engines.folded.registered_rom`).
+        The blocks are the banks' (:meth:`rom_blocks`): for CNV's conv5, 24 + 12
+        = 36, as the whole ROM's best configuration.
+        """
+        return max(1, -(-depth // self.rom_bank_depth))
+
+    def rom_blocks(self, width: int, depth: int) -> int:
+        """Block RAMs of a block-RAM ROM of ``width`` x ``depth``: per bank (:meth:`rom_banks`) and slice
+        (:meth:`rom_slice_width`), each :meth:`BlockRam.blocks_for`."""
+        blocks = 0
+        for lo in range(0, depth, self.rom_bank_depth):
+            bank = min(self.rom_bank_depth, depth - lo)
+            step = self.rom_slice_width(width, bank)
+            blocks += sum(self.block_ram.blocks_for(min(step, width - w), bank) for w in range(0, width, step))
+        return blocks
+
     def rom_slice_width(self, width: int, depth: int) -> int:
         """Bits per block-RAM ROM slice, so that a deep ROM is not cascaded in depth.
 

@@ -33,7 +33,7 @@ from hwgen.compile.ir import signed_bits
 from hwgen.errors import BuildError
 
 __all__ = ["DEFAULT_MEMORY", "FoldedEngine", "Schedule", "check_thresholds", "check_weight_matrix", "pack_fields",
-           "rom_slice_width", "sync_rom"]
+           "registered_rom", "rom_slice_width", "sync_rom"]
 
 #: Pipeline registers after the per-PE sums: the accumulator and the output FIFO.
 _OUTPUT_STAGES = 2
@@ -234,8 +234,27 @@ class FoldedEngine(wiring.Component):
         return self.read_stages + self.term_latency()
 
     def term_latency(self) -> int:
-        """Cycles from the input slice's issue (S1 one cycle later) to the per-PE sums."""
-        return self._TERM_STAGES + tree_register_stages(self.simd)
+        """Cycles from the input slice's issue (S1 one cycle later) to the per-PE sums: the term stages,
+        :attr:`bank_select_stages` and the adder tree's registers."""
+        return self._TERM_STAGES + self.bank_select_stages + tree_register_stages(self.simd)
+
+    @property
+    def weight_rom_shape(self) -> tuple[int, int]:
+        """(width, depth) of the weight ROM: PE * SIMD fields of the weight bits, NF * SF words."""
+        depth = self.nf * self.sf
+        return self.weight_rom_bits // depth, depth
+
+    @property
+    def weight_rom_banks(self) -> int:
+        """Banks of the weight ROM in depth (:meth:`~hwgen.hw.families.MemoryMap.rom_banks`; 1 in LUTs)."""
+        width, depth = self.weight_rom_shape
+        return self.memory.rom_banks(depth) if self.memory.rom_in_block_ram(width, depth) else 1
+
+    @property
+    def bank_select_stages(self) -> int:
+        """1 when the weight ROM is split in depth (its word comes a cycle later, :func:`registered_rom`), else 0;
+        the subclass delays the input slice's path to match."""
+        return int(self.weight_rom_banks > 1)
 
     @property
     def latency(self) -> int:
@@ -395,11 +414,12 @@ class FoldedEngine(wiring.Component):
         m.d.comb += v.eq(Mux(from_stream, v1, read[data_bits:]))
         return x, v
 
-    def _weight_rom(self, m: Module, addr: Value, field_bits: int) -> Value:
-        """The weight ROM (:meth:`weight_words`, PE * SIMD fields of ``field_bits``) read at ``addr``: the word a cycle later."""
-        depth, width = self.nf * self.sf, self.pe * self.simd * field_bits
-        return sync_rom(m, "weights", self.weight_words(), width, addr, memory=self.memory,
-                    block=self.memory.rom_in_block_ram(width, depth))
+    def _weight_rom(self, m: Module, addr: Value, name: str) -> Value:
+        """The weight ROM (:meth:`weight_words`) read at ``addr``, its word registered (``name``):
+        2 + :attr:`bank_select_stages` cycles later (:func:`registered_rom`)."""
+        width, depth = self.weight_rom_shape
+        return registered_rom(m, "weights", self.weight_words(), width, addr, memory=self.memory,
+                              block=self.memory.rom_in_block_ram(width, depth), name=name)
 
     def _preloads(self, thresholds: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
         """Threshold mode: the accumulator's start value per channel and the range of the summed terms.
@@ -463,6 +483,44 @@ class FoldedEngine(wiring.Component):
             self.o.payload.eq(fifo.r_data),
             fifo.r_en.eq(self.o.ready),
         ]
+
+
+def registered_rom(m: Module, rom: str, words: list[int], width: int, addr: Value, *, memory: MemoryMap,
+                   block: bool, name: str) -> Signal:
+    """A ROM of ``words`` read at ``addr`` with its word registered (Signal ``name``): 2 cycles later, 3 when
+    split in depth.
+
+    One bank (:meth:`~hwgen.hw.families.MemoryMap.rom_banks`; always in
+    LUTs): :func:`sync_rom`, then the register, which the synthesis flow
+    moves into the block RAM (ECP5 OUTREG). B > 1 banks of D =
+    :attr:`~hwgen.hw.families.MemoryMap.rom_bank_depth` words (a power of
+    two; the last holds the rest): bank k (``ROM_bK``) holds words k * D ..
+    k * D + D - 1 and is read at ``addr mod D``; its word is registered on
+    its own (``ROM_bK_q``, again in the block RAM); ``addr div D``, delayed
+    two cycles, selects a bank into ``name``, so the B:1 multiplexer lies
+    between registers.
+    """
+    banks = memory.rom_banks(len(words)) if block else 1
+    data = Signal(width, name=name)
+    if banks == 1:
+        m.d.sync += data.eq(sync_rom(m, rom, words, width, addr, memory=memory, block=block))
+        return data
+    depth = memory.rom_bank_depth
+    low = depth.bit_length() - 1
+    if 1 << low != depth:
+        raise BuildError(f"{rom}: a bank depth of {depth} words is not a power of two")
+    select = delay(m, addr[low:], 2, f"{rom}_bank")
+    read = []
+    for k in range(banks):
+        q = Signal(width, name=f"{rom}_b{k}_q")
+        m.d.sync += q.eq(sync_rom(m, f"{rom}_b{k}", words[k * depth:(k + 1) * depth], width, addr[:low],
+                                  memory=memory, block=True))
+        read.append(q)
+    with m.Switch(select):
+        for k, q in enumerate(read):
+            with m.Case(k):
+                m.d.sync += data.eq(q)
+    return data
 
 
 def _start_value(field: Value, high: int | None, width: int) -> Value:

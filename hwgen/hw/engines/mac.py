@@ -272,7 +272,6 @@ class MACUnit(FoldedEngine):
         addr1 = delay(m, s.addr, 1, "addr1")
 
         # S2: d = valid ? x - p : 0 per lane (9-bit signed; 2b - 1 for binary inputs); weight word from the ROM.
-        rom = self._weight_rom(m, addr1, WB)
         ds = []
         for k in range(SIMD):
             if self.binary_inputs:
@@ -287,9 +286,9 @@ class MACUnit(FoldedEngine):
 
         # S3: the weight word and the differences registered once more, so the block RAM's output
         # only drives a register (measured: ROM -> product in one cycle limited a design to 61 MHz).
-        wrd = Signal(len(rom), name="w3")
-        m.d.sync += wrd.eq(rom)
-        ds = [delay(m, d, 1, f"d3_{k}") for k, d in enumerate(ds)]
+        # (+ bank_select_stages: a weight ROM split in depth, :func:`~hwgen.hw.engines.folded.registered_rom`)
+        wrd = self._weight_rom(m, addr1, "w3")
+        ds = [delay(m, d, 1 + self.bank_select_stages, f"d3_{k}") for k, d in enumerate(ds)]
 
         # S4: products W * d per PE and lane, then the adder trees.
         wmax = 1 if self.binary_weights else int(np.abs(self._weights).max())

@@ -20,7 +20,7 @@ from hwgen.hw.engines.folded import (
     check_thresholds,
     check_weight_matrix,
 )
-from hwgen.hw.engines.pipeline import adder_tree, tree_register_stages
+from hwgen.hw.engines.pipeline import adder_tree, delay, tree_register_stages
 from hwgen.hw.engines.popcount import CarryChain, chain_adder, match_count, match_count_stages
 from hwgen.hw.engines.swu import check_count
 from hwgen.hw.families import MemoryMap
@@ -177,8 +177,9 @@ class MVTU(FoldedEngine):
         the match count (:func:`~hwgen.hw.engines.popcount.match_count_stages`), then dot only in
         accumulator mode."""
         if self.masked:
-            return self._TERM_STAGES + popcount_register_stages(self.simd)
-        return self._TERM_STAGES - (not self.accumulator_mode) + match_count_stages(self.simd)
+            return self._TERM_STAGES + self.bank_select_stages + popcount_register_stages(self.simd)
+        return (self._TERM_STAGES + self.bank_select_stages - (not self.accumulator_mode)
+                + match_count_stages(self.simd))
 
     def _preloads(self, thresholds: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
         """Not masked: the engine sums matches (range [0, F]); start = -ceil((F + T) / 2)."""
@@ -213,17 +214,15 @@ class MVTU(FoldedEngine):
         """Per PE: dot = 2 * popcount(XNOR(x, w) & v) - popcount(v), in [-SIMD, SIMD]; not masked, in
         threshold mode: the match count popcount(x ^ u), in [0, SIMD]."""
         PE, SIMD = self.pe, self.simd
-        wrd = self._weight_rom(m, s.addr, 1)  # word ready at S1
-        x2, w2 = Signal(SIMD, name="x2"), Signal(PE * SIMD, name="w2")
-        m.d.sync += [x2.eq(x), w2.eq(wrd)]
+        w2 = self._weight_rom(m, s.addr, "w2")  # the registered word at S2 (+ bank_select_stages)
+        x2 = delay(m, x, 1 + self.bank_select_stages, "x2")
         if not self.masked:
             counts = [match_count(m, x2, w2[p * SIMD:(p + 1) * SIMD], SIMD, f"mc{p}", ecp5_cells=self.ecp5_cells,
                                   chain=chain) for p, chain in enumerate(self._chains)]
             if not self.accumulator_mode:
                 return counts
             return _dots(m, counts, SIMD, SIMD)
-        v2 = Signal(SIMD, name="v2")
-        m.d.sync += v2.eq(v)
+        v2 = delay(m, v, 1 + self.bank_select_stages, "v2")
         pcs = []
         for p in range(PE):
             # A named signal: the popcount slices it bit by bit, and a slice of an expression
