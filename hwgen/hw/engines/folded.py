@@ -27,6 +27,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hwgen.hw.engines.pipeline import delay, tree_register_stages
+from hwgen.hw.engines.threshold_factors import FACTOR_STAGES, ThresholdFactors, fit_factors
 from hwgen.hw.engines.thresholds import ThresholdTable, check_thresholds
 from hwgen.hw.families import DEFAULT_FAMILY, MemoryMap
 from hwgen.compile.ir import signed_bits
@@ -82,6 +83,7 @@ class Schedule(NamedTuple):
     first_nf: Value  #: nf == 0: the slice comes from ``i``, else from the input buffer
     last_sf: Value  #: sf == SF - 1: the step completes a result
     result: Value   #: its result in the frame, pos * NF + nf (threshold table order; nf when P = 1)
+    pos: Value      #: its output position, result div NF (0 when P = 1)
 
 
 class FoldedEngine(wiring.Component):
@@ -204,6 +206,10 @@ class FoldedEngine(wiring.Component):
             "i": In(stream.Signature(StructLayout({"data": lane_bits * simd, "valid": simd}))),
             "o": Out(stream.Signature(out_shape)),
         })
+        self._factors: ThresholdFactors | None = None
+        if self._table is not None and self.memory.factor_thresholds and self.sum_latency() > FACTOR_STAGES:
+            offset = int(self._preloads(np.zeros((1, 1), dtype=np.int64))[0][0, 0])
+            self._factors = fit_factors(start, neg, offset=offset, pe=pe)
 
     # -- figures -----------------------------------------------------------
 
@@ -213,8 +219,16 @@ class FoldedEngine(wiring.Component):
 
     @property
     def threshold_table(self) -> ThresholdTable | None:
-        """The start values and inversions per result (threshold mode), None in accumulator mode."""
-        return self._table
+        """The stored table (threshold mode; None in accumulator mode): the start values and inversions per
+        result, or with :attr:`threshold_factors`, the corrections D and the inversions."""
+        return self._table if self._factors is None else self._factors.table
+
+    @property
+    def threshold_factors(self) -> ThresholdFactors | None:
+        """Per-position start values stored factored (:mod:`~hwgen.hw.engines.threshold_factors`: where the
+        memory map allows it, the fit stores at most half the bits and the pipeline has the
+        :data:`~hwgen.hw.engines.threshold_factors.FACTOR_STAGES` cycles), else None."""
+        return self._factors
 
     @property
     def cycles_per_vector(self) -> int:
@@ -275,7 +289,22 @@ class FoldedEngine(wiring.Component):
     def threshold_rom_bits(self) -> int:
         """Threshold storage: R = P * NF words of the lanes' fields (each as wide as its own start values
         need, :mod:`hwgen.hw.engines.thresholds`) + PE inversion bits if any ``<=``; 0 in accumulator mode."""
+        if self._factors is not None:
+            return self._factors.bits
         return 0 if self.accumulator_mode else self._table.bits
+
+    def threshold_roms(self) -> list[tuple[int, int]]:
+        """(width, depth) of each threshold ROM: the table's (when it varies: more than one word of some
+        bits); with :attr:`threshold_factors`, also the A ROM (NF > 1) and the B ROM. None in accumulator mode."""
+        table = self.threshold_table
+        if table is None:
+            return []
+        roms = [(table.word_bits, table.depth)] if table.depth > 1 and table.word_bits else []
+        f = self._factors
+        if f is not None:
+            roms += [(self.pe * f.a_bits, self.nf)] if self.nf > 1 else []
+            roms.append((2 * f.b_bits, len(f.b)))
+        return roms
 
     @property
     def input_buffer_bits(self) -> int:
@@ -292,7 +321,7 @@ class FoldedEngine(wiring.Component):
         """Threshold ROM contents (:meth:`~hwgen.hw.engines.thresholds.ThresholdTable.words`): word
         r = pos * NF + nf, lane fields p (``threshold_table.fields``) = the start values (:meth:`_preloads`)
         of the next result, loaded at the last step of result r; then the inversion bits of result r."""
-        return self._table.words()
+        return self.threshold_table.words()
 
     def weight_words(self) -> list[int]:
         """Weight ROM contents (the subclass's layout of :meth:`_fold_words`)."""
@@ -321,8 +350,13 @@ class FoldedEngine(wiring.Component):
         sums = self._lane_sums(m, self._delayed(m, s, self.read_stages), x, v)
         ctl = {"valid": s.step, "first": s.sf == 0, "last": s.last_sf}
         ctl = {k: delay(m, Value.cast(sig), self.sum_latency(), f"{k}_p") for k, sig in ctl.items()}
-        # the result one cycle before the accumulator stage: the address of a synchronous ROM read
-        ctl["result_early"] = delay(m, s.result, self.sum_latency() - 1, "result_p")
+        # the result one cycle before the accumulator stage (FACTOR_STAGES more for factored thresholds):
+        # the address of a synchronous ROM read
+        early = self.sum_latency() - 1 - (FACTOR_STAGES if self._factors is not None else 0)
+        ctl["result_early"] = delay(m, s.result, early, "result_p")
+        if self._factors is not None:
+            ctl["nf_early"] = delay(m, s.nf, early, "nf_p")
+            ctl["pos_early"] = delay(m, s.pos, early, "pos_p")
         self._accumulate_and_output(m, sums, ctl)
         return m
 
@@ -353,20 +387,26 @@ class FoldedEngine(wiring.Component):
         pop = Signal()
         m.d.comb += [push.eq(step & last_sf), pop.eq(self.o.valid & self.o.ready)]
         m.d.sync += pending.eq(pending + push - pop)
-        result = nf
+        result, pos = nf, Const(0)
         if self.positions > 1:  # per-position thresholds: count the results of a frame
             R = self.positions * NF
             result = Signal(range(R))
             with m.If(push):
                 m.d.sync += result.eq(Mux(result == R - 1, 0, result + 1))
-        return Schedule(step=step, sf=sf, nf=nf, addr=addr, first_nf=first_nf, last_sf=last_sf, result=result)
+        if self._factors is not None:  # and their positions
+            pos = Signal(range(self.positions))
+            with m.If(push & (nf == NF - 1)):
+                m.d.sync += pos.eq(Mux(pos == self.positions - 1, 0, pos + 1))
+        return Schedule(step=step, sf=sf, nf=nf, addr=addr, first_nf=first_nf, last_sf=last_sf, result=result,
+                        pos=pos)
 
     @staticmethod
     def _delayed(m: Module, s: Schedule, n: int) -> Schedule:
         """The schedule's signals ``n`` cycles later (registers; ``s`` itself when n = 0)."""
         if n == 0:
             return s
-        return Schedule(**{k: delay(m, Value.cast(sig), n, f"{k}_r") for k, sig in s._asdict().items()})
+        return Schedule(**{k: sig if isinstance(sig, Const) else delay(m, Value.cast(sig), n, f"{k}_r")
+                           for k, sig in s._asdict().items()})
 
     def _input_slice(self, m: Module, s: Schedule) -> tuple[Value, Value]:
         """S1 (+ :attr:`read_stages`): (data, valid) of the step's slice, from ``i`` during nf = 0, else
@@ -457,7 +497,9 @@ class FoldedEngine(wiring.Component):
             result = Cat(*accs)
         else:
             tw, table = self.threshold_width, self._table
-            if table.depth == 1 or table.word_bits == 0:  # one start value per lane: constants
+            if self._factors is not None:
+                nxt, inv = self._factored_starts(m, ctl)
+            elif table.depth == 1 or table.word_bits == 0:  # one start value per lane: constants
                 nxt = [Const(int(v), signed(tw)) for v in table.start[0]]
                 inv = [Const(int(v), 1) for v in table.invert[0]]
             else:
@@ -484,6 +526,52 @@ class FoldedEngine(wiring.Component):
             fifo.r_en.eq(self.o.ready),
         ]
 
+
+    def _factored_starts(self, m: Module, ctl: dict[str, Value]) -> tuple[list[Value], list[Value]]:
+        """Per PE, the next result's start value and this result's inversion bit, at the accumulator stage,
+        from the factored form (:mod:`~hwgen.hw.engines.threshold_factors`).
+
+        Read at ``result_early``, ``nf_early``, ``pos_early`` (the result
+        finishing, FACTOR_STAGES + 1 cycles before the accumulator stage):
+        the A ROM (word nf: the next neuron fold's A per lane; constants when
+        NF = 1), the B ROM (word pos: B[pos], B[pos + 1]; the next result's is
+        B[pos + 1] after the last neuron fold) and the table of corrections
+        and inversions (word r: D of result r + 1 per lane, inversions of r).
+        Then three registers: the factors (A, the selected B) and D; the
+        products A * B (one 18 x 18 multiplier per lane); start = K +
+        (product >> s) + D.
+        """
+        f, tw, PE, NF = self._factors, self.threshold_width, self.pe, self.nf
+        table = f.table
+        a_rom = (sync_rom(m, "threshold_a", f.a_words(), PE * f.a_bits, ctl["nf_early"], memory=self.memory,
+                          block=self.memory.threshold_rom_in_block_ram(NF)) if NF > 1 else None)
+        b_pair = sync_rom(m, "threshold_b", f.b_words(), 2 * f.b_bits, ctl["pos_early"], memory=self.memory,
+                          block=self.memory.threshold_rom_in_block_ram(len(f.b)))
+        wrapped = delay(m, ctl["nf_early"] == NF - 1, 1, "threshold_wrap")  # the next result is at pos + 1
+        if table.word_bits:
+            d_word = sync_rom(m, "thresholds", table.words(), table.word_bits, ctl["result_early"],
+                              memory=self.memory, block=self.memory.threshold_rom_in_block_ram(table.depth))
+        b = Signal(signed(f.b_bits), name="threshold_b_q")
+        m.d.sync += b.eq(Mux(wrapped, b_pair[f.b_bits:], b_pair[:f.b_bits]))
+        at, nxt, inv = table.offsets, [], []
+        for p, (bits, high) in enumerate(table.fields):
+            if a_rom is None:
+                a = Const(int(f.a[p]), signed(f.a_bits))
+            else:
+                a = Signal(signed(f.a_bits), name=f"threshold_a{p}_q")
+                m.d.sync += a.eq(a_rom[p * f.a_bits:(p + 1) * f.a_bits])
+            product = Signal(signed(f.a_bits + f.b_bits), name=f"threshold_product{p}")
+            m.d.sync += product.eq(a * b)
+            if bits:
+                d = delay(m, _start_value(d_word[at[p]:at[p + 1]], high, tw), 2, f"threshold_d{p}_")
+            else:
+                d = Const(int(table.start[0, p]), signed(tw))
+            start = Signal(signed(tw), name=f"threshold_start{p}")
+            m.d.sync += start.eq(f.offset + (product >> f.shift) + d)
+            nxt.append(start)
+            inv.append(delay(m, d_word[at[-1] + p], FACTOR_STAGES, f"threshold_inv{p}_")
+                       if table.has_directions else Const(0, 1))
+        return nxt, inv
 
 def registered_rom(m: Module, rom: str, words: list[int], width: int, addr: Value, *, memory: MemoryMap,
                    block: bool, name: str) -> Signal:
