@@ -96,7 +96,8 @@ def random_spec(rng: np.random.Generator) -> dict:
             "mixed_directions": bool(rng.random() < 0.5), "input_table": bool(rng.random() < 0.2)}
 
 
-FEATURES = {"per-position thresholds": lambda s: s["per_position"], "<= at positions and channels":
+FEATURES = {"per-position thresholds": lambda s: s["per_position"],
+            "Gamma-4 thresholds": lambda s: s.get("factored", False), "<= at positions and channels":
             lambda s: s["mixed_directions"], "input table": lambda s: s["input_table"],
             "overlapping pool": lambda s: any(x[0] == "pool" and x[2] < x[1] for x in s["layers"]),
             "pool": lambda s: any(x[0] == "pool" for x in s["layers"]),
@@ -109,16 +110,18 @@ def coverage(specs: list[dict]) -> str:
     return "covered: " + ", ".join(f"{name} {sum(bool(has(s)) for s in specs)}" for name, has in FEATURES.items())
 
 
-def edge_thresholds(rng: np.random.Generator, net):
+def edge_thresholds(rng: np.random.Generator, net, *, factored: bool = False):
     """Some thresholds at the accumulator's bounds, some channels with a negative slope (per channel or
-    per position, whatever the layer has); the flip pass comes after."""
+    per position, whatever the layer has); the flip pass comes after. ``factored``: per-position layers keep
+    their Gamma-shape-4 structure (only the slopes are drawn)."""
     for layer in net.layers:
         if not isinstance(layer, ConvLayer) or not isinstance(layer.output, ThresholdOutput):
             continue
         t, d = layer.output.thresholds.copy(), layer.output.direction.copy()
         lo, hi = accumulator_range(layer)
-        pick = rng.random(t.shape)
-        t = np.where(pick < 0.1, lo, np.where(pick < 0.2, hi, t))
+        if not (factored and layer.output.per_position):
+            pick = rng.random(t.shape)
+            t = np.where(pick < 0.1, lo, np.where(pick < 0.2, hi, t))
         negative = (rng.random(len(t)) < 0.3).reshape((-1,) + (1,) * (d.ndim - 1))
         d = np.where(negative, -1, d).astype(np.int8)
         layer.output = ThresholdOutput(t.astype(np.int64), d)
@@ -147,11 +150,14 @@ def draw(seed: int, n_images: int):
     """(rng after drawing, spec, the network before and after the flip pass, images) of one seed; None if refused."""
     rng = np.random.default_rng(seed)
     spec = random_spec(rng)
+    # drawn apart, so that the networks of seeds without it are those of earlier campaigns
+    spec["factored"] = spec["per_position"] and bool(np.random.default_rng([seed, 4]).random() < 0.5)
     raw = random_network(rng, tuple(spec["input_shape"]), [tuple(x) for x in spec["layers"]],
                          num_classes=spec["num_classes"], first_weight_bits=spec["first_weight_bits"],
                          last_weight_bits=spec["last_weight_bits"], per_position=spec["per_position"],
-                         mixed_directions=spec["mixed_directions"], input_table=spec["input_table"])
-    raw = edge_thresholds(rng, raw)
+                         mixed_directions=spec["mixed_directions"], input_table=spec["input_table"],
+                         factored_thresholds=spec["factored"])
+    raw = edge_thresholds(rng, raw, factored=spec["factored"])
     images = images_for(rng, tuple(spec["input_shape"]), n_images)
     return rng, spec, raw, flip_negative_channels(raw), images
 
@@ -243,7 +249,9 @@ def fuzz_one(seed: int, *, n_images: int, out: Path, cache_dir: Path | None, mut
               "pattern_len": pattern_len, "images": len(images), "close_call_images": len(close),
               "mismatches": int(outcome.check.mismatches), "flip_pass_ok": bool(flip_ok),
               "build_s": round(build_s, 2), "verilator_s": round(outcome.build_s or 0.0, 2),
-              "sim_s": round(outcome.timing.wall_s, 3)}
+              "sim_s": round(outcome.timing.wall_s, 3),
+              "factored_layers": sum(bool(row.get("threshold_factors")) for row in
+                                     json.loads((work / "build" / "report.json").read_text())["layers"])}
     if tally is not None:
         result["mutants"], result["fuzz_images"] = tally, n_images
     if register_mutants and result["status"] == "ok":
@@ -307,7 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     mean = sum(r["seconds"] for r in ran) / max(1, len(ran))
     print(f"\n{len(ran)} networks simulated ({len(results) - len(ran)} drawn but not built), {len(bad)} with a "
           f"mismatch; {mean:.1f} s per network; log {log}")
-    print(coverage([r["spec"] for r in ran]) + f" (of {len(ran)})")
+    print(coverage([r["spec"] for r in ran]) + f" (of {len(ran)}); layers with factored thresholds: "
+          f"{sum(r.get('factored_layers', 0) for r in ran)} in {sum(bool(r.get('factored_layers')) for r in ran)} "
+          f"networks")
     if args.mutants:
         print(format_tally([r["mutants"] for r in ran if "mutants" in r]))
     if args.register_mutants:

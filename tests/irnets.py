@@ -29,11 +29,21 @@ def _weights(rng: np.random.Generator, shape: tuple[int, ...], bits: int) -> np.
 
 
 def _thresholds(rng: np.random.Generator, layer: ConvLayer, acc: np.ndarray, *, per_position: bool = False,
-                mixed_directions: bool = False) -> ThresholdOutput:
+                mixed_directions: bool = False, factored: bool = False) -> ThresholdOutput:
     """Thresholds between the 20 % and 80 % quantiles of ``acc`` (N, C, H, W), per channel or per position
     (C, H, W); a few constants; directions +1, or with ``mixed_directions`` -1 on whole channels and at
-    random positions."""
+    random positions. ``factored`` (per position): as XNOR-Net++ Gamma shape 4 makes them, T[c, h, w] =
+    ceil(tau_c / (beta_h gamma_w)) with tau_c the channel's median and beta, gamma in [0.7, 1.4], no constants
+    (hwgen/hw/engines/threshold_factors.py stores such thresholds factored where that pays)."""
     c = acc.shape[1]
+    if per_position and factored:
+        _, h, w = layer.out_shape
+        tau = np.median(acc.transpose(1, 0, 2, 3).reshape(c, -1), axis=1)
+        g = 1.0 / np.outer(rng.uniform(0.7, 1.4, size=h), rng.uniform(0.7, 1.4, size=w))
+        d = np.ones((c, h, w), dtype=np.int8)
+        if mixed_directions:
+            d[rng.random(c) < 0.3] = -1  # whole channels: a negative alpha_c
+        return ThresholdOutput(np.ceil(tau[:, None, None] * g).astype(np.int64), d)
     samples = acc.transpose(1, 2, 3, 0) if per_position else acc.transpose(1, 0, 2, 3).reshape(c, -1)
     lo_q, hi_q = np.quantile(samples, [0.2, 0.8], axis=-1)
     t = np.array([rng.integers(int(a), int(b) + 1) for a, b in zip(lo_q.ravel(), hi_q.ravel())],
@@ -52,7 +62,7 @@ def _thresholds(rng: np.random.Generator, layer: ConvLayer, acc: np.ndarray, *, 
 def random_network(rng: np.random.Generator, input_shape: tuple[int, int, int], layers: list[tuple],
                    *, num_classes: int = 10, first_weight_bits: int = 1, last_weight_bits: int = 1,
                    probe_images: int = 64, per_position: bool = False, mixed_directions: bool = False,
-                   input_table: bool = False) -> Network:
+                   input_table: bool = False, factored_thresholds: bool = False) -> Network:
     """A random network; ``layers`` lists ("conv", C_out, K, stride, pad), ("pool", K) or ("pool", K, stride)
     and ("fc", C_out).
 
@@ -93,7 +103,7 @@ def random_network(rng: np.random.Generator, input_shape: tuple[int, int, int], 
                                            bias=rng.integers(-500, 500, size=c_out).astype(np.int64))
             else:
                 layer.output = _thresholds(rng, layer, acc, per_position=per_position,
-                                           mixed_directions=mixed_directions)
+                                           mixed_directions=mixed_directions, factored=factored_thresholds)
                 x = apply_threshold(acc, layer.output)
             kind = "binary"
         out.append(layer)

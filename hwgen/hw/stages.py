@@ -297,7 +297,8 @@ class ConvStage(Stage):
                     weight_field_bits=e.weight_rom_bits // (e.c_out * e.fan_in),
                     input_word_bits=e.input_buffer_bits // e.sf if e.input_buffer_bits else 0,
                     lanes=fold.lanes, acc_bits=e.acc_width, threshold_bits_each=e.threshold_width,
-                    positions=fold.layer.positions, whole_map=fold.layer.whole_map)
+                    positions=fold.layer.positions, whole_map=fold.layer.whole_map,
+                    threshold_factors=_factors_fields(e.threshold_factors))
 
     def rom_files(self) -> list[tuple[str, list[int], int]]:
         """The weight ROM (fields of the engine's weight bits), and the threshold ROM in threshold mode (with
@@ -312,6 +313,15 @@ class ConvStage(Stage):
                 files.append(("threshold_a", f.a_words(), e.pe * f.a_bits))
             files.append(("threshold_b", f.b_words(), 2 * f.b_bits))
         return files
+
+
+def _factors_fields(f) -> dict | None:
+    """report.json's ``threshold_factors`` of a layer: None, or the factored form's widths and bits
+    (:mod:`hwgen.hw.engines.threshold_factors`)."""
+    if f is None:
+        return None
+    return dict(a_bits=f.a_bits, b_bits=f.b_bits, shift=f.shift, correction_bits=f.table.bits,
+                a_rom_bits=f.a_rom_bits, b_rom_bits=f.b_rom_bits)
 
 
 @dataclass
