@@ -210,14 +210,18 @@ def test_deep_weight_rom_is_sliced_without_a_depth_cascade() -> None:
     assert rom_slice_width(36, 300) == 36                # one tile deep: nothing to split
 
 
-def test_rom_deeper_than_every_shape_is_split_in_depth() -> None:
-    """CNV --pe 16's conv5 ROM, 24,576 x 24 bits: banks of 16,384 + 8,192 words in 16K x 1 and 8K x 2 tiles,
-    24 + 12 block RAMs, as many as the whole ROM's best configuration (8K x 2, three deep: a 3:1 cascade)."""
-    from hwgen.hw.families import ECP5, ICE40
+def test_cascaded_rom_is_split_in_depth() -> None:
+    """A block-RAM ROM that neither slices nor fits one tile deep at its best is split into banks of the
+    deepest configuration whose banks take no more block RAMs: CNV --pe 16's conv5 (24,576 x 24: 16K + 8K
+    words, 24 + 12 = 36 as whole) and conv4 (2,304 x 128: 2K + 256 words, 15 + 4 = 19 against 20, five
+    512 x 36 tiles deep whole); sliced or one-tile ROMs stay one bank."""
+    from hwgen.hw.families import ECP5
 
     memory = ECP5.memory
-    assert memory.rom_bank_depth == 16384 and ICE40.memory.rom_bank_depth == 2048
-    assert memory.rom_banks(24576) == 2 and memory.rom_banks(16384) == 1 and memory.rom_banks(16385) == 2
+    assert memory.rom_bank_depth(24, 24576) == 16384 and memory.rom_banks(24, 24576) == 2
     assert memory.rom_blocks(24, 24576) == 24 + 12 == memory.block_ram.blocks_for(24, 24576)
-    assert memory.rom_blocks(32, 8192) == 16                        # one bank: its slices (8K x 2)
-    assert memory.rom_blocks(32, 18432) == 32 + 4                   # 16K x 1 slices, then a 2K x 9 bank
+    assert memory.rom_bank_depth(128, 2304) == 2048 and memory.rom_banks(128, 2304) == 2
+    assert memory.rom_blocks(128, 2304) == 15 + 4 < memory.block_ram.blocks_for(128, 2304) == 20
+    assert memory.rom_blocks(32, 18432) == 32 + 4                    # g4 CNV --fit's conv5: 16K x 1, then 2K x 9
+    assert memory.rom_banks(32, 8192) == 1 and memory.rom_blocks(32, 8192) == 16   # sliced 8K x 2
+    assert memory.rom_banks(36, 512) == 1 and memory.rom_banks(1024, 144) == 1     # one tile deep

@@ -141,35 +141,54 @@ class MemoryMap:
             return depth > self.buffer_lut_max_depth and self.lut_ram_cells(width, depth) > self.buffer_lut_max_cells
         return width * depth > self.ff_bits_per_block * self.block_ram.blocks_for(width, depth)
 
-    @property
-    def rom_bank_depth(self) -> int:
-        """Words per bank of a ROM split in depth: the deepest port configuration's depth (ECP5: 16,384)."""
-        return self.block_ram.shapes[-1][1]
+    def rom_bank_depth(self, width: int, depth: int) -> int:
+        """Words per bank of a block-RAM ROM of ``width`` x ``depth`` split in depth (``depth``: one bank).
 
-    def rom_banks(self, depth: int) -> int:
-        """Banks a block-RAM ROM of ``depth`` words is split into in depth: ceil(depth / :attr:`rom_bank_depth`).
-
-        A ROM deeper than every port configuration, left whole, is cascaded by
-        Yosys over tiles stacked in depth with a multiplexer per output bit
-        after the tiles' read data. That multiplexer, fed by tiles scattered
-        over the device, set Fmax at every folding of CNV in docs/explore.md
-        (conv5's 24,576 x 24-bit ROM over 37 DP16KD at ``--pe 16``: 75 MHz).
-        As banks of :attr:`rom_bank_depth` words (each sliced by
-        :meth:`rom_slice_width`: ECP5 16K x 1 tiles, no cascade) whose read
-        data are registered on their own (in the tile: ECP5 OUTREG,
-        :mod:`hwgen.synth.bram_outreg`), the bank select comes a cycle later,
-        between registers (:func:`hwgen.hw.engines.folded.registered_rom`).
-        The blocks are the banks' (:meth:`rom_blocks`): for CNV's conv5, 24 + 12
-        = 36, as the whole ROM's best configuration.
+        Yosys maps a ROM to tiles of one port configuration, stacked in
+        depth when the ROM is deeper than the configuration, with a
+        multiplexer per output bit after the tiles' read data: fed by tiles
+        scattered over the device, that multiplexer set Fmax at every CNV
+        folding of docs/explore.md (conv5's 24,576 x 24-bit ROM over 37
+        DP16KD at ``--pe 16``) and then at ``--pe 16`` (conv4's 2,304 x
+        128-bit ROM, five 512 x 36 tiles deep, 63 MHz). A ROM that
+        :meth:`rom_slice_width` slices, or whose best configuration holds it
+        one tile deep, has no such multiplexer: one bank. Otherwise banks of
+        the deepest configuration's depth D < ``depth`` whose banks (each at
+        its best, the last holding the rest) take no more block RAMs than
+        the whole ROM at its best: each bank's word is registered on its own
+        (in the tile: ECP5 OUTREG, :mod:`hwgen.synth.bram_outreg`) and the
+        bank is selected a cycle later, between registers
+        (:func:`hwgen.hw.engines.folded.registered_rom`). CNV's conv5: banks
+        of 16,384 (16K x 1 tiles) and 8,192 words, 24 + 12 = 36 block RAMs,
+        as whole; conv4: banks of 2,048 (2K x 9) and 256 words, 15 + 4 = 19
+        against 20. No such D: one bank (Yosys cascades).
         """
-        return max(1, -(-depth // self.rom_bank_depth))
+        ram = self.block_ram
+        if self.rom_slice_width(width, depth) < width:
+            return depth
+        best = ram.blocks_for(width, depth)
+        if any(d >= depth and -(-width // w) == best for w, d in ram.shapes):
+            return depth
+        for _, d in reversed(ram.shapes):  # deepest first
+            if d < depth and self._banked_blocks(width, depth, d) <= best:
+                return d
+        return depth
+
+    def _banked_blocks(self, width: int, depth: int, bank: int) -> int:
+        """Block RAMs of banks of ``bank`` words (the last holding the rest), each at its best."""
+        return sum(self.block_ram.blocks_for(width, min(bank, depth - lo)) for lo in range(0, depth, bank))
+
+    def rom_banks(self, width: int, depth: int) -> int:
+        """Banks of a block-RAM ROM in depth: ceil(depth / :meth:`rom_bank_depth`)."""
+        return -(-depth // self.rom_bank_depth(width, depth))
 
     def rom_blocks(self, width: int, depth: int) -> int:
-        """Block RAMs of a block-RAM ROM of ``width`` x ``depth``: per bank (:meth:`rom_banks`) and slice
-        (:meth:`rom_slice_width`), each :meth:`BlockRam.blocks_for`."""
+        """Block RAMs of a block-RAM ROM of ``width`` x ``depth``: per bank (:meth:`rom_bank_depth`) and
+        slice (:meth:`rom_slice_width`), each :meth:`BlockRam.blocks_for`."""
+        bank_depth = self.rom_bank_depth(width, depth)
         blocks = 0
-        for lo in range(0, depth, self.rom_bank_depth):
-            bank = min(self.rom_bank_depth, depth - lo)
+        for lo in range(0, depth, bank_depth):
+            bank = min(bank_depth, depth - lo)
             step = self.rom_slice_width(width, bank)
             blocks += sum(self.block_ram.blocks_for(min(step, width - w), bank) for w in range(0, width, step))
         return blocks

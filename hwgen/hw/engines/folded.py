@@ -262,7 +262,7 @@ class FoldedEngine(wiring.Component):
     def weight_rom_banks(self) -> int:
         """Banks of the weight ROM in depth (:meth:`~hwgen.hw.families.MemoryMap.rom_banks`; 1 in LUTs)."""
         width, depth = self.weight_rom_shape
-        return self.memory.rom_banks(depth) if self.memory.rom_in_block_ram(width, depth) else 1
+        return self.memory.rom_banks(width, depth) if self.memory.rom_in_block_ram(width, depth) else 1
 
     @property
     def bank_select_stages(self) -> int:
@@ -573,6 +573,7 @@ class FoldedEngine(wiring.Component):
                        if table.has_directions else Const(0, 1))
         return nxt, inv
 
+
 def registered_rom(m: Module, rom: str, words: list[int], width: int, addr: Value, *, memory: MemoryMap,
                    block: bool, name: str) -> Signal:
     """A ROM of ``words`` read at ``addr`` with its word registered (Signal ``name``): 2 cycles later, 3 when
@@ -581,19 +582,19 @@ def registered_rom(m: Module, rom: str, words: list[int], width: int, addr: Valu
     One bank (:meth:`~hwgen.hw.families.MemoryMap.rom_banks`; always in
     LUTs): :func:`sync_rom`, then the register, which the synthesis flow
     moves into the block RAM (ECP5 OUTREG). B > 1 banks of D =
-    :attr:`~hwgen.hw.families.MemoryMap.rom_bank_depth` words (a power of
+    :meth:`~hwgen.hw.families.MemoryMap.rom_bank_depth` words (a power of
     two; the last holds the rest): bank k (``ROM_bK``) holds words k * D ..
     k * D + D - 1 and is read at ``addr mod D``; its word is registered on
     its own (``ROM_bK_q``, again in the block RAM); ``addr div D``, delayed
     two cycles, selects a bank into ``name``, so the B:1 multiplexer lies
     between registers.
     """
-    banks = memory.rom_banks(len(words)) if block else 1
+    banks = memory.rom_banks(width, len(words)) if block else 1
     data = Signal(width, name=name)
     if banks == 1:
         m.d.sync += data.eq(sync_rom(m, rom, words, width, addr, memory=memory, block=block))
         return data
-    depth = memory.rom_bank_depth
+    depth = memory.rom_bank_depth(width, len(words))
     low = depth.bit_length() - 1
     if 1 << low != depth:
         raise BuildError(f"{rom}: a bank depth of {depth} words is not a power of two")
