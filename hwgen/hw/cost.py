@@ -167,9 +167,9 @@ def folded_lut4(engine, target: Target | None = None) -> int:
 
 def folded_dsp(engine, target: Target) -> int:
     """DSP blocks of a folded engine on ``target``: one per :func:`multiplier_lanes` lane (a k x 9 product
-    fits one 18 x 18 multiplier), and one per PE with factored thresholds (A x B, at most 18 x 18;
-    :mod:`~hwgen.hw.engines.threshold_factors`); Yosys maps every such ``$mul`` to MULT18X18D on ECP5, SB_MAC16 with
-    ``-dsp`` on the UP5K), none on a family without DSPs."""
+    fits one 18 x 18 multiplier) and one per PE with factored thresholds (A x B, at most 18 x 18:
+    :mod:`~hwgen.hw.engines.threshold_factors`); Yosys maps every such ``$mul`` to MULT18X18D on ECP5,
+    SB_MAC16 with ``-dsp`` on the UP5K; none on a family without DSPs."""
     factored = engine.pe if engine.threshold_factors is not None else 0
     return multiplier_lanes(engine) + factored if target.dsp > 0 else 0
 
@@ -252,8 +252,7 @@ def folded_bram_blocks(engine) -> int:
     and depth). Line buffers, pool rows and FIFOs are :func:`ram_cost`'s.
     """
     blocks = 0
-    depth = engine.nf * engine.sf
-    width = engine.weight_rom_bits // depth
+    width, depth = engine.weight_rom_shape
     memory = engine.memory
     if memory.rom_in_block_ram(width, depth):
         blocks += memory.rom_blocks(width, depth)

@@ -304,7 +304,7 @@ class ConvStage(Stage):
         """The weight ROM (fields of the engine's weight bits), and the threshold ROM in threshold mode (with
         factored thresholds: the corrections, then the A and B ROMs)."""
         e = self.engine
-        files = [("weights", e.weight_words(), e.pe * e.simd * (e.weight_rom_bits // (e.c_out * e.fan_in)))]
+        files = [("weights", e.weight_words(), e.weight_rom_shape[0])]
         if not e.accumulator_mode:
             files.append(("thresholds", e.threshold_words(), e.threshold_table.word_bits))
         f = e.threshold_factors

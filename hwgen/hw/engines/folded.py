@@ -526,7 +526,6 @@ class FoldedEngine(wiring.Component):
             fifo.r_en.eq(self.o.ready),
         ]
 
-
     def _factored_starts(self, m: Module, ctl: dict[str, Value]) -> tuple[list[Value], list[Value]]:
         """Per PE, the next result's start value and this result's inversion bit, at the accumulator stage,
         from the factored form (:mod:`~hwgen.hw.engines.threshold_factors`).
@@ -589,12 +588,12 @@ def registered_rom(m: Module, rom: str, words: list[int], width: int, addr: Valu
     two cycles, selects a bank into ``name``, so the B:1 multiplexer lies
     between registers.
     """
-    banks = memory.rom_banks(width, len(words)) if block else 1
+    depth = memory.rom_bank_depth(width, len(words)) if block else len(words)
     data = Signal(width, name=name)
-    if banks == 1:
+    if depth >= len(words):  # one bank
         m.d.sync += data.eq(sync_rom(m, rom, words, width, addr, memory=memory, block=block))
         return data
-    depth = memory.rom_bank_depth(width, len(words))
+    banks = -(-len(words) // depth)
     low = depth.bit_length() - 1
     if 1 << low != depth:
         raise BuildError(f"{rom}: a bank depth of {depth} words is not a power of two")

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwgen.compile.ir import signed_bits
-from hwgen.hw.engines.thresholds import ThresholdTable, lane_field
+from hwgen.hw.engines.thresholds import ThresholdTable
 
 __all__ = ["FACTOR_STAGES", "MAX_FACTOR_BITS", "MAX_SHARE", "ThresholdFactors", "fit_factors"]
 
@@ -148,9 +148,7 @@ def fit_factors(start: np.ndarray, invert: np.ndarray, *, offset: int, pe: int) 
     u, v = _rank1(m)
     if v[np.argmax(np.abs(v))] < 0:
         u, v = -u, -v
-    nf = c_out // pe
-    flips = pe * positions * nf if invert.any() else 0
-    best = None  # (bits, a, b, a_bits, b_bits, shift, d)
+    best: ThresholdFactors | None = None
     for a_bits in _WIDTHS:
         a, ka = _scaled(u, a_bits)
         for b_bits in _WIDTHS:
@@ -159,16 +157,10 @@ def fit_factors(start: np.ndarray, invert: np.ndarray, *, offset: int, pe: int) 
             if shift < 0:
                 continue
             d = start - offset - ((a[:, None] * b[None, :]) >> shift)
-            lanes = d.reshape(nf, pe, positions)  # lane p: channels nf * PE + p at every position
-            fields = sum(lane_field(int(lo), int(hi))[0]
-                         for lo, hi in zip(lanes.min(axis=(0, 2)), lanes.max(axis=(0, 2))))
-            bits = fields * nf * positions + flips + (nf * pe * a_bits if nf > 1 else 0) + positions * 2 * b_bits
-            if best is None or bits < best[0]:
-                best = (bits, a, b, a_bits, b_bits, shift, d)
-    if best is None or best[0] > MAX_SHARE * plain:
+            factors = ThresholdFactors(offset=int(offset), a=a, b=b, a_bits=a_bits, b_bits=b_bits, shift=shift,
+                                       table=ThresholdTable.from_channels(d, invert, pe=pe), nf=c_out // pe)
+            if best is None or factors.bits < best.bits:
+                best = factors
+    if best is None or best.bits > MAX_SHARE * plain:
         return None
-    bits, a, b, a_bits, b_bits, shift, d = best
-    factors = ThresholdFactors(offset=int(offset), a=a, b=b, a_bits=a_bits, b_bits=b_bits, shift=shift,
-                               table=ThresholdTable.from_channels(d, invert, pe=pe), nf=nf)
-    assert factors.bits == bits
-    return factors
+    return best
