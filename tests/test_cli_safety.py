@@ -453,6 +453,19 @@ def test_sim_of_a_relative_build_folder(small_ir: Path, tmp_path: Path, monkeypa
     assert summary["images"] == 2 and summary["mismatches"] == 0 and summary["ok"]
 
 
+@pytest.mark.parametrize("mode", [["--bulk"], []], ids=["bulk", "cocotb"])
+def test_sim_with_a_relative_cache_folder(small_ir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture, mode: list[str]) -> None:
+    """`--cache-dir models/cache`, relative: Verilator runs inside the model's folder, where the relative
+    path would name another one (it failed with "Can't write file" before the path was made absolute)."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["build", str(small_ir), "--pe", "4", "-o", "b"]) == 0
+    assert main(["sim", "b", *mode, "--dataset", "random", "--limit", "2", "--cache-dir", "models/cache",
+                 "--json", "s.json"]) == 0, capsys.readouterr()
+    assert json.loads(Path("s.json").read_text())["mismatches"] == 0
+    assert [p.name for p in Path("models/cache").iterdir() if not p.name.startswith(".")]
+
+
 def test_run_checks_the_image_before_the_port(small_ir: Path, tmp_path: Path,
                                               capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "b"

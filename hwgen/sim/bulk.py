@@ -35,7 +35,7 @@ from hwgen.sim.formats import pixel_stream, words_per_frame
 from hwgen.sim.runner import (
     BASE_ARGS,
     MAKE_VARS,
-    default_cache_dir,
+    cache_root,
     hash_key,
     locked,
     prune_build,
@@ -89,7 +89,7 @@ def build_harness(sources: Sequence[str | os.PathLike], top_module: str = "hwgen
     args = [*BASE_ARGS, *verilator_args, *(a for v in MAKE_VARS for a in ("-MAKEFLAGS", v))]
     key = hash_key([version, top_module, " ".join(args), source, str(memory_layout),
                     *(s.read_bytes() for s in sources)])
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    root = cache_root(cache_dir)
     out = root / f"bulk-{top_module}-{key}"
     exe = out / EXE
     with locked(root / f".lock-{key}"):

@@ -2,24 +2,56 @@
 // the score unit's products, hwgen/hw/engines/multiply.py), for simulation only: synthesis uses Yosys's
 // own cells. LUT4 and CCU2C: the semantics are those of Yosys's ECP5 simulation models
 // (+/ecp5/cells_sim.v, +/lattice/ccu2c_sim.vh); tests/test_popcount.py proves these modules equal to
-// them with Yosys's SAT solver for the INIT values the engines use. MULT18X18D: see below.
+// them with Yosys's SAT solver for the INIT values the engines use and for others. MULT18X18D: see below.
+
+// One 4-input table, Z = INIT[{D, C, B, A}]. The INIT values the engines instantiate are written as the
+// logic they stand for (three- and four-input parity, majority, the carry chain's inject, sum and emit
+// halves and their two-input generate tables), which Verilator compiles to a few operations on the inputs
+// instead of a table lookup per instance (CNV has about 5,600 of them, evaluated every cycle); any other
+// INIT is read from the table.
+module hwgen_ecp5_lut #(parameter [15:0] INIT = 16'h0000) (input A, input B, input C, input D, output Z);
+    generate
+        if (INIT == 16'h9696) begin : parity3
+            assign Z = A ^ B ^ C;
+        end else if (INIT == 16'he8e8) begin : majority3
+            assign Z = (A & B) | (C & (A ^ B));
+        end else if (INIT == 16'h6996) begin : parity4
+            assign Z = A ^ B ^ C ^ D;
+        end else if (INIT == 16'h0006) begin : inject
+            assign Z = (A ^ B) & ~C & ~D;
+        end else if (INIT == 16'h060a) begin : sum
+            assign Z = ~C & (D ? A ^ B : A);
+        end else if (INIT == 16'h6666) begin : parity2
+            assign Z = A ^ B;
+        end else if (INIT == 16'haaaa) begin : wire_a
+            assign Z = A;
+        end else if (INIT == 16'h0000) begin : zero
+            assign Z = 1'b0;
+        end else begin : lookup
+            assign Z = INIT[{D, C, B, A}];
+        end
+    endgenerate
+endmodule
 
 // LUT4: Z = INIT[{D, C, B, A}].
 module LUT4 #(parameter [15:0] INIT = 16'h0000) (input A, input B, input C, input D, output Z);
-    assign Z = INIT[{D, C, B, A}];
+    hwgen_ecp5_lut #(.INIT(INIT)) table_ (.A(A), .B(B), .C(C), .D(D), .Z(Z));
 endmodule
 
 // CCU2C: two LUT4 halves on a carry chain. Per half k: P = INIT_k[{D, C, B, A}], G = INIT_k[{B, A}]
-// (the LUT2 formed by INIT_k[3:0]); S = P ^ carry-in, carry-out = P ? carry-in : G. INJECT1_k = "YES"
-// replaces the carry-in of S and G by 0.
+// (the LUT2 formed by INIT_k[3:0], here a 4-input table of it repeated); S = P ^ carry-in,
+// carry-out = P ? carry-in : G. INJECT1_k = "YES" replaces the carry-in of S and G by 0.
 module CCU2C #(parameter [15:0] INIT0 = 16'h0000, parameter [15:0] INIT1 = 16'h0000,
                parameter INJECT1_0 = "YES", parameter INJECT1_1 = "YES")
               (input CIN, input A0, input B0, input C0, input D0, input A1, input B1, input C1, input D1,
                output S0, output S1, output COUT);
-    wire p0 = INIT0[{D0, C0, B0, A0}];
-    wire p1 = INIT1[{D1, C1, B1, A1}];
-    wire g0 = (INJECT1_0 == "YES") ? 1'b0 : INIT0[{B0, A0}];
-    wire g1 = (INJECT1_1 == "YES") ? 1'b0 : INIT1[{B1, A1}];
+    wire p0, p1, g0_table, g1_table;
+    hwgen_ecp5_lut #(.INIT(INIT0)) p0_table (.A(A0), .B(B0), .C(C0), .D(D0), .Z(p0));
+    hwgen_ecp5_lut #(.INIT(INIT1)) p1_table (.A(A1), .B(B1), .C(C1), .D(D1), .Z(p1));
+    hwgen_ecp5_lut #(.INIT({4{INIT0[3:0]}})) g0_lut2 (.A(A0), .B(B0), .C(1'b0), .D(1'b0), .Z(g0_table));
+    hwgen_ecp5_lut #(.INIT({4{INIT1[3:0]}})) g1_lut2 (.A(A1), .B(B1), .C(1'b0), .D(1'b0), .Z(g1_table));
+    wire g0 = (INJECT1_0 == "YES") ? 1'b0 : g0_table;
+    wire g1 = (INJECT1_1 == "YES") ? 1'b0 : g1_table;
     wire c1 = p0 ? CIN : g0;
     assign S0 = p0 ^ ((INJECT1_0 == "YES") ? 1'b0 : CIN);
     assign S1 = p1 ^ ((INJECT1_1 == "YES") ? 1'b0 : c1);

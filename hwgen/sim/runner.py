@@ -40,7 +40,7 @@ from pathlib import Path
 
 from hwgen.errors import SimError
 
-__all__ = ["BenchResult", "BuiltModel", "build_model", "default_cache_dir", "fst_supported", "prune_build",
+__all__ = ["BenchResult", "BuiltModel", "build_model", "cache_root", "default_cache_dir", "fst_supported", "prune_build",
            "run_bench", "verilator_version"]
 
 #: Verilator options every model gets: Amaranth's Verilog has WIDTHEXPAND and similar warnings.
@@ -61,6 +61,15 @@ def default_cache_dir() -> Path:
         return Path(os.environ["HWGEN_SIM_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "hwgen" / "sim"
+
+
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """The model cache folder, absolute: ``cache_dir``, else :func:`default_cache_dir`.
+
+    Absolute because Verilator and the compilers run inside the model's own folder, where a
+    relative path (``--cache-dir runs/cache``, a relative ``$HWGEN_SIM_CACHE``) would name another one.
+    """
+    return (Path(cache_dir) if cache_dir is not None else default_cache_dir()).resolve()
 
 
 def verilator_version() -> str:
@@ -176,7 +185,7 @@ def build_model(sources: Sequence[str | os.PathLike], toplevel: str, *, build_ar
 
     key = hash_key([version, cocotb.__version__, toplevel, json.dumps(args), str(top_ports_only),
                     str(memory_layout), *(s.read_bytes() for s in sources)])
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    root = cache_root(cache_dir)
     build_dir = root / f"cocotb-{toplevel}-{key}"
     stamp = build_dir / _STAMP
     with locked(root / f".lock-{key}"):
