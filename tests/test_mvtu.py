@@ -9,6 +9,8 @@ validation and Verilog export.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from engine_checks import beats_from_acc, check_timing, simulate
@@ -257,6 +259,26 @@ def test_verilog_export() -> None:
         assert port in text
 
 
+@pytest.mark.parametrize("masked", [True, False])
+def test_each_pe_reads_its_own_copy_of_the_slice(masked: bool) -> None:
+    """The slice's last register (x2, and v2 when masked) in one copy per PE, each read by that PE's lanes only."""
+    from amaranth.back import verilog
+
+    from hwgen.hw.engines.pipeline import FANOUT_COPY
+
+    rng = np.random.default_rng(2)
+    dut = MVTU(weights=rng.choice(np.array([-1, 1]), size=(6, 8)), pe=3, simd=4, thresholds=np.zeros(6, int),
+               masked=masked)
+    text = verilog.convert(dut, name="mvtu")
+    for name in ["x2", "v2"] if masked else ["x2"]:
+        copies = sorted(set(re.findall(rf"\b{name}{FANOUT_COPY}(\d+)\b", text)))
+        assert copies == ["0", "1", "2"], name
+    if masked:  # match{p} = ~(x2_fanout{p} ^ w2[...]) & v2_fanout{p}
+        for p in range(3):
+            (line,) = [ln for ln in text.splitlines() if re.search(rf"assign match{p} = ", ln)]
+            assert line.endswith(f" v2{FANOUT_COPY}{p};"), line
+
+
 def test_deep_weight_rom_in_slices_matches_golden() -> None:
     """NF * SF = 4,096 words of 8 bits: the ROM is built as two 4-bit slices (4K x 4, no depth cascade)."""
     from hwgen.hw.engines.folded import rom_slice_width
@@ -320,3 +342,20 @@ def test_weight_rom_split_in_depth_matches_golden(masked: bool, accumulator: boo
     trace = simulate(dut, x, valid, seed=3, gap_p=0.3, stall_p=0.4)
     assert mismatches(trace.outputs, expected_beats(dut, w, t, x, valid)) == []
     check_timing(dut, simulate(dut, x, valid), len(x))
+
+
+@pytest.mark.parametrize("banked", [False, True], ids=["one-bank", "banked"])
+def test_threshold_table_in_block_ram_is_read_registered(banked: bool) -> None:
+    """NF = 80 results > 64 words: the threshold table goes to block RAM and is read as a registered ROM,
+    2 cycles before the accumulator loads it (3 when split in depth, banks of 64 + 16); exact with stalls.
+    SF = 1, so that the result (the ROM's address) changes every step: a read a cycle off takes a neighbour's word."""
+    rng = np.random.default_rng(7 + banked)
+    c_out, fan_in, pe, simd = 160, 4, 2, 4
+    w = rng.choice(np.array([-1, 1]), size=(c_out, fan_in))
+    t = rng.integers(-fan_in, fan_in + 1, size=c_out)
+    x, valid = random_vectors(rng, 3, fan_in)
+    memory = small_bank_memory() if banked else None
+    dut = MVTU(weights=w, pe=pe, simd=simd, thresholds=t, **({"memory": memory} if banked else {}))
+    assert dut.threshold_table_registered and dut.threshold_read_latency == (3 if banked else 2)
+    trace = simulate(dut, x, valid, seed=5, gap_p=0.3, stall_p=0.4)
+    assert mismatches(trace.outputs, expected_beats(dut, w, t, x, valid)) == []

@@ -205,11 +205,11 @@ def test_cycles_per_frame_and_latency(params: dict) -> None:
     for r in range(n * dut.h_out):
         row = trace.out_cycles[r * per_row:(r + 1) * per_row]
         assert row[-1] - row[0] == per_row - 1
-    # Latency: first beat of frame 0 two cycles after the handshake completing the rows it needs.
+    # Latency: first beat of frame 0 three cycles after the handshake completing the rows it needs.
     c, h, w = dut.in_shape
     needed_rows = min(h, max(1, dut.kernel - dut.padding))
     last_in = trace.in_cycles[needed_rows * w * c // dut.in_width - 1]
-    assert trace.out_cycles[0] - last_in == dut.latency == 2
+    assert trace.out_cycles[0] - last_in == dut.latency == 3
 
 
 def test_cycles_per_frame_figures() -> None:

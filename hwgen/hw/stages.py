@@ -68,6 +68,10 @@ __all__ = ["STAGE_KINDS", "ConvStage", "JoinStage", "PoolStage", "SkipBuffer", "
            "stage_kind"]
 
 
+#: Beats of the FIFO between a sliding window and its engine (:meth:`ConvStage.connect`).
+WINDOW_SLICE_DEPTH = 2
+
+
 def link(m: Module, src, dst, payload) -> None:
     """valid / ready between two streams, and the given payload assignment(s)."""
     m.d.comb += [dst.valid.eq(src.valid), src.ready.eq(dst.ready)]
@@ -222,10 +226,20 @@ class ConvStage(Stage):
         if self.window is not None:
             swu = m.submodules[f"{self.layer_name}_window"] = self.window
             link(m, src, swu.i, swu.i.payload.eq(src.payload))
-            valid = swu.o.payload.valid
-            link(m, swu.o, engine.i, [
-                engine.i.payload.data.eq(swu.o.payload.data),
-                engine.i.payload.valid.eq(Cat(valid[j] for j in range(0, len(valid), self.element_bits))),
+            # A register slice: a FIFO of WINDOW_SLICE_DEPTH beats between the window and the engine, so that
+            # the engine's ready (its counters) reaches the FIFO's level register, and the window's issue
+            # enable (to its ~100 counter bits) comes from that level instead of from the engine (CNV --pe 16:
+            # conv4_engine.nf -> conv4_window.base_word, 10.9 ns of routing, 75.1 MHz). Full rate: one beat
+            # in and one out per cycle at any level between empty and full; one cycle more latency. A beat's
+            # valid mask is all ones or all zeros (a tap inside the map or a padded one): one bit goes through.
+            beats = m.submodules[f"{self.layer_name}_slice"] = SyncFIFO(width=self.window.simd + 1,
+                                                                        depth=WINDOW_SLICE_DEPTH)
+            link(m, swu.o, beats.w_stream, beats.w_stream.payload.eq(Cat(swu.o.payload.data,
+                                                                          swu.o.payload.valid[0])))
+            tap = beats.r_stream.payload
+            link(m, beats.r_stream, engine.i, [
+                engine.i.payload.data.eq(tap[:-1]),
+                engine.i.payload.valid.eq(tap[-1].replicate(len(engine.i.payload.valid))),
             ])
             return
         conv = m.submodules[f"{self.layer_name}_convert"] = self.converter
@@ -279,6 +293,8 @@ class ConvStage(Stage):
         if self.window is not None:
             c, _, w = self.window.in_shape
             ram, ram_blocks = cost.ram_cost(target, c, self.window.rows * w)
+            logic, blocks = logic + ram, blocks + ram_blocks
+            ram, ram_blocks = cost.ram_cost(target, self.window.simd + 1, WINDOW_SLICE_DEPTH)  # the slice
             logic, blocks = logic + ram, blocks + ram_blocks
         if e.input_buffer_bits and not e.buffer_in_block_ram:
             logic += cost.ram_logic(target.spec.memory, spec, e.input_buffer_bits // e.sf, e.sf)

@@ -27,6 +27,7 @@ from pathlib import Path
 import jinja2
 
 from hwgen import __version__
+from hwgen.hw.engines.pipeline import FANOUT_COPY
 from hwgen.hw.targets import Family, Target, get_target
 from hwgen.errors import SynthError
 from hwgen.synth.sources import SOURCE_DIR, synthesis_source_names, write_synthesis_sources
@@ -102,16 +103,17 @@ def choose_router(lut4_estimate: int | None) -> str:
     return "router2" if lut4_estimate is not None and lut4_estimate > ROUTER2_MIN_LUT4 else "router1"
 
 
-def netlist_pass(target: Target, router: str) -> str | None:
+def netlist_pass(target: Target) -> str | None:
     """The module ``synth.sh`` runs on Yosys's netlist (the family's :attr:`~hwgen.hw.families.FamilySpec.netlist_pass`),
-    or None: none on a family without one, and none with router2.
+    or None on a family without one; with either router.
 
-    ECP5's pass (:mod:`hwgen.synth.bram_outreg`) is measured with router1 only: TFC from 130.45 to
-    145.26-155.88 MHz (docs/synth.md). With router2, on the one design tried (CNV ``--pe 16``, seed 1, 2026-12-05),
-    the packed netlist did not route: 2,012 overused wires after 19 iterations and 45 minutes, falling by under
-    2 % an iteration, where the same netlist unpacked routed in 54 iterations (12 minutes, 78.11 MHz).
+    ECP5's pass (:mod:`hwgen.synth.bram_outreg`) was measured first with router1: TFC from 130.45 to
+    145.26-155.88 MHz (docs/synth.md). With router2 its first try failed (CNV ``--pe 16``, older engines,
+    2026-12-05: 2,012 overused wires after 19 iterations and 45 minutes); on the engines with register slices
+    between windows and engines, the packed CNV ``--pe 16`` routed in 28 iterations at 85.01 MHz against
+    76.38 unpacked (seed 1, 2026-12-05), so it runs with both routers.
     """
-    return target.spec.netlist_pass if router == "router1" else None
+    return target.spec.netlist_pass
 
 
 #: The out-of-context run's constraints file: ``clk`` on the target's primary-clock ball (Target.clock_site).
@@ -153,9 +155,10 @@ def toolchain_context(*, top: str, verilog: str | Sequence[str], target: Target 
         "freq": _format_freq(float(freq_mhz)),
         "seed": seed,
         "router": router,
-        "netlist_pass": netlist_pass(target, router),
+        "netlist_pass": netlist_pass(target),
         "router2_min_lut4": ROUTER2_MIN_LUT4,
         "source_dir": SOURCE_DIR,
+        "fanout_copy": FANOUT_COPY,
         "constraints": constraints,
         "clock_lpf": CLOCK_LPF if constraints is None and target.clock_site else None,
         "files": toolchain_files(target.family),

@@ -271,6 +271,31 @@ class FoldedEngine(wiring.Component):
         return int(self.weight_rom_banks > 1)
 
     @property
+    def threshold_table_registered(self) -> bool:
+        """The plain threshold table read as a registered block-RAM ROM (:func:`registered_rom`): a table of
+        more than one word in block RAM, when the sum latency leaves room to read it that early. Then the
+        accumulator loads from a register (which the ECP5 flow moves into the block RAM) instead of from the
+        block RAM's slow read data (CNV ``--pe 16``: fc7's threshold ROM into ``acc0``, 90.24 MHz)."""
+        table = self._table
+        if self._factors is not None or table is None or table.depth == 1 or table.word_bits == 0:
+            return False
+        if not self.memory.threshold_rom_in_block_ram(table.depth):
+            return False
+        return self.sum_latency() >= self._registered_rom_latency(table.word_bits, table.depth)
+
+    def _registered_rom_latency(self, width: int, depth: int) -> int:
+        """:func:`registered_rom`'s latency for a block-RAM ROM: 2, 3 when split in depth."""
+        return 2 + int(self.memory.rom_banks(width, depth) > 1)
+
+    @property
+    def threshold_read_latency(self) -> int:
+        """Cycles from the threshold table's address to its word: 1 (a synchronous ROM), or
+        :func:`registered_rom`'s 2 (3 in banks) when :attr:`threshold_table_registered`."""
+        if not self.threshold_table_registered:
+            return 1
+        return self._registered_rom_latency(self._table.word_bits, self._table.depth)
+
+    @property
     def latency(self) -> int:
         """Cycles from the last input beat of a vector to its first output beat (as built)."""
         return self.sum_latency() + _OUTPUT_STAGES
@@ -351,8 +376,8 @@ class FoldedEngine(wiring.Component):
         ctl = {"valid": s.step, "first": s.sf == 0, "last": s.last_sf}
         ctl = {k: delay(m, Value.cast(sig), self.sum_latency(), f"{k}_p") for k, sig in ctl.items()}
         # the result one cycle before the accumulator stage (FACTOR_STAGES more for factored thresholds):
-        # the address of a synchronous ROM read
-        early = self.sum_latency() - 1 - (FACTOR_STAGES if self._factors is not None else 0)
+        # the address of a synchronous ROM read; a registered table (threshold_read_latency) earlier still
+        early = self.sum_latency() - self.threshold_read_latency - (FACTOR_STAGES if self._factors is not None else 0)
         ctl["result_early"] = delay(m, s.result, early, "result_p")
         if self._factors is not None:
             ctl["nf_early"] = delay(m, s.nf, early, "nf_p")
@@ -504,8 +529,13 @@ class FoldedEngine(wiring.Component):
                 inv = [Const(int(v), 1) for v in table.invert[0]]
             else:
                 # ready at the accumulator stage: the next result's starts and this result's inversions
-                data = sync_rom(m, "thresholds", table.words(), table.word_bits, ctl["result_early"],
-                            memory=self.memory, block=self.memory.threshold_rom_in_block_ram(table.depth))
+                block = self.memory.threshold_rom_in_block_ram(table.depth)
+                if self.threshold_table_registered:
+                    data = registered_rom(m, "thresholds", table.words(), table.word_bits, ctl["result_early"],
+                                          memory=self.memory, block=block, name="threshold_word")
+                else:
+                    data = sync_rom(m, "thresholds", table.words(), table.word_bits, ctl["result_early"],
+                                    memory=self.memory, block=block)
                 at = table.offsets
                 nxt = [_start_value(data[at[p]:at[p + 1]], high, tw) for p, (_, high) in enumerate(table.fields)]
                 inv = [data[at[-1] + p] if table.has_directions else Const(0, 1) for p in range(PE)]

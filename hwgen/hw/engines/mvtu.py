@@ -20,7 +20,7 @@ from hwgen.hw.engines.folded import (
     check_thresholds,
     check_weight_matrix,
 )
-from hwgen.hw.engines.pipeline import adder_tree, delay, tree_register_stages
+from hwgen.hw.engines.pipeline import adder_tree, delay_copies, tree_register_stages
 from hwgen.hw.engines.popcount import CarryChain, chain_adder, match_count, match_count_stages
 from hwgen.hw.engines.swu import check_count
 from hwgen.hw.families import MemoryMap
@@ -215,22 +215,23 @@ class MVTU(FoldedEngine):
         threshold mode: the match count popcount(x ^ u), in [0, SIMD]."""
         PE, SIMD = self.pe, self.simd
         w2 = self._weight_rom(m, s.addr, "w2")  # the registered word at S2 (+ bank_select_stages)
-        x2 = delay(m, x, 1 + self.bank_select_stages, "x2")
+        # the slice at S2, one register copy per PE: each drives its own PE's lanes (delay_copies)
+        x2 = delay_copies(m, x, 1 + self.bank_select_stages, PE, "x2")
         if not self.masked:
-            counts = [match_count(m, x2, w2[p * SIMD:(p + 1) * SIMD], SIMD, f"mc{p}", ecp5_cells=self.ecp5_cells,
-                                  chain=chain) for p, chain in enumerate(self._chains)]
+            counts = [match_count(m, x2[p], w2[p * SIMD:(p + 1) * SIMD], SIMD, f"mc{p}",
+                                  ecp5_cells=self.ecp5_cells, chain=chain) for p, chain in enumerate(self._chains)]
             if not self.accumulator_mode:
                 return counts
             return _dots(m, counts, SIMD, SIMD)
-        v2 = delay(m, v, 1 + self.bank_select_stages, "v2")
+        v2 = delay_copies(m, v, 1 + self.bank_select_stages, PE, "v2")
         pcs = []
         for p in range(PE):
             # A named signal: the popcount slices it bit by bit, and a slice of an expression
             # would repeat the whole SIMD-wide expression in the netlist for every bit.
             match = Signal(SIMD, name=f"match{p}")
-            m.d.comb += match.eq(~(x2 ^ w2[p * SIMD:(p + 1) * SIMD]) & v2)
+            m.d.comb += match.eq(~(x2[p] ^ w2[p * SIMD:(p + 1) * SIMD]) & v2[p])
             pcs.append(_popcount(m, match, SIMD, f"pc{p}"))
-        return _dots(m, pcs, _popcount(m, v2, SIMD, "pcv"), SIMD)
+        return _dots(m, pcs, _popcount(m, v2[0], SIMD, "pcv"), SIMD)
 
 
 def _dots(m: Module, counts: list[Value], valid: Value | int, simd: int) -> list[Signal]:

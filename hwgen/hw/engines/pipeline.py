@@ -1,4 +1,4 @@
-"""Pipelined arithmetic shared by the engines: register delays and a balanced adder tree.
+"""Pipelined arithmetic shared by the engines: register delays, replicated registers and a balanced adder tree.
 
 A tree over n leaves has ``tree_levels(n) = ceil(log2 n)`` adder levels and a
 register after every 2 levels and after the last, i.e.
@@ -11,7 +11,12 @@ from collections.abc import Callable, Sequence
 
 from amaranth.hdl import Module, Shape, ShapeCastable, Signal, Value
 
-__all__ = ["adder_tree", "delay", "tree_levels", "tree_register_stages"]
+__all__ = ["FANOUT_COPY", "adder_tree", "delay", "delay_copies", "tree_levels", "tree_register_stages"]
+
+#: The name part of a register copy made by :func:`delay_copies`. Yosys would merge identical registers
+#: back into one; the synthesis script (``templates/synth.ys.j2``) marks the registers of wires named
+#: ``*{FANOUT_COPY}*`` to be kept, so each copy stays beside the consumers it drives.
+FANOUT_COPY = "_fanout"
 
 
 def tree_levels(n: int) -> int:
@@ -31,6 +36,23 @@ def delay(m: Module, sig: Value, n: int, name: str) -> Value:
         m.d.sync += reg.eq(sig)
         sig = reg
     return sig
+
+
+def delay_copies(m: Module, sig: Value, n: int, copies: int, name: str) -> list[Value]:
+    """``sig`` delayed by n >= 1 registers, the last register in ``copies`` identical copies.
+
+    One copy per group of consumers (e.g. one per PE of a folded engine's input
+    slice): each drives a share of the fan-out, so the placer can put it next to
+    its consumers instead of one register reaching all of them. Same value and
+    latency as :func:`delay`; named ``NAME{FANOUT_COPY}K`` (kept apart in
+    synthesis, see :data:`FANOUT_COPY`). One copy: :func:`delay` itself.
+    """
+    if copies == 1:
+        return [delay(m, sig, n, name)]
+    before = delay(m, sig, n - 1, f"{name}_pre")
+    regs = [Signal(sig.shape(), name=f"{name}{FANOUT_COPY}{k}") for k in range(copies)]
+    m.d.sync += [reg.eq(before) for reg in regs]
+    return regs
 
 
 def adder_tree(m: Module, leaves: Sequence[Value], node_shape: Callable[[int], Shape | ShapeCastable | range],

@@ -10,7 +10,7 @@ contributes 0, which the MVTU implements through its ``valid`` mask.
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.data import StructLayout
 from amaranth.lib.memory import Memory
@@ -22,12 +22,33 @@ __all__ = ["SlidingWindowUnit"]
 
 #: Cycles from the input handshake that completes the last input row an
 #: output row needs to that output row's first beat being valid on ``o``
-#: (the row counter is registered, then the line buffer is read synchronously).
-_LATENCY = 2
+#: (the row counter is registered, the line buffer is read synchronously, its
+#: word is registered).
+_LATENCY = 3
 
 
-def _clamp(v: int, lo: int, hi: int) -> int:
-    return max(lo, min(hi, v))
+def _clamp_rows(v: int, h: int) -> int:
+    """``clamp(v, 0, h)``."""
+    return max(0, min(h, v))
+
+
+def rows_needed(top: int, k: int, h: int) -> int:
+    """Input rows the output row whose window starts at row ``top`` needs, counted from its oldest.
+
+    ``clamp(top + K, 0, H) - clamp(top, 0, H)``, but 1 for a window entirely above
+    the map: it still waits for the frame's row 0, so that no beat of a frame
+    leaves before the frame has started to arrive.
+    """
+    return 1 if top + k <= 0 else _clamp_rows(top + k, h) - _clamp_rows(top, h)
+
+
+def rows_released(top: int, s: int, h: int, last: bool) -> int:
+    """Input rows released when the reader leaves the output row at ``top``.
+
+    ``clamp(top + S, 0, H) - clamp(top, 0, H)``; at the frame's ``last`` output
+    row every row left of the frame, ``H - clamp(top, 0, H)``.
+    """
+    return (h if last else _clamp_rows(top + s, h)) - _clamp_rows(top, h)
 
 
 def _divisors(n: int) -> list[int]:
@@ -133,8 +154,11 @@ class SlidingWindowUnit(wiring.Component):
       written (D >= rows needed; a window entirely above the map waits for the
       frame's row 0, one entirely below it needs nothing),
       then emits the row's W_out * K*K*C/SIMD beats, one per cycle while
-      ``o.ready`` is high (a one-beat pipeline: the memory read port is
-      enabled only when the output register is free or being taken).
+      ``o.ready`` is high (a two-stage pipeline, the memory read and the
+      register of the word read, both enabled only when the output
+      register is free or being taken: the line buffer's word goes from a
+      register, which the synthesis flow moves into a block RAM's output
+      register, to the chunk select).
     * No deadlock for any legal parameters: the rows an output row needs are
       always within R slots of its oldest row, so the writer can always
       deliver them; nothing is dropped or duplicated.
@@ -143,7 +167,7 @@ class SlidingWindowUnit(wiring.Component):
     ------
     Per input row ``T_in = W * C / W_in`` cycles, per output row
     ``T_out = W_out * K*K * C / SIMD`` cycles when unstalled.
-    :attr:`latency` = 2 cycles from the handshake completing the last input
+    :attr:`latency` = 3 cycles from the handshake completing the last input
     row an output row needs to its first beat on ``o`` (when the reader is
     waiting). :attr:`cycles_per_frame`: the steady-state period of back-to-back
     frames with an always-valid producer and an always-ready consumer; it is
@@ -227,7 +251,7 @@ class SlidingWindowUnit(wiring.Component):
 
         Input beats valid from cycle 0, ``o.ready`` always high. Returns
         ``reader_start``: per output row (counted across frames) the cycle its
-        first beat is read (it is valid on ``o`` one cycle later), and
+        first beat is read (it is valid on ``o`` :attr:`latency` - 1 cycles later), and
         ``writer_start``: per input row the cycle of its first input handshake.
         Both sides stall only at row starts (see the class docstring): the
         writer row g starts once the previous row is done and the released rows
@@ -248,10 +272,11 @@ class SlidingWindowUnit(wiring.Component):
         released_seen = 0
 
         def reader_needs(n: int) -> int | None:
+            """The last input row (counted across frames) output row n needs; None if it needs none."""
             f, y = divmod(n, self.h_out)
             top = y * s - p
-            lo, hi = _clamp(top, 0, h), _clamp(max(top + k, 1), 0, h)
-            return f * h + hi - 1 if hi > lo else None
+            need = rows_needed(top, k, h)
+            return f * h + _clamp_rows(top, h) + need - 1 if need else None
 
         while len(r_start) < n_r:
             n = len(r_start)
@@ -261,7 +286,8 @@ class SlidingWindowUnit(wiring.Component):
                 r_start.append(t)
                 r_done.append(t + t_out)
                 f, y = divmod(n, self.h_out)
-                rel = (f + 1) * h if y == self.h_out - 1 else f * h + _clamp((y + 1) * s - p, 0, h)
+                top = y * s - p
+                rel = f * h + _clamp_rows(top, h) + rows_released(top, s, h, y == self.h_out - 1)
                 released.append(rel)
                 continue
             g = len(w_start)
@@ -294,7 +320,6 @@ class SlidingWindowUnit(wiring.Component):
         # released rows that no window uses and the writer has not consumed yet).
         d_rows = Signal(signed(max(rows, h + s).bit_length() + 2))
         row_done = Signal()
-        release = Signal(range(h + 1))
 
         # -- writer --------------------------------------------------------
         lane = Signal(range(lanes_in))
@@ -343,21 +368,27 @@ class SlidingWindowUnit(wiring.Component):
             step = n % rows * w
             return Mux(word + step >= depth, word + step - depth, word + step)
 
-        def clamp_rows(v):
-            return Mux(v < 0, 0, Mux(v > h, h, v))
-
-        lo_now = clamp_rows(top)
-        need = Signal(range(min(k, h) + 1))
-        # A window entirely above the map still waits for the frame's row 0, so
-        # that no beat of a frame leaves before the frame has started to arrive.
-        m.d.comb += need.eq(Mux(top + k <= 0, 1, clamp_rows(top + k) - lo_now))
+        # `need` and `release` (rows_needed, rows_released of the current output row y) are
+        # registers, loaded from constant tables indexed by y when the row ends (the next row's
+        # values), so that neither the credit compare nor the D update has clamp arithmetic.
+        per_row = [(rows_needed(yy * s - p, k, h), rows_released(yy * s - p, s, h, yy == self.h_out - 1))
+                   for yy in range(self.h_out)]
+        need = Signal(range(min(k, h) + 1), init=per_row[0][0])
+        release = Signal(range(h + 1), init=per_row[0][1])
+        after = [per_row[(yy + 1) % self.h_out] for yy in range(self.h_out)]
+        need_after = Array(Const(n, need.shape()) for n, _ in after)
+        release_after = Array(Const(r, release.shape()) for _, r in after)
         can_issue = Signal()
         m.d.comb += can_issue.eq((need == 0) | (d_rows >= need))
 
-        # -- output pipeline: one register stage (the read port's) ---------
+        # -- output pipeline: the read port's register, then the word's ---------
+        read_valid = Signal()  # a beat's word is on rd.data
         o_valid = Signal()
-        q1 = Signal(range(chunks))
-        tap_valid1 = Signal()
+        q1, q2 = Signal(range(chunks)), Signal(range(chunks))
+        tap_valid1, tap_valid2 = Signal(), Signal()
+        # no reset (its value counts only under o_valid): with its enable, the ECP5 flow moves it into
+        # the block RAM's output register (hwgen.synth.bram_outreg takes a reset only without an enable)
+        word = Signal(c, reset_less=True)
         advance = Signal()
         issue = Signal()
         tap_valid = Signal()
@@ -369,12 +400,13 @@ class SlidingWindowUnit(wiring.Component):
             rd.addr.eq(slot_word + col),  # any address on a padded tap: the data is masked
         ]
         with m.If(advance):
-            m.d.sync += [o_valid.eq(issue), q1.eq(q), tap_valid1.eq(tap_valid)]
-        chunk = rd.data if chunks == 1 else rd.data.word_select(q1, simd)
+            m.d.sync += [read_valid.eq(issue), q1.eq(q), tap_valid1.eq(tap_valid),
+                         o_valid.eq(read_valid), q2.eq(q1), tap_valid2.eq(tap_valid1), word.eq(rd.data)]
+        chunk = word if chunks == 1 else word.word_select(q2, simd)
         m.d.comb += [
             self.o.valid.eq(o_valid),
-            self.o.payload.data.eq(Mux(tap_valid1, chunk, 0)),
-            self.o.payload.valid.eq(Mux(tap_valid1, Const((1 << simd) - 1, simd), 0)),
+            self.o.payload.data.eq(Mux(tap_valid2, chunk, 0)),
+            self.o.payload.valid.eq(Mux(tap_valid2, Const((1 << simd) - 1, simd), 0)),
         ]
 
         # -- reader schedule: q fastest, then j, i, x, y ---------------------
@@ -398,7 +430,8 @@ class SlidingWindowUnit(wiring.Component):
                             m.d.sync += [x.eq(x + 1), xleft.eq(xleft + s), col.eq(xleft + s),
                                          r.eq(top), slot_word.eq(top_word)]
                         with m.Else():
-                            m.d.sync += [x.eq(0), xleft.eq(-p), col.eq(-p)]
+                            m.d.sync += [x.eq(0), xleft.eq(-p), col.eq(-p),
+                                         need.eq(need_after[y]), release.eq(release_after[y])]
                             with m.If(~last_y):
                                 m.d.sync += [y.eq(y + 1), top.eq(top + s), r.eq(top + s),
                                              top_word.eq(rows_ahead(top_word, s)),
@@ -408,7 +441,5 @@ class SlidingWindowUnit(wiring.Component):
                                              base_word.eq(rows_ahead(base_word, h)),
                                              top_word.eq(rows_ahead(base_word, h - p)),
                                              slot_word.eq(rows_ahead(base_word, h - p))]
-        # Rows released when the reader leaves the current output row.
-        m.d.comb += release.eq(Mux(last_y, h, clamp_rows(top + s)) - lo_now)
         m.d.sync += d_rows.eq(d_rows + row_done - Mux(row_end, release, 0))
         return m
