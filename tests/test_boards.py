@@ -258,7 +258,10 @@ def test_board_files_need_a_build(tmp_path: Path) -> None:
 def test_synth_scripts_read_board_top_and_accelerator(tmp_path: Path) -> None:
     render_toolchain_scripts(tmp_path, top="ulx3s_top", verilog=["top.v", "board_top.v"], target="ecp5-85k",
                              freq_mhz=75, seed=1, constraints="ulx3s-85f.lpf")
-    assert "read_verilog synth_src/top.v synth_src/board_top.v\nsynth_ecp5 -top ulx3s_top" in (tmp_path / "synth.ys").read_text()
+    script = (tmp_path / "synth.ys").read_text()
+    assert "read_verilog synth_src/top.v synth_src/board_top.v\n" in script
+    assert [ln for ln in script.splitlines() if ln.startswith("synth_ecp5")] == [
+        "synth_ecp5 -top ulx3s_top -run begin:coarse", "synth_ecp5 -top ulx3s_top -run coarse:"]
     assert "synth.json: top.v board_top.v synth.ys synth.sh" in (tmp_path / "Makefile").read_text()
     assert "--lpf ulx3s-85f.lpf" in (tmp_path / "pnr.sh").read_text()
     with pytest.raises(SynthError, match="'my top.v'"):
