@@ -466,6 +466,17 @@ def test_sim_with_a_relative_cache_folder(small_ir: Path, tmp_path: Path, monkey
     assert [p.name for p in Path("models/cache").iterdir() if not p.name.startswith(".")]
 
 
+def test_sim_refuses_a_cache_folder_that_is_a_file(small_ir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["build", str(small_ir), "--pe", "4", "-o", "b"]) == 0
+    Path("cache").write_text("mine")
+    capsys.readouterr()
+    assert main(["sim", "b", "--bulk", "--dataset", "random", "--limit", "2", "--cache-dir", "cache"]) == 2
+    one_line_error(capsys, "is a file, not a folder")
+    assert Path("cache").read_text() == "mine"
+
+
 def test_run_checks_the_image_before_the_port(small_ir: Path, tmp_path: Path,
                                               capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "b"

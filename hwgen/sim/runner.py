@@ -69,7 +69,10 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
     Absolute because Verilator and the compilers run inside the model's own folder, where a
     relative path (``--cache-dir runs/cache``, a relative ``$HWGEN_SIM_CACHE``) would name another one.
     """
-    return (Path(cache_dir) if cache_dir is not None else default_cache_dir()).resolve()
+    root = (Path(cache_dir) if cache_dir is not None else default_cache_dir()).resolve()
+    if root.exists() and not root.is_dir():
+        raise SimError(f"the model cache {root} is a file, not a folder: pass --cache-dir FOLDER")
+    return root
 
 
 def verilator_version() -> str:
