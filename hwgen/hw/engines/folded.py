@@ -260,15 +260,15 @@ class FoldedEngine(wiring.Component):
 
     @property
     def weight_rom_banks(self) -> int:
-        """Banks of the weight ROM in depth (:meth:`~hwgen.hw.families.MemoryMap.rom_banks`; 1 in LUTs)."""
+        """Banks of the weight ROM in depth (:func:`rom_banks`)."""
         width, depth = self.weight_rom_shape
-        return self.memory.rom_banks(width, depth) if self.memory.rom_in_block_ram(width, depth) else 1
+        return rom_banks(self.memory, width, depth, block=self.memory.rom_in_block_ram(width, depth))
 
     @property
     def bank_select_stages(self) -> int:
-        """1 when the weight ROM is split in depth (its word comes a cycle later, :func:`registered_rom`), else 0;
-        the subclass delays the input slice's path to match."""
-        return int(self.weight_rom_banks > 1)
+        """Cycles the weight word comes later than a one-bank :func:`registered_rom`'s: 1 when the weight ROM is
+        split in depth, else 0; the subclass delays the input slice's path to match."""
+        return registered_rom_latency(self.weight_rom_banks) - registered_rom_latency(1)
 
     @property
     def threshold_table_registered(self) -> bool:
@@ -281,19 +281,18 @@ class FoldedEngine(wiring.Component):
             return False
         if not self.memory.threshold_rom_in_block_ram(table.depth):
             return False
-        return self.sum_latency() >= self._registered_rom_latency(table.word_bits, table.depth)
+        return self.sum_latency() >= self._threshold_registered_latency()
 
-    def _registered_rom_latency(self, width: int, depth: int) -> int:
-        """:func:`registered_rom`'s latency for a block-RAM ROM: 2, 3 when split in depth."""
-        return 2 + int(self.memory.rom_banks(width, depth) > 1)
+    def _threshold_registered_latency(self) -> int:
+        """:func:`registered_rom_latency` of the threshold table in block RAM."""
+        table = self._table
+        return registered_rom_latency(rom_banks(self.memory, table.word_bits, table.depth, block=True))
 
     @property
     def threshold_read_latency(self) -> int:
         """Cycles from the threshold table's address to its word: 1 (a synchronous ROM), or
         :func:`registered_rom`'s 2 (3 in banks) when :attr:`threshold_table_registered`."""
-        if not self.threshold_table_registered:
-            return 1
-        return self._registered_rom_latency(self._table.word_bits, self._table.depth)
+        return self._threshold_registered_latency() if self.threshold_table_registered else 1
 
     @property
     def latency(self) -> int:
@@ -603,10 +602,26 @@ class FoldedEngine(wiring.Component):
         return nxt, inv
 
 
+#: Cycles from a one-bank :func:`registered_rom`'s address to its word (the ROM's read, then its register).
+REGISTERED_ROM_CYCLES = 2
+
+
+def rom_banks(memory: MemoryMap, width: int, depth: int, *, block: bool) -> int:
+    """Banks in depth of a ROM of ``width`` x ``depth``: :meth:`~hwgen.hw.families.MemoryMap.rom_banks` in
+    block RAM (``block``), 1 in LUTs."""
+    return memory.rom_banks(width, depth) if block else 1
+
+
+def registered_rom_latency(banks: int) -> int:
+    """Cycles from :func:`registered_rom`'s address to its word: :data:`REGISTERED_ROM_CYCLES`, one more for
+    the bank multiplexer's register when ``banks`` > 1."""
+    return REGISTERED_ROM_CYCLES + int(banks > 1)
+
+
 def registered_rom(m: Module, rom: str, words: list[int], width: int, addr: Value, *, memory: MemoryMap,
                    block: bool, name: str) -> Signal:
     """A ROM of ``words`` read at ``addr`` with its word registered (Signal ``name``): 2 cycles later, 3 when
-    split in depth.
+    split in depth (:func:`registered_rom_latency`).
 
     One bank (:meth:`~hwgen.hw.families.MemoryMap.rom_banks`; always in
     LUTs): :func:`sync_rom`, then the register, which the synthesis flow
@@ -618,16 +633,16 @@ def registered_rom(m: Module, rom: str, words: list[int], width: int, addr: Valu
     two cycles, selects a bank into ``name``, so the B:1 multiplexer lies
     between registers.
     """
-    depth = memory.rom_bank_depth(width, len(words)) if block else len(words)
     data = Signal(width, name=name)
-    if depth >= len(words):  # one bank
+    banks = rom_banks(memory, width, len(words), block=block)
+    if banks == 1:
         m.d.sync += data.eq(sync_rom(m, rom, words, width, addr, memory=memory, block=block))
         return data
-    banks = -(-len(words) // depth)
+    depth = memory.rom_bank_depth(width, len(words))
     low = depth.bit_length() - 1
     if 1 << low != depth:
         raise BuildError(f"{rom}: a bank depth of {depth} words is not a power of two")
-    select = delay(m, addr[low:], 2, f"{rom}_bank")
+    select = delay(m, addr[low:], REGISTERED_ROM_CYCLES, f"{rom}_bank")
     read = []
     for k in range(banks):
         q = Signal(width, name=f"{rom}_b{k}_q")

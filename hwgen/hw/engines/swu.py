@@ -246,6 +246,16 @@ class SlidingWindowUnit(wiring.Component):
         starts = self.row_schedule(frames=frames)["reader_start"][::self.h_out]
         return starts[-1] - starts[-2]
 
+    def row_credits(self) -> list[tuple[int, int, int]]:
+        """Per output row y: ``(clamp(top, 0, H), rows_needed, rows_released)`` of its window top
+        ``top = y * S - P`` (:func:`rows_needed`, :func:`rows_released`; the last row releases the rest
+        of the frame). The hardware loads its ``need`` / ``release`` registers from these values and
+        :meth:`row_schedule` models them."""
+        h = self.in_shape[1]
+        k, s, p = self.kernel, self.stride, self.padding
+        return [(_clamp_rows(y * s - p, h), rows_needed(y * s - p, k, h),
+                 rows_released(y * s - p, s, h, y == self.h_out - 1)) for y in range(self.h_out)]
+
     def row_schedule(self, frames: int) -> dict[str, list[int]]:
         """Exact row-level timing of this schedule for ``frames`` back-to-back frames, unstalled.
 
@@ -260,7 +270,7 @@ class SlidingWindowUnit(wiring.Component):
         its last handshake).
         """
         c, h, w = self.in_shape
-        k, s, p, r = self.kernel, self.stride, self.padding, self.rows
+        k, r = self.kernel, self.rows
         t_in = w * c // self.in_width
         t_out = self.w_out * k * k * c // self.simd
         n_w, n_r = frames * h, frames * self.h_out
@@ -271,12 +281,13 @@ class SlidingWindowUnit(wiring.Component):
         released: list[int] = []  # rows released after each reader row (cumulative)
         released_seen = 0
 
+        credits = self.row_credits()
+
         def reader_needs(n: int) -> int | None:
             """The last input row (counted across frames) output row n needs; None if it needs none."""
             f, y = divmod(n, self.h_out)
-            top = y * s - p
-            need = rows_needed(top, k, h)
-            return f * h + _clamp_rows(top, h) + need - 1 if need else None
+            first, need, _ = credits[y]
+            return f * h + first + need - 1 if need else None
 
         while len(r_start) < n_r:
             n = len(r_start)
@@ -286,9 +297,8 @@ class SlidingWindowUnit(wiring.Component):
                 r_start.append(t)
                 r_done.append(t + t_out)
                 f, y = divmod(n, self.h_out)
-                top = y * s - p
-                rel = f * h + _clamp_rows(top, h) + rows_released(top, s, h, y == self.h_out - 1)
-                released.append(rel)
+                first, _, release = credits[y]
+                released.append(f * h + first + release)
                 continue
             g = len(w_start)
             assert g < n_w, "row schedule: reader waits for rows past the last frame"
@@ -371,13 +381,12 @@ class SlidingWindowUnit(wiring.Component):
         # `need` and `release` (rows_needed, rows_released of the current output row y) are
         # registers, loaded from constant tables indexed by y when the row ends (the next row's
         # values), so that neither the credit compare nor the D update has clamp arithmetic.
-        per_row = [(rows_needed(yy * s - p, k, h), rows_released(yy * s - p, s, h, yy == self.h_out - 1))
-                   for yy in range(self.h_out)]
-        need = Signal(range(min(k, h) + 1), init=per_row[0][0])
-        release = Signal(range(h + 1), init=per_row[0][1])
-        after = [per_row[(yy + 1) % self.h_out] for yy in range(self.h_out)]
-        need_after = Array(Const(n, need.shape()) for n, _ in after)
-        release_after = Array(Const(r, release.shape()) for _, r in after)
+        credits = self.row_credits()
+        need = Signal(range(min(k, h) + 1), init=credits[0][1])
+        release = Signal(range(h + 1), init=credits[0][2])
+        after = [credits[(yy + 1) % self.h_out] for yy in range(self.h_out)]
+        need_after = Array(Const(n, need.shape()) for _, n, _ in after)
+        release_after = Array(Const(r, release.shape()) for _, _, r in after)
         can_issue = Signal()
         m.d.comb += can_issue.eq((need == 0) | (d_rows >= need))
 
