@@ -67,6 +67,15 @@ def all_reduce_sum(values: list[float], ctx: DistContext) -> list[float]:
     return t.tolist()
 
 
+def barrier(ctx: DistContext) -> None:
+    """Wait until every process gets here (nothing on one process). Called once training is done, before
+    :func:`shutdown`, so that no rank tears the group down while another still saves or evaluates (gloo
+    then aborts the late rank at exit: "terminate called without an active exception")."""
+    if ctx.distributed and dist.is_initialized():
+        dist.barrier()
+
+
 def shutdown(ctx: DistContext) -> None:
+    """Leave the process group (nothing on one process)."""
     if ctx.distributed and dist.is_initialized():
         dist.destroy_process_group()

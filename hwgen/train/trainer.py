@@ -33,7 +33,7 @@ from hwgen.errors import CheckpointError, ConfigError
 from hwgen.train.architecture import hardware_normalization
 from hwgen.train.checkpoint import Checkpoint, load_checkpoint, load_state_into, save_checkpoint
 from hwgen.train.config import Optimizer, TrainConfig
-from hwgen.train.distributed import DistContext, all_reduce_sum, init_distributed, shutdown
+from hwgen.train.distributed import DistContext, all_reduce_sum, barrier, init_distributed, shutdown
 from hwgen.train.history import history_paths, plot_history, read_history, write_history
 from hwgen.train.layers import BinaryConv2d, BinaryLinear
 from hwgen.train.network import BinaryNet
@@ -199,6 +199,7 @@ class Trainer:
                 record = self._train_epoch(epoch)
                 if self.ctx.is_main:
                     self._save(epoch + 1, record)
+            barrier(self.ctx)  # on success only: after a failure the other rank may never arrive
             return self.metrics()
         finally:
             shutdown(self.ctx)
