@@ -7,13 +7,13 @@ RTL. Every clocked register of the Verilog Yosys writes for a build has the form
     always @(posedge clk)
       NAME <= NEXT ;
 
-(:data:`REGISTER`). A *register mutant* inverts bit ``b`` of one such register's next value,
-``NAME <= (NEXT) ^ (1 << b)``, for the whole run: a stuck-inverted flip-flop input. It is *caught*
-when the bulk simulation of the mutated design, on the fuzz images with the same gaps and stalls, is
-not the golden model's: a wrong score, a protocol error (output beats missing or extra) or a stream
-that stops (the harness's idle limit). A mutant none of these reveal may still be harmless (an
-unused bit, a register whose value is ignored while its valid flag is low), so the uncaught ones
-are listed for a look, not called equivalent.
+(:data:`REGISTER`; ``NEXT;`` without the space when NEXT is a plain name). A *register mutant* inverts
+bit ``b`` of one such register's next value, ``NAME <= (NEXT) ^ (1 << b)``, for the whole run: a
+stuck-inverted flip-flop input. It is *caught* when the bulk simulation of the mutated design, on the fuzz
+images with the same gaps and stalls, is not the golden model's: a wrong score, a protocol error (output
+beats missing or extra) or a stream that stops (the harness's idle limit). A mutant none of these reveal
+may still be harmless (an unused bit, a register whose value is ignored while its valid flag is low), so
+the uncaught ones are listed for a look, not called equivalent.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ import numpy as np
 
 __all__ = ["RegisterSite", "REGISTER", "draw_register_mutants", "flip_register_bit", "register_sites"]
 
-#: A single-statement clocked assignment as Yosys's write_verilog prints a $dff: name, next value.
-REGISTER = re.compile(r"^  always @\(posedge clk\)\n    (\\\S+ |\w+) <= (.+?) ;\n", re.M)
+#: A single-statement clocked assignment as Yosys's write_verilog prints a $dff: name, next value (``NEXT ;``
+#: after an expression or an escaped name, ``NEXT;`` after a plain name: a register without reset copying a wire).
+REGISTER = re.compile(r"^  always @\(posedge clk\)\n    (\\\S+ |\w+) <= (.+?) ?;\n", re.M)
 _DECLARATION = re.compile(r"^  reg (?:\[(\d+):(\d+)\] )?(\\\S+ |\w+)", re.M)
 _MODULE = re.compile(r"^module (\\\S+ |\w+)", re.M)
 
