@@ -195,8 +195,10 @@ def test_widths_and_figures() -> None:
     # start values -T, T saturated to [-64, 65], plus partial sums in [-64, 64]: [-129, 128]
     assert dut.threshold_width == 9
     assert (dut.nf, dut.sf, dut.cycles_per_vector) == (2, 4, 8)
-    # S1, S2, pair level, tree over 8 pair sums (3 adder levels: 2 registers), dot, accumulator, FIFO
-    assert dut.latency == 1 + 1 + 1 + 2 + 1 + 2
+    # S1, S2, the weight word's fabric register (8 words: a block-RAM ROM), pair level, tree over 8 pair
+    # sums (3 adder levels: 2 registers), dot, accumulator, FIFO
+    assert dut.weight_block_ram and dut.weight_rom_banks == 1
+    assert dut.latency == 1 + 1 + 1 + 1 + 2 + 1 + 2
     acc = MVTU(weights=w, pe=8, simd=64, thresholds=None)
     assert acc.latency == 1 + 1 + 1 + 3 + 1 + 2  # 32 pair sums: 5 adder levels, 3 registers
     assert acc.fifo_depth == acc.latency + 1  # SF = 1
@@ -213,8 +215,8 @@ def test_unmasked_engine_figures() -> None:
     assert dut.threshold_width == 8
     # 16 lanes: 5 full adders + 1 lane -> weights of (6, 5) bits; carry-save layers -> (2, 5, 1) -> (2, 3, 2)
     # -> (2, 1, 3) -> (2, 1, 1, 1): 4 layers, a register after every second; lane adders + 2 + final adder
-    # = 4 stages; S1, S2, accumulator, FIFO
-    assert dut.latency == 1 + 1 + 4 + 2
+    # = 4 stages; S1, S2, the weight word's fabric register (8 words: a block-RAM ROM), accumulator, FIFO
+    assert dut.latency == 1 + 1 + 1 + 4 + 2
     acc = MVTU(weights=w, pe=4, simd=16, thresholds=None, masked=False)
     assert acc.latency == dut.latency + 1  # the dot stage
     words = MVTU(weights=np.array([[1, -1, -1, 1], [-1, 1, 1, 1]]), pe=2, simd=2, thresholds=None,
@@ -323,7 +325,8 @@ def small_bank_memory():
                          ids=["masked", "unmasked", "accumulator"])
 def test_weight_rom_split_in_depth_matches_golden(masked: bool, accumulator: bool) -> None:
     """NF * SF = 150 words over banks of 64 (64 + 64 + 22): three ROMs, each word registered, the bank
-    selected a cycle later; one cycle more latency than one bank, exact with stalls, full throughput."""
+    selected a cycle later, into the register that one block RAM's word goes through in the fabric: the
+    latency of one bank, exact with stalls, full throughput."""
     from amaranth.back import verilog
 
     rng = np.random.default_rng(41 + masked + 2 * accumulator)
@@ -335,8 +338,8 @@ def test_weight_rom_split_in_depth_matches_golden(masked: bool, accumulator: boo
         valid = np.ones_like(x)
     dut = MVTU(weights=w, pe=pe, simd=simd, thresholds=t, masked=masked, memory=small_bank_memory())
     whole = MVTU(weights=w, pe=pe, simd=simd, thresholds=t, masked=masked)
-    assert (dut.weight_rom_banks, dut.bank_select_stages, whole.weight_rom_banks) == (3, 1, 1)
-    assert dut.sum_latency() == whole.sum_latency() + 1
+    assert (dut.weight_rom_banks, dut.weight_word_stages, whole.weight_rom_banks) == (3, 1, 1)
+    assert whole.weight_block_ram and dut.sum_latency() == whole.sum_latency()
     text = verilog.convert(dut, name="mvtu")
     assert all(f"weights_b{k}" in text for k in range(3)) and "weights_b3" not in text
     trace = simulate(dut, x, valid, seed=3, gap_p=0.3, stall_p=0.4)

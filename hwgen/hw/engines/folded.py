@@ -249,8 +249,8 @@ class FoldedEngine(wiring.Component):
 
     def term_latency(self) -> int:
         """Cycles from the input slice's issue (S1 one cycle later) to the per-PE sums: the term stages,
-        :attr:`bank_select_stages` and the adder tree's registers."""
-        return self._TERM_STAGES + self.bank_select_stages + tree_register_stages(self.simd)
+        :attr:`weight_word_stages` and the adder tree's registers."""
+        return self._TERM_STAGES + self.weight_word_stages + tree_register_stages(self.simd)
 
     @property
     def weight_rom_shape(self) -> tuple[int, int]:
@@ -262,13 +262,20 @@ class FoldedEngine(wiring.Component):
     def weight_rom_banks(self) -> int:
         """Banks of the weight ROM in depth (:func:`rom_banks`)."""
         width, depth = self.weight_rom_shape
-        return rom_banks(self.memory, width, depth, block=self.memory.rom_in_block_ram(width, depth))
+        return rom_banks(self.memory, width, depth, block=self.weight_block_ram)
 
     @property
-    def bank_select_stages(self) -> int:
-        """Cycles the weight word comes later than a one-bank :func:`registered_rom`'s: 1 when the weight ROM is
-        split in depth, else 0; the subclass delays the input slice's path to match."""
-        return registered_rom_latency(self.weight_rom_banks) - registered_rom_latency(1)
+    def weight_block_ram(self) -> bool:
+        """The weight ROM in block RAM (:meth:`~hwgen.hw.families.MemoryMap.rom_in_block_ram`), else in LUTs."""
+        return self.memory.rom_in_block_ram(*self.weight_rom_shape)
+
+    @property
+    def weight_word_stages(self) -> int:
+        """Cycles the weight word the lanes read comes later than a LUT ROM's (:func:`registered_rom`'s 2): 1 for a
+        block-RAM weight ROM, else 0; the subclass delays the input slice's path to match. Split in depth, that
+        is the bank multiplexer's register (:func:`registered_rom_latency`); in one bank, a fabric register
+        behind the block RAM's own output register (:meth:`_weight_rom`)."""
+        return int(self.weight_block_ram)
 
     @property
     def threshold_table_registered(self) -> bool:
@@ -480,10 +487,25 @@ class FoldedEngine(wiring.Component):
 
     def _weight_rom(self, m: Module, addr: Value, name: str) -> Value:
         """The weight ROM (:meth:`weight_words`) read at ``addr``, its word registered (``name``):
-        2 + :attr:`bank_select_stages` cycles later (:func:`registered_rom`)."""
-        width, depth = self.weight_rom_shape
-        return registered_rom(m, "weights", self.weight_words(), width, addr, memory=self.memory,
-                              block=self.memory.rom_in_block_ram(width, depth), name=name)
+        2 + :attr:`weight_word_stages` cycles later.
+
+        :func:`registered_rom`, then, for a block-RAM ROM in one bank, the word
+        registered once more in the fabric (``name``, no reset). The ECP5 flow
+        moves the first register into the block RAM (``hwgen.synth.bram_outreg``),
+        so without the second the route from the block RAM's column to the lanes'
+        carry chains and the chain itself shared one cycle (CNV ``--pe 16``, seed
+        1: 0.96 ns clock-to-output, 7.33 ns route, the chain into ``acc``; 81.70 MHz).
+        Split in depth, the bank multiplexer's register is that fabric register.
+        """
+        width, _ = self.weight_rom_shape
+        one_bank = self.weight_block_ram and self.weight_rom_banks == 1
+        word = registered_rom(m, "weights", self.weight_words(), width, addr, memory=self.memory,
+                              block=self.weight_block_ram, name=f"{name}_rom" if one_bank else name)
+        if not one_bank:
+            return word
+        fabric = Signal(width, name=name, reset_less=True)
+        m.d.sync += fabric.eq(word)
+        return fabric
 
     def _preloads(self, thresholds: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
         """Threshold mode: the accumulator's start value per channel and the range of the summed terms.

@@ -286,9 +286,9 @@ class MACUnit(FoldedEngine):
 
         # S3: the weight word and the differences registered once more, so the block RAM's output
         # only drives a register (measured: ROM -> product in one cycle limited a design to 61 MHz).
-        # (+ bank_select_stages: a weight ROM split in depth, :func:`~hwgen.hw.engines.folded.registered_rom`)
+        # (+ weight_word_stages: a weight ROM in block RAM, :meth:`~hwgen.hw.engines.folded.FoldedEngine._weight_rom`)
         wrd = self._weight_rom(m, addr1, "w3")
-        ds = [delay(m, d, 1 + self.bank_select_stages, f"d3_{k}") for k, d in enumerate(ds)]
+        ds = [delay(m, d, 1 + self.weight_word_stages, f"d3_{k}") for k, d in enumerate(ds)]
 
         # S4: products W * d per PE and lane, then the adder trees.
         wmax = 1 if self.binary_weights else int(np.abs(self._weights).max())

@@ -177,8 +177,8 @@ class MVTU(FoldedEngine):
         the match count (:func:`~hwgen.hw.engines.popcount.match_count_stages`), then dot only in
         accumulator mode."""
         if self.masked:
-            return self._TERM_STAGES + self.bank_select_stages + popcount_register_stages(self.simd)
-        return (self._TERM_STAGES + self.bank_select_stages - (not self.accumulator_mode)
+            return self._TERM_STAGES + self.weight_word_stages + popcount_register_stages(self.simd)
+        return (self._TERM_STAGES + self.weight_word_stages - (not self.accumulator_mode)
                 + match_count_stages(self.simd))
 
     def _preloads(self, thresholds: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
@@ -214,16 +214,16 @@ class MVTU(FoldedEngine):
         """Per PE: dot = 2 * popcount(XNOR(x, w) & v) - popcount(v), in [-SIMD, SIMD]; not masked, in
         threshold mode: the match count popcount(x ^ u), in [0, SIMD]."""
         PE, SIMD = self.pe, self.simd
-        w2 = self._weight_rom(m, s.addr, "w2")  # the registered word at S2 (+ bank_select_stages)
+        w2 = self._weight_rom(m, s.addr, "w2")  # the registered word at S2 (+ weight_word_stages)
         # the slice at S2, one register copy per PE: each drives its own PE's lanes (delay_copies)
-        x2 = delay_copies(m, x, 1 + self.bank_select_stages, PE, "x2")
+        x2 = delay_copies(m, x, 1 + self.weight_word_stages, PE, "x2")
         if not self.masked:
             counts = [match_count(m, x2[p], w2[p * SIMD:(p + 1) * SIMD], SIMD, f"mc{p}",
                                   ecp5_cells=self.ecp5_cells, chain=chain) for p, chain in enumerate(self._chains)]
             if not self.accumulator_mode:
                 return counts
             return _dots(m, counts, SIMD, SIMD)
-        v2 = delay_copies(m, v, 1 + self.bank_select_stages, PE, "v2")
+        v2 = delay_copies(m, v, 1 + self.weight_word_stages, PE, "v2")
         pcs = []
         for p in range(PE):
             # A named signal: the popcount slices it bit by bit, and a slice of an expression
