@@ -324,9 +324,10 @@ def small_bank_memory():
 @pytest.mark.parametrize("masked,accumulator", [(True, False), (False, False), (True, True)],
                          ids=["masked", "unmasked", "accumulator"])
 def test_weight_rom_split_in_depth_matches_golden(masked: bool, accumulator: bool) -> None:
-    """NF * SF = 150 words over banks of 64 (64 + 64 + 22): three ROMs, each word registered, the bank
-    selected a cycle later, into the register that one block RAM's word goes through in the fabric: the
-    latency of one bank, exact with stalls, full throughput."""
+    """NF * SF = 150 words over banks of 64 (64 + 64 + 22): three ROMs, each read at its own copy of the
+    address register, each word registered, the bank selected a cycle later (into the register that one
+    block RAM's word goes through in the fabric): one cycle more latency than one bank (the address copies),
+    exact with stalls, full throughput."""
     from amaranth.back import verilog
 
     rng = np.random.default_rng(41 + masked + 2 * accumulator)
@@ -338,10 +339,12 @@ def test_weight_rom_split_in_depth_matches_golden(masked: bool, accumulator: boo
         valid = np.ones_like(x)
     dut = MVTU(weights=w, pe=pe, simd=simd, thresholds=t, masked=masked, memory=small_bank_memory())
     whole = MVTU(weights=w, pe=pe, simd=simd, thresholds=t, masked=masked)
-    assert (dut.weight_rom_banks, dut.weight_word_stages, whole.weight_rom_banks) == (3, 1, 1)
-    assert whole.weight_block_ram and dut.sum_latency() == whole.sum_latency()
+    assert (dut.weight_rom_banks, dut.weight_word_stages, whole.weight_rom_banks) == (3, 2, 1)
+    assert whole.weight_block_ram and not whole.weight_address_copies
+    assert dut.sum_latency() == whole.sum_latency() + 1
     text = verilog.convert(dut, name="mvtu")
     assert all(f"weights_b{k}" in text for k in range(3)) and "weights_b3" not in text
+    assert all(f"weights_b{k}_addr_fanout0" in text for k in range(3))
     trace = simulate(dut, x, valid, seed=3, gap_p=0.3, stall_p=0.4)
     assert mismatches(trace.outputs, expected_beats(dut, w, t, x, valid)) == []
     check_timing(dut, simulate(dut, x, valid), len(x))

@@ -26,7 +26,7 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hwgen.hw.engines.pipeline import delay, tree_register_stages
+from hwgen.hw.engines.pipeline import FANOUT_COPY, delay, tree_register_stages
 from hwgen.hw.engines.threshold_factors import FACTOR_STAGES, ThresholdFactors, fit_factors
 from hwgen.hw.engines.thresholds import ThresholdTable, check_thresholds
 from hwgen.hw.families import DEFAULT_FAMILY, MemoryMap
@@ -270,12 +270,21 @@ class FoldedEngine(wiring.Component):
         return self.memory.rom_in_block_ram(*self.weight_rom_shape)
 
     @property
+    def weight_address_copies(self) -> bool:
+        """The weight ROM's address registered once more, one copy per memory of the ROM (per bank and slice,
+        :func:`rom_memories`): a block-RAM ROM of more than one memory, so that no register drives the address
+        pins of all its block RAMs (CNV ``--pe 16``, seed 2: conv5's address register to 36 block RAMs,
+        11.60 ns of routing, 80.77 MHz)."""
+        width, depth = self.weight_rom_shape
+        return rom_memories(self.memory, width, depth, block=self.weight_block_ram) > 1
+
+    @property
     def weight_word_stages(self) -> int:
-        """Cycles the weight word the lanes read comes later than a LUT ROM's (:func:`registered_rom`'s 2): 1 for a
-        block-RAM weight ROM, else 0; the subclass delays the input slice's path to match. Split in depth, that
-        is the bank multiplexer's register (:func:`registered_rom_latency`); in one bank, a fabric register
-        behind the block RAM's own output register (:meth:`_weight_rom`)."""
-        return int(self.weight_block_ram)
+        """Cycles the weight word the lanes read comes later than a LUT ROM's (:func:`registered_rom`'s 2); the
+        subclass delays the input slice's path to match. 1 for a block-RAM weight ROM: split in depth, the bank
+        multiplexer's register (:func:`registered_rom_latency`); in one bank, a fabric register behind the block
+        RAM's own output register (:meth:`_weight_rom`); 1 more with :attr:`weight_address_copies`."""
+        return int(self.weight_block_ram) + int(self.weight_address_copies)
 
     @property
     def threshold_table_registered(self) -> bool:
@@ -500,7 +509,8 @@ class FoldedEngine(wiring.Component):
         width, _ = self.weight_rom_shape
         one_bank = self.weight_block_ram and self.weight_rom_banks == 1
         word = registered_rom(m, "weights", self.weight_words(), width, addr, memory=self.memory,
-                              block=self.weight_block_ram, name=f"{name}_rom" if one_bank else name)
+                              block=self.weight_block_ram, name=f"{name}_rom" if one_bank else name,
+                              address_copies=self.weight_address_copies)
         if not one_bank:
             return word
         fabric = Signal(width, name=name, reset_less=True)
@@ -634,16 +644,30 @@ def rom_banks(memory: MemoryMap, width: int, depth: int, *, block: bool) -> int:
     return memory.rom_banks(width, depth) if block else 1
 
 
-def registered_rom_latency(banks: int) -> int:
+def rom_slice_step(memory: MemoryMap, width: int, depth: int, *, block: bool) -> int:
+    """Bits per memory of :func:`sync_rom`'s ROM of ``width`` x ``depth``: ``memory``'s
+    :meth:`~hwgen.hw.families.MemoryMap.rom_slice_width` in block RAM, else the whole word."""
+    return memory.rom_slice_width(width, depth) if block else width
+
+
+def rom_memories(memory: MemoryMap, width: int, depth: int, *, block: bool) -> int:
+    """Memories :func:`registered_rom` builds for a ROM of ``width`` x ``depth``: per bank (:func:`rom_banks`),
+    the slices of :func:`rom_slice_step` (counted at the full bank's depth)."""
+    banks = rom_banks(memory, width, depth, block=block)
+    bank = memory.rom_bank_depth(width, depth) if banks > 1 else depth
+    return banks * -(-width // rom_slice_step(memory, width, bank, block=block))
+
+
+def registered_rom_latency(banks: int, address_copies: bool = False) -> int:
     """Cycles from :func:`registered_rom`'s address to its word: :data:`REGISTERED_ROM_CYCLES`, one more for
-    the bank multiplexer's register when ``banks`` > 1."""
-    return REGISTERED_ROM_CYCLES + int(banks > 1)
+    the bank multiplexer's register when ``banks`` > 1, one more for the address's copies."""
+    return REGISTERED_ROM_CYCLES + int(banks > 1) + int(address_copies)
 
 
 def registered_rom(m: Module, rom: str, words: list[int], width: int, addr: Value, *, memory: MemoryMap,
-                   block: bool, name: str) -> Signal:
+                   block: bool, name: str, address_copies: bool = False) -> Signal:
     """A ROM of ``words`` read at ``addr`` with its word registered (Signal ``name``): 2 cycles later, 3 when
-    split in depth (:func:`registered_rom_latency`).
+    split in depth, one more with ``address_copies`` (:func:`registered_rom_latency`; :func:`sync_rom`).
 
     One bank (:meth:`~hwgen.hw.families.MemoryMap.rom_banks`; always in
     LUTs): :func:`sync_rom`, then the register, which the synthesis flow
@@ -658,18 +682,19 @@ def registered_rom(m: Module, rom: str, words: list[int], width: int, addr: Valu
     data = Signal(width, name=name)
     banks = rom_banks(memory, width, len(words), block=block)
     if banks == 1:
-        m.d.sync += data.eq(sync_rom(m, rom, words, width, addr, memory=memory, block=block))
+        m.d.sync += data.eq(sync_rom(m, rom, words, width, addr, memory=memory, block=block,
+                                     address_copies=address_copies))
         return data
     depth = memory.rom_bank_depth(width, len(words))
     low = depth.bit_length() - 1
     if 1 << low != depth:
         raise BuildError(f"{rom}: a bank depth of {depth} words is not a power of two")
-    select = delay(m, addr[low:], REGISTERED_ROM_CYCLES, f"{rom}_bank")
+    select = delay(m, addr[low:], REGISTERED_ROM_CYCLES + int(address_copies), f"{rom}_bank")
     read = []
     for k in range(banks):
         q = Signal(width, name=f"{rom}_b{k}_q")
         m.d.sync += q.eq(sync_rom(m, f"{rom}_b{k}", words[k * depth:(k + 1) * depth], width, addr[:low],
-                                  memory=memory, block=True))
+                                  memory=memory, block=True, address_copies=address_copies))
         read.append(q)
     with m.Switch(select):
         for k, q in enumerate(read):
@@ -687,24 +712,33 @@ def _start_value(field: Value, high: int | None, width: int) -> Value:
 
 
 def sync_rom(m: Module, name: str, words: list[int], width: int, addr: Value, *, memory: MemoryMap,
-         block: bool) -> Value:
-    """A ROM of ``words`` (``width`` bits) read synchronously at ``addr``: the word a cycle later.
+         block: bool, address_copies: bool = False) -> Value:
+    """A ROM of ``words`` (``width`` bits) read synchronously at ``addr``: the word a cycle later (two with
+    ``address_copies``).
 
     ``block``: forced into block RAM (``ram_style = "block"``), else Yosys decides. A deep block-RAM
     ROM is built in slices of ``memory``'s :meth:`~hwgen.hw.families.MemoryMap.rom_slice_width`
-    bits (submodules ``NAME_sK``), else whole (``NAME``).
+    bits (submodules ``NAME_sK``), else whole (``NAME``). ``address_copies``: each slice reads at its
+    own register copy of ``addr`` (``NAME_sK_addr_fanoutK``, no reset; kept apart in synthesis,
+    :data:`~hwgen.hw.engines.pipeline.FANOUT_COPY`), placed beside its block RAMs.
     """
     depth = len(words)
     attrs = {"ram_style": "block"} if block else None
     # the whole word unless a deep block-RAM ROM is sliced
-    step = memory.rom_slice_width(width, depth) if block else width
+    step = rom_slice_step(memory, width, depth, block=block)
     data = []
     for k, lo in enumerate(range(0, width, step)):
         bits = min(step, width - lo)
         mem = Memory(shape=unsigned(bits), depth=depth, init=[(w >> lo) & ((1 << bits) - 1) for w in words],
                      attrs=attrs)
-        m.submodules[name if step >= width else f"{name}_s{k}"] = mem
+        label = name if step >= width else f"{name}_s{k}"
+        m.submodules[label] = mem
         rd = mem.read_port()
-        m.d.comb += rd.addr.eq(addr)
+        if address_copies:
+            copy = Signal(addr.shape(), name=f"{label}_addr{FANOUT_COPY}{k}", reset_less=True)
+            m.d.sync += copy.eq(addr)
+            m.d.comb += rd.addr.eq(copy)
+        else:
+            m.d.comb += rd.addr.eq(addr)
         data.append(rd.data)
     return Cat(*data)
