@@ -284,7 +284,14 @@ class FoldedEngine(wiring.Component):
         subclass delays the input slice's path to match. 1 for a block-RAM weight ROM: split in depth, the bank
         multiplexer's register (:func:`registered_rom_latency`); in one bank, a fabric register behind the block
         RAM's own output register (:meth:`_weight_rom`); 1 more with :attr:`weight_address_copies`."""
-        return int(self.weight_block_ram) + int(self.weight_address_copies)
+        return (registered_rom_latency(self.weight_rom_banks, self.weight_address_copies)
+                + int(self._weight_fabric_register) - REGISTERED_ROM_CYCLES)
+
+    @property
+    def _weight_fabric_register(self) -> bool:
+        """The weight word registered once more after :func:`registered_rom` (:meth:`_weight_rom`): a block-RAM
+        ROM in one bank (split in depth, the bank multiplexer's register already lies in the fabric)."""
+        return self.weight_block_ram and self.weight_rom_banks == 1
 
     @property
     def threshold_table_registered(self) -> bool:
@@ -507,11 +514,11 @@ class FoldedEngine(wiring.Component):
         Split in depth, the bank multiplexer's register is that fabric register.
         """
         width, _ = self.weight_rom_shape
-        one_bank = self.weight_block_ram and self.weight_rom_banks == 1
+        fabric_register = self._weight_fabric_register
         word = registered_rom(m, "weights", self.weight_words(), width, addr, memory=self.memory,
-                              block=self.weight_block_ram, name=f"{name}_rom" if one_bank else name,
+                              block=self.weight_block_ram, name=f"{name}_rom" if fabric_register else name,
                               address_copies=self.weight_address_copies)
-        if not one_bank:
+        if not fabric_register:
             return word
         fabric = Signal(width, name=name, reset_less=True)
         m.d.sync += fabric.eq(word)
