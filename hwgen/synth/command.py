@@ -25,6 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     from hwgen.boards.generate import DEFAULT_BAUD
     from hwgen.hw.targets import TARGETS
     from hwgen.synth.runner import DEFAULT_FREQ_MHZ, DEFAULT_SEED
+    from hwgen.synth.scripts import ROUTER2_MIN_LUT4, ROUTERS
 
     p = sub.add_parser("synth", help="synthesise, place and route a build folder to a bitstream (Yosys, nextpnr)",
                        description="Run Yosys, nextpnr and ecppack / icepack on a build folder's top.v; writes the "
@@ -42,8 +43,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"clock nextpnr must meet (default {DEFAULT_FREQ_MHZ:g}); with --board also the system "
                         f"clock the board's PLL makes (default: the build's --clock)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"placer seed (default {DEFAULT_SEED})")
-    p.add_argument("--router", default=None, choices=["router1", "router2"],
-                   help="nextpnr-ecp5 router (default: router2 above 4,000 estimated LUT4, else router1)")
+    p.add_argument("--router", default=None, choices=list(ROUTERS),
+                   help=f"nextpnr-ecp5 router (default: router2 above {ROUTER2_MIN_LUT4:,} estimated LUT4, "
+                        f"else router1)")
     p.add_argument("--constraints", default=None, metavar="FILE",
                    help="LPF (ECP5) / PCF (iCE40) pin file in the build folder (default: none, I/O placed anywhere; "
                         "--board writes its own)")

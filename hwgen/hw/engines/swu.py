@@ -322,7 +322,13 @@ class SlidingWindowUnit(wiring.Component):
         lanes_in, chunks = c // iw, c // simd
         depth = rows * w
 
-        buf = m.submodules.line_buffer = Memory(shape=unsigned(c), depth=depth, init=[])
+        # no_rw_check: Yosys need not make a read of the word being written return the old word (the
+        # bypass logic it adds for that sits between the block RAM and `word`, which the ECP5 flow then
+        # cannot move into the block RAM). No read whose word is used meets a write of its address: the
+        # writer fills only slots whose rows no output row still needs, and the reader reads only rows
+        # completely written, or a padded tap or an unissued beat, whose word is masked or dropped.
+        buf = m.submodules.line_buffer = Memory(shape=unsigned(c), depth=depth, init=[],
+                                                attrs={"no_rw_check": 1})
         wr = buf.write_port(granularity=iw if lanes_in > 1 else None)
         rd = buf.read_port()
 
