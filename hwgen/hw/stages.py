@@ -52,7 +52,6 @@ from typing import ClassVar
 import numpy as np
 from amaranth.hdl import Cat, Const, Module
 from amaranth.lib import wiring
-from amaranth.lib.fifo import SyncFIFO
 
 from hwgen.compile.ir import ConvLayer, JoinLayer, MaxPoolLayer, ThresholdOutput
 from hwgen.compile.kinds.conv import stream_weights
@@ -60,6 +59,7 @@ from hwgen.errors import BuildError
 from hwgen.hw import cost
 from hwgen.hw.engines import MVTU, JoinUnit, MACUnit, MaxPoolUnit, SlidingWindowUnit
 from hwgen.hw.engines.convert import WidthConverter
+from hwgen.hw.engines.fifo import SyncFIFO
 from hwgen.hw.families import MemoryMap
 from hwgen.hw.folding import PIXEL_BITS, LayerFold
 from hwgen.hw.targets import Target

@@ -22,16 +22,25 @@ import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.data import ArrayLayout, StructLayout
-from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hwgen.hw.engines.pipeline import FANOUT_COPY, delay, tree_register_stages
-from hwgen.hw.engines.threshold_factors import FACTOR_STAGES, ThresholdFactors, fit_factors
-from hwgen.hw.engines.thresholds import ThresholdTable, check_thresholds
-from hwgen.hw.families import DEFAULT_FAMILY, MemoryMap
 from hwgen.compile.ir import signed_bits
 from hwgen.errors import BuildError
+from hwgen.hw.engines.fifo import SyncFIFO
+from hwgen.hw.engines.pipeline import (
+    FANOUT_COPY,
+    delay,
+    delay_copies,
+    tree_register_stages,
+)
+from hwgen.hw.engines.threshold_factors import (
+    FACTOR_STAGES,
+    ThresholdFactors,
+    fit_factors,
+)
+from hwgen.hw.engines.thresholds import ThresholdTable, check_thresholds
+from hwgen.hw.families import DEFAULT_FAMILY, MemoryMap
 
 __all__ = ["DEFAULT_MEMORY", "FoldedEngine", "Schedule", "check_thresholds", "check_weight_matrix", "pack_fields",
            "registered_rom", "rom_slice_width", "sync_rom"]
@@ -397,6 +406,11 @@ class FoldedEngine(wiring.Component):
         sums = self._lane_sums(m, self._delayed(m, s, self.read_stages), x, v)
         ctl = {"valid": s.step, "first": s.sf == 0, "last": s.last_sf}
         ctl = {k: delay(m, Value.cast(sig), self.sum_latency(), f"{k}_p") for k, sig in ctl.items()}
+        # the accumulator stage's enables once more, their last register in one copy per PE: each copy
+        # enables one PE's accumulator and result bit (CNV --pe 16's conv0, one register for all 64 PEs:
+        # 6.12 ns route to the enable logic, 4.33 on to the result bits)
+        for k, sig in (("valid", s.step), ("last", s.last_sf)):
+            ctl[f"{k}_pe"] = delay_copies(m, Value.cast(sig), self.sum_latency(), self.pe, f"{k}_pe")
         # the result one cycle before the accumulator stage (FACTOR_STAGES more for factored thresholds):
         # the address of a synchronous ROM read; a registered table (threshold_read_latency) earlier still
         early = self.sum_latency() - self.threshold_read_latency - (FACTOR_STAGES if self._factors is not None else 0)
@@ -471,9 +485,13 @@ class FoldedEngine(wiring.Component):
         if NF == 1:
             return x1, v1
         raw = self.i.payload.as_value() if self.masked else self.i.payload.data
-        # not in block RAM: LUT RAM where the family has it (Yosys' choice), else flip-flops
+        # not in block RAM: LUT RAM where the family has it (Yosys' choice), else flip-flops. no_rw_check:
+        # word sf is written a cycle after its step (SF >= 2; in the step's own cycle for SF == 1) and read
+        # for the later neuron folds, never in the cycle it is written but at the steps with the stream's
+        # slice (first_nf), whose read is not used: Yosys need not give the old word on such a read.
         attrs = ({"ram_style": "block"} if self.buffer_in_block_ram else
-                 None if self.memory.lut_ram else {"ram_style": "logic"})
+                 {} if self.memory.lut_ram else {"ram_style": "logic"})
+        attrs["no_rw_check"] = 1
         buf = m.submodules.input_buffer = Memory(shape=unsigned(len(raw)), depth=SF, init=[], attrs=attrs)
         bw = buf.write_port()
         br = buf.read_port()
@@ -555,8 +573,9 @@ class FoldedEngine(wiring.Component):
         m.d.sync += done.eq(ctl["valid"] & ctl["last"])
         if self.accumulator_mode:
             accs = [Signal(signed(self.acc_width), name=f"acc{p}") for p in range(PE)]
-            with m.If(ctl["valid"]):
-                m.d.sync += [a.eq(Mux(ctl["first"], 0, a) + d) for a, d in zip(accs, sums)]
+            for a, d, valid in zip(accs, sums, ctl["valid_pe"]):
+                with m.If(valid):
+                    m.d.sync += a.eq(Mux(ctl["first"], 0, a) + d)
             result = Cat(*accs)
         else:
             tw, table = self.threshold_width, self._table
@@ -581,9 +600,10 @@ class FoldedEngine(wiring.Component):
             for p in range(PE):
                 acc = Signal(signed(tw), name=f"acc{p}", init=int(table.start[0, p]))
                 total = self._accumulate(m, p, acc, sums[p])
-                with m.If(ctl["valid"]):
-                    m.d.sync += acc.eq(Mux(ctl["last"], nxt[p], total))
-                    with m.If(ctl["last"]):
+                valid, last = ctl["valid_pe"][p], ctl["last_pe"][p]
+                with m.If(valid):
+                    m.d.sync += acc.eq(Mux(last, nxt[p], total))
+                    with m.If(last):
                         m.d.sync += result[p].eq(~total[-1] ^ inv[p])
         fifo = m.submodules.out_fifo = SyncFIFO(width=len(result), depth=self.fifo_depth)
         m.d.comb += [

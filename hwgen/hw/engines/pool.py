@@ -9,17 +9,17 @@ columns that do not fill a window are dropped.
 
 from __future__ import annotations
 
-import numpy as np
 from typing import NamedTuple
 
+import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import stream, wiring
-from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hwgen.hw.engines.swu import check_count, check_divides, check_shape
 from hwgen.errors import BuildError
+from hwgen.hw.engines.fifo import SyncFIFO
+from hwgen.hw.engines.swu import check_count, check_divides, check_shape
 
 __all__ = ["MaxPoolUnit", "SlotPhase", "axis_slots"]
 

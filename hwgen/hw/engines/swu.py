@@ -336,6 +336,11 @@ class SlidingWindowUnit(wiring.Component):
         # released rows that no window uses and the writer has not consumed yet).
         d_rows = Signal(signed(max(rows, h + s).bit_length() + 2))
         row_done = Signal()
+        credits = self.row_credits()
+        # D's two tests as registers, kept equal to them: ready_in = D < R (the writer's), can_issue = the
+        # reader's (need == 0 or D >= need); D = 0 at reset.
+        ready_in = Signal(init=1)
+        can_issue = Signal(init=credits[0][1] == 0)
 
         # -- writer --------------------------------------------------------
         lane = Signal(range(lanes_in))
@@ -343,7 +348,7 @@ class SlidingWindowUnit(wiring.Component):
         waddr = Signal(range(depth))
         take = Signal()
         m.d.comb += [
-            self.i.ready.eq(d_rows < rows),
+            self.i.ready.eq(ready_in),
             take.eq(self.i.valid & self.i.ready),
             wr.addr.eq(waddr),
             wr.data.eq(Cat(*([self.i.payload] * lanes_in))),
@@ -387,14 +392,11 @@ class SlidingWindowUnit(wiring.Component):
         # `need` and `release` (rows_needed, rows_released of the current output row y) are
         # registers, loaded from constant tables indexed by y when the row ends (the next row's
         # values), so that neither the credit compare nor the D update has clamp arithmetic.
-        credits = self.row_credits()
         need = Signal(range(min(k, h) + 1), init=credits[0][1])
         release = Signal(range(h + 1), init=credits[0][2])
         after = [credits[(yy + 1) % self.h_out] for yy in range(self.h_out)]
         need_after = Array(Const(n, need.shape()) for _, n, _ in after)
         release_after = Array(Const(r, release.shape()) for _, _, r in after)
-        can_issue = Signal()
-        m.d.comb += can_issue.eq((need == 0) | (d_rows >= need))
 
         # -- output pipeline: the read port's register, then the word's ---------
         read_valid = Signal()  # a beat's word is on rd.data
@@ -456,5 +458,16 @@ class SlidingWindowUnit(wiring.Component):
                                              base_word.eq(rows_ahead(base_word, h)),
                                              top_word.eq(rows_ahead(base_word, h - p)),
                                              slot_word.eq(rows_ahead(base_word, h - p))]
-        m.d.sync += d_rows.eq(d_rows + row_done - Mux(row_end, release, 0))
+        # D' = D + row_done - (row_end ? release : 0), and the two tests of D' (against the next row's need
+        # after a row end), computed for each of the four (row_done, row_end) from registers alone: the
+        # handshakes (i.valid, and o.ready through `advance`) only select one of the four.
+        nexts = {}
+        for done in (0, 1):
+            for end in (0, 1):
+                d_next = Signal.like(d_rows, name=f"d_rows_{done}{end}")
+                need_next = need_after[y] if end else need
+                m.d.comb += d_next.eq(d_rows + done - (release if end else 0))
+                nexts[done, end] = Cat(d_next, d_next < rows, (need_next == 0) | (d_next >= need_next))
+        m.d.sync += Cat(d_rows, ready_in, can_issue).eq(
+            Mux(row_end, Mux(row_done, nexts[1, 1], nexts[0, 1]), Mux(row_done, nexts[1, 0], nexts[0, 0])))
         return m
