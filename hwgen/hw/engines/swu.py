@@ -10,7 +10,7 @@ contributes 0, which the MVTU implements through its ``valid`` mask.
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.data import StructLayout
 from amaranth.lib.memory import Memory
@@ -256,6 +256,26 @@ class SlidingWindowUnit(wiring.Component):
         return [(_clamp_rows(y * s - p, h), rows_needed(y * s - p, k, h),
                  rows_released(y * s - p, s, h, y == self.h_out - 1)) for y in range(self.h_out)]
 
+    def _credit_bounds(self, y: int, shape) -> dict[tuple[int, int], tuple[int, int]]:
+        """Per (done, end): the bounds (lo, hi) on D for the credit tests of D' = D + done - end * release
+        after output row y's cycle (done: an input row completed; end: row y ended and released
+        ``release`` rows).
+
+        ``ready_in' = D' < R`` is ``D < hi`` with ``hi = R - done + end * release``; ``can_issue' = need' == 0
+        or D' >= need'`` (need' the next row's need after a row end, else row y's) is ``D >= lo`` with
+        ``lo = need' - done + end * release``, or the lowest value of ``shape`` when need' = 0.
+        """
+        credits = self.row_credits()
+        release = credits[y][2]
+        lowest = -(1 << (Shape.cast(shape).width - 1))
+        bounds = {}
+        for done in (0, 1):
+            for end in (0, 1):
+                need = credits[(y + 1) % self.h_out][1] if end else credits[y][1]
+                shift = end * release - done
+                bounds[done, end] = (lowest if need == 0 else need + shift, self.rows + shift)
+        return bounds
+
     def row_schedule(self, frames: int) -> dict[str, list[int]]:
         """Exact row-level timing of this schedule for ``frames`` back-to-back frames, unstalled.
 
@@ -389,14 +409,17 @@ class SlidingWindowUnit(wiring.Component):
             step = n % rows * w
             return Mux(word + step >= depth, word + step - depth, word + step)
 
-        # `need` and `release` (rows_needed, rows_released of the current output row y) are
-        # registers, loaded from constant tables indexed by y when the row ends (the next row's
-        # values), so that neither the credit compare nor the D update has clamp arithmetic.
-        need = Signal(range(min(k, h) + 1), init=credits[0][1])
+        # `release` (rows_released of the current output row y) and the bounds on D of the credit tests
+        # (:meth:`_credit_bounds`) are registers, loaded from constant tables indexed by y when the row
+        # ends (the next row's values): no clamp arithmetic and no adder before a compare.
         release = Signal(range(h + 1), init=credits[0][2])
-        after = [credits[(yy + 1) % self.h_out] for yy in range(self.h_out)]
-        need_after = Array(Const(n, need.shape()) for _, n, _ in after)
-        release_after = Array(Const(r, release.shape()) for _, _, r in after)
+        release_after = Array(Const(credits[(yy + 1) % self.h_out][2], release.shape()) for yy in range(self.h_out))
+        bounds = [self._credit_bounds(yy, d_rows.shape()) for yy in range(self.h_out)]
+        bound_regs = {key: (Signal(d_rows.shape(), name=f"can_from_{key[0]}{key[1]}", init=lo),
+                            Signal(d_rows.shape(), name=f"ready_below_{key[0]}{key[1]}", init=hi))
+                      for key, (lo, hi) in bounds[0].items()}
+        bounds_after = {key: [Array(Const(bounds[(yy + 1) % self.h_out][key][n], d_rows.shape())
+                                    for yy in range(self.h_out)) for n in (0, 1)] for key in bound_regs}
 
         # -- output pipeline: the read port's register, then the word's ---------
         read_valid = Signal()  # a beat's word is on rd.data
@@ -447,8 +470,9 @@ class SlidingWindowUnit(wiring.Component):
                             m.d.sync += [x.eq(x + 1), xleft.eq(xleft + s), col.eq(xleft + s),
                                          r.eq(top), slot_word.eq(top_word)]
                         with m.Else():
-                            m.d.sync += [x.eq(0), xleft.eq(-p), col.eq(-p),
-                                         need.eq(need_after[y]), release.eq(release_after[y])]
+                            m.d.sync += [x.eq(0), xleft.eq(-p), col.eq(-p), release.eq(release_after[y])]
+                            m.d.sync += [reg.eq(bounds_after[key][n][y])
+                                         for key, regs in bound_regs.items() for n, reg in enumerate(regs)]
                             with m.If(~last_y):
                                 m.d.sync += [y.eq(y + 1), top.eq(top + s), r.eq(top + s),
                                              top_word.eq(rows_ahead(top_word, s)),
@@ -458,16 +482,14 @@ class SlidingWindowUnit(wiring.Component):
                                              base_word.eq(rows_ahead(base_word, h)),
                                              top_word.eq(rows_ahead(base_word, h - p)),
                                              slot_word.eq(rows_ahead(base_word, h - p))]
-        # D' = D + row_done - (row_end ? release : 0), and the two tests of D' (against the next row's need
-        # after a row end), computed for each of the four (row_done, row_end) from registers alone: the
-        # handshakes (i.valid, and o.ready through `advance`) only select one of the four.
+        # D' = D + row_done - (row_end ? release : 0) and its two tests (D compared with the bounds), for
+        # each of the four (row_done, row_end), from registers alone: the handshakes (i.valid, and o.ready
+        # through `advance`) only select one of the four.
         nexts = {}
-        for done in (0, 1):
-            for end in (0, 1):
-                d_next = Signal.like(d_rows, name=f"d_rows_{done}{end}")
-                need_next = need_after[y] if end else need
-                m.d.comb += d_next.eq(d_rows + done - (release if end else 0))
-                nexts[done, end] = Cat(d_next, d_next < rows, (need_next == 0) | (d_next >= need_next))
+        for (done, end), (can_from, ready_below) in bound_regs.items():
+            d_next = Signal.like(d_rows, name=f"d_rows_{done}{end}")
+            m.d.comb += d_next.eq(d_rows + done - (release if end else 0))
+            nexts[done, end] = Cat(d_next, d_rows < ready_below, d_rows >= can_from)
         m.d.sync += Cat(d_rows, ready_in, can_issue).eq(
             Mux(row_end, Mux(row_done, nexts[1, 1], nexts[0, 1]), Mux(row_done, nexts[1, 0], nexts[0, 0])))
         return m
