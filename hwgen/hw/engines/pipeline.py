@@ -7,11 +7,12 @@ register after every 2 levels and after the last, i.e.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 from amaranth.hdl import Module, Shape, ShapeCastable, Signal, Value
 
-__all__ = ["FANOUT_COPY", "adder_tree", "delay", "delay_copies", "tree_levels", "tree_register_stages"]
+__all__ = ["COPY_TREE_ABOVE", "FANOUT_COPY", "adder_tree", "delay", "delay_copies", "tree_levels", "tree_register_stages"]
 
 #: The name part of a register copy made by :func:`delay_copies`. Yosys would merge identical registers
 #: back into one; the synthesis script (``templates/synth.ys.j2``) marks the registers of wires named
@@ -38,20 +39,35 @@ def delay(m: Module, sig: Value, n: int, name: str) -> Value:
     return sig
 
 
+#: Above this many copies (and with n >= 2), :func:`delay_copies` also copies the register before the last.
+COPY_TREE_ABOVE = 8
+
+
 def delay_copies(m: Module, sig: Value, n: int, copies: int, name: str) -> list[Value]:
     """``sig`` delayed by n >= 1 registers, the last register in ``copies`` identical copies.
 
     One copy per group of consumers (e.g. one per PE of a folded engine's input
     slice): each drives a share of the fan-out, so the placer can put it next to
-    its consumers instead of one register reaching all of them. Same value and
-    latency as :func:`delay`; named ``NAME{FANOUT_COPY}K`` (kept apart in
-    synthesis, see :data:`FANOUT_COPY`). One copy: :func:`delay` itself.
+    its consumers instead of one register reaching all of them. With more than
+    :data:`COPY_TREE_ABOVE` copies and n >= 2 the register before the last is
+    copied too, G = ceil(sqrt(copies)) times (``NAME_pre{FANOUT_COPY}G``), each
+    feeding ceil(copies / G) of the last copies: no register drives more than
+    about sqrt(copies) copies (CNV ``--pe 16``'s conv0, one register into 64
+    copies: 9.24 ns of routing). Same value and latency as :func:`delay`; the
+    last copies are named ``NAME{FANOUT_COPY}K`` (all kept apart in synthesis,
+    see :data:`FANOUT_COPY`). One copy: :func:`delay` itself.
     """
     if copies == 1:
         return [delay(m, sig, n, name)]
-    before = delay(m, sig, n - 1, f"{name}_pre")
+    if n >= 2 and copies > COPY_TREE_ABOVE:
+        groups = math.isqrt(copies - 1) + 1
+        per_group = -(-copies // groups)
+        before = delay_copies(m, sig, n - 1, groups, f"{name}_pre")
+        sources = [before[k // per_group] for k in range(copies)]
+    else:
+        sources = [delay(m, sig, n - 1, f"{name}_pre")] * copies
     regs = [Signal(sig.shape(), name=f"{name}{FANOUT_COPY}{k}") for k in range(copies)]
-    m.d.sync += [reg.eq(before) for reg in regs]
+    m.d.sync += [reg.eq(src) for reg, src in zip(regs, sources)]
     return regs
 
 
