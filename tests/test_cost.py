@@ -45,7 +45,8 @@ MEASURED = [
     ("tiny --pe 2 (CI's synthesis design), ECP5-25F", "tiny", dict(pe=2), "ecp5-25k", 3_772, 1),
     ("ResNet-8 --pe 16, ECP5-85F (int8 conv0: 48 multipliers in DSPs)", "resnet", dict(pe=16), "ecp5-85k", 14_946,
      67),
-    ("CNV --fit, ECP5-85F (placed, not routed)", "cnv", dict(fit=True), "ecp5-85k", 41_448, 161),
+    ("CNV --fit, ECP5-85F (nextpnr's count after packing; not routed)", "cnv", dict(fit=True), "ecp5-85k",
+     41_448, 161),
 ]
 
 

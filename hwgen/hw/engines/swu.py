@@ -159,6 +159,14 @@ class SlidingWindowUnit(wiring.Component):
       register is free or being taken: the line buffer's word goes from a
       register, which the synthesis flow moves into a block RAM's output
       register, to the chunk select).
+    * Both tests of D are registers (``i.ready`` and the reader's
+      ``can_issue``), loaded each cycle with the tests of D's next value:
+      for each of the four cases (an input row completed or not, an output
+      row ended or not) D is compared with bounds that hold per output row
+      (:meth:`_credit_bounds`, registers loaded when a row ends), and the
+      handshakes only select one case. The values are those of testing D
+      itself; the handshakes reach them through one multiplexer, not
+      through an adder and a compare.
     * No deadlock for any legal parameters: the rows an output row needs are
       always within R slots of its oldest row, so the writer can always
       deliver them; nothing is dropped or duplicated.
