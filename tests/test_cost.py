@@ -41,7 +41,7 @@ MEASURED = [
     ("tiny --pe 1 --simd 4 (CI's design)", "tiny", dict(pe=1, simd=4), "ice40-hx8k", 1_090, 6),
     ("TFC --fps 100000, ECP5-85F", "tfc", dict(fps=100_000), "ecp5-85k", 6_203, 8),
     ("SFC --fps 100000, ECP5-85F", "sfc", dict(fps=100_000), "ecp5-85k", 16_052, 24),
-    ("CNV --pe 16, ECP5-85F", "cnv", dict(pe=16), "ecp5-85k", 16_699, 173),
+    ("CNV --pe 16, ECP5-85F", "cnv", dict(pe=16), "ecp5-85k", 16_957, 173),
     ("tiny --pe 2 (CI's synthesis design), ECP5-25F", "tiny", dict(pe=2), "ecp5-25k", 3_772, 1),
     ("ResNet-8 --pe 16, ECP5-85F (int8 conv0: 48 multipliers in DSPs)", "resnet", dict(pe=16), "ecp5-85k", 14_946,
      67),
