@@ -410,7 +410,8 @@ class FoldedEngine(wiring.Component):
         # enables one PE's accumulator and result bit (CNV --pe 16's conv0, one register for all 64 PEs:
         # 6.12 ns route to the enable logic, 4.33 on to the result bits)
         for k, sig in (("valid", s.step), ("last", s.last_sf)):
-            ctl[f"{k}_pe"] = delay_copies(m, Value.cast(sig), self.sum_latency(), self.pe, f"{k}_pe")
+            ctl[f"{k}_pe"] = ([ctl[k]] if self.pe == 1 else
+                              delay_copies(m, Value.cast(sig), self.sum_latency(), self.pe, f"{k}_pe"))
         # the result one cycle before the accumulator stage (FACTOR_STAGES more for factored thresholds):
         # the address of a synchronous ROM read; a registered table (threshold_read_latency) earlier still
         early = self.sum_latency() - self.threshold_read_latency - (FACTOR_STAGES if self._factors is not None else 0)
