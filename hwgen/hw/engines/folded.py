@@ -404,14 +404,13 @@ class FoldedEngine(wiring.Component):
         x, v = self._input_slice(m, s)
         # the term stages see the step as if issued read_stages cycles later (the slice arrives that late)
         sums = self._lane_sums(m, self._delayed(m, s, self.read_stages), x, v)
-        ctl = {"valid": s.step, "first": s.sf == 0, "last": s.last_sf}
-        ctl = {k: delay(m, Value.cast(sig), self.sum_latency(), f"{k}_p") for k, sig in ctl.items()}
-        # the accumulator stage's enables once more, their last register in one copy per PE: each copy
+        # the accumulator stage's valid and last as lists, their last register in one copy per PE: each copy
         # enables one PE's accumulator and result bit (CNV --pe 16's conv0, one register for all 64 PEs:
-        # 6.12 ns route to the enable logic, 4.33 on to the result bits)
-        for k, sig in (("valid", s.step), ("last", s.last_sf)):
-            ctl[f"{k}_pe"] = ([ctl[k]] if self.pe == 1 else
-                              delay_copies(m, Value.cast(sig), self.sum_latency(), self.pe, f"{k}_pe"))
+        # 6.12 ns route to the enable logic, 4.33 on to the result bits); copy 0 also completes the output
+        # word. first: one copy.
+        ctl = {k: delay_copies(m, Value.cast(sig), self.sum_latency(), copies, f"{k}_p")
+               for k, sig, copies in (("valid", s.step, self.pe), ("first", s.sf == 0, 1),
+                                      ("last", s.last_sf, self.pe))}
         # the result one cycle before the accumulator stage (FACTOR_STAGES more for factored thresholds):
         # the address of a synchronous ROM read; a registered table (threshold_read_latency) earlier still
         early = self.sum_latency() - self.threshold_read_latency - (FACTOR_STAGES if self._factors is not None else 0)
@@ -558,7 +557,7 @@ class FoldedEngine(wiring.Component):
         m.d.comb += total.eq(acc + term)
         return total
 
-    def _accumulate_and_output(self, m: Module, sums: list[Value], ctl: dict[str, Value]) -> None:
+    def _accumulate_and_output(self, m: Module, sums: list[Value], ctl: dict[str, list[Value] | Value]) -> None:
         """Accumulator and output FIFO; threshold mode starts each result at -T and outputs its sign.
 
         Threshold mode: ``total = acc + sum`` (one carry chain per PE); at the
@@ -571,12 +570,12 @@ class FoldedEngine(wiring.Component):
         """
         PE = self.pe
         done = Signal()
-        m.d.sync += done.eq(ctl["valid"] & ctl["last"])
+        m.d.sync += done.eq(ctl["valid"][0] & ctl["last"][0])
         if self.accumulator_mode:
             accs = [Signal(signed(self.acc_width), name=f"acc{p}") for p in range(PE)]
-            for a, d, valid in zip(accs, sums, ctl["valid_pe"]):
+            for a, d, valid in zip(accs, sums, ctl["valid"]):
                 with m.If(valid):
-                    m.d.sync += a.eq(Mux(ctl["first"], 0, a) + d)
+                    m.d.sync += a.eq(Mux(ctl["first"][0], 0, a) + d)
             result = Cat(*accs)
         else:
             tw, table = self.threshold_width, self._table
@@ -601,7 +600,7 @@ class FoldedEngine(wiring.Component):
             for p in range(PE):
                 acc = Signal(signed(tw), name=f"acc{p}", init=int(table.start[0, p]))
                 total = self._accumulate(m, p, acc, sums[p])
-                valid, last = ctl["valid_pe"][p], ctl["last_pe"][p]
+                valid, last = ctl["valid"][p], ctl["last"][p]
                 with m.If(valid):
                     m.d.sync += acc.eq(Mux(last, nxt[p], total))
                     with m.If(last):

@@ -264,25 +264,28 @@ class SlidingWindowUnit(wiring.Component):
         return [(_clamp_rows(y * s - p, h), rows_needed(y * s - p, k, h),
                  rows_released(y * s - p, s, h, y == self.h_out - 1)) for y in range(self.h_out)]
 
-    def _credit_bounds(self, y: int, shape) -> dict[tuple[int, int], tuple[int, int]]:
-        """Per (done, end): the bounds (lo, hi) on D for the credit tests of D' = D + done - end * release
-        after output row y's cycle (done: an input row completed; end: row y ended and released
-        ``release`` rows).
+    def _credit_bounds(self, shape) -> list[dict[tuple[int, int], tuple[int, int]]]:
+        """Per output row y, per (done, end): the bounds (lo, hi) on D for the credit tests of
+        D' = D + done - end * release after row y's cycle (done: an input row completed; end: row y
+        ended and released ``release`` rows).
 
         ``ready_in' = D' < R`` is ``D < hi`` with ``hi = R - done + end * release``; ``can_issue' = need' == 0
         or D' >= need'`` (need' the next row's need after a row end, else row y's) is ``D >= lo`` with
         ``lo = need' - done + end * release``, or the lowest value of ``shape`` when need' = 0.
         """
         credits = self.row_credits()
-        release = credits[y][2]
         lowest = -(1 << (Shape.cast(shape).width - 1))
-        bounds = {}
-        for done in (0, 1):
-            for end in (0, 1):
-                need = credits[(y + 1) % self.h_out][1] if end else credits[y][1]
-                shift = end * release - done
-                bounds[done, end] = (lowest if need == 0 else need + shift, self.rows + shift)
-        return bounds
+        table = []
+        for y, (_, need_now, release) in enumerate(credits):
+            need_next = credits[(y + 1) % self.h_out][1]
+            bounds = {}
+            for done in (0, 1):
+                for end in (0, 1):
+                    need = need_next if end else need_now
+                    shift = end * release - done
+                    bounds[done, end] = (lowest if need == 0 else need + shift, self.rows + shift)
+            table.append(bounds)
+        return table
 
     def row_schedule(self, frames: int) -> dict[str, list[int]]:
         """Exact row-level timing of this schedule for ``frames`` back-to-back frames, unstalled.
@@ -422,7 +425,7 @@ class SlidingWindowUnit(wiring.Component):
         # ends (the next row's values): no clamp arithmetic and no adder before a compare.
         release = Signal(range(h + 1), init=credits[0][2])
         release_after = Array(Const(credits[(yy + 1) % self.h_out][2], release.shape()) for yy in range(self.h_out))
-        bounds = [self._credit_bounds(yy, d_rows.shape()) for yy in range(self.h_out)]
+        bounds = self._credit_bounds(d_rows.shape())
         bound_regs = {key: (Signal(d_rows.shape(), name=f"can_from_{key[0]}{key[1]}", init=lo),
                             Signal(d_rows.shape(), name=f"ready_below_{key[0]}{key[1]}", init=hi))
                       for key, (lo, hi) in bounds[0].items()}
