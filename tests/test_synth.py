@@ -307,6 +307,16 @@ def test_design_that_misses_timing(tmp_path: Path) -> None:
     assert not result.timing_met and result.fmax_mhz == pytest.approx(logged, abs=0.01)
 
 
+def test_nextpnr_args_reach_nextpnr_and_the_reports(tmp_path: Path) -> None:
+    build = make_build(tmp_path / "b", counter())
+    with pytest.raises(SynthError, match="no-such-option"):
+        run_synth(build, "ecp5-25k", 50, 1, stream=io.StringIO(), nextpnr_args=["--no-such-option"])
+    result = run_synth(build, "ecp5-25k", 50, 1, stream=io.StringIO(), nextpnr_args=["--placer-heap-alpha", "0.05"])
+    assert result.timing_met
+    assert json.loads((build / "synth_report.json").read_text())["nextpnr_args"] == ["--placer-heap-alpha", "0.05"]
+    assert "nextpnr options `--placer-heap-alpha 0.05`" in (build / "synth_report.md").read_text()
+
+
 def test_design_with_more_io_than_the_package(tmp_path: Path) -> None:
     build = make_build(tmp_path / "b", counter(48))  # 50 I/O on a 39-pin package
     with pytest.raises(SynthError, match=r"does not fit ice40-up5k \(iCE40UP5K sg48\): I/O \(SB_IO\) 50 > 39"):
@@ -369,6 +379,11 @@ def test_missing_build_folder_and_tools(tmp_path: Path) -> None:
     (["synth", "missing_build", "--target", "ecp5-85k"], "build folder missing_build does not exist"),
     (["synth", ".", "--target", "ecp5-85k"], "has no top.v"),
     (["synth", ".", "--target", "ecp5-85k", "--freq", "-5"], None),
+    (["synth", ".", "--target", "ecp5-85k", "--nextpnr-args=--seed 3"],
+     "hwgen synth sets nextpnr's --seed itself: use hwgen synth --seed"),
+    (["synth", ".", "--target", "ecp5-85k", "--nextpnr-args=--json=x.json"], "sets nextpnr's --json itself"),
+    (["synth", ".", "--target", "ecp5-85k", "--nextpnr-args=--placer-heap-alpha '0.1"], "No closing quotation"),
+    (["synth", ".", "--target", "ecp5-85k", "--nextpnr-args=--pre-pack *.py"], "'*.py' is not one plain word"),
 ])
 def test_cli_errors(tmp_path: Path, args: list[str], message: str | None) -> None:
     if message is None:  # a bad --freq is refused before any tool runs

@@ -46,6 +46,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--router", default=None, choices=list(ROUTERS),
                    help=f"nextpnr-ecp5 router (default: router2 above {ROUTER2_MIN_LUT4:,} estimated LUT4, "
                         f"else router1)")
+    p.add_argument("--nextpnr-args", default="", metavar="ARGS",
+                   help="extra nextpnr options, one string, given with '=' as they start with '-' (e.g. "
+                        "--nextpnr-args='--timing-allow-fail --placer-heap-alpha 0.05'; default none); recorded in the reports")
     p.add_argument("--constraints", default=None, metavar="FILE",
                    help="LPF (ECP5) / PCF (iCE40) pin file in the build folder (default: none, I/O placed anywhere; "
                         "--board writes its own)")
@@ -81,7 +84,16 @@ def _run_synth(args: argparse.Namespace) -> int:
 
 def _synthesise(args: argparse.Namespace):
     """(SynthResult, a hint to print or None, the board files written or ())."""
-    from hwgen.synth.runner import DEFAULT_FREQ_MHZ, run_synth
+    import shlex
+    from functools import partial
+
+    from hwgen.synth.runner import DEFAULT_FREQ_MHZ, check_nextpnr_args, run_synth
+
+    try:
+        nextpnr_args = check_nextpnr_args(shlex.split(args.nextpnr_args))
+    except ValueError as e:
+        raise SynthError(f"--nextpnr-args {args.nextpnr_args!r}: {e}") from None
+    run_synth = partial(run_synth, nextpnr_args=nextpnr_args)
 
     if args.board is None:
         if args.target is None:

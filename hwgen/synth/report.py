@@ -101,6 +101,7 @@ class SynthResult:
     stages: list[StageTime]
     bitstream: str | None    #: file name in the build folder
     cycles_per_frame: int | None
+    nextpnr_args: tuple[str, ...] = ()  #: the user's extra nextpnr options (``hwgen synth --nextpnr-args``)
 
     @property
     def fmax_mhz(self) -> float | None:
@@ -132,6 +133,7 @@ class SynthResult:
             "target": {"name": t.name, "family": t.family.value, "part": t.part, "package": t.package},
             "freq_mhz": self.freq_mhz,
             "seed": self.seed,
+            "nextpnr_args": list(self.nextpnr_args),
             "resources": {r.name: {"used": r.used, "available": r.available, "source": r.source}
                           for r in self.resources},
             "cells": self.cells,
@@ -153,7 +155,8 @@ class SynthResult:
     def to_markdown(self) -> str:
         t = self.target
         lines = [f"# Synthesis report: {self.top} on {t.part} {t.package} ({t.name})", "",
-                 f"Requested clock {self.freq_mhz:g} MHz, placer seed {self.seed}; "
+                 f"Requested clock {self.freq_mhz:g} MHz, placer seed {self.seed}"
+                 + (f", nextpnr options `{' '.join(self.nextpnr_args)}`" if self.nextpnr_args else "") + "; "
                  + (f"bitstream `{self.bitstream}`." if self.bitstream else "no bitstream."), "",
                  "| resource | used | available | use | counted |", "|---|---:|---:|---:|---|"]
         for r in self.resources:

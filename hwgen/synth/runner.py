@@ -8,7 +8,8 @@ writes ``synth_report.md`` and ``synth_report.json`` (:mod:`hwgen.synth.report`)
 
 Failures are :class:`~hwgen.errors.SynthError` messages with the numbers:
 
-* no build folder or no Verilog, a tool not found, a bad --clock / --seed;
+* no build folder or no Verilog, a tool not found, a bad --clock / --seed, a --nextpnr-args option
+  the stage script sets itself;
 * Yosys fails (its ERROR lines), or leaves no cells;
 * the design does not fit (nextpnr's utilisation above 100 %: which resource, used / available);
 * placement or routing fails for another reason (nextpnr's ERROR lines);
@@ -53,7 +54,7 @@ from hwgen.synth.scripts import (
 from hwgen.synth.stage import StageRun, run_stage
 from hwgen.synth.tools import resolve_toolchain
 
-__all__ = ["DEFAULT_FREQ_MHZ", "DEFAULT_SEED", "output_names", "run_synth"]
+__all__ = ["DEFAULT_FREQ_MHZ", "DEFAULT_SEED", "NEXTPNR_OPTIONS_SET", "check_nextpnr_args", "output_names", "run_synth"]
 
 DEFAULT_FREQ_MHZ = 100.0
 DEFAULT_SEED = 1
@@ -186,11 +187,32 @@ def _refuse_other_family_cells(build_dir: Path, sources: Sequence[str], target: 
                                  f"with `hwgen build ... --target {target.name}`")
 
 
+#: nextpnr options the stage script sets itself: the hwgen synth option to use instead, or None (not settable).
+NEXTPNR_OPTIONS_SET = {"--freq": "--clock", "--seed": "--seed", "--router": "--router", "--lpf": "--constraints",
+                       "--pcf": "--constraints", "--json": None, "--textcfg": None, "--asc": None, "--report": None}
+
+
+def check_nextpnr_args(args: Sequence[str]) -> tuple[str, ...]:
+    """``args`` as a tuple, or SynthError: an option the stage script sets itself
+    (:data:`NEXTPNR_OPTIONS_SET`), or a word the script's unquoted ``${NEXTPNR_FLAGS}`` would split or
+    expand (white space, ``*?[``, quotes, ``$``, backslash)."""
+    for arg in args:
+        name = arg.split("=", 1)[0]
+        if name in NEXTPNR_OPTIONS_SET:
+            instead = NEXTPNR_OPTIONS_SET[name]
+            raise SynthError(f"--nextpnr-args: hwgen synth sets nextpnr's {name} itself"
+                             + (f": use hwgen synth {instead}" if instead else ""))
+        if not arg or any(c.isspace() or c in "*?['\"$\\`" for c in arg):
+            raise SynthError(f"--nextpnr-args: {arg!r} is not one plain word (no spaces, quotes, $, *, ?, [ or "
+                             f"backslash): pass each option and value as its own word")
+    return tuple(args)
+
+
 def run_synth(build_dir: Path | str, target: Target | str, freq_mhz: float = DEFAULT_FREQ_MHZ,
               seed: int = DEFAULT_SEED, *, yosys: str | None = None, nextpnr: str | None = None,
               pack: str | None = None, top: str = "hwgen_top", verilog: str | Sequence[str] = "top.v",
               constraints: str | None = None, allow_timing_fail: bool = False, router: str | None = None,
-              stream: TextIO | None = None) -> SynthResult:
+              nextpnr_args: Sequence[str] = (), stream: TextIO | None = None) -> SynthResult:
     """Synthesise, place and route and pack ``build_dir/verilog`` for ``target``; the parsed result.
 
     ``verilog``: one file, or several read in order (a board top and the
@@ -202,8 +224,10 @@ def run_synth(build_dir: Path | str, target: Target | str, freq_mhz: float = DEF
     standard error). Raises SynthError (see the module docstring); with
     ``allow_timing_fail`` a timing miss returns the result instead. ``router``:
     nextpnr-ecp5's router (None: :func:`~hwgen.synth.scripts.choose_router` of
-    the build's LUT4 estimate in report.json).
+    the build's LUT4 estimate in report.json). ``nextpnr_args``: extra nextpnr
+    options, checked by :func:`check_nextpnr_args` (recorded in the reports).
     """
+    nextpnr_args = check_nextpnr_args(nextpnr_args)
     build_dir = Path(build_dir)
     if not build_dir.is_dir():
         raise SynthError(f"build folder {build_dir} does not exist (run hwgen build first)")
@@ -224,17 +248,17 @@ def run_synth(build_dir: Path | str, target: Target | str, freq_mhz: float = DEF
     cycles = figures.get("cycles_per_frame")
     with previous_outputs_kept(build_dir, output_names(files)):
         result = _run_stages(build_dir, target, tools, files, top=top, freq_mhz=freq_mhz, seed=seed, cycles=cycles,
-                             stream=stream)
+                             nextpnr_args=nextpnr_args, stream=stream)
     if not result.timing_met and not allow_timing_fail:
         raise SynthError(timing_message(result, build_dir / files.report_md))
     return result
 
 
 def _run_stages(build_dir: Path, target: Target, tools, files: ToolchainFiles, *, top: str, freq_mhz: float,
-                seed: int, cycles: int | None, stream: TextIO | None) -> SynthResult:
+                seed: int, cycles: int | None, nextpnr_args: tuple[str, ...], stream: TextIO | None) -> SynthResult:
     """Yosys, nextpnr, the packer, then the reports (written even when timing is missed); SynthError on failure."""
     env = dict(os.environ, YOSYS=tools.yosys, NEXTPNR=tools.nextpnr, PACK=tools.pack,
-               FREQ=f"{float(freq_mhz):.6g}", SEED=str(seed), NEXTPNR_FLAGS="")
+               FREQ=f"{float(freq_mhz):.6g}", SEED=str(seed), NEXTPNR_FLAGS=" ".join(nextpnr_args))
     stages: list[StageTime] = []
 
     def stage(name: str, tool: str, script: str, log: str) -> StageRun:
@@ -268,7 +292,8 @@ def _run_stages(build_dir: Path, target: Target, tools, files: ToolchainFiles, *
     result = SynthResult(
         build_dir=str(build_dir), top=top, target=target, freq_mhz=float(freq_mhz), seed=seed,
         resources=resources(target, pnr.utilization, cells), cells=cells, clocks=pnr.clocks,
-        critical_paths=pnr.critical_paths, stages=stages, bitstream=files.bitstream, cycles_per_frame=cycles)
+        critical_paths=pnr.critical_paths, stages=stages, bitstream=files.bitstream, cycles_per_frame=cycles,
+        nextpnr_args=nextpnr_args)
     write_reports(result, build_dir / files.report_md, build_dir / files.report_json)
     return result
 
