@@ -20,7 +20,10 @@ model): ``inline`` compiles ``top.v`` as written (every memory's contents
 inline, as before issue 13), ``shell`` the shell whose memories load their
 contents at run time (:mod:`hwgen.sim.memfiles`, what ``hwgen sim`` builds)
 with the default options (:data:`hwgen.sim.bulk.BULK_ARGS`), and the other
-variants the shell with other Verilator / C++ options (:data:`VARIANTS`).
+variants the shell with other Verilator / C++ options (:data:`VARIANTS`):
+``shell-splitN`` model functions of N statements (``shell-nosplit``:
+Verilator's own size), ``shell-clang`` the C++ compiled by Debian's clang 14
+(``apt-get install clang-14``; not a project dependency).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from hwgen.sim.scoreboard import check_accelerator
 from hwgen.sim.session import simulate
 
 _NO_CFLAGS = tuple(a for a in BULK_ARGS if a not in ("-CFLAGS", "-O2"))
+_NO_SPLIT = BULK_ARGS[:BULK_ARGS.index("--output-split-cfuncs")] + BULK_ARGS[BULK_ARGS.index("--output-split-cfuncs") + 2:]
 #: name -> (memories loaded at run time?, Verilator options of the bulk model)
 VARIANTS = {
     "inline": (False, BULK_ARGS),
@@ -49,6 +53,10 @@ VARIANTS = {
     "shell-Os": (True, _NO_CFLAGS),                                # Verilator's default C++ flags (-Os)
     "shell-O0": (True, (*_NO_CFLAGS, "-CFLAGS", "-O0")),          # no C++ optimisation: fastest compile
     "shell-native": (True, (*_NO_CFLAGS, "-CFLAGS", "-O2 -march=native")),  # -O2 for this machine's CPU
+    "shell-clang": (True, (*BULK_ARGS, "-MAKEFLAGS", "CXX=clang++-14", "-LDFLAGS", "-latomic")),  # Debian's clang 14
+    "shell-nosplit": (True, _NO_SPLIT),  # Verilator's own function size (before SPLIT_CFUNCS)
+    # model functions split at N statements
+    **{f"shell-split{n}": (True, (*_NO_SPLIT, "--output-split-cfuncs", str(n))) for n in (30, 100, 300, 1000, 3000)},
 }
 
 

@@ -46,10 +46,20 @@ from hwgen.sim.trace import StreamTrace
 __all__ = ["Harness", "build_harness", "harness_source", "run_harness"]
 
 EXE = "hwgen_bulk"
-#: Verilator options of the bulk model: fast code, no assertions. ``-CFLAGS -O2`` replaces
-#: Verilator's default ``-Os`` for the model's C++: measured 1.4x faster simulation of CNV
-#: (97k vs 70k cycles/s) for a build about twice as long (139 vs 76 s).
-BULK_ARGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert", "-CFLAGS", "-O2")
+#: Statements per model function (Verilator's ``--output-split-cfuncs``). Verilator's default put CNV
+#: ``--pe 32``'s clocked logic in functions of up to 12,000 lines, which GCC -O2 compiles in time far
+#: above linear: one file of 1.1 MB still compiling after 11 minutes, the whole model's other files in
+#: seconds each. CNV ``--pe 16``, 100 CIFAR-10 images (benchmarks/sim_speed.py, variants ``shell`` and
+#: ``shell-splitN``): build 106.7 s -> 33.8-35.1 s, simulation 86,109 -> 108,522-108,655 cycles/s; at
+#: 300 statements alike, at 100 and 30 slower to build and to run (86.7 s, 79,964 cycles/s at 100).
+SPLIT_CFUNCS = 1000
+
+#: Verilator options of the bulk model: fast code, no assertions, functions split at
+#: :data:`SPLIT_CFUNCS` statements. ``-CFLAGS -O2`` replaces Verilator's default ``-Os`` for the model's
+#: C++: measured 1.4x faster simulation of CNV (97k vs 70k cycles/s) for a build about twice as long
+#: (139 vs 76 s).
+BULK_ARGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert", "-CFLAGS", "-O2",
+             "--output-split-cfuncs", str(SPLIT_CFUNCS))
 _STAMP = "hwgen-build.json"
 
 
