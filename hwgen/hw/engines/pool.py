@@ -23,13 +23,14 @@ from hwgen.hw.engines.swu import check_count, check_divides, check_shape
 
 __all__ = ["MaxPoolUnit", "SlotPhase", "axis_slots"]
 
-#: Output FIFO entries = credits for window results in flight: enough for one
-#: result per cycle (a result is written to the FIFO one cycle after its last
-#: input beat and can leave it one cycle later).
-_FIFO_DEPTH = 3
+#: Output FIFO entries = credits for window results in flight: one result per
+#: cycle holds 3 (a result is in the result register one cycle after its last
+#: input beat, in the write register the next, in the FIFO the next, and may
+#: leave it then), plus one to spare.
+_FIFO_DEPTH = 4
 
 #: Cycles from the handshake of a window's last input beat to its result being valid on ``o``.
-_LATENCY = 2
+_LATENCY = 3
 
 
 def _check_use_and(use_and: object, c: int) -> np.ndarray:
@@ -118,21 +119,25 @@ class MaxPoolUnit(wiring.Component):
     (transparent to its write port, so back-to-back updates of one word see
     each other) and written back one cycle later; :attr:`buffer_bits` =
     R * R * ceil(W_out / R) * C, one row of W_out partial pixels when K = S,
-    none when K == 1. Plus an output FIFO of 3 words of width bits.
+    none when K == 1. Plus an output FIFO of 4 words of width bits and
+    its write register (width bits).
 
     Flow control and timing
     -----------------------
     Every input beat is read-modified-written in all slots whose windows
     contain it, in a two-stage pipeline that never stalls. A window's result
     leaves when its last tap (K-1, K-1) arrives; at most one window ends at
-    any pixel. A beat that completes a window is accepted only while fewer
-    than 3 results are in the pipeline or the output FIFO (credits); every
+    any pixel. A window's result is registered before the output FIFO (the
+    slot memories' read and the OR of the slots do not reach the FIFO's
+    memory in one cycle: CNV ``--pe 16``'s pool3, 1.75 ns logic + 8.85 routing).
+    A beat that completes a window is accepted only while fewer than 4
+    results are in the pipeline or the output FIFO (credits); every
     other beat is always accepted. So the unit takes one input beat per cycle
     while ``o`` is not back-pressured, overlapping or not:
     :attr:`cycles_per_frame` = :attr:`beats_per_frame_in` = H*W*C/width.
-    :attr:`latency` = 2 cycles from the handshake of a window's last beat to
+    :attr:`latency` = 3 cycles from the handshake of a window's last beat to
     its result on ``o``; the output beats of one output pixel leave in the
-    same cycles as its last input pixel's beats, two cycles later.
+    same cycles as its last input pixel's beats, three cycles later.
     """
 
     def __init__(self, *, in_shape: tuple[int, int, int], kernel: int, stride: int,
@@ -256,9 +261,10 @@ class MaxPoolUnit(wiring.Component):
 
         fifo = m.submodules.out_fifo = SyncFIFO(width=width, depth=_FIFO_DEPTH)
         emit1 = Signal()     # stage 1 holds a beat that completes a window
-        pending = Signal(range(_FIFO_DEPTH + 2))
+        emit2 = Signal()     # the write register holds its result
+        pending = Signal(range(_FIFO_DEPTH + 3))
         m.d.comb += [
-            pending.eq(fifo.level + emit1),
+            pending.eq(fifo.level + emit1 + emit2),
             self.i.ready.eq(~last_tap | (pending < _FIFO_DEPTH)),
             take.eq(self.i.valid & self.i.ready),
         ]
@@ -291,9 +297,11 @@ class MaxPoolUnit(wiring.Component):
                     wr.en.eq(v1 & ~emit_1),
                 ]
             result = result | Mux(emit_1, acc, 0)
+        result2 = Signal(width)
+        m.d.sync += [emit2.eq(emit1), result2.eq(result ^ flip1)]
         m.d.comb += [
-            fifo.w_en.eq(emit1),
-            fifo.w_data.eq(result ^ flip1),
+            fifo.w_en.eq(emit2),
+            fifo.w_data.eq(result2),
             self.o.valid.eq(fifo.r_rdy),
             self.o.payload.eq(fifo.r_data),
             fifo.r_en.eq(self.o.ready),
