@@ -44,7 +44,8 @@ from hwgen.sim.scoreboard import check_accelerator
 from hwgen.sim.session import simulate
 
 _NO_CFLAGS = tuple(a for a in BULK_ARGS if a not in ("-CFLAGS", "-O2"))
-_NO_SPLIT = BULK_ARGS[:BULK_ARGS.index("--output-split-cfuncs")] + BULK_ARGS[BULK_ARGS.index("--output-split-cfuncs") + 2:]
+_SPLIT_AT = BULK_ARGS.index("--output-split-cfuncs")
+_NO_SPLIT = BULK_ARGS[:_SPLIT_AT] + BULK_ARGS[_SPLIT_AT + 2:]  # without the option and its value
 #: name -> (memories loaded at run time?, Verilator options of the bulk model)
 VARIANTS = {
     "inline": (False, BULK_ARGS),
