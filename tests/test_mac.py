@@ -194,6 +194,33 @@ def test_heavy_back_pressure_fills_the_fifo(c_out: int, pe: int, simd: int, accu
     assert mismatches(trace.outputs, beats_from_acc(dut, acc, t)) == []
 
 
+@pytest.mark.parametrize("masked", [True, False], ids=["masked", "unmasked"])
+@pytest.mark.parametrize("sf,groups,buffer_slices", [(3, 3, 3), (17, 3, 1)], ids=["lut-ram", "block-ram"])
+def test_lane_groups_and_buffer_slices_match_reference(masked: bool, sf: int, groups: int,
+                                                       buffer_slices: int) -> None:
+    """SIMD 20 lanes of 8 bits (160 bits, above FANOUT_GROUP_BITS): the stream/buffer select in 3 register
+    copies (lanes 0-7, 8-15, 16-19) and, with SF = 3, the input buffer in 3 slices at their own sf counters;
+    with SF = 17 the buffer is in block RAM (one memory, read registered) and the select copies come one
+    register later. Exact under gaps and stalls, full throughput and the documented latency."""
+    rng = np.random.default_rng(40 + sf + masked)
+    c_in, c_out, fan_in = 4, 6, 20 * sf
+    w = random_weights(rng, 4, (c_out, fan_in))
+    offsets = rng.integers(0, 256, size=c_in)
+    x, valid = random_pixels(rng, 8, fan_in)
+    if not masked:
+        valid = np.ones_like(valid)
+    acc = reference_acc(w, offsets, x, valid)
+    t = near_thresholds(rng, acc, *MACUnit(weights=w, input_offset=offsets, in_channels=c_in, pe=2, simd=20,
+                                          thresholds=None).acc_range)
+    dut = MACUnit(weights=w, input_offset=offsets, in_channels=c_in, pe=2, simd=20, thresholds=t, masked=masked)
+    assert (dut.nf, dut.sf, dut.read_stages) == (3, sf, int(sf > 16))
+    assert dut.input_lane_groups == [(0, 8), (8, 16), (16, 20)]
+    assert len(dut.input_lane_groups) == groups and len(dut.buffer_lane_groups) == buffer_slices
+    trace = simulate(dut, x, valid, seed=sf, gap_p=0.3, stall_p=0.5)
+    assert mismatches(trace.outputs, beats_from_acc(dut, acc, t)) == []
+    check_timing(dut, simulate(dut, x, valid), len(x))
+
+
 def test_checker_catches_wrong_expectations() -> None:
     rng = np.random.default_rng(7)
     c_in, c_out, fan_in = 3, 4, 12

@@ -144,6 +144,24 @@ def test_block_ram_buffer_read_is_registered(masked: bool, accumulator: bool) ->
     check_timing(dut, simulate(dut, x, valid), len(x))
 
 
+@pytest.mark.parametrize("masked", [True, False], ids=["masked", "unmasked"])
+def test_wide_input_slice_in_lane_groups(masked: bool) -> None:
+    """SIMD 150 binary lanes: the stream/buffer select in copies of 64, 64 and 22 lanes, the input buffer in
+    those slices (LUT RAM, each at its own sf counter copy); exact under gaps and stalls, full throughput."""
+    rng = np.random.default_rng(61 + masked)
+    c_out, fan_in = 6, 450
+    w = rng.choice(np.array([-1, 1]), size=(c_out, fan_in))
+    t = rng.integers(-20, 21, size=c_out)
+    x, valid = random_vectors(rng, 6, fan_in)
+    if not masked:
+        valid = np.ones_like(x)
+    dut = MVTU(weights=w, pe=2, simd=150, thresholds=t, masked=masked)
+    assert dut.input_lane_groups == dut.buffer_lane_groups == [(0, 64), (64, 128), (128, 150)]
+    trace = simulate(dut, x, valid, seed=3, gap_p=0.3, stall_p=0.5)
+    assert mismatches(trace.outputs, expected_beats(dut, w, t, x, valid)) == []
+    check_timing(dut, simulate(dut, x, valid), len(x))
+
+
 @pytest.mark.parametrize("c_out,fan_in,pe,simd", [(6, 12, 2, 12), (4, 8, 4, 8), (6, 20, 3, 5)])
 @pytest.mark.parametrize("accumulator", [False, True], ids=["threshold", "accumulator"])
 def test_heavy_back_pressure_fills_the_fifo(c_out: int, fan_in: int, pe: int, simd: int, accumulator: bool) -> None:
@@ -154,6 +172,35 @@ def test_heavy_back_pressure_fills_the_fifo(c_out: int, fan_in: int, pe: int, si
     dut = MVTU(weights=w, pe=pe, simd=simd, thresholds=t)
     trace = simulate(dut, x, valid, seed=fan_in, gap_p=0.05, stall_p=0.85)
     assert mismatches(trace.outputs, expected_beats(dut, w, t, x, valid)) == []
+
+
+def test_input_ready_is_a_register() -> None:
+    """``i.ready`` does not change within a cycle whatever ``i.valid`` and ``o.ready`` do (it is a flip-flop),
+    while it does go low and high over a run with output stalls (no credit left, the later neuron folds)."""
+    from amaranth.sim import Simulator
+
+    rng = np.random.default_rng(5)
+    w = rng.choice(np.array([-1, 1]), size=(6, 20))
+    dut = MVTU(weights=w, pe=2, simd=5, thresholds=rng.integers(-3, 4, size=6))
+    seen = set()
+
+    async def bench(ctx):
+        for _ in range(400):
+            before = ctx.get(dut.i.ready)
+            for valid, ready in ((0, 0), (1, 0), (0, 1), (1, 1), (int(rng.random() < 0.7), int(rng.random() < 0.3))):
+                ctx.set(dut.i.valid, valid)
+                ctx.set(dut.o.ready, ready)
+                assert ctx.get(dut.i.ready) == before
+            seen.add(before)
+            ctx.set(dut.i.payload.data, int(rng.integers(0, 1 << 5)))
+            ctx.set(dut.i.payload.valid, 0b11111)
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == {0, 1}
 
 
 def test_checker_catches_a_flipped_weight() -> None:

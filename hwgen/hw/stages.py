@@ -59,7 +59,8 @@ from hwgen.errors import BuildError
 from hwgen.hw import cost
 from hwgen.hw.engines import MVTU, JoinUnit, MACUnit, MaxPoolUnit, SlidingWindowUnit
 from hwgen.hw.engines.convert import WidthConverter
-from hwgen.hw.engines.fifo import SyncFIFO
+from hwgen.hw.engines.fifo import SyncFIFO, sliced_fifo
+from hwgen.hw.engines.pipeline import FANOUT_GROUP_BITS
 from hwgen.hw.families import MemoryMap
 from hwgen.hw.folding import PIXEL_BITS, LayerFold
 from hwgen.hw.targets import Target
@@ -248,9 +249,12 @@ class ConvStage(Stage):
         if engine.nf > 1:
             # The vector FIFO's read data come straight from its RAM (no output register): the engine registers
             # them every cycle without an enable, so its ready does not fan out to a wide register's enables
-            # (SFC: 896 of them, 75.7 MHz; TFC: 448, 120.8 MHz).
-            fifo = m.submodules[f"{self.layer_name}_fifo"] = SyncFIFO(width=self.converter.out_width,
-                                                                      depth=engine.sf)
+            # (SFC: 896 of them, 75.7 MHz; TFC: 448, 120.8 MHz). Outside block RAM it is built in slices of
+            # FANOUT_GROUP_BITS, each with its own pointers (sliced_fifo).
+            width = self.converter.out_width
+            in_block_ram = cost.ram_in_block_ram(engine.memory, width, engine.sf)
+            fifo = m.submodules[f"{self.layer_name}_fifo"] = sliced_fifo(
+                width=width, depth=engine.sf, slice_bits=width if in_block_ram else FANOUT_GROUP_BITS)
             m.d.comb += [fifo.w_en.eq(conv.o.valid), conv.o.ready.eq(fifo.w_rdy), fifo.w_data.eq(conv.o.payload)]
             vectors = SimpleNamespace(valid=fifo.r_rdy, ready=fifo.r_en, payload=fifo.r_data)
         link(m, vectors, engine.i, [engine.i.payload.data.eq(vectors.payload),

@@ -30,6 +30,7 @@ from hwgen.errors import BuildError
 from hwgen.hw.engines.fifo import SyncFIFO
 from hwgen.hw.engines.pipeline import (
     FANOUT_COPY,
+    FANOUT_GROUP_BITS,
     delay,
     delay_copies,
     tree_register_stages,
@@ -156,8 +157,10 @@ class FoldedEngine(wiring.Component):
     stalls: a cycle without a step carries a bubble. Flow control is by
     credits: a step that completes a result (sf = SF-1) is issued only while
     fewer than :attr:`fifo_depth` results are in flight or waiting in the
-    FIFO, so back-pressure on ``o`` never drops or duplicates a result and
-    there is no combinational path from ``o.ready`` to ``i.ready``.
+    FIFO, so back-pressure on ``o`` never drops or duplicates a result;
+    ``i.ready`` (nf = 0 and a credit for the step) is a flip-flop, set from
+    the counters' next values, so no path runs from ``o.ready`` or
+    ``i.valid`` to it within a cycle.
 
     Memory layout
     -------------
@@ -428,26 +431,34 @@ class FoldedEngine(wiring.Component):
         nf = Signal(range(NF))
         addr = Signal(range(NF * SF))
         pending = Signal(range(depth + 1))  # results issued and not yet taken from ``o``
-        last_sf = sf == SF - 1
-        first_nf = nf == 0
+        # sf == SF - 1 and nf == 0 as flip-flops (set from the counters' next values): the issue logic starts
+        # from registers, and so do the copies of the stream/buffer select (SFC's fc0: nf through nf == 0
+        # into 14 select copies, 1.23 logic + 7.80 ns routing). Reset state: sf = nf = 0.
+        last_sf = Signal(init=int(SF == 1))
+        first_nf = Signal(init=1)
         can_issue = Signal()
         step = Signal()
-        m.d.comb += [
-            can_issue.eq(~last_sf | (pending != depth)),
-            self.i.ready.eq(first_nf & can_issue),
-            step.eq(can_issue & (~first_nf | self.i.valid)),
-        ]
-        with m.If(step):
-            m.d.sync += [
-                sf.eq(Mux(last_sf, 0, sf + 1)),
-                addr.eq(Mux(addr == NF * SF - 1, 0, addr + 1)),
-            ]
-            with m.If(last_sf):
-                m.d.sync += nf.eq(Mux(nf == NF - 1, 0, nf + 1))
         push = Signal()
         pop = Signal()
-        m.d.comb += [push.eq(step & last_sf), pop.eq(self.o.valid & self.o.ready)]
-        m.d.sync += pending.eq(pending + push - pop)
+        m.d.comb += [
+            can_issue.eq(~last_sf | (pending != depth)),
+            step.eq(can_issue & (~first_nf | self.i.valid)),
+            push.eq(step & last_sf),
+            pop.eq(self.o.valid & self.o.ready),
+        ]
+        sf_next = Mux(step, Mux(last_sf, 0, sf + 1), sf)
+        nf_next = Mux(push, Mux(nf == NF - 1, 0, nf + 1), nf)
+        pending_next = pending + push - pop
+        m.d.sync += [sf.eq(sf_next), nf.eq(nf_next), pending.eq(pending_next),
+                     last_sf.eq(sf_next == SF - 1), first_nf.eq(nf_next == 0)]
+        with m.If(step):
+            m.d.sync += addr.eq(Mux(addr == NF * SF - 1, 0, addr + 1))
+        # i.ready = first_nf & can_issue, registered the same way, so that it leaves a flip-flop for the FIFO
+        # in front (SFC's fc0: the issue logic through i.ready to the pointers of 14 vector FIFO slices,
+        # 8.4-9.1 ns of routing). Reset state: also pending = 0, so ready (depth >= 1).
+        ready = Signal(init=1)
+        m.d.sync += ready.eq((nf_next == 0) & ((sf_next != SF - 1) | (pending_next != depth)))
+        m.d.comb += self.i.ready.eq(ready)
         result, pos = nf, Const(0)
         if self.positions > 1:  # per-position thresholds: count the results of a frame
             R = self.positions * NF
@@ -469,12 +480,31 @@ class FoldedEngine(wiring.Component):
         return Schedule(**{k: sig if isinstance(sig, Const) else delay(m, Value.cast(sig), n, f"{k}_r")
                            for k, sig in s._asdict().items()})
 
+    @property
+    def input_lane_groups(self) -> list[tuple[int, int]]:
+        """Lane ranges [lo, hi) of the input slice that share one copy of its stream/buffer select: about
+        :data:`~hwgen.hw.engines.pipeline.FANOUT_GROUP_BITS` bits each (at least one lane), so no select
+        register drives more (SFC's fc0, one register into the select of all 896 bits: 7.88 ns of routing)."""
+        per_group = max(1, FANOUT_GROUP_BITS // self._lane_bits)
+        return [(lo, min(lo + per_group, self.simd)) for lo in range(0, self.simd, per_group)]
+
+    @property
+    def buffer_lane_groups(self) -> list[tuple[int, int]]:
+        """Lane ranges of the input buffer's slices: :attr:`input_lane_groups` for a buffer of SF >= 2 words
+        outside block RAM (each slice its own memory, read and written at its own copy of the sf counter, so no
+        address register reaches more than its slice's LUT RAM cells: SFC's fc0, 224 cells), else one."""
+        if self.sf < 2 or self.buffer_in_block_ram:
+            return [(0, self.simd)]
+        return self.input_lane_groups
+
     def _input_slice(self, m: Module, s: Schedule) -> tuple[Value, Value]:
         """S1 (+ :attr:`read_stages`): (data, valid) of the step's slice, from ``i`` during nf = 0, else
         re-read from the input buffer; with a block-RAM buffer its read data and the stream's slice are
-        registered once more before the select."""
-        SIMD, NF, SF = self.simd, self.nf, self.sf
-        data_bits = self._lane_bits * SIMD
+        registered once more before the select. The select (stream or buffer) is registered once per
+        :attr:`input_lane_groups`, the buffer built in :attr:`buffer_lane_groups`."""
+        SIMD, NF = self.simd, self.nf
+        lane = self._lane_bits
+        data_bits = lane * SIMD
         x1 = Signal(data_bits)
         v1 = Signal(SIMD)
         m.d.sync += x1.eq(self.i.payload.data)
@@ -484,7 +514,39 @@ class FoldedEngine(wiring.Component):
             v1 = Const((1 << SIMD) - 1, SIMD)
         if NF == 1:
             return x1, v1
-        raw = self.i.payload.as_value() if self.masked else self.i.payload.data
+        read = self._input_buffer(m, s)
+        groups = self.input_lane_groups
+        n = self.read_stages
+        if len(groups) == 1:
+            from_stream = [delay(m, Value.cast(s.first_nf), 1, "from_stream")]
+            if n:
+                from_stream = [delay(m, from_stream[0], n, "from_stream_r")]
+        else:
+            from_stream = delay_copies(m, Value.cast(s.first_nf), 1 + n, len(groups), "from_stream")
+        if n:
+            read = delay(m, read, n, "buffered")
+            x1 = delay(m, x1, n, "x1_r")
+            if self.masked:
+                v1 = delay(m, v1, n, "v1_r")
+        read_data, read_valid = read[:data_bits], read[data_bits:]
+        x = Signal(data_bits)
+        m.d.comb += x.eq(Cat(*(Mux(sel, x1[lo * lane:hi * lane], read_data[lo * lane:hi * lane])
+                               for sel, (lo, hi) in zip(from_stream, groups))))
+        if not self.masked:
+            return x, v1
+        v = Signal(SIMD)
+        m.d.comb += v.eq(Cat(*(Mux(sel, v1[lo:hi], read_valid[lo:hi]) for sel, (lo, hi) in zip(from_stream, groups))))
+        return x, v
+
+    def _input_buffer(self, m: Module, s: Schedule) -> Value:
+        """The input buffer (SF words of the raw beat: data, then the valid mask when masked) read at the
+        step's sf: that word (data, then valid) one cycle later. One memory, or one per
+        :attr:`buffer_lane_groups` slice (``input_buffer_sK``), each holding its lanes' data and valid bits
+        and read and written at its own sf counter copy."""
+        lane, SF = self._lane_bits, self.sf
+        payload = self.i.payload
+        data = payload.data
+        valid = payload.valid if self.masked else Const(0, 0)
         # not in block RAM: LUT RAM where the family has it (Yosys' choice), else flip-flops. no_rw_check:
         # word sf is written a cycle after its step (SF >= 2; in the step's own cycle for SF == 1) and read
         # for the later neuron folds, never in the cycle it is written but at the steps with the stream's
@@ -492,32 +554,41 @@ class FoldedEngine(wiring.Component):
         attrs = ({"ram_style": "block"} if self.buffer_in_block_ram else
                  {} if self.memory.lut_ram else {"ram_style": "logic"})
         attrs["no_rw_check"] = 1
-        buf = m.submodules.input_buffer = Memory(shape=unsigned(len(raw)), depth=SF, init=[], attrs=attrs)
-        bw = buf.write_port()
-        br = buf.read_port()
-        m.d.comb += br.addr.eq(s.sf)
-        # With SF >= 2 the write is registered once: the enable reaches every block RAM of a wide buffer
-        # from a register, not from the issue logic (SFC's fc0: nf -> enable of 28 block RAMs, 69 MHz).
-        # Word sf is re-read SF >= 2 cycles after its step, after the delayed write.
-        write = m.d.sync if SF > 1 else m.d.comb
-        write += [bw.addr.eq(s.sf), bw.data.eq(raw), bw.en.eq(s.step & s.first_nf)]
-        from_stream = Signal()
-        m.d.sync += from_stream.eq(s.first_nf)
-        read = br.data
-        n = self.read_stages
-        if n:
-            read = delay(m, read, n, "buffered")
-            from_stream = delay(m, from_stream, n, "from_stream_r")
-            x1 = delay(m, x1, n, "x1_r")
-            if self.masked:
-                v1 = delay(m, v1, n, "v1_r")
-        x = Signal(data_bits)
-        m.d.comb += x.eq(Mux(from_stream, x1, read[:data_bits]))
-        if not self.masked:
-            return x, v1
-        v = Signal(SIMD)
-        m.d.comb += v.eq(Mux(from_stream, v1, read[data_bits:]))
-        return x, v
+        groups = self.buffer_lane_groups
+        write_step = Value.cast(s.step & s.first_nf)
+        if len(groups) == 1:
+            addresses, enables = [s.sf], [write_step]
+        else:
+            # sf counter copies (advanced with every step, as sf is) and registered write enables, one per slice
+            addresses = []
+            for k in range(len(groups)):
+                copy = Signal.like(s.sf, name=f"sf{FANOUT_COPY}{k}")
+                with m.If(s.step):
+                    m.d.sync += copy.eq(Mux(s.last_sf, 0, copy + 1))
+                addresses.append(copy)
+            enables = delay_copies(m, write_step, 1, len(groups), "buffer_write")
+        read_data, read_valid = [], []
+        for k, ((lo, hi), address, enable) in enumerate(zip(groups, addresses, enables)):
+            raw = Cat(data[lo * lane:hi * lane], valid[lo:hi]) if self.masked else data[lo * lane:hi * lane]
+            name = "input_buffer" if len(groups) == 1 else f"input_buffer_s{k}"
+            buf = m.submodules[name] = Memory(shape=unsigned(len(raw)), depth=SF, init=[], attrs=attrs)
+            bw = buf.write_port()
+            br = buf.read_port()
+            m.d.comb += br.addr.eq(address)
+            # With SF >= 2 the write is registered once: the enable reaches every block RAM of a wide buffer
+            # from a register, not from the issue logic (SFC's fc0: nf -> enable of 28 block RAMs, 69 MHz).
+            # Word sf is re-read SF >= 2 cycles after its step, after the delayed write. In slices the
+            # enable is already a register copy.
+            write = m.d.sync if SF > 1 else m.d.comb
+            write += [bw.addr.eq(address), bw.data.eq(raw)]
+            if len(groups) == 1:
+                write += bw.en.eq(enable)
+            else:
+                m.d.comb += bw.en.eq(enable)
+            width = (hi - lo) * lane
+            read_data.append(br.data[:width])
+            read_valid.append(br.data[width:])
+        return Cat(*read_data, *read_valid)
 
     def _weight_rom(self, m: Module, addr: Value, name: str) -> Value:
         """The weight ROM (:meth:`weight_words`) read at ``addr``, its word registered (``name``):

@@ -12,13 +12,17 @@ from collections.abc import Callable, Sequence
 
 from amaranth.hdl import Module, Shape, ShapeCastable, Signal, Value
 
-__all__ = ["COPY_TREE_ABOVE", "FANOUT_COPY", "adder_tree", "delay", "delay_copies", "tree_levels",
+__all__ = ["COPY_TREE_ABOVE", "FANOUT_COPY", "FANOUT_GROUP_BITS", "adder_tree", "delay", "delay_copies", "tree_levels",
            "tree_register_stages"]
 
 #: The name part of a register copy made by :func:`delay_copies`. Yosys would merge identical registers
 #: back into one; the synthesis script (``templates/synth.ys.j2``) marks the registers of wires named
 #: ``*{FANOUT_COPY}*`` to be kept, so each copy stays beside the consumers it drives.
 FANOUT_COPY = "_fanout"
+
+#: Bits of a wide datapath that one copy of a control register drives (a stream/buffer select, the pointers
+#: of a FIFO slice, an address copy): 16 LUT RAM cells of 4 bits on the ECP5.
+FANOUT_GROUP_BITS = 64
 
 
 def tree_levels(n: int) -> int:
