@@ -440,8 +440,13 @@ class FoldedEngine(wiring.Component):
         step = Signal()
         push = Signal()
         pop = Signal()
+
+        def credit(completes_none: Value, results: Value) -> Value:
+            """A step may issue: it completes no result, or fewer than ``depth`` results are out."""
+            return completes_none | (results != depth)
+
         m.d.comb += [
-            can_issue.eq(~last_sf | (pending != depth)),
+            can_issue.eq(credit(~last_sf, pending)),
             step.eq(can_issue & (~first_nf | self.i.valid)),
             push.eq(step & last_sf),
             pop.eq(self.o.valid & self.o.ready),
@@ -457,7 +462,7 @@ class FoldedEngine(wiring.Component):
         # in front (SFC's fc0: the issue logic through i.ready to the pointers of 14 vector FIFO slices,
         # 8.4-9.1 ns of routing). Reset state: also pending = 0, so ready (depth >= 1).
         ready = Signal(init=1)
-        m.d.sync += ready.eq((nf_next == 0) & ((sf_next != SF - 1) | (pending_next != depth)))
+        m.d.sync += ready.eq((nf_next == 0) & credit(sf_next != SF - 1, pending_next))
         m.d.comb += self.i.ready.eq(ready)
         result, pos = nf, Const(0)
         if self.positions > 1:  # per-position thresholds: count the results of a frame
@@ -559,7 +564,9 @@ class FoldedEngine(wiring.Component):
         if len(groups) == 1:
             addresses, enables = [s.sf], [write_step]
         else:
-            # sf counter copies (advanced with every step, as sf is) and registered write enables, one per slice
+            # sf counter copies (advanced with every step, as sf is) and registered write enables, one per slice.
+            # Each copy has its own incrementer beside its slice: only step and last_sf travel to the slices
+            # (copies of a register loaded from the schedule's sf_next would route sf_next's bits to each).
             addresses = []
             for k in range(len(groups)):
                 copy = Signal.like(s.sf, name=f"sf{FANOUT_COPY}{k}")
