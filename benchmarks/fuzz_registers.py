@@ -13,7 +13,8 @@ stuck-inverted flip-flop input. It is *caught* when the bulk simulation of the m
 images with the same gaps and stalls, is not the golden model's: a wrong score, a protocol error (output
 beats missing or extra) or a stream that stops (the harness's idle limit). A mutant none of these reveal
 may still be harmless (an unused bit, a register whose value is ignored while its valid flag is low), so
-the uncaught ones are listed for a look, not called equivalent.
+the uncaught ones are listed for a look, not called equivalent, with one exception that is decided here:
+a sliding-window unit's credit bound that the fault can only make stricter (:func:`credit_fault_is_benign`).
 """
 
 from __future__ import annotations
@@ -23,13 +24,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["RegisterSite", "REGISTER", "draw_register_mutants", "flip_register_bit", "register_sites"]
+from hwgen.hw.engines.swu import SlidingWindowUnit
+
+__all__ = ["RegisterSite", "REGISTER", "credit_fault_is_benign", "draw_register_mutants", "flip_register_bit",
+           "register_sites"]
 
 #: A single-statement clocked assignment as Yosys's write_verilog prints a $dff: name, next value (``NEXT ;``
 #: after an expression or an escaped name, ``NEXT;`` after a plain name: a register without reset copying a wire).
 REGISTER = re.compile(r"^  always @\(posedge clk\)\n    (\\\S+ |\w+) <= (.+?) ?;\n", re.M)
 _DECLARATION = re.compile(r"^  reg (?:\[(\d+):(\d+)\] )?(\\\S+ |\w+)", re.M)
 _MODULE = re.compile(r"^module (\\\S+ |\w+)", re.M)
+_CREDIT = re.compile(r"(can_from|ready_below)_([01])([01])$")
 
 
 @dataclass(frozen=True)
@@ -75,3 +80,46 @@ def draw_register_mutants(verilog: str, rng: np.random.Generator, count: int) ->
     bits = [(s, b) for s in sites for b in range(s.width)]
     picks = rng.choice(len(bits), size=min(count, len(bits)), replace=False)
     return [bits[int(i)] for i in picks]
+
+
+def credit_fault_is_benign(swu: SlidingWindowUnit, register: str, bit: int) -> bool | None:
+    """Whether inverting bit ``bit`` of ``swu``'s credit-bound register ``register`` leaves the unit's output
+    unchanged for every timing; None when ``register`` is not a credit bound (``can_from_DE``, ``ready_below_DE``).
+
+    Each bound register feeds one test of the row counter D (:meth:`SlidingWindowUnit.credit_bounds`):
+    ``can_issue' = D >= can_from`` and ``ready_in' = D < ready_below``, in the cycles whose (input row
+    done, output row ended) = (D, E). It is loaded with row y's bound v when row y - 1 ends and holds it
+    until row y ends, so under the fault it holds v and f = v ^ 2**bit in alternate cycles (in the
+    register's signed width). The fault is benign when, for every row y, f never grants what v refuses:
+
+    * ``can_from``: f >= v (the reader waits in some cycles where it could issue);
+    * ``ready_below``: f <= v (the writer waits), or v and f give the same test on every D the case can
+      meet: D <= R always (D grows only when a row is completed, which the writer starts only while
+      D < R), and D <= R - 1 when an input row is done (the writer was accepting).
+
+    A test that is only ever stricter delays handshakes: the unit then accepts and emits the same beats
+    in the same order, later, and its output words do not depend on timing (its contract, proved for
+    every valid/ready sequence in tests/test_stream_proofs.py). Anything else (a lowered ``can_from`` or a
+    raised ``ready_below`` on a reachable D) may overwrite or read a row too early: not decided here.
+    """
+    m = _CREDIT.match(register)
+    if m is None:
+        return None
+    kind, done, end = m.group(1), int(m.group(2)), int(m.group(3))
+    width = swu.credit_shape.width
+    if not 0 <= bit < width:
+        raise ValueError(f"bit {bit} outside {register} ({width} bits)")
+
+    def flipped(v: int) -> int:
+        u = (v ^ (1 << bit)) & ((1 << width) - 1)
+        return u - (1 << width) if u >> (width - 1) else u
+
+    d_max = swu.rows - 1 if done else swu.rows
+    for bounds in swu.credit_bounds():
+        can_from, ready_below = bounds[done, end]
+        if kind == "can_from":
+            if flipped(can_from) < can_from:
+                return False
+        elif flipped(ready_below) > ready_below and ready_below <= d_max:
+            return False  # some reachable D in [v, f) is refused by v and granted by f
+    return True

@@ -35,8 +35,12 @@ either gives a revealing image, added the same way, or proves that no image reve
 log (reproduced from their seeds). Faults in pipeline
 registers need mutated RTL: ``--register-mutants K`` (default 0) inverts one bit of K clocked
 registers of each design's Verilog in turn (benchmarks/fuzz_registers.py) and simulates each mutated
-design on the same images, gaps and stalls, then under the long waits of ``REGISTER_TIMINGS`` until
-one reveals it; caught = not the golden model's scores, or the stream broken or stopped.
+design on the same images, gaps and stalls, then under the long waits of ``REGISTER_TIMINGS`` and the
+pauses of whole frames of :func:`frame_timings` until one reveals it; caught = not the golden model's
+scores, or the stream broken or stopped. A mutant none reveals is equivalent when it is a sliding-window
+credit bound the fault only makes stricter (:func:`fuzz_registers.credit_fault_is_benign`), or a bit of
+the score unit's running maximum that one image per reachable score-layer accumulator vector does not
+reveal (:data:`RUNNING_MAXIMUM`, :func:`fuzz_solver.reachable_score_inputs`); else it is missed.
 ``--close-calls`` adds, per class, an image on which that class's score and the best other class's
 are as close as a search gets (a tie where it finds one; :func:`fuzz_mutants.close_call_images`),
 before the RTL runs: where faults in the score path (an accumulator or product bit, the running
@@ -49,9 +53,12 @@ A failure is saved as a reproducer in ``OUT/fail-SEED/``: ``net.hwir``, ``foldin
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import time
+import warnings
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -59,11 +66,17 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from fuzz_mutants import close_call_images, format_tally, mutation_images  # noqa: E402
-from fuzz_registers import draw_register_mutants, flip_register_bit  # noqa: E402
+from fuzz_registers import credit_fault_is_benign, draw_register_mutants, flip_register_bit  # noqa: E402
+from fuzz_solver import reachable_score_inputs  # noqa: E402
 from irnets import random_network  # noqa: E402
 
+from amaranth.hdl import UnusedElaboratable  # noqa: E402
+
 from hwgen.argtypes import non_negative_int, positive_float, positive_int  # noqa: E402
+from hwgen.hw.accelerator import Accelerator  # noqa: E402
 from hwgen.hw.builder import BuildOptions, build  # noqa: E402
+from hwgen.hw.engines.swu import SlidingWindowUnit  # noqa: E402
+from hwgen.hw.folding import solve_folding  # noqa: E402
 from hwgen.compile.artifact import save_network  # noqa: E402
 from hwgen.compile.fold import flip_negative_channels  # noqa: E402
 from hwgen.compile.golden import run_network  # noqa: E402
@@ -169,39 +182,100 @@ REGISTER_TIMINGS = (dict(gap_p=0.0, stall_p=0.95, pattern="bursts", pattern_len=
                     dict(gap_p=0.95, stall_p=0.3, pattern="frame-gaps", pattern_len=7))
 
 
-def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator, count: int, *,
-                   cache_dir: Path | None, **sim_options) -> dict:
+def frame_timings(frame_cycles: int) -> list[dict]:
+    """Timings whose pauses are scaled to the design's frame interval T (``frame_cycles``), tried after
+    :data:`REGISTER_TIMINGS`: output stalls on each frame's last word, input gaps after each frame and
+    stall bursts of T/2, T, T + 1, 2T and 3T + 1 cycles (the waits of whole frames, of both parities,
+    that fixed lengths miss), then random gaps and stalls of probability 0.5 and 0.9."""
+    timings = [dict(gap_p=gap, stall_p=stall, pattern=pattern, pattern_len=length)
+               for length in (max(1, frame_cycles // 2), frame_cycles, frame_cycles + 1, 2 * frame_cycles,
+                              3 * frame_cycles + 1)
+               for gap, stall, pattern in ((0.3, 0.5, "last-beat"), (0.5, 0.3, "frame-gaps"), (0.5, 0.5, "bursts"))]
+    return timings + [dict(gap_p=p, stall_p=p, pattern="none", pattern_len=0) for p in (0.5, 0.9)]
+
+
+def window_units(net, options: BuildOptions) -> dict[str, SlidingWindowUnit]:
+    """The sliding-window units of the design ``build`` makes of ``net`` with ``options``, by the name of
+    their module in its Verilog (``LAYER_window``)."""
+    folds = solve_folding(net, pe=options.pe, simd=options.simd, fps=options.fps,
+                          clock_hz=options.clock_mhz * 1e6, overrides=options.overrides, in_width=options.in_width)
+    acc = Accelerator(net, folds, in_width=options.in_width)
+    return {f"{stage.layer_name}_window": stage.window for stage in acc.stages
+            if getattr(stage, "window", None) is not None}
+
+
+#: The score unit's running maximum (its module and register in the Verilog; hwgen.hw.engines.scores.ScoreUnit).
+#: Class 0 of every frame rewrites it and it is read only while the frame's classes are scored, one per
+#: cycle without a pause, so a fault in it changes a frame's class word as a function of the frame's
+#: score-layer accumulators alone, whatever the timing.
+RUNNING_MAXIMUM = ("scores", "best")
+
+
+def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator, count: int, *, net,
+                   windows: dict[str, SlidingWindowUnit], cache_dir: Path | None, **sim_options) -> dict:
     """Simulate ``count`` register mutants of the design in ``build_dir`` (one copy of the folder, its top.v
     replaced per mutant) on ``images`` with ``sim_options``, then with each of :data:`REGISTER_TIMINGS`
-    until one reveals it; {"tried", "caught", "caught_by_timing", "missed": [module.register[bit], ...]}."""
+    and :func:`frame_timings` (each at two harness seeds) until one reveals it. A mutant none reveals is
+    settled where an argument covers every image and timing:
+
+    * a credit bound of one of ``windows`` that the fault only makes stricter is *equivalent*
+      (:func:`fuzz_registers.credit_fault_is_benign`);
+    * a bit of :data:`RUNNING_MAXIMUM` is simulated on one image per score-layer accumulator vector the
+      network ``net`` can give (:func:`fuzz_solver.reachable_score_inputs`): *caught* if one reveals it,
+      *equivalent* if none does and the vectors are all of them;
+
+    else it is *missed*. {"tried", "caught", "caught_by_timing", "caught_by_score_inputs",
+    "equivalent": {name: why}, "missed": [name, ...]} with names ``module.register[bit]``. A mutant a rule
+    calls equivalent that a simulation reveals stops the campaign (the rule would be wrong)."""
     import shutil
 
     from hwgen.errors import SimError
     from hwgen.sim.buildfolder import load_build_folder
     from hwgen.sim.session import simulate
 
-    def reveals(timing: dict) -> bool:
+    def reveals(timing: dict, frames: np.ndarray = images) -> bool:
         try:
-            return not simulate(load_build_folder(copy), images, mode="bulk", cache_dir=cache_dir, **timing).ok
+            return not simulate(load_build_folder(copy), frames, mode="bulk", cache_dir=cache_dir, **timing).ok
         except SimError:  # the harness gave up (a stopped stream): the fault is visible
             return True
 
     verilog = (build_dir / "top.v").read_text()
+    frame_cycles = int(json.loads((build_dir / "report.json").read_text())["cycles_per_frame"])
+    more = [{**sim_options, **timing, "seed": sim_options.get("seed", 0) + extra}
+            for timing in (*REGISTER_TIMINGS, *frame_timings(frame_cycles)) for extra in (0, 1000)]
     copy = build_dir.parent / "register-mutant"  # the build folder once; each mutant replaces its top.v
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(build_dir, copy)
     drawn = draw_register_mutants(verilog, rng, count)
-    missed, by_timing = [], 0
+    missed, equivalent, by_timing, by_inputs = [], {}, 0, 0
+    score_inputs = None  # (images, complete), solved once per network when needed
     for site, bit in drawn:
+        module = site.module.split(".")[-1]
+        name = f"{module}.{site.name}[{bit}]"
+        unit = windows.get(module)
+        benign = credit_fault_is_benign(unit, site.name, bit) if unit is not None else None
         (copy / "top.v").write_text(flip_register_bit(verilog, site, bit))
-        if reveals(sim_options):
-            continue
-        if any(reveals({**sim_options, **timing}) for timing in REGISTER_TIMINGS):
-            by_timing += 1
-            continue
-        missed.append(f"{site.module.split('.')[-1]}.{site.name}[{bit}]")
+        caught = reveals(sim_options) or (any(reveals(timing) for timing in more) and "timing")
+        if caught and benign:
+            raise AssertionError(f"{build_dir}: {name} is revealed by a simulation but called benign")
+        if caught:
+            by_timing += caught == "timing"
+        elif benign:
+            equivalent[name] = "a credit bound made only stricter"
+        elif (module, site.name) == RUNNING_MAXIMUM:
+            score_inputs = score_inputs or reachable_score_inputs(net)
+            if len(score_inputs[0]) and reveals(sim_options, score_inputs[0]):
+                by_inputs += 1
+            elif score_inputs[1]:
+                equivalent[name] = f"the running maximum, on all {len(score_inputs[0])} reachable score inputs"
+            else:
+                missed.append(name)
+        else:
+            missed.append(name)
     shutil.rmtree(copy, ignore_errors=True)
-    return {"tried": len(drawn), "caught": len(drawn) - len(missed), "caught_by_timing": by_timing, "missed": missed}
+    return {"tried": len(drawn), "caught": len(drawn) - len(missed) - len(equivalent),
+            "caught_by_timing": by_timing, "caught_by_score_inputs": by_inputs, "equivalent": equivalent,
+            "missed": missed}
 
 
 def fuzz_one(seed: int, *, n_images: int, out: Path, cache_dir: Path | None, mutants: int = 0,
@@ -255,8 +329,15 @@ def fuzz_one(seed: int, *, n_images: int, out: Path, cache_dir: Path | None, mut
     if tally is not None:
         result["mutants"], result["fuzz_images"] = tally, n_images
     if register_mutants and result["status"] == "ok":
-        result["registers"] = register_check(work / "build", images, np.random.default_rng([seed, 2]),
-                                             register_mutants, cache_dir=cache_dir, **sim_options)
+        with warnings.catch_warnings():  # the model's engines are never elaborated: silence Amaranth on that
+            warnings.simplefilter("ignore", UnusedElaboratable)
+            windows = window_units(net, options)
+            result["registers"] = register_check(work / "build", images, np.random.default_rng([seed, 2]),
+                                                 register_mutants, net=net, windows=windows,
+                                                 cache_dir=cache_dir,
+                                                 **sim_options)
+            del windows
+            gc.collect()  # free them inside the filter
     if result["status"] != "ok":
         fail = out / f"fail-{seed}"
         fail.mkdir(parents=True, exist_ok=True)
@@ -326,14 +407,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def format_registers(tallies: list[dict]) -> str:
-    """The register-fault line: caught of tried over the networks (how many only under the extra timings),
-    and the registers whose faults were missed."""
+    """The register-fault line: the mutants; those proved equivalent, by reason; caught of the others (how
+    many only under the extra timings or on the reachable score inputs); the registers whose faults were missed."""
     tried, caught = sum(t["tried"] for t in tallies), sum(t["caught"] for t in tallies)
     by_timing = sum(t.get("caught_by_timing", 0) for t in tallies)
+    by_inputs = sum(t.get("caught_by_score_inputs", 0) for t in tallies)
+    reasons = Counter(why.split(",")[0] for t in tallies for why in t.get("equivalent", {}).values())
+    equivalent = sum(reasons.values())
     missed = [m for t in tallies for m in t["missed"]]
-    line = (f"register faults over {len(tallies)} networks: {tried} mutants, {caught} "
-            f"({100 * caught / max(1, tried):.1f} %) caught by the RTL simulation ({by_timing} of them only "
-            f"under the extra timings)")
+    why = "; ".join(f"{n} {reason}" for reason, n in reasons.items())
+    line = (f"register faults over {len(tallies)} networks: {tried} mutants, {equivalent} equivalent"
+            f"{f' ({why})' if why else ''}; of the other {tried - equivalent}: {caught} "
+            f"({100 * caught / max(1, tried - equivalent):.1f} %) caught by the RTL simulation ({by_timing} of them "
+            f"only under the extra timings, {by_inputs} only on the reachable score inputs)")
     return line + (f"; missed: {', '.join(missed)}" if missed else "")
 
 

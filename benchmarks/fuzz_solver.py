@@ -47,7 +47,7 @@ from hwgen.compile.ir import (ConvLayer, MaxPoolLayer, Network, ScoreOutput, Thr
 #: bits) that eight settle in under a second, on 2 cores as well.
 WORKERS = 8
 
-__all__ = ["RUNS", "Decision", "Miter", "decide", "fault_cone"]
+__all__ = ["RUNS", "Decision", "Miter", "decide", "fault_cone", "reachable_score_inputs"]
 
 
 @dataclass
@@ -107,12 +107,15 @@ class Miter:
     holds just the support of the cone. :attr:`pixels` maps each (c, y, x) read to its pixel variable.
     ``relax_first``: the first node's accumulators are free on their position's lattice instead of sums
     of pixels (see :meth:`acc`), a superset of what images give: infeasible proves equivalence, feasible
-    proves nothing."""
+    proves nothing. ``mutant`` None: the network alone (:func:`reachable_score_inputs`)."""
 
     def __init__(self, net: Network, mutant, *, relax_first: bool = False):
         if not net.is_chain or net.layers[0].input_kind != "uint8":
             raise ValueError("the solver encodes chain networks with uint8 input only")
-        self.nets, self.cones = (net, mutant.net), fault_cone(net, mutant)
+        if mutant is None:  # the network alone (side 0): an empty cone everywhere
+            self.nets, self.cones = (net, net), [np.zeros(node.out_shape, dtype=bool) for node in net.layers]
+        else:
+            self.nets, self.cones = (net, mutant.net), fault_cone(net, mutant)
         self.relax_first, self.mutant = relax_first, mutant
         self.model = cp_model.CpModel()
         self.pixels: dict[tuple[int, int, int], cp_model.IntVar] = {}
@@ -178,7 +181,7 @@ class Miter:
         layer, m = self.nets[0].layers[0], self.mutant
         weights = layer.weights[o].copy()
         exact, tap = 0, None
-        if m.kind == "weight" and m.layer == 0 and m.channel == o:
+        if m is not None and m.kind == "weight" and m.layer == 0 and m.channel == o:
             tap = tuple(int(t) for t in np.unravel_index(m.word % weights.size, weights.shape))
             c, i, j = tap
             r, q = y * layer.stride - layer.padding + i, x * layer.stride - layer.padding + j
@@ -305,3 +308,33 @@ def decide(net: Network, mutant, *, timeout_s: float = 30.0, base: np.ndarray | 
         raise RuntimeError(f"the solver's image does not reveal the mutant in the golden model ({mutant.kind} "
                            f"word {mutant.word} of node {mutant.layer}): the encoding disagrees with golden.py")
     return Decision("revealed", image, time.perf_counter() - t0)
+
+
+def reachable_score_inputs(net: Network, *, limit: int = 64, timeout_s: float = 60.0) -> tuple[np.ndarray, bool]:
+    """One image per distinct vector of score-layer accumulators (the score unit's input) that uint8 images
+    give: (images uint8 (N, C, H, W), complete). Found one at a time, each solver run asking for an image
+    whose vector differs from every one found so far; *complete* when the last run proves none is left,
+    not when ``limit`` vectors are found first or a run takes more than ``timeout_s``. Each image's
+    vector is computed again by the golden model; one that differs from the solver's is an encoding error
+    (RuntimeError)."""
+    miter = Miter(net, None)
+    last = len(net.layers) - 1
+    accs = [miter.acc(0, last, k, 0, 0) for k in range(net.layers[last].out_channels)]
+    images: list[np.ndarray] = []
+    while len(images) < limit:
+        solver = cp_model.CpSolver()
+        solver.parameters.max_time_in_seconds = timeout_s
+        solver.parameters.num_workers = WORKERS
+        status = solver.Solve(miter.model)
+        if status == cp_model.INFEASIBLE:
+            return np.stack(images) if images else np.zeros((0, *net.input_shape), np.uint8), True
+        if status not in (cp_model.FEASIBLE, cp_model.OPTIMAL):
+            break
+        image = miter.image(solver, np.zeros(net.input_shape, np.uint8))
+        vector = run_network(net, image[None], keep_intermediates=True).intermediates[
+            f"{net.layers[last].name}.acc"][0, :, 0, 0]
+        if [solver.Value(a) for a in accs] != [int(v) for v in vector]:
+            raise RuntimeError("the solver's score-layer accumulators differ from the golden model's")
+        images.append(image)
+        miter.some([a != int(v) for a, v in zip(accs, vector)], f"new{len(images)}")
+    return np.stack(images) if images else np.zeros((0, *net.input_shape), np.uint8), False

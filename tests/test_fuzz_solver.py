@@ -141,3 +141,20 @@ def test_close_call_images_never_widen_the_gap_and_narrow_it_somewhere() -> None
             assert gap <= start, (seed, c)
             narrowed += gap < start
     assert narrowed > 0
+
+
+def test_reachable_score_inputs_are_every_vector_images_give() -> None:
+    """On a 2-pixel input all 65,536 images can be run: the solver's witnesses give exactly the distinct
+    score-layer accumulator vectors of the whole input space, and it says so; with a lower limit it does not."""
+    from irnets import random_network
+
+    for seed in (1, 2, 3):
+        net = random_network(np.random.default_rng(seed), (1, 1, 2), [("fc", 6)], num_classes=4)
+        every = np.stack(np.meshgrid(np.arange(256), np.arange(256)), axis=-1).reshape(-1, 1, 1, 2).astype(np.uint8)
+        name = f"{net.layers[-1].name}.acc"
+        truth = {tuple(v) for v in run_network(net, every, keep_intermediates=True).intermediates[name][:, :, 0, 0]}
+        images, complete = fuzz_solver.reachable_score_inputs(net, limit=len(truth) + 1)
+        found = run_network(net, images, keep_intermediates=True).intermediates[name][:, :, 0, 0]
+        assert complete and len(truth) >= 2 and {tuple(v) for v in found} == truth and len(found) == len(truth)
+        fewer, complete = fuzz_solver.reachable_score_inputs(net, limit=len(truth) - 1)
+        assert not complete and len(fewer) == len(truth) - 1

@@ -163,7 +163,7 @@ class SlidingWindowUnit(wiring.Component):
       ``can_issue``), loaded each cycle with the tests of D's next value:
       for each of the four cases (an input row completed or not, an output
       row ended or not) D is compared with bounds that hold per output row
-      (:meth:`_credit_bounds`, registers loaded when a row ends), and the
+      (:meth:`credit_bounds`, registers loaded when a row ends), and the
       handshakes only select one case. The values are those of testing D
       itself; the handshakes reach them through one multiplexer, not
       through an adder and a compare.
@@ -264,17 +264,23 @@ class SlidingWindowUnit(wiring.Component):
         return [(_clamp_rows(y * s - p, h), rows_needed(y * s - p, k, h),
                  rows_released(y * s - p, s, h, y == self.h_out - 1)) for y in range(self.h_out)]
 
-    def _credit_bounds(self, shape) -> list[dict[tuple[int, int], tuple[int, int]]]:
+    @property
+    def credit_shape(self) -> Shape:
+        """The shape of the row counter D and of its bound registers (signed: D is negative while rows no window
+        uses are released before they are written; see Flow control)."""
+        return signed(max(self.rows, self.in_shape[1] + self.stride).bit_length() + 2)
+
+    def credit_bounds(self) -> list[dict[tuple[int, int], tuple[int, int]]]:
         """Per output row y, per (done, end): the bounds (lo, hi) on D for the credit tests of
         D' = D + done - end * release after row y's cycle (done: an input row completed; end: row y
         ended and released ``release`` rows).
 
         ``ready_in' = D' < R`` is ``D < hi`` with ``hi = R - done + end * release``; ``can_issue' = need' == 0
         or D' >= need'`` (need' the next row's need after a row end, else row y's) is ``D >= lo`` with
-        ``lo = need' - done + end * release``, or the lowest value of ``shape`` when need' = 0.
+        ``lo = need' - done + end * release``, or the lowest value of :attr:`credit_shape` when need' = 0.
         """
         credits = self.row_credits()
-        lowest = -(1 << (Shape.cast(shape).width - 1))
+        lowest = -(1 << (self.credit_shape.width - 1))
         table = []
         for y, (_, need_now, release) in enumerate(credits):
             need_next = credits[(y + 1) % self.h_out][1]
@@ -365,7 +371,7 @@ class SlidingWindowUnit(wiring.Component):
 
         # D: rows written - rows released (signed; negative while the reader has
         # released rows that no window uses and the writer has not consumed yet).
-        d_rows = Signal(signed(max(rows, h + s).bit_length() + 2))
+        d_rows = Signal(self.credit_shape)
         row_done = Signal()
         credits = self.row_credits()
         # D's two tests as registers, kept equal to them: ready_in = D < R (the writer's), can_issue = the
@@ -421,11 +427,11 @@ class SlidingWindowUnit(wiring.Component):
             return Mux(word + step >= depth, word + step - depth, word + step)
 
         # `release` (rows_released of the current output row y) and the bounds on D of the credit tests
-        # (:meth:`_credit_bounds`) are registers, loaded from constant tables indexed by y when the row
+        # (:meth:`credit_bounds`) are registers, loaded from constant tables indexed by y when the row
         # ends (the next row's values): no clamp arithmetic and no adder before a compare.
         release = Signal(range(h + 1), init=credits[0][2])
         release_after = Array(Const(credits[(yy + 1) % self.h_out][2], release.shape()) for yy in range(self.h_out))
-        bounds = self._credit_bounds(d_rows.shape())
+        bounds = self.credit_bounds()
         bound_regs = {key: (Signal(d_rows.shape(), name=f"can_from_{key[0]}{key[1]}", init=lo),
                             Signal(d_rows.shape(), name=f"ready_below_{key[0]}{key[1]}", init=hi))
                       for key, (lo, hi) in bounds[0].items()}
