@@ -149,6 +149,44 @@ def test_edge_cases_three_frames(params: dict) -> None:
         assert mismatches(trace.outputs, expected_beats(frames, dut)) == [], (params, gap_p, stall_p)
 
 
+@pytest.mark.parametrize("params,groups", [
+    (dict(in_shape=(160, 4, 5), kernel=3, stride=1, padding=1, in_width=32, simd=40),
+     [(0, 64), (64, 128), (128, 160)]),                                           # whole lanes, a short last slice
+    (dict(in_shape=(256, 3, 4), kernel=2, stride=2, padding=0, in_width=128, simd=64),
+     [(0, 64), (64, 128), (128, 192), (192, 256)]),                               # lanes wider than a slice
+    (dict(in_shape=(96, 5, 3), kernel=3, stride=2, padding=1, in_width=96, simd=32),
+     [(0, 48), (48, 96)]),                                                        # one lane of 96: two halves
+    (dict(in_shape=(130, 3, 3), kernel=1, stride=1, padding=0, in_width=65, simd=130),
+     [(0, 13), (13, 26), (26, 39), (39, 52), (52, 65), (65, 78), (78, 91), (91, 104), (104, 117), (117, 130)]),
+], ids=["lanes", "wide_lanes", "half_lane", "odd_lane"])
+def test_line_buffer_slices_match_reference(params: dict, groups: list) -> None:
+    """A line buffer outside block RAM wider than FANOUT_GROUP_BITS is one memory per slice, each read at its
+    own copy of the read address: the same beats as the reference under gaps and stalls, over three frames
+    (the copies follow every move of the reader: next tap, next row, next window, next row of windows, frame)."""
+    dut = SlidingWindowUnit(**params)
+    assert dut.buffer_groups == groups
+    frames = random_frames(sum(params["in_shape"]), 3, params["in_shape"])
+    for seed, (gap_p, stall_p) in enumerate([(0.0, 0.0), (0.5, 0.2), (0.1, 0.7)]):
+        trace = simulate(dut, frames, seed=seed, gap_p=gap_p, stall_p=stall_p)
+        assert mismatches(trace.outputs, expected_beats(frames, dut)) == [], (params, gap_p, stall_p)
+
+
+def test_line_buffer_in_block_ram_or_narrow_is_one_memory() -> None:
+    """No slices where Yosys puts the buffer in block RAM (its output register must stay one word) or where
+    it is at most FANOUT_GROUP_BITS wide; a memory map that is not one is refused."""
+    from hwgen.hw.targets import get_target
+
+    ecp5 = get_target("ecp5-85k").spec.memory
+    deep = SlidingWindowUnit(in_shape=(128, 12, 12), kernel=3, stride=1, padding=0, in_width=64, simd=32, memory=ecp5)
+    assert ecp5.ram_in_block_ram(128, deep.rows * 12) and deep.buffer_groups == [(0, 128)]
+    shallow = SlidingWindowUnit(in_shape=(128, 5, 5), kernel=3, stride=1, padding=0, in_width=64, simd=32, memory=ecp5)
+    assert shallow.buffer_groups == [(0, 64), (64, 128)]
+    narrow = SlidingWindowUnit(in_shape=(64, 5, 5), kernel=3, stride=1, padding=0, in_width=64, simd=32, memory=ecp5)
+    assert narrow.buffer_groups == [(0, 64)]
+    with pytest.raises(BuildError, match="memory must be a MemoryMap"):
+        SlidingWindowUnit(in_shape=(64, 5, 5), kernel=3, stride=1, padding=0, in_width=64, simd=32, memory="ecp5")
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_windows_give_the_golden_accumulator(seed: int) -> None:
     """MVTU arithmetic on the SWU's beats == golden.conv_accumulate: ties the window order to the golden model."""

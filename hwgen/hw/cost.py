@@ -43,7 +43,7 @@ and the score unit. For an engine with PE x SIMD lanes and accumulators of A bit
 * sliding-window unit (:func:`window_lut4`): its SIMD-bit output multiplexer
   over C / SIMD chunks plus counters;
 * memories left to Yosys (line buffers, vector FIFOs, skip buffers:
-  :func:`ram_cost`): block RAM where :func:`ram_in_block_ram`, else LUT RAM
+  :func:`ram_cost`): block RAM where :meth:`~hwgen.hw.families.MemoryMap.ram_in_block_ram`, else LUT RAM
   or flip-flops (:func:`ram_logic`).
 """
 
@@ -57,7 +57,7 @@ from hwgen.hw.families import LogicCost, MemoryMap
 from hwgen.hw.targets import Target
 
 __all__ = ["converter_logic", "estimate_scores", "folded_bram_blocks", "folded_dsp", "folded_lut4", "lut_rom_lut4",
-           "multiplier_lanes", "ram_cost", "ram_in_block_ram", "ram_logic", "scaled", "scores_dsp", "threshold_rom_beyond_fit", "threshold_rom_lut4",
+           "multiplier_lanes", "ram_cost", "ram_logic", "scaled", "scores_dsp", "threshold_rom_beyond_fit", "threshold_rom_lut4",
            "window_lut4"]
 
 #: The MVTU from ECP5 cells (no tap mask): per lane, per PE, per SIMD bit, per engine.
@@ -186,18 +186,6 @@ def window_lut4(window: SlidingWindowUnit, target: Target | None = None) -> int:
     return scaled(window.simd * math.ceil(math.log2(chunks + 1)) + CONTROL_LUT4, target)
 
 
-def ram_in_block_ram(memory: MemoryMap, width: int, depth: int) -> bool:
-    """Whether Yosys (memory_libmap) puts a RAM without a ``ram_style`` (a vector FIFO, a line buffer) in block
-    RAM: when its blocks (:meth:`~hwgen.hw.families.BlockRam.blocks_for`, ``yosys_cost`` each: ECP5 128, iCE40
-    64) cost less than the alternative, LUT RAM where the family has it (ECP5 DPR16X4: 4 per 16 words x 4 bits,
-    ``share/lattice/lutrams_trellis.txt``), else flip-flops (1 per bit)."""
-    if memory.lut_ram:
-        other = 4 * memory.lut_ram_cells(width, depth)
-    else:
-        other = width * depth
-    return other > memory.block_ram.yosys_cost * memory.block_ram.blocks_for(width, depth)
-
-
 def ram_logic(memory: MemoryMap, cost: LogicCost, width: int, depth: int) -> float:
     """Logic of a RAM outside block RAM: LUT RAM where the family has it, ``lut_ram_per_cell`` per DPR16X4
     (16 words x 4 bits: ``ceil(width / 4) * ceil(depth / 16)`` cells), else flip-flop RAM, ``ff_ram_per_bit``."""
@@ -208,9 +196,10 @@ def ram_logic(memory: MemoryMap, cost: LogicCost, width: int, depth: int) -> flo
 
 def ram_cost(target: Target, width: int, depth: int) -> tuple[float, int]:
     """(logic, block RAMs) of a RAM left to Yosys (a line buffer, a FIFO): its blocks where
-    :func:`ram_in_block_ram`, else its :func:`ram_logic` (counted only where the family counts the glue)."""
+    :meth:`~hwgen.hw.families.MemoryMap.ram_in_block_ram`, else its :func:`ram_logic` (counted only where the
+    family counts the glue)."""
     memory = target.spec.memory
-    if ram_in_block_ram(memory, width, depth):
+    if memory.ram_in_block_ram(width, depth):
         return 0.0, memory.block_ram.blocks_for(width, depth)
     return ram_logic(memory, target.spec.cost, width, depth), 0
 

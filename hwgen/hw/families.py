@@ -136,6 +136,14 @@ class MemoryMap:
         """LUT RAM cells (ECP5 DPR16X4: 16 words x 4 bits) for ``depth`` words of ``width`` bits."""
         return math.ceil(width / 4) * math.ceil(depth / 16)
 
+    def ram_in_block_ram(self, width: int, depth: int) -> bool:
+        """Whether Yosys (memory_libmap) puts a RAM without a ``ram_style`` (a vector FIFO, a line buffer) in block
+        RAM: when its blocks (:meth:`BlockRam.blocks_for`, ``yosys_cost`` each: ECP5 128, iCE40 64) cost less
+        than the alternative, LUT RAM where the family has it (ECP5 DPR16X4: 4 per 16 words x 4 bits,
+        ``share/lattice/lutrams_trellis.txt``), else flip-flops (1 per bit)."""
+        other = 4 * self.lut_ram_cells(width, depth) if self.lut_ram else width * depth
+        return other > self.block_ram.yosys_cost * self.block_ram.blocks_for(width, depth)
+
     def buffer_in_block_ram(self, width: int, depth: int) -> bool:
         if self.lut_ram:
             return depth > self.buffer_lut_max_depth and self.lut_ram_cells(width, depth) > self.buffer_lut_max_cells

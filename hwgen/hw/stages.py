@@ -213,7 +213,8 @@ class ConvStage(Stage):
             if kh != kw:
                 raise BuildError(f"layer {node.name}: the sliding-window unit needs a square kernel, not {kh}x{kw}")
             window = SlidingWindowUnit(in_shape=(c_in * bits, h, w), kernel=kh, stride=node.stride,
-                                       padding=node.padding, in_width=width, simd=fold.simd * bits)
+                                       padding=node.padding, in_width=width, simd=fold.simd * bits,
+                                       memory=ctx.memory)
         _, h_out, w_out = node.out_shape
         return cls(node.name, engine, fold.pe, in_bits_per_frame=c_in * h * w * bits,
                    out_beats_per_frame=h_out * w_out * engine.nf, window=window, converter=converter,
@@ -252,7 +253,7 @@ class ConvStage(Stage):
             # (SFC: 896 of them, 75.7 MHz; TFC: 448, 120.8 MHz). Outside block RAM it is built in slices of
             # FANOUT_GROUP_BITS, each with its own pointers (sliced_fifo).
             width = self.converter.out_width
-            in_block_ram = cost.ram_in_block_ram(engine.memory, width, engine.sf)
+            in_block_ram = engine.memory.ram_in_block_ram(width, engine.sf)
             fifo = m.submodules[f"{self.layer_name}_fifo"] = sliced_fifo(
                 width=width, depth=engine.sf, slice_bits=width if in_block_ram else FANOUT_GROUP_BITS)
             m.d.comb += [fifo.w_en.eq(conv.o.valid), conv.o.ready.eq(fifo.w_rdy), fifo.w_data.eq(conv.o.payload)]

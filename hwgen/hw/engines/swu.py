@@ -17,6 +17,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hwgen.errors import BuildError
+from hwgen.hw.engines.pipeline import FANOUT_COPY, FANOUT_GROUP_BITS
+from hwgen.hw.families import DEFAULT_FAMILY, MemoryMap
 
 __all__ = ["SlidingWindowUnit"]
 
@@ -99,6 +101,9 @@ class SlidingWindowUnit(wiring.Component):
         W_in, input bits per beat; must divide C.
     simd : int
         Output bits per beat; must divide C (a beat never straddles two taps).
+    memory : MemoryMap, optional
+        The family's memory map (default: the default family's): whether Yosys puts the line buffer in
+        block RAM, which decides :attr:`buffer_groups`.
 
     Output size: ``H_out = (H + 2P - K) // S + 1``, the same for ``W_out``.
 
@@ -126,7 +131,13 @@ class SlidingWindowUnit(wiring.Component):
     :class:`~amaranth.lib.memory.Memory` of R*W words of C bits, one word per
     pixel (written W_in bits at a time through a write port of that
     granularity, read through one synchronous read port, one chunk selected).
-    :attr:`buffer_bits` = R * W * C. Input row g (counted across frames) lives
+    :attr:`buffer_bits` = R * W * C. Outside block RAM a line buffer wider than
+    :data:`~hwgen.hw.engines.pipeline.FANOUT_GROUP_BITS` is one memory per
+    :attr:`buffer_groups` slice, each read at its own copy of the read address
+    (a register kept equal to ``slot * W + col``): CNV ``--pe 16``'s conv4,
+    ``slot_word + col`` into the address of 64 LUT RAM cells, 1.92 ns of logic
+    and about 8 ns of routing, was its critical path on every seed.
+    Input row g (counted across frames) lives
     in slot ``g mod R``. At most K' rows are needed by one output row;
     K' + S slots let the S new rows the next output row needs arrive while the
     current one is emitted; 2 (K' - P) slots let the K' - P rows of the next
@@ -191,7 +202,7 @@ class SlidingWindowUnit(wiring.Component):
     """
 
     def __init__(self, *, in_shape: tuple[int, int, int], kernel: int, stride: int, padding: int,
-                 in_width: int, simd: int) -> None:
+                 in_width: int, simd: int, memory: MemoryMap | None = None) -> None:
         c, h, w = check_shape("in_shape", in_shape)
         k = check_count("kernel", kernel)
         s = check_count("stride", stride)
@@ -207,6 +218,9 @@ class SlidingWindowUnit(wiring.Component):
         self.in_shape = (c, h, w)
         self.kernel, self.stride, self.padding = k, s, p
         self.in_width, self.simd = in_width, simd
+        if memory is not None and not isinstance(memory, MemoryMap):
+            raise BuildError(f"memory must be a MemoryMap (a family's spec.memory), not {memory!r}")
+        self.memory = DEFAULT_FAMILY.spec.memory if memory is None else memory
         self.h_out = (h + 2 * p - k) // s + 1
         self.w_out = (w + 2 * p - k) // s + 1
         self.rows = max(min(k, h) + s, 2 * (min(k, h) - p))
@@ -242,6 +256,22 @@ class SlidingWindowUnit(wiring.Component):
         """Line buffer size: R rows of W pixels of C bits."""
         c, _, w = self.in_shape
         return self.rows * w * c
+
+    @property
+    def buffer_groups(self) -> list[tuple[int, int]]:
+        """Bit ranges [lo, hi) of the line buffer's word that are one memory each, with their own read address
+        register: slices of about :data:`~hwgen.hw.engines.pipeline.FANOUT_GROUP_BITS` bits (whole input
+        lanes of W_in bits, or, for lanes wider than that, equal parts of a lane) when the buffer is outside
+        block RAM (:meth:`~hwgen.hw.families.MemoryMap.ram_in_block_ram`), else the whole word."""
+        c, _, w = self.in_shape
+        iw = self.in_width
+        if c <= FANOUT_GROUP_BITS or self.memory.ram_in_block_ram(c, self.rows * w):
+            return [(0, c)]
+        if iw <= FANOUT_GROUP_BITS:
+            step = iw * (FANOUT_GROUP_BITS // iw)
+        else:
+            step = max(d for d in range(1, FANOUT_GROUP_BITS + 1) if iw % d == 0)
+        return [(lo, min(lo + step, c)) for lo in range(0, c, step)]
 
     @property
     def latency(self) -> int:
@@ -364,10 +394,17 @@ class SlidingWindowUnit(wiring.Component):
         # cannot move into the block RAM). No read whose word is used meets a write of its address: the
         # writer fills only slots whose rows no output row still needs, and the reader reads only rows
         # completely written, or a padded tap or an unissued beat, whose word is masked or dropped.
-        buf = m.submodules.line_buffer = Memory(shape=unsigned(c), depth=depth, init=[],
-                                                attrs={"no_rw_check": 1})
-        wr = buf.write_port(granularity=iw if lanes_in > 1 else None)
-        rd = buf.read_port()
+        # One memory, or one per buffer_groups slice (line_buffer_sK): whole lanes of the input beat each
+        # (written through lane enables as the whole word is), or a part of one lane.
+        groups = self.buffer_groups
+        writes, reads = [], []
+        for index, (lo, hi) in enumerate(groups):
+            part = Memory(shape=unsigned(hi - lo), depth=depth, init=[], attrs={"no_rw_check": 1})
+            m.submodules["line_buffer" if len(groups) == 1 else f"line_buffer_s{index}"] = part
+            wr = part.write_port(granularity=iw if -(-hi // iw) - lo // iw > 1 else None)
+            rd = part.read_port()
+            writes.append(wr)
+            reads.append(rd)
 
         # D: rows written - rows released (signed; negative while the reader has
         # released rows that no window uses and the writer has not consumed yet).
@@ -387,14 +424,17 @@ class SlidingWindowUnit(wiring.Component):
         m.d.comb += [
             self.i.ready.eq(ready_in),
             take.eq(self.i.valid & self.i.ready),
-            wr.addr.eq(waddr),
-            wr.data.eq(Cat(*([self.i.payload] * lanes_in))),
             row_done.eq(take & (lane == lanes_in - 1) & (wcol == w - 1)),
         ]
-        if lanes_in > 1:
-            m.d.comb += wr.en.eq(Mux(take, 1 << lane, 0))
-        else:
-            m.d.comb += wr.en.eq(take)
+        lane_enables = Mux(take, 1 << lane, 0) if lanes_in > 1 else take
+        for (lo, hi), wr in zip(groups, writes):
+            lane_lo, lane_hi = lo // iw, -(-hi // iw)  # the lanes this slice holds (part of one when hi - lo < iw)
+            m.d.comb += [
+                wr.addr.eq(waddr),
+                wr.data.eq(Cat(*([self.i.payload] * (lane_hi - lane_lo))) if hi - lo >= iw
+                           else self.i.payload[lo % iw:lo % iw + hi - lo]),
+                wr.en.eq(lane_enables if len(groups) == 1 else lane_enables[lane_lo:lane_hi]),
+            ]
         with m.If(take):
             m.d.sync += lane.eq(Mux(lane == lanes_in - 1, 0, lane + 1))
             with m.If(lane == lanes_in - 1):
@@ -439,7 +479,7 @@ class SlidingWindowUnit(wiring.Component):
                                     for yy in range(self.h_out)) for n in (0, 1)] for key in bound_regs}
 
         # -- output pipeline: the read port's register, then the word's ---------
-        read_valid = Signal()  # a beat's word is on rd.data
+        read_valid = Signal()  # a beat's word is on the read ports' data
         o_valid = Signal()
         q1, q2 = Signal(range(chunks)), Signal(range(chunks))
         tap_valid1, tap_valid2 = Signal(), Signal()
@@ -453,12 +493,22 @@ class SlidingWindowUnit(wiring.Component):
             advance.eq(~o_valid | self.o.ready),
             issue.eq(advance & can_issue),
             tap_valid.eq((r >= 0) & (r < h) & (col >= 0) & (col < w)),
-            rd.en.eq(advance),
-            rd.addr.eq(slot_word + col),  # any address on a padded tap: the data is masked
         ]
+        # the read address: any address on a padded tap (the data is masked); with slices, each reads at its own
+        # copy of it, a register kept equal to slot_word + col (loaded wherever they are, read_at below)
+        addresses = [slot_word + col] if len(groups) == 1 else [
+            Signal(range(depth), name=f"read_address{FANOUT_COPY}{index}",
+                   init=((-p) % rows * w - p) % (1 << Shape.cast(range(depth)).width)) for index in range(len(groups))]
+        for rd, address in zip(reads, addresses):
+            m.d.comb += [rd.en.eq(advance), rd.addr.eq(address)]
+
+        def read_at(slot, column) -> list:
+            """The copies loaded with the address of the tap at ``column`` of the row in ``slot``."""
+            return [a.eq(slot + column) for a in addresses] if len(groups) > 1 else []
+
         with m.If(advance):
             m.d.sync += [read_valid.eq(issue), q1.eq(q), tap_valid1.eq(tap_valid),
-                         o_valid.eq(read_valid), q2.eq(q1), tap_valid2.eq(tap_valid1), word.eq(rd.data)]
+                         o_valid.eq(read_valid), q2.eq(q1), tap_valid2.eq(tap_valid1), word.eq(Cat(*(rd.data for rd in reads)))]
         chunk = word if chunks == 1 else word.word_select(q2, simd)
         m.d.comb += [
             self.o.valid.eq(o_valid),
@@ -476,16 +526,19 @@ class SlidingWindowUnit(wiring.Component):
             with m.If(last_q):
                 with m.If(~last_j):
                     m.d.sync += [j.eq(j + 1), col.eq(col + 1)]
+                    m.d.sync += [a.eq(a + 1) for a in addresses] if len(groups) > 1 else []
                 with m.Else():
                     m.d.sync += j.eq(0)
                     with m.If(~last_i):
                         m.d.sync += [i.eq(i + 1), r.eq(r + 1), col.eq(xleft),
                                      slot_word.eq(rows_ahead(slot_word, 1))]
+                        m.d.sync += read_at(rows_ahead(slot_word, 1), xleft)
                     with m.Else():
                         m.d.sync += i.eq(0)
                         with m.If(~last_x):
                             m.d.sync += [x.eq(x + 1), xleft.eq(xleft + s), col.eq(xleft + s),
                                          r.eq(top), slot_word.eq(top_word)]
+                            m.d.sync += read_at(top_word, xleft + s)
                         with m.Else():
                             m.d.sync += [x.eq(0), xleft.eq(-p), col.eq(-p), release.eq(release_after[y])]
                             m.d.sync += [reg.eq(bounds_after[key][n][y])
@@ -494,11 +547,13 @@ class SlidingWindowUnit(wiring.Component):
                                 m.d.sync += [y.eq(y + 1), top.eq(top + s), r.eq(top + s),
                                              top_word.eq(rows_ahead(top_word, s)),
                                              slot_word.eq(rows_ahead(top_word, s))]
+                                m.d.sync += read_at(rows_ahead(top_word, s), -p)
                             with m.Else():
                                 m.d.sync += [y.eq(0), top.eq(-p), r.eq(-p),
                                              base_word.eq(rows_ahead(base_word, h)),
                                              top_word.eq(rows_ahead(base_word, h - p)),
                                              slot_word.eq(rows_ahead(base_word, h - p))]
+                                m.d.sync += read_at(rows_ahead(base_word, h - p), -p)
         # D' = D + row_done - (row_end ? release : 0) and its two tests (D compared with the bounds), for
         # each of the four (row_done, row_end), from registers alone: the handshakes (i.valid, and o.ready
         # through `advance`) only select one of the four.
