@@ -5,7 +5,8 @@
 Per network (seed ``S + i``, so any one is reproduced alone with ``--seed S+i --nets 1``):
 
 * a random network (:func:`random_spec`): input 1-3 channels of 5-12 pixels square; 1-3 sliding
-  convolutions (kernel 1-5, stride 1-2, padding 0..K//2, 2-16 channels), max-pools (kernel 2-3, any
+  convolutions (kernel 1-5, stride 1-2, padding 0..K//2, 2-16 channels; in one network of ten, one
+  of them with 72 or 128: :data:`WIDE_SHARE`), max-pools (kernel 2-3, any
   stride 1..K: overlapping when the stride is below the kernel; OR or AND per channel) where the map
   allows, an optional whole-map FC layer; first-layer weights of 1, 2, 4 or 8 bits on uint8 pixels,
   offset by a per-channel mean or mapped through a per-channel table (a QONNX import's first layer),
@@ -115,7 +116,8 @@ FEATURES = {"per-position thresholds": lambda s: s["per_position"],
             "overlapping pool": lambda s: any(x[0] == "pool" and x[2] < x[1] for x in s["layers"]),
             "pool": lambda s: any(x[0] == "pool" for x in s["layers"]),
             "strided conv": lambda s: any(x[0] == "conv" and x[3] > 1 for x in s["layers"]),
-            "fc layer": lambda s: any(x[0] == "fc" for x in s["layers"])}
+            "fc layer": lambda s: any(x[0] == "fc" for x in s["layers"]),
+            "wide layer": lambda s: s.get("wide") is not None}
 
 
 def coverage(specs: list[dict]) -> str:
@@ -159,12 +161,24 @@ def fold_request(rng: np.random.Generator, net) -> BuildOptions:
     return BuildOptions(pe=pe, simd=simd)
 
 
+#: Share of networks with one wide convolution (its channels one of WIDE_CHANNELS): the layer that reads it
+#: takes more than FANOUT_GROUP_BITS bits a pixel (a window's line buffer in slices, an engine's input slice
+#: in lane groups, a sliced vector FIFO), which the 2-16 channels of random_spec never reach.
+WIDE_SHARE = 0.1
+WIDE_CHANNELS = (72, 128)
+
+
 def draw(seed: int, n_images: int):
     """(rng after drawing, spec, the network before and after the flip pass, images) of one seed; None if refused."""
     rng = np.random.default_rng(seed)
     spec = random_spec(rng)
-    # drawn apart, so that the networks of seeds without it are those of earlier campaigns
+    # drawn apart, so that the networks of seeds without them are those of earlier campaigns
     spec["factored"] = spec["per_position"] and bool(np.random.default_rng([seed, 4]).random() < 0.5)
+    wide = np.random.default_rng([seed, 5])
+    convs = [i for i, layer in enumerate(spec["layers"]) if layer[0] == "conv"]
+    spec["wide"] = int(wide.choice(convs)) if wide.random() < WIDE_SHARE else None
+    if spec["wide"] is not None:
+        spec["layers"][spec["wide"]][1] = int(wide.choice(WIDE_CHANNELS))
     raw = random_network(rng, tuple(spec["input_shape"]), [tuple(x) for x in spec["layers"]],
                          num_classes=spec["num_classes"], first_weight_bits=spec["first_weight_bits"],
                          last_weight_bits=spec["last_weight_bits"], per_position=spec["per_position"],

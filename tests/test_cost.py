@@ -41,7 +41,7 @@ MEASURED = [
     ("tiny --pe 1 --simd 4 (CI's design)", "tiny", dict(pe=1, simd=4), "ice40-hx8k", 1_090, 6),
     ("TFC --fps 100000, ECP5-85F (83d675f)", "tfc", dict(fps=100_000), "ecp5-85k", 6_597, 7),
     ("SFC --fps 100000, ECP5-85F", "sfc", dict(fps=100_000), "ecp5-85k", 16_052, 24),
-    ("CNV --pe 16, ECP5-85F (83d675f)", "cnv", dict(pe=16), "ecp5-85k", 17_195, 173),
+    ("CNV --pe 16, ECP5-85F (11f8087)", "cnv", dict(pe=16), "ecp5-85k", 17_227, 173),
     ("tiny --pe 2 (CI's synthesis design), ECP5-25F", "tiny", dict(pe=2), "ecp5-25k", 3_772, 1),
     ("ResNet-8 --pe 16, ECP5-85F (int8 conv0: 48 multipliers in DSPs)", "resnet", dict(pe=16), "ecp5-85k", 14_946,
      67),
