@@ -74,10 +74,9 @@ from irnets import random_network  # noqa: E402
 from amaranth.hdl import UnusedElaboratable  # noqa: E402
 
 from hwgen.argtypes import non_negative_int, positive_float, positive_int  # noqa: E402
-from hwgen.hw.accelerator import Accelerator  # noqa: E402
-from hwgen.hw.builder import BuildOptions, build  # noqa: E402
+from hwgen.hw.builder import BuildOptions, build, plan_accelerator  # noqa: E402
 from hwgen.hw.engines.swu import SlidingWindowUnit  # noqa: E402
-from hwgen.hw.folding import solve_folding  # noqa: E402
+from hwgen.hw.targets import get_target  # noqa: E402
 from hwgen.compile.artifact import save_network  # noqa: E402
 from hwgen.compile.fold import flip_negative_channels  # noqa: E402
 from hwgen.compile.golden import run_network  # noqa: E402
@@ -211,9 +210,7 @@ def frame_timings(frame_cycles: int) -> list[dict]:
 def window_units(net, options: BuildOptions) -> dict[str, SlidingWindowUnit]:
     """The sliding-window units of the design ``build`` makes of ``net`` with ``options``, by the name of
     their module in its Verilog (``LAYER_window``)."""
-    folds = solve_folding(net, pe=options.pe, simd=options.simd, fps=options.fps,
-                          clock_hz=options.clock_mhz * 1e6, overrides=options.overrides, in_width=options.in_width)
-    acc = Accelerator(net, folds, in_width=options.in_width)
+    acc, _, _ = plan_accelerator(net, options, get_target(options.target))
     return {f"{stage.layer_name}_window": stage.window for stage in acc.stages
             if getattr(stage, "window", None) is not None}
 
@@ -254,7 +251,7 @@ def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator
             return True
 
     verilog = (build_dir / "top.v").read_text()
-    frame_cycles = int(json.loads((build_dir / "report.json").read_text())["cycles_per_frame"])
+    frame_cycles = load_build_folder(build_dir).cycles_per_frame
     more = [{**sim_options, **timing, "seed": sim_options.get("seed", 0) + extra}
             for timing in (*REGISTER_TIMINGS, *frame_timings(frame_cycles)) for extra in (0, 1000)]
     copy = build_dir.parent / "register-mutant"  # the build folder once; each mutant replaces its top.v

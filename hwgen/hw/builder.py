@@ -32,11 +32,12 @@ from hwgen.hw.fit import fit_folding, place_weights
 from hwgen.hw.folding import (INPUT_STAGE, PIXEL_BITS, SCORE_STAGE, fixed_stages, input_stream_bits,
                                solve_folding, summarize)
 from hwgen.hw.report import budget_bits, format_markdown, layer_rows
+from hwgen.hw.families import MemoryMap
 from hwgen.hw.targets import Target, get_target
 from hwgen.compile.ir import Network
 from hwgen.errors import BuildError
 
-__all__ = ["BuildOptions", "BuildResult", "build", "load_model", "read_overrides"]
+__all__ = ["BuildOptions", "BuildResult", "build", "load_model", "plan_accelerator", "read_overrides"]
 
 DEFAULT_TARGET = "ecp5-85k"
 DEFAULT_CLOCK_MHZ = 100.0
@@ -173,6 +174,22 @@ def _hex_words(words: list[int], bits: int) -> str:
     return "".join(f"{w:0{digits}x}\n" for w in words)
 
 
+def plan_accelerator(net: Network, options: BuildOptions, target: Target) -> tuple[Accelerator, list, MemoryMap]:
+    """The accelerator :func:`build` generates for ``net`` on ``target``, its layers' folding (fitted to the
+    device with ``options.fit``, else solved from ``--pe`` / ``--fps``) and the memory map that places its
+    weights."""
+    if options.fit:
+        fitted = fit_folding(net, target, options.overrides, in_width=options.in_width)
+        folds, memory_map = fitted.folds, fitted.memory
+    else:
+        folds = solve_folding(net, pe=options.pe, simd=options.simd, fps=options.fps,
+                              clock_hz=options.clock_mhz * 1e6, overrides=options.overrides,
+                              in_width=options.in_width)
+        memory_map = place_weights(net, folds, target).memory
+    acc = Accelerator(net, folds, ecp5_cells=bool(target.spec.cells), memory=memory_map, in_width=options.in_width)
+    return acc, folds, memory_map
+
+
 def build(model_path: Path, out_dir: Path, options: BuildOptions, *, name: str | None = None,
           log=print) -> BuildResult:
     """Run the whole build (see the module docstring); returns the report dict and per-step seconds."""
@@ -190,15 +207,7 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions, *, name: str |
     seconds["compile"] = time.perf_counter() - started
 
     t = time.perf_counter()
-    if options.fit:
-        fitted = fit_folding(net, target, options.overrides, in_width=options.in_width)
-        folds, memory_map = fitted.folds, fitted.memory
-    else:
-        folds = solve_folding(net, pe=options.pe, simd=options.simd, fps=options.fps,
-                              clock_hz=options.clock_mhz * 1e6, overrides=options.overrides,
-                              in_width=options.in_width)
-        memory_map = place_weights(net, folds, target).memory
-    acc = Accelerator(net, folds, ecp5_cells=bool(target.spec.cells), memory=memory_map, in_width=options.in_width)
+    acc, folds, memory_map = plan_accelerator(net, options, target)
     rows = layer_rows(acc, folds, target)
     memory = {f"{k}_bits": sum(r[f"{k}_bits"] for r in rows) for k in ("weights", "thresholds", "buffers")}
     memory["skip_bits"] = sum(r["skip_buffer"]["bits"] for r in rows if r.get("skip_buffer"))

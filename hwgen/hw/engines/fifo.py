@@ -18,6 +18,8 @@ from __future__ import annotations
 from amaranth.hdl import Elaboratable, Module, Signal
 from amaranth.lib import fifo
 
+from hwgen.hw.engines.pipeline import spans
+
 __all__ = ["SlicedFIFO", "SyncFIFO", "sliced_fifo"]
 
 
@@ -56,7 +58,7 @@ class SlicedFIFO(Elaboratable):
         if depth < 1:
             raise ValueError(f"a sliced FIFO needs depth >= 1, not {depth}")
         self.width, self.depth = width, depth
-        self.bounds = [(lo, min(lo + slice_bits, width)) for lo in range(0, width, slice_bits)]
+        self.bounds = spans(width, slice_bits)
         self.w_data = Signal(width)
         self.w_en = Signal()
         self.w_rdy = Signal(init=1)

@@ -33,6 +33,7 @@ from hwgen.hw.engines.pipeline import (
     FANOUT_GROUP_BITS,
     delay,
     delay_copies,
+    spans,
     tree_register_stages,
 )
 from hwgen.hw.engines.threshold_factors import (
@@ -491,7 +492,7 @@ class FoldedEngine(wiring.Component):
         :data:`~hwgen.hw.engines.pipeline.FANOUT_GROUP_BITS` bits each (at least one lane), so no select
         register drives more (SFC's fc0, one register into the select of all 896 bits: 7.88 ns of routing)."""
         per_group = max(1, FANOUT_GROUP_BITS // self._lane_bits)
-        return [(lo, min(lo + per_group, self.simd)) for lo in range(0, self.simd, per_group)]
+        return spans(self.simd, per_group)
 
     @property
     def buffer_lane_groups(self) -> list[tuple[int, int]]:

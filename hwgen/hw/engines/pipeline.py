@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 
 from amaranth.hdl import Module, Shape, ShapeCastable, Signal, Value
 
-__all__ = ["COPY_TREE_ABOVE", "FANOUT_COPY", "FANOUT_GROUP_BITS", "adder_tree", "delay", "delay_copies", "tree_levels",
-           "tree_register_stages"]
+__all__ = ["COPY_TREE_ABOVE", "FANOUT_COPY", "FANOUT_GROUP_BITS", "adder_tree", "delay", "delay_copies", "spans",
+           "tree_levels", "tree_register_stages"]
 
 #: The name part of a register copy made by :func:`delay_copies`. Yosys would merge identical registers
 #: back into one; the synthesis script (``templates/synth.ys.j2``) marks the registers of wires named
@@ -23,6 +23,12 @@ FANOUT_COPY = "_fanout"
 #: Bits of a wide datapath that one copy of a control register drives (a stream/buffer select, the pointers
 #: of a FIFO slice, an address copy): 16 LUT RAM cells of 4 bits on the ECP5.
 FANOUT_GROUP_BITS = 64
+
+
+def spans(total: int, size: int) -> list[tuple[int, int]]:
+    """0 .. ``total`` cut into ranges [lo, hi) of ``size`` (the last one shorter): the slices or lane groups
+    of a wide datapath that each get their own copy of a control register."""
+    return [(lo, min(lo + size, total)) for lo in range(0, total, size)]
 
 
 def tree_levels(n: int) -> int:

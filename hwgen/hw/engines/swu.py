@@ -17,7 +17,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hwgen.errors import BuildError
-from hwgen.hw.engines.pipeline import FANOUT_COPY, FANOUT_GROUP_BITS
+from hwgen.hw.engines.pipeline import FANOUT_COPY, FANOUT_GROUP_BITS, spans
 from hwgen.hw.families import DEFAULT_FAMILY, MemoryMap
 
 __all__ = ["SlidingWindowUnit"]
@@ -271,7 +271,7 @@ class SlidingWindowUnit(wiring.Component):
             step = iw * (FANOUT_GROUP_BITS // iw)
         else:
             step = max(d for d in range(1, FANOUT_GROUP_BITS + 1) if iw % d == 0)
-        return [(lo, min(lo + step, c)) for lo in range(0, c, step)]
+        return spans(c, step)
 
     @property
     def latency(self) -> int:
@@ -496,15 +496,16 @@ class SlidingWindowUnit(wiring.Component):
         ]
         # the read address: any address on a padded tap (the data is masked); with slices, each reads at its own
         # copy of it, a register kept equal to slot_word + col (loaded wherever they are, read_at below)
-        addresses = [slot_word + col] if len(groups) == 1 else [
+        copies = [] if len(groups) == 1 else [
             Signal(range(depth), name=f"read_address{FANOUT_COPY}{index}",
-                   init=((-p) % rows * w - p) % (1 << Shape.cast(range(depth)).width)) for index in range(len(groups))]
-        for rd, address in zip(reads, addresses):
+                   init=(slot_word.init + col.init) % (1 << Shape.cast(range(depth)).width))
+            for index in range(len(groups))]
+        for rd, address in zip(reads, copies or [slot_word + col]):
             m.d.comb += [rd.en.eq(advance), rd.addr.eq(address)]
 
         def read_at(slot, column) -> list:
             """The copies loaded with the address of the tap at ``column`` of the row in ``slot``."""
-            return [a.eq(slot + column) for a in addresses] if len(groups) > 1 else []
+            return [a.eq(slot + column) for a in copies]
 
         with m.If(advance):
             m.d.sync += [read_valid.eq(issue), q1.eq(q), tap_valid1.eq(tap_valid),
@@ -526,7 +527,7 @@ class SlidingWindowUnit(wiring.Component):
             with m.If(last_q):
                 with m.If(~last_j):
                     m.d.sync += [j.eq(j + 1), col.eq(col + 1)]
-                    m.d.sync += [a.eq(a + 1) for a in addresses] if len(groups) > 1 else []
+                    m.d.sync += [a.eq(a + 1) for a in copies]  # each its own incrementer
                 with m.Else():
                     m.d.sync += j.eq(0)
                     with m.If(~last_i):
