@@ -455,15 +455,22 @@ class FoldedEngine(wiring.Component):
         sf_next = Mux(step, Mux(last_sf, 0, sf + 1), sf)
         nf_next = Mux(push, Mux(nf == NF - 1, 0, nf + 1), nf)
         pending_next = pending + push - pop
+        # The flags' next values from the flags and from compares of the counters with constants, not
+        # through the incrementers (sf_next == SF - 1 is sf == SF - 2 after a step that does not complete a
+        # result): SFC's fc0 went first_nf -> step -> the carry chain of sf + 1 -> sf_next == SF - 1 -> i.ready,
+        # 1.73 ns logic + 7.62 ns routing, two hops of it to and from the carry chain placed 25 columns away.
+        last_sf_next = Mux(step, Const(1) if SF == 1 else ~last_sf & (sf == SF - 2), last_sf)
+        first_nf_next = Mux(push, nf == NF - 1, first_nf)
+        full_next = Mux(push & ~pop, pending == depth - 1, (push | ~pop) & (pending == depth))  # pending_next == depth
         m.d.sync += [sf.eq(sf_next), nf.eq(nf_next), pending.eq(pending_next),
-                     last_sf.eq(sf_next == SF - 1), first_nf.eq(nf_next == 0)]
+                     last_sf.eq(last_sf_next), first_nf.eq(first_nf_next)]
         with m.If(step):
             m.d.sync += addr.eq(Mux(addr == NF * SF - 1, 0, addr + 1))
         # i.ready = first_nf & can_issue, registered the same way, so that it leaves a flip-flop for the FIFO
         # in front (SFC's fc0: the issue logic through i.ready to the pointers of 14 vector FIFO slices,
         # 8.4-9.1 ns of routing). Reset state: also pending = 0, so ready (depth >= 1).
         ready = Signal(init=1)
-        m.d.sync += ready.eq((nf_next == 0) & credit(sf_next != SF - 1, pending_next))
+        m.d.sync += ready.eq(first_nf_next & (~last_sf_next | ~full_next))
         m.d.comb += self.i.ready.eq(ready)
         result, pos = nf, Const(0)
         if self.positions > 1:  # per-position thresholds: count the results of a frame
