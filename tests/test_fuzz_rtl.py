@@ -92,3 +92,18 @@ def test_the_generator_covers_the_edges() -> None:
                 seen["negative_position"] += bool(d.ndim == 3 and (np.ptp(d.reshape(len(d), -1), axis=1) > 0).any())
                 seen["at_bound"] += bool(np.isin(layer.output.thresholds, [lo, hi]).any())
     assert all(v > 0 for v in seen.values()), seen
+
+
+def test_varied_images_draw_each_distribution() -> None:
+    """The register check's extra images: uniform, black and white, sparse on 0 and on 255, one level with
+    +-3 of noise, half at one level; uint8 of the requested shape."""
+    shape = (3, 8, 8)
+    images = fuzz_rtl.varied_images(np.random.default_rng(0), shape, 60)
+    assert images.shape == (60, *shape) and images.dtype == np.uint8
+    kinds = [images[k::6] for k in range(6)]
+    assert all(np.unique(im).size > 100 for im in kinds[0])                    # uniform
+    assert all(set(np.unique(im)) <= {0, 255} for im in kinds[1])              # black and white
+    assert all((im == 0).mean() > 0.8 for im in kinds[2])                      # sparse on 0
+    assert all((im == 255).mean() > 0.8 for im in kinds[3])                    # sparse on 255
+    assert all(int(im.max()) - int(im.min()) <= 6 for im in kinds[4])          # one level, +-3
+    assert all(np.bincount(im.ravel()).max() >= im.size // 3 for im in kinds[5])  # half at one level
