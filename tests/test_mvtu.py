@@ -145,6 +145,35 @@ def test_block_ram_buffer_read_is_registered(masked: bool, accumulator: bool) ->
 
 
 @pytest.mark.parametrize("masked", [True, False], ids=["masked", "unmasked"])
+@pytest.mark.parametrize("sf", [2, 3, 4])
+def test_block_ram_buffer_written_late(masked: bool, sf: int) -> None:
+    """Every input buffer in block RAM (a memory map without LUT RAM buffers): with SF >= 3 it is written from
+    the stream's slice registered twice, two cycles after the step (``buffer_written_late``), with SF = 2 one
+    cycle after; the first re-read of a word comes SF cycles after its step. Exact under gaps and stalls and
+    back to back (NF = 3, so words are re-read twice), full throughput."""
+    from dataclasses import replace
+
+    from hwgen.hw.engines.folded import DEFAULT_MEMORY
+
+    memory = replace(DEFAULT_MEMORY, buffer_lut_max_depth=0, buffer_lut_max_cells=0)
+    rng = np.random.default_rng(71 + sf + masked)
+    c_out, simd = 6, 5
+    w = rng.choice(np.array([-1, 1]), size=(c_out, simd * sf))
+    t = rng.integers(-sf, sf + 1, size=c_out)
+    x, valid = random_vectors(rng, 8, simd * sf)
+    if not masked:
+        valid = np.ones_like(x)
+    dut = MVTU(weights=w, pe=2, simd=simd, thresholds=t, masked=masked, memory=memory)
+    assert (dut.nf, dut.sf, dut.read_stages, dut.buffer_written_late) == (3, sf, 1, sf >= 3)
+    for seed, gap_p, stall_p in ((1, 0.3, 0.4), (2, 0.0, 0.6), (3, 0.6, 0.0)):
+        trace = simulate(dut, x, valid, seed=seed, gap_p=gap_p, stall_p=stall_p)
+        assert mismatches(trace.outputs, expected_beats(dut, w, t, x, valid)) == []
+    trace = simulate(dut, x, valid)
+    assert mismatches(trace.outputs, expected_beats(dut, w, t, x, valid)) == []
+    check_timing(dut, trace, len(x))
+
+
+@pytest.mark.parametrize("masked", [True, False], ids=["masked", "unmasked"])
 def test_wide_input_slice_in_lane_groups(masked: bool) -> None:
     """SIMD 150 binary lanes: the stream/buffer select in copies of 64, 64 and 22 lanes, the input buffer in
     those slices (LUT RAM, each at its own sf counter copy); exact under gaps and stalls, full throughput."""

@@ -249,6 +249,17 @@ class FoldedEngine(wiring.Component):
         return self.nf * self.sf
 
     @property
+    def buffer_written_late(self) -> bool:
+        """The block-RAM input buffer is written from the stream's slice registered twice, two cycles after
+        its step instead of one (its address and enable registered once more), so that the slice's first
+        register is the only load of the vector FIFO's read data: a block-RAM FIFO's read register then
+        feeds one flip-flop, which the ECP5 flow moves into the FIFO's output register
+        (``hwgen.synth.bram_outreg``). CNV ``--pe 16``'s conv5: the FIFO's block RAM, 5.61 ns clock-to-output
+        without it, into the buffer's write data and into ``x1_r``, 9.81 and 11.84 ns. Word sf is re-read
+        SF or more cycles after its step, so SF >= 3 (the write lands before the first re-read)."""
+        return self.buffer_in_block_ram and self.nf > 1 and self.sf >= 3
+
+    @property
     def read_stages(self) -> int:
         """Registers between the input buffer's read and the input slice: 1 when the buffer is in block RAM
         (the block RAM's data only drives a register: TFC's fc3, block-RAM clock-to-output then the
@@ -518,8 +529,11 @@ class FoldedEngine(wiring.Component):
         SIMD, NF = self.simd, self.nf
         lane = self._lane_bits
         data_bits = lane * SIMD
-        x1 = Signal(data_bits)
-        v1 = Signal(SIMD)
+        # no reset (their words count only under the valid pipeline, which is reset): Yosys moves x1 into a
+        # block-RAM vector FIFO as its read register, and a reset there (the block RAM's RST) kept the ECP5
+        # flow from moving x1_r into the block RAM's output register (hwgen.synth.bram_outreg)
+        x1 = Signal(data_bits, reset_less=True)
+        v1 = Signal(SIMD, reset_less=True)
         m.d.sync += x1.eq(self.i.payload.data)
         if self.masked:
             m.d.sync += v1.eq(self.i.payload.valid)
@@ -527,9 +541,12 @@ class FoldedEngine(wiring.Component):
             v1 = Const((1 << SIMD) - 1, SIMD)
         if NF == 1:
             return x1, v1
-        read = self._input_buffer(m, s)
-        groups = self.input_lane_groups
         n = self.read_stages
+        # with a block-RAM buffer the stream's slice is registered once more, as the buffer's read data is
+        x1_r = delay(m, x1, n, "x1_r") if n else x1
+        v1_r = delay(m, v1, n, "v1_r") if n and self.masked else v1
+        read = self._input_buffer(m, s, (x1_r, v1_r) if self.buffer_written_late else None)
+        groups = self.input_lane_groups
         if len(groups) == 1:
             from_stream = [delay(m, Value.cast(s.first_nf), 1, "from_stream")]
             if n:
@@ -538,9 +555,7 @@ class FoldedEngine(wiring.Component):
             from_stream = delay_copies(m, Value.cast(s.first_nf), 1 + n, len(groups), "from_stream")
         if n:
             read = delay(m, read, n, "buffered")
-            x1 = delay(m, x1, n, "x1_r")
-            if self.masked:
-                v1 = delay(m, v1, n, "v1_r")
+            x1, v1 = x1_r, v1_r
         read_data, read_valid = read[:data_bits], read[data_bits:]
         x = Signal(data_bits)
         m.d.comb += x.eq(Cat(*(Mux(sel, x1[lo * lane:hi * lane], read_data[lo * lane:hi * lane])
@@ -551,17 +566,22 @@ class FoldedEngine(wiring.Component):
         m.d.comb += v.eq(Cat(*(Mux(sel, v1[lo:hi], read_valid[lo:hi]) for sel, (lo, hi) in zip(from_stream, groups))))
         return x, v
 
-    def _input_buffer(self, m: Module, s: Schedule) -> Value:
+    def _input_buffer(self, m: Module, s: Schedule, late: tuple[Value, Value] | None = None) -> Value:
         """The input buffer (SF words of the raw beat: data, then the valid mask when masked) read at the
         step's sf: that word (data, then valid) one cycle later. One memory, or one per
         :attr:`buffer_lane_groups` slice (``input_buffer_sK``), each holding its lanes' data and valid bits
-        and read and written at its own sf counter copy."""
+        and read and written at its own sf counter copy. ``late`` (:attr:`buffer_written_late`): the stream's
+        slice (data, valid) registered twice after its step, which is then written, a cycle later than the
+        beat itself would be (with address and enable registered once more)."""
         lane, SF = self._lane_bits, self.sf
-        payload = self.i.payload
-        data = payload.data
-        valid = payload.valid if self.masked else Const(0, 0)
+        if late is None:
+            data = self.i.payload.data
+            valid = self.i.payload.valid if self.masked else Const(0, 0)
+        else:
+            data, valid = late
         # not in block RAM: LUT RAM where the family has it (Yosys' choice), else flip-flops. no_rw_check:
-        # word sf is written a cycle after its step (SF >= 2; in the step's own cycle for SF == 1) and read
+        # word sf is written a cycle after its step (SF >= 2; in the step's own cycle for SF == 1; two cycles
+        # after when buffer_written_late, SF >= 3) and read
         # for the later neuron folds, never in the cycle it is written but at the steps with the stream's
         # slice (first_nf), whose read is not used: Yosys need not give the old word on such a read.
         attrs = ({"ram_style": "block"} if self.buffer_in_block_ram else
@@ -595,7 +615,12 @@ class FoldedEngine(wiring.Component):
             # Word sf is re-read SF >= 2 cycles after its step, after the delayed write. In slices the
             # enable is already a register copy.
             write = m.d.sync if SF > 1 else m.d.comb
-            write += [bw.addr.eq(address), bw.data.eq(raw)]
+            if late is None:
+                write += [bw.addr.eq(address), bw.data.eq(raw)]
+            else:  # the slice is already registered twice: the address and enable one cycle more
+                address, enable = delay(m, address, 1, "buffer_address"), delay(m, enable, 1, "buffer_write")
+                write += bw.addr.eq(address)
+                m.d.comb += bw.data.eq(raw)
             if len(groups) == 1:
                 write += bw.en.eq(enable)
             else:
