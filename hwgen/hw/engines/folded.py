@@ -453,12 +453,12 @@ class FoldedEngine(wiring.Component):
         push = Signal()
         pop = Signal()
 
-        def credit(completes_none: Value, results: Value) -> Value:
-            """A step may issue: it completes no result, or fewer than ``depth`` results are out."""
-            return completes_none | (results != depth)
+        def credit(completes_none: Value, room: Value) -> Value:
+            """A step may issue: it completes no result, or there is ``room`` (fewer than ``depth`` results out)."""
+            return completes_none | room
 
         m.d.comb += [
-            can_issue.eq(credit(~last_sf, pending)),
+            can_issue.eq(credit(~last_sf, pending != depth)),
             step.eq(can_issue & (~first_nf | self.i.valid)),
             push.eq(step & last_sf),
             pop.eq(self.o.valid & self.o.ready),
@@ -481,7 +481,7 @@ class FoldedEngine(wiring.Component):
         # in front (SFC's fc0: the issue logic through i.ready to the pointers of 14 vector FIFO slices,
         # 8.4-9.1 ns of routing). Reset state: also pending = 0, so ready (depth >= 1).
         ready = Signal(init=1)
-        m.d.sync += ready.eq(first_nf_next & (~last_sf_next | ~full_next))
+        m.d.sync += ready.eq(first_nf_next & credit(~last_sf_next, ~full_next))
         m.d.comb += self.i.ready.eq(ready)
         result, pos = nf, Const(0)
         if self.positions > 1:  # per-position thresholds: count the results of a frame
@@ -542,10 +542,11 @@ class FoldedEngine(wiring.Component):
         if NF == 1:
             return x1, v1
         n = self.read_stages
-        # with a block-RAM buffer the stream's slice is registered once more, as the buffer's read data is
-        x1_r = delay(m, x1, n, "x1_r") if n else x1
-        v1_r = delay(m, v1, n, "v1_r") if n and self.masked else v1
-        read = self._input_buffer(m, s, (x1_r, v1_r) if self.buffer_written_late else None)
+        if n:  # with a block-RAM buffer the stream's slice is registered once more, as the buffer's read data is
+            x1 = delay(m, x1, n, "x1_r")
+            if self.masked:
+                v1 = delay(m, v1, n, "v1_r")
+        read = self._input_buffer(m, s, (x1, v1) if self.buffer_written_late else None)
         groups = self.input_lane_groups
         if len(groups) == 1:
             from_stream = [delay(m, Value.cast(s.first_nf), 1, "from_stream")]
@@ -555,7 +556,6 @@ class FoldedEngine(wiring.Component):
             from_stream = delay_copies(m, Value.cast(s.first_nf), 1 + n, len(groups), "from_stream")
         if n:
             read = delay(m, read, n, "buffered")
-            x1, v1 = x1_r, v1_r
         read_data, read_valid = read[:data_bits], read[data_bits:]
         x = Signal(data_bits)
         m.d.comb += x.eq(Cat(*(Mux(sel, x1[lo * lane:hi * lane], read_data[lo * lane:hi * lane])
