@@ -61,7 +61,7 @@ def test_frame_rate_matches_the_folding_estimate(case: str) -> None:
 
 
 def test_a_score_bound_network_runs_at_the_score_units_interval() -> None:
-    """4 pixels and 12 classes: the score unit's 2C + 8 = 32 cycles, not the input's 4, is both the
+    """4 pixels and 12 classes: the score unit's 2C + 9 = 33 cycles, not the input's 4, is both the
     folding's estimate (bottleneck named) and the measured frame interval; --fps above it is refused."""
     rng = np.random.default_rng(7)
     net = random_network(rng, (1, 2, 2), [("fc", 8)], num_classes=12)
@@ -69,14 +69,14 @@ def test_a_score_bound_network_runs_at_the_score_units_interval() -> None:
     assert [f.cycles for f in balanced] == [32, 3]
     folds = solve_folding(net, pe=4, simd=8, overrides={"l0_fc": (8, 4)})  # fc0 unrolled: 1 cycle
     summary = summarize(folds, fixed_stages(net))
-    assert (summary.bottleneck, summary.cycles_per_frame) == (SCORE_STAGE, 32)
-    assert fastest_cycles(net) == (32, SCORE_STAGE)
+    assert (summary.bottleneck, summary.cycles_per_frame) == (SCORE_STAGE, 33)
+    assert fastest_cycles(net) == (33, SCORE_STAGE)
     images = rng.integers(0, 256, size=(6, 1, 2, 2), dtype=np.uint8)
     acc = Accelerator(net, folds)
     trace = simulate_accelerator(acc, images, budget=20 * 32 * len(images))
     assert not mismatches(trace.outputs, golden_words(net, images))
-    assert frame_intervals(acc, trace)[1:].tolist() == [32] * (len(images) - 2)  # after the first interval
-    with pytest.raises(BuildError, match=r"the score unit takes 32"):
+    assert frame_intervals(acc, trace)[1:].tolist() == [33] * (len(images) - 2)  # after the first interval
+    with pytest.raises(BuildError, match=r"the score unit takes 33"):
         solve_folding(net, fps=4e6, clock_hz=100e6)
 
 
@@ -106,7 +106,7 @@ def test_malformed_thresholds_are_refused_naming_the_layer() -> None:
 
 # -- width converter ----------------------------------------------------------
 
-@pytest.mark.parametrize("in_width, out_width", [(2, 8), (8, 2), (6, 4), (4, 6), (3, 12)])
+@pytest.mark.parametrize("in_width, out_width", [(2, 8), (8, 2), (6, 4), (4, 6), (3, 12), (1, 9), (1, 10), (2, 34)])
 def test_width_converter_keeps_the_bit_string(in_width: int, out_width: int) -> None:
     rng = np.random.default_rng(in_width * 16 + out_width)
     total = 24 * np.lcm(in_width, out_width)
@@ -142,7 +142,7 @@ def _score_words(scale, bias, accs, pe=1, word_bits=32):
 
 @pytest.mark.parametrize("classes, pe", [(1, 1), (2, 1), (2, 2), (4, 2), (10, 1), (10, 5)])
 def test_score_unit_frame_interval(classes: int, pe: int) -> None:
-    """Input always valid, output always ready: a frame's class word every 2C + 8 cycles (the docstring's
+    """Input always valid, output always ready: a frame's class word every 2C + 9 cycles (the docstring's
     figure: one class per cycle, whatever PE), with the right words."""
     scale, bias = np.arange(1, classes + 1), np.zeros(classes, dtype=np.int64)
     dut = ScoreUnit(scale=scale, bias=bias, acc_range=(-64, 64), pe=pe)
@@ -156,7 +156,7 @@ def test_score_unit_frame_interval(classes: int, pe: int) -> None:
     class_words = [(v & 0xFFFFFFFF) for k, v in enumerate(trace.outputs) if k % (classes + 1) == classes]
     assert class_words == [int(np.argmax(scale * row)) for row in accs]
     ends = [c for k, c in enumerate(trace.out_cycles) if k % (classes + 1) == classes]
-    assert np.diff(ends).tolist() == [2 * classes + 8] * (frames - 1)
+    assert np.diff(ends).tolist() == [2 * classes + 9] * (frames - 1)
 
 
 def test_scores_ties_go_to_the_lowest_index_and_negatives_sign_extend() -> None:
@@ -196,8 +196,9 @@ def test_scores_that_do_not_fit_the_word_are_refused() -> None:
 
 
 def test_deep_weight_rom_is_sliced_without_a_depth_cascade() -> None:
-    """A ROM deeper than 2,048 words is split into slices of the widest block-RAM shape deep enough
-    (8K x 2 for 8,192 words), when that takes no more block RAMs than the best mapping; else one memory."""
+    """A ROM deeper than 1,024 words is split into slices of the widest block-RAM shape deep enough
+    (8K x 2 for 8,192 words, 2K x 9 for 2,048), when that takes no more block RAMs than the best mapping;
+    else one memory."""
     from hwgen.hw.engines.folded import rom_slice_width
     from hwgen.hw.targets import get_target
 
@@ -208,6 +209,8 @@ def test_deep_weight_rom_is_sliced_without_a_depth_cascade() -> None:
     assert rom_slice_width(128, 4608) == 128             # 4K x 4 is too shallow; 8K x 2 would take 64 > 36
     assert rom_slice_width(24, 24576) == 24              # deeper than any shape: split in depth instead (below)
     assert rom_slice_width(36, 300) == 36                # one tile deep: nothing to split
+    assert rom_slice_width(512, 2048) == 9               # LFC's fc1: 57 tiles, each read at its own address
+    assert rom_slice_width(512, 1024) == 512             # not deeper than 1,024 words: left whole
 
 
 def test_cascaded_rom_is_split_in_depth() -> None:
@@ -225,3 +228,8 @@ def test_cascaded_rom_is_split_in_depth() -> None:
     assert memory.rom_blocks(32, 18432) == 32 + 4                    # g4 CNV --fit's conv5: 16K x 1, then 2K x 9
     assert memory.rom_banks(32, 8192) == 1 and memory.rom_blocks(32, 8192) == 16   # sliced 8K x 2
     assert memory.rom_banks(36, 512) == 1 and memory.rom_banks(1024, 144) == 1     # one tile deep
+    # LFC's fc0, 3,584 x 224: banks of 2,048 would leave 1,536 words whose best is three 512 x 36 tiles deep
+    # (a multiplexer after them again); banks of 1,024 are each one tile deep: 3 x 13 + 7 = 46 <= 49
+    assert memory.block_ram.blocks_for(224, 1536) == 21 and not memory.block_ram.one_deep(224, 1536)
+    assert memory.rom_bank_depth(224, 3584) == 1024 and memory.rom_banks(224, 3584) == 4
+    assert memory.rom_blocks(224, 3584) == 3 * 13 + 7 < memory.block_ram.blocks_for(224, 3584) == 49

@@ -4,8 +4,8 @@ Random words through :class:`SlicedFIFO` under random write gaps and read
 stalls (the protocol checks of :func:`streams.run_stream`): every word comes
 out once, in order, unchanged, on the same cycles as through a plain
 :class:`SyncFIFO` of the same width and depth driven by the same random
-schedule. :func:`sliced_fifo` picks the plain FIFO when one slice would hold
-the whole width.
+schedule. :func:`sliced_fifo` gives the same FIFO (flags from flip-flops) when one slice
+holds the whole width.
 """
 
 from __future__ import annotations
@@ -41,6 +41,16 @@ def test_slices_in_lockstep_match_one_fifo(depth: int, seed: int) -> None:
     assert (traces[0].in_cycles, traces[0].out_cycles) == (traces[1].in_cycles, traces[1].out_cycles)
 
 
-def test_one_slice_is_a_plain_fifo() -> None:
-    assert type(sliced_fifo(width=64, depth=4, slice_bits=64)) is SyncFIFO
-    assert isinstance(sliced_fifo(width=65, depth=4, slice_bits=64), SlicedFIFO)
+@pytest.mark.parametrize("depth", [1, 2, 5])
+def test_one_slice_matches_one_fifo(depth: int) -> None:
+    """Where one slice holds the whole width, sliced_fifo still gives the FIFO whose w_rdy and r_rdy are
+    flip-flops: the same words on the same cycles as the plain SyncFIFO."""
+    rng = random.Random(depth)
+    words = [rng.getrandbits(WIDTH) for _ in range(60)]
+    one = sliced_fifo(width=WIDTH, depth=depth, slice_bits=WIDTH)
+    assert isinstance(one, SlicedFIFO) and one.bounds == [(0, WIDTH)]
+    plain = SyncFIFO(width=WIDTH, depth=depth)
+    traces = [run_stream(dut, words, len(words), budget=4000, seed=depth, gap_p=0.3, stall_p=0.5,
+                         drain=depth + 4, ports=ports(dut)) for dut in (one, plain)]
+    assert traces[0].outputs == words
+    assert (traces[0].in_cycles, traces[0].out_cycles) == (traces[1].in_cycles, traces[1].out_cycles)

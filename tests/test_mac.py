@@ -367,7 +367,7 @@ def test_weight_rom_split_in_depth_matches_reference() -> None:
     dut = MACUnit(**args, thresholds=t, memory=small_bank_memory())
     whole = MACUnit(**args, thresholds=t)
     assert (dut.nf * dut.sf, dut.weight_rom_banks, whole.weight_rom_banks) == (96, 2, 1)
-    assert whole.weight_block_ram and not whole.weight_address_copies and dut.weight_address_copies
+    assert whole.weight_block_ram and whole.weight_address_stages == 0 and dut.weight_address_stages == 1
     assert dut.latency == whole.latency + 1
     trace = simulate(dut, x, valid, seed=4, gap_p=0.3, stall_p=0.4)
     assert mismatches(trace.outputs, beats_from_acc(dut, acc, t)) == []

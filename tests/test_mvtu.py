@@ -394,7 +394,7 @@ def small_bank_memory():
 
     from hwgen.hw.families import ECP5, BlockRam
 
-    return replace(ECP5.memory, block_ram=BlockRam("DP16KD", 18 * 1024, ((4, 16), (1, 64))))
+    return replace(ECP5.memory, block_ram=BlockRam("DP16KD", 18 * 1024, ((2, 32), (1, 64))))
 
 
 @pytest.mark.parametrize("masked,accumulator", [(True, False), (False, False), (True, True)],
@@ -416,7 +416,7 @@ def test_weight_rom_split_in_depth_matches_golden(masked: bool, accumulator: boo
     dut = MVTU(weights=w, pe=pe, simd=simd, thresholds=t, masked=masked, memory=small_bank_memory())
     whole = MVTU(weights=w, pe=pe, simd=simd, thresholds=t, masked=masked)
     assert (dut.weight_rom_banks, dut.weight_word_stages, whole.weight_rom_banks) == (3, 2, 1)
-    assert whole.weight_block_ram and not whole.weight_address_copies
+    assert whole.weight_block_ram and whole.weight_address_stages == 0
     assert dut.sum_latency() == whole.sum_latency() + 1
     text = verilog.convert(dut, name="mvtu")
     assert all(f"weights_b{k}" in text for k in range(3)) and "weights_b3" not in text
@@ -441,3 +441,31 @@ def test_threshold_table_in_block_ram_is_read_registered(banked: bool) -> None:
     assert dut.threshold_table_registered and dut.threshold_read_latency == (3 if banked else 2)
     trace = simulate(dut, x, valid, seed=5, gap_p=0.3, stall_p=0.4)
     assert mismatches(trace.outputs, expected_beats(dut, w, t, x, valid)) == []
+
+
+def test_weight_rom_of_many_slices_reads_at_a_tree_of_address_copies() -> None:
+    """A weight ROM of 16 one-bit slices (more than COPY_TREE_ABOVE memories): each slice reads at its own copy
+    of the address, and the copies are fed by copies of their own (two address registers, one cycle more
+    than a ROM of a few memories); exact with gaps and stalls."""
+    from dataclasses import replace
+
+    from amaranth.back import verilog
+
+    from hwgen.hw.engines.pipeline import COPY_TREE_ABOVE
+
+    rng = np.random.default_rng(43)
+    c_out, fan_in, pe, simd = 16, 64, 2, 8   # 16-bit words, NF * SF = 8 * 8 = 64 words
+    memory = replace(small_bank_memory(), rom_split_min_depth=32)
+    w = rng.choice(np.array([-1, 1]), size=(c_out, fan_in))
+    t = rng.integers(-fan_in // 4, fan_in // 4 + 1, size=c_out)
+    x, valid = random_vectors(rng, 4, fan_in)
+    dut = MVTU(weights=w, pe=pe, simd=simd, thresholds=t, memory=memory)
+    few = MVTU(weights=w, pe=pe, simd=simd, thresholds=t, memory=replace(memory, rom_split_min_depth=64))
+    assert memory.rom_slice_width(pe * simd, 64) == 1 and pe * simd > COPY_TREE_ABOVE
+    assert (dut.weight_rom_banks, dut.weight_address_stages, few.weight_address_stages) == (1, 2, 0)
+    text = verilog.convert(dut, name="mvtu")
+    assert "weights_addr_fanout15" in text and "weights_addr_pre_fanout3" in text
+    assert "weights_addr_pre_fanout4" not in text          # ceil(sqrt(16)) = 4 copies feed the 16
+    for seed, gap_p, stall_p in [(1, 0.0, 0.0), (2, 0.3, 0.4)]:
+        trace = simulate(dut, x, valid, seed=seed, gap_p=gap_p, stall_p=stall_p)
+        assert mismatches(trace.outputs, expected_beats(dut, w, t, x, valid)) == []

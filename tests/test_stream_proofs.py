@@ -140,7 +140,7 @@ def prove(folder: Path, dut_verilog: str, in_width: int, out_width: int, *, hand
     return prove_with_checker(folder, dut_verilog, top, steps, sat_timeout=300)
 
 
-@pytest.mark.parametrize("in_width, out_width", [(4, 4), (4, 8), (4, 12), (2, 10), (8, 4), (12, 4)])
+@pytest.mark.parametrize("in_width, out_width", [(4, 4), (4, 8), (4, 12), (2, 10), (1, 7), (8, 4), (12, 4)])
 def test_width_converter_keeps_the_stream(tmp_path: Path, in_width: int, out_width: int) -> None:
     dut = verilog.convert(WidthConverter(in_width=in_width, out_width=out_width), name="dut", emit_src=False)
     result = prove(tmp_path, dut, in_width, out_width)

@@ -32,6 +32,8 @@ s_axis_tdata[IN_WIDTH-1:0], s_axis_tvalid, s_axis_tready, s_axis_tlast (in; tlas
 m_axis_tdata[WORD-1:0], m_axis_tvalid, m_axis_tready, m_axis_tlast (out)
     Per frame C_classes + 1 words: the class scores (two's complement,
     sign-extended to WORD = 32 bits), then the class index with tlast = 1.
+    They leave the score unit through :data:`OUTPUT_SLICES` two-word FIFOs
+    (one cycle each, full rate).
 
 Back-pressure is honoured everywhere (``m_axis_tready`` low only delays):
 every engine holds its output until taken and stops taking input when full,
@@ -43,12 +45,13 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Module
+from amaranth.hdl import Cat, Module
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from hwgen.hw.engines.convert import WidthConverter
+from hwgen.hw.engines.fifo import sliced_fifo
 from hwgen.hw.engines.fork import Fork
 from hwgen.hw.engines.lookup import InputTableUnit
 from hwgen.hw.engines.scores import ScoreUnit
@@ -65,6 +68,12 @@ __all__ = ["TOP_MODULE", "WORD_BITS", "Accelerator"]
 TOP_MODULE = "hwgen_top"
 #: Bits of an output word.
 WORD_BITS = 32
+#: Two-word FIFOs between the score unit and ``m_axis`` (``sliced_fifo``: ready and valid from flip-flops). The
+#: output pins pulled the score unit to the edge of the chip and along it when the bank's read multiplexer
+#: drove them directly (LFC seed 2: the bank spread over 81 columns of the top edge, its store enable copy to
+#: ``score1`` 10.22 ns of routing, 93.08 MHz); two registers let the placer put the last next to the pins
+#: and the one before it between them and the score unit.
+OUTPUT_SLICES = 2
 
 
 class Accelerator(wiring.Component):
@@ -170,12 +179,15 @@ class Accelerator(wiring.Component):
         m.submodules.scores = self.scores
         src = edges[self.stages[-1].layer_name, "scores"]
         link(m, src, self.scores.i, self.scores.i.payload.eq(src.payload))
-        m.d.comb += [
-            self.m_axis_tvalid.eq(self.scores.o.valid),
-            self.scores.o.ready.eq(self.m_axis_tready),
-            self.m_axis_tdata.eq(self.scores.o.payload.data),
-            self.m_axis_tlast.eq(self.scores.o.payload.last),
-        ]
+        out = self.scores.o
+        src = SimpleNamespace(valid=out.valid, ready=out.ready, payload=Cat(out.payload.data, out.payload.last))
+        for k in range(OUTPUT_SLICES):
+            width = len(src.payload)
+            fifo = m.submodules[f"out_slice{k}"] = sliced_fifo(width=width, depth=2, slice_bits=width)
+            link(m, src, fifo.w_stream, fifo.w_data.eq(src.payload))
+            src = fifo.r_stream
+        m_axis = SimpleNamespace(valid=self.m_axis_tvalid, ready=self.m_axis_tready)
+        link(m, src, m_axis, [self.m_axis_tdata.eq(src.payload[:-1]), self.m_axis_tlast.eq(src.payload[-1])])
         return m
 
     def _fan_out(self, m: Module, node: str, out, edges: dict) -> None:

@@ -81,6 +81,12 @@ class BlockRam:
         """Blocks for ``depth`` words of ``width`` bits in the best configuration (:func:`blocks_for`)."""
         return blocks_for(self.shapes, width, depth)
 
+    def one_deep(self, width: int, depth: int) -> bool:
+        """Whether the best configuration for ``depth`` words of ``width`` bits holds them one block deep
+        (a configuration at least ``depth`` deep takes :meth:`blocks_for` blocks): no multiplexer after the
+        blocks' read data."""
+        return any(d >= depth and -(-width // w) == self.blocks_for(width, depth) for w, d in self.shapes)
+
 
 @dataclass(frozen=True)
 class MemoryMap:
@@ -161,9 +167,10 @@ class MemoryMap:
         128-bit ROM, five 512 x 36 tiles deep, 63 MHz). A ROM that
         :meth:`rom_slice_width` slices, or whose best configuration holds it
         one tile deep, has no such multiplexer: one bank. Otherwise banks of
-        the deepest configuration's depth D < ``depth`` whose banks (each at
-        its best, the last holding the rest) take no more block RAMs than
-        the whole ROM at its best: each bank's word is registered on its own
+        the deepest configuration's depth D < ``depth`` whose banks (the
+        last holding the rest) are each one tile deep at their best and
+        together take no more block RAMs than the whole ROM at its best
+        (:meth:`_banked_blocks`): each bank's word is registered on its own
         (in the tile: ECP5 OUTREG, :mod:`hwgen.synth.bram_outreg`) and the
         bank is selected a cycle later, between registers
         (:func:`hwgen.hw.engines.folded.registered_rom`). CNV's conv5: banks
@@ -172,19 +179,25 @@ class MemoryMap:
         against 20. No such D: one bank (Yosys cascades).
         """
         ram = self.block_ram
-        if self.rom_slice_width(width, depth) < width:
+        if self.rom_slice_width(width, depth) < width or ram.one_deep(width, depth):
             return depth
         best = ram.blocks_for(width, depth)
-        if any(d >= depth and -(-width // w) == best for w, d in ram.shapes):
-            return depth
         for _, d in reversed(ram.shapes):  # deepest first
-            if d < depth and self._banked_blocks(width, depth, d) <= best:
+            banked = self._banked_blocks(width, depth, d)
+            if d < depth and banked is not None and banked <= best:
                 return d
         return depth
 
-    def _banked_blocks(self, width: int, depth: int, bank: int) -> int:
-        """Block RAMs of banks of ``bank`` words (the last holding the rest), each at its best."""
-        return sum(self.block_ram.blocks_for(width, min(bank, depth - lo)) for lo in range(0, depth, bank))
+    def _banked_blocks(self, width: int, depth: int, bank: int) -> int | None:
+        """Block RAMs of banks of ``bank`` words (the last holding the rest), each at its best; None when a
+        bank's best is not one block deep (:meth:`BlockRam.one_deep`): Yosys would put a multiplexer after its
+        blocks again, and the bank's read could not take the block RAM's output register (LFC's fc0, 3,584 x
+        224 bits: banks of 2,048 left 1,536 words, three 512 x 36 blocks deep, whose multiplexer into
+        ``weights_b1_q`` set Fmax, 108.73 MHz; banks of 1,024 are each one block deep)."""
+        banks = [min(bank, depth - lo) for lo in range(0, depth, bank)]
+        if not all(self.block_ram.one_deep(width, b) for b in banks):
+            return None
+        return sum(self.block_ram.blocks_for(width, b) for b in banks)
 
     def rom_banks(self, width: int, depth: int) -> int:
         """Banks of a block-RAM ROM in depth: ceil(depth / :meth:`rom_bank_depth`)."""
@@ -213,7 +226,12 @@ class MemoryMap:
         gives one block RAM per slice and no multiplexer, when that takes no
         more block RAMs than the best mapping (:meth:`BlockRam.blocks_for`);
         otherwise, or deeper than any configuration: ``width`` (one memory,
-        Yosys decides). Shallower ROMs are left whole also because hundreds of
+        Yosys decides). A slice is also a memory of its own, read at its own
+        copy of the address (:func:`hwgen.hw.engines.folded.sync_rom`): on the
+        ECP5 ROMs of 1,025 to 2,048 words are sliced too, although 2K x 9 holds
+        them one tile deep, because one address register drove all the tiles
+        (LFC's fc1, 2,048 x 512 bits in 57 tiles over 40 columns: 12.1 ns of
+        routing, 77.5 MHz). Shallower ROMs are left whole also because hundreds of
         slices (VGG-Small's 576-word, 4,096-bit ROMs) slow Verilog generation
         several times over.
         """
@@ -309,7 +327,7 @@ ECP5 = FamilySpec(
     # word width; a deeper one in logic costs depth / 16 LUT4s and multiplexers per bit (measured: a
     # 36 x 1024-bit ROM took about 3.5 LUT4 per bit), while block RAM costs nothing in LUTs.
     memory=MemoryMap(block_ram=_DP16KD, lut_ram=True, rom_lut_max_depth=4, buffer_lut_max_depth=16,
-                     buffer_lut_max_cells=4, ff_bits_per_block=0, rom_split_min_depth=4 * 512,
+                     buffer_lut_max_cells=4, ff_bits_per_block=0, rom_split_min_depth=2 * 512,
                      factor_thresholds=True),
     cells=("CCU2C", "LUT4", "MULT18X18D"),
     synth_pass="synth_ecp5", nextpnr="nextpnr-ecp5", packer="ecppack",

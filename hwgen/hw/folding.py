@@ -13,7 +13,7 @@ map). Layers run concurrently in a streaming pipeline, so the frame rate is
 set by the slowest stage: ``fps = clock / max cycles``. Two stages have
 cycles no folding changes (:func:`fixed_stages`): the input stream
 (:func:`input_cycles`), the bottleneck of small networks folded wide, and
-the score unit (:func:`hwgen.hw.engines.scores.frame_interval`, 2C + 8 for
+the score unit (:func:`hwgen.hw.engines.scores.frame_interval`, 2C + 9 for
 C classes), the bottleneck of a network with few pixels and many classes.
 No layer needs to be faster than either.
 

@@ -46,7 +46,6 @@ Kinds
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import ClassVar
 
 import numpy as np
@@ -59,7 +58,7 @@ from hwgen.errors import BuildError
 from hwgen.hw import cost
 from hwgen.hw.engines import MVTU, JoinUnit, MACUnit, MaxPoolUnit, SlidingWindowUnit
 from hwgen.hw.engines.convert import WidthConverter
-from hwgen.hw.engines.fifo import SyncFIFO, sliced_fifo
+from hwgen.hw.engines.fifo import sliced_fifo
 from hwgen.hw.engines.pipeline import FANOUT_GROUP_BITS
 from hwgen.hw.families import MemoryMap
 from hwgen.hw.folding import PIXEL_BITS, LayerFold
@@ -234,11 +233,12 @@ class ConvStage(Stage):
             # conv4_engine.nf -> conv4_window.base_word, 10.9 ns of routing, 75.1 MHz). Full rate: one beat
             # in and one out per cycle at any level between empty and full; one cycle more latency. A beat's
             # valid mask is all ones or all zeros (a tap inside the map or a padded one): one bit goes through.
-            beats = m.submodules[f"{self.layer_name}_slice"] = SyncFIFO(width=self.window.simd + 1,
-                                                                        depth=WINDOW_SLICE_DEPTH)
-            link(m, swu.o, beats.w_stream, beats.w_stream.payload.eq(Cat(swu.o.payload.data,
-                                                                          swu.o.payload.valid[0])))
-            tap = beats.r_stream.payload
+            # Its ready and valid are flip-flops (sliced_fifo).
+            width = self.window.simd + 1
+            beats = m.submodules[f"{self.layer_name}_slice"] = sliced_fifo(width=width, depth=WINDOW_SLICE_DEPTH,
+                                                                           slice_bits=width)
+            link(m, swu.o, beats.w_stream, beats.w_data.eq(Cat(swu.o.payload.data, swu.o.payload.valid[0])))
+            tap = beats.r_data
             link(m, beats.r_stream, engine.i, [
                 engine.i.payload.data.eq(tap[:-1]),
                 engine.i.payload.valid.eq(tap[-1].replicate(len(engine.i.payload.valid))),
@@ -256,8 +256,8 @@ class ConvStage(Stage):
             in_block_ram = engine.memory.ram_in_block_ram(width, engine.sf)
             fifo = m.submodules[f"{self.layer_name}_fifo"] = sliced_fifo(
                 width=width, depth=engine.sf, slice_bits=width if in_block_ram else FANOUT_GROUP_BITS)
-            m.d.comb += [fifo.w_en.eq(conv.o.valid), conv.o.ready.eq(fifo.w_rdy), fifo.w_data.eq(conv.o.payload)]
-            vectors = SimpleNamespace(valid=fifo.r_rdy, ready=fifo.r_en, payload=fifo.r_data)
+            link(m, conv.o, fifo.w_stream, fifo.w_data.eq(conv.o.payload))
+            vectors = fifo.r_stream
         link(m, vectors, engine.i, [engine.i.payload.data.eq(vectors.payload),
                                     engine.i.payload.valid.eq(Const((1 << engine.simd) - 1, engine.simd))])
 

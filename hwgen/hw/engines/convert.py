@@ -21,7 +21,13 @@ from amaranth.lib.wiring import In, Out
 
 from hwgen.hw.engines.swu import check_count
 
-__all__ = ["WidthConverter"]
+__all__ = ["WidthConverter", "gather_lanes"]
+
+
+def gather_lanes(k: int) -> int:
+    """Parts per group of a gather by k (:meth:`WidthConverter._gather`): ceil(sqrt(k)), so that the one-hot
+    slot registers hold about 2 sqrt(k) bits and each slot bit drives about sqrt(k) part enables."""
+    return math.isqrt(k - 1) + 1
 
 
 class WidthConverter(wiring.Component):
@@ -43,10 +49,11 @@ class WidthConverter(wiring.Component):
     Equal widths: a wire (latency 0). Gather by k: the output beat is valid the
     cycle after the handshake of its k-th input beat; one input beat per
     cycle, ``i.ready = ~o.valid | o.ready``; input beat j is written into part
-    register j (enable: bit j of a one-hot slot register and the handshake for
-    part 0, ``i.valid`` for the others, which are never written while a beat is
-    held) and the output payload is the k part registers, out_width + k
-    flip-flops in all. Split by k: an input beat is held
+    register j (enable: part j's bits of two one-hot slot registers, groups and
+    parts within a group, :func:`gather_lanes`, and the handshake for part 0;
+    the others take ``i.payload`` every cycle they are next and are never next
+    while a beat is held) and the output payload is the k part registers,
+    out_width + about 2 sqrt(k) flip-flops in all. Split by k: an input beat is held
     in a register and leaves in k consecutive cycles (while ``o.ready``); the
     next input beat is accepted with the last of them, so the output runs at
     one beat per cycle. General widths: split then gather, latency 2.
@@ -90,17 +97,22 @@ class WidthConverter(wiring.Component):
 
     def _gather(self, m: Module, k: int) -> None:
         # The output beat is the k part registers themselves (no output register): part j is written by
-        # the j-th input beat, its enable the handshake AND bit j of a one-hot slot, so no enable drives
-        # more than one part's in_width flip-flops (a copy into one out_width-bit register made its enable
-        # the critical path: SFC's 896 bits, 77.6 MHz). Part 0 is written only while ~valid | o.ready: the
-        # held beat does not change, and part 0 of the next beat is written as the held one is taken.
-        # Parts 1..k-1 and slot bits 2..k-1 are enabled by i.valid alone, not by o.ready: while a beat is
-        # held the slot is at part 0 (its k-th part rotated it there), so for them take = i.valid exactly,
-        # and the consumer's ready reaches only part 0's in_width flip-flops (TFC's fc0 ready into all
-        # 448 part flip-flops: 126 MHz). Slot bit 1 follows bit 0 and needs the handshake.
+        # the j-th input beat, so no enable drives more than one part's in_width flip-flops (a copy into one
+        # out_width-bit register made its enable the critical path: SFC's 896 bits, 77.6 MHz). The part the
+        # next beat goes to is j = g * L + l (L = gather_lanes(k)): group g in a one-hot ``group`` register,
+        # l in a one-hot ``lane`` register, both rotated on each taken beat; part j's enable is group[g] &
+        # lane[l] alone, without i.valid: it takes i.payload every cycle it is the next part, and the taken
+        # beat is the last thing it takes. Only part 0 needs the handshake: it is the next part while a
+        # finished beat is held, which must not change (every other part is next only while nothing is
+        # held, so ready is 1 there). So i.valid reaches the L + G slot flip-flops, not the k parts (LFC's
+        # fc2: 512 one-bit parts, each enabled by i.valid, the FIFO level in front through i.valid to
+        # part455: 1.00 ns logic, 8.99 ns routing, 100.12 MHz), and o.ready reaches part 0 and the slot.
         a = self.in_width
+        lanes = gather_lanes(k)
+        groups = -(-k // lanes)
         parts = [Signal(a, name=f"part{j}") for j in range(k)]
-        slot = Signal(k, init=1)  # one-hot: the part the next input beat goes to
+        lane = Signal(lanes, init=1)
+        group = Signal(groups, init=1)
         valid = Signal()
         take = Signal()
         m.d.comb += [
@@ -109,18 +121,20 @@ class WidthConverter(wiring.Component):
             self.o.valid.eq(valid),
             self.o.payload.eq(Cat(*parts)),
         ]
+        last_lane = (k - 1) % lanes            # the last part's lane, in the last group
+        last_part = group[-1] & lane[last_lane]
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += valid.eq(0)
-        # rotate on each taken beat: part j -> part j + 1, k - 1 -> 0
         with m.If(take):
-            m.d.sync += slot[:2].eq(Cat(slot[-1], slot[0]))
-            with m.If(slot[-1]):
-                m.d.sync += valid.eq(1)
-        if k > 2:
-            with m.If(self.i.valid):
-                m.d.sync += slot[2:].eq(slot[1:-1])
+            with m.If(last_part):
+                m.d.sync += [valid.eq(1), lane.eq(1), group.eq(1)]
+            with m.Else():
+                m.d.sync += lane.eq(lane.rotate_left(1))
+                with m.If(lane[-1]):
+                    m.d.sync += group.eq(group.rotate_left(1))
         for j, part in enumerate(parts):
-            with m.If((take if j == 0 else self.i.valid) & slot[j]):
+            selected = group[j // lanes] & lane[j % lanes]
+            with m.If(take & selected if j == 0 else selected):
                 m.d.sync += part.eq(self.i.payload)
 
     def _split(self, m: Module, k: int) -> None:

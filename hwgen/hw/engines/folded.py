@@ -27,8 +27,9 @@ from amaranth.lib.wiring import In, Out
 
 from hwgen.compile.ir import signed_bits
 from hwgen.errors import BuildError
-from hwgen.hw.engines.fifo import SyncFIFO
+from hwgen.hw.engines.fifo import sliced_fifo
 from hwgen.hw.engines.pipeline import (
+    COPY_TREE_ABOVE,
     FANOUT_COPY,
     FANOUT_GROUP_BITS,
     delay,
@@ -294,21 +295,18 @@ class FoldedEngine(wiring.Component):
         return self.memory.rom_in_block_ram(*self.weight_rom_shape)
 
     @property
-    def weight_address_copies(self) -> bool:
-        """The weight ROM's address registered once more, one copy per memory of the ROM (per bank and slice,
-        :func:`rom_memories`): a block-RAM ROM of more than one memory, so that no register drives the address
-        pins of all its block RAMs (CNV ``--pe 16``, seed 2: conv5's address register to 36 block RAMs,
-        11.60 ns of routing, 80.77 MHz)."""
+    def weight_address_stages(self) -> int:
+        """Registers between the weight ROM's address and its memories (:func:`rom_address_stages`)."""
         width, depth = self.weight_rom_shape
-        return rom_memories(self.memory, width, depth, block=self.weight_block_ram) > 1
+        return rom_address_stages(self.memory, width, depth, block=self.weight_block_ram)
 
     @property
     def weight_word_stages(self) -> int:
         """Cycles the weight word the lanes read comes later than a LUT ROM's (:func:`registered_rom`'s 2); the
         subclass delays the input slice's path to match. 1 for a block-RAM weight ROM: split in depth, the bank
         multiplexer's register (:func:`registered_rom_latency`); in one bank, a fabric register behind the block
-        RAM's own output register (:meth:`_weight_rom`); 1 more with :attr:`weight_address_copies`."""
-        return (registered_rom_latency(self.weight_rom_banks, self.weight_address_copies)
+        RAM's own output register (:meth:`_weight_rom`); plus :attr:`weight_address_stages`."""
+        return (registered_rom_latency(self.weight_rom_banks, self.weight_address_stages)
                 + int(self._weight_fabric_register) - REGISTERED_ROM_CYCLES)
 
     @property
@@ -646,7 +644,7 @@ class FoldedEngine(wiring.Component):
         fabric_register = self._weight_fabric_register
         word = registered_rom(m, "weights", self.weight_words(), width, addr, memory=self.memory,
                               block=self.weight_block_ram, name=f"{name}_rom" if fabric_register else name,
-                              address_copies=self.weight_address_copies)
+                              address_stages=self.weight_address_stages)
         if not fabric_register:
             return word
         fabric = Signal(width, name=name, reset_less=True)
@@ -716,7 +714,8 @@ class FoldedEngine(wiring.Component):
                     m.d.sync += acc.eq(Mux(last, nxt[p], total))
                     with m.If(last):
                         m.d.sync += result[p].eq(~total[-1] ^ inv[p])
-        fifo = m.submodules.out_fifo = SyncFIFO(width=len(result), depth=self.fifo_depth)
+        # o.valid from a flip-flop (sliced_fifo), not from the level's compare: it is the next unit's i.valid
+        fifo = m.submodules.out_fifo = sliced_fifo(width=len(result), depth=self.fifo_depth, slice_bits=len(result))
         m.d.comb += [
             fifo.w_en.eq(done),
             fifo.w_data.eq(result),
@@ -796,16 +795,32 @@ def rom_memories(memory: MemoryMap, width: int, depth: int, *, block: bool) -> i
     return banks * -(-width // rom_slice_step(memory, width, bank, block=block))
 
 
-def registered_rom_latency(banks: int, address_copies: bool = False) -> int:
+def rom_address_stages(memory: MemoryMap, width: int, depth: int, *, block: bool) -> int:
+    """Registers that :func:`registered_rom`'s address passes before the memories of a ROM of ``width`` x
+    ``depth`` (:func:`sync_rom`): 0 for one memory; else each memory reads at its own register copy, so that
+    no register drives the address pins of all the block RAMs (CNV ``--pe 16``, seed 2: conv5's address
+    register to 36 block RAMs, 11.60 ns of routing, 80.77 MHz): 1, or 2 when a bank has more than
+    :data:`~hwgen.hw.engines.pipeline.COPY_TREE_ABOVE` slices, whose copies are then fed by about sqrt(slices)
+    copies of their own (:func:`~hwgen.hw.engines.pipeline.delay_copies`; LFC's fc1, 57 slices)."""
+    if rom_memories(memory, width, depth, block=block) == 1:
+        return 0
+    banks = rom_banks(memory, width, depth, block=block)
+    bank = memory.rom_bank_depth(width, depth) if banks > 1 else depth
+    slices = -(-width // rom_slice_step(memory, width, bank, block=block))
+    return 2 if slices > COPY_TREE_ABOVE else 1
+
+
+def registered_rom_latency(banks: int, address_stages: int = 0) -> int:
     """Cycles from :func:`registered_rom`'s address to its word: :data:`REGISTERED_ROM_CYCLES`, one more for
-    the bank multiplexer's register when ``banks`` > 1, one more for the address's copies."""
-    return REGISTERED_ROM_CYCLES + int(banks > 1) + int(address_copies)
+    the bank multiplexer's register when ``banks`` > 1, plus the address's copy stages
+    (:func:`rom_address_stages`)."""
+    return REGISTERED_ROM_CYCLES + int(banks > 1) + address_stages
 
 
 def registered_rom(m: Module, rom: str, words: list[int], width: int, addr: Value, *, memory: MemoryMap,
-                   block: bool, name: str, address_copies: bool = False) -> Signal:
+                   block: bool, name: str, address_stages: int = 0) -> Signal:
     """A ROM of ``words`` read at ``addr`` with its word registered (Signal ``name``): 2 cycles later, 3 when
-    split in depth, one more with ``address_copies`` (:func:`registered_rom_latency`; :func:`sync_rom`).
+    split in depth, plus ``address_stages`` (:func:`registered_rom_latency`; :func:`sync_rom`).
 
     One bank (:meth:`~hwgen.hw.families.MemoryMap.rom_banks`; always in
     LUTs): :func:`sync_rom`, then the register, which the synthesis flow
@@ -821,18 +836,18 @@ def registered_rom(m: Module, rom: str, words: list[int], width: int, addr: Valu
     banks = rom_banks(memory, width, len(words), block=block)
     if banks == 1:
         m.d.sync += data.eq(sync_rom(m, rom, words, width, addr, memory=memory, block=block,
-                                     address_copies=address_copies))
+                                     address_stages=address_stages))
         return data
     depth = memory.rom_bank_depth(width, len(words))
     low = depth.bit_length() - 1
     if 1 << low != depth:
         raise BuildError(f"{rom}: a bank depth of {depth} words is not a power of two")
-    select = delay(m, addr[low:], REGISTERED_ROM_CYCLES + int(address_copies), f"{rom}_bank")
+    select = delay(m, addr[low:], REGISTERED_ROM_CYCLES + address_stages, f"{rom}_bank")
     read = []
     for k in range(banks):
         q = Signal(width, name=f"{rom}_b{k}_q")
         m.d.sync += q.eq(sync_rom(m, f"{rom}_b{k}", words[k * depth:(k + 1) * depth], width, addr[:low],
-                                  memory=memory, block=True, address_copies=address_copies))
+                                  memory=memory, block=True, address_stages=address_stages))
         read.append(q)
     with m.Switch(select):
         for k, q in enumerate(read):
@@ -850,33 +865,37 @@ def _start_value(field: Value, high: int | None, width: int) -> Value:
 
 
 def sync_rom(m: Module, name: str, words: list[int], width: int, addr: Value, *, memory: MemoryMap,
-         block: bool, address_copies: bool = False) -> Value:
-    """A ROM of ``words`` (``width`` bits) read synchronously at ``addr``: the word a cycle later (two with
-    ``address_copies``).
+         block: bool, address_stages: int = 0) -> Value:
+    """A ROM of ``words`` (``width`` bits) read synchronously at ``addr``: the word 1 + ``address_stages``
+    cycles later.
 
     ``block``: forced into block RAM (``ram_style = "block"``), else Yosys decides. A deep block-RAM
     ROM is built in slices of ``memory``'s :meth:`~hwgen.hw.families.MemoryMap.rom_slice_width`
-    bits (submodules ``NAME_sK``), else whole (``NAME``). ``address_copies``: each slice reads at its
-    own register copy of ``addr`` (``NAME_sK_addr_fanoutK``, no reset; kept apart in synthesis,
-    :data:`~hwgen.hw.engines.pipeline.FANOUT_COPY`), placed beside its block RAMs.
+    bits (submodules ``NAME_sK``), else whole (``NAME``). ``address_stages`` > 0: each slice reads at
+    its own copy of ``addr`` delayed that many registers (``NAME_addr_fanoutK``, no reset; kept apart in
+    synthesis, :data:`~hwgen.hw.engines.pipeline.FANOUT_COPY`; with many slices in a tree,
+    :func:`~hwgen.hw.engines.pipeline.delay_copies`), placed beside its block RAMs.
     """
     depth = len(words)
     attrs = {"ram_style": "block"} if block else None
     # the whole word unless a deep block-RAM ROM is sliced
     step = rom_slice_step(memory, width, depth, block=block)
+    starts = range(0, width, step)
+    copy_name = f"{name}_addr{FANOUT_COPY}"
+    if not address_stages:
+        addresses = [addr] * len(starts)
+    elif len(starts) == 1:  # one copy, still named as a copy: kept apart from the other banks' copies
+        addresses = [delay(m, addr, address_stages, f"{copy_name}0", reset_less=True)]
+    else:
+        addresses = delay_copies(m, addr, address_stages, len(starts), f"{name}_addr", reset_less=True)
     data = []
-    for k, lo in enumerate(range(0, width, step)):
+    for k, lo in enumerate(starts):
         bits = min(step, width - lo)
         mem = Memory(shape=unsigned(bits), depth=depth, init=[(w >> lo) & ((1 << bits) - 1) for w in words],
                      attrs=attrs)
         label = name if step >= width else f"{name}_s{k}"
         m.submodules[label] = mem
         rd = mem.read_port()
-        if address_copies:
-            copy = Signal(addr.shape(), name=f"{label}_addr{FANOUT_COPY}{k}", reset_less=True)
-            m.d.sync += copy.eq(addr)
-            m.d.comb += rd.addr.eq(copy)
-        else:
-            m.d.comb += rd.addr.eq(addr)
+        m.d.comb += rd.addr.eq(addresses[k])
         data.append(rd.data)
     return Cat(*data)

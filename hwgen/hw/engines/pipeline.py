@@ -41,10 +41,10 @@ def tree_register_stages(n: int) -> int:
     return (tree_levels(n) + 1) // 2
 
 
-def delay(m: Module, sig: Value, n: int, name: str) -> Value:
-    """``sig`` delayed by n registers."""
+def delay(m: Module, sig: Value, n: int, name: str, *, reset_less: bool = False) -> Value:
+    """``sig`` delayed by n registers (without reset: ``reset_less``)."""
     for k in range(n):
-        reg = Signal(sig.shape(), name=f"{name}{k}" if n > 1 else name)
+        reg = Signal(sig.shape(), name=f"{name}{k}" if n > 1 else name, reset_less=reset_less)
         m.d.sync += reg.eq(sig)
         sig = reg
     return sig
@@ -54,7 +54,8 @@ def delay(m: Module, sig: Value, n: int, name: str) -> Value:
 COPY_TREE_ABOVE = 8
 
 
-def delay_copies(m: Module, sig: Value, n: int, copies: int, name: str) -> list[Value]:
+def delay_copies(m: Module, sig: Value, n: int, copies: int, name: str, *, reset_less: bool = False
+                 ) -> list[Value]:
     """``sig`` delayed by n >= 1 registers, the last register in ``copies`` identical copies.
 
     One copy per group of consumers (e.g. one per PE of a folded engine's input
@@ -66,18 +67,18 @@ def delay_copies(m: Module, sig: Value, n: int, copies: int, name: str) -> list[
     about sqrt(copies) copies (CNV ``--pe 16``'s conv0, one register into 64
     copies: 9.24 ns of routing). Same value and latency as :func:`delay`; the
     last copies are named ``NAME{FANOUT_COPY}K`` (all kept apart in synthesis,
-    see :data:`FANOUT_COPY`). One copy: :func:`delay` itself.
+    see :data:`FANOUT_COPY`). One copy: :func:`delay` itself. ``reset_less``: no register has a reset.
     """
     if copies == 1:
-        return [delay(m, sig, n, name)]
+        return [delay(m, sig, n, name, reset_less=reset_less)]
     if n >= 2 and copies > COPY_TREE_ABOVE:
         groups = math.isqrt(copies - 1) + 1
         per_group = -(-copies // groups)
-        before = delay_copies(m, sig, n - 1, groups, f"{name}_pre")
+        before = delay_copies(m, sig, n - 1, groups, f"{name}_pre", reset_less=reset_less)
         sources = [before[k // per_group] for k in range(copies)]
     else:
-        sources = [delay(m, sig, n - 1, f"{name}_pre")] * copies
-    regs = [Signal(sig.shape(), name=f"{name}{FANOUT_COPY}{k}") for k in range(copies)]
+        sources = [delay(m, sig, n - 1, f"{name}_pre", reset_less=reset_less)] * copies
+    regs = [Signal(sig.shape(), name=f"{name}{FANOUT_COPY}{k}", reset_less=reset_less) for k in range(copies)]
     m.d.sync += [reg.eq(src) for reg, src in zip(regs, sources)]
     return regs
 

@@ -34,19 +34,26 @@ def _check_vector(name: str, values: object, n: int) -> np.ndarray:
     return v.astype(np.int64)  # own copy
 
 
+#: Registers from the issue of a class to the multiplier cells' operands: the selected operands, then the
+#: same once more, so that the route to the multiplier cells starts at a register, not at the selection's
+#: multiplexers (LFC seed 3 and CNV ``--pe 16`` seed 1: ``scores.issue_c`` through the accumulator select into
+#: the multiplier's operand register, 1.47-1.63 ns logic + 8.07-9.08 ns routing).
+OPERAND_STAGES = 2
+
+
 def frame_interval(num_classes: int) -> int:
     """Fewest cycles between two frames through a :class:`ScoreUnit` of C = ``num_classes`` classes:
 
-        1 + C + (PRODUCT_LATENCY + 4) + (C + 1) = 2C + 8
+        1 + C + (OPERAND_STAGES - 1 + PRODUCT_LATENCY + 4) + (C + 1) = 2C + 9
 
     one cycle to start scoring once the frame is collected and the bank is free, C issue cycles, the
-    last class through stage 1, the product (PRODUCT_LATENCY), stages 3-5 and the store that marks the
+    last class through the operand stages, the product (PRODUCT_LATENCY), stages 3-5 and the store that marks the
     bank full, then the bank's C + 1 words emitted at one per cycle (the bank is single: scoring the
     next frame waits for the last word). Measured by tests/test_accelerator.py at several C and PE.
     The folding counts it as a stage (:func:`hwgen.hw.folding.fixed_stages`): it is the bottleneck of
     a network with few pixels and many classes (a 1 x 2 x 2 input with 2 classes: 12 cycles, not 4).
     """
-    return 1 + num_classes + (PRODUCT_LATENCY + 4) + (num_classes + 1)
+    return 1 + num_classes + (OPERAND_STAGES - 1 + PRODUCT_LATENCY + 4) + (num_classes + 1)
 
 
 def score_range(scale: np.ndarray, bias: np.ndarray, acc_range: tuple[int, int]) -> tuple[int, int]:
@@ -86,8 +93,8 @@ class ScoreUnit(wiring.Component):
     --------------------
     Three phases, the last overlapping the next frame's first: *collect* the
     C / PE input beats into C accumulator registers (one beat per cycle,
-    ``i.ready`` high); *score* one class per cycle through a 7-cycle pipeline
-    (select acc_c and the constants -> partial products acc_c * chunk of
+    ``i.ready`` high); *score* one class per cycle through an 8-cycle pipeline
+    (select acc_c and the constants, registered twice (:data:`OPERAND_STAGES`) -> partial products acc_c * chunk of
     scale_c, the scale cut into 17-bit unsigned chunks and a signed top chunk
     of at most 18 bits, one multiplier cell each with its operand and product
     registers, 2 cycles (:func:`~hwgen.hw.engines.multiply.registered_product`;
@@ -108,7 +115,7 @@ class ScoreUnit(wiring.Component):
     < c - 1) and class c - 1's score, registered; the store stage picks one by
     whether class c - 1 replaced the best. Collect resumes right after the
     last issue, while the bank is emitted; scoring the next frame waits for the
-    bank, so frames are at least :func:`frame_interval` = 2C + 8 cycles apart
+    bank, so frames are at least :func:`frame_interval` = 2C + 9 cycles apart
     (tests/test_accelerator.py), a stage of the folding estimate: below
     every engine's frame time in most networks (TFC at 128-bit input: 49
     cycles against 28).
@@ -202,6 +209,7 @@ class ScoreUnit(wiring.Component):
         a1, s1, b1 = Signal(signed(self.acc_width)), Signal(signed(scale_w)), Signal(signed(bias_w))
         m.d.sync += [v1.eq(scoring), c1.eq(issue_c), a1.eq(accs[issue_c]), s1.eq(scales[issue_c]),
                      b1.eq(biases[issue_c])]
+        a1, s1 = (delay(m, sig, OPERAND_STAGES - 1, f"{name}_r") for sig, name in ((a1, "a1"), (s1, "s1")))
         # stage 2 (LATENCY cycles): partial products acc * scale chunk (every product lies in the score range
         # minus the bias: 2 more bits suffice). A scale wider than a multiplier operand is cut into
         # _CHUNK_BITS-bit unsigned chunks (the top one signed) so that each product is one multiplier cell:
@@ -214,7 +222,8 @@ class ScoreUnit(wiring.Component):
             # exact width; the sum below is taken mod 2**pw, exact because the whole product fits pw bits
             part = registered_product(m, a1, chunk, name=f"prod_{lo}", ecp5_cells=self.ecp5_cells)
             parts.append((part, lo))
-        vp, cp, bp = (delay(m, sig, PRODUCT_LATENCY, name) for sig, name in ((v1, "vp"), (c1, "cp"), (b1, "bp")))
+        vp, cp, bp = (delay(m, sig, OPERAND_STAGES - 1 + PRODUCT_LATENCY, name)
+                      for sig, name in ((v1, "vp"), (c1, "cp"), (b1, "bp")))
         # stage 3: the product, sum of the shifted partial products
         vq, cq = Signal(), Signal(range(n))
         prod = Signal(signed(pw))
