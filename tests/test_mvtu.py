@@ -469,3 +469,21 @@ def test_weight_rom_of_many_slices_reads_at_a_tree_of_address_copies() -> None:
     for seed, gap_p, stall_p in [(1, 0.0, 0.0), (2, 0.3, 0.4)]:
         trace = simulate(dut, x, valid, seed=seed, gap_p=gap_p, stall_p=stall_p)
         assert mismatches(trace.outputs, expected_beats(dut, w, t, x, valid)) == []
+
+
+def test_wide_banked_weight_rom_selects_per_group_of_bits() -> None:
+    """An 80-bit weight word over banks of 64 + 6 words: the bank select in one register copy per 64 bits of
+    the word (two), each choosing its bits' bank; exact with gaps and stalls."""
+    from amaranth.back import verilog
+
+    rng = np.random.default_rng(47)
+    c_out, fan_in, pe, simd = 10, 560, 2, 40      # NF * SF = 5 * 14 = 70 words of 80 bits
+    w = rng.choice(np.array([-1, 1]), size=(c_out, fan_in))
+    t = rng.integers(-fan_in // 8, fan_in // 8 + 1, size=c_out)
+    x, valid = random_vectors(rng, 3, fan_in)
+    dut = MVTU(weights=w, pe=pe, simd=simd, thresholds=t, memory=small_bank_memory())
+    assert dut.weight_rom_banks == 2
+    text = verilog.convert(dut, name="mvtu")
+    assert "weights_bank_fanout1" in text and "weights_bank_fanout2" not in text
+    trace = simulate(dut, x, valid, seed=5, gap_p=0.3, stall_p=0.4)
+    assert mismatches(trace.outputs, expected_beats(dut, w, t, x, valid)) == []
