@@ -790,9 +790,16 @@ def rom_slice_step(memory: MemoryMap, width: int, depth: int, *, block: bool) ->
 def rom_memories(memory: MemoryMap, width: int, depth: int, *, block: bool) -> int:
     """Memories :func:`registered_rom` builds for a ROM of ``width`` x ``depth``: per bank (:func:`rom_banks`),
     the slices of :func:`rom_slice_step` (counted at the full bank's depth)."""
+    banks, slices = _rom_layout(memory, width, depth, block=block)
+    return banks * slices
+
+
+def _rom_layout(memory: MemoryMap, width: int, depth: int, *, block: bool) -> tuple[int, int]:
+    """(banks, slices of a full bank) of a ROM of ``width`` x ``depth``: :func:`rom_banks`, and the
+    :func:`rom_slice_step` slices counted at the full bank's depth."""
     banks = rom_banks(memory, width, depth, block=block)
     bank = memory.rom_bank_depth(width, depth) if banks > 1 else depth
-    return banks * -(-width // rom_slice_step(memory, width, bank, block=block))
+    return banks, -(-width // rom_slice_step(memory, width, bank, block=block))
 
 
 def rom_address_stages(memory: MemoryMap, width: int, depth: int, *, block: bool) -> int:
@@ -802,11 +809,9 @@ def rom_address_stages(memory: MemoryMap, width: int, depth: int, *, block: bool
     register to 36 block RAMs, 11.60 ns of routing, 80.77 MHz): 1, or 2 when a bank has more than
     :data:`~hwgen.hw.engines.pipeline.COPY_TREE_ABOVE` slices, whose copies are then fed by about sqrt(slices)
     copies of their own (:func:`~hwgen.hw.engines.pipeline.delay_copies`; LFC's fc1, 57 slices)."""
-    if rom_memories(memory, width, depth, block=block) == 1:
+    banks, slices = _rom_layout(memory, width, depth, block=block)
+    if banks * slices == 1:
         return 0
-    banks = rom_banks(memory, width, depth, block=block)
-    bank = memory.rom_bank_depth(width, depth) if banks > 1 else depth
-    slices = -(-width // rom_slice_step(memory, width, bank, block=block))
     return 2 if slices > COPY_TREE_ABOVE else 1
 
 
@@ -886,11 +891,10 @@ def sync_rom(m: Module, name: str, words: list[int], width: int, addr: Value, *,
     # the whole word unless a deep block-RAM ROM is sliced
     step = rom_slice_step(memory, width, depth, block=block)
     starts = range(0, width, step)
-    copy_name = f"{name}_addr{FANOUT_COPY}"
     if not address_stages:
         addresses = [addr] * len(starts)
     elif len(starts) == 1:  # one copy, still named as a copy: kept apart from the other banks' copies
-        addresses = [delay(m, addr, address_stages, f"{copy_name}0", reset_less=True)]
+        addresses = [delay(m, addr, address_stages, f"{name}_addr{FANOUT_COPY}0", reset_less=True)]
     else:
         addresses = delay_copies(m, addr, address_stages, len(starts), f"{name}_addr", reset_less=True)
     data = []
