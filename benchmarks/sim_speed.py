@@ -18,8 +18,10 @@ Verilator build time and the peak memory of the build (largest process).
 cache, then the same images through each (checked against the golden
 model): ``inline`` compiles ``top.v`` as written (every memory's contents
 inline, as before issue 13), ``shell`` the shell whose memories load their
-contents at run time (:mod:`hwgen.sim.memfiles`, what ``hwgen sim`` builds)
-with the default options (:data:`hwgen.sim.bulk.BULK_ARGS`), and the other
+contents at run time (:mod:`hwgen.sim.memfiles`) with the default options
+(:data:`hwgen.sim.bulk.BULK_ARGS`), ``model`` the same for ``top_sim.v``, the
+match counts as their simulation model (what ``hwgen sim`` builds where the
+folder has one, :mod:`hwgen.sim.match_counts`), and the other
 variants the shell with other Verilator / C++ options (:data:`VARIANTS`):
 ``shell-splitN`` model functions of N statements (``shell-nosplit``:
 Verilator's own size), ``shell-clang`` the C++ compiled by Debian's clang 14
@@ -38,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from hwgen.sim.bulk import BULK_ARGS, build_harness, run_harness
-from hwgen.sim.buildfolder import load_build_folder
+from hwgen.sim.buildfolder import load_build_folder, verilog_sources
 from hwgen.sim.memfiles import plusarg, shell_sources, split_memories, write_mem_dir
 from hwgen.sim.scoreboard import check_accelerator
 from hwgen.sim.session import simulate
@@ -46,10 +48,12 @@ from hwgen.sim.session import simulate
 _NO_CFLAGS = tuple(a for a in BULK_ARGS if a not in ("-CFLAGS", "-O2"))
 _SPLIT_AT = BULK_ARGS.index("--output-split-cfuncs")
 _NO_SPLIT = BULK_ARGS[:_SPLIT_AT] + BULK_ARGS[_SPLIT_AT + 2:]  # without the option and its value
-#: name -> (memories loaded at run time?, Verilator options of the bulk model)
+#: name -> (memories loaded at run time?, Verilator options of the bulk model); all but ``model`` compile
+#: top.v (the match counts as ECP5 cells, as synthesised)
 VARIANTS = {
     "inline": (False, BULK_ARGS),
     "shell": (True, BULK_ARGS),
+    "model": (True, BULK_ARGS),  # top_sim.v: the match counts as their simulation model (hwgen sim's default)
     "shell-O1": (True, (*_NO_CFLAGS, "-CFLAGS", "-O1")),          # C++ -O1 instead of -O2
     "shell-Os": (True, _NO_CFLAGS),                                # Verilator's default C++ flags (-Os)
     "shell-O0": (True, (*_NO_CFLAGS, "-CFLAGS", "-O0")),          # no C++ optimisation: fastest compile
@@ -63,14 +67,15 @@ VARIANTS = {
 
 def compare_builds(folder, images: np.ndarray, variants: list[str]) -> list[dict]:
     """Per variant: a fresh bulk build in a temporary cache, then ``images`` through it; one row each."""
-    design = split_memories(folder.top_v.read_text())
     rows = []
     for name in variants:
         runtime, vargs = VARIANTS[name]
+        top = folder.verilog(model=name == "model")
+        design = split_memories(top.read_text())
         with tempfile.TemporaryDirectory(prefix="hwgen-sim-variant-") as tmp:
             cache, plus = Path(tmp) / "cache", []
             if runtime:
-                with shell_sources(design, folder.sources) as sources:
+                with shell_sources(design, verilog_sources(top)) as sources:
                     verilog_bytes = sources[0].stat().st_size
                     harness = build_harness(sources, folder.top_module, cache_dir=cache,
                                             memory_layout=design.layout_sha256, verilator_args=vargs)

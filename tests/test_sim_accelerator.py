@@ -138,20 +138,38 @@ def test_bulk_reports_moved_threshold(small_build: Path) -> None:
     assert "golden class" in out.check.first_mismatch
 
 
-def test_bulk_catches_a_flipped_rom_bit_in_the_verilog(small_build: Path, tmp_path: Path) -> None:
-    """Change one bit of the score layer's weight ROM in top.v: every image's scores change."""
+@pytest.mark.parametrize("match_counts", ["model", "cells"])
+def test_bulk_catches_a_flipped_rom_bit_in_the_verilog(small_build: Path, tmp_path: Path, match_counts: str) -> None:
+    """Change one bit of the score layer's weight ROM in the Verilog simulated (top_sim.v with the match
+    counts as their model, or top.v with the cells): every image's scores change."""
     faulty = tmp_path / "faulty"
     shutil.copytree(small_build, faulty)
-    text = (faulty / "top.v").read_text()
+    simulated = load_build_folder(faulty).verilog(model=match_counts == "model")
+    assert simulated.name == ("top_sim.v" if match_counts == "model" else "top.v")
+    text = simulated.read_text()
     inits = list(re.finditer(r"^(\s*weights\[0\] = )(\d+)'h([0-9a-f]+);$", text, re.MULTILINE))
-    assert inits, "no weight ROM initialisation found in top.v"
+    assert inits, f"no weight ROM initialisation found in {simulated.name}"
     m = inits[-1]  # the last engine's ROM: the score layer
     width, value = int(m.group(2)), int(m.group(3), 16) ^ 1
     text = text[:m.start()] + f"{m.group(1)}{width}'h{value:0{(width + 3) // 4}x};" + text[m.end():]
-    (faulty / "top.v").write_text(text)
-    out = simulate(load_build_folder(faulty), _images(5, seed=6), mode="bulk")
-    assert not out.ok and out.check.mismatches == 5
+    simulated.write_text(text)
+    out = simulate(load_build_folder(faulty), _images(5, seed=6), mode="bulk", match_counts=match_counts)
+    assert not out.ok and out.check.mismatches == 5 and out.verilog == simulated.name
     assert "scores differ for class(es)" in out.check.first_mismatch
+
+
+def test_the_match_count_model_and_the_cells_give_the_same_cycles(small_build: Path) -> None:
+    """The folder's top_sim.v (its match counts as their model) and top.v (the cells), 12 images under the
+    same gaps and stalls: both bit-exact, and the same output words in the same cycles."""
+    folder = load_build_folder(small_build)
+    assert folder.sim_v is not None and "hwgen_match_count" in folder.sim_v.read_text()
+    assert "hwgen_match_count" not in folder.top_v.read_text() and "CCU2C" in folder.top_v.read_text()
+    outs = [simulate(folder, _images(12, seed=4), mode="bulk", seed=3, gap_p=0.3, stall_p=0.3, match_counts=kind)
+            for kind in ("model", "cells")]
+    assert all(out.ok for out in outs), [out.check.first_mismatch for out in outs]
+    assert [out.verilog for out in outs] == ["top_sim.v", "top.v"]
+    a, b = (out.trace for out in outs)
+    assert np.array_equal(a.words, b.words) and np.array_equal(a.out_last, b.out_last)
 
 
 # -- one compiled model per architecture and folding ---------------------------
@@ -173,7 +191,8 @@ def test_a_second_weight_set_reuses_the_compiled_models(small_build: Path, tmp_p
         assert out.ok, (key, out.check.first_mismatch, out.bench_failures)
         assert out.model_cached == (key[0] == "other"), key
     assert not np.array_equal(outs["first", "bulk"].trace.words, outs["other", "bulk"].trace.words)
-    assert len({p.name for p in cache.iterdir() if not p.name.startswith(".")}) == 2  # one bulk, one cocotb
+    models = {p.name for p in cache.iterdir() if not p.name.startswith(".") and p.name != "proofs"}
+    assert len(models) == 2  # one bulk, one cocotb (and the match-count proofs, made once)
 
 
 def test_memory_files_are_required_and_checked(small_build: Path, tmp_path: Path) -> None:
@@ -183,7 +202,7 @@ def test_memory_files_are_required_and_checked(small_build: Path, tmp_path: Path
     from hwgen.sim.memfiles import check_mem_dir, shell_sources, split_memories, write_mem_dir
 
     folder = load_build_folder(small_build)
-    design = split_memories(folder.top_v.read_text())
+    design = split_memories(folder.verilog().read_text())
     with shell_sources(design, folder.sources) as sources:
         harness = build_harness(sources, folder.top_module, memory_layout=design.layout_sha256)
     with pytest.raises(SimError, match="hwgen_mem"):

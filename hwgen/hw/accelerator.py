@@ -54,6 +54,7 @@ from hwgen.hw.engines.convert import WidthConverter
 from hwgen.hw.engines.fifo import sliced_fifo
 from hwgen.hw.engines.fork import Fork
 from hwgen.hw.engines.lookup import InputTableUnit
+from hwgen.hw.engines.mvtu import MVTU
 from hwgen.hw.engines.scores import ScoreUnit
 from hwgen.hw.families import MemoryMap
 from hwgen.hw.folding import PIXEL_BITS, LayerFold, input_stream_bits
@@ -94,6 +95,10 @@ class Accelerator(wiring.Component):
         Build the MVTUs' match counts and the score unit's products from ECP5
         cells (``hwgen build`` for an ECP5 target); the simulators then compile
         ``hwgen/sim/ecp5_cells.v`` too.
+    match_count_model : bool (default False)
+        With ``ecp5_cells``: the Verilog for simulation, whose MVTU match counts
+        are the simulation model of the cells (:mod:`hwgen.sim.match_counts`;
+        ``hwgen build`` writes it as ``top_sim.v`` beside ``top.v``).
     memory : MemoryMap or None
         Where the engines put their weight ROMs and input buffers (the target
         family's, :class:`~hwgen.hw.families.MemoryMap`); None: the default target's.
@@ -104,7 +109,8 @@ class Accelerator(wiring.Component):
     """
 
     def __init__(self, net: Network, folds: list[LayerFold], *, ecp5_cells: bool = False,
-                 memory: MemoryMap | None = None, in_width: int = PIXEL_BITS) -> None:
+                 match_count_model: bool = False, memory: MemoryMap | None = None,
+                 in_width: int = PIXEL_BITS) -> None:
         convs = [layer for layer in net.layers if isinstance(layer, ConvLayer)]
         if [f.layer.name for f in folds] != [c.name for c in convs]:
             raise BuildError("the folding does not match the network's layers")
@@ -127,7 +133,8 @@ class Accelerator(wiring.Component):
         last = net.layers[-1]
         if not isinstance(last, ConvLayer) or not isinstance(last.output, ScoreOutput):
             raise BuildError("the network's last layer must be a ConvLayer with class scores")
-        ctx = StageContext(folds=fold_of, ecp5_cells=ecp5_cells, memory=memory,
+        ctx = StageContext(folds=fold_of, ecp5_cells=ecp5_cells, match_count_model=match_count_model,
+                           memory=memory,
                            input_offsets=self.input_table.offsets if self.input_table is not None else None,
                            widths={INPUT: width}, stages={})
         self.inputs: dict[str, tuple[str, ...]] = {}
@@ -149,6 +156,13 @@ class Accelerator(wiring.Component):
             "s_axis_tdata": In(in_width), "s_axis_tvalid": In(1), "s_axis_tready": Out(1), "s_axis_tlast": In(1),
             "m_axis_tdata": Out(WORD_BITS), "m_axis_tvalid": Out(1), "m_axis_tready": In(1), "m_axis_tlast": Out(1),
         })
+
+    @property
+    def counts_matches_in_cells(self) -> bool:
+        """Whether some MVTU counts matches in ECP5 cells: then the Verilog for simulation differs
+        (``match_count_model``)."""
+        return any(isinstance(st.engine, MVTU) and st.engine.ecp5_cells and not st.engine.masked
+                   for st in self.stages)
 
     def _skip_buffer(self, join: JoinLayer, ctx: StageContext) -> SkipBuffer:
         """The join's skip buffer on its shortcut edge, deep enough for what its main branch holds

@@ -84,6 +84,7 @@ class StageContext:
 
     folds: dict[str, LayerFold]
     ecp5_cells: bool
+    match_count_model: bool           # simulation only (Accelerator)
     memory: MemoryMap | None
     input_offsets: np.ndarray | None  # the input table's offsets (QONNX imports), for the first layer
     widths: dict[str, int]            # bits per beat of each node's output stream (and the input's)
@@ -199,7 +200,8 @@ class ConvStage(Stage):
         masked = node.padding > 0
         if node.input_kind == "binary" and node.weight_bits == 1:
             engine = MVTU(weights=weights, pe=fold.pe, simd=fold.simd, thresholds=thresholds,
-                          directions=directions, masked=masked, ecp5_cells=ctx.ecp5_cells, memory=ctx.memory)
+                          directions=directions, masked=masked, ecp5_cells=ctx.ecp5_cells,
+                          match_count_model=ctx.match_count_model, memory=ctx.memory)
         else:
             offsets = ctx.input_offsets if node.input_table is not None else node.input_offset
             engine = MACUnit(weights=weights, input_offset=offsets, in_channels=c_in, pe=fold.pe, simd=fold.simd,

@@ -7,6 +7,9 @@ Contract (written by ``hwgen build``):
   ``s_axis_tvalid``, ``s_axis_tready``, ``s_axis_tlast`` (ignored by the
   design), ``m_axis_tdata[31:0]``, ``m_axis_tvalid``, ``m_axis_tready``,
   ``m_axis_tlast``. Input and output formats: :mod:`hwgen.sim.formats`.
+* ``top_sim.v`` (optional; ``report.json``'s ``sim_verilog``): the same design
+  for simulation, its match counts as their simulation model
+  (:mod:`hwgen.sim.match_counts`), with the same ports.
 * ``net.hwir``: the compiled IR, the golden model's source of truth.
 * ``report.json``: at least ``top_module``, ``input_shape`` [C, H, W],
   ``num_classes``, ``cycles_per_frame`` (the folding estimate), ``dataset``
@@ -30,7 +33,10 @@ from hwgen.compile.artifact import load_network
 from hwgen.compile.ir import Network
 from hwgen.errors import CompileError, SimError
 
-__all__ = ["TOP_PORTS", "BuildFolder", "load_build_folder"]
+__all__ = ["MATCH_COUNTS", "TOP_PORTS", "BuildFolder", "load_build_folder", "verilog_sources"]
+
+#: How a simulation runs the MVTU match counts: as their simulation model (``top_sim.v``) or as the cells.
+MATCH_COUNTS = ("model", "cells")
 
 TOP_PORTS = ("clk", "rst", "s_axis_tdata", "s_axis_tvalid", "s_axis_tready", "s_axis_tlast",
              "m_axis_tdata", "m_axis_tvalid", "m_axis_tready", "m_axis_tlast")
@@ -45,6 +51,12 @@ class BuildFolder:
     top_v: Path
     net: Network
     report: dict
+    sim_v: Path | None = None  # top_sim.v, where the build wrote one
+
+    def verilog(self, *, model: bool = True) -> Path:
+        """The top Verilog a simulator compiles: ``top_sim.v`` (the match counts as their simulation
+        model) where the build wrote one and ``model``, else ``top.v`` (the cells, as synthesised)."""
+        return self.sim_v if model and self.sim_v is not None else self.top_v
 
     @property
     def name(self) -> str:
@@ -56,8 +68,8 @@ class BuildFolder:
 
     @property
     def sources(self) -> list[Path]:
-        """The Verilog files a simulator compiles: top.v and, if it instantiates ECP5 cells, their models."""
-        return verilog_sources(self.top_v)
+        """The Verilog files a simulator compiles by default: :meth:`verilog` and the models it needs."""
+        return verilog_sources(self.verilog())
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -99,10 +111,14 @@ class BuildFolder:
 
 
 def verilog_sources(top_v: Path) -> list[Path]:
-    """``top_v``, and the ECP5 cell models (``hwgen/sim/ecp5_cells.v``) if it instantiates ECP5 cells."""
-    if not instantiates_ecp5_cells(Path(top_v).read_text(errors="replace")):
-        return [Path(top_v)]
-    return [Path(top_v), Path(str(resources.files("hwgen.sim").joinpath("ecp5_cells.v")))]
+    """``top_v``, the ECP5 cell models (``hwgen/sim/ecp5_cells.v``) if it instantiates ECP5 cells, and the
+    match-count model (``hwgen/sim/match_count.v``) if it instantiates that."""
+    from hwgen.hw.engines.popcount import MODEL_MODULE  # here: the CLI reads MATCH_COUNTS without the engines
+
+    text = Path(top_v).read_text(errors="replace")
+    models = [name for name, used in (("ecp5_cells.v", instantiates_ecp5_cells(text)),
+                                      ("match_count.v", MODEL_MODULE in text)) if used]
+    return [Path(top_v), *(Path(str(resources.files("hwgen.sim").joinpath(name))) for name in models)]
 
 
 def load_build_folder(path: str | Path) -> BuildFolder:
@@ -135,7 +151,13 @@ def load_build_folder(path: str | Path) -> BuildFolder:
         raise SimError(f"report.json says {report['num_classes']} classes but net.hwir has {net.num_classes}")
     top_v = path / "top.v"
     _check_ports(top_v, report["top_module"], int(report.get("in_width", 8)))
-    return BuildFolder(path=path, top_v=top_v, net=net, report=report)
+    sim_v = None
+    if report.get("sim_verilog"):
+        sim_v = path / str(report["sim_verilog"])
+        if not sim_v.is_file():
+            raise SimError(f"report.json names {sim_v.name} but {path} has none: rebuild the folder")
+        _check_ports(sim_v, report["top_module"], int(report.get("in_width", 8)))
+    return BuildFolder(path=path, top_v=top_v, net=net, report=report, sim_v=sim_v)
 
 
 def _check_ports(top_v: Path, module: str, in_width: int) -> None:

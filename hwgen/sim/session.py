@@ -32,7 +32,10 @@ from hwgen.compile.artifact import save_network
 from hwgen.compile.golden import run_network
 from hwgen.compile.ir import Network
 from hwgen.errors import SimError
-from hwgen.sim.buildfolder import BuildFolder
+from hwgen.hw.engines.popcount import MODEL_MODULE
+from hwgen.sim.buildfolder import MATCH_COUNTS, BuildFolder, verilog_sources
+from hwgen.sim.match_counts import check_match_count_model
+from hwgen.sim.runner import cache_root
 from hwgen.sim.memfiles import check_mem_dir, plusarg, shell_sources, split_memories, write_mem_dir
 from hwgen.sim.scoreboard import AcceleratorCheck, check_accelerator
 from hwgen.sim.trace import StreamTrace, Timing
@@ -56,6 +59,7 @@ class SimOutcome:
     run_dir: Path | None = None
     waves: Path | None = None
     bench_failures: list[str] | None = None
+    verilog: str = "top.v"  # the build folder's file that was simulated (top_sim.v: match counts as their model)
 
     @property
     def ok(self) -> bool:
@@ -82,7 +86,7 @@ def simulate(folder: BuildFolder, images: np.ndarray, *, mode: str = "cocotb", l
              run_dir: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
              waves: bool = True, progress: Callable[[int, int], None] | None = None,
              progress_every: int = 0, log: Callable[[str], None] | None = None, jobs: int = 1,
-             pattern: str = "none", pattern_len: int = 0) -> SimOutcome:
+             pattern: str = "none", pattern_len: int = 0, match_counts: str = "model") -> SimOutcome:
     """Simulate ``images`` (uint8 (N, C, H, W)) on the build folder's RTL and compare with the golden model.
 
     ``run_dir``: where the cocotb run keeps its log, trace and (on failure)
@@ -92,6 +96,9 @@ def simulate(folder: BuildFolder, images: np.ndarray, *, mode: str = "cocotb", l
     Verilator build (which can take minutes for a large design). ``pattern``,
     ``pattern_len``: bulk mode only, deterministic pauses
     (:data:`hwgen.sim.bulk.PAUSE_PATTERNS`) on top of the random ones.
+    ``match_counts``: ``"model"`` compiles the folder's ``top_sim.v`` where it has
+    one (the MVTU match counts as their simulation model, proven equal to the
+    cells first: :mod:`hwgen.sim.match_counts`), ``"cells"`` always ``top.v``.
     """
     log = log or (lambda line: None)
     if mode not in MODES:
@@ -102,15 +109,20 @@ def simulate(folder: BuildFolder, images: np.ndarray, *, mode: str = "cocotb", l
                        f"not {images.shape}")
     if not 0 <= gap_p < 1 or not 0 <= stall_p < 1:
         raise SimError(f"gap and stall probabilities must lie in [0, 1), not {gap_p} / {stall_p}")
+    if match_counts not in MATCH_COUNTS:
+        raise SimError(f"match_counts must be one of {', '.join(MATCH_COUNTS)}, not {match_counts!r}")
     ref = net if net is not None else folder.net
     max_cycles, idle_limit = cycle_budget(folder, len(images), gap_p, stall_p)
     golden = run_network(ref, images)
-    design = split_memories(folder.top_v.read_text())
+    top = folder.verilog(model=match_counts == "model")
+    design = split_memories(top.read_text())
+    if MODEL_MODULE in design.shell:
+        check_match_count_model(design.shell, cache_root(cache_dir) / "proofs", log)
     if mode == "bulk":
         from hwgen.sim.bulk import build_harness, run_harness
 
         log("Verilator model for the bulk harness (built once, then cached; memory contents load at run time) ...")
-        with shell_sources(design, folder.sources) as sources:
+        with shell_sources(design, verilog_sources(top)) as sources:
             harness = build_harness(sources, folder.top_module, cache_dir=cache_dir,
                                     memory_layout=design.layout_sha256)
         log(_built(harness.cached, harness.build_s, harness.exe.parent))
@@ -124,14 +136,14 @@ def simulate(folder: BuildFolder, images: np.ndarray, *, mode: str = "cocotb", l
         check = check_accelerator(ref, images, *trace.decoded(), labels=labels, golden=golden,
                                   protocol_errors=trace.errors())
         return SimOutcome("bulk", check, trace.timing(), trace, harness.cached, harness.build_s,
-                          harness.peak_rss_mb)
+                          harness.peak_rss_mb, verilog=top.name)
 
     if pattern != "none":
         raise SimError(f"pause patterns ({pattern}) are a feature of the bulk harness: use mode='bulk'")
     from hwgen.sim.runner import build_model, run_bench
 
     log("Verilator model for cocotb (built once, then cached; memory contents load at run time) ...")
-    with shell_sources(design, folder.sources) as sources:
+    with shell_sources(design, verilog_sources(top)) as sources:
         model = build_model(sources, folder.top_module, cache_dir=cache_dir, memory_layout=design.layout_sha256)
     log(_built(model.cached, model.build_s, model.path))
     # absolute: the bench runs in another working folder and reads the config's paths from there
@@ -160,7 +172,7 @@ def simulate(folder: BuildFolder, images: np.ndarray, *, mode: str = "cocotb", l
                               protocol_errors=trace.errors())
     failures = None if result.passed else result.failures
     return SimOutcome("cocotb", check, trace.timing(), trace, model.cached, model.build_s, model.peak_rss_mb,
-                      run_dir=run_dir, waves=result.waves, bench_failures=failures)
+                      run_dir=run_dir, waves=result.waves, bench_failures=failures, verilog=top.name)
 
 
 def _built(cached: bool, seconds: float, where: Path) -> str:

@@ -91,6 +91,11 @@ class MVTU(FoldedEngine):
         is built from ECP5 cells, CCU2C carry-chain cells with the XORs inside
         (2 LUT4 per 3 lanes) and LUT4 full adders
         (:mod:`~hwgen.hw.engines.popcount`).
+    match_count_model : bool (default False)
+        Simulation only: the match counts (``ecp5_cells``, not ``masked``) as
+        instances of the simulation model that stands for the cells
+        (:data:`~hwgen.hw.engines.popcount.MODEL_MODULE`), the same counts in
+        the same cycles (:mod:`hwgen.sim.match_counts`).
     memory : MemoryMap or None
         Where the weight ROM and the input buffer go (the target family's,
         :class:`~hwgen.hw.families.MemoryMap`); None: the default target's.
@@ -142,7 +147,7 @@ class MVTU(FoldedEngine):
 
     def __init__(self, *, weights: np.ndarray, pe: int, simd: int, thresholds: np.ndarray | None,
                  directions: np.ndarray | None = None, masked: bool = True, ecp5_cells: bool = False,
-                 memory: MemoryMap | None = None) -> None:
+                 match_count_model: bool = False, memory: MemoryMap | None = None) -> None:
         w = _check_weights(weights)
         c_out, fan_in = (int(n) for n in w.shape)
         pe = check_count("PE", pe)
@@ -157,6 +162,7 @@ class MVTU(FoldedEngine):
         if not isinstance(ecp5_cells, (bool, np.bool_)):
             raise BuildError(f"ecp5_cells must be True or False, not {ecp5_cells!r}")
         self.ecp5_cells = bool(ecp5_cells)
+        self.match_count_model = bool(match_count_model) and self.ecp5_cells
         # own copy; the match count of an unmasked engine reads the inverted bits
         self._weight_bits = (w == (1 if masked else -1)).astype(np.uint8)
         super().__init__(c_out=c_out, fan_in=fan_in, pe=pe, simd=simd, lane_bits=1,
@@ -219,7 +225,8 @@ class MVTU(FoldedEngine):
         x2 = delay_copies(m, x, 1 + self.weight_word_stages, PE, "x2")
         if not self.masked:
             counts = [match_count(m, x2[p], w2[p * SIMD:(p + 1) * SIMD], SIMD, f"mc{p}",
-                                  ecp5_cells=self.ecp5_cells, chain=chain) for p, chain in enumerate(self._chains)]
+                                  ecp5_cells=self.ecp5_cells, chain=chain, model=self.match_count_model)
+                      for p, chain in enumerate(self._chains)]
             if not self.accumulator_mode:
                 return counts
             return _dots(m, counts, SIMD, SIMD)

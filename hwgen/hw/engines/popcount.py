@@ -39,6 +39,19 @@ reset, says so. So no reset reaches the thousands of flip-flops of an
 engine's match counts, and the simulated model updates each as a copy of its
 input bit (the reset term was 42 % of the CNV model's per-cycle C++).
 
+**The simulation model** (``model=True``, for the Verilator models of
+:mod:`hwgen.sim` only): an instance of :data:`MODEL_MODULE` (``hwgen/sim/match_count.v``),
+``count = $countones(x ^ u)`` registered through the same :func:`match_count_stages` (n)
+stages, which Verilator evaluates a 64-bit word at a time where the cells cost it several
+statements per lane (CNV ``--pe 16``: 2.2x the simulated cycles per second). It stands for the
+cells because (1) the cells equal the plain-logic tree register by register, proven per lane
+count with Yosys's ``equiv_*`` passes (:mod:`hwgen.sim.match_counts`, before every simulation
+that uses the model), and (2) the plain-logic tree equals the count for every n: every full adder
+keeps s + 2c = a + b + c, and :func:`carry_save_layers` reduces each weight's bits only through
+full adders, which ``tests/test_popcount.py`` checks of the construction for n up to 1,200 (and
+proves with Yosys's SAT solver, model against cells, for small n). The caller's chain then holds
+only what the caller adds to it.
+
 The cells' semantics are Yosys's ECP5 simulation models (``+/ecp5/cells_sim.v``;
 the simulator's copy is ``hwgen/sim/ecp5_cells.v``, checked against them by
 ``tests/test_popcount.py``; the cells are listed in
@@ -48,9 +61,17 @@ S = LUT4 ^ CIN, COUT = LUT4 ? CIN : LUT2(A, B), where the LUT2 is INIT[3:0].
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Instance, Module, Signal, Value
+from typing import Callable, TypeVar
 
-__all__ = ["CarryChain", "carry_save_layers", "chain_adder", "match_count", "match_count_stages"]
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Signal, Value
+
+Bit = TypeVar("Bit")
+
+__all__ = ["MODEL_MODULE", "CarryChain", "carry_save_layers", "carry_save_reduce", "chain_adder", "match_count",
+           "match_count_stages"]
+
+#: The simulation model's Verilog module (``hwgen/sim/match_count.v``): parameters N (lanes) and STAGES.
+MODEL_MODULE = "hwgen_match_count"
 
 #: Halves per carry chain at most (32 CCU2C cells): nextpnr times the carry through a whole chain, about
 #: 0.07 ns per cell, so the chain of a 128-lane match count and its adders (53 cells) set Fmax (125 MHz).
@@ -81,7 +102,12 @@ def _column_heights(n: int) -> dict[int, int]:
 def carry_save_layers(n: int) -> int:
     """Full-adder layers of the match count over n lanes: until no weight holds more than two bits
     (each layer: every three bits of a weight -> a sum there and a carry one weight up)."""
-    heights = _column_heights(n)
+    return _layers(_column_heights(n))
+
+
+def _layers(columns: dict[int, int] | dict[int, list]) -> int:
+    """:func:`carry_save_layers` of columns given as bits per weight (or the bits themselves)."""
+    heights = {w: h if isinstance(h, int) else len(h) for w, h in columns.items()}
     layers = 0
     while max(heights.values()) > 2:
         nxt: dict[int, int] = {}
@@ -91,6 +117,36 @@ def carry_save_layers(n: int) -> int:
         heights = nxt
         layers += 1
     return layers
+
+
+def carry_save_reduce(columns: dict[int, list[Bit]],
+                      full_adder: Callable[[list[Bit], int, int, int], tuple[Bit, Bit]],
+                      register: Callable[[list[Bit], int, int], list[Bit]]) -> dict[int, list[Bit]]:
+    """The carry-save layers on ``columns`` (weight -> bits) until no weight holds more than two bits.
+
+    Layer L = 1, 2, ...: for each weight w in ascending order, the bits j, j + 1, j + 2 (j = 0, 3, ...
+    while three remain) become ``full_adder(bits, L, w, j / 3)`` = (sum, carry); the layer's new weight
+    w holds the carries from w - 1, then w's sums, then w's leftover bits. After every even layer each
+    weight's bits go through ``register(bits, L, w)``. So sum_w 2^w * (bits at w) is the same after
+    every layer wherever s + 2c = a + b + c. Generic in the bit type: the engines pass Amaranth
+    values, ``tests/test_popcount.py`` symbols that record what was added where.
+    """
+    for layer in range(1, _layers(columns) + 1):
+        nxt: dict[int, list[Bit]] = {}
+        for weight in sorted(columns):
+            bits = columns[weight]
+            full = len(bits) // 3 * 3
+            for j in range(0, full, 3):
+                s, c = full_adder(list(bits[j:j + 3]), layer, weight, j // 3)
+                nxt.setdefault(weight, []).append(s)
+                nxt.setdefault(weight + 1, []).append(c)
+            nxt.setdefault(weight, []).extend(bits[full:])
+        if layer % 2 == 0:
+            columns = {w: register(bits, layer, w) for w, bits in nxt.items()}
+        else:
+            columns = nxt
+    assert max(len(bits) for bits in columns.values()) <= 2
+    return columns
 
 
 def match_count_stages(n: int) -> int:
@@ -200,12 +256,18 @@ def _register(m: Module, bits: list[Value], name: str) -> list[Signal]:
 
 
 def match_count(m: Module, x: Value, u: Value, n: int, name: str, *, ecp5_cells: bool,
-                chain: CarryChain | None = None) -> Signal:
+                chain: CarryChain | None = None, model: bool = False) -> Signal:
     """popcount(x ^ u) over n lanes, :func:`match_count_stages` (n) cycles later (see the module docstring).
 
     With ``ecp5_cells``, the lane adders and the final adder go on ``chain`` when one is given, which
     the caller then builds (and may extend: it ends with carry 0); otherwise on a chain of their own.
+    With ``model``, the simulation model instead (nothing goes on ``chain``).
     """
+    if model:
+        count = Signal(range(n + 1), name=f"{name}_count")
+        m.submodules[f"{name}_model"] = Instance(MODEL_MODULE, p_N=n, p_STAGES=match_count_stages(n),
+                                                 i_clk=ClockSignal(), i_x=x[:n], i_u=u[:n], o_count=count)
+        return count
     groups = [(j, j + 1, j + 2) for j in range(0, n - n % 3, 3)]
     own_chain = ecp5_cells and chain is None
     if own_chain:
@@ -216,24 +278,14 @@ def match_count(m: Module, x: Value, u: Value, n: int, name: str, *, ecp5_cells:
         sums, carries = _lane_adders_logic(x, u, groups)
     singles = [x[j] ^ u[j] for j in range(n - n % 3, n)]
     columns = {0: _register(m, sums + singles, f"{name}_w0"), 1: _register(m, carries, f"{name}_w1")}
-    for layer in range(1, carry_save_layers(n) + 1):
-        nxt: dict[int, list[Value]] = {}
-        for weight in sorted(columns):
-            bits = columns[weight]
-            full = len(bits) // 3 * 3
-            for j in range(0, full, 3):
-                if ecp5_cells:
-                    s, c = _full_adder_lut4(m, f"{name}_l{layer}w{weight}fa{j // 3}", *bits[j:j + 3])
-                else:
-                    s, c = _full_adder(*bits[j:j + 3])
-                nxt.setdefault(weight, []).append(s)
-                nxt.setdefault(weight + 1, []).append(c)
-            nxt.setdefault(weight, []).extend(bits[full:])
-        if layer % 2 == 0:
-            columns = {w: _register(m, bits, f"{name}_l{layer}w{w}") for w, bits in nxt.items()}
-        else:
-            columns = nxt
-    assert max(len(bits) for bits in columns.values()) <= 2
+
+    def full_adder(bits: list[Value], layer: int, weight: int, index: int) -> tuple[Value, Value]:
+        if ecp5_cells:
+            return _full_adder_lut4(m, f"{name}_l{layer}w{weight}fa{index}", *bits)
+        return _full_adder(*bits)
+
+    columns = carry_save_reduce(columns, full_adder,
+                                lambda bits, layer, weight: _register(m, bits, f"{name}_l{layer}w{weight}"))
     width = max(columns) + 1
     rows = [Cat(*[columns[w][r] if len(columns.get(w, ())) > r else Const(0, 1) for w in range(width)])
             for r in range(2)]
