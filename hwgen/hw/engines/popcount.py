@@ -47,7 +47,7 @@ statements per lane (CNV ``--pe 16``: 2.2x the simulated cycles per second). It 
 cells because (1) the cells equal the plain-logic tree register by register, proven per lane
 count with Yosys's ``equiv_*`` passes (:mod:`hwgen.sim.match_counts`, before every simulation
 that uses the model), and (2) the plain-logic tree equals the count for every n: every full adder
-keeps s + 2c = a + b + c, and :func:`carry_save_layers` reduces each weight's bits only through
+keeps s + 2c = a + b + c, and :func:`carry_save_reduce` moves each weight's bits only through
 full adders, which ``tests/test_popcount.py`` checks of the construction for n up to 1,200 (and
 proves with Yosys's SAT solver, model against cells, for small n). The caller's chain then holds
 only what the caller adds to it.
