@@ -13,6 +13,7 @@ TFC model on the whole MNIST test set.
 from __future__ import annotations
 
 import copy
+import json
 import re
 import shutil
 from pathlib import Path
@@ -156,6 +157,22 @@ def test_bulk_catches_a_flipped_rom_bit_in_the_verilog(small_build: Path, tmp_pa
     out = simulate(load_build_folder(faulty), _images(5, seed=6), mode="bulk", match_counts=match_counts)
     assert not out.ok and out.check.mismatches == 5 and out.verilog == simulated.name
     assert "scores differ for class(es)" in out.check.first_mismatch
+
+
+def test_a_model_from_other_match_count_code_is_not_used(small_build: Path, tmp_path: Path) -> None:
+    """report.json records the match-count code top_sim.v was written with; under other code (an
+    upgraded hwgen) the simulation runs top.v, whose cells it has not proven against the model."""
+    folder = load_build_folder(small_build)
+    assert folder.model_current and folder.verilog().name == "top_sim.v"
+    old = tmp_path / "old"
+    shutil.copytree(small_build, old)
+    report = json.loads((old / "report.json").read_text())
+    report["match_count_code"] = "0" * 16
+    (old / "report.json").write_text(json.dumps(report))
+    lines: list[str] = []
+    out = simulate(load_build_folder(old), _images(3), mode="bulk", log=lines.append)
+    assert out.ok and out.verilog == "top.v"
+    assert any("another version of the match-count code" in line for line in lines)
 
 
 def test_the_match_count_model_and_the_cells_give_the_same_cycles(small_build: Path) -> None:

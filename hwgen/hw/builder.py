@@ -31,6 +31,7 @@ from pathlib import Path
 
 from hwgen import __version__
 from hwgen.hw.accelerator import TOP_MODULE, Accelerator
+from hwgen.hw.engines import popcount
 from hwgen.hw.fit import fit_folding, place_weights
 from hwgen.hw.folding import (INPUT_STAGE, PIXEL_BITS, SCORE_STAGE, fixed_stages, input_stream_bits,
                                solve_folding, summarize)
@@ -258,6 +259,7 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions, *, name: str |
         "name": name, "source": str(model_path), "source_sha256": digest,
         "top_module": TOP_MODULE, "verilog": "top.v", "ir": "net.hwir",
         "sim_verilog": SIM_VERILOG if sim_text is not None else None,
+        "match_count_code": popcount.source_digest() if sim_text is not None else None,
         "input_shape": list(net.input_shape), "num_classes": net.num_classes,
         "dataset": net.metadata.get("dataset"), "data_dir": net.metadata.get("data_dir"),
         "folding": {"request": options.describe(), "pe": options.pe, "simd": options.simd, "fps": options.fps,

@@ -55,8 +55,17 @@ class BuildFolder:
 
     def verilog(self, *, model: bool = True) -> Path:
         """The top Verilog a simulator compiles: ``top_sim.v`` (the match counts as their simulation
-        model) where the build wrote one and ``model``, else ``top.v`` (the cells, as synthesised)."""
-        return self.sim_v if model and self.sim_v is not None else self.top_v
+        model) where the build wrote one, ``model`` and :attr:`model_current`, else ``top.v`` (the cells,
+        as synthesised)."""
+        return self.sim_v if model and self.sim_v is not None and self.model_current else self.top_v
+
+    @property
+    def model_current(self) -> bool:
+        """Whether ``top_sim.v`` was written by this hwgen's match-count code (report.json's
+        ``match_count_code``), which the proofs of :mod:`hwgen.sim.match_counts` are made with."""
+        from hwgen.hw.engines.popcount import source_digest
+
+        return self.report.get("match_count_code") == source_digest()
 
     @property
     def name(self) -> str:

@@ -68,7 +68,7 @@ from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Signal, Valu
 Bit = TypeVar("Bit")
 
 __all__ = ["MODEL_MODULE", "CarryChain", "carry_save_layers", "carry_save_reduce", "chain_adder", "match_count",
-           "match_count_stages"]
+           "match_count_stages", "source_digest"]
 
 #: The simulation model's Verilog module (``hwgen/sim/match_count.v``): parameters N (lanes) and STAGES.
 MODEL_MODULE = "hwgen_match_count"
@@ -90,6 +90,18 @@ INIT_SUM = 0x060A
 _ZERO, _ONE = Const(0, 1), Const(1, 1)
 #: A, B, C, D of an emitting half (C tied to 1, so P = INIT[{D, 1, B, A}] = 0 for INIT_INJECT and INIT_EMIT).
 _EMIT_INPUTS = (_ZERO, _ZERO, _ONE, _ZERO)
+
+
+def source_digest() -> str:
+    """What the match counts' netlists follow from: SHA-256 (16 hex digits) of this module's code and
+    Amaranth's version. ``hwgen build`` records it beside ``top_sim.v``; a simulation uses the model
+    only where it is still the same (the proofs are made with this code)."""
+    import hashlib
+    from importlib import metadata
+    from pathlib import Path
+
+    code = Path(__file__).read_bytes() + metadata.version("amaranth").encode()
+    return hashlib.sha256(code).hexdigest()[:16]
 
 
 def _column_heights(n: int) -> dict[int, int]:
