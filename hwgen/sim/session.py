@@ -115,7 +115,7 @@ def simulate(folder: BuildFolder, images: np.ndarray, *, mode: str = "cocotb", l
     max_cycles, idle_limit = cycle_budget(folder, len(images), gap_p, stall_p)
     golden = run_network(ref, images)
     top = folder.verilog(model=match_counts == "model")
-    if match_counts == "model" and folder.sim_v is not None and top != folder.sim_v:
+    if match_counts == "model" and folder.sim_v is not None and not folder.model_current:
         log(f"{folder.sim_v.name} was written by another version of the match-count code: simulating "
             f"{top.name} (the cells)")
     design = split_memories(top.read_text())
