@@ -30,7 +30,8 @@ Mutation check (``--mutants K``, default 20 per network; benchmarks/fuzz_mutants
 changes of the network (one weight or one threshold word); for each the fuzz images miss, an image
 that reveals it is sought and added to the network's images *before* the RTL simulation, so every
 mutant counted as caught is caught by images the RTL ran. Where the search fails, a constraint solver
-(``--solver-timeout S`` seconds per mutant, default 40, or ``--no-solver``; benchmarks/fuzz_solver.py)
+(``--solver-timeout S`` seconds per mutant, default 40, then once more with ten times that for a mutant
+still open: ``fuzz_mutants.SOLVER_RETRY_FACTOR``; or ``--no-solver``; benchmarks/fuzz_solver.py)
 either gives a revealing image, added the same way, or proves that no image reveals the mutant
 (equivalent). ``--mutation-report LOG`` recomputes the tally for the networks of an earlier campaign's
 log (reproduced from their seeds). Faults in pipeline

@@ -16,6 +16,8 @@ from types import SimpleNamespace
 import pytest
 from streams import run_stream
 
+from amaranth.lib import fifo
+
 from hwgen.hw.engines.fifo import SlicedFIFO, SyncFIFO, sliced_fifo
 
 WIDTH = 150
@@ -52,5 +54,20 @@ def test_one_slice_matches_one_fifo(depth: int) -> None:
     plain = SyncFIFO(width=WIDTH, depth=depth)
     traces = [run_stream(dut, words, len(words), budget=4000, seed=depth, gap_p=0.3, stall_p=0.5,
                          drain=depth + 4, ports=ports(dut)) for dut in (one, plain)]
+    assert traces[0].outputs == words
+    assert (traces[0].in_cycles, traces[0].out_cycles) == (traces[1].in_cycles, traces[1].out_cycles)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 5])
+@pytest.mark.parametrize("slice_bits", [64, WIDTH])
+def test_output_register_matches_a_buffered_fifo(depth: int, slice_bits: int) -> None:
+    """With ``output_register`` the read side is one register stage after the slices: the same words on the
+    same cycles as Amaranth's SyncFIFOBuffered holding one word more (depth slots and the output register)."""
+    rng = random.Random(depth * 7 + slice_bits)
+    words = [rng.getrandbits(WIDTH) for _ in range(60)] + [0, (1 << WIDTH) - 1]
+    registered = sliced_fifo(width=WIDTH, depth=depth, slice_bits=slice_bits, output_register=True)
+    buffered = fifo.SyncFIFOBuffered(width=WIDTH, depth=depth + 1)
+    traces = [run_stream(dut, words, len(words), budget=4000, seed=depth, gap_p=0.3, stall_p=0.5,
+                         drain=depth + 6, ports=ports(dut)) for dut in (registered, buffered)]
     assert traces[0].outputs == words
     assert (traces[0].in_cycles, traces[0].out_cycles) == (traces[1].in_cycles, traces[1].out_cycles)

@@ -52,9 +52,9 @@ def test_equivalent_exactly_when_no_input_reaches_the_differing_value(padding: i
     assert checked == words * 2 * 13 * 2
 
 
-def test_a_first_layer_threshold_fault_random_images_miss_is_found() -> None:
-    """A per-channel threshold T -> T + 1 on uint8 pixels: only acc == T reveals it; the search finds such
-    an image (checked by the golden model through the score layer) where the given images miss it."""
+def _first_layer_threshold_fault() -> tuple[Network, Mutant, ConvLayer, np.ndarray]:
+    """A uint8 4x4 first layer of 2 channels into a 2-class score layer, and its threshold fault 37 -> 38 on
+    channel 0: (network, mutant, first layer, 8 random images that do not reveal it)."""
     rng = np.random.default_rng(5)
     first = ConvLayer(name="f", in_shape=(1, 4, 4), weights=rng.choice([-1, 1], size=(2, 1, 4, 4)), weight_bits=1,
                       stride=1, padding=0, input_kind="uint8", input_offset=np.array([128], np.int64),
@@ -68,6 +68,13 @@ def test_a_first_layer_threshold_fault_random_images_miss_is_found() -> None:
         last], num_classes=2)
     mutant = Mutant("threshold", 0, 0, 0, 37, 38, mutant_net)
     images = rng.integers(0, 256, size=(8, 1, 4, 4), dtype=np.uint8)
+    return net, mutant, first, images
+
+
+def test_a_first_layer_threshold_fault_random_images_miss_is_found() -> None:
+    """A per-channel threshold T -> T + 1 on uint8 pixels: only acc == T reveals it; the search finds such
+    an image (checked by the golden model through the score layer) where the given images miss it."""
+    net, mutant, first, images = _first_layer_threshold_fault()
     acc = conv_accumulate(first, images)[:, 0].ravel()
     assert not (acc == 37).any() and not fuzz_mutants._reveals(net, mutant, images).any()
     found = seek_image(net, mutant, images, np.random.default_rng(0))
@@ -107,3 +114,25 @@ def test_a_weight_fault_in_a_constant_channel_is_equivalent(threshold: int, equi
     inputs = np.array(list(itertools.product([0, 1], repeat=9)), dtype=np.uint8).reshape(-1, 1, 3, 3)
     bits = [conv_accumulate(x, inputs) >= threshold for x in (layer, mutant_layer)]  # direction +1
     assert bool((bits[0] != bits[1]).any()) is not equivalent
+
+
+def test_a_mutant_the_solver_leaves_open_is_given_a_second_longer_run(monkeypatch) -> None:
+    """_settle: a solver run that ends undecided is followed by one with SOLVER_RETRY_FACTOR times the time,
+    whose verdict counts; a settled first run is not repeated."""
+    import fuzz_solver
+
+    net, mutant, _, quiet = _first_layer_threshold_fault()
+    assert not fuzz_mutants._reveals(net, mutant, quiet).any() and not provably_equivalent(net, mutant)
+    for verdicts, outcome, retried in ((["undecided", "equivalent"], "solver_equivalent", True),
+                                       (["undecided", "undecided"], "undecided", True),
+                                       (["equivalent"], "solver_equivalent", False)):
+        asked = []
+
+        def decide(net_, mutant_, *, timeout_s, base=None, _verdicts=iter(verdicts)):
+            asked.append(timeout_s)
+            return fuzz_solver.Decision(next(_verdicts), None, 0.0)
+
+        monkeypatch.setattr(fuzz_solver, "decide", decide)
+        got = fuzz_mutants._settle(net, mutant, quiet, np.random.default_rng(0), seek=False, solver_timeout_s=3.0)
+        assert got[0] == outcome and got[2] is retried
+        assert asked == [3.0, 3.0 * fuzz_mutants.SOLVER_RETRY_FACTOR][:len(verdicts)]

@@ -173,8 +173,9 @@ def test_throughput_and_latency(c_in: int, k: int, c_out: int, pe: int, simd: in
     assert dut.cycles_per_vector == (c_out // pe) * (fan_in // simd)
     # ECP5: only the SF = 27 case's buffer is in block RAM (27 words x 9 bits: 6 LUT RAM cells, more than 4)
     assert dut.read_stages == (dut.sf == 27)
-    # a weight ROM of more than 4 words is in block RAM: its word is registered once more in the fabric
-    assert dut.latency == 6 + dut.read_stages + (dut.nf * dut.sf > 4) + ((simd - 1).bit_length() + 1) // 2
+    # a weight ROM of more than 4 words is in block RAM: its word is registered once more in the fabric; 7
+    # includes the output FIFO's output register
+    assert dut.latency == 7 + dut.read_stages + (dut.nf * dut.sf > 4) + ((simd - 1).bit_length() + 1) // 2
     trace = simulate(dut, x, valid)
     assert mismatches(trace.outputs, beats_from_acc(dut, acc, t)) == []
     check_timing(dut, trace, n)

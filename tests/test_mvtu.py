@@ -272,11 +272,11 @@ def test_widths_and_figures() -> None:
     assert dut.threshold_width == 9
     assert (dut.nf, dut.sf, dut.cycles_per_vector) == (2, 4, 8)
     # S1, S2, the weight word's fabric register (8 words: a block-RAM ROM), pair level, tree over 8 pair
-    # sums (3 adder levels: 2 registers), dot, accumulator, FIFO
+    # sums (3 adder levels: 2 registers), dot, accumulator, FIFO, the FIFO's output register
     assert dut.weight_block_ram and dut.weight_rom_banks == 1
-    assert dut.latency == 1 + 1 + 1 + 1 + 2 + 1 + 2
+    assert dut.latency == 1 + 1 + 1 + 1 + 2 + 1 + 3
     acc = MVTU(weights=w, pe=8, simd=64, thresholds=None)
-    assert acc.latency == 1 + 1 + 1 + 3 + 1 + 2  # 32 pair sums: 5 adder levels, 3 registers
+    assert acc.latency == 1 + 1 + 1 + 3 + 1 + 3  # 32 pair sums: 5 adder levels, 3 registers
     assert acc.fifo_depth == acc.latency + 1  # SF = 1
     words = MVTU(weights=np.array([[1, -1, -1, 1], [-1, 1, 1, 1]]), pe=2, simd=2, thresholds=None).weight_words()
     # word sf, PE p at bits p*SIMD..: ch0 = (1,0 | 0,1), ch1 = (0,1 | 1,1)
@@ -291,8 +291,9 @@ def test_unmasked_engine_figures() -> None:
     assert dut.threshold_width == 8
     # 16 lanes: 5 full adders + 1 lane -> weights of (6, 5) bits; carry-save layers -> (2, 5, 1) -> (2, 3, 2)
     # -> (2, 1, 3) -> (2, 1, 1, 1): 4 layers, a register after every second; lane adders + 2 + final adder
-    # = 4 stages; S1, S2, the weight word's fabric register (8 words: a block-RAM ROM), accumulator, FIFO
-    assert dut.latency == 1 + 1 + 1 + 4 + 2
+    # = 4 stages; S1, S2, the weight word's fabric register (8 words: a block-RAM ROM), accumulator, FIFO,
+    # the FIFO's output register
+    assert dut.latency == 1 + 1 + 1 + 4 + 3
     acc = MVTU(weights=w, pe=4, simd=16, thresholds=None, masked=False)
     assert acc.latency == dut.latency + 1  # the dot stage
     words = MVTU(weights=np.array([[1, -1, -1, 1], [-1, 1, 1, 1]]), pe=2, simd=2, thresholds=None,

@@ -407,11 +407,15 @@ endmodule
 """
 
 
-#: (in_shape, kernel, stride, padding, in_width, simd, steps, frames reached within the bound)
+#: (in_shape, kernel, stride, padding, in_width, simd, steps, frames reached within the bound). The bounds are
+#: longer than before the unit's output FIFO (swu.OUTPUT_FIFO_DEPTH, one cycle more latency): "overlap" and
+#: "padding" by one cycle, to reach the same beats; "frames" by four (18 -> 22), the least at which the
+#: proof still fails for a unit that ignores its flow control (the FIFO lets the reader run further ahead,
+#: so the writer is first held back, and a dropped beat first shows, later).
 SWU_CASES = {
-    "frames": ((4, 2, 2), 2, 2, 0, 4, 4, 18, 2),           # 4 beats a frame: three frames, slots reused
-    "overlap": ((4, 3, 3), 2, 1, 0, 2, 2, 28, 0),          # S < K, 2 input lanes, 2 output chunks
-    "padding": ((4, 2, 2), 2, 2, 1, 4, 4, 16, 0),          # padded taps (12 of a frame's 16 beats)
+    "frames": ((4, 2, 2), 2, 2, 0, 4, 4, 22, 2),           # 4 beats a frame: three frames, slots reused
+    "overlap": ((4, 3, 3), 2, 1, 0, 2, 2, 29, 0),          # S < K, 2 input lanes, 2 output chunks
+    "padding": ((4, 2, 2), 2, 2, 1, 4, 4, 17, 0),          # padded taps (12 of a frame's 16 beats)
 }
 
 
@@ -436,12 +440,12 @@ def test_sliding_window_unit_emits_every_window_in_order(tmp_path: Path, case: s
 
 @pytest.mark.slow
 def test_sliding_window_unit_pads_across_a_frame_boundary(tmp_path: Path) -> None:
-    """The padding case over 24 cycles: the second frame's first beats follow a padded frame (about 3 min)."""
+    """The padding case over 25 cycles: the second frame's first beats follow a padded frame (about 3 min)."""
     shape, k, s, p, iw, simd, _, _ = SWU_CASES["padding"]
     dut = verilog.convert(_swu(shape, k, s, p, iw, simd), name="dut", emit_src=False)
-    result = prove_with_checker(tmp_path, dut, swu_checker(shape, k, s, p, iw, simd), 24)
+    result = prove_with_checker(tmp_path, dut, swu_checker(shape, k, s, p, iw, simd), 25)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    reached = prove_with_checker(tmp_path, dut, swu_checker(shape, k, s, p, iw, simd, claim="reached 1"), 24)
+    reached = prove_with_checker(tmp_path, dut, swu_checker(shape, k, s, p, iw, simd, claim="reached 1"), 25)
     assert "proof did fail" in reached.stdout + reached.stderr
 
 

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module
+from amaranth.hdl import Const, Module
 from amaranth.lib import wiring
 
 from hwgen.compile.ir import ConvLayer, JoinLayer, MaxPoolLayer, ThresholdOutput
@@ -60,6 +60,7 @@ from hwgen.hw.engines import MVTU, JoinUnit, MACUnit, MaxPoolUnit, SlidingWindow
 from hwgen.hw.engines.convert import WidthConverter
 from hwgen.hw.engines.fifo import sliced_fifo
 from hwgen.hw.engines.pipeline import FANOUT_GROUP_BITS
+from hwgen.hw.engines.swu import OUTPUT_FIFO_DEPTH
 from hwgen.hw.families import MemoryMap
 from hwgen.hw.folding import PIXEL_BITS, LayerFold
 from hwgen.hw.targets import Target
@@ -67,9 +68,6 @@ from hwgen.hw.targets import Target
 __all__ = ["STAGE_KINDS", "ConvStage", "JoinStage", "PoolStage", "SkipBuffer", "Stage", "StageContext", "link",
            "stage_kind"]
 
-
-#: Beats of the FIFO between a sliding window and its engine (:meth:`ConvStage.connect`).
-WINDOW_SLICE_DEPTH = 2
 
 
 def link(m: Module, src, dst, payload) -> None:
@@ -229,22 +227,11 @@ class ConvStage(Stage):
         if self.window is not None:
             swu = m.submodules[f"{self.layer_name}_window"] = self.window
             link(m, src, swu.i, swu.i.payload.eq(src.payload))
-            # A register slice: a FIFO of WINDOW_SLICE_DEPTH beats between the window and the engine, so that
-            # the engine's ready (its counters) reaches the FIFO's level register, and the window's issue
-            # enable (to its ~100 counter bits) comes from that level instead of from the engine (CNV --pe 16:
-            # conv4_engine.nf -> conv4_window.base_word, 10.9 ns of routing, 75.1 MHz). Full rate: one beat
-            # in and one out per cycle at any level between empty and full; one cycle more latency. A beat's
-            # valid mask is all ones or all zeros (a tap inside the map or a padded one): one bit goes through.
-            # Its ready and valid are flip-flops (sliced_fifo).
-            width = self.window.simd + 1
-            beats = m.submodules[f"{self.layer_name}_slice"] = sliced_fifo(width=width, depth=WINDOW_SLICE_DEPTH,
-                                                                           slice_bits=width)
-            link(m, swu.o, beats.w_stream, beats.w_data.eq(Cat(swu.o.payload.data, swu.o.payload.valid[0])))
-            tap = beats.r_data
-            link(m, beats.r_stream, engine.i, [
-                engine.i.payload.data.eq(tap[:-1]),
-                engine.i.payload.valid.eq(tap[-1].replicate(len(engine.i.payload.valid))),
-            ])
+            # The window's output comes from its own FIFO, whose ready and valid are flip-flops, and the window
+            # issues by credits (swu.OUTPUT_FIFO_DEPTH): the engine's ready reaches that FIFO only. (Before, a
+            # register slice of two beats sat here, and its w_rdy entered the window's issue logic.)
+            link(m, swu.o, engine.i, [engine.i.payload.data.eq(swu.o.payload.data),
+                                      engine.i.payload.valid.eq(swu.o.payload.valid)])
             return
         conv = m.submodules[f"{self.layer_name}_convert"] = self.converter
         link(m, src, conv.i, conv.i.payload.eq(src.payload))
@@ -301,7 +288,7 @@ class ConvStage(Stage):
             c, _, w = self.window.in_shape
             ram, ram_blocks = cost.ram_cost(target, c, self.window.rows * w)
             logic, blocks = logic + ram, blocks + ram_blocks
-            ram, ram_blocks = cost.ram_cost(target, self.window.simd + 1, WINDOW_SLICE_DEPTH)  # the slice
+            ram, ram_blocks = cost.ram_cost(target, self.window.simd + 1, OUTPUT_FIFO_DEPTH)  # its output FIFO
             logic, blocks = logic + ram, blocks + ram_blocks
         if e.input_buffer_bits and not e.buffer_in_block_ram:
             logic += cost.ram_logic(target.spec.memory, spec, e.input_buffer_bits // e.sf, e.sf)

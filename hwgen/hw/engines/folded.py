@@ -48,8 +48,9 @@ from hwgen.hw.families import DEFAULT_FAMILY, MemoryMap
 __all__ = ["DEFAULT_MEMORY", "FoldedEngine", "Schedule", "check_thresholds", "check_weight_matrix", "pack_fields",
            "registered_rom", "rom_slice_width", "sync_rom"]
 
-#: Pipeline registers after the per-PE sums: the accumulator and the output FIFO.
-_OUTPUT_STAGES = 2
+#: Pipeline registers after the per-PE sums: the accumulator, the output FIFO and the FIFO's output register
+#: (``sliced_fifo(output_register=True)``: the result is read from a flip-flop, not through the FIFO's LUT RAM).
+_OUTPUT_STAGES = 3
 
 #: Where memories go when the engine is not told (:class:`~hwgen.hw.families.MemoryMap`): the
 #: default target's family. ``hwgen build`` passes its target's.
@@ -715,7 +716,8 @@ class FoldedEngine(wiring.Component):
                     with m.If(last):
                         m.d.sync += result[p].eq(~total[-1] ^ inv[p])
         # o.valid from a flip-flop (sliced_fifo), not from the level's compare: it is the next unit's i.valid
-        fifo = m.submodules.out_fifo = sliced_fifo(width=len(result), depth=self.fifo_depth, slice_bits=len(result))
+        fifo = m.submodules.out_fifo = sliced_fifo(width=len(result), depth=self.fifo_depth, slice_bits=len(result),
+                                                   output_register=True)
         m.d.comb += [
             fifo.w_en.eq(done),
             fifo.w_data.eq(result),

@@ -94,7 +94,8 @@ class ScoreUnit(wiring.Component):
     Three phases, the last overlapping the next frame's first: *collect* the
     C / PE input beats into C accumulator registers (one beat per cycle,
     ``i.ready`` high); *score* one class per cycle through an 8-cycle pipeline
-    (select acc_c and the constants, registered twice (:data:`OPERAND_STAGES`) -> partial products acc_c * chunk of
+    (acc_c from the accumulators, which shift down one class per cycle while scoring so that acc_c is always
+    the first, and the constants, registered twice (:data:`OPERAND_STAGES`) -> partial products acc_c * chunk of
     scale_c, the scale cut into 17-bit unsigned chunks and a signed top chunk
     of at most 18 bits, one multiplier cell each with its operand and product
     registers, 2 cycles (:func:`~hwgen.hw.engines.multiply.registered_product`;
@@ -201,6 +202,11 @@ class ScoreUnit(wiring.Component):
             m.d.sync += [scoring.eq(1), bank_busy.eq(1), issue_c.eq(0)]
         with m.If(scoring):
             m.d.sync += issue_c.eq(issue_c + 1)
+            # the accumulators shift down one class per issue, so the class issued is always acc0: no
+            # C:1 multiplexer of accumulators before the operand register (CNV: issue_c through the
+            # accumulators' multiplexer into a1, four LUT levels, 9.26 ns); they are all loaded again while
+            # the next frame is collected (collecting and scoring never overlap)
+            m.d.sync += [accs[c].eq(accs[c + 1]) for c in range(n - 1)]
             with m.If(issue_c == n - 1):
                 m.d.sync += [scoring.eq(0), collecting.eq(1)]
         scales = Array(Const(int(v), signed(scale_w)) for v in self.scale)
@@ -208,7 +214,7 @@ class ScoreUnit(wiring.Component):
         # stage 1: operands
         v1, c1 = Signal(), Signal(range(n))
         a1, s1, b1 = Signal(signed(self.acc_width)), Signal(signed(scale_w)), Signal(signed(bias_w))
-        m.d.sync += [v1.eq(scoring), c1.eq(issue_c), a1.eq(accs[issue_c]), s1.eq(scales[issue_c]),
+        m.d.sync += [v1.eq(scoring), c1.eq(issue_c), a1.eq(accs[0]), s1.eq(scales[issue_c]),
                      b1.eq(biases[issue_c])]
         a1, s1 = (delay(m, sig, OPERAND_STAGES - 1, f"{name}_r") for sig, name in ((a1, "a1"), (s1, "s1")))
         # stage 2 (LATENCY cycles): partial products acc * scale chunk (every product lies in the score range

@@ -17,16 +17,22 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hwgen.errors import BuildError
+from hwgen.hw.engines.fifo import sliced_fifo
 from hwgen.hw.engines.pipeline import FANOUT_COPY, FANOUT_GROUP_BITS, spans
 from hwgen.hw.families import DEFAULT_FAMILY, MemoryMap
 
-__all__ = ["SlidingWindowUnit"]
+__all__ = ["OUTPUT_FIFO_DEPTH", "SlidingWindowUnit"]
 
 #: Cycles from the input handshake that completes the last input row an
 #: output row needs to that output row's first beat being valid on ``o``
 #: (the row counter is registered, the line buffer is read synchronously, its
-#: word is registered).
-_LATENCY = 3
+#: word is registered, then written into the output FIFO).
+_LATENCY = 4
+
+#: Words of the output FIFO, = the reader's credits: a beat issued in cycle t is in the read pipeline
+#: in t + 1 and t + 2 and can leave the FIFO from t + 3, so 3 are in flight at full rate, and the credit
+#: test is a register (set from the count's next value), which needs one more.
+OUTPUT_FIFO_DEPTH = 4
 
 
 def _clamp_rows(v: int, h: int) -> int:
@@ -164,12 +170,14 @@ class SlidingWindowUnit(wiring.Component):
     * The reader starts an output row when all the rows its window needs are
       written (D >= rows needed; a window entirely above the map waits for the
       frame's row 0, one entirely below it needs nothing),
-      then emits the row's W_out * K*K*C/SIMD beats, one per cycle while
-      ``o.ready`` is high (a two-stage pipeline, the memory read and the
-      register of the word read, both enabled only when the output
-      register is free or being taken: the line buffer's word goes from a
-      register, which the synthesis flow moves into a block RAM's output
-      register, to the chunk select).
+      then emits the row's W_out * K*K*C/SIMD beats, one per cycle while it
+      holds a credit (a three-stage pipeline that never stalls: the memory
+      read, the register of the word read, which the synthesis flow moves
+      into a block RAM's output register, then an output FIFO of
+      :data:`OUTPUT_FIFO_DEPTH` words, whose ``r_rdy`` and read data are
+      ``o``; a beat is issued only while fewer than that many are issued and
+      not yet taken, a register test, so ``o.ready`` reaches the FIFO and
+      the credit count only).
     * Both tests of D are registers (``i.ready`` and the reader's
       ``can_issue``), loaded each cycle with the tests of D's next value:
       for each of the four cases (an input row completed or not, an output
@@ -421,10 +429,17 @@ class SlidingWindowUnit(wiring.Component):
         wcol = Signal(range(w))
         waddr = Signal(range(depth))
         take = Signal()
+        # the next beat taken completes an input row: a flag kept from the counters' next values, so that the
+        # handshake reaches the row credit's case select through one gate, not through the counters' compares
+        # (CNV --pe 16: conv3's i.ready and conv2's FIFO flag through five LUT levels into the window's
+        # registered i.ready, 9.32 ns)
+        at_row_end = Signal(init=lanes_in == 1 and w == 1)
+        lane_next = Mux(lane == lanes_in - 1, 0, lane + 1)
+        wcol_next = Mux(lane == lanes_in - 1, Mux(wcol == w - 1, 0, wcol + 1), wcol)
         m.d.comb += [
             self.i.ready.eq(ready_in),
             take.eq(self.i.valid & self.i.ready),
-            row_done.eq(take & (lane == lanes_in - 1) & (wcol == w - 1)),
+            row_done.eq(take & at_row_end),
         ]
         lane_enables = Mux(take, 1 << lane, 0) if lanes_in > 1 else take
         for (lo, hi), wr in zip(groups, writes):
@@ -436,12 +451,10 @@ class SlidingWindowUnit(wiring.Component):
                 wr.en.eq(lane_enables if len(groups) == 1 else lane_enables[lane_lo:lane_hi]),
             ]
         with m.If(take):
-            m.d.sync += lane.eq(Mux(lane == lanes_in - 1, 0, lane + 1))
+            m.d.sync += [lane.eq(lane_next), wcol.eq(wcol_next),
+                         at_row_end.eq((lane_next == lanes_in - 1) & (wcol_next == w - 1))]
             with m.If(lane == lanes_in - 1):
-                m.d.sync += [
-                    wcol.eq(Mux(wcol == w - 1, 0, wcol + 1)),
-                    waddr.eq(Mux(waddr == depth - 1, 0, waddr + 1)),
-                ]
+                m.d.sync += waddr.eq(Mux(waddr == depth - 1, 0, waddr + 1))
 
         # -- reader counters -----------------------------------------------
         row_lo, row_hi = -p - k, (self.h_out - 1) * s - p + k + s
@@ -462,9 +475,26 @@ class SlidingWindowUnit(wiring.Component):
         slot_word = Signal(range(depth), init=(-p) % rows * w)  # slot of row `r`
 
         def rows_ahead(word, n: int):
-            """The word address of the slot ``n`` rows after the one at ``word`` (mod R)."""
+            """The word address of the slot ``n`` rows after the one at ``word`` (mod R): the compare of
+            ``word`` with a constant beside the two constant additions, one carry chain deep (comparing the
+            sum instead put the compare's chain after the adder's)."""
             step = n % rows * w
-            return Mux(word + step >= depth, word + step - depth, word + step)
+            if step == 0:
+                return word
+            return Mux(word >= depth - step, word - (depth - step), word + step)
+
+        def rows_ahead_const(word: int, n: int) -> int:
+            return (word + n % rows * w) % depth
+
+        # Registers kept equal to the slots the counters move to next, so that a read address (slot + column)
+        # is one addition of two registers: rows_ahead (an adder, a compare and a multiplexer) of slot_word,
+        # then + xleft, in one cycle, was CNV --pe 16's conv4 path once placement was compact (9.49 ns,
+        # four carry chains in series). Each is loaded whenever its source is, from the source's own
+        # register (rows_ahead of a register: one level), never from another next-value.
+        slot_next = Signal(range(depth), init=rows_ahead_const(slot_word.init, 1))  # rows_ahead(slot_word, 1)
+        top_next = Signal(range(depth), init=rows_ahead_const(top_word.init, s))    # rows_ahead(top_word, S)
+        base_start = Signal(range(depth), init=rows_ahead_const(0, h - p))          # rows_ahead(base_word, H - P)
+        xleft_next = Signal(range(col_lo, col_hi + 1), init=-p + s)                 # xleft + S
 
         # `release` (rows_released of the current output row y) and the bounds on D of the credit tests
         # (:meth:`credit_bounds`) are registers, loaded from constant tables indexed by y when the row
@@ -478,22 +508,33 @@ class SlidingWindowUnit(wiring.Component):
         bounds_after = {key: [Array(Const(bounds[(yy + 1) % self.h_out][key][n], d_rows.shape())
                                     for yy in range(self.h_out)) for n in (0, 1)] for key in bound_regs}
 
-        # -- output pipeline: the read port's register, then the word's ---------
+        # -- output pipeline: the read port's register, then the word's, then the output FIFO ----------
+        # The pipeline never stalls: a beat is issued only with a credit (fewer than OUTPUT_FIFO_DEPTH
+        # beats issued and not yet taken from ``o``), so every word read has a place in the FIFO, and
+        # ``o.ready`` reaches only the FIFO and the credit count, never the reader's counters (CNV --pe 16:
+        # the register slice's w_rdy through the window's issue logic into its counters, 1.95 ns of logic
+        # and 7.77 ns of routing, 102.89 MHz).
         read_valid = Signal()  # a beat's word is on the read ports' data
         o_valid = Signal()
         q1, q2 = Signal(range(chunks)), Signal(range(chunks))
         tap_valid1, tap_valid2 = Signal(), Signal()
-        # no reset (its value counts only under o_valid): with its enable, the ECP5 flow moves it into
-        # the block RAM's output register (hwgen.synth.bram_outreg takes a reset only without an enable)
+        # no reset (its value counts only under o_valid): the ECP5 flow moves it into the block RAM's output
+        # register (hwgen.synth.bram_outreg)
         word = Signal(c, reset_less=True)
-        advance = Signal()
         issue = Signal()
         tap_valid = Signal()
+        out = m.submodules.out_fifo = sliced_fifo(width=simd + 1, depth=OUTPUT_FIFO_DEPTH, slice_bits=simd + 1)
+        pending = Signal(range(OUTPUT_FIFO_DEPTH + 1))  # beats issued and not yet taken from o
+        has_credit = Signal(init=1)                     # pending < OUTPUT_FIFO_DEPTH, a register
+        pop = Signal()
         m.d.comb += [
-            advance.eq(~o_valid | self.o.ready),
-            issue.eq(advance & can_issue),
+            pop.eq(out.r_rdy & self.o.ready),
+            issue.eq(has_credit & can_issue),
             tap_valid.eq((r >= 0) & (r < h) & (col >= 0) & (col < w)),
         ]
+        full_next = Mux(issue & ~pop, pending == OUTPUT_FIFO_DEPTH - 1,
+                        (issue | ~pop) & (pending == OUTPUT_FIFO_DEPTH))  # pending + issue - pop == depth
+        m.d.sync += [pending.eq(pending + issue - pop), has_credit.eq(~full_next)]
         # the read address: any address on a padded tap (the data is masked); with slices, each reads at its own
         # copy of it, a register kept equal to slot_word + col (loaded wherever they are, read_at below)
         copies = [] if len(groups) == 1 else [
@@ -501,20 +542,23 @@ class SlidingWindowUnit(wiring.Component):
                    init=(slot_word.init + col.init) % (1 << Shape.cast(range(depth)).width))
             for index in range(len(groups))]
         for rd, address in zip(reads, copies or [slot_word + col]):
-            m.d.comb += [rd.en.eq(advance), rd.addr.eq(address)]
+            m.d.comb += rd.addr.eq(address)
 
         def read_at(slot, column) -> list:
             """The copies loaded with the address of the tap at ``column`` of the row in ``slot``."""
             return [a.eq(slot + column) for a in copies]
 
-        with m.If(advance):
-            m.d.sync += [read_valid.eq(issue), q1.eq(q), tap_valid1.eq(tap_valid),
-                         o_valid.eq(read_valid), q2.eq(q1), tap_valid2.eq(tap_valid1), word.eq(Cat(*(rd.data for rd in reads)))]
+        m.d.sync += [read_valid.eq(issue), q1.eq(q), tap_valid1.eq(tap_valid),
+                     o_valid.eq(read_valid), q2.eq(q1), tap_valid2.eq(tap_valid1), word.eq(Cat(*(rd.data for rd in reads)))]
         chunk = word if chunks == 1 else word.word_select(q2, simd)
+        # a beat's valid mask is all ones or all zeros (a tap inside the map or a padded one): one bit is kept
         m.d.comb += [
-            self.o.valid.eq(o_valid),
-            self.o.payload.data.eq(Mux(tap_valid2, chunk, 0)),
-            self.o.payload.valid.eq(Mux(tap_valid2, Const((1 << simd) - 1, simd), 0)),
+            out.w_en.eq(o_valid),
+            out.w_data.eq(Cat(Mux(tap_valid2, chunk, 0), tap_valid2)),
+            self.o.valid.eq(out.r_rdy),
+            self.o.payload.data.eq(out.r_data[:simd]),
+            self.o.payload.valid.eq(out.r_data[simd].replicate(simd)),
+            out.r_en.eq(self.o.ready),
         ]
 
         # -- reader schedule: q fastest, then j, i, x, y ---------------------
@@ -532,32 +576,35 @@ class SlidingWindowUnit(wiring.Component):
                     m.d.sync += j.eq(0)
                     with m.If(~last_i):
                         m.d.sync += [i.eq(i + 1), r.eq(r + 1), col.eq(xleft),
-                                     slot_word.eq(rows_ahead(slot_word, 1))]
-                        m.d.sync += read_at(rows_ahead(slot_word, 1), xleft)
+                                     slot_word.eq(slot_next), slot_next.eq(rows_ahead(slot_word, 2))]
+                        m.d.sync += read_at(slot_next, xleft)
                     with m.Else():
                         m.d.sync += i.eq(0)
                         with m.If(~last_x):
-                            m.d.sync += [x.eq(x + 1), xleft.eq(xleft + s), col.eq(xleft + s),
-                                         r.eq(top), slot_word.eq(top_word)]
-                            m.d.sync += read_at(top_word, xleft + s)
+                            m.d.sync += [x.eq(x + 1), xleft.eq(xleft_next), xleft_next.eq(xleft_next + s),
+                                         col.eq(xleft_next), r.eq(top), slot_word.eq(top_word),
+                                         slot_next.eq(rows_ahead(top_word, 1))]
+                            m.d.sync += read_at(top_word, xleft_next)
                         with m.Else():
-                            m.d.sync += [x.eq(0), xleft.eq(-p), col.eq(-p), release.eq(release_after[y])]
+                            m.d.sync += [x.eq(0), xleft.eq(-p), xleft_next.eq(-p + s), col.eq(-p),
+                                         release.eq(release_after[y])]
                             m.d.sync += [reg.eq(bounds_after[key][n][y])
                                          for key, regs in bound_regs.items() for n, reg in enumerate(regs)]
                             with m.If(~last_y):
                                 m.d.sync += [y.eq(y + 1), top.eq(top + s), r.eq(top + s),
-                                             top_word.eq(rows_ahead(top_word, s)),
-                                             slot_word.eq(rows_ahead(top_word, s))]
-                                m.d.sync += read_at(rows_ahead(top_word, s), -p)
+                                             top_word.eq(top_next), top_next.eq(rows_ahead(top_word, 2 * s)),
+                                             slot_word.eq(top_next), slot_next.eq(rows_ahead(top_word, s + 1))]
+                                m.d.sync += read_at(top_next, -p)
                             with m.Else():
                                 m.d.sync += [y.eq(0), top.eq(-p), r.eq(-p),
                                              base_word.eq(rows_ahead(base_word, h)),
-                                             top_word.eq(rows_ahead(base_word, h - p)),
-                                             slot_word.eq(rows_ahead(base_word, h - p))]
-                                m.d.sync += read_at(rows_ahead(base_word, h - p), -p)
+                                             base_start.eq(rows_ahead(base_word, 2 * h - p)),
+                                             top_word.eq(base_start), top_next.eq(rows_ahead(base_word, h - p + s)),
+                                             slot_word.eq(base_start), slot_next.eq(rows_ahead(base_word, h - p + 1))]
+                                m.d.sync += read_at(base_start, -p)
         # D' = D + row_done - (row_end ? release : 0) and its two tests (D compared with the bounds), for
-        # each of the four (row_done, row_end), from registers alone: the handshakes (i.valid, and o.ready
-        # through `advance`) only select one of the four.
+        # each of the four (row_done, row_end), from registers alone: the handshakes (i.valid, and the
+        # output credit through `issue`) only select one of the four.
         nexts = {}
         for (done, end), (can_from, ready_below) in bound_regs.items():
             d_next = Signal.like(d_rows, name=f"d_rows_{done}{end}")
