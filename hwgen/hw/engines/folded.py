@@ -32,6 +32,7 @@ from hwgen.hw.engines.pipeline import (
     COPY_TREE_ABOVE,
     FANOUT_COPY,
     FANOUT_GROUP_BITS,
+    credit_full_next,
     delay,
     delay_copies,
     spans,
@@ -471,7 +472,7 @@ class FoldedEngine(wiring.Component):
         # 1.73 ns logic + 7.62 ns routing, two hops of it to and from the carry chain placed 25 columns away.
         last_sf_next = Mux(step, Const(1) if SF == 1 else ~last_sf & (sf == SF - 2), last_sf)
         first_nf_next = Mux(push, nf == NF - 1, first_nf)
-        full_next = Mux(push & ~pop, pending == depth - 1, (push | ~pop) & (pending == depth))  # pending_next == depth
+        full_next = credit_full_next(pending, push, pop, depth)
         m.d.sync += [sf.eq(sf_next), nf.eq(nf_next), pending.eq(pending_next),
                      last_sf.eq(last_sf_next), first_nf.eq(first_nf_next)]
         with m.If(step):

@@ -1,4 +1,5 @@
-"""Pipelined arithmetic shared by the engines: register delays, replicated registers and a balanced adder tree.
+"""Pipelined arithmetic shared by the engines: register delays, replicated registers, a balanced adder tree and
+the credit count of a producer in front of its own output FIFO.
 
 A tree over n leaves has ``tree_levels(n) = ceil(log2 n)`` adder levels and a
 register after every 2 levels and after the last, i.e.
@@ -10,9 +11,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-from amaranth.hdl import Module, Shape, ShapeCastable, Signal, Value
+from amaranth.hdl import Module, Mux, Shape, ShapeCastable, Signal, Value
 
-__all__ = ["COPY_TREE_ABOVE", "FANOUT_COPY", "FANOUT_GROUP_BITS", "adder_tree", "delay", "delay_copies", "spans",
+__all__ = ["COPY_TREE_ABOVE", "FANOUT_COPY", "FANOUT_GROUP_BITS", "adder_tree", "credit_full_next", "delay", "delay_copies",
+           "spans",
            "tree_levels", "tree_register_stages"]
 
 #: The name part of a register copy made by :func:`delay_copies`. Yosys would merge identical registers
@@ -39,6 +41,17 @@ def tree_levels(n: int) -> int:
 def tree_register_stages(n: int) -> int:
     """Register stages of the adder tree over n leaves: one every 2 adder levels (and after the last)."""
     return (tree_levels(n) + 1) // 2
+
+
+def credit_full_next(pending: Value, push: Value, pop: Value, depth: int) -> Value:
+    """``pending + push - pop == depth``: the credit count is full in the next cycle.
+
+    ``pending`` counts words issued towards a FIFO of ``depth`` words and not yet taken from it; a producer
+    issues only while ``pending < depth``, so every word has a place. This is the next cycle's "full" without
+    the adder: ``pending == depth - 1`` after a push without a pop, else ``pending == depth`` unless a pop
+    without a push, so a register loaded from it (a credit flag, a registered ``ready``) starts no carry chain.
+    """
+    return Mux(push & ~pop, pending == depth - 1, (push | ~pop) & (pending == depth))
 
 
 def delay(m: Module, sig: Value, n: int, name: str, *, reset_less: bool = False) -> Value:

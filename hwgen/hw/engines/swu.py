@@ -18,7 +18,12 @@ from amaranth.lib.wiring import In, Out
 
 from hwgen.errors import BuildError
 from hwgen.hw.engines.fifo import sliced_fifo
-from hwgen.hw.engines.pipeline import FANOUT_COPY, FANOUT_GROUP_BITS, spans
+from hwgen.hw.engines.pipeline import (
+    FANOUT_COPY,
+    FANOUT_GROUP_BITS,
+    credit_full_next,
+    spans,
+)
 from hwgen.hw.families import DEFAULT_FAMILY, MemoryMap
 
 __all__ = ["OUTPUT_FIFO_DEPTH", "READ_LATENCY", "SlidingWindowUnit"]
@@ -549,8 +554,7 @@ class SlidingWindowUnit(wiring.Component):
             issue.eq(has_credit & can_issue),
             tap_valid.eq((r >= 0) & (r < h) & (col >= 0) & (col < w)),
         ]
-        full_next = Mux(issue & ~pop, pending == OUTPUT_FIFO_DEPTH - 1,
-                        (issue | ~pop) & (pending == OUTPUT_FIFO_DEPTH))  # pending + issue - pop == depth
+        full_next = credit_full_next(pending, issue, pop, OUTPUT_FIFO_DEPTH)
         m.d.sync += [pending.eq(pending + issue - pop), has_credit.eq(~full_next)]
         # the read address: any address on a padded tap (the data is masked); with slices, each reads at its own
         # copy of it, a register kept equal to slot_word + col (loaded wherever they are, read_at below)
