@@ -22,7 +22,6 @@ from numpy.lib.stride_tricks import sliding_window_view
 from streams import map_beats, mismatches, run_stream
 
 from hwgen.hw.engines import MVTU, MaxPoolUnit, SlidingWindowUnit
-from hwgen.hw.engines.swu import READ_LATENCY
 from hwgen.compile.golden import apply_threshold, conv_accumulate, max_pool_bits
 from hwgen.compile.ir import ConvLayer, MaxPoolLayer, ThresholdOutput
 from hwgen.errors import BuildError
@@ -238,19 +237,17 @@ def test_cycles_per_frame_and_latency(params: dict) -> None:
     assert max(bi, bo) <= dut.cycles_per_frame <= bi + bo
     # The row-level model is exact, row by row, from the first frame on.
     per_row = bo // dut.h_out
-    starts = [t + READ_LATENCY for t in dut.row_schedule(n)["reader_start"]]
+    starts = [t + dut.latency - 1 for t in dut.row_schedule(n)["reader_start"]]
     assert [trace.out_cycles[r * per_row] for r in range(n * dut.h_out)] == starts
     # Within an output row, one beat per cycle.
     for r in range(n * dut.h_out):
         row = trace.out_cycles[r * per_row:(r + 1) * per_row]
         assert row[-1] - row[0] == per_row - 1
-    # Latency: first beat of frame 0 five cycles after the handshake completing the rows it needs (the
-    # registered write and the reader's row credit, its credit test, the read, the word register, the
-    # output FIFO).
+    # Latency: first beat of frame 0 three cycles after the handshake completing the rows it needs.
     c, h, w = dut.in_shape
     needed_rows = min(h, max(1, dut.kernel - dut.padding))
     last_in = trace.in_cycles[needed_rows * w * c // dut.in_width - 1]
-    assert trace.out_cycles[0] - last_in == dut.latency == 5
+    assert trace.out_cycles[0] - last_in == dut.latency == 4
 
 
 def test_cycles_per_frame_figures() -> None:

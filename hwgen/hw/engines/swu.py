@@ -26,22 +26,13 @@ from hwgen.hw.engines.pipeline import (
 )
 from hwgen.hw.families import DEFAULT_FAMILY, MemoryMap
 
-__all__ = ["OUTPUT_FIFO_DEPTH", "READ_LATENCY", "SlidingWindowUnit"]
+__all__ = ["OUTPUT_FIFO_DEPTH", "SlidingWindowUnit"]
 
 #: Cycles from the input handshake that completes the last input row an
 #: output row needs to that output row's first beat being valid on ``o``
-#: (the beat's write into the line buffer and the row's credit for the reader
-#: are registered, the reader's test is a register, the line buffer is read
-#: synchronously, its word is registered, then written into the output FIFO).
-_WRITE_DELAY = 1
-READ_LATENCY = 3
-_LATENCY = 1 + _WRITE_DELAY + READ_LATENCY
-
-#: _WRITE_DELAY: cycles between an input beat's handshake and its write into the line buffer (registered:
-#: the handshake reaches only the write registers, not the write enables of every LUT RAM cell of the
-#: buffer); the reader sees a completed row that much later than the writer does. READ_LATENCY: cycles
-#: from a beat's issue (the cycle it is read) to its being valid on ``o`` (the read, the word register, the
-#: output FIFO).
+#: (the row counter is registered, the line buffer is read synchronously, its
+#: word is registered, then written into the output FIFO).
+_LATENCY = 4
 
 #: Words of the output FIFO, = the reader's credits: a beat issued in cycle t is in the read pipeline
 #: in t + 1 and t + 2 and can leave the FIFO from t + 3, so 3 are in flight at full rate, and the credit
@@ -208,7 +199,7 @@ class SlidingWindowUnit(wiring.Component):
     ------
     Per input row ``T_in = W * C / W_in`` cycles, per output row
     ``T_out = W_out * K*K * C / SIMD`` cycles when unstalled.
-    :attr:`latency` = 5 cycles from the handshake completing the last input
+    :attr:`latency` = 3 cycles from the handshake completing the last input
     row an output row needs to its first beat on ``o`` (when the reader is
     waiting). :attr:`cycles_per_frame`: the steady-state period of back-to-back
     frames with an always-valid producer and an always-ready consumer; it is
@@ -350,13 +341,13 @@ class SlidingWindowUnit(wiring.Component):
 
         Input beats valid from cycle 0, ``o.ready`` always high. Returns
         ``reader_start``: per output row (counted across frames) the cycle its
-        first beat is read (it is valid on ``o`` :data:`READ_LATENCY` cycles later), and
+        first beat is read (it is valid on ``o`` :attr:`latency` - 1 cycles later), and
         ``writer_start``: per input row the cycle of its first input handshake.
         Both sides stall only at row starts (see the class docstring): the
         writer row g starts once the previous row is done and the released rows
         number at least g - R + 1; the reader row starts once the previous one
-        is done and the last row it needs is complete (visible to the writer one
-        cycle after its last handshake, to the reader :data:`_WRITE_DELAY` more).
+        is done and the last row it needs is complete (visible one cycle after
+        its last handshake).
         """
         c, h, w = self.in_shape
         k, r = self.kernel, self.rows
@@ -382,7 +373,7 @@ class SlidingWindowUnit(wiring.Component):
             n = len(r_start)
             need = reader_needs(n)
             if need is None or need < len(w_done):
-                t = max(r_done[-1] if r_done else 0, w_done[need] + _WRITE_DELAY if need is not None else 0)
+                t = max(r_done[-1] if r_done else 0, w_done[need] if need is not None else 0)
                 r_start.append(t)
                 r_done.append(t + t_out)
                 f, y = divmod(n, self.h_out)
@@ -434,12 +425,9 @@ class SlidingWindowUnit(wiring.Component):
         row_done = Signal()
         credits = self.row_credits()
         # D's two tests as registers, kept equal to them: ready_in = D < R (the writer's), can_issue = the
-        # reader's (need == 0 or D >= need), of its copy d_read, which counts a completed row _WRITE_DELAY
-        # cycles later (when its last beat is in the buffer); D = 0 at reset.
+        # reader's (need == 0 or D >= need); D = 0 at reset.
         ready_in = Signal(init=1)
         can_issue = Signal(init=credits[0][1] == 0)
-        d_read = Signal(self.credit_shape)
-        row_done_late = Signal()
 
         # -- writer --------------------------------------------------------
         lane = Signal(range(lanes_in))
@@ -458,18 +446,13 @@ class SlidingWindowUnit(wiring.Component):
             take.eq(self.i.valid & self.i.ready),
             row_done.eq(take & at_row_end),
         ]
-        # the write, registered (_WRITE_DELAY): the beat, its address and its lane enables
-        lane_enables = Signal(lanes_in)
-        write_address = Signal.like(waddr)
-        write_beat = Signal(iw, reset_less=True)
-        m.d.sync += [lane_enables.eq(Mux(take, 1 << lane, 0) if lanes_in > 1 else take), write_address.eq(waddr),
-                     write_beat.eq(self.i.payload), row_done_late.eq(row_done)]
+        lane_enables = Mux(take, 1 << lane, 0) if lanes_in > 1 else take
         for (lo, hi), wr in zip(groups, writes):
             lane_lo, lane_hi = lo // iw, -(-hi // iw)  # the lanes this slice holds (part of one when hi - lo < iw)
             m.d.comb += [
-                wr.addr.eq(write_address),
-                wr.data.eq(Cat(*([write_beat] * (lane_hi - lane_lo))) if hi - lo >= iw
-                           else write_beat[lo % iw:lo % iw + hi - lo]),
+                wr.addr.eq(waddr),
+                wr.data.eq(Cat(*([self.i.payload] * (lane_hi - lane_lo))) if hi - lo >= iw
+                           else self.i.payload[lo % iw:lo % iw + hi - lo]),
                 wr.en.eq(lane_enables if len(groups) == 1 else lane_enables[lane_lo:lane_hi]),
             ]
         with m.If(take):
@@ -626,20 +609,11 @@ class SlidingWindowUnit(wiring.Component):
         # D' = D + row_done - (row_end ? release : 0) and its two tests (D compared with the bounds), for
         # each of the four (row_done, row_end), from registers alone: the handshakes (i.valid, and the
         # output credit through `issue`) only select one of the four.
-        # The reader's copy d_read and its test, the same way with the late row_done.
-        nexts, read_nexts = {}, {}
+        nexts = {}
         for (done, end), (can_from, ready_below) in bound_regs.items():
             d_next = Signal.like(d_rows, name=f"d_rows_{done}{end}")
-            d_read_next = Signal.like(d_rows, name=f"d_read_{done}{end}")
-            m.d.comb += [d_next.eq(d_rows + done - (release if end else 0)),
-                         d_read_next.eq(d_read + done - (release if end else 0))]
-            nexts[done, end] = Cat(d_next, d_rows < ready_below)
-            read_nexts[done, end] = Cat(d_read_next, d_read >= can_from)
-        m.d.sync += [
-            Cat(d_rows, ready_in).eq(
-                Mux(row_end, Mux(row_done, nexts[1, 1], nexts[0, 1]), Mux(row_done, nexts[1, 0], nexts[0, 0]))),
-            Cat(d_read, can_issue).eq(
-                Mux(row_end, Mux(row_done_late, read_nexts[1, 1], read_nexts[0, 1]),
-                    Mux(row_done_late, read_nexts[1, 0], read_nexts[0, 0]))),
-        ]
+            m.d.comb += d_next.eq(d_rows + done - (release if end else 0))
+            nexts[done, end] = Cat(d_next, d_rows < ready_below, d_rows >= can_from)
+        m.d.sync += Cat(d_rows, ready_in, can_issue).eq(
+            Mux(row_end, Mux(row_done, nexts[1, 1], nexts[0, 1]), Mux(row_done, nexts[1, 0], nexts[0, 0])))
         return m
