@@ -106,22 +106,43 @@ def test_malformed_thresholds_are_refused_naming_the_layer() -> None:
 
 # -- width converter ----------------------------------------------------------
 
+@pytest.mark.parametrize("copied", [None, True], ids=["default", "copied"])
 @pytest.mark.parametrize("in_width, out_width", [(2, 8), (8, 2), (6, 4), (4, 6), (3, 12), (1, 9), (1, 10), (2, 34)])
-def test_width_converter_keeps_the_bit_string(in_width: int, out_width: int) -> None:
+def test_width_converter_keeps_the_bit_string(in_width: int, out_width: int, copied: bool | None) -> None:
+    """With gaps and stalls; ``copied``: every gather through the copied input register (by default only a
+    gather of more than COPY_GATHER_ABOVE parts, here (2, 34))."""
     rng = np.random.default_rng(in_width * 16 + out_width)
     total = 24 * np.lcm(in_width, out_width)
     bits = rng.integers(0, 2, size=total)
     beats_in = [int("".join(map(str, chunk[::-1])), 2) for chunk in bits.reshape(-1, in_width)]
     expected = [int("".join(map(str, chunk[::-1])), 2) for chunk in bits.reshape(-1, out_width)]
-    dut = WidthConverter(in_width=in_width, out_width=out_width)
+    dut = WidthConverter(in_width=in_width, out_width=out_width, copied=copied)
     trace = run_stream(dut, beats_in, len(expected), budget=20 * total, seed=5, gap_p=0.3, stall_p=0.3)
     assert not mismatches(trace.outputs, expected)
 
 
-def test_width_converter_full_rate() -> None:
-    dut = WidthConverter(in_width=2, out_width=8)
-    trace = run_stream(dut, list(range(4)) * 16, 16, budget=200)
-    assert np.all(np.diff(trace.in_cycles) == 1)
+@pytest.mark.parametrize("in_width, out_width, copied, latency", [(2, 8, False, 1), (2, 8, True, 2), (2, 34, None, 2),
+                                                                  (6, 4, None, 2), (6, 4, True, 3)])
+def test_width_converter_full_rate(in_width: int, out_width: int, copied: bool | None, latency: int) -> None:
+    """Full rate; a gather's output beat ``latency`` cycles after the handshake of its last input beat (copied:
+    one more, and the copies in the Verilog)."""
+    from amaranth.back import verilog
+
+    dut = WidthConverter(in_width=in_width, out_width=out_width, copied=copied)
+    assert dut.latency == latency
+    assert ("beat_fanout0" in verilog.convert(dut, name="conv")) == bool(dut.copied)
+    # the narrower stream runs at one beat per cycle: the input of a gather, the gcd-wide stream between split
+    # and gather (a 6-bit beat every 3 cycles into 2-bit parts)
+    g = int(np.gcd(in_width, out_width))
+    n_in = 16 * int(np.lcm(in_width, out_width)) // in_width
+    dut = WidthConverter(in_width=in_width, out_width=out_width, copied=copied)
+    trace = run_stream(dut, [j % (1 << in_width) for j in range(n_in)], n_in * in_width // out_width,
+                       budget=4 * n_in * in_width // g + 20)
+    assert np.all(np.diff(trace.in_cycles) == in_width // g)
+    if out_width % in_width == 0:
+        k = out_width // in_width
+        assert [o - trace.in_cycles[(n + 1) * k - 1] for n, o in enumerate(trace.out_cycles)] == \
+            [latency] * len(trace.out_cycles)
 
 
 # -- score unit ---------------------------------------------------------------

@@ -140,9 +140,14 @@ def prove(folder: Path, dut_verilog: str, in_width: int, out_width: int, *, hand
     return prove_with_checker(folder, dut_verilog, top, steps, sat_timeout=300)
 
 
-@pytest.mark.parametrize("in_width, out_width", [(4, 4), (4, 8), (4, 12), (2, 10), (1, 7), (8, 4), (12, 4)])
-def test_width_converter_keeps_the_stream(tmp_path: Path, in_width: int, out_width: int) -> None:
-    dut = verilog.convert(WidthConverter(in_width=in_width, out_width=out_width), name="dut", emit_src=False)
+@pytest.mark.parametrize("in_width, out_width, copied", [(4, 4, None), (4, 8, None), (4, 12, None), (2, 10, None),
+                                                          (1, 7, None), (8, 4, None), (12, 4, None), (2, 10, True),
+                                                          (3, 6, True)])
+def test_width_converter_keeps_the_stream(tmp_path: Path, in_width: int, out_width: int, copied: bool | None) -> None:
+    """Default converters (gathers of up to COPY_GATHER_ABOVE parts, so not copied), and two gathers through
+    the copied input register (two groups of parts, and one). The checker takes a gather or a split, not both."""
+    dut = verilog.convert(WidthConverter(in_width=in_width, out_width=out_width, copied=copied), name="dut",
+                          emit_src=False)
     result = prove(tmp_path, dut, in_width, out_width)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
 
