@@ -427,6 +427,32 @@ def test_weight_rom_split_in_depth_matches_golden(masked: bool, accumulator: boo
     check_timing(dut, simulate(dut, x, valid), len(x))
 
 
+def test_wide_lut_rom_read_in_slices_at_address_copies() -> None:
+    """A 4-word weight ROM (in LUTs on the ECP5) of PE 8 x SIMD 16 = 128 bits: two slices of FANOUT_GROUP_BITS,
+    each read at its own copy of the address, one cycle more latency than a 4-word ROM of 64 bits; one word
+    is a constant, whole. Exact with stalls, full throughput."""
+    from amaranth.back import verilog
+
+    from hwgen.hw.engines.pipeline import FANOUT_GROUP_BITS
+
+    rng = np.random.default_rng(23)
+    w = rng.choice(np.array([-1, 1]), size=(16, 32))
+    t = rng.integers(-8, 9, size=16)
+    x, valid = random_vectors(rng, 4, 32)
+    dut = MVTU(weights=w, pe=8, simd=16, thresholds=t)
+    narrow = MVTU(weights=w[:8], pe=4, simd=16, thresholds=t[:8])
+    assert not dut.weight_block_ram and dut.weight_rom_shape == (2 * FANOUT_GROUP_BITS, 4)
+    assert not narrow.weight_block_ram and narrow.weight_rom_shape == (FANOUT_GROUP_BITS, 4)
+    assert (dut.weight_address_stages, narrow.weight_address_stages) == (1, 0)
+    assert dut.latency == narrow.latency + 1
+    assert MVTU(weights=w[:8], pe=8, simd=32, thresholds=t[:8]).weight_address_stages == 0  # one word
+    text = verilog.convert(dut, name="mvtu")
+    assert "weights_s1" in text and "weights_s2" not in text and "weights_addr_fanout1" in text
+    trace = simulate(dut, x, valid, seed=6, gap_p=0.3, stall_p=0.4)
+    assert mismatches(trace.outputs, expected_beats(dut, w, t, x, valid)) == []
+    check_timing(dut, simulate(dut, x, valid), len(x))
+
+
 def test_spread_weight_rom_word_registered_twice() -> None:
     """A one-bank weight ROM of 32 x 18 bits in the small block RAMs (2 x 32 each) takes 9 of them, more than
     SPREAD_ROM_BLOCKS: its word passes two fabric registers (w20, w21) instead of one, one cycle more than

@@ -793,8 +793,14 @@ def rom_banks(memory: MemoryMap, width: int, depth: int, *, block: bool) -> int:
 
 def rom_slice_step(memory: MemoryMap, width: int, depth: int, *, block: bool) -> int:
     """Bits per memory of :func:`sync_rom`'s ROM of ``width`` x ``depth``: ``memory``'s
-    :meth:`~hwgen.hw.families.MemoryMap.rom_slice_width` in block RAM, else the whole word."""
-    return memory.rom_slice_width(width, depth) if block else width
+    :meth:`~hwgen.hw.families.MemoryMap.rom_slice_width` in block RAM; in LUTs
+    :data:`~hwgen.hw.engines.pipeline.FANOUT_GROUP_BITS`, so that each slice's LUTs read at their own address
+    copy (:func:`rom_address_stages`; CNV ``--fit``: conv2's 2,048-bit, 36-word LUT ROM read at one address
+    register, its bits fanned out to thousands of LUT4s: 32,734 of router2's 48,700 overused wires at its
+    seventh iteration, and the route did not converge). A one-word ROM is a constant: whole."""
+    if block:
+        return memory.rom_slice_width(width, depth)
+    return min(width, FANOUT_GROUP_BITS) if depth > 1 else width
 
 
 def rom_memories(memory: MemoryMap, width: int, depth: int, *, block: bool) -> int:
@@ -900,14 +906,15 @@ def sync_rom(m: Module, name: str, words: list[int], width: int, addr: Value, *,
 
     ``block``: forced into block RAM (``ram_style = "block"``), else Yosys decides. A deep block-RAM
     ROM is built in slices of ``memory``'s :meth:`~hwgen.hw.families.MemoryMap.rom_slice_width`
-    bits (submodules ``NAME_sK``), else whole (``NAME``). ``address_stages`` > 0: each slice reads at
+    bits, a LUT ROM in slices of :data:`~hwgen.hw.engines.pipeline.FANOUT_GROUP_BITS`
+    (:func:`rom_slice_step`; submodules ``NAME_sK``), else whole (``NAME``). ``address_stages`` > 0: each slice reads at
     its own copy of ``addr`` delayed that many registers (``NAME_addr_fanoutK``, no reset; kept apart in
     synthesis, :data:`~hwgen.hw.engines.pipeline.FANOUT_COPY`; with many slices in a tree,
     :func:`~hwgen.hw.engines.pipeline.delay_copies`), placed beside its block RAMs.
     """
     depth = len(words)
     attrs = {"ram_style": "block"} if block else None
-    # the whole word unless a deep block-RAM ROM is sliced
+    # the whole word unless a deep block-RAM ROM or a wide LUT ROM is sliced
     step = rom_slice_step(memory, width, depth, block=block)
     starts = range(0, width, step)
     if not address_stages:
