@@ -98,7 +98,11 @@ def choose_router(lut4_estimate: int | None) -> str:
     placed then; 15.3k now, estimated 14.2k) after 75 minutes, nor on SFC
     (16.1k, estimated 16.0k) after 8 minutes of routing, where router2 took
     8-15 and 5 minutes; on TFC (6.2k, estimated 6.2k) router1 reached 112.5
-    MHz in 75 s and router2 91.0 MHz.
+    MHz in 75 s and router2 91.0 MHz. Again on the engines of 2026-12-07 (TFC
+    ``--fps 100000``, 150 MHz, seeds 1-3): router1 170.39 / 166.11 / 167.70 MHz,
+    router2 144.68 / 139.41 / 134.26; router1 has also failed to converge on
+    TFC on some earlier engine sets (docs/synth.md), which ``make demo`` avoids
+    by asking for router2.
     """
     return "router2" if lut4_estimate is not None and lut4_estimate > ROUTER2_MIN_LUT4 else "router1"
 
