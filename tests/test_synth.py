@@ -583,3 +583,20 @@ def test_yosys_reads_the_same_design_from_the_memory_files(tmp_path: Path) -> No
     os.utime(folder / "synth_src" / "top.v", (older, older))  # as if top.v was edited after the build
     run = subprocess.run(["sh", "synth.sh"], cwd=folder, capture_output=True, text=True)
     assert run.returncode == 2 and "synth_src/top.v is missing or older than top.v" in run.stderr
+
+
+def test_synth_script_refuses_a_python_without_hwgen_before_yosys(tmp_path: Path) -> None:
+    """ECP5's synth.sh runs hwgen's netlist pass after Yosys: with a PYTHON that cannot import it, it stops with
+    one line naming the problem (exit 2) before Yosys runs, not after; with the right Python it goes on."""
+    folder = _tiny_build(tmp_path)
+    marker = tmp_path / "yosys-ran"
+    fake_yosys = tmp_path / "yosys.sh"
+    fake_yosys.write_text(f"#!/bin/sh\ntouch {marker}\nexit 3\n")
+    fake_yosys.chmod(0o755)
+    env = {**os.environ, "YOSYS": str(fake_yosys), "PYTHON": "/bin/false"}
+    run = subprocess.run(["sh", "synth.sh"], cwd=folder, capture_output=True, text=True, env=env)
+    assert run.returncode == 2 and not marker.exists()
+    assert run.stderr.count("\n") == 1 and "cannot import hwgen.synth.bram_outreg" in run.stderr
+    env["PYTHON"] = sys.executable
+    run = subprocess.run(["sh", "synth.sh"], cwd=folder, capture_output=True, text=True, env=env)
+    assert run.returncode == 3 and marker.exists()  # Yosys ran (and failed, being a stand-in)
