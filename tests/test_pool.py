@@ -113,7 +113,7 @@ def test_cycles_per_frame_and_latency(shape: tuple, k: int, s: int, width: int) 
     c, _, w = shape
     lanes = c // width
     last_tap = ((k - 1) * w + (k - 1)) * lanes  # first beat of the window's last pixel
-    assert trace.out_cycles[0] - trace.in_cycles[last_tap] == dut.latency == 3
+    assert trace.out_cycles[0] - trace.in_cycles[last_tap] == dut.latency == 4
     assert trace.out_cycles[:lanes] == [trace.out_cycles[0] + q for q in range(lanes)]
 
 

@@ -416,9 +416,10 @@ endmodule
 #: longer than before the unit's output FIFO (swu.OUTPUT_FIFO_DEPTH, one cycle more latency): "overlap" and
 #: "padding" by one cycle, to reach the same beats; "frames" by four (18 -> 22), the least at which the
 #: proof still fails for a unit that ignores its flow control (the FIFO lets the reader run further ahead,
-#: so the writer is first held back, and a dropped beat first shows, later).
+#: so the writer is first held back, and a dropped beat first shows, later); with the registered read
+#: address and write (one cycle more latency, a fifth credit) that least bound is 23.
 SWU_CASES = {
-    "frames": ((4, 2, 2), 2, 2, 0, 4, 4, 22, 2),           # 4 beats a frame: three frames, slots reused
+    "frames": ((4, 2, 2), 2, 2, 0, 4, 4, 23, 2),           # 4 beats a frame: three frames, slots reused
     "overlap": ((4, 3, 3), 2, 1, 0, 2, 2, 29, 0),          # S < K, 2 input lanes, 2 output chunks
     "padding": ((4, 2, 2), 2, 2, 1, 4, 4, 17, 0),          # padded taps (12 of a frame's 16 beats)
 }

@@ -247,7 +247,7 @@ def test_cycles_per_frame_and_latency(params: dict) -> None:
     c, h, w = dut.in_shape
     needed_rows = min(h, max(1, dut.kernel - dut.padding))
     last_in = trace.in_cycles[needed_rows * w * c // dut.in_width - 1]
-    assert trace.out_cycles[0] - last_in == dut.latency == 4
+    assert trace.out_cycles[0] - last_in == dut.latency == 5
 
 
 def test_cycles_per_frame_figures() -> None:

@@ -22,6 +22,7 @@ from hwgen.hw.engines.pipeline import (
     FANOUT_COPY,
     FANOUT_GROUP_BITS,
     credit_full_next,
+    delay,
     spans,
 )
 from hwgen.hw.families import DEFAULT_FAMILY, MemoryMap
@@ -30,14 +31,15 @@ __all__ = ["OUTPUT_FIFO_DEPTH", "SlidingWindowUnit"]
 
 #: Cycles from the input handshake that completes the last input row an
 #: output row needs to that output row's first beat being valid on ``o``
-#: (the row counter is registered, the line buffer is read synchronously, its
-#: word is registered, then written into the output FIFO).
-_LATENCY = 4
+#: (the row count's test is registered, the read address is registered, the
+#: line buffer is read synchronously, its word is registered, then written
+#: into the output FIFO).
+_LATENCY = 5
 
 #: Words of the output FIFO, = the reader's credits: a beat issued in cycle t is in the read pipeline
-#: in t + 1 and t + 2 and can leave the FIFO from t + 3, so 3 are in flight at full rate, and the credit
+#: in t + 1 .. t + 3 and can leave the FIFO from t + 4, so 4 are in flight at full rate, and the credit
 #: test is a register (set from the count's next value), which needs one more.
-OUTPUT_FIFO_DEPTH = 4
+OUTPUT_FIFO_DEPTH = 5
 
 
 def _clamp_rows(v: int, h: int) -> int:
@@ -176,9 +178,10 @@ class SlidingWindowUnit(wiring.Component):
       written (D >= rows needed; a window entirely above the map waits for the
       frame's row 0, one entirely below it needs nothing),
       then emits the row's W_out * K*K*C/SIMD beats, one per cycle while it
-      holds a credit (a three-stage pipeline that never stalls: the memory
-      read, the register of the word read, which the synthesis flow moves
-      into a block RAM's output register, then an output FIFO of
+      holds a credit (a four-stage pipeline that never stalls: the read
+      address register, the memory read, the register of the word read, which
+      the synthesis flow moves into a block RAM's output register, then an
+      output FIFO of
       :data:`OUTPUT_FIFO_DEPTH` words, whose ``r_rdy`` and read data are
       ``o``; a beat is issued only while fewer than that many are issued and
       not yet taken, a register test, so ``o.ready`` reaches the FIFO and
@@ -199,7 +202,10 @@ class SlidingWindowUnit(wiring.Component):
     ------
     Per input row ``T_in = W * C / W_in`` cycles, per output row
     ``T_out = W_out * K*K * C / SIMD`` cycles when unstalled.
-    :attr:`latency` = 3 cycles from the handshake completing the last input
+    The input beat is registered (with its address and lane enables) before
+    it is written, so writes and reads both reach the memory one cycle after
+    their counters' handshakes.
+    :attr:`latency` = 5 cycles from the handshake completing the last input
     row an output row needs to its first beat on ``o`` (when the reader is
     waiting). :attr:`cycles_per_frame`: the steady-state period of back-to-back
     frames with an always-valid producer and an always-ready consumer; it is
@@ -446,14 +452,21 @@ class SlidingWindowUnit(wiring.Component):
             take.eq(self.i.valid & self.i.ready),
             row_done.eq(take & at_row_end),
         ]
-        lane_enables = Mux(take, 1 << lane, 0) if lanes_in > 1 else take
+        # The write is registered (address, beat, lane enables), as the read address is (below): both reach
+        # the memory one cycle after their counters, so every read and write meet in the same order as the
+        # counters' handshakes, and the no_rw_check argument above holds as it is.
+        write_addr = Signal.like(waddr, name="write_addr")
+        write_data = Signal(iw, name="write_data", reset_less=True)
+        write_lanes = Signal(lanes_in, name="write_lanes")
+        m.d.sync += [write_addr.eq(waddr), write_data.eq(self.i.payload),
+                     write_lanes.eq(Mux(take, 1 << lane, 0) if lanes_in > 1 else take)]
         for (lo, hi), wr in zip(groups, writes):
             lane_lo, lane_hi = lo // iw, -(-hi // iw)  # the lanes this slice holds (part of one when hi - lo < iw)
             m.d.comb += [
-                wr.addr.eq(waddr),
-                wr.data.eq(Cat(*([self.i.payload] * (lane_hi - lane_lo))) if hi - lo >= iw
-                           else self.i.payload[lo % iw:lo % iw + hi - lo]),
-                wr.en.eq(lane_enables if len(groups) == 1 else lane_enables[lane_lo:lane_hi]),
+                wr.addr.eq(write_addr),
+                wr.data.eq(Cat(*([write_data] * (lane_hi - lane_lo))) if hi - lo >= iw
+                           else write_data[lo % iw:lo % iw + hi - lo]),
+                wr.en.eq(write_lanes if len(groups) == 1 else write_lanes[lane_lo:lane_hi]),
             ]
         with m.If(take):
             m.d.sync += [lane.eq(lane_next), wcol.eq(wcol_next),
@@ -491,11 +504,10 @@ class SlidingWindowUnit(wiring.Component):
         def rows_ahead_const(word: int, n: int) -> int:
             return (word + n % rows * w) % depth
 
-        # Registers kept equal to the slots the counters move to next, so that a read address (slot + column)
-        # is one addition of two registers: rows_ahead (an adder, a compare and a multiplexer) of slot_word,
-        # then + xleft, in one cycle, was CNV --pe 16's conv4 path once placement was compact (9.49 ns,
-        # four carry chains in series). Each is loaded whenever its source is, from the source's own
-        # register (rows_ahead of a register: one level), never from another next-value.
+        # Registers kept equal to the slots the counters move to next, so that the counters' next values
+        # are one level of logic: rows_ahead (an adder, a compare and a multiplexer) of slot_word in series
+        # with another was CNV --pe 16's conv4 path once placement was compact (9.49 ns, four carry chains).
+        # Each is loaded whenever its source is, from the source's own register, never from another next-value.
         slot_next = Signal(range(depth), init=rows_ahead_const(slot_word.init, 1))  # rows_ahead(slot_word, 1)
         top_next = Signal(range(depth), init=rows_ahead_const(top_word.init, s))    # rows_ahead(top_word, S)
         base_start = Signal(range(depth), init=rows_ahead_const(0, h - p))          # rows_ahead(base_word, H - P)
@@ -519,10 +531,6 @@ class SlidingWindowUnit(wiring.Component):
         # ``o.ready`` reaches only the FIFO and the credit count, never the reader's counters (CNV --pe 16:
         # the register slice's w_rdy through the window's issue logic into its counters, 1.95 ns of logic
         # and 7.77 ns of routing, 102.89 MHz).
-        read_valid = Signal()  # a beat's word is on the read ports' data
-        o_valid = Signal()
-        q1, q2 = Signal(range(chunks)), Signal(range(chunks))
-        tap_valid1, tap_valid2 = Signal(), Signal()
         # no reset (its value counts only under o_valid): the ECP5 flow moves it into the block RAM's output
         # register (hwgen.synth.bram_outreg)
         word = Signal(c, reset_less=True)
@@ -539,26 +547,27 @@ class SlidingWindowUnit(wiring.Component):
         ]
         full_next = credit_full_next(pending, issue, pop, OUTPUT_FIFO_DEPTH)
         m.d.sync += [pending.eq(pending + issue - pop), has_credit.eq(~full_next)]
-        # the read address: any address on a padded tap (the data is masked); with slices, each reads at its own
-        # copy of it, a register kept equal to slot_word + col (loaded wherever they are, read_at below)
-        copies = [] if len(groups) == 1 else [
-            Signal(range(depth), name=f"read_address{FANOUT_COPY}{index}",
-                   init=(slot_word.init + col.init) % (1 << Shape.cast(range(depth)).width))
-            for index in range(len(groups))]
-        for rd, address in zip(reads, copies or [slot_word + col]):
-            m.d.comb += rd.addr.eq(address)
+        # The read address, registered: slot_word + col of the beat issued in the cycle before (any address on a
+        # padded tap: the data is masked), one adder from two registers; with slices, each reads at its own
+        # copy. Loading it from the counters' next values instead put the adders of five cases and their
+        # multiplexer before it (CNV --pe 16: conv4's top_word through a carry chain and three LUT levels to
+        # the copies, 2.15 ns of logic + 6.47 of routing, 115.97 MHz).
+        addresses = [Signal(range(depth), name="read_address" if len(groups) == 1 else f"read_address{FANOUT_COPY}{n}")
+                     for n in range(len(groups))]
+        m.d.sync += [a.eq(slot_word + col) for a in addresses]
+        m.d.comb += [rd.addr.eq(a) for rd, a in zip(reads, addresses)]
 
-        def read_at(slot, column) -> list:
-            """The copies loaded with the address of the tap at ``column`` of the row in ``slot``."""
-            return [a.eq(slot + column) for a in copies]
-
-        m.d.sync += [read_valid.eq(issue), q1.eq(q), tap_valid1.eq(tap_valid),
-                     o_valid.eq(read_valid), q2.eq(q1), tap_valid2.eq(tap_valid1), word.eq(Cat(*(rd.data for rd in reads)))]
-        chunk = word if chunks == 1 else word.word_select(q2, simd)
+        # a beat issued in cycle t: its address registered in t + 1, its word on the read ports in t + 2 and in
+        # `word` in t + 3, with the beat's chunk index and tap flag delayed as far
+        m.d.sync += word.eq(Cat(*(rd.data for rd in reads)))
+        o_valid = delay(m, issue, 3, "issued")
+        o_chunk = delay(m, q, 3, "chunk")
+        o_tap_valid = delay(m, tap_valid, 3, "tap_valid")
+        chunk = word if chunks == 1 else word.word_select(o_chunk, simd)
         # a beat's valid mask is all ones or all zeros (a tap inside the map or a padded one): one bit is kept
         m.d.comb += [
             out.w_en.eq(o_valid),
-            out.w_data.eq(Cat(Mux(tap_valid2, chunk, 0), tap_valid2)),
+            out.w_data.eq(Cat(Mux(o_tap_valid, chunk, 0), o_tap_valid)),
             self.o.valid.eq(out.r_rdy),
             self.o.payload.data.eq(out.r_data[:simd]),
             self.o.payload.valid.eq(out.r_data[simd].replicate(simd)),
@@ -575,20 +584,17 @@ class SlidingWindowUnit(wiring.Component):
             with m.If(last_q):
                 with m.If(~last_j):
                     m.d.sync += [j.eq(j + 1), col.eq(col + 1)]
-                    m.d.sync += [a.eq(a + 1) for a in copies]  # each its own incrementer
                 with m.Else():
                     m.d.sync += j.eq(0)
                     with m.If(~last_i):
                         m.d.sync += [i.eq(i + 1), r.eq(r + 1), col.eq(xleft),
                                      slot_word.eq(slot_next), slot_next.eq(rows_ahead(slot_word, 2))]
-                        m.d.sync += read_at(slot_next, xleft)
                     with m.Else():
                         m.d.sync += i.eq(0)
                         with m.If(~last_x):
                             m.d.sync += [x.eq(x + 1), xleft.eq(xleft_next), xleft_next.eq(xleft_next + s),
                                          col.eq(xleft_next), r.eq(top), slot_word.eq(top_word),
                                          slot_next.eq(rows_ahead(top_word, 1))]
-                            m.d.sync += read_at(top_word, xleft_next)
                         with m.Else():
                             m.d.sync += [x.eq(0), xleft.eq(-p), xleft_next.eq(-p + s), col.eq(-p),
                                          release.eq(release_after[y])]
@@ -598,14 +604,12 @@ class SlidingWindowUnit(wiring.Component):
                                 m.d.sync += [y.eq(y + 1), top.eq(top + s), r.eq(top + s),
                                              top_word.eq(top_next), top_next.eq(rows_ahead(top_word, 2 * s)),
                                              slot_word.eq(top_next), slot_next.eq(rows_ahead(top_word, s + 1))]
-                                m.d.sync += read_at(top_next, -p)
                             with m.Else():
                                 m.d.sync += [y.eq(0), top.eq(-p), r.eq(-p),
                                              base_word.eq(rows_ahead(base_word, h)),
                                              base_start.eq(rows_ahead(base_word, 2 * h - p)),
                                              top_word.eq(base_start), top_next.eq(rows_ahead(base_word, h - p + s)),
                                              slot_word.eq(base_start), slot_next.eq(rows_ahead(base_word, h - p + 1))]
-                                m.d.sync += read_at(base_start, -p)
         # D' = D + row_done - (row_end ? release : 0) and its two tests (D compared with the bounds), for
         # each of the four (row_done, row_end), from registers alone: the handshakes (i.valid, and the
         # output credit through `issue`) only select one of the four.
