@@ -18,6 +18,7 @@ from engine_checks import beats_from_acc, check_timing, simulate
 from streams import mismatches
 
 from hwgen.hw.engines import MACUnit
+from hwgen.hw.engines.folded import rom_spread
 from hwgen.hw.folding import divisors
 from hwgen.compile.golden import conv_accumulate
 from hwgen.compile.ir import ConvLayer, ThresholdOutput, accumulator_range, signed_bits
@@ -351,8 +352,8 @@ def test_binary_inputs_take_no_offsets() -> None:
 def test_weight_rom_split_in_depth_matches_reference() -> None:
     """A MAC unit whose 96-word weight ROM is split into banks of 64 (:func:`test_mvtu.small_bank_memory`):
     exact with stalls, one cycle more latency than one block-RAM bank (each bank reads at its own copy of the
-    address; the bank multiplexer's register takes the place of the one bank's fabric register), full
-    throughput."""
+    address; the bank multiplexer's register takes the place of the one bank's fabric register) and one more
+    for the spread bank's second fabric register, full throughput."""
     from test_mvtu import small_bank_memory
 
     rng = np.random.default_rng(12)
@@ -369,7 +370,10 @@ def test_weight_rom_split_in_depth_matches_reference() -> None:
     whole = MACUnit(**args, thresholds=t)
     assert (dut.nf * dut.sf, dut.weight_rom_banks, whole.weight_rom_banks) == (96, 2, 1)
     assert whole.weight_block_ram and whole.weight_address_stages == 0 and dut.weight_address_stages == 1
-    assert dut.latency == whole.latency + 1
+    # a bank of the small block RAMs holds the 12-bit word in 12 of them: spread, its word registered once more
+    assert rom_spread(dut.memory, *dut.weight_rom_shape, block=True)
+    assert not rom_spread(whole.memory, *whole.weight_rom_shape, block=True)
+    assert dut.latency == whole.latency + 1 + 1
     trace = simulate(dut, x, valid, seed=4, gap_p=0.3, stall_p=0.4)
     assert mismatches(trace.outputs, beats_from_acc(dut, acc, t)) == []
     check_timing(dut, simulate(dut, x, valid), len(x))

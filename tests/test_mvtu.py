@@ -453,6 +453,34 @@ def test_wide_lut_rom_read_in_slices_at_address_copies() -> None:
     check_timing(dut, simulate(dut, x, valid), len(x))
 
 
+def test_spread_weight_rom_word_registered_twice() -> None:
+    """A one-bank weight ROM of 32 x 18 bits in the small block RAMs (2 x 32 each) takes 9 of them, more than
+    SPREAD_ROM_BLOCKS: its word passes two fabric registers (w20, w21) instead of one, one cycle more than
+    the same word in 8 block RAMs (16 bits), exact with stalls, full throughput."""
+    from amaranth.back import verilog
+
+    from hwgen.hw.engines.folded import SPREAD_ROM_BLOCKS, rom_spread
+
+    rng = np.random.default_rng(17)
+    c_out, fan_in = 12, 48  # NF * SF = 4 * 8 = 32 words
+    w = rng.choice(np.array([-1, 1]), size=(c_out, fan_in))
+    t = rng.integers(-fan_in // 4, fan_in // 4 + 1, size=c_out)
+    x, valid = random_vectors(rng, 4, fan_in)
+    memory = small_bank_memory()
+    dut = MVTU(weights=w, pe=3, simd=6, thresholds=t, memory=memory)
+    narrow = MVTU(weights=w[:, :32], pe=2, simd=8, thresholds=t, memory=memory)
+    assert dut.weight_rom_shape == (18, 32) and narrow.weight_rom_shape == (16, 24)
+    assert memory.rom_blocks(18, 32) == SPREAD_ROM_BLOCKS + 1 and memory.rom_blocks(16, 24) == SPREAD_ROM_BLOCKS
+    assert rom_spread(memory, 18, 32, block=True) and not rom_spread(memory, 16, 24, block=True)
+    assert (dut.weight_rom_banks, dut.weight_address_stages, dut.weight_word_stages) == (1, 0, 2)
+    assert (narrow.weight_rom_banks, narrow.weight_address_stages, narrow.weight_word_stages) == (1, 0, 1)
+    text = verilog.convert(dut, name="mvtu")
+    assert "w20" in text and "w21" in text
+    trace = simulate(dut, x, valid, seed=5, gap_p=0.3, stall_p=0.4)
+    assert mismatches(trace.outputs, expected_beats(dut, w, t, x, valid)) == []
+    check_timing(dut, simulate(dut, x, valid), len(x))
+
+
 @pytest.mark.parametrize("banked", [False, True], ids=["one-bank", "banked"])
 def test_threshold_table_in_block_ram_is_read_registered(banked: bool) -> None:
     """NF = 80 results > 64 words: the threshold table goes to block RAM and is read as a registered ROM,

@@ -309,13 +309,20 @@ class FoldedEngine(wiring.Component):
         multiplexer's register (:func:`registered_rom_latency`); in one bank, a fabric register behind the block
         RAM's own output register (:meth:`_weight_rom`); plus :attr:`weight_address_stages`."""
         return (registered_rom_latency(self.weight_rom_banks, self.weight_address_stages)
-                + int(self._weight_fabric_register) - REGISTERED_ROM_CYCLES)
+                + self._weight_fabric_registers - REGISTERED_ROM_CYCLES)
 
     @property
-    def _weight_fabric_register(self) -> bool:
-        """The weight word registered once more after :func:`registered_rom` (:meth:`_weight_rom`): a block-RAM
-        ROM in one bank (split in depth, the bank multiplexer's register already lies in the fabric)."""
-        return self.weight_block_ram and self.weight_rom_banks == 1
+    def _weight_fabric_registers(self) -> int:
+        """Registers of the weight word after :func:`registered_rom` (:meth:`_weight_rom`): one for a block-RAM
+        ROM in one bank (split in depth, the bank multiplexer's register already lies in the fabric), and one
+        more for a ROM spread over the device (:func:`rom_spread`), so that the placer can put a register
+        half-way between a far block RAM and the lanes (LFC's fc1 and fc2, 2,048 x 512 bits in 57 block RAMs
+        over two of their rows: seed 2, a word bit from its block RAM at column 10 to its one fabric register
+        at column 88, 7.93 ns of routing; seed 3, fc2's, 8.68 ns)."""
+        if not self.weight_block_ram:
+            return 0
+        width, depth = self.weight_rom_shape
+        return int(self.weight_rom_banks == 1) + int(rom_spread(self.memory, width, depth, block=True))
 
     @property
     def threshold_table_registered(self) -> bool:
@@ -635,7 +642,8 @@ class FoldedEngine(wiring.Component):
         2 + :attr:`weight_word_stages` cycles later.
 
         :func:`registered_rom`, then, for a block-RAM ROM in one bank, the word
-        registered once more in the fabric (``name``, no reset). The ECP5 flow
+        registered once more in the fabric (``name``, no reset), and once more
+        for a spread ROM (:func:`rom_spread`; ``name0``, ``name1`` when two). The ECP5 flow
         moves the first register into the block RAM (``hwgen.synth.bram_outreg``),
         so without the second the route from the block RAM's column to the lanes'
         carry chains and the chain itself shared one cycle (CNV ``--pe 16``, seed
@@ -643,15 +651,11 @@ class FoldedEngine(wiring.Component):
         Split in depth, the bank multiplexer's register is that fabric register.
         """
         width, _ = self.weight_rom_shape
-        fabric_register = self._weight_fabric_register
+        fabric_registers = self._weight_fabric_registers
         word = registered_rom(m, "weights", self.weight_words(), width, addr, memory=self.memory,
-                              block=self.weight_block_ram, name=f"{name}_rom" if fabric_register else name,
+                              block=self.weight_block_ram, name=f"{name}_rom" if fabric_registers else name,
                               address_stages=self.weight_address_stages)
-        if not fabric_register:
-            return word
-        fabric = Signal(width, name=name, reset_less=True)
-        m.d.sync += fabric.eq(word)
-        return fabric
+        return delay(m, word, fabric_registers, name, reset_less=True)
 
     def _preloads(self, thresholds: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
         """Threshold mode: the accumulator's start value per channel and the range of the summed terms.
@@ -777,6 +781,9 @@ class FoldedEngine(wiring.Component):
 #: Cycles from a one-bank :func:`registered_rom`'s address to its word (the ROM's read, then its register).
 REGISTERED_ROM_CYCLES = 2
 
+#: A weight ROM bank of more block RAMs than this is spread over the device (:func:`rom_spread`).
+SPREAD_ROM_BLOCKS = 8
+
 
 def rom_banks(memory: MemoryMap, width: int, depth: int, *, block: bool) -> int:
     """Banks in depth of a ROM of ``width`` x ``depth``: :meth:`~hwgen.hw.families.MemoryMap.rom_banks` in
@@ -822,6 +829,15 @@ def rom_address_stages(memory: MemoryMap, width: int, depth: int, *, block: bool
     if banks * slices == 1:
         return 0
     return 2 if slices > COPY_TREE_ABOVE else 1
+
+
+def rom_spread(memory: MemoryMap, width: int, depth: int, *, block: bool) -> bool:
+    """Whether a full bank of a block-RAM (``block``) ROM of ``width`` x ``depth`` takes more than
+    :data:`SPREAD_ROM_BLOCKS` block RAMs
+    (:meth:`~hwgen.hw.families.MemoryMap.rom_blocks` at :meth:`~hwgen.hw.families.MemoryMap.rom_bank_depth`):
+    they then lie along rows of block RAM across the device, and the word is registered twice in the fabric
+    (:attr:`FoldedEngine.weight_word_stages`)."""
+    return block and memory.rom_blocks(width, memory.rom_bank_depth(width, depth)) > SPREAD_ROM_BLOCKS
 
 
 def registered_rom_latency(banks: int, address_stages: int = 0) -> int:
