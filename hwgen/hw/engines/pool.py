@@ -19,6 +19,7 @@ from amaranth.lib.wiring import In, Out
 
 from hwgen.errors import BuildError
 from hwgen.hw.engines.fifo import SyncFIFO
+from hwgen.hw.engines.pipeline import credit_full_next
 from hwgen.hw.engines.swu import check_count, check_divides, check_shape
 
 __all__ = ["MaxPoolUnit", "SlotPhase", "axis_slots"]
@@ -105,8 +106,8 @@ class MaxPoolUnit(wiring.Component):
         ``q*width + k`` on bit k; frames back to back.
     o : Out(stream.Signature(width))
         The output map in the same format.
-        ``i.ready`` is computed from registers only (it does not depend on
-        ``i.valid`` nor on ``o.ready``).
+        ``i.ready`` is a flip-flop (it does not depend on ``i.valid`` nor
+        on ``o.ready`` in the same cycle).
 
     Storage
     -------
@@ -133,9 +134,9 @@ class MaxPoolUnit(wiring.Component):
     any pixel. A window's result is registered before the output FIFO (the
     slot memories' read and the OR of the slots do not reach the FIFO's
     memory in one cycle: CNV ``--pe 16``'s pool3, 1.75 ns logic + 8.85 routing).
-    A beat that completes a window is accepted only while fewer than 5
-    results are in the pipeline or the output FIFO (credits); every
-    other beat is always accepted. So the unit takes one input beat per cycle
+    A beat is accepted only while fewer than 5 results are in the pipeline
+    or the output FIFO (credits, a register test); at full rate at most 4
+    are, so the unit takes one input beat per cycle
     while ``o`` is not back-pressured, overlapping or not:
     :attr:`cycles_per_frame` = :attr:`beats_per_frame_in` = H*W*C/width.
     :attr:`latency` = 4 cycles from the handshake of a window's last beat to
@@ -266,11 +267,19 @@ class MaxPoolUnit(wiring.Component):
         emit1 = Signal()     # stage 1 holds a beat that completes a window
         emit2 = Signal()     # ... stage 2
         emit3 = Signal()     # the result register holds its result
-        pending = Signal(range(_FIFO_DEPTH + 4))
+        # Credits: results issued (last taps taken) and not yet taken from o. `i.ready` is a register, set while
+        # fewer than _FIFO_DEPTH are, for every beat: the last-tap logic (the phase tables, the block compares)
+        # reaches only the count, never the producer (CNV --pe 16, seed 3: pool1's `y_block` through three LUT
+        # levels into its `i.ready`, conv1's result FIFO and back, 1.71 ns logic + 7.27 routing).
+        pending = Signal(range(_FIFO_DEPTH + 1))
+        has_credit = Signal(init=1)
+        issue_result = take & last_tap
+        pop = fifo.r_rdy & self.o.ready
+        m.d.sync += [pending.eq(pending + issue_result - pop),
+                     has_credit.eq(~credit_full_next(pending, issue_result, pop, _FIFO_DEPTH))]
         m.d.comb += [
-            pending.eq(fifo.level + emit1 + emit2 + emit3),
-            self.i.ready.eq(~last_tap | (pending < _FIFO_DEPTH)),
-            take.eq(self.i.valid & self.i.ready),
+            self.i.ready.eq(has_credit),
+            take.eq(self.i.valid & has_credit),
         ]
 
         # Stage 1 holds the beat (AND channels inverted, De Morgan) while the slots' partial results are read;
