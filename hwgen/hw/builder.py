@@ -290,7 +290,8 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions, *, name: str |
 
 
 def _render_scripts(out: Path, target: Target, options: BuildOptions, lut4_estimate: int) -> None:
-    from hwgen.synth.scripts import choose_router, render_toolchain_scripts
+    from hwgen.synth.routers import choose_router
+    from hwgen.synth.scripts import render_toolchain_scripts
 
     render_toolchain_scripts(out, top=TOP_MODULE, verilog="top.v", target=target, freq_mhz=options.clock_mhz, seed=1,
                              router=choose_router(lut4_estimate))

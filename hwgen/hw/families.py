@@ -297,6 +297,8 @@ class FamilySpec:
     cost: LogicCost = LogicCost()  #: the logic estimate's coefficients
     #: a module run as ``python -m MODULE NETLIST`` on Yosys's netlist before place and route (None: none)
     netlist_pass: str | None = None
+    #: nextpnr's router chosen per design, router1 with a time limit before router2 (:mod:`hwgen.synth.routers`)
+    router_choice: bool = False
 
     @property
     def block_ram(self) -> BlockRam:
@@ -341,6 +343,7 @@ ECP5 = FamilySpec(
     # the flip-flops after each block RAM read moved into the DP16KD's output register (Yosys 0.70 leaves it
     # unused): TFC's critical path was a block RAM's 5.8 ns clock-to-output into such a flip-flop
     netlist_pass="hwgen.synth.bram_outreg",
+    router_choice=True,
     # LUT4 (TRELLIS_COMB after place and route). The engines' formulas as fitted, plus the glue: a DPR16X4
     # LUT RAM cell is 6 TRELLIS_COMB (4 RAM LUTs + 2 RAMW LUTs: TFC's 236 cells took 944 + 472, nextpnr's log);
     # register_per_bit, score_per_word_bit and score_fixed solved from three placed designs (TFC and SFC

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hwgen.argtypes import non_negative_int
 from hwgen.errors import SynthError
 from hwgen.report.hooks import refreshes_report
 
@@ -25,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     from hwgen.boards.generate import DEFAULT_BAUD
     from hwgen.hw.targets import TARGETS
     from hwgen.synth.runner import DEFAULT_FREQ_MHZ, DEFAULT_SEED
-    from hwgen.synth.scripts import ROUTER2_MIN_LUT4, ROUTERS
+    from hwgen.synth.routers import ROUTER1_LIMIT_S, ROUTER2_MIN_LUT4, ROUTERS
 
     p = sub.add_parser("synth", help="synthesise, place and route a build folder to a bitstream (Yosys, nextpnr)",
                        description="Run Yosys, nextpnr and ecppack / icepack on a build folder's top.v; writes the "
@@ -46,6 +47,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--router", default=None, choices=list(ROUTERS),
                    help=f"nextpnr-ecp5 router (default: router2 above {ROUTER2_MIN_LUT4:,} estimated LUT4, "
                         f"else router1)")
+    p.add_argument("--router1-limit", type=non_negative_int, default=ROUTER1_LIMIT_S, metavar="SECONDS",
+                   help=f"seconds of routing router1 gets; then nextpnr runs again with router2, the same seed "
+                        f"(default {ROUTER1_LIMIT_S}; 0: no limit)")
     p.add_argument("--nextpnr-args", default="", metavar="ARGS",
                    help="extra nextpnr options, one string, given with '=' as they start with '-' (e.g. "
                         "--nextpnr-args='--timing-allow-fail --placer-heap-alpha 0.05'; default none); recorded in the reports")
@@ -64,6 +68,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _run_synth(args: argparse.Namespace) -> int:
     from hwgen.manifest import record
     from hwgen.outputs import folder_lock
+    from hwgen.synth.routers import ROUTER1_LOG
     from hwgen.synth.runner import output_names
     from hwgen.synth.scripts import toolchain_files
 
@@ -72,7 +77,10 @@ def _run_synth(args: argparse.Namespace) -> int:
     with folder_lock(args.build_dir, what="synthesise"):
         result, hint, board_files = _synthesise(args)
         files = toolchain_files(result.target.family)
-        record(args.build_dir, "synth", [*output_names(files), files.logs.synth, files.logs.pnr, files.logs.pack])
+        logs = [files.logs.synth, files.logs.pnr, files.logs.pack]
+        if result.router1_stopped_s is not None:
+            logs.append(ROUTER1_LOG)
+        record(args.build_dir, "synth", [*output_names(files), *logs])
         if board_files:
             record(args.build_dir, "board", board_files)
     print(result.summary())
@@ -102,7 +110,8 @@ def _synthesise(args: argparse.Namespace):
             raise SynthError("--baud sets the board top's UART: it needs --board")
         freq = DEFAULT_FREQ_MHZ if args.clock is None else args.clock
         result = run_synth(args.build_dir, args.target, freq, args.seed, yosys=args.yosys, nextpnr=args.nextpnr,
-                           pack=args.pack, constraints=args.constraints, router=args.router)
+                           pack=args.pack, constraints=args.constraints, router=args.router,
+                           router1_limit_s=args.router1_limit)
         return result, None, ()
     return _run_board(args, run_synth)
 
@@ -130,7 +139,8 @@ def _run_board(args: argparse.Namespace, run_synth):
         print(f"board top: {files.summary()}")
         result = run_synth(args.build_dir, board.target, files.clock_hz / 1e6, args.seed, yosys=args.yosys,
                            nextpnr=args.nextpnr, pack=args.pack, top=board.top_module, verilog=files.sources,
-                           constraints=files.lpf, router=args.router, allow_timing_fail=True)
+                           constraints=files.lpf, router=args.router, router1_limit_s=args.router1_limit,
+                           allow_timing_fail=True)
     if not result.timing_met:  # the new bitstream was written, with the new board files
         raise SynthError(timing_message(result, args.build_dir / toolchain_files(board.target.family).report_md))
     return result, (f"load it with: {board.program} (in {args.build_dir}); then: hwgen run --port PORT IMAGE "

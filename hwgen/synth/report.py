@@ -30,6 +30,7 @@ from pathlib import Path
 from hwgen.hw.families import ECP5, ICE40
 from hwgen.hw.targets import Target
 from hwgen.synth.parse import ClockFmax, CriticalPath
+from hwgen.synth.routers import ROUTER1_LOG
 
 __all__ = ["RESOURCE_BELS", "Resource", "StageTime", "SynthResult", "resources", "write_reports"]
 
@@ -102,6 +103,9 @@ class SynthResult:
     bitstream: str | None    #: file name in the build folder
     cycles_per_frame: int | None
     nextpnr_args: tuple[str, ...] = ()  #: the user's extra nextpnr options (``hwgen synth --nextpnr-args``)
+    router: str | None = None  #: nextpnr's router that routed the design (None: the family has no choice)
+    #: router1's limit (s) when it was stopped there and router2 routed the design instead, else None
+    router1_stopped_s: float | None = None
 
     @property
     def fmax_mhz(self) -> float | None:
@@ -119,6 +123,14 @@ class SynthResult:
             return None
         return self.fmax_mhz * 1e6 / self.cycles_per_frame
 
+    @property
+    def router_text(self) -> str:
+        """``routed with router1``, or why router2 routed it instead of router1."""
+        if self.router1_stopped_s is None:
+            return f"routed with {self.router}"
+        return (f"routed with {self.router} (router1 was stopped after {self.router1_stopped_s:g} s of routing; "
+                f"its log: {ROUTER1_LOG})")
+
     def resource(self, name: str) -> Resource:
         return next(r for r in self.resources if r.name == name)
 
@@ -134,6 +146,8 @@ class SynthResult:
             "freq_mhz": self.freq_mhz,
             "seed": self.seed,
             "nextpnr_args": list(self.nextpnr_args),
+            "router": self.router,
+            "router1_stopped_s": self.router1_stopped_s,
             "resources": {r.name: {"used": r.used, "available": r.available, "source": r.source}
                           for r in self.resources},
             "cells": self.cells,
@@ -156,7 +170,8 @@ class SynthResult:
         t = self.target
         lines = [f"# Synthesis report: {self.top} on {t.part} {t.package} ({t.name})", "",
                  f"Requested clock {self.freq_mhz:g} MHz, placer seed {self.seed}"
-                 + (f", nextpnr options `{' '.join(self.nextpnr_args)}`" if self.nextpnr_args else "") + "; "
+                 + (f", nextpnr options `{' '.join(self.nextpnr_args)}`" if self.nextpnr_args else "")
+                 + (f", {self.router_text}" if self.router else "") + "; "
                  + (f"bitstream `{self.bitstream}`." if self.bitstream else "no bitstream."), "",
                  "| resource | used | available | use | counted |", "|---|---:|---:|---:|---|"]
         for r in self.resources:
@@ -187,6 +202,8 @@ class SynthResult:
         """A few lines for the terminal."""
         use = ", ".join(f"{r.name} {r.used:,}/{r.available:,}" for r in self.resources)
         lines = [f"{self.target.name}: {use}"]
+        if self.router1_stopped_s is not None:
+            lines.append(self.router_text)
         for c in self.clocks:
             lines.append(f"{c.name}: Fmax {c.achieved_mhz:.2f} MHz ({'met' if c.met else 'MISSED'} "
                          f"{c.constraint_mhz:g} MHz)")

@@ -13,6 +13,8 @@ Failures are :class:`~hwgen.errors.SynthError` messages with the numbers:
 * Yosys fails (its ERROR lines), or leaves no cells;
 * the design does not fit (nextpnr's utilisation above 100 %: which resource, used / available);
 * placement or routing fails for another reason (nextpnr's ERROR lines);
+* router1 does not finish within its time limit: not a failure, nextpnr runs again with router2
+  (:mod:`hwgen.synth.routers`; router1's log is kept as ``ROUTER1_LOG``);
 * the design misses timing: nextpnr exits 1 but writes its outputs; the
   bitstream and reports are still written (the design works at the achieved
   Fmax), then the error gives the achieved and requested MHz and the critical
@@ -23,10 +25,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TextIO
 
@@ -45,9 +49,9 @@ from hwgen.synth.report import (
     resources,
     write_reports,
 )
+from hwgen.synth.routers import ROUTER1_LIMIT_S, ROUTER1_LOG, Router1Limit, choose_router
 from hwgen.synth.scripts import (
     ToolchainFiles,
-    choose_router,
     render_toolchain_scripts,
     toolchain_files,
 )
@@ -212,7 +216,8 @@ def run_synth(build_dir: Path | str, target: Target | str, freq_mhz: float = DEF
               seed: int = DEFAULT_SEED, *, yosys: str | None = None, nextpnr: str | None = None,
               pack: str | None = None, top: str = "hwgen_top", verilog: str | Sequence[str] = "top.v",
               constraints: str | None = None, allow_timing_fail: bool = False, router: str | None = None,
-              nextpnr_args: Sequence[str] = (), stream: TextIO | None = None) -> SynthResult:
+              router1_limit_s: float = ROUTER1_LIMIT_S, nextpnr_args: Sequence[str] = (),
+              stream: TextIO | None = None) -> SynthResult:
     """Synthesise, place and route and pack ``build_dir/verilog`` for ``target``; the parsed result.
 
     ``verilog``: one file, or several read in order (a board top and the
@@ -223,11 +228,16 @@ def run_synth(build_dir: Path | str, target: Target | str, freq_mhz: float = DEF
     context, I/O placed anywhere). Progress goes to ``stream`` (default
     standard error). Raises SynthError (see the module docstring); with
     ``allow_timing_fail`` a timing miss returns the result instead. ``router``:
-    nextpnr-ecp5's router (None: :func:`~hwgen.synth.scripts.choose_router` of
-    the build's LUT4 estimate in report.json). ``nextpnr_args``: extra nextpnr
+    nextpnr-ecp5's router (None: :func:`~hwgen.synth.routers.choose_router` of
+    the build's LUT4 estimate in report.json). ``router1_limit_s``: seconds of
+    routing router1 gets before nextpnr runs again with router2 (0: no limit;
+    :class:`~hwgen.synth.routers.Router1Limit`). ``nextpnr_args``: extra nextpnr
     options, checked by :func:`check_nextpnr_args` (recorded in the reports).
     """
     nextpnr_args = check_nextpnr_args(nextpnr_args)
+    if isinstance(router1_limit_s, bool) or not isinstance(router1_limit_s, (int, float)) \
+            or not math.isfinite(router1_limit_s) or router1_limit_s < 0:
+        raise SynthError(f"--router1-limit must be a number of seconds >= 0 (0: no limit), not {router1_limit_s!r}")
     build_dir = Path(build_dir)
     if not build_dir.is_dir():
         raise SynthError(f"build folder {build_dir} does not exist (run hwgen build first)")
@@ -242,28 +252,39 @@ def run_synth(build_dir: Path | str, target: Target | str, freq_mhz: float = DEF
     figures = _build_figures(build_dir)
     if router is None:
         router = choose_router(figures.get("lut4_estimate"))
-    render_toolchain_scripts(build_dir, top=top, verilog=verilog, target=target, freq_mhz=freq_mhz, seed=seed,
-                             constraints=constraints, router=router)
+    render = partial(render_toolchain_scripts, build_dir, top=top, verilog=verilog, target=target, freq_mhz=freq_mhz,
+                     seed=seed, constraints=constraints)
+    render(router=router)
     files = toolchain_files(target.family)
     cycles = figures.get("cycles_per_frame")
+    limit = router1_limit_s if target.spec.router_choice and router == "router1" else 0
     with previous_outputs_kept(build_dir, output_names(files)):
         result = _run_stages(build_dir, target, tools, files, top=top, freq_mhz=freq_mhz, seed=seed, cycles=cycles,
-                             nextpnr_args=nextpnr_args, stream=stream)
+                             nextpnr_args=nextpnr_args, stream=stream, router=router,
+                             fallback=(limit, render) if limit else None)
     if not result.timing_met and not allow_timing_fail:
         raise SynthError(timing_message(result, build_dir / files.report_md))
     return result
 
 
 def _run_stages(build_dir: Path, target: Target, tools, files: ToolchainFiles, *, top: str, freq_mhz: float,
-                seed: int, cycles: int | None, nextpnr_args: tuple[str, ...], stream: TextIO | None) -> SynthResult:
-    """Yosys, nextpnr, the packer, then the reports (written even when timing is missed); SynthError on failure."""
+                seed: int, cycles: int | None, nextpnr_args: tuple[str, ...], stream: TextIO | None, router: str,
+                fallback: tuple[float, Callable[..., object]] | None) -> SynthResult:
+    """Yosys, nextpnr, the packer, then the reports (written even when timing is missed); SynthError on failure.
+
+    ``fallback`` (router1's limit in seconds, the scripts' renderer taking ``router=``): nextpnr with router1
+    is stopped after that much routing, its log kept as :data:`ROUTER1_LOG`, and nextpnr runs again on
+    ``pnr.sh`` rendered for router2.
+    """
     env = dict(os.environ, YOSYS=tools.yosys, NEXTPNR=tools.nextpnr, PACK=tools.pack,
                FREQ=f"{float(freq_mhz):.6g}", SEED=str(seed), NEXTPNR_FLAGS=" ".join(nextpnr_args))
     stages: list[StageTime] = []
 
-    def stage(name: str, tool: str, script: str, log: str) -> StageRun:
-        run = run_stage(name, tool, ["sh", script], cwd=build_dir, env=env, log_path=build_dir / log, stream=stream)
-        stages.append(StageTime(name, tool, run.seconds))
+    def stage(name: str, tool: str, script: str, log: str, stop=None) -> StageRun:
+        run = run_stage(name, tool, ["sh", script], cwd=build_dir, env=env, log_path=build_dir / log, stream=stream,
+                        stop=stop)
+        stages.append(StageTime(name if run.stopped is None else f"{name} ({run.stopped}: stopped)", tool,
+                                run.seconds))
         return run
 
     run = stage("synth", "yosys", files.scripts.synth, files.logs.synth)
@@ -275,7 +296,16 @@ def _run_stages(build_dir: Path, target: Target, tools, files: ToolchainFiles, *
                          f"log: {build_dir / files.logs.synth}")
 
     pnr_tool = target.spec.nextpnr
-    run = stage("pnr", pnr_tool, files.scripts.pnr, files.logs.pnr)
+    (build_dir / ROUTER1_LOG).unlink(missing_ok=True)  # only a run that stopped router1 leaves one
+    limit = Router1Limit(build_dir / files.logs.pnr, fallback[0]) if fallback else None
+    run = stage("pnr", pnr_tool, files.scripts.pnr, files.logs.pnr, stop=limit)
+    router_stopped_s = None
+    if run.stopped is not None:
+        router_stopped_s = fallback[0]
+        os.replace(build_dir / files.logs.pnr, build_dir / ROUTER1_LOG)
+        router = "router2"
+        fallback[1](router=router)
+        run = stage("pnr", pnr_tool, files.scripts.pnr, files.logs.pnr)
     report_written = (build_dir / files.pnr_report).is_file() and (build_dir / files.routed).is_file()
     if run.returncode != 0 and not report_written:
         raise _pnr_failure(target, run, build_dir / files.logs.pnr, top)
@@ -293,7 +323,8 @@ def _run_stages(build_dir: Path, target: Target, tools, files: ToolchainFiles, *
         build_dir=str(build_dir), top=top, target=target, freq_mhz=float(freq_mhz), seed=seed,
         resources=resources(target, pnr.utilization, cells), cells=cells, clocks=pnr.clocks,
         critical_paths=pnr.critical_paths, stages=stages, bitstream=files.bitstream, cycles_per_frame=cycles,
-        nextpnr_args=nextpnr_args)
+        nextpnr_args=nextpnr_args, router=router if target.spec.router_choice else None,
+        router1_stopped_s=router_stopped_s)
     write_reports(result, build_dir / files.report_md, build_dir / files.report_json)
     return result
 

@@ -30,10 +30,11 @@ from hwgen import __version__
 from hwgen.hw.engines.pipeline import FANOUT_COPY
 from hwgen.hw.targets import Family, Target, get_target
 from hwgen.errors import SynthError
+from hwgen.synth.routers import ROUTER2_MIN_LUT4, ROUTERS
 from hwgen.synth.sources import SOURCE_DIR, synthesis_source_names, write_synthesis_sources
 from hwgen.synth.tools import default_toolchain
 
-__all__ = ["ROUTERS", "ROUTER2_MIN_LUT4", "TEMPLATE_DIR", "choose_router", "StageFiles", "ToolchainFiles", "render_template", "render_toolchain_scripts",
+__all__ = ["TEMPLATE_DIR", "StageFiles", "ToolchainFiles", "render_template", "render_toolchain_scripts",
            "toolchain_context", "toolchain_files"]
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "templates"  # hwgen/templates -> templates/ in a checkout
@@ -83,28 +84,6 @@ def toolchain_files(family: Family) -> ToolchainFiles:
 def _format_freq(freq_mhz: float) -> str:
     """MHz as nextpnr's --freq takes it: ``125``, ``62.5`` (at most 6 significant digits)."""
     return f"{freq_mhz:.6g}"
-
-
-#: nextpnr-ecp5 routers, and the design size (hwgen build's LUT4 estimate) from which router2 is chosen.
-ROUTERS = ("router1", "router2")
-ROUTER2_MIN_LUT4 = 10_000
-
-
-def choose_router(lut4_estimate: int | None) -> str:
-    """router2 for designs estimated above :data:`ROUTER2_MIN_LUT4` LUT4, router1 otherwise.
-
-    Measured on ECP5-85F (seed 1, 100 MHz requested; placed LUT4, and today's
-    estimate with the glue counted): router1 had not converged on CNV (20.5k
-    placed then; 15.3k now, estimated 14.2k) after 75 minutes, nor on SFC
-    (16.1k, estimated 16.0k) after 8 minutes of routing, where router2 took
-    8-15 and 5 minutes; on TFC (6.2k, estimated 6.2k) router1 reached 112.5
-    MHz in 75 s and router2 91.0 MHz. Again on the engines of 2026-12-07 (TFC
-    ``--fps 100000``, 150 MHz, seeds 1-3): router1 170.39 / 166.11 / 167.70 MHz,
-    router2 144.68 / 139.41 / 134.26; router1 has also failed to converge on
-    TFC on some earlier engine sets (docs/synth.md), which ``make demo`` avoids
-    by asking for router2.
-    """
-    return "router2" if lut4_estimate is not None and lut4_estimate > ROUTER2_MIN_LUT4 else "router1"
 
 
 def netlist_pass(target: Target) -> str | None:

@@ -20,6 +20,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import TextIO
 
 __all__ = ["StageRun", "run_stage", "tied_to_this_process"]
@@ -40,12 +41,14 @@ def tied_to_this_process(argv: list[str]) -> list[str]:
 
 @dataclass(frozen=True)
 class StageRun:
-    """A finished stage: its exit status and wall time (seconds)."""
+    """A finished stage: its exit status and wall time (seconds); ``stopped``: why ``run_stage``'s ``stop``
+    ended it early (None when the tool ended by itself)."""
 
     name: str
     tool: str
     returncode: int
     seconds: float
+    stopped: str | None = None
 
 
 def _last_log_line(log_path: Path, width: int) -> str:
@@ -60,11 +63,24 @@ def _last_log_line(log_path: Path, width: int) -> str:
     return lines[-1][:width] if lines else ""
 
 
+def _end(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL after 10 s; waits for the tool."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def run_stage(name: str, tool: str, argv: list[str], *, cwd: Path, env: dict[str, str], log_path: Path,
-              stream: TextIO | None = None, heartbeat_s: float = 30.0) -> StageRun:
+              stream: TextIO | None = None, heartbeat_s: float = 30.0,
+              stop: Callable[[float], str | None] | None = None) -> StageRun:
     """Run ``argv`` in ``cwd`` with ``env``, stdout and stderr into ``log_path``; progress on ``stream``.
 
     ``stream=None`` means standard error. Ctrl-C stops the tool and re-raises KeyboardInterrupt.
+    ``stop``: asked every second with the elapsed seconds while the tool runs; a reason (a string) ends the
+    tool there, and the run comes back with that reason as :attr:`StageRun.stopped`.
     """
     stream = sys.stderr if stream is None else stream
     live = hasattr(stream, "isatty") and stream.isatty()
@@ -72,6 +88,7 @@ def run_stage(name: str, tool: str, argv: list[str], *, cwd: Path, env: dict[str
     if not live:
         print(f"{name}: {tool} (log {log_path.name})", file=stream, flush=True)
     next_beat = heartbeat_s
+    stopped = None
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(tied_to_this_process(argv), cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
@@ -82,6 +99,11 @@ def run_stage(name: str, tool: str, argv: list[str], *, cwd: Path, env: dict[str
                     break
                 except subprocess.TimeoutExpired:
                     elapsed = time.monotonic() - start
+                    stopped = stop(elapsed) if stop is not None else None
+                    if stopped is not None:
+                        _end(proc)
+                        returncode = proc.returncode
+                        break
                     if live:
                         tail = _last_log_line(log_path, 60)
                         stream.write(f"\r\033[K{name}: {tool} {elapsed:5.0f} s  {tail}")
@@ -90,18 +112,13 @@ def run_stage(name: str, tool: str, argv: list[str], *, cwd: Path, env: dict[str
                         print(f"{name}: {elapsed:.0f} s", file=stream, flush=True)
                         next_beat += heartbeat_s
         except BaseException:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            _end(proc)
             if live:
                 stream.write("\n")
             raise
     seconds = time.monotonic() - start
-    status = "done" if returncode == 0 else f"exit {returncode}"
+    status = f"stopped ({stopped})" if stopped else "done" if returncode == 0 else f"exit {returncode}"
     prefix = "\r\033[K" if live else ""
     stream.write(f"{prefix}{name}: {status} in {seconds:.1f} s\n")
     stream.flush()
-    return StageRun(name, tool, returncode, seconds)
+    return StageRun(name, tool, returncode, seconds, stopped)
