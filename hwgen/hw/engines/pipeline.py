@@ -13,9 +13,8 @@ from collections.abc import Callable, Sequence
 
 from amaranth.hdl import Module, Mux, Shape, ShapeCastable, Signal, Value
 
-__all__ = ["COPY_TREE_ABOVE", "FANOUT_COPY", "FANOUT_GROUP_BITS", "adder_tree", "credit_full_next", "delay", "delay_copies",
-           "spans",
-           "tree_levels", "tree_register_stages"]
+__all__ = ["COPY_TREE_ABOVE", "FANOUT_COPY", "FANOUT_GROUP_BITS", "adder_tree", "credit_full_next", "delay",
+           "delay_copies", "spans", "tree_levels", "tree_register_stages"]
 
 #: The name part of a register copy made by :func:`delay_copies`. Yosys would merge identical registers
 #: back into one; the synthesis script (``templates/synth.ys.j2``) marks the registers of wires named
