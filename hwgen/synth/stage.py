@@ -18,9 +18,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import TextIO
 
 __all__ = ["StageRun", "run_stage", "tied_to_this_process"]
