@@ -288,7 +288,7 @@ class MaxPoolUnit(wiring.Component):
         flip_lane = flip if lanes == 1 else flip.word_select(lane, width)
         d1, d2 = Signal(width), Signal(width)
         flip1, flip2 = Signal(width), Signal(width)
-        m.d.sync += [d1.eq(self.i.payload ^ flip_lane), flip1.eq(flip_lane), emit1.eq(take & last_tap),
+        m.d.sync += [d1.eq(self.i.payload ^ flip_lane), flip1.eq(flip_lane), emit1.eq(issue_result),
                      d2.eq(d1), flip2.eq(flip1), emit2.eq(emit1)]
         result = 0
         for n, (inside, first, emit, addr) in enumerate(slots):
