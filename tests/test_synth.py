@@ -368,6 +368,7 @@ def test_router1_past_its_limit_is_replaced_by_router2(tmp_path: Path) -> None:
     assert (build / ROUTER1_LOG).read_text() == "Info: Routing 7 arcs.\n"
     assert "Max frequency for clock" in (build / "pnr.log").read_text()
     assert "--router router2 " in (build / "pnr.sh").read_text() and (build / "top.bit").is_file()
+    assert (build / "synth_src" / "top.v").stat().st_mtime_ns <= (build / "synth.log").stat().st_mtime_ns
     report = json.loads((build / "synth_report.json").read_text())
     assert report["router"] == "router2" and report["router1_stopped_s"] == 2
     assert "router1 was stopped after 2 s of routing" in (build / "synth_report.md").read_text()
@@ -572,14 +573,20 @@ def test_router_follows_the_design_size_and_the_option(tmp_path: Path) -> None:
     """router2 above 10,000 estimated LUT4 (router1 did not converge on SFC, CNV), router1 below (better Fmax on
     TFC): the estimates of those designs (docs/synth.md)."""
     from hwgen.synth.routers import choose_router
-    from hwgen.synth.scripts import render_toolchain_scripts
+    from hwgen.synth.scripts import render_pnr_script, render_toolchain_scripts
 
     assert choose_router(None) == choose_router(6_202) == choose_router(10_000) == "router1"  # TFC: 6,202
     assert choose_router(10_001) == choose_router(14_202) == choose_router(16_049) == "router2"  # CNV, SFC
     for router in ("router1", "router2"):
         render_toolchain_scripts(tmp_path, top="t", verilog="top.v", target="ecp5-85k", freq_mhz=100, seed=1,
                                  router=router)
-        assert f"--router {router} " in (tmp_path / "pnr.sh").read_text()
+        script = (tmp_path / "pnr.sh").read_text()
+        assert f"--router {router} " in script
+        # the fallback's pnr.sh alone (hwgen synth after router1's limit) is the one the full rendering writes
+        (tmp_path / "pnr.sh").unlink()
+        other = render_pnr_script(tmp_path, top="t", verilog="top.v", target="ecp5-85k", freq_mhz=100, seed=1,
+                                  router=router)
+        assert other == tmp_path / "pnr.sh" and other.read_text() == script and os.access(other, os.X_OK)
     with pytest.raises(SynthError, match="--router must be one of router1, router2"):
         render_toolchain_scripts(tmp_path, top="t", verilog="top.v", target="ecp5-85k", freq_mhz=100, seed=1,
                                  router="router3")

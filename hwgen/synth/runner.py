@@ -52,6 +52,7 @@ from hwgen.synth.report import (
 from hwgen.synth.routers import ROUTER1_LIMIT_S, ROUTER1_LOG, Router1Limit, choose_router
 from hwgen.synth.scripts import (
     ToolchainFiles,
+    render_pnr_script,
     render_toolchain_scripts,
     toolchain_files,
 )
@@ -252,16 +253,15 @@ def run_synth(build_dir: Path | str, target: Target | str, freq_mhz: float = DEF
     figures = _build_figures(build_dir)
     if router is None:
         router = choose_router(figures.get("lut4_estimate"))
-    render = partial(render_toolchain_scripts, build_dir, top=top, verilog=verilog, target=target, freq_mhz=freq_mhz,
-                     seed=seed, constraints=constraints)
-    render(router=router)
+    script_args = dict(top=top, verilog=verilog, target=target, freq_mhz=freq_mhz, seed=seed, constraints=constraints)
+    render_toolchain_scripts(build_dir, **script_args, router=router)
     files = toolchain_files(target.family)
     cycles = figures.get("cycles_per_frame")
     limit = router1_limit_s if target.spec.router_choice and router == "router1" else 0
     with previous_outputs_kept(build_dir, output_names(files)):
         result = _run_stages(build_dir, target, tools, files, top=top, freq_mhz=freq_mhz, seed=seed, cycles=cycles,
-                             nextpnr_args=nextpnr_args, stream=stream, router=router,
-                             fallback=(limit, render) if limit else None)
+                             nextpnr_args=nextpnr_args, stream=stream, router=router, router1_limit_s=limit,
+                             render_pnr=partial(render_pnr_script, build_dir, **script_args))
     if not result.timing_met and not allow_timing_fail:
         raise SynthError(timing_message(result, build_dir / files.report_md))
     return result
@@ -269,12 +269,12 @@ def run_synth(build_dir: Path | str, target: Target | str, freq_mhz: float = DEF
 
 def _run_stages(build_dir: Path, target: Target, tools, files: ToolchainFiles, *, top: str, freq_mhz: float,
                 seed: int, cycles: int | None, nextpnr_args: tuple[str, ...], stream: TextIO | None, router: str,
-                fallback: tuple[float, Callable[..., object]] | None) -> SynthResult:
+                router1_limit_s: float, render_pnr: Callable[..., object]) -> SynthResult:
     """Yosys, nextpnr, the packer, then the reports (written even when timing is missed); SynthError on failure.
 
-    ``fallback`` (router1's limit in seconds, the scripts' renderer taking ``router=``): nextpnr with router1
-    is stopped after that much routing, its log kept as :data:`ROUTER1_LOG`, and nextpnr runs again on
-    ``pnr.sh`` rendered for router2.
+    ``router1_limit_s`` > 0: nextpnr (with router1) is stopped after that much routing
+    (:class:`~hwgen.synth.routers.Router1Limit`), its log kept as :data:`ROUTER1_LOG`, and runs again on the
+    ``pnr.sh`` that ``render_pnr(router="router2")`` writes.
     """
     env = dict(os.environ, YOSYS=tools.yosys, NEXTPNR=tools.nextpnr, PACK=tools.pack,
                FREQ=f"{float(freq_mhz):.6g}", SEED=str(seed), NEXTPNR_FLAGS=" ".join(nextpnr_args))
@@ -297,14 +297,14 @@ def _run_stages(build_dir: Path, target: Target, tools, files: ToolchainFiles, *
 
     pnr_tool = target.spec.nextpnr
     (build_dir / ROUTER1_LOG).unlink(missing_ok=True)  # only a run that stopped router1 leaves one
-    limit = Router1Limit(build_dir / files.logs.pnr, fallback[0]) if fallback else None
+    limit = Router1Limit(build_dir / files.logs.pnr, router1_limit_s) if router1_limit_s else None
     run = stage("pnr", pnr_tool, files.scripts.pnr, files.logs.pnr, stop=limit)
     router_stopped_s = None
     if run.stopped is not None:
-        router_stopped_s = fallback[0]
+        router_stopped_s = router1_limit_s
         os.replace(build_dir / files.logs.pnr, build_dir / ROUTER1_LOG)
         router = "router2"
-        fallback[1](router=router)
+        render_pnr(router=router)
         run = stage("pnr", pnr_tool, files.scripts.pnr, files.logs.pnr)
     report_written = (build_dir / files.pnr_report).is_file() and (build_dir / files.routed).is_file()
     if run.returncode != 0 and not report_written:

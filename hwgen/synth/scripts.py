@@ -34,8 +34,8 @@ from hwgen.synth.routers import ROUTER2_MIN_LUT4, ROUTERS
 from hwgen.synth.sources import SOURCE_DIR, synthesis_source_names, write_synthesis_sources
 from hwgen.synth.tools import default_toolchain
 
-__all__ = ["TEMPLATE_DIR", "StageFiles", "ToolchainFiles", "render_template", "render_toolchain_scripts",
-           "toolchain_context", "toolchain_files"]
+__all__ = ["TEMPLATE_DIR", "StageFiles", "ToolchainFiles", "render_pnr_script", "render_template",
+           "render_toolchain_scripts", "toolchain_context", "toolchain_files"]
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "templates"  # hwgen/templates -> templates/ in a checkout
 
@@ -187,12 +187,23 @@ def render_toolchain_scripts(build_dir: Path, *, top: str, verilog: str | Sequen
     }
     if context["clock_lpf"]:
         outputs[context["clock_lpf"]] = "clock.lpf.j2"
-    build_dir = Path(build_dir)
-    written = []
-    for name, template in outputs.items():
-        path = build_dir / name
-        path.write_text(render_template(template, context))
-        if name.endswith(".sh"):
-            path.chmod(0o755)
-        written.append(path)
-    return written
+    return [_write_rendered(Path(build_dir) / name, template, context) for name, template in outputs.items()]
+
+
+def render_pnr_script(build_dir: Path, *, top: str, verilog: str | Sequence[str], target: Target | str,
+                      freq_mhz: float, seed: int, constraints: str | None = None, router: str = "router1") -> Path:
+    """Write only the place-and-route script (``pnr.sh``) into ``build_dir``, as
+    :func:`render_toolchain_scripts` does with the same arguments; its path. For ``hwgen synth``'s switch
+    from router1 to router2 after Yosys has run (:mod:`hwgen.synth.routers`): the other scripts and
+    ``synth_src/`` stay as they are."""
+    context = toolchain_context(top=top, verilog=verilog, target=target, freq_mhz=freq_mhz, seed=seed,
+                                constraints=constraints, router=router)
+    return _write_rendered(Path(build_dir) / context["files"].scripts.pnr, context["family"].templates.pnr, context)
+
+
+def _write_rendered(path: Path, template: str, context: dict) -> Path:
+    """``template`` rendered with ``context`` into ``path`` (a ``.sh`` made executable); ``path``."""
+    path.write_text(render_template(template, context))
+    if path.name.endswith(".sh"):
+        path.chmod(0o755)
+    return path
