@@ -377,3 +377,31 @@ def test_weight_rom_split_in_depth_matches_reference() -> None:
     trace = simulate(dut, x, valid, seed=4, gap_p=0.3, stall_p=0.4)
     assert mismatches(trace.outputs, beats_from_acc(dut, acc, t)) == []
     check_timing(dut, simulate(dut, x, valid), len(x))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_inverted_terms_keep_every_bit(seed: int) -> None:
+    """Binary weights on uint8 pixels in threshold mode sum ``W ? d : ~d`` and add each channel's count of -1
+    weights back through its start value (MACUnit's *Inverted terms*). Channels of all -1 and all +1 weights,
+    all-0 and all-255 pixels, padded taps (d = 0 gives ~0 = -1) and thresholds on both sides of every
+    observed accumulator and at the range's ends: each output bit equals the reference's."""
+    rng = np.random.default_rng(100 + seed)
+    c_in, k = 3, 3
+    fan_in, c_out = c_in * k * k, 8
+    w = rng.choice(np.array([-1, 1]), size=(c_out, fan_in))
+    w[0], w[1] = -1, 1
+    offsets = rng.integers(0, 256, size=c_in)
+    x, valid = random_pixels(rng, 12, fan_in)
+    x[4], x[5] = 0, 255
+    valid[4:6] = 1
+    acc = reference_acc(w, offsets, x, valid)
+    lo, hi = MACUnit(weights=w, input_offset=offsets, in_channels=c_in, pe=2, simd=9, thresholds=None).acc_range
+    t = acc[rng.integers(0, len(acc), size=c_out), np.arange(c_out)] + rng.integers(0, 2, size=c_out)
+    t[2], t[3] = lo, hi + 1
+    pe, simd = ((2, 9), (4, 3), (1, 27), (8, 1))[seed]
+    dut = MACUnit(weights=w, input_offset=offsets, in_channels=c_in, pe=pe, simd=simd, thresholds=t)
+    assert dut.inverted_terms
+    trace = simulate(dut, x, valid, seed=seed, gap_p=0.3, stall_p=0.4)
+    assert mismatches(trace.outputs, beats_from_acc(dut, acc, t)) == []
+    accumulating = MACUnit(weights=w, input_offset=offsets, in_channels=c_in, pe=pe, simd=simd, thresholds=None)
+    assert not accumulating.inverted_terms  # the sum itself is the output: no constant to fold into

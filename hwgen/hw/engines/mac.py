@@ -173,12 +173,26 @@ class MACUnit(FoldedEngine):
     ``d = valid ? x - p : 0``, 9-bit signed; weight word read from the ROM)
     -> S3 (both registered again, so the block RAM's output only drives a
     register) -> S4 (per PE and lane ``W * d``: a signed k x 9 multiplier, or
-    ``W ? d : -d`` for binary weights) -> balanced adder tree per PE, a
+    ``W ? d : -d`` for binary weights, ``W ? d : ~d`` with inverted terms,
+    below) -> balanced adder tree per PE, a
     register every 2 adder levels (:func:`adder_tree_register_stages`), nodes
     sized exactly (capped at the accumulator width, which bounds every partial
     sum) -> accumulator (reset at sf = 0) -> compare with T[nf] (threshold ROM
     read alongside) -> output FIFO. The pipeline never stalls: a cycle without
     a step carries a bubble.
+
+    Inverted terms
+    --------------
+    Binary weights on uint8 pixels in threshold mode (:attr:`inverted_terms`):
+    the lane's term is ``W ? d : ~d`` = ``W * d - [W = -1]`` (two's complement:
+    ``~d = -d - 1``), nine LUTs and no negating adder per lane (TFC's fc0 at
+    8 x 7: 1,008 of its 2,397 LUT4 were those adders). The missing ones sum,
+    over a result, to N_c = channel c's count of -1 weights (every tap, padded
+    ones too: their d = 0 gives ``~0 = -1``), a constant: the start value is
+    -T + N_c (:meth:`_preloads`), so ``start + sum of terms >= 0`` is the same
+    bit. Terms lie in [-256, 255] and a tree node over n lanes in
+    [lo - n, hi], which sizes the nodes (still exact). Accumulator mode keeps
+    ``W ? d : -d`` (its output is the sum itself).
 
     Accumulator width
     -----------------
@@ -222,6 +236,10 @@ class MACUnit(FoldedEngine):
         self.offset_period = 1 if self.binary_inputs else c_in // math.gcd(simd, c_in)
         self.binary_weights = bool(np.all(np.abs(w) == 1))
         self.weight_bits = 1 if self.binary_weights else signed_bits(int(w.min()), int(w.max()))
+        #: Binary weights on uint8 pixels in threshold mode: each lane's term is ``W ? d : ~d`` (see *Inverted
+        #: terms*), the -1 weights counted back into the start values.
+        self.inverted_terms = self.binary_weights and not self.binary_inputs and t is not None
+        self._negatives = np.count_nonzero(w == -1, axis=1)  # N_c: -1 weights of channel c (inverted terms)
         self._weights = w
         self._offsets = p
         super().__init__(c_out=c_out, fan_in=fan_in, pe=pe, simd=simd,
@@ -247,6 +265,16 @@ class MACUnit(FoldedEngine):
         return [pack_fields([self._offsets[(ph * self.simd + k) % self.in_channels] for k in range(self.simd)],
                             _PIXEL_BITS)
                 for ph in range(self.offset_period)]
+
+    def _preloads(self, thresholds: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+        """Threshold mode with :attr:`inverted_terms`: the step sums are sums of ``W ? d : ~d`` =
+        ``W * d - [W = -1]`` (``~d = -d - 1``), so start = -T + N_c (N_c: channel c's -1 weights, every tap's:
+        a padded tap's d = 0 gives ~0 = -1 as well) and a partial sum of the terms lies in [lo - F, hi];
+        otherwise start = -T (the base rule)."""
+        if not self.inverted_terms:
+            return super()._preloads(thresholds)
+        lo, hi = self.acc_range
+        return -thresholds + self._negatives[:thresholds.shape[0], None], (lo - self.fan_in, hi)
 
     # -- hardware ----------------------------------------------------------
 
@@ -293,22 +321,29 @@ class MACUnit(FoldedEngine):
         wrd = self._weight_rom(m, addr1, "w3")
         ds = [delay_copies(m, d, 1 + self.weight_word_stages, PE, f"d3_{k}") for k, d in enumerate(ds)]
 
-        # S4: products W * d per PE and lane, then the adder trees.
+        # S4: products W * d per PE and lane (inverted terms: W ? d : ~d, one LUT per bit and no carry chain),
+        # then the adder trees.
         wmax = 1 if self.binary_weights else int(np.abs(self._weights).max())
         prod_bound = wmax * (1 if self.binary_inputs else _DIFF_MAX)
-        prod_width = min(signed_bits(-prod_bound, prod_bound), self.acc_width)
+        tree_width = self.acc_width
+        if self.inverted_terms:  # terms in [-256, 255]; a partial sum of n of them in [lo - n, hi]
+            prod_bound = _DIFF_MAX + 1
+            tree_width = signed_bits(self.acc_range[0] - SIMD, self.acc_range[1])
+        prod_width = min(signed_bits(-prod_bound, prod_bound - self.inverted_terms), tree_width)
         sums = []
         for p in range(PE):
             prods = []
             for k in range(SIMD):
                 field = wrd[(p * SIMD + k) * WB:(p * SIMD + k + 1) * WB]
                 prod = Signal(signed(prod_width), name=f"prod{p}_{k}")
-                if self.binary_weights:
+                if self.inverted_terms:
+                    m.d.sync += prod.eq(Mux(field, ds[k][p], ~ds[k][p]))
+                elif self.binary_weights:
                     m.d.sync += prod.eq(Mux(field, ds[k][p], -ds[k][p]))
                 else:
                     m.d.sync += prod.eq(field.as_signed() * ds[k][p])
                 prods.append(prod)
-            sums.append(_adder_tree(m, prods, prod_bound, self.acc_width, f"sum{p}"))
+            sums.append(_adder_tree(m, prods, prod_bound, tree_width, f"sum{p}"))
         return sums
 
 
