@@ -145,3 +145,63 @@ def test_a_build_prints_no_unused_engine_warnings(tmp_path: Path) -> None:
                           "-o", str(tmp_path / "b")], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "UnusedElaboratable" not in run.stderr, run.stderr[-2000:]
+
+
+def _single_refolds(fold: LayerFold) -> list[LayerFold]:
+    from hwgen.hw.folding import equal_lane_foldings
+
+    return [LayerFold(fold.layer, pe, simd) for pe, simd in equal_lane_foldings(fold.layer, fold.lanes)
+            if (pe, simd) != (fold.pe, fold.simd)]
+
+
+def test_equal_lane_refolding_keeps_the_rate_and_leaves_no_cheaper_single_refold() -> None:
+    """TFC ``--fps 100000``: the fewest lanes give fc0 1 x 56 (the larger SIMD of equal lanes); its gathering
+    converter, vector FIFO and input buffer are 448 bits wide, so 8 x 7 (56 bits) costs less by the estimate.
+    :func:`cheapest_ties` keeps every layer's lanes and the pipeline's cycles, lowers the estimate, and leaves
+    no layer whose refolding alone would save :data:`TIE_MIN_SAVING` more (what it promises)."""
+    from hwgen.hw.fit import TIE_MIN_SAVING, cheapest_ties
+    from hwgen.hw.folding import solve_folding
+
+    net = _model(TFC)
+    target = get_target("ecp5-85k")
+    folds = solve_folding(net, fps=100_000, clock_hz=100e6)
+    assert (folds[0].pe, folds[0].simd) == (1, 56)
+    base = design_cost(net, folds, target, target.spec.memory)[0]
+    fit = cheapest_ties(net, folds, target)
+    assert [f.lanes for f in fit.folds] == [f.lanes for f in folds]
+    assert [f.cycles for f in fit.folds] == [f.cycles for f in folds]
+    assert (fit.folds[0].pe, fit.folds[0].simd) != (1, 56)
+    assert fit.lut4 <= (1 - TIE_MIN_SAVING) * base and fit.fits(target)
+    for index, fold in enumerate(fit.folds):
+        for alt in _single_refolds(fold):
+            trial = list(fit.folds)
+            trial[index] = alt
+            assert design_cost(net, trial, target, fit.memory)[0] > (1 - TIE_MIN_SAVING) * fit.lut4, alt
+
+
+def test_layers_the_user_fixed_keep_their_folding(tmp_path: Path) -> None:
+    """``--pe``'s heaviest layer and ``--folding`` overrides are not refolded; the other layers are."""
+    import json
+
+    from hwgen.hw.builder import BuildOptions, plan_accelerator
+    from hwgen.hw.fit import cheapest_ties
+    from hwgen.hw.folding import solve_folding
+
+    net = _model(TFC)
+    target = get_target("ecp5-85k")
+    folds = solve_folding(net, fps=100_000, clock_hz=100e6)
+    fixed = cheapest_ties(net, folds, target, fixed=frozenset({"fc0"}))
+    assert (fixed.folds[0].pe, fixed.folds[0].simd) == (1, 56)
+    # through the build: --pe 1 fixes the heaviest layer (fc0: 1 x 56); an override fixes fc0 at --fps
+    _, pe_folds, _ = plan_accelerator(net, BuildOptions(pe=1), target)
+    assert (pe_folds[0].pe, pe_folds[0].simd) == (1, 56)
+    _, fps_folds, _ = plan_accelerator(net, BuildOptions(fps=100_000), target)
+    assert (fps_folds[0].pe, fps_folds[0].simd) != (1, 56)
+    _, kept, _ = plan_accelerator(net, BuildOptions(fps=100_000, overrides={"fc0": (1, 56)}), target)
+    assert (kept[0].pe, kept[0].simd) == (1, 56)
+    overrides = tmp_path / "folding.json"
+    overrides.write_text(json.dumps({"fc0": {"pe": 1, "simd": 56}}))
+    out = tmp_path / "b"
+    assert main(["build", str(TFC), "--fps", "100000", "--folding", str(overrides), "-o", str(out)]) == 0
+    rows = {r["name"]: r for r in json.loads((out / "report.json").read_text())["layers"]}
+    assert (rows["fc0"]["pe"], rows["fc0"]["simd"]) == (1, 56)

@@ -32,9 +32,9 @@ from pathlib import Path
 from hwgen import __version__
 from hwgen.hw.accelerator import TOP_MODULE, Accelerator
 from hwgen.hw.engines import popcount
-from hwgen.hw.fit import fit_folding, place_weights
-from hwgen.hw.folding import (INPUT_STAGE, PIXEL_BITS, SCORE_STAGE, fixed_stages, input_stream_bits,
-                               solve_folding, summarize)
+from hwgen.hw.fit import cheapest_ties, fit_folding
+from hwgen.hw.folding import (INPUT_STAGE, PIXEL_BITS, SCORE_STAGE, fixed_stages, heaviest_layer, input_stream_bits,
+                               layer_shapes, solve_folding, summarize)
 from hwgen.hw.report import budget_bits, format_markdown, layer_rows
 from hwgen.hw.families import MemoryMap
 from hwgen.hw.targets import Target, get_target
@@ -192,7 +192,11 @@ def plan_accelerator(net: Network, options: BuildOptions, target: Target) -> tup
         folds = solve_folding(net, pe=options.pe, simd=options.simd, fps=options.fps,
                               clock_hz=options.clock_mhz * 1e6, overrides=options.overrides,
                               in_width=options.in_width)
-        memory_map = place_weights(net, folds, target).memory
+        fixed = set(options.overrides)
+        if options.pe is not None:
+            fixed.add(heaviest_layer(layer_shapes(net, options.in_width)).name)
+        fitted = cheapest_ties(net, folds, target, fixed=frozenset(fixed), in_width=options.in_width)
+        folds, memory_map = fitted.folds, fitted.memory
     acc = Accelerator(net, folds, ecp5_cells=bool(target.spec.cells), memory=memory_map, in_width=options.in_width)
     return acc, folds, memory_map
 

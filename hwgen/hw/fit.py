@@ -11,7 +11,7 @@ Candidates: every cycles-per-frame value T that some layer reaches at a legal
 stages' cycles (the input stream and the score unit) and every layer's fastest folding (C_out PEs, the largest
 legal SIMD; e.g. CNV's conv0: SIMD divides C_in = 3, so at least 1 x 9 x 900
 = 8,100 cycles), or an overridden layer's cycles. At T every layer gets the fewest lanes reaching T
-(:func:`~hwgen.hw.folding.fewest_lanes`, the ``--fps`` rule), per-layer
+(:func:`~hwgen.hw.folding.fewest_lanes`, the ``--fps`` rule, then :func:`cheapest_ties`), per-layer
 overrides kept as given.
 
 Where weights live: a weight ROM of NF * SF words of PE * SIMD fields is
@@ -33,6 +33,18 @@ bits wide) forced into logic (``ram_style = "logic"``) fits by the estimate
 overused wires after three iterations (about 13 minutes, falling by about
 10 % per iteration), so it would not route in useful time.
 
+Equal lanes, different costs (:func:`cheapest_ties`): the foldings of a layer with the same PE * SIMD take
+the same cycles, but not the same logic. A wide SIMD needs a wide input word (a gathering converter's
+register, the vector FIFO, the input buffer's multiplexer: per SIMD bit), many PEs need accumulators and
+threshold compares (per PE), and one layer's PE is the next one's input beat. So after the fewest lanes are
+found, each layer's (PE, SIMD) is chosen again among its equal-lane foldings (:func:`~hwgen.hw.folding.
+equal_lane_foldings`) for the smallest whole-design LUT4 estimate that still fits (block RAM and DSP
+included), layer by layer in pipeline order and again until no layer changes, taking a change only when it
+saves at least :data:`TIE_MIN_SAVING` of the design (smaller differences are within the model's error);
+layers the user fixed (``--pe``'s heaviest layer, ``--folding`` overrides) keep theirs. LFC ``--fps
+25000``: fc0 PE 2 x SIMD 112 -> 8 x 28, fc1 and fc2 1 x 512 -> 8 x 64, 25,097 -> 13,472 LUT4 estimated
+(docs/synth.md has the placed counts).
+
 Search: the candidates are sampled (:data:`SAMPLES` of them, evenly, fastest
 first) until one fits, then bisected between it and the sample before it,
 which assumes the cost does not grow with T between two samples (fewer lanes
@@ -52,10 +64,12 @@ from dataclasses import dataclass
 from hwgen.compile.ir import Network
 from hwgen.errors import BuildError
 from hwgen.hw.families import MemoryMap
-from hwgen.hw.folding import PIXEL_BITS, LayerFold, check_overrides, fastest_cycles, fewest_lanes, layer_shapes
+from hwgen.hw.folding import (PIXEL_BITS, LayerFold, check_overrides, equal_lane_foldings, fastest_cycles, fewest_lanes,
+                              layer_shapes)
 from hwgen.hw.targets import Target
 
-__all__ = ["LUT_FILL", "ROM_LUT_DEPTHS", "Fit", "design_cost", "design_estimates", "fit_folding", "place_weights"]
+__all__ = ["LUT_FILL", "ROM_LUT_DEPTHS", "TIE_MIN_SAVING", "TIE_PASSES", "Fit", "cheapest_ties", "design_cost",
+           "design_estimates", "fit_folding", "place_weights"]
 
 #: The share of the device's LUT4s (logic cells) a fitted design may take by the estimate.
 LUT_FILL = 0.85
@@ -63,6 +77,12 @@ LUT_FILL = 0.85
 ROM_LUT_DEPTHS = (16, 32, 48)
 #: Candidates sampled before the bisection.
 SAMPLES = 48
+#: Passes of :func:`cheapest_ties` over the layers at most (it stops at the first pass that changes none).
+TIE_PASSES = 3
+#: The share of the design's LUT4 estimate a refolding must save to be taken: smaller differences are within
+#: what the model gets wrong between two shapes of one layer (LFC's fc1, 1 x 512 -> 8 x 64: 3,785 LUT4 saved
+#: by the estimate, about 2,000 placed).
+TIE_MIN_SAVING = 0.05
 
 
 @dataclass(frozen=True)
@@ -80,14 +100,16 @@ class Fit:
         return self.lut4 <= LUT_FILL * target.lut4 and self.bram_blocks <= target.bram_blocks and self.dsp <= target.dsp
 
 
-def design_cost(net: Network, folds: list[LayerFold], target: Target, memory: MemoryMap) -> tuple[int, int]:
+def design_cost(net: Network, folds: list[LayerFold], target: Target, memory: MemoryMap,
+                in_width: int = PIXEL_BITS) -> tuple[int, int]:
     """(LUT4, block RAMs) of the whole design as ``hwgen build`` reports them (its rows, summed)."""
-    return design_estimates(net, folds, target, memory)[:2]
+    return design_estimates(net, folds, target, memory, in_width)[:2]
 
 
 def design_estimates(net: Network, folds: list[LayerFold], target: Target,
-                     memory: MemoryMap) -> tuple[int, int, int]:
-    """(LUT4, block RAMs, DSP multipliers) of the whole design as ``hwgen build`` reports them.
+                     memory: MemoryMap, in_width: int = PIXEL_BITS) -> tuple[int, int, int]:
+    """(LUT4, block RAMs, DSP multipliers) of the whole design as ``hwgen build`` reports them, at ``in_width``
+    bits of ``s_axis_tdata``.
 
     The accelerator is built only to be costed, never elaborated: Amaranth's warning that its engines
     went unused (given when they are freed) is silenced here rather than printed on every build."""
@@ -98,7 +120,7 @@ def design_estimates(net: Network, folds: list[LayerFold], target: Target,
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnusedElaboratable)
-        acc = Accelerator(net, folds, ecp5_cells=bool(target.spec.cells), memory=memory)
+        acc = Accelerator(net, folds, ecp5_cells=bool(target.spec.cells), memory=memory, in_width=in_width)
         rows = layer_rows(acc, folds, target)
         del acc
         gc.collect()  # free the engines (and their warnings) inside the filter
@@ -111,18 +133,56 @@ def _memories(target: Target) -> list[MemoryMap]:
                     if d > own.rom_lut_max_depth]
 
 
-def place_weights(net: Network, folds: list[LayerFold], target: Target) -> Fit:
+def place_weights(net: Network, folds: list[LayerFold], target: Target, in_width: int = PIXEL_BITS) -> Fit:
     """The folding with the first memory map of :data:`ROM_LUT_DEPTHS` (the family's own first) under which
     the design fits ``target``; the family's own when none does. ``hwgen build`` places the weights of every
     folding (``--pe``, ``--fps``, ``--fit``) this way, so a design the family's own map does not fit in block
     RAM gets its shallow ROMs in LUTs instead of a refusal; one that fits is built as before."""
     own = None
     for memory in _memories(target):
-        fit = Fit(folds, memory, *design_estimates(net, folds, target, memory))
+        fit = Fit(folds, memory, *design_estimates(net, folds, target, memory, in_width))
         own = own or fit
         if fit.fits(target):
             return fit
     return own
+
+
+def cheapest_ties(net: Network, folds: list[LayerFold], target: Target, *, fixed: frozenset[str] = frozenset(),
+                  in_width: int = PIXEL_BITS) -> Fit:
+    """``folds`` with each layer not in ``fixed`` refolded among its equal-lane foldings for the smallest
+    whole-design LUT4 estimate, placed by :func:`place_weights` (see the module docstring).
+
+    Per layer the cheapest of its equal-lane foldings (fitting first, then the smallest LUT4 estimate) is
+    taken when it makes a folding that did not fit fit, or keeps it fitting (or not) and lowers the LUT4
+    estimate by at least :data:`TIE_MIN_SAVING` of it. Coordinate descent: one layer at a time, the others as
+    they stand, in pipeline order, for at most :data:`TIE_PASSES` passes; each try is one
+    :func:`design_estimates` (about 0.1 s for CNV), with the memory map ``place_weights`` chose for ``folds``.
+    """
+    best = place_weights(net, folds, target, in_width)
+    memory = best.memory
+
+    def better(fit: Fit, than: Fit) -> bool:
+        if fit.fits(target) != than.fits(target):
+            return fit.fits(target)
+        return fit.lut4 <= (1 - TIE_MIN_SAVING) * than.lut4
+
+    for _ in range(TIE_PASSES):
+        changed = False
+        for index, fold in enumerate(best.folds):
+            if fold.layer.name in fixed:
+                continue
+            trials = []
+            for pe, simd in equal_lane_foldings(fold.layer, fold.lanes):
+                if (pe, simd) != (fold.pe, fold.simd):
+                    trial = list(best.folds)
+                    trial[index] = LayerFold(layer=fold.layer, pe=pe, simd=simd)
+                    trials.append(Fit(trial, memory, *design_estimates(net, trial, target, memory, in_width)))
+            cheapest = min(trials, key=lambda fit: (not fit.fits(target), fit.lut4), default=None)
+            if cheapest is not None and better(cheapest, best):
+                best, changed = cheapest, True
+        if not changed:
+            break
+    return place_weights(net, best.folds, target, in_width)
 
 
 def fit_folding(net: Network, target: Target, overrides: dict[str, tuple[int, int]] | None = None,
@@ -138,8 +198,9 @@ def fit_folding(net: Network, target: Target, overrides: dict[str, tuple[int, in
                          if s.cycles(pe, simd) >= floor} | {floor})
 
     def at(cycles: int) -> Fit:
-        return place_weights(net, [LayerFold(layer=s, pe=p, simd=q) for s in shapes
-                                   for p, q in [overrides.get(s.name) or fewest_lanes(s, cycles)]], target)
+        return cheapest_ties(net, [LayerFold(layer=s, pe=p, simd=q) for s in shapes
+                                   for p, q in [overrides.get(s.name) or fewest_lanes(s, cycles)]], target,
+                             fixed=frozenset(overrides), in_width=in_width)
 
     step = max(1, len(candidates) // SAMPLES)
     sampled = sorted(set(range(0, len(candidates), step)) | {len(candidates) - 1})

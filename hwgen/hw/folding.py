@@ -48,6 +48,11 @@ Solvers:
   (:func:`fastest_cycles`: a fixed stage or a layer fully unrolled is slower).
 * ``overrides``: fixed (PE, SIMD) per layer name, validated.
 
+The tie rule above costs nothing to apply but is not the cheapest: ``hwgen build``
+then chooses each layer's (PE, SIMD) again among its equal-lane foldings
+(:func:`equal_lane_foldings`: same cycles) by the cost model
+(:func:`hwgen.hw.fit.cheapest_ties`), keeping the layers the user fixed.
+
 Impossible requests raise BuildError naming the layer and the nearest legal values.
 """
 
@@ -218,6 +223,17 @@ def fewest_lanes(layer: LayerShape, max_cycles: int) -> tuple[int, int]:
     return pe, -neg_simd
 
 
+def heaviest_layer(shapes: list[LayerShape]) -> LayerShape:
+    """The layer with the most MACs (the first of equals): the one ``--pe`` and ``--simd`` fold."""
+    return max(shapes, key=lambda s: s.macs)
+
+
+def equal_lane_foldings(layer: LayerShape, lanes: int) -> list[tuple[int, int]]:
+    """Every legal (PE, SIMD) of ``layer`` with PE * SIMD = ``lanes``, ascending PE: all take the same cycles
+    (C_out * F * P / lanes), so any of them can replace another without changing the pipeline's rate."""
+    return [(pe, lanes // pe) for pe in layer.legal_pe() if lanes % pe == 0 and lanes // pe in layer.legal_simd()]
+
+
 def check_overrides(shapes: list[LayerShape], overrides: dict[str, tuple[int, int]]) -> None:
     """BuildError unless every override names a layer and gives it a legal (PE, SIMD)."""
     unknown = set(overrides) - {s.name for s in shapes}
@@ -250,7 +266,7 @@ def solve_folding(net: Network, *, pe: int | None = None, simd: int | None = Non
                              f"fastest folding that fits the target)")
         fixed: dict[str, tuple[int, int]] = {}
     else:
-        heaviest = max(shapes, key=lambda s: s.macs)
+        heaviest = heaviest_layer(shapes)
         wanted_simd = simd or DEFAULT_SIMD
         heavy_simd = simd if simd is not None else max(d for d in heaviest.legal_simd() if d <= wanted_simd)
         fixed = {heaviest.name: overrides.get(heaviest.name, (pe, heavy_simd))}
