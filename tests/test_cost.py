@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from hwgen.hw.accelerator import Accelerator
-from hwgen.hw.builder import load_model
+from hwgen.hw.builder import BuildOptions, load_model, plan_accelerator
 from hwgen.hw.families import MemoryMap
 from hwgen.hw.folding import solve_folding
 from hwgen.hw.report import layer_rows
@@ -31,22 +31,24 @@ CNV = REPO / "models" / "cnv_cifar10.ckpt"
 RESNET = REPO / "models" / "resnet8_cifar10_short.ckpt"
 TOLERANCE = 0.15
 
-#: (name, model, folding, target, placed logic cells / LUT4, placed block RAMs); "tiny" is the random network
-#: below, "sfc" the SFC architecture as initialised (the placed SFC is the trained 98.00 % one, whose
-#: checkpoint is not in the repository: same shapes, its threshold widths may differ by a bit).
+#: (name, model, folding, target, placed logic cells / LUT4, placed block RAMs), each built as ``hwgen build``
+#: builds it (the equal-lane folding included) and placed on the engines of the MAC unit's inverted terms
+#: (2026-12-07, docs/synth.md); "tiny" is the random network below, "sfc" the SFC architecture as initialised.
+#: ResNet-8 is an older run (its int8 first layer has no inverted terms, its folding no cheaper tie).
 MEASURED = [
-    ("TFC --pe 16 --simd 1", "tfc", dict(pe=16, simd=1), "ice40-hx8k", 3_875, 23),
-    ("TFC --pe 4 --simd 4", "tfc", dict(pe=4, simd=4), "ice40-hx8k", 3_912, 23),
-    ("tiny --pe 2 (SIMD 36)", "tiny", dict(pe=2), "ice40-hx8k", 5_789, 1),
-    ("tiny --pe 1 --simd 4 (CI's design)", "tiny", dict(pe=1, simd=4), "ice40-hx8k", 1_090, 6),
-    ("TFC --fps 100000, ECP5-85F (the shift-register score bank)", "tfc", dict(fps=100_000), "ecp5-85k", 6_398, 7),
-    ("SFC --fps 100000, ECP5-85F", "sfc", dict(fps=100_000), "ecp5-85k", 16_052, 24),
-    ("CNV --pe 16, ECP5-85F (the shift-register score bank)", "cnv", dict(pe=16), "ecp5-85k", 17_045, 173),
-    ("tiny --pe 2 (CI's synthesis design), ECP5-25F", "tiny", dict(pe=2), "ecp5-25k", 3_772, 1),
+    ("TFC --pe 16 --simd 1", "tfc", dict(pe=16, simd=1), "ice40-hx8k", 4_522, 23),
+    ("TFC --pe 4 --simd 4", "tfc", dict(pe=4, simd=4), "ice40-hx8k", 4_331, 23),
+    ("tiny --pe 2 (SIMD 36)", "tiny", dict(pe=2), "ice40-hx8k", 6_207, 1),
+    ("tiny --pe 1 --simd 4 (CI's design)", "tiny", dict(pe=1, simd=4), "ice40-hx8k", 1_192, 6),
+    ("TFC --fps 100000, ECP5-85F (fc0 8 x 7)", "tfc", dict(fps=100_000), "ecp5-85k", 3_253, 11),
+    ("SFC --fps 100000, ECP5-85F (fc0 32 x 7, fc1 and fc2 8 x 16)", "sfc", dict(fps=100_000), "ecp5-85k", 9_576,
+     26),
+    ("CNV --pe 16, ECP5-85F", "cnv", dict(pe=16), "ecp5-85k", 16_692, 173),
+    ("tiny --pe 2 (CI's synthesis design), ECP5-25F", "tiny", dict(pe=2), "ecp5-25k", 3_603, 1),
     ("ResNet-8 --pe 16, ECP5-85F (int8 conv0: 48 multipliers in DSPs)", "resnet", dict(pe=16), "ecp5-85k", 14_946,
      67),
     ("CNV --fit, ECP5-85F (nextpnr's count after packing; not routed)", "cnv", dict(fit=True), "ecp5-85k",
-     41_448, 161),
+     43_734, 161),
 ]
 
 
@@ -70,14 +72,10 @@ def estimate_rows(model: Path, folding: dict, target_name: str, memory: MemoryMa
     """``hwgen build``'s per-stage rows."""
     target = get_target(target_name)
     net, _ = load_model(model)
-    if folding.get("fit"):  # hwgen build --fit: the fitted folding and the memory map it chose
-        from hwgen.hw.fit import fit_folding
-
-        fitted = fit_folding(net, target)
-        folds, memory = fitted.folds, memory or fitted.memory
-    else:
-        folds = solve_folding(net, **folding)
-    acc = Accelerator(net, folds, ecp5_cells=bool(target.spec.cells), memory=memory or target.spec.memory)
+    # the folding hwgen build chooses (--fit, or --pe / --fps with the equal-lane choice) and its memory map
+    acc, folds, _ = plan_accelerator(net, BuildOptions(**folding, target=target_name), target)
+    if memory is not None:
+        acc = Accelerator(net, folds, ecp5_cells=bool(target.spec.cells), memory=memory)
     return layer_rows(acc, folds, target)
 
 

@@ -186,8 +186,9 @@ class MACUnit(FoldedEngine):
     Binary weights on uint8 pixels in threshold mode (:attr:`inverted_terms`):
     the lane's term is ``W ? d : ~d`` = ``W * d - [W = -1]`` (two's complement:
     ``~d = -d - 1``), nine LUTs and no negating adder per lane (TFC's fc0 at
-    8 x 7: 1,008 of its 2,397 LUT4 were those adders). The missing ones sum,
-    over a result, to N_c = channel c's count of -1 weights (every tap, padded
+    8 x 7, LUT4 before packing: 2,397 with negating products, 1,008 of them
+    the products; 1,890 with inverted terms; docs/synth.md). The missing
+    ones sum, over a result, to N_c = channel c's count of -1 weights (every tap, padded
     ones too: their d = 0 gives ``~0 = -1``), a constant: the start value is
     -T + N_c (:meth:`_preloads`), so ``start + sum of terms >= 0`` is the same
     bit. Terms lie in [-256, 255] and a tree node over n lanes in
