@@ -188,12 +188,12 @@ class MACUnit(FoldedEngine):
     ``~d = -d - 1``), nine LUTs and no negating adder per lane (TFC's fc0 at
     8 x 7, LUT4 before packing: 2,397 with negating products, 1,008 of them
     the products; 1,890 with inverted terms; docs/synth.md). The missing
-    ones sum, over a result, to N_c = channel c's count of -1 weights (every tap, padded
-    ones too: their d = 0 gives ``~0 = -1``), a constant: the start value is
-    -T + N_c (:meth:`_preloads`), so ``start + sum of terms >= 0`` is the same
-    bit. Terms lie in [-256, 255] and a tree node over n lanes in
-    [lo - n, hi], which sizes the nodes (still exact). Accumulator mode keeps
-    ``W ? d : -d`` (its output is the sum itself).
+    ones sum, over a result, to N_c = channel c's count of -1 weights (every
+    tap, padded ones too: their d = 0 gives ``~0 = -1``), a constant: the
+    start value is -T + N_c (:meth:`_preloads`), so ``start + sum of terms
+    >= 0`` is the same bit. Terms lie in [-256, 255] and a tree node over n
+    lanes in [lo - n, hi], which sizes the nodes (still exact). Accumulator
+    mode keeps ``W ? d : -d`` (its output is the sum itself).
 
     Accumulator width
     -----------------
