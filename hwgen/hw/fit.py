@@ -11,8 +11,11 @@ Candidates: every cycles-per-frame value T that some layer reaches at a legal
 stages' cycles (the input stream and the score unit) and every layer's fastest folding (C_out PEs, the largest
 legal SIMD; e.g. CNV's conv0: SIMD divides C_in = 3, so at least 1 x 9 x 900
 = 8,100 cycles), or an overridden layer's cycles. At T every layer gets the fewest lanes reaching T
-(:func:`~hwgen.hw.folding.fewest_lanes`, the ``--fps`` rule, then :func:`cheapest_ties`), per-layer
-overrides kept as given.
+(:func:`~hwgen.hw.folding.fewest_lanes`, the ``--fps`` rule), per-layer overrides kept as given; the folding
+found gets the equal-lane choice (:func:`cheapest_ties`, which keeps a fitting folding fitting). The search
+itself does not apply it: at every candidate it would cost seconds (CNV on the 25F, which fits nowhere,
+tries all 48 samples), and it only ever lowers the cost, so a candidate the search skips could fit with it;
+such a faster folding is not looked for.
 
 Where weights live: a weight ROM of NF * SF words of PE * SIMD fields is
 forced into block RAM when deeper than the memory map's
@@ -198,9 +201,8 @@ def fit_folding(net: Network, target: Target, overrides: dict[str, tuple[int, in
                          if s.cycles(pe, simd) >= floor} | {floor})
 
     def at(cycles: int) -> Fit:
-        return cheapest_ties(net, [LayerFold(layer=s, pe=p, simd=q) for s in shapes
-                                   for p, q in [overrides.get(s.name) or fewest_lanes(s, cycles)]], target,
-                             fixed=frozenset(overrides), in_width=in_width)
+        return place_weights(net, [LayerFold(layer=s, pe=p, simd=q) for s in shapes
+                                   for p, q in [overrides.get(s.name) or fewest_lanes(s, cycles)]], target, in_width)
 
     step = max(1, len(candidates) // SAMPLES)
     sampled = sorted(set(range(0, len(candidates), step)) | {len(candidates) - 1})
@@ -224,4 +226,4 @@ def fit_folding(net: Network, target: Target, overrides: dict[str, tuple[int, in
             best, hi = fit, mid
         else:
             lo = mid + 1
-    return best
+    return cheapest_ties(net, best.folds, target, fixed=frozenset(overrides), in_width=in_width)
