@@ -161,8 +161,8 @@ def cheapest_ties(net: Network, folds: list[LayerFold], target: Target, *, fixed
     they stand, in pipeline order, for at most :data:`TIE_PASSES` passes; each try is one
     :func:`design_estimates` (about 0.1 s for CNV), with the memory map ``place_weights`` chose for ``folds``.
     """
-    best = place_weights(net, folds, target, in_width)
-    memory = best.memory
+    start = best = place_weights(net, folds, target, in_width)
+    memory = start.memory
 
     def better(fit: Fit, than: Fit) -> bool:
         if fit.fits(target) != than.fits(target):
@@ -185,7 +185,7 @@ def cheapest_ties(net: Network, folds: list[LayerFold], target: Target, *, fixed
                 best, changed = cheapest, True
         if not changed:
             break
-    return place_weights(net, best.folds, target, in_width)
+    return start if best is start else place_weights(net, best.folds, target, in_width)
 
 
 def fit_folding(net: Network, target: Target, overrides: dict[str, tuple[int, int]] | None = None,
