@@ -16,7 +16,9 @@ Per network (seed ``S + i``, so any one is reproduced alone with ``--seed S+i --
   exact bounds (lo, hi), and some given a negative slope (``acc <= T``); whole ``<=`` channels are
   turned by the compiler's flip pass (:func:`~hwgen.compile.fold.flip_negative_channels`) into
   flipped weights, as for a trained model with negative BatchNorm gamma, the rest stay ``<=`` in
-  hardware;
+  hardware; a network whose golden scores are one vector on the fuzz and 300 varied images (it
+  computes a constant: no image could reveal a fault in its data path) is drawn again
+  (:data:`CONSTANT_REDRAWS`);
 * a random legal folding: ``--pe`` from the heaviest layer's divisors of C_out (with a random legal
   SIMD) or ``--fps``; a request the build refuses is redrawn (at most 20 times, then the network);
 * images: random, all 0, all 255, and a checkerboard of 0/255;
@@ -67,7 +69,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from fuzz_mutants import close_call_images, format_tally, mutation_images  # noqa: E402
+from fuzz_mutants import boundary_images, close_call_images, format_tally, mutation_images  # noqa: E402
 from fuzz_registers import credit_fault_is_benign, draw_register_mutants, flip_register_bit  # noqa: E402
 from fuzz_solver import reachable_score_inputs  # noqa: E402
 from irnets import random_network  # noqa: E402
@@ -187,9 +189,40 @@ WIDE_SHARE = 0.1
 WIDE_CHANNELS = (72, 128)
 
 
+#: Draws of a network whose scores do not depend on the image (:func:`constant_scores`) that are made again,
+#: at most, from the seeds ``[seed, 6, attempt]``: such a network (seeds 20006 and 20009: a 3 x 3 pool of
+#: dense activations is 1 everywhere) computes a constant, so no image can reveal a fault in its data path
+#: and every mutant there is missed whatever the RTL does. 6 of 56 seeds drew one before.
+CONSTANT_REDRAWS = 20
+
+#: Images besides the fuzz images on which :func:`constant_scores` looks for a second score vector.
+CONSTANT_CHECK_IMAGES = 300
+
+
+def constant_scores(net, images: np.ndarray, rng: np.random.Generator) -> bool:
+    """Whether the golden model gives ``net`` one score vector on ``images`` and on
+    :data:`CONSTANT_CHECK_IMAGES` :func:`varied_images`."""
+    scores = run_network(net, np.concatenate([images, varied_images(rng, images.shape[1:],
+                                                                    CONSTANT_CHECK_IMAGES)])).scores
+    return bool((scores == scores[0]).all())
+
+
 def draw(seed: int, n_images: int):
-    """(rng after drawing, spec, the network before and after the flip pass, images) of one seed; None if refused."""
-    rng = np.random.default_rng(seed)
+    """(rng after drawing, spec, the network before and after the flip pass, images) of one seed; None if
+    refused. A network whose scores do not depend on the image is drawn again (:data:`CONSTANT_REDRAWS`;
+    ``spec["redraws"]``, the last draw kept when all are)."""
+    for attempt in range(CONSTANT_REDRAWS + 1):
+        rng, spec, raw, images = _draw_once(seed, n_images, np.random.default_rng(
+            seed if attempt == 0 else [seed, 6, attempt]))
+        net = flip_negative_channels(raw)
+        if not constant_scores(net, images, np.random.default_rng([seed, 7])):
+            break
+    spec["redraws"] = attempt
+    return rng, spec, raw, net, images
+
+
+def _draw_once(seed: int, n_images: int, rng: np.random.Generator):
+    """(rng after drawing, spec, network before the flip pass, images): one draw of :func:`draw`."""
     spec = random_spec(rng)
     # drawn apart, so that the networks of seeds without them are those of earlier campaigns
     spec["factored"] = spec["per_position"] and bool(np.random.default_rng([seed, 4]).random() < 0.5)
@@ -205,7 +238,7 @@ def draw(seed: int, n_images: int):
                          factored_thresholds=spec["factored"])
     raw = edge_thresholds(rng, raw, factored=spec["factored"])
     images = images_for(rng, tuple(spec["input_shape"]), n_images)
-    return rng, spec, raw, flip_negative_channels(raw), images
+    return rng, spec, raw, images
 
 
 #: Timings a register mutant the network's own timing misses is simulated under as well (in turn, until
@@ -250,12 +283,32 @@ RUNNING_MAXIMUM = ("scores", "best")
 REGISTER_IMAGES = 4000
 
 
+#: Seconds of constraint solving per threshold mutant :func:`boundary_images` settles for a register fault's
+#: layer when the search finds no image (no second run: these images are probes, not a decision).
+BOUNDARY_SOLVER_S = 10.0
+
+
+def boundary_layer(net, module: str) -> int | None:
+    """The index of the layer whose thresholds probe a register fault in ``module`` (``lN_NAME_engine`` or
+    ``lN_NAME_window`` of layer ``lN_NAME``): that layer, or for a pool the first later layer with
+    thresholds; None for the score layer and the score unit (``scores``), whose faults the close calls
+    probe (:func:`close_call_images`)."""
+    names = [layer.name for layer in net.layers]
+    name = module.rsplit("_", 1)[0]
+    if name not in names:
+        return None
+    return next((i for i in range(names.index(name), len(names)) if isinstance(net.layers[i], ConvLayer)
+                 and isinstance(net.layers[i].output, ThresholdOutput)), None)
+
+
 def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator, count: int, *, net,
                    windows: dict[str, SlidingWindowUnit], cache_dir: Path | None, **sim_options) -> dict:
     """Simulate ``count`` register mutants of the design in ``build_dir`` (one copy of the folder, its top.v
     replaced per mutant) on ``images`` with ``sim_options``, then on :data:`REGISTER_IMAGES` more images
-    (:func:`varied_images`), then with each of :data:`REGISTER_TIMINGS` and :func:`frame_timings` (each at
-    two harness seeds) until one reveals it. A mutant none reveals is settled where an argument covers every
+    (:func:`varied_images`), then on images where the bits of its layer sit at their thresholds
+    (:func:`boundary_layer`, :func:`~fuzz_mutants.boundary_images`; or the close calls of each class), then
+    with each of :data:`REGISTER_TIMINGS` and :func:`frame_timings` (each at two harness seeds) until one
+    reveals it. A mutant none reveals is settled where an argument covers every
     image and timing:
 
     * a credit bound of one of ``windows`` that the fault only makes stricter is *equivalent*
@@ -264,7 +317,8 @@ def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator
       network ``net`` can give (:func:`fuzz_solver.reachable_score_inputs`): *caught* if one reveals it,
       *equivalent* if none does and the vectors are all of them;
 
-    else it is *missed*. {"tried", "caught", "caught_by_images", "caught_by_timing", "caught_by_score_inputs",
+    else it is *missed*. {"tried", "caught", "caught_by_images", "caught_by_boundary", "caught_by_timing",
+    "caught_by_score_inputs",
     "equivalent": {name: why}, "missed": [name, ...]} with names ``module.register[bit]``. A mutant a rule
     calls equivalent that a simulation reveals stops the campaign (the rule would be wrong)."""
     import shutil
@@ -289,8 +343,17 @@ def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator
     shutil.copytree(build_dir, copy)
     drawn = draw_register_mutants(verilog, rng, count)
     varied = varied_images(rng, images.shape[1:], REGISTER_IMAGES)
-    missed, equivalent, by_images, by_timing, by_inputs = [], {}, 0, 0, 0
+    missed, equivalent, by_images, by_boundary, by_timing, by_inputs = [], {}, 0, 0, 0, 0
     score_inputs = None  # (images, complete), solved once per network when needed
+    probes: dict[int | None, np.ndarray] = {}  # boundary or close-call images per layer, found when needed
+
+    def probe_images(module: str) -> np.ndarray:
+        index = boundary_layer(net, module)
+        if index not in probes:
+            probes[index] = (np.stack([image for _, image in close_call_images(net, images, rng)]) if index is None
+                             else boundary_images(net, index, images, rng, solver_timeout_s=BOUNDARY_SOLVER_S))
+        return probes[index]
+
     for site, bit in drawn:
         module = site.module.split(".")[-1]
         name = f"{module}.{site.name}[{bit}]"
@@ -298,11 +361,13 @@ def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator
         benign = credit_fault_is_benign(unit, site.name, bit) if unit is not None else None
         (copy / "top.v").write_text(flip_register_bit(verilog, site, bit))
         caught = (reveals(sim_options) or (reveals(sim_options, varied) and "images")
+                  or (len(probe := probe_images(module)) > 0 and reveals(sim_options, probe) and "boundary")
                   or (any(reveals(timing) for timing in more) and "timing"))
         if caught and benign:
             raise AssertionError(f"{build_dir}: {name} is revealed by a simulation but called benign")
         if caught:
             by_images += caught == "images"
+            by_boundary += caught == "boundary"
             by_timing += caught == "timing"
         elif benign:
             equivalent[name] = "a credit bound made only stricter"
@@ -318,7 +383,8 @@ def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator
             missed.append(name)
     shutil.rmtree(copy, ignore_errors=True)
     return {"tried": len(drawn), "caught": len(drawn) - len(missed) - len(equivalent), "caught_by_images": by_images,
-            "caught_by_timing": by_timing, "caught_by_score_inputs": by_inputs, "equivalent": equivalent,
+            "caught_by_boundary": by_boundary, "caught_by_timing": by_timing, "caught_by_score_inputs": by_inputs,
+            "equivalent": equivalent,
             "missed": missed}
 
 
@@ -440,7 +506,9 @@ def main(argv: list[str] | None = None) -> int:
     mean = sum(r["seconds"] for r in ran) / max(1, len(ran))
     print(f"\n{len(ran)} networks simulated ({len(results) - len(ran)} drawn but not built), {len(bad)} with a "
           f"mismatch; {mean:.1f} s per network; log {log}")
-    print(coverage([r["spec"] for r in ran]) + f" (of {len(ran)}); layers with factored thresholds: "
+    redrawn = sum(bool(r["spec"].get("redraws")) for r in ran)
+    print(coverage([r["spec"] for r in ran]) + f" (of {len(ran)}); drawn again for constant scores: {redrawn}; "
+          f"layers with factored thresholds: "
           f"{sum(r.get('factored_layers', 0) for r in ran)} in {sum(bool(r.get('factored_layers')) for r in ran)} "
           f"networks")
     if args.mutants:
@@ -456,6 +524,7 @@ def format_registers(tallies: list[dict]) -> str:
     whose faults were missed."""
     tried, caught = sum(t["tried"] for t in tallies), sum(t["caught"] for t in tallies)
     by_images = sum(t.get("caught_by_images", 0) for t in tallies)
+    by_boundary = sum(t.get("caught_by_boundary", 0) for t in tallies)
     by_timing = sum(t.get("caught_by_timing", 0) for t in tallies)
     by_inputs = sum(t.get("caught_by_score_inputs", 0) for t in tallies)
     reasons = Counter(why.split(",")[0] for t in tallies for why in t.get("equivalent", {}).values())
@@ -465,7 +534,8 @@ def format_registers(tallies: list[dict]) -> str:
     line = (f"register faults over {len(tallies)} networks: {tried} mutants, {equivalent} equivalent"
             f"{f' ({why})' if why else ''}; of the other {tried - equivalent}: {caught} "
             f"({100 * caught / max(1, tried - equivalent):.1f} %) caught by the RTL simulation ({by_images} of them "
-            f"only on the extra images, {by_timing} only under the extra timings, {by_inputs} only on the "
+            f"only on the extra images, {by_boundary} only at the thresholds' boundaries, {by_timing} only under "
+            f"the extra timings, {by_inputs} only on the "
             f"reachable score inputs)")
     return line + (f"; missed: {', '.join(missed)}" if missed else "")
 
