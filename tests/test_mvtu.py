@@ -126,7 +126,7 @@ def test_throughput_and_latency(c_out: int, fan_in: int, pe: int, simd: int, acc
 @pytest.mark.parametrize("accumulator", [False, True], ids=["threshold", "accumulator"])
 def test_block_ram_buffer_read_is_registered(masked: bool, accumulator: bool) -> None:
     """SF = 68 > 16 with NF = 3 (5 LUT RAM cells, more than 4): the input buffer is in block RAM and its read
-    data pass one more register (``read_stages`` = 1, latency one cycle longer than the same engine with
+    data pass two more registers (``read_stages`` = 2, latency two cycles longer than the same engine with
     SF = 8, in LUT RAM); exact with stalls."""
     rng = np.random.default_rng(31 + masked + 2 * accumulator)
     c_out, fan_in = 6, 136
@@ -137,8 +137,8 @@ def test_block_ram_buffer_read_is_registered(masked: bool, accumulator: bool) ->
         valid = np.ones_like(x)
     dut = MVTU(weights=w, pe=2, simd=2, thresholds=t, masked=masked)
     wide = MVTU(weights=w, pe=2, simd=17, thresholds=t, masked=masked)
-    assert (dut.buffer_in_block_ram, dut.read_stages, wide.buffer_in_block_ram, wide.read_stages) == (True, 1, False, 0)
-    assert dut.sum_latency() == dut.term_latency() + 1
+    assert (dut.buffer_in_block_ram, dut.read_stages, wide.buffer_in_block_ram, wide.read_stages) == (True, 2, False, 0)
+    assert dut.sum_latency() == dut.term_latency() + 2
     trace = simulate(dut, x, valid, seed=5, gap_p=0.3, stall_p=0.4)
     assert mismatches(trace.outputs, expected_beats(dut, w, t, x, valid)) == []
     check_timing(dut, simulate(dut, x, valid), len(x))
@@ -164,7 +164,7 @@ def test_block_ram_buffer_written_late(masked: bool, sf: int) -> None:
     if not masked:
         valid = np.ones_like(x)
     dut = MVTU(weights=w, pe=2, simd=simd, thresholds=t, masked=masked, memory=memory)
-    assert (dut.nf, dut.sf, dut.read_stages, dut.buffer_written_late) == (3, sf, 1, sf >= 3)
+    assert (dut.nf, dut.sf, dut.read_stages, dut.buffer_written_late) == (3, sf, 2, sf >= 3)
     for seed, gap_p, stall_p in ((1, 0.3, 0.4), (2, 0.0, 0.6), (3, 0.6, 0.0)):
         trace = simulate(dut, x, valid, seed=seed, gap_p=gap_p, stall_p=stall_p)
         assert mismatches(trace.outputs, expected_beats(dut, w, t, x, valid)) == []

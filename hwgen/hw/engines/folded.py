@@ -144,9 +144,9 @@ class FoldedEngine(wiring.Component):
     Pipeline
     --------
     issue (schedule counters, weight ROM address) -> S1 (input slice from
-    ``i`` or the buffer; with the buffer in block RAM, :attr:`read_stages` = 1
-    more register for the read data and the stream's slice before their
-    select, and the subclass sees the step one cycle later) -> the subclass's
+    ``i`` or the buffer; with the buffer in block RAM, :attr:`read_stages` = 2
+    more registers for the read data and the stream's slice before their
+    select, and the subclass sees the step two cycles later) -> the subclass's
     term stages and adder tree (:meth:`_lane_sums`: per-PE sums
     :meth:`sum_latency` = :attr:`read_stages` + :meth:`term_latency` cycles
     after the issue) -> accumulator (threshold mode: started at -T of the channel, the
@@ -264,10 +264,14 @@ class FoldedEngine(wiring.Component):
 
     @property
     def read_stages(self) -> int:
-        """Registers between the input buffer's read and the input slice: 1 when the buffer is in block RAM
-        (the block RAM's data only drives a register: TFC's fc3, block-RAM clock-to-output then the
-        stream/buffer select in one cycle, set 120.6 MHz), else 0."""
-        return int(self.buffer_in_block_ram)
+        """Registers between the input buffer's read and the input slice: 2 when the buffer is in block RAM,
+        else 0. The first only takes the block RAM's data (TFC's fc3: block-RAM clock-to-output, then the
+        stream/buffer select in one cycle, 120.6 MHz); the ECP5 flow moves it into the block RAM
+        (``hwgen.synth.bram_outreg``), so the second, in the fabric, keeps the route from the block RAM's
+        row out of the cycle of the select and the lanes' first adders, as :meth:`_weight_rom` does for a
+        weight word (LFC's fc0, seed 3: 5.51 ns from the buffer's block RAM at row 82 to the lanes' carry
+        chains at row 25, 8.81 ns in all, 113.49 MHz)."""
+        return 2 * int(self.buffer_in_block_ram)
 
     def sum_latency(self) -> int:
         """Cycles from the issue of a step to its per-PE sums: :attr:`read_stages`, then the subclass's
@@ -549,11 +553,16 @@ class FoldedEngine(wiring.Component):
         if NF == 1:
             return x1, v1
         n = self.read_stages
-        if n:  # with a block-RAM buffer the stream's slice is registered once more, as the buffer's read data is
-            x1 = delay(m, x1, n, "x1_r")
+        late = None
+        if n:  # with a block-RAM buffer the stream's slice is registered as often as the buffer's read data is
+            x1 = delay(m, x1, 1, "x1_r")
             if self.masked:
-                v1 = delay(m, v1, n, "v1_r")
-        read = self._input_buffer(m, s, (x1, v1) if self.buffer_written_late else None)
+                v1 = delay(m, v1, 1, "v1_r")
+            late = (x1, v1)  # registered twice after its step (buffer_written_late)
+            x1 = delay(m, x1, n - 1, "x1_rr")
+            if self.masked:
+                v1 = delay(m, v1, n - 1, "v1_rr")
+        read = self._input_buffer(m, s, late if self.buffer_written_late else None)
         groups = self.input_lane_groups
         if len(groups) == 1:
             from_stream = [delay(m, Value.cast(s.first_nf), 1, "from_stream")]

@@ -208,7 +208,7 @@ class MACUnit(FoldedEngine):
     and credits remain: :attr:`cycles_per_vector` = NF * SF, back to back.
     :attr:`latency`: cycles from the last input beat of a vector (handshake)
     to its first output beat being valid, ``6 + adder_tree_register_stages(SIMD)``
-    (one more with the input buffer in block RAM, :attr:`read_stages`);
+    (two more with the input buffer in block RAM, :attr:`read_stages`);
     the beat of neuron fold nf follows nf * SF cycles later when nothing stalls.
     """
 

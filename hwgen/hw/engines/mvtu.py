@@ -137,7 +137,7 @@ class MVTU(FoldedEngine):
     vector, back to back. :attr:`latency`: cycles from the cycle of the last
     input beat of a vector (handshake) to the cycle its first output beat is
     valid (``5 + popcount_register_stages(SIMD)`` masked, ``4 + match_count_stages(SIMD)``
-    not masked in threshold mode, one more in accumulator mode; one more with the input buffer in
+    not masked in threshold mode, one more in accumulator mode; two more with the input buffer in
     block RAM, :attr:`read_stages`); the beat of neuron fold nf
     follows nf * SF cycles later when nothing stalls.
     """
