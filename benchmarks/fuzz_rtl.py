@@ -39,8 +39,11 @@ either gives a revealing image, added the same way, or proves that no image reve
 log (reproduced from their seeds). Faults in pipeline
 registers need mutated RTL: ``--register-mutants K`` (default 0) inverts one bit of K clocked
 registers of each design's Verilog in turn (benchmarks/fuzz_registers.py) and simulates each mutated
-design on the same images, gaps and stalls, then under the long waits of ``REGISTER_TIMINGS`` and the
-pauses of whole frames of :func:`frame_timings` until one reveals it; caught = not the golden model's
+design on the same images, gaps and stalls, then on :data:`REGISTER_IMAGES` varied images, on images
+that put its layer's bits next to a threshold (:func:`boundary_layer`,
+:func:`fuzz_mutants.boundary_images`; the score layer's and the score unit's: the close calls), then
+under the long waits of ``REGISTER_TIMINGS`` and the pauses of whole frames of :func:`frame_timings`
+until one reveals it; caught = not the golden model's
 scores, or the stream broken or stopped. A mutant none reveals is equivalent when it is a sliding-window
 credit bound the fault only makes stricter (:func:`fuzz_registers.credit_fault_is_benign`), or a bit of
 the score unit's running maximum that one image per reachable score-layer accumulator vector does not
