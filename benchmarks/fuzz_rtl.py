@@ -45,7 +45,8 @@ that put its layer's bits next to a threshold (:func:`boundary_layer`,
 under the long waits of ``REGISTER_TIMINGS`` and the pauses of whole frames of :func:`frame_timings`
 until one reveals it; caught = not the golden model's
 scores, or the stream broken or stopped. A mutant none reveals is equivalent when it is a sliding-window
-credit bound the fault only makes stricter (:func:`fuzz_registers.credit_fault_is_benign`), or a bit of
+credit bound the fault only makes stricter (:func:`fuzz_registers.credit_fault_is_benign`), a register
+no output depends on (:func:`fuzz_registers.unobservable_registers`), or a bit of
 the score unit's running maximum that one image per reachable score-layer accumulator vector does not
 reveal (:data:`RUNNING_MAXIMUM`, :func:`fuzz_solver.reachable_score_inputs`); else it is missed.
 ``--close-calls`` adds, per class, an image on which that class's score and the best other class's
@@ -73,7 +74,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from fuzz_mutants import boundary_images, close_call_images, format_tally, mutation_images  # noqa: E402
-from fuzz_registers import credit_fault_is_benign, draw_register_mutants, flip_register_bit  # noqa: E402
+from fuzz_registers import (credit_fault_is_benign, draw_register_mutants, flip_register_bit,  # noqa: E402
+                            register_sites, unobservable_registers)
 from fuzz_solver import reachable_score_inputs  # noqa: E402
 from irnets import random_network  # noqa: E402
 
@@ -315,7 +317,8 @@ def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator
     image and timing:
 
     * a credit bound of one of ``windows`` that the fault only makes stricter is *equivalent*
-      (:func:`fuzz_registers.credit_fault_is_benign`);
+      (:func:`fuzz_registers.credit_fault_is_benign`), as is a register no output depends on
+      (:func:`fuzz_registers.unobservable_registers`);
     * a bit of :data:`RUNNING_MAXIMUM` is simulated on one image per score-layer accumulator vector the
       network ``net`` can give (:func:`fuzz_solver.reachable_score_inputs`): *caught* if one reveals it,
       *equivalent* if none does and the vectors are all of them;
@@ -345,6 +348,7 @@ def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(build_dir, copy)
     drawn = draw_register_mutants(verilog, rng, count)
+    unobservable = unobservable_registers(build_dir / "top.v", register_sites(verilog))
     varied = varied_images(rng, images.shape[1:], REGISTER_IMAGES)
     missed, equivalent, by_images, by_boundary, by_timing, by_inputs = [], {}, 0, 0, 0, 0
     score_inputs = None  # (images, complete), solved once per network when needed
@@ -362,6 +366,9 @@ def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator
         name = f"{module}.{site.name}[{bit}]"
         unit = windows.get(module)
         benign = credit_fault_is_benign(unit, site.name, bit) if unit is not None else None
+        why = "a credit bound made only stricter"
+        if site in unobservable:
+            benign, why = True, "no output depends on it (Yosys opt_clean removes it)"
         (copy / "top.v").write_text(flip_register_bit(verilog, site, bit))
         caught = (reveals(sim_options) or (reveals(sim_options, varied) and "images")
                   or (len(probe := probe_images(module)) > 0 and reveals(sim_options, probe) and "boundary")
@@ -373,7 +380,7 @@ def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator
             by_boundary += caught == "boundary"
             by_timing += caught == "timing"
         elif benign:
-            equivalent[name] = "a credit bound made only stricter"
+            equivalent[name] = why
         elif (module, site.name) == RUNNING_MAXIMUM:
             score_inputs = score_inputs or reachable_score_inputs(net)
             if len(score_inputs[0]) and reveals(sim_options, score_inputs[0]):

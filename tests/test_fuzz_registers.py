@@ -61,3 +61,31 @@ def test_credit_faults_called_benign_keep_the_window_contract(tmp_path: Path, re
     assert fuzz_registers.credit_fault_is_benign(unit, "top", 0) is None
     with pytest.raises(ValueError):
         fuzz_registers.credit_fault_is_benign(unit, register, site.width)
+
+
+def test_unobservable_registers_change_nothing(tmp_path: Path) -> None:
+    """The registers fuzz_registers.unobservable_registers finds (Yosys's opt_clean removes them: no output
+    depends on them) are some but not all of the design's; the top bit of all of them inverted at once, the
+    design's scores are still the golden model's on the fuzz images under gaps and stalls."""
+    import shutil
+
+    from hwgen.sim.buildfolder import load_build_folder
+    from hwgen.sim.session import simulate
+
+    assert fuzz_rtl.fuzz_one(3, n_images=6, out=tmp_path, cache_dir=None)["status"] == "ok"
+    build = tmp_path / "net-3" / "build"
+    verilog = (build / "top.v").read_text()
+    sites = fuzz_registers.register_sites(verilog)
+    dead = fuzz_registers.unobservable_registers(build / "top.v", sites)
+    assert 0 < len(dead) < len(sites) // 4, len(dead)
+    mutated = verilog
+    for site in sorted(dead, key=lambda s: -s.start):  # from the end: the earlier offsets stay valid
+        mutated = fuzz_registers.flip_register_bit(mutated, site, site.width - 1)
+    assert mutated != verilog
+    copy = tmp_path / "mutated"
+    shutil.copytree(build, copy)
+    (copy / "top.v").write_text(mutated)
+    _, _, _, _, images = fuzz_rtl.draw(3, 6)
+    outcome = simulate(load_build_folder(copy), images, mode="bulk", cache_dir=None, match_counts="cells",
+                       seed=3, gap_p=0.3, stall_p=0.5)
+    assert outcome.ok, outcome.check.first_mismatch
