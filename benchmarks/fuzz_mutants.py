@@ -32,8 +32,8 @@ import numpy as np
 from hwgen.compile.golden import GoldenResult, run_network
 from hwgen.compile.ir import INPUT, ConvLayer, Network, ThresholdOutput, input_values
 
-__all__ = ["OUTCOMES", "Mutant", "boundary_images", "draw_mutants", "format_tally", "mutation_images",
-           "provably_equivalent", "position_lattice", "seek_image", "valid_window"]
+__all__ = ["OUTCOMES", "Mutant", "draw_mutants", "format_tally", "mutation_images", "provably_equivalent",
+           "position_lattice", "seek_image", "valid_window"]
 
 
 @dataclass
@@ -280,46 +280,6 @@ def close_call_images(net: Network, images: np.ndarray, rng: np.random.Generator
                 current, best = cands[int(np.argmin(gaps))], int(gaps.min())
         found.append((c, current))
     return found
-
-
-#: Channels of a layer at whose thresholds :func:`boundary_images` seeks images (drawn when there are more).
-BOUNDARY_CHANNELS = 8
-
-
-def boundary_images(net: Network, index: int, images: np.ndarray, rng: np.random.Generator, *,
-                    channels: int = BOUNDARY_CHANNELS, solver_timeout_s: float = 0.0) -> np.ndarray:
-    """Images (uint8 (N, C, H, W), N <= 2 * ``channels``) on which a bit of layer ``index`` (a ConvLayer with
-    thresholds) sits next to its threshold and its flip reaches a score, for faults that move that layer's
-    accumulators, thresholds or inputs a little (a register of its engine or window).
-
-    For each of ``channels`` drawn channels c, the threshold word of c (at a drawn position, per position)
-    moved from T to T + 2 and to T - 2: with ``acc >= T``, an image revealing the first has an accumulator
-    of c at T or T + 1 there (a fall of one or two flips its bit), one revealing the second at T - 2 or
-    T - 1 (a rise flips it); two values, so that one of them is on a binary layer's lattice of one parity.
-    Each is sought (:func:`seek_image`), else asked of the constraint solver within ``solver_timeout_s``
-    (benchmarks/fuzz_solver.py); one the ``images`` reveal already adds nothing, nor one no image reveals."""
-    layer = net.layers[index]
-    thresholds = layer.output.thresholds
-    per_channel = thresholds.size // thresholds.shape[0]
-    found = []
-    for c in rng.permutation(thresholds.shape[0])[:channels]:
-        word = int(c) * per_channel + int(rng.integers(per_channel))
-        for step in (2, -2):
-            mutant_net = copy.deepcopy(net)
-            words = mutant_net.layers[index].output.thresholds.reshape(-1)
-            before = int(words[word])
-            words[word] = before + step
-            mutant = Mutant("threshold", index, int(c), word, before, before + step, mutant_net)
-            if _reveals(net, mutant, images).any():
-                continue
-            image = seek_image(net, mutant, images, rng)
-            if image is None and solver_timeout_s > 0:
-                from fuzz_solver import decide
-
-                image = decide(net, mutant, timeout_s=solver_timeout_s, base=images[0]).image
-            if image is not None:
-                found.append(image)
-    return np.stack(found) if found else np.zeros((0, *net.input_shape), np.uint8)
 
 
 #: The outcomes a mutant is counted under, in the order the check tries them (:func:`mutation_images`).

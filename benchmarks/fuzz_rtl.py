@@ -39,9 +39,7 @@ either gives a revealing image, added the same way, or proves that no image reve
 log (reproduced from their seeds). Faults in pipeline
 registers need mutated RTL: ``--register-mutants K`` (default 0) inverts one bit of K clocked
 registers of each design's Verilog in turn (benchmarks/fuzz_registers.py) and simulates each mutated
-design on the same images, gaps and stalls, then on :data:`REGISTER_IMAGES` varied images, on images
-that put its layer's bits next to a threshold (:func:`boundary_layer`,
-:func:`fuzz_mutants.boundary_images`; the score layer's and the score unit's: the close calls), then
+design on the same images, gaps and stalls, then on :data:`REGISTER_IMAGES` varied images, then
 under the long waits of ``REGISTER_TIMINGS`` and the pauses of whole frames of :func:`frame_timings`
 until one reveals it; caught = not the golden model's
 scores, or the stream broken or stopped. A mutant none reveals is equivalent when it is a sliding-window
@@ -73,7 +71,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from fuzz_mutants import boundary_images, close_call_images, format_tally, mutation_images  # noqa: E402
+from fuzz_mutants import close_call_images, format_tally, mutation_images  # noqa: E402
 from fuzz_registers import (credit_fault_is_benign, draw_register_mutants, flip_register_bit,  # noqa: E402
                             register_sites, unobservable_registers)
 from fuzz_solver import reachable_score_inputs  # noqa: E402
@@ -288,32 +286,12 @@ RUNNING_MAXIMUM = ("scores", "best")
 REGISTER_IMAGES = 4000
 
 
-#: Seconds of constraint solving per threshold mutant :func:`boundary_images` settles for a register fault's
-#: layer when the search finds no image (no second run: these images are probes, not a decision).
-BOUNDARY_SOLVER_S = 10.0
-
-
-def boundary_layer(net, module: str) -> int | None:
-    """The index of the layer whose thresholds probe a register fault in ``module`` (``lN_NAME_engine`` or
-    ``lN_NAME_window`` of layer ``lN_NAME``): that layer, or for a pool the first later layer with
-    thresholds; None for the score layer and the score unit (``scores``), whose faults the close calls
-    probe (:func:`close_call_images`)."""
-    names = [layer.name for layer in net.layers]
-    name = module.rsplit("_", 1)[0]
-    if name not in names:
-        return None
-    return next((i for i in range(names.index(name), len(names)) if isinstance(net.layers[i], ConvLayer)
-                 and isinstance(net.layers[i].output, ThresholdOutput)), None)
-
-
 def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator, count: int, *, net,
                    windows: dict[str, SlidingWindowUnit], cache_dir: Path | None, **sim_options) -> dict:
     """Simulate ``count`` register mutants of the design in ``build_dir`` (one copy of the folder, its top.v
     replaced per mutant) on ``images`` with ``sim_options``, then on :data:`REGISTER_IMAGES` more images
-    (:func:`varied_images`), then on images where the bits of its layer sit at their thresholds
-    (:func:`boundary_layer`, :func:`~fuzz_mutants.boundary_images`; or the close calls of each class), then
-    with each of :data:`REGISTER_TIMINGS` and :func:`frame_timings` (each at two harness seeds) until one
-    reveals it. A mutant none reveals is settled where an argument covers every
+    (:func:`varied_images`), then with each of :data:`REGISTER_TIMINGS` and :func:`frame_timings` (each at
+    two harness seeds) until one reveals it. A mutant none reveals is settled where an argument covers every
     image and timing:
 
     * a credit bound of one of ``windows`` that the fault only makes stricter is *equivalent*
@@ -323,8 +301,7 @@ def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator
       network ``net`` can give (:func:`fuzz_solver.reachable_score_inputs`): *caught* if one reveals it,
       *equivalent* if none does and the vectors are all of them;
 
-    else it is *missed*. {"tried", "caught", "caught_by_images", "caught_by_boundary", "caught_by_timing",
-    "caught_by_score_inputs",
+    else it is *missed*. {"tried", "caught", "caught_by_images", "caught_by_timing", "caught_by_score_inputs",
     "equivalent": {name: why}, "missed": [name, ...]} with names ``module.register[bit]``. A mutant a rule
     calls equivalent that a simulation reveals stops the campaign (the rule would be wrong)."""
     import shutil
@@ -350,16 +327,8 @@ def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator
     drawn = draw_register_mutants(verilog, rng, count)
     unobservable = unobservable_registers(build_dir / "top.v", register_sites(verilog))
     varied = varied_images(rng, images.shape[1:], REGISTER_IMAGES)
-    missed, equivalent, by_images, by_boundary, by_timing, by_inputs = [], {}, 0, 0, 0, 0
+    missed, equivalent, by_images, by_timing, by_inputs = [], {}, 0, 0, 0
     score_inputs = None  # (images, complete), solved once per network when needed
-    probes: dict[int | None, np.ndarray] = {}  # boundary or close-call images per layer, found when needed
-
-    def probe_images(module: str) -> np.ndarray:
-        index = boundary_layer(net, module)
-        if index not in probes:
-            probes[index] = (np.stack([image for _, image in close_call_images(net, images, rng)]) if index is None
-                             else boundary_images(net, index, images, rng, solver_timeout_s=BOUNDARY_SOLVER_S))
-        return probes[index]
 
     for site, bit in drawn:
         module = site.module.split(".")[-1]
@@ -371,13 +340,11 @@ def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator
             benign, why = True, "no output depends on it (Yosys opt_clean removes it)"
         (copy / "top.v").write_text(flip_register_bit(verilog, site, bit))
         caught = (reveals(sim_options) or (reveals(sim_options, varied) and "images")
-                  or (len(probe := probe_images(module)) > 0 and reveals(sim_options, probe) and "boundary")
                   or (any(reveals(timing) for timing in more) and "timing"))
         if caught and benign:
             raise AssertionError(f"{build_dir}: {name} is revealed by a simulation but called benign")
         if caught:
             by_images += caught == "images"
-            by_boundary += caught == "boundary"
             by_timing += caught == "timing"
         elif benign:
             equivalent[name] = why
@@ -393,8 +360,7 @@ def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator
             missed.append(name)
     shutil.rmtree(copy, ignore_errors=True)
     return {"tried": len(drawn), "caught": len(drawn) - len(missed) - len(equivalent), "caught_by_images": by_images,
-            "caught_by_boundary": by_boundary, "caught_by_timing": by_timing, "caught_by_score_inputs": by_inputs,
-            "equivalent": equivalent,
+            "caught_by_timing": by_timing, "caught_by_score_inputs": by_inputs, "equivalent": equivalent,
             "missed": missed}
 
 
@@ -534,7 +500,6 @@ def format_registers(tallies: list[dict]) -> str:
     whose faults were missed."""
     tried, caught = sum(t["tried"] for t in tallies), sum(t["caught"] for t in tallies)
     by_images = sum(t.get("caught_by_images", 0) for t in tallies)
-    by_boundary = sum(t.get("caught_by_boundary", 0) for t in tallies)
     by_timing = sum(t.get("caught_by_timing", 0) for t in tallies)
     by_inputs = sum(t.get("caught_by_score_inputs", 0) for t in tallies)
     reasons = Counter(why.split(",")[0] for t in tallies for why in t.get("equivalent", {}).values())
@@ -544,8 +509,7 @@ def format_registers(tallies: list[dict]) -> str:
     line = (f"register faults over {len(tallies)} networks: {tried} mutants, {equivalent} equivalent"
             f"{f' ({why})' if why else ''}; of the other {tried - equivalent}: {caught} "
             f"({100 * caught / max(1, tried - equivalent):.1f} %) caught by the RTL simulation ({by_images} of them "
-            f"only on the extra images, {by_boundary} only at the thresholds' boundaries, {by_timing} only under "
-            f"the extra timings, {by_inputs} only on the "
+            f"only on the extra images, {by_timing} only under the extra timings, {by_inputs} only on the "
             f"reachable score inputs)")
     return line + (f"; missed: {', '.join(missed)}" if missed else "")
 

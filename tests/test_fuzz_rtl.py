@@ -110,33 +110,6 @@ def test_no_drawn_network_computes_a_constant() -> None:
     assert redrawn >= 4
 
 
-def test_boundary_images_put_a_bit_at_its_threshold() -> None:
-    """The register check's probes (fuzz_mutants.boundary_images): each image puts an accumulator of the
-    probed layer within two of a threshold (T - 2 <= acc <= T + 1, where a step of one or two flips the
-    bit); a pool's probe is the next thresholded layer's, the score layer's and the score unit's are the
-    close calls (None)."""
-    from fuzz_mutants import boundary_images
-
-    from hwgen.compile.golden import run_network
-    from hwgen.compile.ir import MaxPoolLayer
-
-    _, _, _, net, images = fuzz_rtl.draw(20009, 12)  # conv, pool, conv, pool, conv, fc, score
-    names = [layer.name for layer in net.layers]
-    pool = next(i for i, layer in enumerate(net.layers) if isinstance(layer, MaxPoolLayer))
-    assert fuzz_rtl.boundary_layer(net, f"{names[pool]}_engine") == pool + 1
-    assert fuzz_rtl.boundary_layer(net, f"{names[0]}_window") == 0
-    assert fuzz_rtl.boundary_layer(net, f"{names[-1]}_engine") is None
-    assert fuzz_rtl.boundary_layer(net, "scores") is None
-    probes = boundary_images(net, 0, images, np.random.default_rng(0), channels=3)
-    assert len(probes) >= 3
-    layer = net.layers[0]
-    acc = run_network(net, probes, keep_intermediates=True).intermediates[f"{layer.name}.acc"].astype(np.int64)
-    t = layer.output.thresholds.astype(np.int64)
-    t = t.reshape(1, -1, *([1, 1] if t.ndim == 1 else t.shape[1:]))
-    at_boundary = ((t - 2 <= acc) & (acc <= t + 1)).reshape(len(probes), -1).any(axis=1)
-    assert at_boundary.all(), at_boundary
-
-
 def test_varied_images_draw_each_distribution() -> None:
     """The register check's extra images: uniform, black and white, sparse on 0 and on 255, one level with
     +-3 of noise, half at one level; uint8 of the requested shape."""
