@@ -20,13 +20,20 @@ import fuzz_registers  # noqa: E402
 import fuzz_rtl  # noqa: E402
 
 
-def test_every_register_found_and_one_flipped(tmp_path: Path) -> None:
-    result = fuzz_rtl.fuzz_one(3, n_images=4, out=tmp_path, cache_dir=None, register_mutants=3)
+@pytest.fixture(scope="module")
+def seed3(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    """The campaign's network of seed 3 with 3 register mutants: (its result, its build folder)."""
+    out = tmp_path_factory.mktemp("fuzz")
+    return fuzz_rtl.fuzz_one(3, n_images=4, out=out, cache_dir=None, register_mutants=3), out / "net-3" / "build"
+
+
+def test_every_register_found_and_one_flipped(seed3: tuple[dict, Path]) -> None:
+    result, build = seed3
     assert result["status"] == "ok", result
     tally = result["registers"]
     # the mutated design is what runs (not a cached clean model): faults of this seed are revealed
     assert tally["tried"] == 3 and tally["caught"] >= 1, tally
-    verilog = (tmp_path / "net-3" / "build" / "top.v").read_text()
+    verilog = (build / "top.v").read_text()
     sites = fuzz_registers.register_sites(verilog)
     single = verilog.count("always @(posedge clk)\n")  # the one-statement form (the others end in "begin")
     assert len(sites) == single > 10
@@ -63,7 +70,7 @@ def test_credit_faults_called_benign_keep_the_window_contract(tmp_path: Path, re
         fuzz_registers.credit_fault_is_benign(unit, register, site.width)
 
 
-def test_unobservable_registers_change_nothing(tmp_path: Path) -> None:
+def test_unobservable_registers_change_nothing(seed3: tuple[dict, Path], tmp_path: Path) -> None:
     """The registers fuzz_registers.unobservable_registers finds (Yosys's opt_clean removes them: no output
     depends on them) are some but not all of the design's; the top bit of all of them inverted at once, the
     design's scores are still the golden model's on the fuzz images under gaps and stalls."""
@@ -72,8 +79,8 @@ def test_unobservable_registers_change_nothing(tmp_path: Path) -> None:
     from hwgen.sim.buildfolder import load_build_folder
     from hwgen.sim.session import simulate
 
-    assert fuzz_rtl.fuzz_one(3, n_images=6, out=tmp_path, cache_dir=None)["status"] == "ok"
-    build = tmp_path / "net-3" / "build"
+    result, build = seed3
+    assert result["status"] == "ok", result
     verilog = (build / "top.v").read_text()
     sites = fuzz_registers.register_sites(verilog)
     dead = fuzz_registers.unobservable_registers(build / "top.v", sites)
@@ -85,7 +92,7 @@ def test_unobservable_registers_change_nothing(tmp_path: Path) -> None:
     copy = tmp_path / "mutated"
     shutil.copytree(build, copy)
     (copy / "top.v").write_text(mutated)
-    _, _, _, _, images = fuzz_rtl.draw(3, 6)
+    _, _, _, _, images = fuzz_rtl.draw(3, 4)
     outcome = simulate(load_build_folder(copy), images, mode="bulk", cache_dir=None, match_counts="cells",
                        seed=3, gap_p=0.3, stall_p=0.5)
     assert outcome.ok, outcome.check.first_mismatch
