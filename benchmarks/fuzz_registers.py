@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hwgen.hw.accelerator import TOP_MODULE
 from hwgen.hw.engines.swu import SlidingWindowUnit
 
 __all__ = ["RegisterSite", "REGISTER", "credit_fault_is_benign", "draw_register_mutants", "flip_register_bit",
@@ -131,9 +132,6 @@ def credit_fault_is_benign(swu: SlidingWindowUnit, register: str, bit: int) -> b
     return True
 
 
-#: The top module of a build's Verilog (hwgen.hw.builder).
-TOP = "hwgen_top"
-
 
 def unobservable_registers(top_v: Path, sites: list[RegisterSite]) -> set[RegisterSite]:
     """The ``sites`` of ``top_v`` (a build's Verilog) whose register no output port depends on.
@@ -157,7 +155,7 @@ def unobservable_registers(top_v: Path, sites: list[RegisterSite]) -> set[Regist
             names.append(f"source{k}.v")
             shutil.copyfile(path, Path(tmp) / names[-1])
         script = "; ".join([*(f"read_verilog -lib {name}" for name in names[1:]), f"read_verilog {names[0]}",
-                            f"hierarchy -top {TOP}", "proc", "flatten", "tee -q -o before.txt select -list w:*",
+                            f"hierarchy -top {TOP_MODULE}", "proc", "flatten", "tee -q -o before.txt select -list w:*",
                             "opt_clean", "tee -q -o after.txt select -list w:*"])
         done = subprocess.run([yosys, "-q", "-p", script], capture_output=True, text=True, cwd=tmp)
         if done.returncode != 0:

@@ -329,15 +329,15 @@ def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator
     varied = varied_images(rng, images.shape[1:], REGISTER_IMAGES)
     missed, equivalent, by_images, by_timing, by_inputs = [], {}, 0, 0, 0
     score_inputs = None  # (images, complete), solved once per network when needed
-
     for site, bit in drawn:
         module = site.module.split(".")[-1]
         name = f"{module}.{site.name}[{bit}]"
-        unit = windows.get(module)
-        benign = credit_fault_is_benign(unit, site.name, bit) if unit is not None else None
-        why = "a credit bound made only stricter"
         if site in unobservable:
             benign, why = True, "no output depends on it (Yosys opt_clean removes it)"
+        else:
+            unit = windows.get(module)
+            benign = credit_fault_is_benign(unit, site.name, bit) if unit is not None else None
+            why = "a credit bound made only stricter"
         (copy / "top.v").write_text(flip_register_bit(verilog, site, bit))
         caught = (reveals(sim_options) or (reveals(sim_options, varied) and "images")
                   or (any(reveals(timing) for timing in more) and "timing"))
