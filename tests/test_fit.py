@@ -65,10 +65,110 @@ def test_a_smaller_device_gets_the_fastest_folding_that_fits_and_no_faster() -> 
     assert lut4 > LUT_FILL * 7_680 or blocks > 32
 
 
-def test_a_network_that_fits_nowhere_is_refused() -> None:
-    """1.5 Mbit of CNV weights against the ECP5-25F's 56 x 18 Kbit = 1.0 Mbit of block RAM."""
-    with pytest.raises(BuildError, match="cnv does not fit ecp5-25k at any balanced folding"):
+def test_a_network_that_fits_nowhere_is_refused(monkeypatch) -> None:
+    """1.5 Mbit of CNV weights against the ECP5-25F's 56 x 18 Kbit = 1.0 Mbit of block RAM plus 0.3 Mbit of LUT
+    ROM in 85 % of its LUT4s: refused by the weight bound, before any folding is placed (the 48 samples took
+    30-80 s)."""
+    import hwgen.hw.fit as fit
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("the search ran")
+
+    monkeypatch.setattr(fit, "place_weights", no_search)
+    with pytest.raises(BuildError, match="cnv does not fit ecp5-25k at any balanced folding") as refused:
         fit_folding(_model(CNV), get_target("ecp5-25k"))
+    message = str(refused.value)
+    for figure in ("1,542,848 weight bits", "56 x 18,432 = 1,032,192 bits", "20,645", "LUT ROM (330,389 bits",
+                   "choose a larger --target"):
+        assert figure in message, (figure, message)
+
+
+def _weight_roms(rows: list[dict], memory) -> list[tuple[dict, bool]]:
+    """(row, in block RAM under ``memory``) of each of a design's rows with a weight ROM."""
+    return [(r, memory.rom_in_block_ram(r["pe"] * r["simd"] * r["weight_field_bits"], r["nf"] * r["sf"]))
+            for r in rows if r["weights_bits"]]
+
+
+@pytest.mark.parametrize("path", [TFC, CNV], ids=["tfc", "cnv"])
+def test_the_weight_bound_is_below_every_estimate_the_search_sees(path: Path) -> None:
+    """:func:`weight_capacity` is a lower bound of the cost model: at foldings across the whole candidate range
+    (fastest to slowest), under every memory map :func:`place_weights` tries (so whatever it reports), on an
+    ECP5 and an iCE40 (``scale`` 2), each weight ROM in block RAM has at least bits / Q of its row's block RAMs,
+    each one in LUTs at least ``scale`` * bits / 16 - 1/2 of its row's LUT4, and the whole design's LUT4 and
+    block RAMs hold all the weight bits. The LUT ROM alone, too: a ROM the family's own map puts in block RAM
+    and a deeper map in LUTs adds at least ``scale`` * bits / 16 LUT4 to its row (less 1 for the two rows'
+    rounding), which the engine's other terms would hide. A cost-model change that breaks the bound fails here."""
+    from hwgen.hw.fit import _memories, balanced_folds, candidate_cycles, design_rows, weight_capacity
+
+    net = _model(path)
+    candidates = candidate_cycles(net)
+    picks = sorted({candidates[round(i * (len(candidates) - 1) / 3)] for i in range(4)})
+    for target in (get_target("ecp5-25k"), get_target("ice40-hx8k")):
+        for cycles in picks:
+            folds = balanced_folds(net, cycles)
+            own = None
+            for memory in _memories(target):  # the family's own first
+                rows = design_rows(net, folds, target, memory)
+                roms = _weight_roms(rows, memory)
+                own = own or roms
+                for (row, in_block_ram), (own_row, own_in_block_ram) in zip(roms, own):
+                    held = (weight_capacity(target, 0, row["bram_blocks_estimate"], 0) if in_block_ram else
+                            weight_capacity(target, row["lut4_estimate"], 0, 1))
+                    assert row["weights_bits"] <= held, (target.name, cycles, memory, row["name"], in_block_ram)
+                    if own_in_block_ram and not in_block_ram:
+                        rom_lut4 = row["lut4_estimate"] - own_row["lut4_estimate"]
+                        assert row["weights_bits"] <= weight_capacity(target, rom_lut4, 0, 2), (
+                            target.name, cycles, memory, row["name"])
+                lut4, blocks = (sum(r[key] for r in rows) for key in ("lut4_estimate", "bram_blocks_estimate"))
+                bits = sum(r["weights_bits"] for r in rows)
+                assert bits <= weight_capacity(target, lut4, blocks, len(roms)), (target.name, cycles, memory)
+
+
+def test_the_weight_bound_alone_refuses_no_network_the_search_would_try(monkeypatch) -> None:
+    """The bound does not over-refuse: where the weights fit it, the search runs. CNV on the ECP5-45F: its
+    1.5 Mbit of weights are within the 108 block RAMs' 2.0 Mbit, so the search places foldings (and refuses
+    it on its own estimates: block RAM at the slowest folding). TFC on an iCE40 without block RAM and with
+    just enough logic cells to hold its weights as LUT ROM by the bound: the search runs; one cell fewer and
+    the bound refuses it without placing a folding. The search's samples are cut to 2 to keep the test short."""
+    import dataclasses
+
+    import hwgen.hw.fit as fit
+    from hwgen.hw.fit import balanced_folds, candidate_cycles, design_rows, weight_capacity
+
+    monkeypatch.setattr(fit, "SAMPLES", 2)
+    placed = []
+
+    def counted(*args, **kwargs):
+        placed.append(args[1])
+        return place_weights(*args, **kwargs)
+
+    place_weights = fit.place_weights
+    monkeypatch.setattr(fit, "place_weights", counted)
+
+    def outcome(net, target) -> tuple[int, str]:
+        """(foldings placed, the refusal or "" for a fit)."""
+        placed.clear()
+        try:
+            fit_folding(net, target)
+        except BuildError as error:
+            return len(placed), str(error)
+        return len(placed), ""
+
+    searched, refusal = outcome(_model(CNV), get_target("ecp5-45k"))
+    assert searched and "weight bits" not in refusal, refusal
+    assert refusal.startswith("cnv does not fit ecp5-45k at any balanced folding: at ")
+
+    tfc = _model(TFC)
+    bare = dataclasses.replace(get_target("ice40-hx8k"), name="bare", bram_blocks=0)
+    folds = balanced_folds(tfc, candidate_cycles(tfc)[0])
+    weights = [r["weights_bits"] for r in design_rows(tfc, folds, bare, bare.spec.memory) if r["weights_bits"]]
+    edge = next(lut4 for lut4 in range(1, 100_000)
+                if sum(weights) <= weight_capacity(bare, LUT_FILL * lut4, 0, len(weights)))
+    searched, refusal = outcome(tfc, dataclasses.replace(bare, lut4=edge))
+    assert searched and "weight bits" not in refusal, refusal
+    searched, refusal = outcome(tfc, dataclasses.replace(bare, lut4=edge - 1))
+    assert not searched and refusal.startswith(f"tfc does not fit bare at any balanced folding: its "
+                                               f"{sum(weights):,} weight bits"), refusal
 
 
 def test_cli_fit_and_its_conflicts(tmp_path: Path, capsys) -> None:

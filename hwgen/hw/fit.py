@@ -13,9 +13,9 @@ legal SIMD; e.g. CNV's conv0: SIMD divides C_in = 3, so at least 1 x 9 x 900
 = 8,100 cycles), or an overridden layer's cycles. At T every layer gets the fewest lanes reaching T
 (:func:`~hwgen.hw.folding.fewest_lanes`, the ``--fps`` rule), per-layer overrides kept as given; the folding
 found gets the equal-lane choice (:func:`cheapest_ties`, which keeps a fitting folding fitting). The search
-itself does not apply it: at every candidate it would cost seconds (CNV on the 25F, which fits nowhere,
-tries all 48 samples), and it only ever lowers the cost, so a candidate the search skips could fit with it;
-such a faster folding is not looked for.
+itself does not apply it: at every candidate it would cost seconds (CNV on the 45F, which fits nowhere but
+passes the weight bound below, tries all 48 samples), and it only ever lowers the cost, so a candidate the
+search skips could fit with it; such a faster folding is not looked for.
 
 Where weights live: a weight ROM of NF * SF words of PE * SIMD fields is
 forced into block RAM when deeper than the memory map's
@@ -55,6 +55,19 @@ per layer, narrower ROM words). Block RAM is not monotone over the whole range
 (the slowest foldings have deep ROMs of 1-bit words, a block per 16K bits of
 each), hence no bisection from the slowest. None fits: BuildError naming the
 slowest one's estimates.
+
+Refused before the search (:func:`weight_capacity`): every folding holds each weight ROM e, of b_e = C_out
+* F * field bits whatever its PE and SIMD, either in block RAM or in LUTs. In block RAM its blocks
+(:meth:`~hwgen.hw.families.MemoryMap.rom_blocks`, :meth:`~hwgen.hw.families.BlockRam.blocks_for` per bank
+and slice) are at least b_e / Q, Q the most bits one block holds in any configuration (ECP5 512 x 36 =
+18,432, iCE40 4,096); in LUTs it costs :func:`~hwgen.hw.cost.lut_rom_lut4`, ``width * ceil(depth / 16)``
+>= b_e / 16 LUT4, times the family's ``scale``, in its engine's row, whose other terms are not negative
+and which is rounded once (at most 1/2 lost). So a design of L LUT4 and B block RAMs with n weight ROMs
+holds at most W(L, B) = Q * B + 16 * (L + n / 2) / scale weight bits, whatever else it spends them on
+(thresholds, buffers and logic are not counted), and W grows with L and B: when sum(b_e) > W(LUT_FILL *
+LUT4, blocks) of the target, no folding fits under any memory map, and the network is refused without a
+sample (CNV on the 25F: 1,542,848 weight bits against 56 x 18,432 = 1,032,192 of block RAM plus 330,389
+in 20,645 LUT4; the 48 samples took 30-80 s). A network within W still gets the whole search.
 """
 
 from __future__ import annotations
@@ -66,13 +79,15 @@ from dataclasses import dataclass
 
 from hwgen.compile.ir import Network
 from hwgen.errors import BuildError
+from hwgen.hw.cost import LUT_ROM_WORDS
 from hwgen.hw.families import MemoryMap
 from hwgen.hw.folding import (PIXEL_BITS, LayerFold, check_overrides, equal_lane_foldings, fastest_cycles, fewest_lanes,
                               layer_shapes)
 from hwgen.hw.targets import Target
 
-__all__ = ["LUT_FILL", "ROM_LUT_DEPTHS", "TIE_MIN_SAVING", "TIE_PASSES", "Fit", "cheapest_ties", "design_cost",
-           "design_estimates", "fit_folding", "place_weights"]
+__all__ = ["LUT_FILL", "ROM_LUT_DEPTHS", "TIE_MIN_SAVING", "TIE_PASSES", "Fit", "balanced_folds", "candidate_cycles",
+           "cheapest_ties", "design_cost", "design_estimates", "design_rows", "fit_folding", "place_weights",
+           "weight_capacity"]
 
 #: The share of the device's LUT4s (logic cells) a fitted design may take by the estimate.
 LUT_FILL = 0.85
@@ -112,7 +127,15 @@ def design_cost(net: Network, folds: list[LayerFold], target: Target, memory: Me
 def design_estimates(net: Network, folds: list[LayerFold], target: Target,
                      memory: MemoryMap, in_width: int = PIXEL_BITS) -> tuple[int, int, int]:
     """(LUT4, block RAMs, DSP multipliers) of the whole design as ``hwgen build`` reports them, at ``in_width``
-    bits of ``s_axis_tdata``.
+    bits of ``s_axis_tdata``: :func:`design_rows`, summed."""
+    rows = design_rows(net, folds, target, memory, in_width)
+    return tuple(sum(r[key] for r in rows) for key in ("lut4_estimate", "bram_blocks_estimate", "dsp_estimate"))
+
+
+def design_rows(net: Network, folds: list[LayerFold], target: Target, memory: MemoryMap,
+                in_width: int = PIXEL_BITS) -> list[dict]:
+    """The build report's rows of the design (:func:`~hwgen.hw.report.layer_rows`: per stage its weight bits,
+    LUT4, block RAM and DSP estimates).
 
     The accelerator is built only to be costed, never elaborated: Amaranth's warning that its engines
     went unused (given when they are freed) is silenced here rather than printed on every build."""
@@ -127,7 +150,17 @@ def design_estimates(net: Network, folds: list[LayerFold], target: Target,
         rows = layer_rows(acc, folds, target)
         del acc
         gc.collect()  # free the engines (and their warnings) inside the filter
-    return tuple(sum(r[key] for r in rows) for key in ("lut4_estimate", "bram_blocks_estimate", "dsp_estimate"))
+    return rows
+
+
+def weight_capacity(target: Target, lut4: float, bram_blocks: int, roms: int) -> float:
+    """The most weight-ROM bits a design of ``lut4`` LUT4 (the target's unit) and ``bram_blocks`` block RAMs,
+    with ``roms`` weight ROMs, holds by the cost model: W = Q * B + 16 * (L + n / 2) / scale (see the module
+    docstring). Q: the most bits one block holds in any of its configurations; 16: words per LUT4 of a LUT
+    ROM (:data:`~hwgen.hw.cost.LUT_ROM_WORDS`); scale: the family's ``LogicCost.scale``; n / 2: each weight
+    ROM's row rounded once."""
+    per_block = max(width * depth for width, depth in target.bram_shapes)
+    return per_block * bram_blocks + LUT_ROM_WORDS * (lut4 + roms / 2) / target.spec.cost.scale
 
 
 def _memories(target: Target) -> list[MemoryMap]:
@@ -188,21 +221,58 @@ def cheapest_ties(net: Network, folds: list[LayerFold], target: Target, *, fixed
     return start if best is start else place_weights(net, best.folds, target, in_width)
 
 
-def fit_folding(net: Network, target: Target, overrides: dict[str, tuple[int, int]] | None = None,
-                in_width: int = PIXEL_BITS) -> Fit:
-    """The fastest balanced folding of ``net`` that fits ``target`` at ``in_width`` bits of input (see the
-    module docstring)."""
+def candidate_cycles(net: Network, overrides: dict[str, tuple[int, int]] | None = None,
+                     in_width: int = PIXEL_BITS) -> list[int]:
+    """The search's candidates, ascending: every cycles-per-frame value some free layer reaches at a legal
+    (PE, SIMD), no faster than the floor (see the module docstring)."""
     overrides = dict(overrides or {})
     shapes = layer_shapes(net, in_width)
     check_overrides(shapes, overrides)
     free = [s for s in shapes if s.name not in overrides]
     floor = max([fastest_cycles(net, in_width)[0]] + [s.cycles(*overrides[s.name]) for s in shapes if s.name in overrides])
-    candidates = sorted({s.cycles(pe, simd) for s in free for pe in s.legal_pe() for simd in s.legal_simd()
-                         if s.cycles(pe, simd) >= floor} | {floor})
+    return sorted({s.cycles(pe, simd) for s in free for pe in s.legal_pe() for simd in s.legal_simd()
+                   if s.cycles(pe, simd) >= floor} | {floor})
+
+
+def balanced_folds(net: Network, cycles: int, overrides: dict[str, tuple[int, int]] | None = None,
+                   in_width: int = PIXEL_BITS) -> list[LayerFold]:
+    """Every layer at the fewest lanes reaching ``cycles`` (:func:`~hwgen.hw.folding.fewest_lanes`), the
+    overridden ones as given."""
+    overrides = overrides or {}
+    return [LayerFold(layer=s, pe=p, simd=q) for s in layer_shapes(net, in_width)
+            for p, q in [overrides.get(s.name) or fewest_lanes(s, cycles)]]
+
+
+def _refuse_by_weights(net: Network, target: Target, folds: list[LayerFold], in_width: int) -> None:
+    """BuildError when the network's weight ROMs (their bits from ``folds``' rows: the same at every folding)
+    exceed :func:`weight_capacity` at the target's whole budget, so that no folding fits (see the module
+    docstring)."""
+    weights = [r["weights_bits"] for r in design_rows(net, folds, target, target.spec.memory, in_width)
+               if r.get("weights_bits")]
+    budget = LUT_FILL * target.lut4
+    if sum(weights) <= weight_capacity(target, budget, target.bram_blocks, len(weights)):
+        return
+    ram, per_block = weight_capacity(target, 0, target.bram_blocks, 0), weight_capacity(target, 0, 1, 0)
+    rom = weight_capacity(target, budget, 0, len(weights))
+    raise BuildError(
+        f"{net.name} does not fit {target.name} at any balanced folding: its {sum(weights):,} weight bits are more "
+        f"than its block RAM holds ({target.bram_blocks} x {per_block:,.0f} = {ram:,.0f} bits) plus what its LUT4 "
+        f"budget ({round(budget):,}, {LUT_FILL:.0%} of {target.lut4:,}) can hold as LUT ROM "
+        f"({rom:,.0f} bits, {LUT_ROM_WORDS / target.spec.cost.scale:g} per LUT4), {ram + rom:,.0f} in all; "
+        f"choose a larger --target")
+
+
+def fit_folding(net: Network, target: Target, overrides: dict[str, tuple[int, int]] | None = None,
+                in_width: int = PIXEL_BITS) -> Fit:
+    """The fastest balanced folding of ``net`` that fits ``target`` at ``in_width`` bits of input (see the
+    module docstring); refused at once when even its weights cannot fit (:func:`weight_capacity`)."""
+    overrides = dict(overrides or {})
+    candidates = candidate_cycles(net, overrides, in_width)
 
     def at(cycles: int) -> Fit:
-        return place_weights(net, [LayerFold(layer=s, pe=p, simd=q) for s in shapes
-                                   for p, q in [overrides.get(s.name) or fewest_lanes(s, cycles)]], target, in_width)
+        return place_weights(net, balanced_folds(net, cycles, overrides, in_width), target, in_width)
+
+    _refuse_by_weights(net, target, balanced_folds(net, candidates[0], overrides, in_width), in_width)
 
     step = max(1, len(candidates) // SAMPLES)
     sampled = sorted(set(range(0, len(candidates), step)) | {len(candidates) - 1})
