@@ -46,7 +46,10 @@ scores, or the stream broken or stopped. A mutant none reveals is equivalent whe
 credit bound the fault only makes stricter (:func:`fuzz_registers.credit_fault_is_benign`), a register
 no output depends on (:func:`fuzz_registers.unobservable_registers`), or a bit of
 the score unit's running maximum that one image per reachable score-layer accumulator vector does not
-reveal (:data:`RUNNING_MAXIMUM`, :func:`fuzz_solver.reachable_score_inputs`); else it is missed.
+reveal (:data:`RUNNING_MAXIMUM`, :func:`fuzz_solver.reachable_score_inputs`). A fault in an engine's
+arithmetic (a match count's lane adder, a MAC lane's product) is written into the golden model exactly
+(benchmarks/fuzz_datapath.py) and decided by the solver: an image the RTL confirms (caught) or a proof
+that none exists (equivalent). Else it is missed.
 ``--close-calls`` adds, per class, an image on which that class's score and the best other class's
 are as close as a search gets (a tie where it finds one; :func:`fuzz_mutants.close_call_images`),
 before the RTL runs: where faults in the score path (an accumulator or product bit, the running
@@ -74,13 +77,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from fuzz_mutants import close_call_images, format_tally, mutation_images  # noqa: E402
 from fuzz_registers import (credit_fault_is_benign, draw_register_mutants, flip_register_bit,  # noqa: E402
                             register_sites, unobservable_registers)
-from fuzz_solver import reachable_score_inputs  # noqa: E402
+from fuzz_datapath import datapath_fault, faulty_scores  # noqa: E402
+from fuzz_solver import decide, reachable_score_inputs  # noqa: E402
 from irnets import random_network  # noqa: E402
 
 from amaranth.hdl import UnusedElaboratable  # noqa: E402
 
 from hwgen.argtypes import non_negative_int, positive_float, positive_int  # noqa: E402
 from hwgen.hw.builder import BuildOptions, build, plan_accelerator  # noqa: E402
+from hwgen.hw.engines.mac import MACUnit  # noqa: E402
+from hwgen.hw.engines.mvtu import MVTU  # noqa: E402
 from hwgen.hw.engines.swu import SlidingWindowUnit  # noqa: E402
 from hwgen.hw.targets import get_target  # noqa: E402
 from hwgen.compile.artifact import save_network  # noqa: E402
@@ -263,12 +269,15 @@ def frame_timings(frame_cycles: int) -> list[dict]:
     return timings + [dict(gap_p=p, stall_p=p, pattern="none", pattern_len=0) for p in (0.5, 0.9)]
 
 
-def window_units(net, options: BuildOptions) -> dict[str, SlidingWindowUnit]:
-    """The sliding-window units of the design ``build`` makes of ``net`` with ``options``, by the name of
-    their module in its Verilog (``LAYER_window``)."""
+def design_units(net, options: BuildOptions) -> dict[str, object]:
+    """The sliding-window units and folded engines of the design ``build`` makes of ``net`` with ``options``,
+    by the name of their module in its Verilog (``LAYER_window``, ``LAYER_engine``)."""
     acc, _, _ = plan_accelerator(net, options, get_target(options.target))
-    return {f"{stage.layer_name}_window": stage.window for stage in acc.stages
-            if getattr(stage, "window", None) is not None}
+    units = {f"{stage.layer_name}_engine": stage.engine for stage in acc.stages
+             if isinstance(stage.engine, (MACUnit, MVTU))}
+    units.update({f"{stage.layer_name}_window": stage.window for stage in acc.stages
+                  if getattr(stage, "window", None) is not None})
+    return units
 
 
 #: The score unit's running maximum (its module and register in the Verilog; hwgen.hw.engines.scores.ScoreUnit).
@@ -287,22 +296,28 @@ REGISTER_IMAGES = 4000
 
 
 def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator, count: int, *, net,
-                   windows: dict[str, SlidingWindowUnit], cache_dir: Path | None, **sim_options) -> dict:
+                   units: dict[str, object], cache_dir: Path | None, solver_timeout_s: float = 0.0,
+                   **sim_options) -> dict:
     """Simulate ``count`` register mutants of the design in ``build_dir`` (one copy of the folder, its top.v
     replaced per mutant) on ``images`` with ``sim_options``, then on :data:`REGISTER_IMAGES` more images
     (:func:`varied_images`), then with each of :data:`REGISTER_TIMINGS` and :func:`frame_timings` (each at
     two harness seeds) until one reveals it. A mutant none reveals is settled where an argument covers every
     image and timing:
 
-    * a credit bound of one of ``windows`` that the fault only makes stricter is *equivalent*
-      (:func:`fuzz_registers.credit_fault_is_benign`), as is a register no output depends on
+    * a credit bound of a window unit of ``units`` (:func:`design_units`) that the fault only makes stricter is
+      *equivalent* (:func:`fuzz_registers.credit_fault_is_benign`), as is a register no output depends on
       (:func:`fuzz_registers.unobservable_registers`);
+    * a register of an engine's arithmetic that fuzz_datapath models exactly (a match count's lane adder, a
+      MAC lane's product: :func:`fuzz_datapath.datapath_fault`) is decided by the solver with
+      ``solver_timeout_s`` (0: not tried): *caught* when the solver's image reveals it in the RTL as well,
+      *equivalent* when no image can. The model must agree with the simulations: it predicts no difference
+      on the images simulated so far, and a difference on the solver's image; else AssertionError;
     * a bit of :data:`RUNNING_MAXIMUM` is simulated on one image per score-layer accumulator vector the
       network ``net`` can give (:func:`fuzz_solver.reachable_score_inputs`): *caught* if one reveals it,
       *equivalent* if none does and the vectors are all of them;
 
     else it is *missed*. {"tried", "caught", "caught_by_images", "caught_by_timing", "caught_by_score_inputs",
-    "equivalent": {name: why}, "missed": [name, ...]} with names ``module.register[bit]``. A mutant a rule
+    "caught_by_solver", "equivalent": {name: why}, "missed": [name, ...]} with names ``module.register[bit]``. A mutant a rule
     calls equivalent that a simulation reveals stops the campaign (the rule would be wrong)."""
     import shutil
 
@@ -327,7 +342,8 @@ def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator
     drawn = draw_register_mutants(verilog, rng, count)
     unobservable = unobservable_registers(build_dir / "top.v", register_sites(verilog))
     varied = varied_images(rng, images.shape[1:], REGISTER_IMAGES)
-    missed, equivalent, by_images, by_timing, by_inputs = [], {}, 0, 0, 0
+    missed, equivalent, by_images, by_timing, by_inputs, by_solver = [], {}, 0, 0, 0, 0
+    golden = None  # the golden scores of images + varied, computed once when a datapath fault needs them
     score_inputs = None  # (images, complete), solved once per network when needed
     for site, bit in drawn:
         module = site.module.split(".")[-1]
@@ -335,8 +351,8 @@ def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator
         if site in unobservable:
             benign, why = True, "no output depends on it (Yosys opt_clean removes it)"
         else:
-            unit = windows.get(module)
-            benign = credit_fault_is_benign(unit, site.name, bit) if unit is not None else None
+            unit = units.get(module)
+            benign = credit_fault_is_benign(unit, site.name, bit) if isinstance(unit, SlidingWindowUnit) else None
             why = "a credit bound made only stricter"
         (copy / "top.v").write_text(flip_register_bit(verilog, site, bit))
         caught = (reveals(sim_options) or (reveals(sim_options, varied) and "images")
@@ -356,12 +372,35 @@ def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator
                 equivalent[name] = f"the running maximum, on all {len(score_inputs[0])} reachable score inputs"
             else:
                 missed.append(name)
+        elif (fault := _datapath(net, units.get(module), module, site.name, bit, solver_timeout_s)) is not None:
+            seen = np.concatenate([images, varied])
+            golden = run_network(net, seen).scores if golden is None else golden
+            if not np.array_equal(faulty_scores(net, fault, seen), golden):
+                raise AssertionError(f"{build_dir}: the model of {name} changes scores the RTL simulation did not")
+            decision = decide(net, fault, timeout_s=solver_timeout_s)
+            if decision.verdict == "revealed":
+                if not reveals(sim_options, decision.image[None]):
+                    raise AssertionError(f"{build_dir}: the solver's image for {name} does not reveal it in the RTL")
+                by_solver += 1
+            elif decision.verdict == "equivalent":
+                equivalent[name] = "its error moves no reachable accumulator across its threshold (solver)"
+            else:
+                missed.append(name)
         else:
             missed.append(name)
     shutil.rmtree(copy, ignore_errors=True)
     return {"tried": len(drawn), "caught": len(drawn) - len(missed) - len(equivalent), "caught_by_images": by_images,
-            "caught_by_timing": by_timing, "caught_by_score_inputs": by_inputs, "equivalent": equivalent,
+            "caught_by_timing": by_timing, "caught_by_score_inputs": by_inputs, "caught_by_solver": by_solver,
+            "equivalent": equivalent,
             "missed": missed}
+
+
+def _datapath(net, engine, module: str, register: str, bit: int, solver_timeout_s: float):
+    """fuzz_datapath's model of the fault (None: not one it models, not an engine, or no solver time)."""
+    if solver_timeout_s <= 0 or not isinstance(engine, (MACUnit, MVTU)):
+        return None
+    names = [layer.name for layer in net.layers]
+    return datapath_fault(net, names.index(module.removesuffix("_engine")), engine, register, bit)
 
 
 def fuzz_one(seed: int, *, n_images: int, out: Path, cache_dir: Path | None, mutants: int = 0,
@@ -417,12 +456,11 @@ def fuzz_one(seed: int, *, n_images: int, out: Path, cache_dir: Path | None, mut
     if register_mutants and result["status"] == "ok":
         with warnings.catch_warnings():  # the model's engines are never elaborated: silence Amaranth on that
             warnings.simplefilter("ignore", UnusedElaboratable)
-            windows = window_units(net, options)
+            units = design_units(net, options)
             result["registers"] = register_check(work / "build", images, np.random.default_rng([seed, 2]),
-                                                 register_mutants, net=net, windows=windows,
-                                                 cache_dir=cache_dir,
-                                                 **sim_options)
-            del windows
+                                                 register_mutants, net=net, units=units, cache_dir=cache_dir,
+                                                 solver_timeout_s=solver_timeout_s, **sim_options)
+            del units
             gc.collect()  # free them inside the filter
     if result["status"] != "ok":
         fail = out / f"fail-{seed}"
@@ -502,6 +540,7 @@ def format_registers(tallies: list[dict]) -> str:
     by_images = sum(t.get("caught_by_images", 0) for t in tallies)
     by_timing = sum(t.get("caught_by_timing", 0) for t in tallies)
     by_inputs = sum(t.get("caught_by_score_inputs", 0) for t in tallies)
+    by_solver = sum(t.get("caught_by_solver", 0) for t in tallies)
     reasons = Counter(why.split(",")[0] for t in tallies for why in t.get("equivalent", {}).values())
     equivalent = sum(reasons.values())
     missed = [m for t in tallies for m in t["missed"]]
@@ -510,7 +549,7 @@ def format_registers(tallies: list[dict]) -> str:
             f"{f' ({why})' if why else ''}; of the other {tried - equivalent}: {caught} "
             f"({100 * caught / max(1, tried - equivalent):.1f} %) caught by the RTL simulation ({by_images} of them "
             f"only on the extra images, {by_timing} only under the extra timings, {by_inputs} only on the "
-            f"reachable score inputs)")
+            f"reachable score inputs, {by_solver} only on the solver's images)")
     return line + (f"; missed: {', '.join(missed)}" if missed else "")
 
 

@@ -1,0 +1,280 @@
+"""A register fault in an engine's arithmetic, as an exact fault of the golden model (for the solver).
+
+A register mutant (benchmarks/fuzz_registers.py) that no simulation reveals is often in the arithmetic of a
+folded engine: a lane adder's bit of an MVTU's match count, or a MAC lane's product. Such a fault changes
+nothing but the accumulators of the PE it sits in, by an amount that depends on the step's input values
+alone, so it can be written into the golden model and decided by the constraint solver
+(benchmarks/fuzz_solver.py) like a weight mutant: an image that reveals it, or a proof that none does.
+
+The registers (inverted bit ``b`` of the next value, every cycle: :func:`fuzz_registers.flip_register_bit`):
+
+* ``mcP_w0_J`` / ``mcP_w1_J`` of an MVTU without a mask (:func:`hwgen.hw.engines.popcount.match_count`):
+  lane group J = lanes (3J, 3J + 1, 3J + 2) through a full adder, its sum (weight 1) or carry (weight 2);
+  ``mcP_w0_J`` with J >= the groups is the single lane 3 G + (J - G) (G = SIMD // 3 groups). With m_k the
+  match of lane k (input bit == weight bit), the bit is m_a ^ m_b ^ m_c, maj(m_a, m_b, m_c) or m_k, and the
+  step's match count becomes ``count + 2**w (1 - 2 bit)``: the carry-save tree and the final adder keep
+  every column's sum. In the golden model's units (acc = 2 matches - F) the step adds ``2**(w+1) (1 - 2 bit)``.
+* ``prodP_K`` of a MAC unit (:class:`hwgen.hw.engines.mac.MACUnit`): lane K's term t (``W d``, or ``W ? d : ~d``
+  with inverted terms; d = x - p on a valid tap, 0 on a padded one) in ``pw`` bits two's complement; inverting
+  bit b adds ``2**b (1 - 2 bit)`` (the sign bit: ``-2**b (1 - 2 bit)``), which the adder tree and the
+  accumulator carry as they are (the terms are in the golden model's units).
+
+Step (nf, sf) of PE P at output position (y, x) computes channel o = nf PE + P over fan-in elements
+f = sf SIMD + k (lane k), which stand for tap (i, j, c) in the stream's order (channel fastest,
+hwgen.compile.kinds.conv.stream_weights). So the fault adds to every accumulator of PE P's channels
+
+    E[o, y, x] = sum over sf of step_error(values of the lanes of step sf at (y, x), W[o, lanes])
+
+and the output bit becomes ``(acc + E >= T_hw) XOR neg`` with the engine's own saturated threshold T_hw
+(hwgen.hw.engines.folded: ``acc <= T`` is NOT ``acc >= T + 1``, saturated to [lo, hi + 1]), which equals the
+golden bit for every acc in [lo, hi] and also holds outside it.
+
+The model is exact only where no register on the way wraps: :func:`datapath_fault` returns None unless
+(MVTU) the faulty count ``[0, SIMD + 2**w]`` fits the count's ``range(SIMD + 1)`` bits, (MAC) every adder-tree
+node that may hold the faulty term fits its width, and the faulty partial sums of every result, the true
+range widened by SF steps of the largest error, fit the accumulator (the engine's threshold width).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from hwgen.compile.golden import run_network
+from hwgen.compile.ir import ConvLayer, Network, ThresholdOutput, signed_bits
+from hwgen.compile.kinds import kind_of
+from hwgen.compile.kinds.conv import stream_weights
+from hwgen.compile.kinds.thresholds import threshold_last
+from hwgen.hw.engines.mac import _DIFF_MAX, MACUnit
+from hwgen.hw.engines.mvtu import MVTU
+
+__all__ = ["DatapathFault", "datapath_fault", "faulty_scores"]
+
+_LANE_ADDER = re.compile(r"mc(\d+)_w([01])_(\d+)$")
+_PRODUCT = re.compile(r"prod(\d+)_(\d+)$")
+
+
+@dataclass(frozen=True)
+class DatapathFault:
+    """A register fault of node ``layer``'s engine as a fault of the golden model (see the module docstring).
+
+    ``lanes``: the fan-in lanes the faulty bit reads (MVTU: 1 or 3; MAC: 1); ``function``: "xor", "maj" or
+    "lane" (MVTU) or "product" (MAC); ``weight``: 2**w (MVTU) or the bit b's 2**b (MAC); ``width``: the
+    product's bits (MAC). ``net``: the network with node ``layer``'s thresholds replaced by the engine's
+    saturated ones (:data:`kind` "datapath", for fuzz_solver's miter: side 1)."""
+
+    layer: int
+    pe: int
+    pes: int
+    simd: int
+    lanes: tuple[int, ...]
+    function: str
+    weight: int
+    width: int
+    inverted_terms: bool
+    net: Network
+    name: str
+    kind: str = "datapath"
+
+    @property
+    def channels(self) -> np.ndarray:
+        """The output channels PE ``pe`` computes: o = nf PE + pe."""
+        return np.arange(self.pe, self.net.layers[self.layer].out_channels, self.pes)
+
+    def steps(self, y: int, x: int) -> list[list[tuple[int, int, int, int, bool]]]:
+        """Per step sf, the faulty bit's lanes at output (y, x): (fan-in element f, c, row, col, valid)."""
+        layer = self.net.layers[self.layer]
+        c_in, h, w = layer.in_shape
+        kw = layer.kernel[1]
+        out = []
+        for sf in range(layer.fan_in // self.simd):
+            taps = []
+            for k in self.lanes:
+                f = sf * self.simd + k
+                i, j, c = f // (kw * c_in), (f // c_in) % kw, f % c_in
+                row, col = y * layer.stride - layer.padding + i, x * layer.stride - layer.padding + j
+                taps.append((f, c, row, col, 0 <= row < h and 0 <= col < w))
+            out.append(taps)
+        return out
+
+    # -- the fault in numbers (numpy) --------------------------------------------------------------
+    def step_error(self, values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """The error one step adds, in the golden model's accumulator units: ``values`` (..., lanes) the
+        lanes' inputs (bits 0/1 for an MVTU, d = x - p or 0 for a MAC lane), ``weights`` (lanes,) their W."""
+        if self.function == "product":
+            t = weights[0] * values[..., 0]
+            if self.inverted_terms and weights[0] == -1:
+                t = t - 1
+            bit = (t >> int(np.log2(self.weight))) & 1
+            sign = -1 if self.weight == 1 << (self.width - 1) else 1
+            return sign * self.weight * (1 - 2 * bit)
+        matches = (values == (weights > 0)).astype(np.int64)
+        if self.function == "xor":
+            bit = matches[..., 0] ^ matches[..., 1] ^ matches[..., 2]
+        elif self.function == "maj":
+            bit = (matches.sum(axis=-1) >= 2).astype(np.int64)
+        else:
+            bit = matches[..., 0]
+        return 2 * self.weight * (1 - 2 * bit)
+
+    def _lane_value(self, x: np.ndarray, binary: bool, offset: int) -> np.ndarray:
+        """A valid lane's input as the faulty bit reads it: the bit (MVTU), 2 b - 1 (a MAC on bits) or x - p."""
+        if self.function != "product":
+            return x
+        return 2 * x - 1 if binary else x - offset
+
+    def errors(self, inputs: np.ndarray) -> np.ndarray:
+        """E (N, C_out, H_out, W_out) for the node's inputs (N, C, H, W): bits (MVTU) or uint8 pixels (MAC)."""
+        layer = self.net.layers[self.layer]
+        weights = stream_weights(layer)
+        _, h_out, w_out = layer.out_shape
+        binary = layer.input_kind == "binary"
+        offsets = None if binary else np.asarray(layer.input_offset, dtype=np.int64)
+        e = np.zeros((inputs.shape[0], *layer.out_shape), dtype=np.int64)
+        for y in range(h_out):
+            for x in range(w_out):
+                for taps in self.steps(y, x):
+                    values = np.stack([self._lane_value(inputs[:, c, row, col].astype(np.int64), binary,
+                                                        0 if binary else offsets[c])
+                                       if valid else np.zeros(len(inputs), np.int64)
+                                       for _, c, row, col, valid in taps], axis=-1)
+                    for o in self.channels:
+                        e[:, o, y, x] += self.step_error(values, weights[o, [f for f, *_ in taps]])
+        return e
+
+
+def _saturated(layer: ConvLayer, engine) -> ConvLayer:
+    """``layer`` with the thresholds its engine compares with: ``acc >= T_hw`` (``<= T_hw - 1`` for ``<=``),
+    T_hw = clip(clip(T, lo - 1, hi + 1) + neg, lo, hi + 1) (hwgen.hw.engines.folded)."""
+    out = layer.output
+    lo, hi = engine.acc_range
+    neg = np.asarray(out.direction) < 0
+    t_hw = np.clip(np.clip(np.asarray(out.thresholds), lo - 1, hi + 1) + neg, lo, hi + 1) - neg
+    return dataclasses.replace(layer, output=dataclasses.replace(out, thresholds=t_hw.astype(np.int64)))
+
+
+def _fits(lo: int, hi: int, bits: int) -> bool:
+    return -(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1
+
+
+def datapath_fault(net: Network, layer_index: int, engine, register: str, bit: int) -> DatapathFault | None:
+    """The golden-model fault of inverting bit ``bit`` of ``register`` in node ``layer_index``'s ``engine`` (an
+    MVTU or MACUnit of the build), or None when the register is not one this module models or a register on
+    the way could wrap (see the module docstring)."""
+    layer = net.layers[layer_index]
+    if (not isinstance(layer, ConvLayer) or not isinstance(layer.output, ThresholdOutput) or engine.accumulator_mode
+            or layer.input_table is not None):
+        return None
+    simd, sf = engine.simd, engine.sf
+    common = dict(layer=layer_index, pes=engine.pe, simd=simd, inverted_terms=False, name=register,
+                  net=_with_layer(net, layer_index, _saturated(layer, engine)))
+    m = _LANE_ADDER.match(register)
+    if isinstance(engine, MVTU) and not engine.masked and m is not None and bit == 0:
+        pe, w, j = (int(g) for g in m.groups())
+        groups = simd // 3
+        if w == 1 and j >= groups or j >= groups + simd % 3:
+            return None
+        lanes, function = ((3 * j, 3 * j + 1, 3 * j + 2), "xor" if w == 0 else "maj") if j < groups else \
+            ((3 * groups + j - groups,), "lane")
+        if simd + (1 << w) >= 1 << (simd.bit_length()):
+            return None  # the faulty count wraps in range(SIMD + 1)'s bits
+        step = 1 << w  # in matches, the engine's units
+        fault = DatapathFault(pe=pe, lanes=lanes, function=function, weight=step, width=0, **common)
+    elif isinstance(engine, MACUnit) and (m := _PRODUCT.match(register)) is not None:
+        pe, k = (int(g) for g in m.groups())
+        bound, width, tree_width = _product_shape(engine)
+        if not 0 <= bit < width:
+            return None
+        faulty = 1 << (width - 1)  # |faulty term| <= 2**(pw - 1)
+        for n in range(1, simd + 1):  # every adder-tree node that may hold the term: n leaves
+            node = min(signed_bits(-n * bound, n * bound), tree_width)
+            if not _fits(-(n - 1) * bound - faulty, (n - 1) * bound + faulty - 1, node):
+                return None
+        step = 1 << bit
+        common["inverted_terms"] = engine.inverted_terms
+        fault = DatapathFault(pe=pe, lanes=(k,), function="product", weight=step, width=width, **common)
+    else:
+        return None
+    start = engine.threshold_table.start
+    slo, shi = engine._preloads(np.zeros((1, 1), dtype=np.int64))[1]
+    reach = sf * step
+    if not _fits(int(start.min()) + slo - reach, int(start.max()) + shi + reach, engine.threshold_width):
+        return None  # the faulty partial sums may wrap in the accumulator
+    return fault
+
+
+def _product_shape(engine: MACUnit) -> tuple[int, int, int]:
+    """(bound on |term|, the product register's bits, the adder tree's widest node) of a MAC unit, as
+    :meth:`MACUnit._lane_sums` sizes them."""
+    wmax = 1 if engine.binary_weights else int(np.abs(engine._weights).max())
+    bound = wmax * (1 if engine.binary_inputs else _DIFF_MAX)
+    tree_width = engine.acc_width
+    if engine.inverted_terms:
+        bound = _DIFF_MAX + 1
+        tree_width = signed_bits(engine.acc_range[0] - engine.simd, engine.acc_range[1])
+    return bound, min(signed_bits(-bound, bound - engine.inverted_terms), tree_width), tree_width
+
+
+def _with_layer(net: Network, index: int, layer: ConvLayer) -> Network:
+    layers = list(net.layers)
+    layers[index] = layer
+    return dataclasses.replace(net, layers=layers)
+
+
+def faulty_scores(net: Network, fault: DatapathFault, images: np.ndarray) -> np.ndarray:
+    """The scores (N, classes) of ``net`` with ``fault`` (a chain network): the golden model up to the faulty
+    node, its accumulators plus :meth:`DatapathFault.errors` against the saturated thresholds, the rest as
+    the golden model."""
+    golden = run_network(net, images, keep_intermediates=True)
+    layer = fault.net.layers[fault.layer]
+    inputs = images if fault.layer == 0 else golden.intermediates[net.layers[fault.layer - 1].name]
+    acc = golden.intermediates[f"{layer.name}.acc"] + fault.errors(inputs)
+    x = threshold_last(acc.transpose(0, 2, 3, 1), layer.output)  # channel last, as the nodes take it
+    for node in net.layers[fault.layer + 1:]:
+        x = kind_of(node).evaluate(node, [x], lambda *_: None)
+    return np.asarray(x)
+
+
+def error_expression(fault: DatapathFault, miter, o: int, y: int, x: int):
+    """E[o, y, x] as a CP-SAT linear expression over ``miter``'s variables (a fuzz_solver.Miter of the network
+    and ``fault``): per step, the faulty bit written with one Boolean (and, for a product, the term's bits
+    above and below it), so that the solver sees exactly :meth:`DatapathFault.step_error`."""
+    layer = fault.net.layers[fault.layer]
+    weights = stream_weights(layer)
+    model, total = miter.model, 0
+    for taps in fault.steps(y, x):
+        w = [int(weights[o, f]) for f, *_ in taps]
+        if fault.function == "product":
+            (f, c, row, col, valid), = taps
+            term = w[0] * miter._tap(0, fault.layer, c, row, col) if valid else 0
+            term = term - (1 if fault.inverted_terms and w[0] == -1 else 0)
+            total += fault.weight * (1 - 2 * _term_bit(model, term, fault.weight, fault.width)) * \
+                (-1 if fault.weight == 1 << (fault.width - 1) else 1)
+            continue
+        matches = []
+        for (f, c, row, col, valid), wk in zip(taps, w):
+            b = miter.out(0, fault.layer - 1, c, row, col)
+            matches.append(b if wk > 0 else 1 - b)
+        if fault.function == "lane":
+            bit = matches[0]
+        else:
+            parity, carry = model.NewBoolVar("fault_parity"), model.NewBoolVar("fault_carry")
+            model.Add(sum(matches) == parity + 2 * carry)
+            bit = parity if fault.function == "xor" else carry
+        total += 2 * fault.weight * (1 - 2 * bit)
+    return total
+
+
+def _term_bit(model, term, weight: int, width: int):
+    """Bit log2(``weight``) of ``term`` (an integer or a linear expression in [-2**(width-1), 2**(width-1))) in
+    ``width`` bits two's complement: term + 2**width neg = high 2 weight + bit weight + low."""
+    if isinstance(term, int):
+        return (term >> (weight.bit_length() - 1)) & 1
+    neg, bit = model.NewBoolVar("term_negative"), model.NewBoolVar("term_bit")
+    high = model.NewIntVar(0, max(0, (1 << width) // (2 * weight) - 1), "term_high")
+    low = model.NewIntVar(0, weight - 1, "term_low")
+    model.Add(term + (1 << width) * neg == 2 * weight * high + weight * bit + low)
+    return bit

@@ -1,0 +1,154 @@
+"""Register faults in an engine's arithmetic as faults of the golden model (benchmarks/fuzz_datapath.py): the
+model gives the RTL's own scores under the fault, the solver's encoding gives the model's errors, and the
+register check's decisions rest on both."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from amaranth.hdl import UnusedElaboratable
+from irnets import random_network
+from ortools.sat.python import cp_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from fuzz_datapath import datapath_fault, faulty_scores  # noqa: E402
+from fuzz_registers import flip_register_bit, register_sites  # noqa: E402
+from fuzz_rtl import design_units, varied_images  # noqa: E402
+from fuzz_solver import Miter, decide  # noqa: E402
+
+from hwgen.compile.artifact import save_network  # noqa: E402
+from hwgen.compile.golden import run_network  # noqa: E402
+from hwgen.compile.ir import accumulator_range  # noqa: E402
+from hwgen.hw.builder import BuildOptions, build  # noqa: E402
+
+#: (engine module, register, bit; None: the product's second-highest bit) and the function the fault reads:
+#: an MVTU without a mask (l1: SIMD 4 = one lane group and a single lane) and a MAC on 4-bit weights (l0).
+FAULTS = [("l1_conv_engine", "mc1_w0_0", 0, "xor"), ("l1_conv_engine", "mc0_w1_0", 0, "maj"),
+          ("l1_conv_engine", "mc1_w0_1", 0, "lane"), ("l0_conv_engine", "prod1_2", 3, "product"),
+          ("l0_conv_engine", "prod0_1", None, "product")]
+
+
+@pytest.fixture(scope="module")
+def design(tmp_path_factory: pytest.TempPathFactory):
+    """(network, build folder, engines by module name, images): a padded 4-bit first layer (a MAC, PE 2 x
+    SIMD 3), an unpadded binary conv (an MVTU without a mask, PE 2 x SIMD 4), an FC layer, a 2-bit score
+    layer."""
+    rng = np.random.default_rng(11)
+    net = random_network(rng, (3, 6, 6), [("conv", 4, 3, 1, 1), ("conv", 8, 3, 1, 0), ("fc", 4)], num_classes=4,
+                         first_weight_bits=4, last_weight_bits=2)
+    work = tmp_path_factory.mktemp("datapath")
+    save_network(work / "net.hwir", net)
+    options = BuildOptions(pe=1, overrides={"l0_conv": (2, 3), "l1_conv": (2, 4)})
+    build(work / "net.hwir", work / "build", options, log=lambda *_: None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        units = design_units(net, options)
+    return net, work / "build", units, varied_images(rng, net.input_shape, 120), options
+
+
+def _fault(design, module: str, register: str, bit: int | None):
+    net, build_dir, units, *_ = design
+    site, = [s for s in register_sites((build_dir / "top.v").read_text())
+             if s.module.endswith(module) and s.name == register]
+    bit = site.width - 2 if bit is None else bit
+    names = [layer.name for layer in net.layers]
+    return site, bit, datapath_fault(net, names.index(module.removesuffix("_engine")), units[module], register, bit)
+
+
+def test_the_model_gives_the_rtl_scores(design, tmp_path: Path) -> None:
+    """Each fault of :data:`FAULTS` inverted in top.v (the match counts as cells, as synthesised): the
+    simulated scores under gaps and stalls are the model's, image by image, and differ from the golden
+    model's on some images (so a wrong lane, weight or sign would show)."""
+    from hwgen.sim.buildfolder import load_build_folder
+    from hwgen.sim.session import simulate
+
+    net, build_dir, _, images, _ = design
+    golden = run_network(net, images).scores
+    copy = tmp_path / "mutant"
+    shutil.copytree(build_dir, copy)
+    verilog = (build_dir / "top.v").read_text()
+    for module, register, bit, function in FAULTS:
+        site, bit, fault = _fault(design, module, register, bit)
+        assert fault is not None and fault.function == function, (register, fault)
+        model = faulty_scores(net, fault, images)
+        assert (model != golden).any(axis=1).sum() >= 5, register
+        (copy / "top.v").write_text(flip_register_bit(verilog, site, bit))
+        outcome = simulate(load_build_folder(copy), images, mode="bulk", match_counts="cells", gap_p=0.3,
+                           stall_p=0.3, seed=1)
+        assert not outcome.check.protocol_errors, register
+        assert np.array_equal(outcome.check.scores, model), register
+
+
+def test_the_solver_encoding_gives_the_model_errors(design) -> None:
+    """With every pixel fixed to an image's, the miter's accumulator difference at each position of the
+    faulty node's cone is the model's error there (fuzz_datapath.error_expression = DatapathFault.errors)."""
+    net, _, _, images, _ = design
+    for module, register, bit, _ in FAULTS:
+        _, bit, fault = _fault(design, module, register, bit)
+        inputs = images[:3] if fault.layer == 0 else run_network(net, images[:3], keep_intermediates=True
+                                                                 ).intermediates[net.layers[fault.layer - 1].name]
+        expected = fault.errors(inputs)
+        for n, image in enumerate(images[:3]):
+            miter = Miter(net, fault)
+            cone = list(zip(*np.nonzero(miter.cones[fault.layer])))
+            deltas = [miter.delta(fault.layer, *p) for p in cone]
+            for (c, y, x), var in miter.pixels.items():
+                miter.model.Add(var == int(image[c, y, x]))
+            for (c, y, x) in np.ndindex(*net.input_shape):  # every pixel fixed, read or not
+                miter.model.Add(miter.pixel(c, y, x) == int(image[c, y, x]))
+            solver = cp_model.CpSolver()
+            assert solver.Solve(miter.model) in (cp_model.OPTIMAL, cp_model.FEASIBLE)
+            assert [solver.Value(d) for d in deltas] == [int(expected[n][p]) for p in cone], register
+
+
+def test_decide_reveals_or_proves(design) -> None:
+    """A fault the images show is revealed by the solver (its image checked against the model inside
+    decide). In a copy whose first layer outputs ones everywhere (thresholds at its accumulator's bottom),
+    the faulty MVTU's accumulators are constants K; with the faulty channels' thresholds just past K plus the
+    fault's reach (its steps times the largest step error), the fault is proved equivalent, and images agree."""
+    net, _, _, images, _ = design
+    _, _, fault = _fault(design, "l1_conv_engine", "mc1_w0_0", 0)
+    assert decide(net, fault, timeout_s=30).verdict == "revealed"
+
+    first, layer = net.layers[0], net.layers[fault.layer]
+    ones = _with_thresholds(first, np.full(first.out_channels, accumulator_range(first)[0]), np.arange(first.out_channels))
+    k = run_network(_replace(net, 0, ones), images[:1], keep_intermediates=True).intermediates[f"{layer.name}.acc"][0]
+    reach = 2 * fault.weight * (layer.fan_in // fault.simd)
+    t = np.asarray(layer.output.thresholds).copy()
+    t[fault.channels] = k[fault.channels].max() + reach + 1
+    assert t[fault.channels].max() <= accumulator_range(layer)[1] + 1  # not saturated: the proof is not trivial
+    quiet = _replace(_replace(net, 0, ones), fault.layer, _with_thresholds(layer, t, fault.channels))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        engine = design_units(quiet, design[4])["l1_conv_engine"]
+    quiet_fault = datapath_fault(quiet, fault.layer, engine, "mc1_w0_0", 0)
+    assert decide(quiet, quiet_fault, timeout_s=30).verdict == "equivalent"
+    assert np.array_equal(faulty_scores(quiet, quiet_fault, images), run_network(quiet, images).scores)
+
+
+def _with_thresholds(layer, thresholds: np.ndarray, channels: np.ndarray):
+    """``layer`` with per-channel ``thresholds`` and direction >= on ``channels`` (a per-channel output)."""
+    d = np.asarray(layer.output.direction).copy()
+    d[channels] = 1
+    return dataclasses.replace(layer, output=dataclasses.replace(layer.output, thresholds=np.asarray(thresholds),
+                                                                 direction=d))
+
+
+def _replace(net, index: int, layer):
+    return dataclasses.replace(net, layers=[layer if i == index else x for i, x in enumerate(net.layers)])
+
+
+def test_what_is_not_modelled(design) -> None:
+    """None where the model would not be exact or does not apply: a register outside the engines' lane
+    adders and products, a product's sign bit whose error over a result could wrap the accumulator."""
+    assert _fault(design, "l1_conv_engine", "mc1_count", 0)[2] is None
+    assert _fault(design, "l0_conv_engine", "prod0_1", 0)[2] is not None
+    site, _, _ = _fault(design, "l0_conv_engine", "prod0_1", 0)
+    assert _fault(design, "l0_conv_engine", "prod0_1", site.width - 1)[2] is None
