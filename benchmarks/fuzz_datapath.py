@@ -25,33 +25,40 @@ hwgen.compile.kinds.conv.stream_weights). So the fault adds to every accumulator
 
     E[o, y, x] = sum over sf of step_error(values of the lanes of step sf at (y, x), W[o, lanes])
 
-and the output bit becomes ``(acc + E >= T_hw) XOR neg`` with the engine's own saturated threshold T_hw
-(hwgen.hw.engines.folded: ``acc <= T`` is NOT ``acc >= T + 1``, saturated to [lo, hi + 1]), which equals the
-golden bit for every acc in [lo, hi] and also holds outside it.
+and the output bit is the engine's (hwgen.hw.engines.folded): the sign of the accumulator's last sum,
+inverted for ``<=``. The accumulator is ``acc_bits`` wide and starts at -T_hw (a MAC; T_hw the engine's
+saturated threshold, ``clip(clip(T, lo - 1, hi + 1) + neg, lo, hi + 1)``) or -ceil((F + T_hw) / 2) (an MVTU,
+which sums matches), so under the fault the last sum is
 
-The model is exact only where no register on the way wraps: :func:`datapath_fault` returns None unless
-(MVTU) the faulty count ``[0, SIMD + 2**w]`` fits the count's ``range(SIMD + 1)`` bits, (MAC) every adder-tree
-node that may hold the faulty term fits its width, and the faulty partial sums of every result, the true
-range widened by SF steps of the largest error, fit the accumulator (the engine's threshold width).
+    final = acc + E - T_hw                                  (MAC)
+    final = (acc + E + F) / 2 - ceil((F + T_hw) / 2)        (MVTU)
+
+taken modulo 2**acc_bits as a signed number (the fault may carry it past the width the true sums need:
+the adder wraps, and wrapping the partial sums or only the last one is the same), and the bit is
+``(final >= 0) XOR neg``. Without the fault, final is in range and this is the golden bit.
+
+The model is exact only where nothing before the accumulator wraps: :func:`datapath_fault` returns None
+unless (MVTU) the faulty count ``[0, SIMD + 2**w]`` fits the count's ``range(SIMD + 1)`` bits (it is
+zero-extended into the accumulator), and (MAC) every adder-tree node that may hold the faulty term fits its
+width (a node narrower than the accumulator that wrapped would be sign-extended wrongly).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from hwgen.compile.golden import run_network
-from hwgen.compile.ir import ConvLayer, Network, ThresholdOutput, signed_bits
+from hwgen.compile.ir import ConvLayer, Network, ThresholdOutput, accumulator_range
 from hwgen.compile.kinds import kind_of
 from hwgen.compile.kinds.conv import stream_weights
-from hwgen.compile.kinds.thresholds import threshold_last
-from hwgen.hw.engines.mac import _DIFF_MAX, MACUnit
+from hwgen.hw.engines.mac import MACUnit, tree_node_bits
 from hwgen.hw.engines.mvtu import MVTU
+from hwgen.hw.engines.popcount import lane_groups
 
-__all__ = ["DatapathFault", "datapath_fault", "faulty_scores"]
+__all__ = ["DatapathFault", "datapath_fault", "error_expression", "faulty_bit", "faulty_scores"]
 
 _LANE_ADDER = re.compile(r"mc(\d+)_w([01])_(\d+)$")
 _PRODUCT = re.compile(r"prod(\d+)_(\d+)$")
@@ -63,8 +70,10 @@ class DatapathFault:
 
     ``lanes``: the fan-in lanes the faulty bit reads (MVTU: 1 or 3; MAC: 1); ``function``: "xor", "maj" or
     "lane" (MVTU) or "product" (MAC); ``weight``: 2**w (MVTU) or the bit b's 2**b (MAC); ``width``: the
-    product's bits (MAC). ``net``: the network with node ``layer``'s thresholds replaced by the engine's
-    saturated ones (:data:`kind` "datapath", for fuzz_solver's miter: side 1)."""
+    product's bits (MAC); ``threshold``, ``neg``: the engine's T_hw and ``<=`` flags, shaped as the layer's
+    thresholds; ``acc_bits``: the accumulator's width (see the module docstring). ``net``: the network
+    (side 1 of fuzz_solver's miter: :data:`kind` "datapath" there draws the faulty node's bits from
+    :func:`faulty_bit`)."""
 
     layer: int
     pe: int
@@ -75,6 +84,9 @@ class DatapathFault:
     weight: int
     width: int
     inverted_terms: bool
+    threshold: np.ndarray
+    neg: np.ndarray
+    acc_bits: int
     net: Network
     name: str
     kind: str = "datapath"
@@ -146,14 +158,33 @@ class DatapathFault:
         return e
 
 
-def _saturated(layer: ConvLayer, engine) -> ConvLayer:
-    """``layer`` with the thresholds its engine compares with: ``acc >= T_hw`` (``<= T_hw - 1`` for ``<=``),
-    T_hw = clip(clip(T, lo - 1, hi + 1) + neg, lo, hi + 1) (hwgen.hw.engines.folded)."""
+    def final(self, acc, t_hw):
+        """The accumulator's last sum before wrapping (see the module docstring), for ``acc`` = the golden
+        accumulator plus E (numbers, or a linear expression times 2 for an MVTU: see :func:`faulty_bit`)."""
+        if self.function == "product":
+            return acc - t_hw
+        fan_in = self.net.layers[self.layer].fan_in
+        return (acc + fan_in) // 2 + (-(fan_in + t_hw)) // 2
+
+    def wrap(self, value: np.ndarray) -> np.ndarray:
+        """``value`` modulo 2**acc_bits, as a signed number."""
+        half = 1 << (self.acc_bits - 1)
+        return (value + half) % (2 * half) - half
+
+    def bits(self, acc: np.ndarray) -> np.ndarray:
+        """The faulty node's output bits (N, C, H, W) for its golden accumulators plus E (N, C, H, W)."""
+        shape = (1, -1, 1, 1) if self.threshold.ndim == 1 else (1, *self.threshold.shape)
+        t, neg = self.threshold.reshape(shape), self.neg.reshape(shape)
+        return ((self.wrap(self.final(acc, t)) >= 0) ^ neg).astype(np.uint8)
+
+
+def _hardware_thresholds(layer: ConvLayer, engine) -> tuple[np.ndarray, np.ndarray]:
+    """(T_hw, neg) of ``layer``'s engine, shaped as the layer's thresholds (hwgen.hw.engines.folded:
+    ``acc <= T`` is NOT ``acc >= T + 1``, saturated to [lo, hi + 1], same bits)."""
     out = layer.output
     lo, hi = engine.acc_range
     neg = np.asarray(out.direction) < 0
-    t_hw = np.clip(np.clip(np.asarray(out.thresholds), lo - 1, hi + 1) + neg, lo, hi + 1) - neg
-    return dataclasses.replace(layer, output=dataclasses.replace(out, thresholds=t_hw.astype(np.int64)))
+    return np.clip(np.clip(np.asarray(out.thresholds), lo - 1, hi + 1) + neg, lo, hi + 1).astype(np.int64), neg
 
 
 def _fits(lo: int, hi: int, bits: int) -> bool:
@@ -168,71 +199,47 @@ def datapath_fault(net: Network, layer_index: int, engine, register: str, bit: i
     if (not isinstance(layer, ConvLayer) or not isinstance(layer.output, ThresholdOutput) or engine.accumulator_mode
             or layer.input_table is not None):
         return None
-    simd, sf = engine.simd, engine.sf
-    common = dict(layer=layer_index, pes=engine.pe, simd=simd, inverted_terms=False, name=register,
-                  net=_with_layer(net, layer_index, _saturated(layer, engine)))
+    simd = engine.simd
+    threshold, neg = _hardware_thresholds(layer, engine)
+    common = dict(layer=layer_index, pes=engine.pe, simd=simd, inverted_terms=False, name=register, net=net,
+                  threshold=threshold, neg=neg, acc_bits=engine.threshold_width)
     m = _LANE_ADDER.match(register)
     if isinstance(engine, MVTU) and not engine.masked and m is not None and bit == 0:
         pe, w, j = (int(g) for g in m.groups())
-        groups = simd // 3
-        if w == 1 and j >= groups or j >= groups + simd % 3:
+        groups, singles = lane_groups(simd)
+        if j < len(groups):
+            lanes, function = groups[j], "xor" if w == 0 else "maj"
+        elif w == 0 and j < len(groups) + len(singles):
+            lanes, function = (singles[j - len(groups)],), "lane"
+        else:
             return None
-        lanes, function = ((3 * j, 3 * j + 1, 3 * j + 2), "xor" if w == 0 else "maj") if j < groups else \
-            ((3 * groups + j - groups,), "lane")
-        if simd + (1 << w) >= 1 << (simd.bit_length()):
+        if simd + (1 << w) >= 1 << simd.bit_length():
             return None  # the faulty count wraps in range(SIMD + 1)'s bits
-        step = 1 << w  # in matches, the engine's units
-        fault = DatapathFault(pe=pe, lanes=lanes, function=function, weight=step, width=0, **common)
+        return DatapathFault(pe=pe, lanes=lanes, function=function, weight=1 << w, width=0, **common)
     elif isinstance(engine, MACUnit) and (m := _PRODUCT.match(register)) is not None:
         pe, k = (int(g) for g in m.groups())
-        bound, width, tree_width = _product_shape(engine)
+        bound, width, widest = engine.term_shape()
         if not 0 <= bit < width:
             return None
         faulty = 1 << (width - 1)  # |faulty term| <= 2**(pw - 1)
         for n in range(1, simd + 1):  # every adder-tree node that may hold the term: n leaves
-            node = min(signed_bits(-n * bound, n * bound), tree_width)
-            if not _fits(-(n - 1) * bound - faulty, (n - 1) * bound + faulty - 1, node):
+            if not _fits(-(n - 1) * bound - faulty, (n - 1) * bound + faulty - 1, tree_node_bits(n, bound, widest)):
                 return None
-        step = 1 << bit
         common["inverted_terms"] = engine.inverted_terms
-        fault = DatapathFault(pe=pe, lanes=(k,), function="product", weight=step, width=width, **common)
-    else:
-        return None
-    start = engine.threshold_table.start
-    slo, shi = engine._preloads(np.zeros((1, 1), dtype=np.int64))[1]
-    reach = sf * step
-    if not _fits(int(start.min()) + slo - reach, int(start.max()) + shi + reach, engine.threshold_width):
-        return None  # the faulty partial sums may wrap in the accumulator
-    return fault
-
-
-def _product_shape(engine: MACUnit) -> tuple[int, int, int]:
-    """(bound on |term|, the product register's bits, the adder tree's widest node) of a MAC unit, as
-    :meth:`MACUnit._lane_sums` sizes them."""
-    wmax = 1 if engine.binary_weights else int(np.abs(engine._weights).max())
-    bound = wmax * (1 if engine.binary_inputs else _DIFF_MAX)
-    tree_width = engine.acc_width
-    if engine.inverted_terms:
-        bound = _DIFF_MAX + 1
-        tree_width = signed_bits(engine.acc_range[0] - engine.simd, engine.acc_range[1])
-    return bound, min(signed_bits(-bound, bound - engine.inverted_terms), tree_width), tree_width
-
-
-def _with_layer(net: Network, index: int, layer: ConvLayer) -> Network:
-    layers = list(net.layers)
-    layers[index] = layer
-    return dataclasses.replace(net, layers=layers)
+        return DatapathFault(pe=pe, lanes=(k,), function="product", weight=1 << bit, width=width, **common)
+    return None
 
 
 def faulty_scores(net: Network, fault: DatapathFault, images: np.ndarray) -> np.ndarray:
     """The scores (N, classes) of ``net`` with ``fault`` (a chain network): the golden model up to the faulty
-    node, its accumulators plus :meth:`DatapathFault.errors` against the saturated thresholds, the rest as
-    the golden model."""
+    node, its PE's bits from its accumulators plus :meth:`DatapathFault.errors` (:meth:`DatapathFault.bits`),
+    the rest as the golden model."""
     golden = run_network(net, images, keep_intermediates=True)
-    layer = fault.net.layers[fault.layer]
+    layer = net.layers[fault.layer]
     inputs = images if fault.layer == 0 else golden.intermediates[net.layers[fault.layer - 1].name]
-    acc = golden.intermediates[f"{layer.name}.acc"] + fault.errors(inputs)
-    x = threshold_last(acc.transpose(0, 2, 3, 1), layer.output)  # channel last, as the nodes take it
+    bits = golden.intermediates[layer.name].copy()
+    bits[:, fault.channels] = fault.bits(golden.intermediates[f"{layer.name}.acc"] + fault.errors(inputs))[:, fault.channels]
+    x = bits.transpose(0, 2, 3, 1)  # channel last, as the nodes take it
     for node in net.layers[fault.layer + 1:]:
         x = kind_of(node).evaluate(node, [x], lambda *_: None)
     return np.asarray(x)
@@ -278,3 +285,30 @@ def _term_bit(model, term, weight: int, width: int):
     low = model.NewIntVar(0, weight - 1, "term_low")
     model.Add(term + (1 << width) * neg == 2 * weight * high + weight * bit + low)
     return bit
+
+
+def faulty_bit(fault: DatapathFault, miter, b, acc, c: int, y: int, x: int) -> None:
+    """Constrain the Boolean ``b`` to the faulty node's bit at (c, y, x) given ``acc`` (the golden accumulator
+    plus E, a linear expression): final + k 2**acc_bits = wrapped in the signed range, b = (wrapped >= 0)
+    XOR neg (see the module docstring)."""
+    model = miter.model
+    index = (c,) if fault.threshold.ndim == 1 else (c, y, x)
+    t, neg = int(fault.threshold[index]), bool(fault.neg[index])
+    layer = fault.net.layers[fault.layer]
+    if fault.function == "product":
+        final = acc - t
+    else:  # (acc + F) / 2 matches, acc + F even
+        matches = model.NewIntVar(-(1 << 30), 1 << 30, "fault_matches")
+        model.Add(2 * matches == acc + layer.fan_in)
+        final = matches + (-(layer.fan_in + t)) // 2
+    half = 1 << (fault.acc_bits - 1)
+    lo, hi = accumulator_range(layer)
+    reach = (layer.fan_in // fault.simd) * fault.weight * (1 if fault.function == "product" else 2)
+    turns = (max(abs(lo), abs(hi)) + reach + abs(t) + layer.fan_in) // (2 * half) + 1
+    k = model.NewIntVar(-turns, turns, "fault_turns")
+    wrapped = model.NewIntVar(-half, half - 1, "fault_wrapped")
+    model.Add(wrapped == final + 2 * half * k)
+    ge = model.NewBoolVar("fault_sign")
+    model.Add(wrapped >= 0).OnlyEnforceIf(ge)
+    model.Add(wrapped <= -1).OnlyEnforceIf(ge.Not())
+    model.Add(b == (1 - ge if neg else ge))

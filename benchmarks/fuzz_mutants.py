@@ -32,7 +32,7 @@ import numpy as np
 from hwgen.compile.golden import GoldenResult, run_network
 from hwgen.compile.ir import INPUT, ConvLayer, Network, ThresholdOutput, input_values
 
-__all__ = ["OUTCOMES", "Mutant", "draw_mutants", "format_tally", "mutation_images", "provably_equivalent",
+__all__ = ["OUTCOMES", "Mutant", "decide_twice", "draw_mutants", "format_tally", "mutation_images", "provably_equivalent",
            "position_lattice", "seek_image", "valid_window"]
 
 
@@ -292,6 +292,17 @@ OUTCOMES = ("fuzz", "lattice", "sought", "solver_revealed", "solver_equivalent",
 SOLVER_RETRY_FACTOR = 10
 
 
+def decide_twice(net: Network, mutant, *, timeout_s: float, base: np.ndarray):
+    """(fuzz_solver.decide's decision, whether it ran twice): once with ``timeout_s``, once more with
+    :data:`SOLVER_RETRY_FACTOR` times that when the first run leaves it undecided."""
+    from fuzz_solver import decide
+
+    decision = decide(net, mutant, timeout_s=timeout_s, base=base)
+    if decision.verdict != "undecided":
+        return decision, False
+    return decide(net, mutant, timeout_s=timeout_s * SOLVER_RETRY_FACTOR, base=base), True
+
+
 def mutation_images(net: Network, images: np.ndarray, rng: np.random.Generator, count: int,
                     *, seek: bool = True, solver_timeout_s: float = 0.0) -> tuple[np.ndarray, dict]:
     """(the images plus one revealing image per mutant the images missed, the tally).
@@ -330,12 +341,7 @@ def _settle(net: Network, mutant: Mutant, images: np.ndarray, rng: np.random.Gen
         return "sought", found, False
     if solver_timeout_s <= 0:
         return "undecided", None, False
-    from fuzz_solver import decide
-
-    decision = decide(net, mutant, timeout_s=solver_timeout_s, base=images[0])
-    retried = decision.verdict == "undecided"
-    if retried:
-        decision = decide(net, mutant, timeout_s=solver_timeout_s * SOLVER_RETRY_FACTOR, base=images[0])
+    decision, retried = decide_twice(net, mutant, timeout_s=solver_timeout_s, base=images[0])
     return {"revealed": "solver_revealed", "equivalent": "solver_equivalent"}.get(decision.verdict, "undecided"), \
         decision.image, retried
 

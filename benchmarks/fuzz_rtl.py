@@ -74,11 +74,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from fuzz_mutants import close_call_images, format_tally, mutation_images  # noqa: E402
+from fuzz_mutants import close_call_images, decide_twice, format_tally, mutation_images  # noqa: E402
 from fuzz_registers import (credit_fault_is_benign, draw_register_mutants, flip_register_bit,  # noqa: E402
                             register_sites, unobservable_registers)
 from fuzz_datapath import datapath_fault, faulty_scores  # noqa: E402
-from fuzz_solver import decide, reachable_score_inputs  # noqa: E402
+from fuzz_solver import reachable_score_inputs  # noqa: E402
 from irnets import random_network  # noqa: E402
 
 from amaranth.hdl import UnusedElaboratable  # noqa: E402
@@ -309,7 +309,8 @@ def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator
       (:func:`fuzz_registers.unobservable_registers`);
     * a register of an engine's arithmetic that fuzz_datapath models exactly (a match count's lane adder, a
       MAC lane's product: :func:`fuzz_datapath.datapath_fault`) is decided by the solver with
-      ``solver_timeout_s`` (0: not tried): *caught* when the solver's image reveals it in the RTL as well,
+      ``solver_timeout_s`` (0: not tried; 10 times that when the first run leaves it open, as the word
+      mutants: :func:`fuzz_mutants.decide_twice`): *caught* when the solver's image reveals it in the RTL as well,
       *equivalent* when no image can. The model must agree with the simulations: it predicts no difference
       on the images simulated so far, and a difference on the solver's image; else AssertionError;
     * a bit of :data:`RUNNING_MAXIMUM` is simulated on one image per score-layer accumulator vector the
@@ -377,7 +378,7 @@ def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator
             golden = run_network(net, seen).scores if golden is None else golden
             if not np.array_equal(faulty_scores(net, fault, seen), golden):
                 raise AssertionError(f"{build_dir}: the model of {name} changes scores the RTL simulation did not")
-            decision = decide(net, fault, timeout_s=solver_timeout_s)
+            decision, _ = decide_twice(net, fault, timeout_s=solver_timeout_s, base=images[0])
             if decision.verdict == "revealed":
                 if not reveals(sim_options, decision.image[None]):
                     raise AssertionError(f"{build_dir}: the solver's image for {name} does not reveal it in the RTL")

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from ortools.sat.python import cp_model
 
-from fuzz_datapath import error_expression, faulty_scores
+from fuzz_datapath import error_expression, faulty_bit, faulty_scores
 from fuzz_mutants import position_lattice, valid_window
 from hwgen.compile.golden import run_network
 from hwgen.compile.ir import (ConvLayer, MaxPoolLayer, Network, ScoreOutput, ThresholdOutput, accumulator_range,
@@ -239,6 +239,8 @@ class Miter:
                     self.model.AddMinEquality(b, window)
                 else:
                     self.model.AddMaxEquality(b, window)
+            elif side == 1 and self.mutant.kind == "datapath" and i == self.mutant.layer:
+                faulty_bit(self.mutant, self, b, self.acc(1, i, c, y, x), c, y, x)  # the engine's own bit
             elif isinstance(node, ConvLayer) and isinstance(node.output, ThresholdOutput):
                 t = node.output.thresholds[c, y, x] if node.output.per_position else node.output.thresholds[c]
                 d = node.output.direction[c, y, x] if node.output.per_position else node.output.direction[c]

@@ -28,36 +28,51 @@ from hwgen.compile.golden import run_network  # noqa: E402
 from hwgen.compile.ir import accumulator_range  # noqa: E402
 from hwgen.hw.builder import BuildOptions, build  # noqa: E402
 
-#: (engine module, register, bit; None: the product's second-highest bit) and the function the fault reads:
-#: an MVTU without a mask (l1: SIMD 4 = one lane group and a single lane) and a MAC on 4-bit weights (l0).
+#: (engine module, register, bit; None: the product's sign bit) and the function the fault reads:
+#: an MVTU without a mask (l1: SIMD 4 = one lane group and a single lane) and a MAC on 4-bit weights (l0, SIMD 1:
+#: 27 steps, so that a product's sign bit carries some sums past the accumulator's 16 bits).
 FAULTS = [("l1_conv_engine", "mc1_w0_0", 0, "xor"), ("l1_conv_engine", "mc0_w1_0", 0, "maj"),
-          ("l1_conv_engine", "mc1_w0_1", 0, "lane"), ("l0_conv_engine", "prod1_2", 3, "product"),
-          ("l0_conv_engine", "prod0_1", None, "product")]
+          ("l1_conv_engine", "mc1_w0_1", 0, "lane"), ("l0_conv_engine", "prod1_0", 3, "product"),
+          ("l0_conv_engine", "prod0_0", None, "product")]
 
 
 @pytest.fixture(scope="module")
 def design(tmp_path_factory: pytest.TempPathFactory):
-    """(network, build folder, engines by module name, images): a padded 4-bit first layer (a MAC, PE 2 x
-    SIMD 3), an unpadded binary conv (an MVTU without a mask, PE 2 x SIMD 4), an FC layer, a 2-bit score
-    layer."""
+    """(network, build folder, engines by module name, images, options): a padded 4-bit first layer (a MAC,
+    PE 2 x SIMD 1), an unpadded binary conv (an MVTU without a mask, PE 2 x SIMD 4), an FC layer, a 2-bit
+    score layer; varied images and, per first-layer channel, two whose centre window makes every term of
+    that channel one sign (:func:`_one_sign`)."""
     rng = np.random.default_rng(11)
     net = random_network(rng, (3, 6, 6), [("conv", 4, 3, 1, 1), ("conv", 8, 3, 1, 0), ("fc", 4)], num_classes=4,
                          first_weight_bits=4, last_weight_bits=2)
     work = tmp_path_factory.mktemp("datapath")
     save_network(work / "net.hwir", net)
-    options = BuildOptions(pe=1, overrides={"l0_conv": (2, 3), "l1_conv": (2, 4)})
+    options = BuildOptions(pe=1, overrides={"l0_conv": (2, 1), "l1_conv": (2, 4)})
     build(work / "net.hwir", work / "build", options, log=lambda *_: None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnusedElaboratable)
         units = design_units(net, options)
-    return net, work / "build", units, varied_images(rng, net.input_shape, 120), options
+    images = np.concatenate([varied_images(rng, net.input_shape, 120), _one_sign(net.layers[0])])
+    return net, work / "build", units, images, options
+
+
+def _one_sign(layer) -> np.ndarray:
+    """Per output channel o of a 3 x 3 padded conv and sign s = +-1: the image whose window at (2, 2) holds 0
+    where s W[o] > 0 and 255 elsewhere, every other pixel 0 (its accumulator there near an end of its range)."""
+    images = []
+    for o in range(layer.out_channels):
+        for sign in (1, -1):
+            image = np.zeros(layer.in_shape, np.uint8)
+            image[:, 1:4, 1:4] = np.where(sign * layer.weights[o] > 0, 0, 255)
+            images.append(image)
+    return np.stack(images)
 
 
 def _fault(design, module: str, register: str, bit: int | None):
     net, build_dir, units, *_ = design
     site, = [s for s in register_sites((build_dir / "top.v").read_text())
              if s.module.endswith(module) and s.name == register]
-    bit = site.width - 2 if bit is None else bit
+    bit = site.width - 1 if bit is None else bit
     names = [layer.name for layer in net.layers]
     return site, bit, datapath_fault(net, names.index(module.removesuffix("_engine")), units[module], register, bit)
 
@@ -74,11 +89,16 @@ def test_the_model_gives_the_rtl_scores(design, tmp_path: Path) -> None:
     copy = tmp_path / "mutant"
     shutil.copytree(build_dir, copy)
     verilog = (build_dir / "top.v").read_text()
-    for module, register, bit, function in FAULTS:
-        site, bit, fault = _fault(design, module, register, bit)
+    for module, register, given, function in FAULTS:
+        site, bit, fault = _fault(design, module, register, given)
         assert fault is not None and fault.function == function, (register, fault)
         model = faulty_scores(net, fault, images)
         assert (model != golden).any(axis=1).sum() >= 5, register
+        if given is None:  # a product's sign bit: the wrap of the accumulator is part of what is checked
+            layer = net.layers[fault.layer]
+            final = fault.final(run_network(net, images, keep_intermediates=True).intermediates[f"{layer.name}.acc"]
+                                + fault.errors(images), fault.threshold.reshape(1, -1, 1, 1))
+            assert (fault.wrap(final) != final)[:, fault.channels].any(), register
         (copy / "top.v").write_text(flip_register_bit(verilog, site, bit))
         outcome = simulate(load_build_folder(copy), images, mode="bulk", match_counts="cells", gap_p=0.3,
                            stall_p=0.3, seed=1)
@@ -88,24 +108,27 @@ def test_the_model_gives_the_rtl_scores(design, tmp_path: Path) -> None:
 
 def test_the_solver_encoding_gives_the_model_errors(design) -> None:
     """With every pixel fixed to an image's, the miter's accumulator difference at each position of the
-    faulty node's cone is the model's error there (fuzz_datapath.error_expression = DatapathFault.errors)."""
+    faulty node's cone is the model's error there (fuzz_datapath.error_expression = DatapathFault.errors), and
+    its faulty bit the model's (fuzz_datapath.faulty_bit = DatapathFault.bits, the accumulator's wrap
+    included)."""
     net, _, _, images, _ = design
     for module, register, bit, _ in FAULTS:
         _, bit, fault = _fault(design, module, register, bit)
-        inputs = images[:3] if fault.layer == 0 else run_network(net, images[:3], keep_intermediates=True
-                                                                 ).intermediates[net.layers[fault.layer - 1].name]
-        expected = fault.errors(inputs)
+        golden = run_network(net, images[:3], keep_intermediates=True).intermediates
+        inputs = images[:3] if fault.layer == 0 else golden[net.layers[fault.layer - 1].name]
+        errors = fault.errors(inputs)
+        bits = fault.bits(golden[f"{net.layers[fault.layer].name}.acc"] + errors)
         for n, image in enumerate(images[:3]):
             miter = Miter(net, fault)
             cone = list(zip(*np.nonzero(miter.cones[fault.layer])))
             deltas = [miter.delta(fault.layer, *p) for p in cone]
-            for (c, y, x), var in miter.pixels.items():
-                miter.model.Add(var == int(image[c, y, x]))
+            outs = [miter.out(1, fault.layer, *p) for p in cone]
             for (c, y, x) in np.ndindex(*net.input_shape):  # every pixel fixed, read or not
                 miter.model.Add(miter.pixel(c, y, x) == int(image[c, y, x]))
             solver = cp_model.CpSolver()
             assert solver.Solve(miter.model) in (cp_model.OPTIMAL, cp_model.FEASIBLE)
-            assert [solver.Value(d) for d in deltas] == [int(expected[n][p]) for p in cone], register
+            assert [solver.Value(d) for d in deltas] == [int(errors[n][p]) for p in cone], register
+            assert [solver.Value(b) for b in outs] == [int(bits[n][p]) for p in cone], register
 
 
 def test_decide_reveals_or_proves(design) -> None:
@@ -146,9 +169,7 @@ def _replace(net, index: int, layer):
 
 
 def test_what_is_not_modelled(design) -> None:
-    """None where the model would not be exact or does not apply: a register outside the engines' lane
-    adders and products, a product's sign bit whose error over a result could wrap the accumulator."""
+    """None for a register that is neither a lane adder's nor a product's (the match count itself), and for a
+    product of an engine in accumulator mode (the score layer: its faults reach the scores directly)."""
     assert _fault(design, "l1_conv_engine", "mc1_count", 0)[2] is None
-    assert _fault(design, "l0_conv_engine", "prod0_1", 0)[2] is not None
-    site, _, _ = _fault(design, "l0_conv_engine", "prod0_1", 0)
-    assert _fault(design, "l0_conv_engine", "prod0_1", site.width - 1)[2] is None
+    assert _fault(design, "l3_score_engine", "prod0_0", 0)[2] is None

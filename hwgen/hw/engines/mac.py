@@ -28,7 +28,7 @@ from hwgen.hw.families import MemoryMap
 from hwgen.compile.ir import ConvLayer, ScoreOutput, accumulator_range, signed_bits
 from hwgen.errors import BuildError
 
-__all__ = ["MACUnit", "adder_tree_register_stages"]
+__all__ = ["MACUnit", "adder_tree_register_stages", "tree_node_bits"]
 
 #: Widest weight field accepted (two's complement bits).
 MAX_WEIGHT_BITS = 16
@@ -277,6 +277,20 @@ class MACUnit(FoldedEngine):
         lo, hi = self.acc_range
         return -thresholds + self._negatives[:thresholds.shape[0], None], (lo - self.fan_in, hi)
 
+    def term_shape(self) -> tuple[int, int, int]:
+        """(B, product bits, widest tree node bits): every lane's term (``prodP_K``, S4) lies in [-B, B], in
+        the signed width of that range (at most the widest node's); a tree node over n terms holds
+        :func:`tree_node_bits` (n, B, widest) bits, the widest the accumulator's (with inverted terms, the
+        terms lie in [-256, 255] and a partial sum of n of them in [lo - n, hi]: widest = signed_bits(lo -
+        SIMD, hi))."""
+        wmax = 1 if self.binary_weights else int(np.abs(self._weights).max())
+        bound = wmax * (1 if self.binary_inputs else _DIFF_MAX)
+        widest = self.acc_width
+        if self.inverted_terms:
+            bound = _DIFF_MAX + 1
+            widest = signed_bits(self.acc_range[0] - self.simd, self.acc_range[1])
+        return bound, min(signed_bits(-bound, bound - self.inverted_terms), widest), widest
+
     # -- hardware ----------------------------------------------------------
 
     def _lane_sums(self, m: Module, s: Schedule, x: Value, v: Value) -> list[Value]:
@@ -324,13 +338,7 @@ class MACUnit(FoldedEngine):
 
         # S4: products W * d per PE and lane (inverted terms: W ? d : ~d, one LUT per bit and no carry chain),
         # then the adder trees.
-        wmax = 1 if self.binary_weights else int(np.abs(self._weights).max())
-        prod_bound = wmax * (1 if self.binary_inputs else _DIFF_MAX)
-        tree_width = self.acc_width
-        if self.inverted_terms:  # terms in [-256, 255]; a partial sum of n of them in [lo - n, hi]
-            prod_bound = _DIFF_MAX + 1
-            tree_width = signed_bits(self.acc_range[0] - SIMD, self.acc_range[1])
-        prod_width = min(signed_bits(-prod_bound, prod_bound - self.inverted_terms), tree_width)
+        prod_bound, prod_width, tree_width = self.term_shape()
         sums = []
         for p in range(PE):
             prods = []
@@ -355,6 +363,10 @@ def _adder_tree(m: Module, leaves: list[Value], leaf_bound: int, max_width: int,
     leaves is sized for [-n*leaf_bound, n*leaf_bound], at most ``max_width``
     bits (the accumulator's, which holds every partial sum of a channel).
     """
-    def node_shape(n: int):
-        return signed(min(signed_bits(-n * leaf_bound, n * leaf_bound), max_width))
-    return adder_tree(m, leaves, node_shape, name)
+    return adder_tree(m, leaves, lambda n: signed(tree_node_bits(n, leaf_bound, max_width)), name)
+
+
+def tree_node_bits(n: int, leaf_bound: int, max_width: int) -> int:
+    """Bits of an adder-tree node over n leaves in [-leaf_bound, leaf_bound]: the signed width of n times
+    that range, at most ``max_width``."""
+    return min(signed_bits(-n * leaf_bound, n * leaf_bound), max_width)

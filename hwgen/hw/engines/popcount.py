@@ -67,7 +67,8 @@ from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Signal, Valu
 
 Bit = TypeVar("Bit")
 
-__all__ = ["MODEL_MODULE", "CarryChain", "carry_save_layers", "carry_save_reduce", "chain_adder", "match_count",
+__all__ = ["MODEL_MODULE", "CarryChain", "carry_save_layers", "carry_save_reduce", "chain_adder", "lane_groups",
+           "match_count",
            "match_count_stages", "source_digest"]
 
 #: The simulation model's Verilog module (``hwgen/sim/match_count.v``): parameters N (lanes) and STAGES.
@@ -267,6 +268,13 @@ def _register(m: Module, bits: list[Value], name: str) -> list[Signal]:
     return regs
 
 
+def lane_groups(n: int) -> tuple[list[tuple[int, int, int]], list[int]]:
+    """(groups, singles) of :func:`match_count`'s lane adders over n lanes: the groups (3j, 3j + 1, 3j + 2),
+    registered as ``NAME_w0_j`` (sum) and ``NAME_w1_j`` (carry), then the n mod 3 single lanes, registered
+    after the sums in ``NAME_w0``."""
+    return [(j, j + 1, j + 2) for j in range(0, n - n % 3, 3)], list(range(n - n % 3, n))
+
+
 def match_count(m: Module, x: Value, u: Value, n: int, name: str, *, ecp5_cells: bool,
                 chain: CarryChain | None = None, model: bool = False) -> Signal:
     """popcount(x ^ u) over n lanes, :func:`match_count_stages` (n) cycles later (see the module docstring).
@@ -280,7 +288,7 @@ def match_count(m: Module, x: Value, u: Value, n: int, name: str, *, ecp5_cells:
         m.submodules[f"{name}_model"] = Instance(MODEL_MODULE, p_N=n, p_STAGES=match_count_stages(n),
                                                  i_clk=ClockSignal(), i_x=x[:n], i_u=u[:n], o_count=count)
         return count
-    groups = [(j, j + 1, j + 2) for j in range(0, n - n % 3, 3)]
+    groups, singles = lane_groups(n)
     own_chain = ecp5_cells and chain is None
     if own_chain:
         chain = CarryChain(f"{name}_chain")
@@ -288,8 +296,8 @@ def match_count(m: Module, x: Value, u: Value, n: int, name: str, *, ecp5_cells:
         sums, carries = _lane_adders_ccu2c(chain, x, u, groups)
     else:
         sums, carries = _lane_adders_logic(x, u, groups)
-    singles = [x[j] ^ u[j] for j in range(n - n % 3, n)]
-    columns = {0: _register(m, sums + singles, f"{name}_w0"), 1: _register(m, carries, f"{name}_w1")}
+    columns = {0: _register(m, sums + [x[j] ^ u[j] for j in singles], f"{name}_w0"),
+               1: _register(m, carries, f"{name}_w1")}
 
     def full_adder(bits: list[Value], layer: int, weight: int, index: int) -> tuple[Value, Value]:
         if ecp5_cells:
