@@ -6,7 +6,9 @@ bound of a sliding-window unit made only stricter) agrees with the unit's bounde
 from __future__ import annotations
 
 import difflib
+import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -61,9 +63,16 @@ def test_credit_faults_called_benign_keep_the_window_contract(tmp_path: Path, re
     (site,) = [x for x in fuzz_registers.register_sites(dut) if x.name == register]
     assert site.width == unit.credit_shape.width
     benign = {bit for bit in range(site.width) if fuzz_registers.credit_fault_is_benign(unit, register, bit)}
-    holds = {bit for bit in range(site.width)
-             if prove_with_checker(tmp_path, fuzz_registers.flip_register_bit(dut, site, bit),
-                                   swu_checker(shape, k, s, p, iw, simd), steps).returncode == 0}
+    checker = swu_checker(shape, k, s, p, iw, simd)
+
+    def proved(bit: int) -> bool:  # one folder per bit: the proofs run side by side, one per core
+        folder = tmp_path / f"bit{bit}"
+        folder.mkdir()
+        return prove_with_checker(folder, fuzz_registers.flip_register_bit(dut, site, bit), checker,
+                                  steps).returncode == 0
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        holds = {bit for bit, ok in zip(range(site.width), pool.map(proved, range(site.width))) if ok}
     assert benign and benign == holds, (benign, holds)
     assert fuzz_registers.credit_fault_is_benign(unit, "top", 0) is None
     with pytest.raises(ValueError):
