@@ -201,8 +201,8 @@ def datapath_fault(net: Network, layer_index: int, engine, register: str, bit: i
         return None
     simd = engine.simd
     threshold, neg = _hardware_thresholds(layer, engine)
-    common = dict(layer=layer_index, pes=engine.pe, simd=simd, inverted_terms=False, name=register, net=net,
-                  threshold=threshold, neg=neg, acc_bits=engine.threshold_width)
+    common = {"layer": layer_index, "pes": engine.pe, "simd": simd, "inverted_terms": False, "name": register,
+              "net": net, "threshold": threshold, "neg": neg, "acc_bits": engine.threshold_width}
     m = _LANE_ADDER.match(register)
     if isinstance(engine, MVTU) and not engine.masked and m is not None and bit == 0:
         pe, w, j = (int(g) for g in m.groups())
