@@ -117,12 +117,7 @@ class DatapathFault:
         """The error one step adds, in the golden model's accumulator units: ``values`` (..., lanes) the
         lanes' inputs (bits 0/1 for an MVTU, d = x - p or 0 for a MAC lane), ``weights`` (lanes,) their W."""
         if self.function == "product":
-            t = weights[0] * values[..., 0]
-            if self.inverted_terms and weights[0] == -1:
-                t = t - 1
-            bit = (t >> int(np.log2(self.weight))) & 1
-            sign = -1 if self.weight == 1 << (self.width - 1) else 1
-            return sign * self.weight * (1 - 2 * bit)
+            return self.bit_error((self.term(int(weights[0]), values[..., 0]) >> int(np.log2(self.weight))) & 1)
         matches = (values == (weights > 0)).astype(np.int64)
         if self.function == "xor":
             bit = matches[..., 0] ^ matches[..., 1] ^ matches[..., 2]
@@ -130,7 +125,20 @@ class DatapathFault:
             bit = (matches.sum(axis=-1) >= 2).astype(np.int64)
         else:
             bit = matches[..., 0]
-        return 2 * self.weight * (1 - 2 * bit)
+        return self.bit_error(bit)
+
+    def term(self, w: int, value):
+        """A MAC lane's term for weight ``w`` and input ``value`` (numbers or a linear expression): ``W d``, less
+        1 for a -1 weight with inverted terms (``~d = -d - 1``)."""
+        return w * value - int(self.inverted_terms and w == -1)
+
+    def bit_error(self, bit):
+        """The error of one step whose faulty bit reads ``bit`` (0/1, numbers or a Boolean expression), in the
+        golden model's units: ``2 * 2**w (1 - 2 bit)`` for a lane adder (acc = 2 matches - F), ``2**b (1 - 2 bit)``
+        for a product's bit, negated for its sign bit."""
+        if self.function != "product":
+            return 2 * self.weight * (1 - 2 * bit)
+        return (-1 if self.weight == 1 << (self.width - 1) else 1) * self.weight * (1 - 2 * bit)
 
     def _lane_value(self, x: np.ndarray, binary: bool, offset: int) -> np.ndarray:
         """A valid lane's input as the faulty bit reads it: the bit (MVTU), 2 b - 1 (a MAC on bits) or x - p."""
@@ -156,7 +164,6 @@ class DatapathFault:
                     for o in self.channels:
                         e[:, o, y, x] += self.step_error(values, weights[o, [f for f, *_ in taps]])
         return e
-
 
     def final(self, acc, t_hw):
         """The accumulator's last sum before wrapping (see the module docstring), for ``acc`` = the golden
@@ -256,10 +263,8 @@ def error_expression(fault: DatapathFault, miter, o: int, y: int, x: int):
         w = [int(weights[o, f]) for f, *_ in taps]
         if fault.function == "product":
             (f, c, row, col, valid), = taps
-            term = w[0] * miter._tap(0, fault.layer, c, row, col) if valid else 0
-            term = term - (1 if fault.inverted_terms and w[0] == -1 else 0)
-            total += fault.weight * (1 - 2 * _term_bit(model, term, fault.weight, fault.width)) * \
-                (-1 if fault.weight == 1 << (fault.width - 1) else 1)
+            term = fault.term(w[0], miter._tap(0, fault.layer, c, row, col) if valid else 0)
+            total += fault.bit_error(_term_bit(model, term, fault.weight, fault.width))
             continue
         matches = []
         for (f, c, row, col, valid), wk in zip(taps, w):
@@ -271,7 +276,7 @@ def error_expression(fault: DatapathFault, miter, o: int, y: int, x: int):
             parity, carry = model.NewBoolVar("fault_parity"), model.NewBoolVar("fault_carry")
             model.Add(sum(matches) == parity + 2 * carry)
             bit = parity if fault.function == "xor" else carry
-        total += 2 * fault.weight * (1 - 2 * bit)
+        total += fault.bit_error(bit)
     return total
 
 
@@ -303,7 +308,7 @@ def faulty_bit(fault: DatapathFault, miter, b, acc, c: int, y: int, x: int) -> N
         final = matches + (-(layer.fan_in + t)) // 2
     half = 1 << (fault.acc_bits - 1)
     lo, hi = accumulator_range(layer)
-    reach = (layer.fan_in // fault.simd) * fault.weight * (1 if fault.function == "product" else 2)
+    reach = (layer.fan_in // fault.simd) * abs(fault.bit_error(0))
     turns = (max(abs(lo), abs(hi)) + reach + abs(t) + layer.fan_in) // (2 * half) + 1
     k = model.NewIntVar(-turns, turns, "fault_turns")
     wrapped = model.NewIntVar(-half, half - 1, "fault_wrapped")
