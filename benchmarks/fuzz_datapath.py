@@ -1,9 +1,9 @@
 """A register fault in an engine's arithmetic, as an exact fault of the golden model (for the solver).
 
 A register mutant (benchmarks/fuzz_registers.py) that no simulation reveals is often in the arithmetic of a
-folded engine: a lane adder's bit of an MVTU's match count, or a MAC lane's product. Such a fault changes
-nothing but the accumulators of the PE it sits in, by an amount that depends on the step's input values
-alone, so it can be written into the golden model and decided by the constraint solver
+folded engine: a lane adder's bit of an MVTU's match count, its input slice, or a MAC lane's input, difference
+or product. Such a fault changes nothing but the accumulators of the PEs it reaches, by an amount that depends
+on the step's input values alone, so it can be written into the golden model and decided by the constraint solver
 (benchmarks/fuzz_solver.py) like a weight mutant: an image that reveals it, or a proof that none does.
 
 The registers (inverted bit ``b`` of the next value, every cycle: :func:`fuzz_registers.flip_register_bit`):
@@ -14,16 +14,29 @@ The registers (inverted bit ``b`` of the next value, every cycle: :func:`fuzz_re
   match of lane k (input bit == weight bit), the bit is m_a ^ m_b ^ m_c, maj(m_a, m_b, m_c) or m_k, and the
   step's match count becomes ``count + 2**w (1 - 2 bit)``: the carry-save tree and the final adder keep
   every column's sum. In the golden model's units (acc = 2 matches - F) the step adds ``2**(w+1) (1 - 2 bit)``.
-* ``prodP_K`` of a MAC unit (:class:`hwgen.hw.engines.mac.MACUnit`): lane K's term t (``W d``, or ``W ? d : ~d``
-  with inverted terms; d = x - p on a valid tap, 0 on a padded one) in ``pw`` bits two's complement; inverting
-  bit b adds ``2**b (1 - 2 bit)`` (the sign bit: ``-2**b (1 - 2 bit)``), which the adder tree and the
-  accumulator carry as they are (the terms are in the golden model's units).
+* the input slice of an MVTU without a mask: ``x2`` and the copies :func:`hwgen.hw.engines.pipeline.copy_registers`
+  names (lane K = bit b, the PEs the copy feeds), and ``x1``, ``x1_r``, ``x1_rr`` (:meth:`FoldedEngine._input_slice`,
+  every PE): lane K's input bit inverted, so its match m_K is, and the count moves by ``1 - 2 m_K`` ("lane" above,
+  read from the input). ``x1_rr`` reaches only the steps of neuron fold 0 (the later folds re-read the input
+  buffer, written from the stream), as ``x1`` and ``x1_r`` do unless the buffer is written from ``x1_r``
+  (:attr:`FoldedEngine.buffer_written_late`);
+* a MAC unit's (:class:`hwgen.hw.engines.mac.MACUnit`) lane K, whose term t (``W d``, or ``W ? d : ~d`` with
+  inverted terms; d = x - p on a valid tap, 0 on a padded one, ``2 x - 1`` for bits) is kept in ``pw`` bits two's
+  complement (``prodP_K``): "product", bit b of t inverted; "difference", bit b of d inverted in d's own bits
+  (``dK``, and ``d3_K`` with its copies: the PEs each feeds), so a padded tap's d = 0 becomes +-2**b and the
+  faulty ``W d`` may leave ``pw`` bits (it wraps there); "input", bit b of the lane's pixel (or its bit) inverted
+  on a valid tap (``x1``, ``x1_r``, ``x1_rr`` as for an MVTU; lane K = b // 8). The error is the faulty term,
+  wrapped to ``pw`` bits, less the true one: a function of the lane's raw input (a pixel 0..255 or a bit) and
+  its W (:meth:`DatapathFault.lane_error_table`), which the adder tree and the accumulator carry as they are
+  (the terms are in the golden model's units).
 
 Step (nf, sf) of PE P at output position (y, x) computes channel o = nf PE + P over fan-in elements
 f = sf SIMD + k (lane k), which stand for tap (i, j, c) in the stream's order (channel fastest,
 hwgen.compile.kinds.conv.stream_weights). So the fault adds to every accumulator of PE P's channels
 
     E[o, y, x] = sum over sf of step_error(values of the lanes of step sf at (y, x), W[o, lanes])
+
+(every channel o = nf PE + P of the PEs the register reaches, of neuron fold 0 only for the input slice above)
 
 and the output bit is the engine's (hwgen.hw.engines.folded): the sign of the accumulator's last sum,
 inverted for ``<=``. The accumulator is ``acc_bits`` wide and starts at -T_hw (a MAC; T_hw the engine's
@@ -39,8 +52,9 @@ the adder wraps, and wrapping the partial sums or only the last one is the same)
 
 The model is exact only where nothing before the accumulator wraps: :func:`datapath_fault` returns None
 unless (MVTU) the faulty count ``[0, SIMD + 2**w]`` fits the count's ``range(SIMD + 1)`` bits (it is
-zero-extended into the accumulator), and (MAC) every adder-tree node that may hold the faulty term fits its
-width (a node narrower than the accumulator that wrapped would be sign-extended wrongly).
+zero-extended into the accumulator), and (MAC, a product or a difference) every adder-tree node that may hold
+the faulty term fits its width (a node narrower than the accumulator that wrapped would be sign-extended
+wrongly; a faulty pixel's term stays in the true terms' range).
 """
 
 from __future__ import annotations
@@ -51,32 +65,55 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwgen.compile.golden import run_network
-from hwgen.compile.ir import ConvLayer, Network, ThresholdOutput, accumulator_range
+from hwgen.compile.ir import ConvLayer, Network, ThresholdOutput, accumulator_range, input_values
 from hwgen.compile.kinds import kind_of
 from hwgen.compile.kinds.conv import stream_weights
 from hwgen.hw.engines.mac import MACUnit, tree_node_bits
 from hwgen.hw.engines.mvtu import MVTU
+from hwgen.hw.engines.pipeline import copy_registers
 from hwgen.hw.engines.popcount import lane_groups
 
-__all__ = ["DatapathFault", "datapath_fault", "error_expression", "faulty_bit", "faulty_scores"]
+__all__ = ["MAC_FUNCTIONS", "DatapathFault", "datapath_fault", "error_expression", "faulty_bit", "faulty_scores",
+           "lane_values"]
 
 _LANE_ADDER = re.compile(r"mc(\d+)_w([01])_(\d+)$")
 _PRODUCT = re.compile(r"prod(\d+)_(\d+)$")
+_DIFFERENCE = re.compile(r"d(\d+)$")         # a MAC lane's difference (S2), before its copies d3_K
+_INPUT_SLICE = ("x1", "x1_r", "x1_rr")        # the stream's slice, to the steps of neuron fold 0
+
+#: The faults of a MAC lane, each a function of the lane's raw input and weight (DatapathFault.lane_error_table).
+MAC_FUNCTIONS = ("product", "difference", "input")
+
+
+def lane_values(layer: ConvLayer) -> np.ndarray:
+    """int64 (C_in, R): the value a tap of channel c stands for by its raw input r (a pixel, R = 256:
+    :func:`hwgen.compile.ir.input_values`; a bit, R = 2: ``2 r - 1``)."""
+    if layer.input_kind == "binary":
+        return np.tile(np.array([-1, 1], dtype=np.int64), (layer.in_shape[0], 1))
+    return input_values(layer)
+
+
+def _signed(value, bits: int):
+    """``value`` (integers) modulo 2**bits, as a signed number."""
+    half = 1 << (bits - 1)
+    return (value + half) % (2 * half) - half
 
 
 @dataclass(frozen=True)
 class DatapathFault:
     """A register fault of node ``layer``'s engine as a fault of the golden model (see the module docstring).
 
-    ``lanes``: the fan-in lanes the faulty bit reads (MVTU: 1 or 3; MAC: 1); ``function``: "xor", "maj" or
-    "lane" (MVTU) or "product" (MAC); ``weight``: 2**w (MVTU) or the bit b's 2**b (MAC); ``width``: the
-    product's bits (MAC); ``threshold``, ``neg``: the engine's T_hw and ``<=`` flags, shaped as the layer's
-    thresholds; ``acc_bits``: the accumulator's width (see the module docstring). ``net``: the network
-    (side 1 of fuzz_solver's miter: :data:`kind` "datapath" there draws the faulty node's bits from
-    :func:`faulty_bit`)."""
+    ``pe_set``: the PEs whose accumulators the register reaches, of ``pes``; ``first_fold_only``: only in the
+    steps of neuron fold 0. ``lanes``: the fan-in lanes the faulty bit reads (MVTU: 1 or 3; MAC: 1);
+    ``function``: "xor", "maj" or "lane" (MVTU) or one of :data:`MAC_FUNCTIONS`; ``weight``: 2**w (MVTU) or the
+    bit b's 2**b (MAC); ``width``: the faulty register's bits per lane (MAC: the term's, the difference's or
+    the pixel's); ``term_bits``: a MAC term's (``pw``); ``threshold``, ``neg``: the engine's T_hw and ``<=``
+    flags, shaped as the layer's thresholds; ``acc_bits``: the accumulator's width (see the module docstring).
+    ``net``: the network (side 1 of fuzz_solver's miter: :data:`kind` "datapath" there draws the faulty node's
+    bits from :func:`faulty_bit`)."""
 
     layer: int
-    pe: int
+    pe_set: tuple[int, ...]
     pes: int
     simd: int
     lanes: tuple[int, ...]
@@ -89,12 +126,16 @@ class DatapathFault:
     acc_bits: int
     net: Network
     name: str
+    first_fold_only: bool = False
+    term_bits: int = 0
     kind: str = "datapath"
 
     @property
     def channels(self) -> np.ndarray:
-        """The output channels PE ``pe`` computes: o = nf PE + pe."""
-        return np.arange(self.pe, self.net.layers[self.layer].out_channels, self.pes)
+        """The output channels the fault reaches: o = nf PE + P for P in ``pe_set`` (nf = 0 only when
+        ``first_fold_only``)."""
+        channels = range(self.pes if self.first_fold_only else self.net.layers[self.layer].out_channels)
+        return np.array([o for o in channels if o % self.pes in self.pe_set], dtype=np.int64)
 
     def steps(self, y: int, x: int) -> list[list[tuple[int, int, int, int, bool]]]:
         """Per step sf, the faulty bit's lanes at output (y, x): (fan-in element f, c, row, col, valid)."""
@@ -114,10 +155,8 @@ class DatapathFault:
 
     # -- the fault in numbers (numpy) --------------------------------------------------------------
     def step_error(self, values: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """The error one step adds, in the golden model's accumulator units: ``values`` (..., lanes) the
-        lanes' inputs (bits 0/1 for an MVTU, d = x - p or 0 for a MAC lane), ``weights`` (lanes,) their W."""
-        if self.function == "product":
-            return self.bit_error((self.term(int(weights[0]), values[..., 0]) >> int(np.log2(self.weight))) & 1)
+        """The error one step of an MVTU adds, in the golden model's accumulator units: ``values`` (..., lanes)
+        the lanes' input bits, ``weights`` (lanes,) their W."""
         matches = (values == (weights > 0)).astype(np.int64)
         if self.function == "xor":
             bit = matches[..., 0] ^ matches[..., 1] ^ matches[..., 2]
@@ -128,55 +167,72 @@ class DatapathFault:
         return self.bit_error(bit)
 
     def term(self, w: int, value):
-        """A MAC lane's term for weight ``w`` and input ``value`` (numbers or a linear expression): ``W d``, less
-        1 for a -1 weight with inverted terms (``~d = -d - 1``)."""
+        """A MAC lane's term for weight ``w`` and input ``value`` (numbers): ``W d``, less 1 for a -1 weight with
+        inverted terms (``~d = -d - 1``)."""
         return w * value - int(self.inverted_terms and w == -1)
 
     def bit_error(self, bit):
-        """The error of one step whose faulty bit reads ``bit`` (0/1, numbers or a Boolean expression), in the
-        golden model's units: ``2 * 2**w (1 - 2 bit)`` for a lane adder (acc = 2 matches - F), ``2**b (1 - 2 bit)``
-        for a product's bit, negated for its sign bit."""
-        if self.function != "product":
-            return 2 * self.weight * (1 - 2 * bit)
-        return (-1 if self.weight == 1 << (self.width - 1) else 1) * self.weight * (1 - 2 * bit)
+        """The error of one MVTU step whose faulty bit reads ``bit`` (0/1, numbers or a Boolean expression), in
+        the golden model's units: ``2 * 2**w (1 - 2 bit)`` (acc = 2 matches - F)."""
+        return 2 * self.weight * (1 - 2 * bit)
 
-    def _lane_value(self, x: np.ndarray, binary: bool, offset: int) -> np.ndarray:
-        """A valid lane's input as the faulty bit reads it: the bit (MVTU), 2 b - 1 (a MAC on bits) or x - p."""
-        if self.function != "product":
-            return x
-        return 2 * x - 1 if binary else x - offset
+    def lane_error_table(self, w: int, c: int, valid: bool) -> np.ndarray:
+        """A MAC lane's error (int64, by its raw input r: :func:`lane_values`) for weight ``w``, input channel
+        ``c``, a valid or padded tap: the faulty term wrapped to ``term_bits`` less the true term, with d the
+        lane's value (0 on a padded tap) and the fault of :attr:`function` (see the module docstring)."""
+        values = lane_values(self.net.layers[self.layer])[c]
+        d = values if valid else np.zeros_like(values)
+        true = self.term(w, d)
+        if self.function == "product":
+            faulty = true ^ self.weight
+        elif self.function == "difference":
+            faulty = self.term(w, _signed(d ^ self.weight, self.width))
+        else:  # "input": the raw input with bit b inverted, on a valid tap
+            faulty = self.term(w, values[np.arange(len(values)) ^ self.weight]) if valid else true
+        return _signed(faulty, self.term_bits) - true
+
+    def step_bound(self) -> int:
+        """The largest |error| one step can add."""
+        if self.function not in MAC_FUNCTIONS:
+            return abs(self.bit_error(0))
+        layer = self.net.layers[self.layer]
+        return max(int(np.abs(self.lane_error_table(int(w), c, valid)).max())
+                   for w in np.unique(layer.weights) for c in range(layer.in_shape[0]) for valid in (False, True))
 
     def errors(self, inputs: np.ndarray) -> np.ndarray:
-        """E (N, C_out, H_out, W_out) for the node's inputs (N, C, H, W): bits (MVTU) or uint8 pixels (MAC)."""
+        """E (N, C_out, H_out, W_out) for the node's inputs (N, C, H, W): bits, or uint8 pixels (a first node)."""
         layer = self.net.layers[self.layer]
         weights = stream_weights(layer)
         _, h_out, w_out = layer.out_shape
-        binary = layer.input_kind == "binary"
-        offsets = None if binary else np.asarray(layer.input_offset, dtype=np.int64)
+        tables: dict[tuple[int, int, bool], np.ndarray] = {}
         e = np.zeros((inputs.shape[0], *layer.out_shape), dtype=np.int64)
         for y in range(h_out):
             for x in range(w_out):
                 for taps in self.steps(y, x):
-                    values = np.stack([self._lane_value(inputs[:, c, row, col].astype(np.int64), binary,
-                                                        0 if binary else offsets[c])
-                                       if valid else np.zeros(len(inputs), np.int64)
-                                       for _, c, row, col, valid in taps], axis=-1)
+                    raw = np.stack([inputs[:, c, row, col].astype(np.int64) if valid
+                                    else np.zeros(len(inputs), np.int64) for _, c, row, col, valid in taps], axis=-1)
                     for o in self.channels:
-                        e[:, o, y, x] += self.step_error(values, weights[o, [f for f, *_ in taps]])
+                        if self.function in MAC_FUNCTIONS:
+                            (f, c, _, _, valid), = taps
+                            key = (int(weights[o, f]), c, valid)
+                            if key not in tables:
+                                tables[key] = self.lane_error_table(*key)
+                            e[:, o, y, x] += tables[key][raw[:, 0]]
+                        else:
+                            e[:, o, y, x] += self.step_error(raw, weights[o, [f for f, *_ in taps]])
         return e
 
     def final(self, acc, t_hw):
         """The accumulator's last sum before wrapping (see the module docstring), for ``acc`` = the golden
         accumulator plus E (numbers, or a linear expression times 2 for an MVTU: see :func:`faulty_bit`)."""
-        if self.function == "product":
+        if self.function in MAC_FUNCTIONS:
             return acc - t_hw
         fan_in = self.net.layers[self.layer].fan_in
         return (acc + fan_in) // 2 + (-(fan_in + t_hw)) // 2
 
     def wrap(self, value: np.ndarray) -> np.ndarray:
         """``value`` modulo 2**acc_bits, as a signed number."""
-        half = 1 << (self.acc_bits - 1)
-        return (value + half) % (2 * half) - half
+        return _signed(value, self.acc_bits)
 
     def bits(self, acc: np.ndarray) -> np.ndarray:
         """The faulty node's output bits (N, C, H, W) for its golden accumulators plus E (N, C, H, W)."""
@@ -206,35 +262,66 @@ def datapath_fault(net: Network, layer_index: int, engine, register: str, bit: i
     if (not isinstance(layer, ConvLayer) or not isinstance(layer.output, ThresholdOutput) or engine.accumulator_mode
             or layer.input_table is not None):
         return None
-    simd = engine.simd
+    simd, every_pe = engine.simd, tuple(range(engine.pe))
     threshold, neg = _hardware_thresholds(layer, engine)
     common = {"layer": layer_index, "pes": engine.pe, "simd": simd, "inverted_terms": False, "name": register,
               "net": net, "threshold": threshold, "neg": neg, "acc_bits": engine.threshold_width}
-    m = _LANE_ADDER.match(register)
-    if isinstance(engine, MVTU) and not engine.masked and m is not None and bit == 0:
-        pe, w, j = (int(g) for g in m.groups())
-        groups, singles = lane_groups(simd)
-        if j < len(groups):
-            lanes, function = groups[j], "xor" if w == 0 else "maj"
-        elif w == 0 and j < len(groups) + len(singles):
-            lanes, function = (singles[j - len(groups)],), "lane"
-        else:
-            return None
-        if simd + (1 << w) >= 1 << simd.bit_length():
-            return None  # the faulty count wraps in range(SIMD + 1)'s bits
-        return DatapathFault(pe=pe, lanes=lanes, function=function, weight=1 << w, width=0, **common)
-    elif isinstance(engine, MACUnit) and (m := _PRODUCT.match(register)) is not None:
-        pe, k = (int(g) for g in m.groups())
-        bound, width, widest = engine.term_shape()
-        if not 0 <= bit < width:
-            return None
-        faulty = 1 << (width - 1)  # |faulty term| <= 2**(pw - 1)
-        for n in range(1, simd + 1):  # every adder-tree node that may hold the term: n leaves
+    # the input slice (a MAC, an MVTU without a mask): lane bit // lane_bits, every PE, neuron fold 0 unless
+    # the buffer is written from it
+    if register in _INPUT_SLICE and (isinstance(engine, MACUnit) or not engine.masked):
+        common.update(pe_set=every_pe, lanes=(bit // engine.lane_bits,), first_fold_only=(
+            register == "x1_rr" or not engine.buffer_written_late))
+        if isinstance(engine, MVTU):
+            return DatapathFault(function="lane", weight=1, width=1, **common)
+        return _mac_fault(engine, "input", bit % engine.lane_bits, engine.lane_bits, common)
+    if isinstance(engine, MVTU) and not engine.masked:
+        if (m := _LANE_ADDER.match(register)) is not None and bit == 0:
+            pe, w, j = (int(g) for g in m.groups())
+            groups, singles = lane_groups(simd)
+            if j < len(groups):
+                lanes, function = groups[j], "xor" if w == 0 else "maj"
+            elif w == 0 and j < len(groups) + len(singles):
+                lanes, function = (singles[j - len(groups)],), "lane"
+            else:
+                return None
+            if simd + (1 << w) >= 1 << simd.bit_length():
+                return None  # the faulty count wraps in range(SIMD + 1)'s bits
+            return DatapathFault(pe_set=(pe,), lanes=lanes, function=function, weight=1 << w, width=0, **common)
+        copies = copy_registers(1 + engine.weight_word_stages, engine.pe, "x2")  # the slice, per PE
+        if register in copies:
+            return DatapathFault(pe_set=tuple(copies[register]), lanes=(bit,), function="lane", weight=1, width=1,
+                                 **common)
+    elif isinstance(engine, MACUnit):
+        _, width, _ = engine.term_shape()
+        if (m := _PRODUCT.match(register)) is not None:
+            pe, k = (int(g) for g in m.groups())
+            return _mac_fault(engine, "product", bit, width, {**common, "pe_set": (pe,), "lanes": (k,)})
+        d_bits = engine.difference_bits
+        if (m := _DIFFERENCE.match(register)) is not None and int(m.group(1)) < simd:
+            return _mac_fault(engine, "difference", bit, d_bits,
+                              {**common, "pe_set": every_pe, "lanes": (int(m.group(1)),)})
+        for k in range(simd):
+            copies = copy_registers(1 + engine.weight_word_stages, engine.pe, f"d3_{k}")
+            if register in copies:
+                return _mac_fault(engine, "difference", bit, d_bits,
+                                  {**common, "pe_set": tuple(copies[register]), "lanes": (k,)})
+    return None
+
+
+def _mac_fault(engine: MACUnit, function: str, bit: int, width: int, common: dict) -> DatapathFault | None:
+    """A MAC lane's fault of ``function`` at bit ``bit`` of a ``width``-bit register, or None where a faulty term
+    (a product's or a difference's: up to 2**(pw - 1) in magnitude) could wrap an adder-tree node narrower than
+    the accumulator (a faulty pixel's term stays within the true terms' bound)."""
+    bound, term_bits, widest = engine.term_shape()
+    if not 0 <= bit < width:
+        return None
+    if function != "input":
+        faulty = 1 << (term_bits - 1)
+        for n in range(1, engine.simd + 1):  # every adder-tree node that may hold the term: n leaves
             if not _fits(-(n - 1) * bound - faulty, (n - 1) * bound + faulty - 1, tree_node_bits(n, bound, widest)):
                 return None
-        common["inverted_terms"] = engine.inverted_terms
-        return DatapathFault(pe=pe, lanes=(k,), function="product", weight=1 << bit, width=width, **common)
-    return None
+    return DatapathFault(function=function, weight=1 << bit, width=width, term_bits=term_bits,
+                         **{**common, "inverted_terms": engine.inverted_terms})
 
 
 def faulty_scores(net: Network, fault: DatapathFault, images: np.ndarray) -> np.ndarray:
@@ -254,17 +341,17 @@ def faulty_scores(net: Network, fault: DatapathFault, images: np.ndarray) -> np.
 
 def error_expression(fault: DatapathFault, miter, o: int, y: int, x: int):
     """E[o, y, x] as a CP-SAT linear expression over ``miter``'s variables (a fuzz_solver.Miter of the network
-    and ``fault``): per step, the faulty bit written with one Boolean (and, for a product, the term's bits
-    above and below it), so that the solver sees exactly :meth:`DatapathFault.step_error`."""
+    and ``fault``), exactly :meth:`DatapathFault.errors`: per step, an MVTU's faulty bit written with one Boolean;
+    a MAC lane's error its table (:meth:`DatapathFault.lane_error_table`) at the tap's raw input, an element
+    of it by the pixel's variable (one per pixel and weight) or linear in the input bit."""
     layer = fault.net.layers[fault.layer]
     weights = stream_weights(layer)
     model, total = miter.model, 0
     for taps in fault.steps(y, x):
         w = [int(weights[o, f]) for f, *_ in taps]
-        if fault.function == "product":
+        if fault.function in MAC_FUNCTIONS:
             (f, c, row, col, valid), = taps
-            term = fault.term(w[0], miter._tap(0, fault.layer, c, row, col) if valid else 0)
-            total += fault.bit_error(_term_bit(model, term, fault.weight, fault.width))
+            total += _lane_error(fault, miter, w[0], c, row, col, valid)
             continue
         matches = []
         for (f, c, row, col, valid), wk in zip(taps, w):
@@ -280,16 +367,20 @@ def error_expression(fault: DatapathFault, miter, o: int, y: int, x: int):
     return total
 
 
-def _term_bit(model, term, weight: int, width: int):
-    """Bit log2(``weight``) of ``term`` (an integer or a linear expression in [-2**(width-1), 2**(width-1))) in
-    ``width`` bits two's complement: term + 2**width neg = high 2 weight + bit weight + low."""
-    if isinstance(term, int):
-        return (term >> (weight.bit_length() - 1)) & 1
-    neg, bit = model.NewBoolVar("term_negative"), model.NewBoolVar("term_bit")
-    high = model.NewIntVar(0, max(0, (1 << width) // (2 * weight) - 1), "term_high")
-    low = model.NewIntVar(0, weight - 1, "term_low")
-    model.Add(term + (1 << width) * neg == 2 * weight * high + weight * bit + low)
-    return bit
+def _lane_error(fault: DatapathFault, miter, w: int, c: int, row: int, col: int, valid: bool):
+    """A MAC lane's error at input tap (c, row, col) for weight ``w``: a constant on a padded tap (or where the
+    table is), ``e0 + (e1 - e0) b`` for an input bit b, else a variable equal to the table's element at the pixel."""
+    table = fault.lane_error_table(w, c, valid)
+    if not valid or table.min() == table.max():
+        return int(table[0])
+    if fault.layer > 0:
+        return int(table[0]) + int(table[1] - table[0]) * miter.out(0, fault.layer - 1, c, row, col)
+    key = ("lane_error", c, row, col, w)
+    if key not in miter._memo:
+        error = miter.model.NewIntVar(int(table.min()), int(table.max()), f"lane_error_{c}_{row}_{col}_{w}")
+        miter.model.AddElement(miter.pixel(c, row, col), [int(e) for e in table], error)
+        miter._memo[key] = error
+    return miter._memo[key]
 
 
 def faulty_bit(fault: DatapathFault, miter, b, acc, c: int, y: int, x: int) -> None:
@@ -300,7 +391,7 @@ def faulty_bit(fault: DatapathFault, miter, b, acc, c: int, y: int, x: int) -> N
     index = (c,) if fault.threshold.ndim == 1 else (c, y, x)
     t, neg = int(fault.threshold[index]), bool(fault.neg[index])
     layer = fault.net.layers[fault.layer]
-    if fault.function == "product":
+    if fault.function in MAC_FUNCTIONS:
         final = acc - t
     else:  # (acc + F) / 2 matches, acc + F even
         matches = model.NewIntVar(-(1 << 30), 1 << 30, "fault_matches")
@@ -308,7 +399,7 @@ def faulty_bit(fault: DatapathFault, miter, b, acc, c: int, y: int, x: int) -> N
         final = matches + (-(layer.fan_in + t)) // 2
     half = 1 << (fault.acc_bits - 1)
     lo, hi = accumulator_range(layer)
-    reach = (layer.fan_in // fault.simd) * abs(fault.bit_error(0))
+    reach = (layer.fan_in // fault.simd) * fault.step_bound()
     turns = (max(abs(lo), abs(hi)) + reach + abs(t) + layer.fan_in) // (2 * half) + 1
     k = model.NewIntVar(-turns, turns, "fault_turns")
     wrapped = model.NewIntVar(-half, half - 1, "fault_wrapped")

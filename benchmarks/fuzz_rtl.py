@@ -47,8 +47,8 @@ credit bound the fault only makes stricter (:func:`fuzz_registers.credit_fault_i
 no output depends on (:func:`fuzz_registers.unobservable_registers`), or a bit of
 the score unit's running maximum that one image per reachable score-layer accumulator vector does not
 reveal (:data:`RUNNING_MAXIMUM`, :func:`fuzz_solver.reachable_score_inputs`). A fault in an engine's
-arithmetic (a match count's lane adder, a MAC lane's product) is written into the golden model exactly
-(benchmarks/fuzz_datapath.py) and decided by the solver: an image the RTL confirms (caught) or a proof
+arithmetic (a match count's lane adder, an MVTU's input slice, a MAC lane's input, difference or product) is
+written into the golden model exactly (benchmarks/fuzz_datapath.py) and decided by the solver: an image the RTL confirms (caught) or a proof
 that none exists (equivalent). Else it is missed.
 ``--close-calls`` adds, per class, an image on which that class's score and the best other class's
 are as close as a search gets (a tie where it finds one; :func:`fuzz_mutants.close_call_images`),
@@ -307,8 +307,9 @@ def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator
     * a credit bound of a window unit of ``units`` (:func:`design_units`) that the fault only makes stricter is
       *equivalent* (:func:`fuzz_registers.credit_fault_is_benign`), as is a register no output depends on
       (:func:`fuzz_registers.unobservable_registers`);
-    * a register of an engine's arithmetic that fuzz_datapath models exactly (a match count's lane adder, a
-      MAC lane's product: :func:`fuzz_datapath.datapath_fault`) is decided by the solver with
+    * a register of an engine's arithmetic that fuzz_datapath models exactly (a match count's lane adder, an
+      MVTU's input slice, a MAC lane's input, difference or product: :func:`fuzz_datapath.datapath_fault`) is
+      decided by the solver with
       ``solver_timeout_s`` (0: not tried; 10 times that when the first run leaves it open, as the word
       mutants: :func:`fuzz_mutants.decide_twice`): *caught* when the solver's image reveals it in the RTL as well,
       *equivalent* when no image can. The model must agree with the simulations: it predicts no difference

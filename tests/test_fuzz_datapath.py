@@ -28,12 +28,16 @@ from hwgen.compile.golden import run_network  # noqa: E402
 from hwgen.compile.ir import accumulator_range  # noqa: E402
 from hwgen.hw.builder import BuildOptions, build  # noqa: E402
 
-#: (engine module, register, bit; None: the product's sign bit) and the function the fault reads:
-#: an MVTU without a mask (l1: SIMD 4 = one lane group and a single lane) and a MAC on 4-bit weights (l0, SIMD 1:
-#: 27 steps, so that a product's sign bit carries some sums past the accumulator's 16 bits).
+#: (engine module, register, bit; None: the register's top bit) and the function the fault reads:
+#: an MVTU without a mask (l1: SIMD 4 = one lane group and a single lane; PE 1's copy of the input slice) and a
+#: MAC on 4-bit weights (l0, SIMD 1: 27 steps, so that a product's sign bit carries some sums past the
+#: accumulator's 16 bits; PE 1's copy of the difference, its sign bit: a padded tap's d = 0 reads -256; the
+#: input slice on its way to neuron fold 0 only (x1_rr) and to the block-RAM buffer as well (x1_r)).
 FAULTS = [("l1_conv_engine", "mc1_w0_0", 0, "xor"), ("l1_conv_engine", "mc0_w1_0", 0, "maj"),
           ("l1_conv_engine", "mc1_w0_1", 0, "lane"), ("l0_conv_engine", "prod1_0", 3, "product"),
-          ("l0_conv_engine", "prod0_0", None, "product")]
+          ("l0_conv_engine", "prod0_0", None, "product"), ("l0_conv_engine", "d3_0_fanout1", None, "difference"),
+          ("l0_conv_engine", "x1_rr", 5, "input"), ("l0_conv_engine", "x1_r", 7, "input"),
+          ("l1_conv_engine", "x2_fanout1", 3, "lane")]
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +98,7 @@ def test_the_model_gives_the_rtl_scores(design, tmp_path: Path) -> None:
         assert fault is not None and fault.function == function, (register, fault)
         model = faulty_scores(net, fault, images)
         assert (model != golden).any(axis=1).sum() >= 5, register
-        if given is None:  # a product's sign bit: the wrap of the accumulator is part of what is checked
+        if given is None and function == "product":  # its sign bit: the accumulator's wrap is part of the check
             layer = net.layers[fault.layer]
             final = fault.final(run_network(net, images, keep_intermediates=True).intermediates[f"{layer.name}.acc"]
                                 + fault.errors(images), fault.threshold.reshape(1, -1, 1, 1))
@@ -173,3 +177,24 @@ def test_what_is_not_modelled(design) -> None:
     product of an engine in accumulator mode (the score layer: its faults reach the scores directly)."""
     assert _fault(design, "l1_conv_engine", "mc1_count", 0)[2] is None
     assert _fault(design, "l3_score_engine", "prod0_0", 0)[2] is None
+
+
+@pytest.mark.parametrize("n, copies", [(1, 1), (3, 1), (1, 4), (2, 4), (2, 9), (3, 16), (3, 100)])
+def test_copy_registers_names_what_delay_copies_makes(n: int, copies: int) -> None:
+    """hwgen.hw.engines.pipeline.copy_registers, which the model reads a copy's PEs from: every register
+    delay_copies makes, by name, with the last copies its value passes through (traced back from each copy
+    through the assignments Amaranth holds), the copy trees above COPY_TREE_ABOVE copies included."""
+    from amaranth.hdl import Module, Signal
+
+    from hwgen.hw.engines.pipeline import copy_registers, delay_copies
+
+    m, source = Module(), Signal(4, name="source")
+    last = delay_copies(m, source, n, copies, "d3_1")
+    feeds = {st.lhs.name: st.rhs.name for st in m._statements["sync"]}
+    reached: dict[str, set[int]] = {name: set() for name in feeds}
+    for k, reg in enumerate(last):
+        name = reg.name
+        while name != "source":
+            reached[name].add(k)
+            name = feeds[name]
+    assert {name: set(fed) for name, fed in copy_registers(n, copies, "d3_1").items()} == reached

@@ -200,7 +200,7 @@ class FoldedEngine(wiring.Component):
             raise BuildError(f"memory must be a MemoryMap (a family's spec.memory), not {memory!r}")
         self.memory = DEFAULT_MEMORY if memory is None else memory
         self.nf, self.sf = c_out // pe, fan_in // simd
-        self._lane_bits = lane_bits
+        self.lane_bits = lane_bits
         self.acc_range = acc_range
         self.acc_width = signed_bits(*acc_range)
         self.positions = 1
@@ -391,7 +391,7 @@ class FoldedEngine(wiring.Component):
     @property
     def input_buffer_bits(self) -> int:
         """The input buffer re-read by neuron folds 1..NF-1: SF words of the raw beat (0 when NF = 1)."""
-        return 0 if self.nf == 1 else self.sf * (self._lane_bits + self.masked) * self.simd
+        return 0 if self.nf == 1 else self.sf * (self.lane_bits + self.masked) * self.simd
 
     @property
     def buffer_in_block_ram(self) -> bool:
@@ -520,7 +520,7 @@ class FoldedEngine(wiring.Component):
         """Lane ranges [lo, hi) of the input slice that share one copy of its stream/buffer select: about
         :data:`~hwgen.hw.engines.pipeline.FANOUT_GROUP_BITS` bits each (at least one lane), so no select
         register drives more (SFC's fc0, one register into the select of all 896 bits: 7.88 ns of routing)."""
-        per_group = max(1, FANOUT_GROUP_BITS // self._lane_bits)
+        per_group = max(1, FANOUT_GROUP_BITS // self.lane_bits)
         return spans(self.simd, per_group)
 
     @property
@@ -538,7 +538,7 @@ class FoldedEngine(wiring.Component):
         registered once more before the select. The select (stream or buffer) is registered once per
         :attr:`input_lane_groups`, the buffer built in :attr:`buffer_lane_groups`."""
         SIMD, NF = self.simd, self.nf
-        lane = self._lane_bits
+        lane = self.lane_bits
         data_bits = lane * SIMD
         # no reset (their words count only under the valid pipeline, which is reset): Yosys moves x1 into a
         # block-RAM vector FIFO as its read register, and a reset there (the block RAM's RST) kept the ECP5
@@ -589,7 +589,7 @@ class FoldedEngine(wiring.Component):
         and read and written at its own sf counter copy. ``late`` (:attr:`buffer_written_late`): the stream's
         slice (data, valid) registered twice after its step, which is then written, a cycle later than the
         beat itself would be (with address and enable registered once more)."""
-        lane, SF = self._lane_bits, self.sf
+        lane, SF = self.lane_bits, self.sf
         if late is None:
             data = self.i.payload.data
             valid = self.i.payload.valid if self.masked else Const(0, 0)

@@ -277,6 +277,11 @@ class MACUnit(FoldedEngine):
         lo, hi = self.acc_range
         return -thresholds + self._negatives[:thresholds.shape[0], None], (lo - self.fan_in, hi)
 
+    @property
+    def difference_bits(self) -> int:
+        """Bits of a lane's difference d (``dK``, S2; signed): 2 on bits (d in {-1, 0, 1}), else 9 (x - p)."""
+        return 2 if self.binary_inputs else _DIFF_BITS
+
     def term_shape(self) -> tuple[int, int, int]:
         """(B, product bits, widest tree node bits): every lane's term (``prodP_K``, S4) lies in [-B, B], in
         the signed width of that range (at most the widest node's); a tree node over n terms holds
@@ -317,11 +322,10 @@ class MACUnit(FoldedEngine):
         # S2: d = valid ? x - p : 0 per lane (9-bit signed; 2b - 1 for binary inputs); weight word from the ROM.
         ds = []
         for k in range(SIMD):
+            d = Signal(signed(self.difference_bits), name=f"d{k}")
             if self.binary_inputs:
-                d = Signal(signed(2), name=f"d{k}")
                 m.d.sync += d.eq(Mux(v[k], Mux(x[k], 1, -1), 0))
             else:
-                d = Signal(signed(_DIFF_BITS), name=f"d{k}")
                 xk = x[k * _PIXEL_BITS:(k + 1) * _PIXEL_BITS]
                 pk = off[k * _PIXEL_BITS:(k + 1) * _PIXEL_BITS]
                 m.d.sync += d.eq(Mux(v[k], xk - pk, 0))

@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 
 from amaranth.hdl import Module, Mux, Shape, ShapeCastable, Signal, Value
 
-__all__ = ["COPY_TREE_ABOVE", "FANOUT_COPY", "FANOUT_GROUP_BITS", "adder_tree", "credit_full_next", "delay",
-           "delay_copies", "spans", "tree_levels", "tree_register_stages"]
+__all__ = ["COPY_TREE_ABOVE", "FANOUT_COPY", "FANOUT_GROUP_BITS", "adder_tree", "copy_groups", "copy_registers",
+           "credit_full_next", "delay", "delay_copies", "spans", "tree_levels", "tree_register_stages"]
 
 #: The name part of a register copy made by :func:`delay_copies`. Yosys would merge identical registers
 #: back into one; the synthesis script (``templates/synth.ys.j2``) marks the registers of wires named
@@ -66,6 +66,27 @@ def delay(m: Module, sig: Value, n: int, name: str, *, reset_less: bool = False)
 COPY_TREE_ABOVE = 8
 
 
+def copy_groups(copies: int) -> tuple[int, int]:
+    """(G, per group) of :func:`delay_copies`' tree over ``copies`` last copies: G = ceil(sqrt(copies)) copies of
+    the register before the last, copy g feeding last copies g * per .. g * per + per - 1, per = ceil(copies / G)."""
+    groups = math.isqrt(copies - 1) + 1
+    return groups, -(-copies // groups)
+
+
+def copy_registers(n: int, copies: int, name: str) -> dict[str, range]:
+    """The registers :func:`delay_copies` (``n``, ``copies``, ``name``) makes, by name, each with the last
+    copies (their indices) whose value passes through it: what a fault in that register reaches."""
+    if copies == 1:
+        return {(f"{name}{k}" if n > 1 else name): range(1) for k in range(n)}
+    last = {f"{name}{FANOUT_COPY}{k}": range(k, k + 1) for k in range(copies)}
+    if n >= 2 and copies > COPY_TREE_ABOVE:
+        groups, per_group = copy_groups(copies)
+        before = copy_registers(n - 1, groups, f"{name}_pre")
+        return {**{reg: range(fed.start * per_group, min(copies, fed.stop * per_group)) for reg, fed in before.items()},
+                **last}
+    return {**{reg: range(copies) for reg in copy_registers(n - 1, 1, f"{name}_pre")}, **last}
+
+
 def delay_copies(m: Module, sig: Value, n: int, copies: int, name: str, *, reset_less: bool = False
                  ) -> list[Value]:
     """``sig`` delayed by n >= 1 registers, the last register in ``copies`` identical copies.
@@ -84,8 +105,7 @@ def delay_copies(m: Module, sig: Value, n: int, copies: int, name: str, *, reset
     if copies == 1:
         return [delay(m, sig, n, name, reset_less=reset_less)]
     if n >= 2 and copies > COPY_TREE_ABOVE:
-        groups = math.isqrt(copies - 1) + 1
-        per_group = -(-copies // groups)
+        groups, per_group = copy_groups(copies)
         before = delay_copies(m, sig, n - 1, groups, f"{name}_pre", reset_less=reset_less)
         sources = [before[k // per_group] for k in range(copies)]
     else:
