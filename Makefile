@@ -15,7 +15,7 @@ demo: setup
 	MNIST_DIR=$(MNIST_DIR) bash scripts/demo.sh
 
 test: setup
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q --durations=30
 
 test-all: setup
 	$(PYTHON) -m pytest -q -m ''
