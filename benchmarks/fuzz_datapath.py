@@ -25,18 +25,17 @@ The registers (inverted bit ``b`` of the next value, every cycle: :func:`fuzz_re
   complement (``prodP_K``): "product", bit b of t inverted; "difference", bit b of d inverted in d's own bits
   (``dK``, and ``d3_K`` with its copies: the PEs each feeds), so a padded tap's d = 0 becomes +-2**b and the
   faulty ``W d`` may leave ``pw`` bits (it wraps there); "input", bit b of the lane's pixel (or its bit) inverted
-  on a valid tap (``x1``, ``x1_r``, ``x1_rr`` as for an MVTU; lane K = b // 8). The error is the faulty term,
-  wrapped to ``pw`` bits, less the true one: a function of the lane's raw input (a pixel 0..255 or a bit) and
-  its W (:meth:`DatapathFault.lane_error_table`), which the adder tree and the accumulator carry as they are
-  (the terms are in the golden model's units).
+  on a valid tap (``x1``, ``x1_r``, ``x1_rr`` as for an MVTU; lane K = b // 8, or b on bits). The error is the
+  faulty term, wrapped to ``pw`` bits, less the true one: a function of the lane's raw input (a pixel 0..255 or
+  a bit) and its W (:meth:`DatapathFault.lane_error_table`), which the adder tree and the accumulator carry as
+  they are (the terms are in the golden model's units).
 
 Step (nf, sf) of PE P at output position (y, x) computes channel o = nf PE + P over fan-in elements
 f = sf SIMD + k (lane k), which stand for tap (i, j, c) in the stream's order (channel fastest,
-hwgen.compile.kinds.conv.stream_weights). So the fault adds to every accumulator of PE P's channels
+hwgen.compile.kinds.conv.stream_weights). So the fault adds to every accumulator of the channels it reaches
+(o = nf PE + P for the PEs P the register feeds; nf = 0 only, for the input slice above)
 
     E[o, y, x] = sum over sf of step_error(values of the lanes of step sf at (y, x), W[o, lanes])
-
-(every channel o = nf PE + P of the PEs the register reaches, of neuron fold 0 only for the input slice above)
 
 and the output bit is the engine's (hwgen.hw.engines.folded): the sign of the accumulator's last sum,
 inverted for ``<=``. The accumulator is ``acc_bits`` wide and starts at -T_hw (a MAC; T_hw the engine's
