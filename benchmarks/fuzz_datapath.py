@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -129,7 +130,7 @@ class DatapathFault:
     term_bits: int = 0
     kind: str = "datapath"
 
-    @property
+    @cached_property
     def channels(self) -> np.ndarray:
         """The output channels the fault reaches: o = nf PE + P for P in ``pe_set`` (nf = 0 only when
         ``first_fold_only``)."""
@@ -178,7 +179,18 @@ class DatapathFault:
     def lane_error_table(self, w: int, c: int, valid: bool) -> np.ndarray:
         """A MAC lane's error (int64, by its raw input r: :func:`lane_values`) for weight ``w``, input channel
         ``c``, a valid or padded tap: the faulty term wrapped to ``term_bits`` less the true term, with d the
-        lane's value (0 on a padded tap) and the fault of :attr:`function` (see the module docstring)."""
+        lane's value (0 on a padded tap) and the fault of :attr:`function` (see the module docstring). Computed
+        once per (w, c, valid) and kept: the numpy model and the solver's encoding read it per tap."""
+        key = (w, c, valid)
+        if key not in self._tables:
+            self._tables[key] = self._lane_error_table(w, c, valid)
+        return self._tables[key]
+
+    @cached_property
+    def _tables(self) -> dict[tuple[int, int, bool], np.ndarray]:
+        return {}
+
+    def _lane_error_table(self, w: int, c: int, valid: bool) -> np.ndarray:
         values = lane_values(self.net.layers[self.layer])[c]
         d = values if valid else np.zeros_like(values)
         true = self.term(w, d)
@@ -203,7 +215,6 @@ class DatapathFault:
         layer = self.net.layers[self.layer]
         weights = stream_weights(layer)
         _, h_out, w_out = layer.out_shape
-        tables: dict[tuple[int, int, bool], np.ndarray] = {}
         e = np.zeros((inputs.shape[0], *layer.out_shape), dtype=np.int64)
         for y in range(h_out):
             for x in range(w_out):
@@ -213,10 +224,7 @@ class DatapathFault:
                     for o in self.channels:
                         if self.function in MAC_FUNCTIONS:
                             (f, c, _, _, valid), = taps
-                            key = (int(weights[o, f]), c, valid)
-                            if key not in tables:
-                                tables[key] = self.lane_error_table(*key)
-                            e[:, o, y, x] += tables[key][raw[:, 0]]
+                            e[:, o, y, x] += self.lane_error_table(int(weights[o, f]), c, valid)[raw[:, 0]]
                         else:
                             e[:, o, y, x] += self.step_error(raw, weights[o, [f for f, *_ in taps]])
         return e
@@ -286,32 +294,33 @@ def datapath_fault(net: Network, layer_index: int, engine, register: str, bit: i
             if simd + (1 << w) >= 1 << simd.bit_length():
                 return None  # the faulty count wraps in range(SIMD + 1)'s bits
             return DatapathFault(pe_set=(pe,), lanes=lanes, function=function, weight=1 << w, width=0, **common)
-        copies = copy_registers(1 + engine.weight_word_stages, engine.pe, "x2")  # the slice, per PE
+        copies = copy_registers(engine.operand_copy_stages, engine.pe, "x2")  # the slice, per PE
         if register in copies:
             return DatapathFault(pe_set=tuple(copies[register]), lanes=(bit,), function="lane", weight=1, width=1,
                                  **common)
     elif isinstance(engine, MACUnit):
-        _, width, _ = engine.term_shape()
         if (m := _PRODUCT.match(register)) is not None:
             pe, k = (int(g) for g in m.groups())
-            return _mac_fault(engine, "product", bit, width, {**common, "pe_set": (pe,), "lanes": (k,)})
+            return _mac_fault(engine, "product", bit, None, {**common, "pe_set": (pe,), "lanes": (k,)})
         d_bits = engine.difference_bits
         if (m := _DIFFERENCE.match(register)) is not None and int(m.group(1)) < simd:
             return _mac_fault(engine, "difference", bit, d_bits,
                               {**common, "pe_set": every_pe, "lanes": (int(m.group(1)),)})
         for k in range(simd):
-            copies = copy_registers(1 + engine.weight_word_stages, engine.pe, f"d3_{k}")
+            copies = copy_registers(engine.operand_copy_stages, engine.pe, f"d3_{k}")
             if register in copies:
                 return _mac_fault(engine, "difference", bit, d_bits,
                                   {**common, "pe_set": tuple(copies[register]), "lanes": (k,)})
     return None
 
 
-def _mac_fault(engine: MACUnit, function: str, bit: int, width: int, common: dict) -> DatapathFault | None:
-    """A MAC lane's fault of ``function`` at bit ``bit`` of a ``width``-bit register, or None where a faulty term
-    (a product's or a difference's: up to 2**(pw - 1) in magnitude) could wrap an adder-tree node narrower than
-    the accumulator (a faulty pixel's term stays within the true terms' bound)."""
+def _mac_fault(engine: MACUnit, function: str, bit: int, width: int | None, common: dict) -> DatapathFault | None:
+    """A MAC lane's fault of ``function`` at bit ``bit`` of a ``width``-bit register (None: the product's own
+    ``pw`` bits), or None where a faulty term (a product's or a difference's: up to 2**(pw - 1) in magnitude)
+    could wrap an adder-tree node narrower than the accumulator (a faulty pixel's term stays within the true
+    terms' bound)."""
     bound, term_bits, widest = engine.term_shape()
+    width = term_bits if width is None else width
     if not 0 <= bit < width:
         return None
     if function != "input":

@@ -316,6 +316,13 @@ class FoldedEngine(wiring.Component):
                 + self._weight_fabric_registers - REGISTERED_ROM_CYCLES)
 
     @property
+    def operand_copy_stages(self) -> int:
+        """Registers from a step's operands (S2: the MVTU's slice, the MAC's differences) to their per-PE copies
+        beside the products (``x2``, ``v2``, ``d3_K``: :func:`~hwgen.hw.engines.pipeline.delay_copies`), in step
+        with the weight word: 1 + :attr:`weight_word_stages`."""
+        return 1 + self.weight_word_stages
+
+    @property
     def _weight_fabric_registers(self) -> int:
         """Registers of the weight word after :func:`registered_rom` (:meth:`_weight_rom`): one for a block-RAM
         ROM in one bank (split in depth, the bank multiplexer's register already lies in the fabric), and one

@@ -338,7 +338,7 @@ class MACUnit(FoldedEngine):
         # every PE's product (CNV --pe 16, conv0 at PE 64, seed 2: one d3 register to 64 products, 12.05 ns
         # of routing, 72.58 MHz).
         wrd = self._weight_rom(m, addr1, "w3")
-        ds = [delay_copies(m, d, 1 + self.weight_word_stages, PE, f"d3_{k}") for k, d in enumerate(ds)]
+        ds = [delay_copies(m, d, self.operand_copy_stages, PE, f"d3_{k}") for k, d in enumerate(ds)]
 
         # S4: products W * d per PE and lane (inverted terms: W ? d : ~d, one LUT per bit and no carry chain),
         # then the adder trees.

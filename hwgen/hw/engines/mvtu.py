@@ -222,7 +222,7 @@ class MVTU(FoldedEngine):
         PE, SIMD = self.pe, self.simd
         w2 = self._weight_rom(m, s.addr, "w2")  # the registered word at S2 (+ weight_word_stages)
         # the slice at S2, one register copy per PE: each drives its own PE's lanes (delay_copies)
-        x2 = delay_copies(m, x, 1 + self.weight_word_stages, PE, "x2")
+        x2 = delay_copies(m, x, self.operand_copy_stages, PE, "x2")
         if not self.masked:
             counts = [match_count(m, x2[p], w2[p * SIMD:(p + 1) * SIMD], SIMD, f"mc{p}",
                                   ecp5_cells=self.ecp5_cells, chain=chain, model=self.match_count_model)
@@ -230,7 +230,7 @@ class MVTU(FoldedEngine):
             if not self.accumulator_mode:
                 return counts
             return _dots(m, counts, SIMD, SIMD)
-        v2 = delay_copies(m, v, 1 + self.weight_word_stages, PE, "v2")
+        v2 = delay_copies(m, v, self.operand_copy_stages, PE, "v2")
         pcs = []
         for p in range(PE):
             # A named signal: the popcount slices it bit by bit, and a slice of an expression
