@@ -557,13 +557,20 @@ def format_registers(tallies: list[dict]) -> str:
 
 def mutation_report(log: Path, count: int, solver_timeout_s: float) -> int:
     """The mutation check for every network an earlier campaign simulated (reproduced from its seed)."""
+    records = []  # every line read and checked before the first network is drawn again
+    for number, line in enumerate(log.read_text(errors="replace").splitlines(), 1):
+        try:
+            r = json.loads(line)
+            if r["status"] in ("ok", "MISMATCH"):  # a network drawn and simulated (else refused or not built)
+                records.append((r["seed"], r.get("fuzz_images", r["images"])))
+        except (json.JSONDecodeError, KeyError, TypeError):
+            print(f"fuzz_rtl.py: error: --mutation-report: {log} line {number} is not a campaign record "
+                  f"(a fuzz-seedS.jsonl line: status, and seed and images where simulated)", file=sys.stderr)
+            return 2
     tallies = []
-    for line in log.read_text().splitlines():
-        r = json.loads(line)
-        if r["status"] not in ("ok", "MISMATCH"):
-            continue
-        _, _, _, net, images = draw(r["seed"], r.get("fuzz_images", r["images"]))
-        tallies.append(mutation_images(net, images, np.random.default_rng([r["seed"], 1]), count,
+    for seed, n_images in records:
+        _, _, _, net, images = draw(seed, n_images)
+        tallies.append(mutation_images(net, images, np.random.default_rng([seed, 1]), count,
                                        solver_timeout_s=solver_timeout_s)[1])
     print(format_tally(tallies))
     return 0

@@ -123,3 +123,20 @@ def test_varied_images_draw_each_distribution() -> None:
     assert all((im == 255).mean() > 0.8 for im in kinds[3])                    # sparse on 255
     assert all(int(im.max()) - int(im.min()) <= 6 for im in kinds[4])          # one level, +-3
     assert all(np.bincount(im.ravel()).max() >= im.size // 3 for im in kinds[5])  # half at one level
+
+
+def test_a_mutation_report_of_a_bad_log_stops_before_any_work(tmp_path: Path, capsys, monkeypatch) -> None:
+    """``--mutation-report`` reads every line first: a line that is not a campaign record (not JSON, or a
+    simulated network without its images) is named in one line, exit 2, before any network is drawn again
+    (a refused network's record, without images, is a record)."""
+    def drawn(*_):
+        raise AssertionError("a network was drawn before the log was checked")
+
+    monkeypatch.setattr(fuzz_rtl, "draw", drawn)
+    log = tmp_path / "fuzz-seed0.jsonl"
+    for text, line in (('{"seed": 5, "status": "generator refused", "why": "x"}\n{"seed": 3, "status": "ok"}\n', 2),
+                       ("not json\n", 1)):
+        log.write_text(text)
+        assert fuzz_rtl.main(["--mutation-report", str(log)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"line {line} is not a campaign record" in err[0], err
