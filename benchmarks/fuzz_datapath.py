@@ -49,6 +49,17 @@ taken modulo 2**acc_bits as a signed number (the fault may carry it past the wid
 the adder wraps, and wrapping the partial sums or only the last one is the same), and the bit is
 ``(final >= 0) XOR neg``. Without the fault, final is in range and this is the golden bit.
 
+A bit of the accumulator itself (``accP``, threshold mode) is the one fault here whose error depends on
+the timing: the register is written in every cycle (``acc <= valid ? (last ? start : acc + sum) : acc``), so
+under the fault its bit b is inverted at the load, at every step and in every cycle it holds. Each inversion
+adds ``+-2**b`` (its sign the bit's value then; modulo 2**acc_bits), and between two steps (or the load and the
+first step) only the parity of the inversions counts, so the last sum of a result carries
+``E = 2**b (e_1 + ... + e_SF)`` with each ``e_i`` in {-1, 0, 1}, SF the result's steps, which ones fixed by
+the stalls. The model takes ``E = 2**b e`` with e any integer in [-SF, SF], free per accumulator
+(:attr:`DatapathFault.exact` False): the solver's "equivalent" then holds for every timing (no reachable
+accumulator lies within that reach of its threshold or its wrap), while its image only may reveal the
+fault (the register check simulates it under several timings).
+
 The model is exact only where nothing before the accumulator wraps: :func:`datapath_fault` returns None
 unless (MVTU) the faulty count ``[0, SIMD + 2**w]`` fits the count's ``range(SIMD + 1)`` bits (it is
 zero-extended into the accumulator), and (MAC, a product or a difference) every adder-tree node that may hold
@@ -74,12 +85,13 @@ from hwgen.hw.engines.pipeline import copy_registers
 from hwgen.hw.engines.popcount import lane_groups
 
 __all__ = ["MAC_FUNCTIONS", "DatapathFault", "datapath_fault", "error_expression", "faulty_bit", "faulty_scores",
-           "lane_values"]
+           "lane_values", "timing_errors"]
 
 _LANE_ADDER = re.compile(r"mc(\d+)_w([01])_(\d+)$")
 _PRODUCT = re.compile(r"prod(\d+)_(\d+)$")
 _DIFFERENCE = re.compile(r"d(\d+)$")         # a MAC lane's difference (S2), before its copies d3_K
 _INPUT_SLICE = ("x1", "x1_r", "x1_rr")        # the stream's slice, to the steps of neuron fold 0
+_ACCUMULATOR = re.compile(r"acc(\d+)$")     # PE P's accumulator (threshold mode): a timing-dependent error
 
 #: The faults of a MAC lane, each a function of the lane's raw input and weight (DatapathFault.lane_error_table).
 MAC_FUNCTIONS = ("product", "difference", "input")
@@ -105,9 +117,10 @@ class DatapathFault:
 
     ``pe_set``: the PEs whose accumulators the register reaches, of ``pes``; ``first_fold_only``: only in the
     steps of neuron fold 0. ``lanes``: the fan-in lanes the faulty bit reads (MVTU: 1 or 3; MAC: 1);
-    ``function``: "xor", "maj" or "lane" (MVTU) or one of :data:`MAC_FUNCTIONS`; ``weight``: 2**w (MVTU) or the
-    bit b's 2**b (MAC); ``width``: the faulty register's bits per lane (MAC: the term's, the difference's or
-    the pixel's); ``term_bits``: a MAC term's (``pw``); ``threshold``, ``neg``: the engine's T_hw and ``<=``
+    ``function``: "xor", "maj" or "lane" (MVTU), one of :data:`MAC_FUNCTIONS`, or "accumulator" (either: the
+    accumulator's own bit, no lanes); ``weight``: 2**w (MVTU), the bit b's 2**b (MAC, an accumulator); ``width``: the faulty register's bits per lane (MAC: the term's, the difference's or
+    the pixel's); ``term_bits``: a MAC term's (``pw``); ``sums_matches``: the engine is an MVTU (its accumulator
+    counts matches); ``threshold``, ``neg``: the engine's T_hw and ``<=``
     flags, shaped as the layer's thresholds; ``acc_bits``: the accumulator's width (see the module docstring).
     ``net``: the network (side 1 of fuzz_solver's miter: :data:`kind` "datapath" there draws the faulty node's
     bits from :func:`faulty_bit`)."""
@@ -128,6 +141,7 @@ class DatapathFault:
     name: str
     first_fold_only: bool = False
     term_bits: int = 0
+    sums_matches: bool = False
     kind: str = "datapath"
 
     @cached_property
@@ -152,6 +166,22 @@ class DatapathFault:
                 taps.append((f, c, row, col, 0 <= row < h and 0 <= col < w))
             out.append(taps)
         return out
+
+    @property
+    def exact(self) -> bool:
+        """Whether the error is a function of the inputs alone (not of the timing: an accumulator bit's is not)."""
+        return self.function != "accumulator"
+
+    @property
+    def unit(self) -> int:
+        """An accumulator fault's error per inversion in the golden model's units: 2**b, times 2 for an MVTU
+        (its register counts matches; acc = 2 matches - F)."""
+        return self.weight * (2 if self.sums_matches else 1)
+
+    @property
+    def result_steps(self) -> int:
+        """SF: the steps of one result (fan-in / SIMD)."""
+        return self.net.layers[self.layer].fan_in // self.simd
 
     # -- the fault in numbers (numpy) --------------------------------------------------------------
     def step_error(self, values: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -204,6 +234,8 @@ class DatapathFault:
 
     def step_bound(self) -> int:
         """The largest |error| one step can add."""
+        if self.function == "accumulator":
+            return self.unit
         if self.function not in MAC_FUNCTIONS:
             return abs(self.bit_error(0))
         layer = self.net.layers[self.layer]
@@ -211,7 +243,10 @@ class DatapathFault:
                    for w in np.unique(layer.weights) for c in range(layer.in_shape[0]) for valid in (False, True))
 
     def errors(self, inputs: np.ndarray) -> np.ndarray:
-        """E (N, C_out, H_out, W_out) for the node's inputs (N, C, H, W): bits, or uint8 pixels (a first node)."""
+        """E (N, C_out, H_out, W_out) for the node's inputs (N, C, H, W): bits, or uint8 pixels (a first node).
+        ValueError for a fault that is not :attr:`exact`."""
+        if not self.exact:
+            raise ValueError(f"{self.name}: its error depends on the timing; pass the errors to faulty_scores")
         layer = self.net.layers[self.layer]
         weights = stream_weights(layer)
         _, h_out, w_out = layer.out_shape
@@ -232,7 +267,7 @@ class DatapathFault:
     def final(self, acc, t_hw):
         """The accumulator's last sum before wrapping (see the module docstring), for ``acc`` = the golden
         accumulator plus E (numbers, or a linear expression times 2 for an MVTU: see :func:`faulty_bit`)."""
-        if self.function in MAC_FUNCTIONS:
+        if not self.sums_matches:
             return acc - t_hw
         fan_in = self.net.layers[self.layer].fan_in
         return (acc + fan_in) // 2 + (-(fan_in + t_hw)) // 2
@@ -272,7 +307,11 @@ def datapath_fault(net: Network, layer_index: int, engine, register: str, bit: i
     simd, every_pe = engine.simd, tuple(range(engine.pe))
     threshold, neg = _hardware_thresholds(layer, engine)
     common = {"layer": layer_index, "pes": engine.pe, "simd": simd, "inverted_terms": False, "name": register,
-              "net": net, "threshold": threshold, "neg": neg, "acc_bits": engine.threshold_width}
+              "net": net, "threshold": threshold, "neg": neg, "acc_bits": engine.threshold_width,
+              "sums_matches": isinstance(engine, MVTU)}
+    if (m := _ACCUMULATOR.match(register)) is not None and int(m.group(1)) < engine.pe:
+        return DatapathFault(pe_set=(int(m.group(1)),), lanes=(), function="accumulator", weight=1 << bit,
+                             width=engine.threshold_width, **common)
     # the input slice (a MAC, an MVTU without a mask): lane bit // lane_bits, every PE, neuron fold 0 unless
     # the buffer is written from it
     if register in _INPUT_SLICE and (isinstance(engine, MACUnit) or not engine.masked):
@@ -332,15 +371,17 @@ def _mac_fault(engine: MACUnit, function: str, bit: int, width: int | None, comm
                          **{**common, "inverted_terms": engine.inverted_terms})
 
 
-def faulty_scores(net: Network, fault: DatapathFault, images: np.ndarray) -> np.ndarray:
+def faulty_scores(net: Network, fault: DatapathFault, images: np.ndarray, errors: np.ndarray | None = None) -> np.ndarray:
     """The scores (N, classes) of ``net`` with ``fault`` (a chain network): the golden model up to the faulty
-    node, its PE's bits from its accumulators plus :meth:`DatapathFault.errors` (:meth:`DatapathFault.bits`),
-    the rest as the golden model."""
+    node, its PE's bits from its accumulators plus E (:meth:`DatapathFault.bits`), the rest as the golden
+    model. E is ``errors`` (N, C_out, H_out, W_out) where given (a fault that is not exact: one timing's),
+    else :meth:`DatapathFault.errors`."""
     golden = run_network(net, images, keep_intermediates=True)
     layer = net.layers[fault.layer]
     inputs = images if fault.layer == 0 else golden.intermediates[net.layers[fault.layer - 1].name]
+    errors = fault.errors(inputs) if errors is None else errors
     bits = golden.intermediates[layer.name].copy()
-    bits[:, fault.channels] = fault.bits(golden.intermediates[f"{layer.name}.acc"] + fault.errors(inputs))[:, fault.channels]
+    bits[:, fault.channels] = fault.bits(golden.intermediates[f"{layer.name}.acc"] + errors)[:, fault.channels]
     x = bits.transpose(0, 2, 3, 1)  # channel last, as the nodes take it
     for node in net.layers[fault.layer + 1:]:
         x = kind_of(node).evaluate(node, [x], lambda *_: None)
@@ -352,6 +393,10 @@ def error_expression(fault: DatapathFault, miter, o: int, y: int, x: int):
     and ``fault``), exactly :meth:`DatapathFault.errors`: per step, an MVTU's faulty bit written with one Boolean;
     a MAC lane's error its table (:meth:`DatapathFault.lane_error_table`) at the tap's raw input, an element
     of it by the pixel's variable (one per pixel and weight) or linear in the input bit."""
+    if not fault.exact:  # e in [-SF, SF], free per accumulator (the timing's choice): see timing_errors
+        e = miter.model.NewIntVar(-fault.result_steps, fault.result_steps, f"timing_error_{o}_{y}_{x}")
+        miter._memo["timing_error", o, y, x] = e
+        return fault.unit * e
     layer = fault.net.layers[fault.layer]
     weights = stream_weights(layer)
     model, total = miter.model, 0
@@ -373,6 +418,15 @@ def error_expression(fault: DatapathFault, miter, o: int, y: int, x: int):
             bit = parity if fault.function == "xor" else carry
         total += fault.bit_error(bit)
     return total
+
+
+def timing_errors(fault: DatapathFault, miter, solver) -> np.ndarray:
+    """E (1, C_out, H_out, W_out) the solver chose for a fault that is not exact (0 where the model reads none)."""
+    e = np.zeros((1, *fault.net.layers[fault.layer].out_shape), dtype=np.int64)
+    for key, var in miter._memo.items():
+        if key[0] == "timing_error":
+            e[(0, *key[1:])] = fault.unit * solver.Value(var)
+    return e
 
 
 def _lane_error(fault: DatapathFault, miter, w: int, c: int, row: int, col: int, valid: bool):
@@ -399,7 +453,7 @@ def faulty_bit(fault: DatapathFault, miter, b, acc, c: int, y: int, x: int) -> N
     index = (c,) if fault.threshold.ndim == 1 else (c, y, x)
     t, neg = int(fault.threshold[index]), bool(fault.neg[index])
     layer = fault.net.layers[fault.layer]
-    if fault.function in MAC_FUNCTIONS:
+    if not fault.sums_matches:
         final = acc - t
     else:  # (acc + F) / 2 matches, acc + F even
         matches = model.NewIntVar(-(1 << 30), 1 << 30, "fault_matches")

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from ortools.sat.python import cp_model
 
-from fuzz_datapath import error_expression, faulty_bit, faulty_scores
+from fuzz_datapath import error_expression, faulty_bit, faulty_scores, timing_errors
 from fuzz_mutants import position_lattice, valid_window
 from hwgen.compile.golden import run_network
 from hwgen.compile.ir import (ConvLayer, MaxPoolLayer, Network, ScoreOutput, ThresholdOutput, accumulator_range,
@@ -58,7 +58,8 @@ __all__ = ["HINT_SEED", "RUNS", "Decision", "Miter", "decide", "fault_cone", "re
 
 @dataclass
 class Decision:
-    """``verdict``: "revealed" (``image`` reveals the mutant, checked), "equivalent" or "undecided"."""
+    """``verdict``: "revealed" (``image`` reveals the mutant, checked; for a register fault whose error depends on
+    the timing, with the errors the solver chose: a timing may give them), "equivalent" or "undecided"."""
 
     verdict: str
     image: np.ndarray | None
@@ -322,8 +323,10 @@ def decide(net: Network, mutant, *, timeout_s: float = 30.0, base: np.ndarray | 
         return Decision("undecided", None, time.perf_counter() - t0)
     image = miter.image(solver, np.zeros(net.input_shape, np.uint8) if base is None else base)
     ours = run_network(net, image[None]).scores
-    theirs = (faulty_scores(net, mutant, image[None]) if mutant.kind == "datapath"
-              else run_network(mutant.net, image[None]).scores)
+    if mutant.kind == "datapath":  # a timing-dependent fault with the errors the solver chose
+        theirs = faulty_scores(net, mutant, image[None], None if mutant.exact else timing_errors(mutant, miter, solver))
+    else:
+        theirs = run_network(mutant.net, image[None]).scores
     if np.array_equal(ours, theirs):
         what = mutant.name if mutant.kind == "datapath" else f"word {mutant.word}"
         raise RuntimeError(f"the solver's image does not reveal the mutant in the golden model ({mutant.kind} "

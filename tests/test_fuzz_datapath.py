@@ -18,7 +18,7 @@ from ortools.sat.python import cp_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from fuzz_datapath import datapath_fault, faulty_scores  # noqa: E402
+from fuzz_datapath import datapath_fault, faulty_scores, timing_errors  # noqa: E402
 from fuzz_registers import flip_register_bit, register_sites  # noqa: E402
 from fuzz_rtl import design_units, varied_images  # noqa: E402
 from fuzz_solver import Miter, decide  # noqa: E402
@@ -135,6 +135,72 @@ def test_the_solver_encoding_gives_the_model_errors(design) -> None:
             assert [solver.Value(b) for b in outs] == [int(bits[n][p]) for p in cone], register
 
 
+#: Accumulator bits (engine module, register, bit; None: the sign bit): a MAC's (27 steps) and an MVTU's (9 steps).
+ACCUMULATOR_FAULTS = [("l0_conv_engine", "acc1", 0), ("l0_conv_engine", "acc0", None), ("l1_conv_engine", "acc1", 2),
+                      ("l1_conv_engine", "acc0", None)]
+
+
+def test_an_accumulator_bit_is_every_error_the_timing_can_give(design) -> None:
+    """An accumulator bit's error is E = 2**b e with e in [-SF, SF] (MVTU: twice that in the golden model's
+    units), free per accumulator: with every pixel fixed and each e fixed at random, the miter's faulty bits are
+    DatapathFault.bits of the golden accumulators plus E (the wrap of the sign bit's faults included)."""
+    net, _, _, images, _ = design
+    rng = np.random.default_rng(5)
+    for module, register, bit in ACCUMULATOR_FAULTS:
+        _, bit, fault = _fault(design, module, register, bit)
+        assert fault is not None and not fault.exact, register
+        layer = net.layers[fault.layer]
+        acc = run_network(net, images[:2], keep_intermediates=True).intermediates[f"{layer.name}.acc"]
+        with pytest.raises(ValueError):
+            fault.errors(images[:2])
+        wrapped = 0
+        for n, image in enumerate(images[:2]):
+            miter = Miter(net, fault)
+            cone = list(zip(*np.nonzero(miter.cones[fault.layer])))
+            outs = [miter.out(1, fault.layer, *p) for p in cone]
+            e = np.zeros((1, *layer.out_shape), dtype=np.int64)
+            for key, var in [(k, v) for k, v in miter._memo.items() if k[0] == "timing_error"]:
+                e[(0, *key[1:])] = int(rng.integers(-fault.result_steps, fault.result_steps + 1))
+                miter.model.Add(var == int(e[(0, *key[1:])]))
+            for (c, y, x) in np.ndindex(*net.input_shape):
+                miter.model.Add(miter.pixel(c, y, x) == int(image[c, y, x]))
+            solver = cp_model.CpSolver()
+            assert solver.Solve(miter.model) in (cp_model.OPTIMAL, cp_model.FEASIBLE)
+            errors = fault.unit * e
+            assert np.array_equal(timing_errors(fault, miter, solver), errors), register
+            bits = fault.bits(acc[n:n + 1] + errors)[0]
+            assert [solver.Value(b) for b in outs] == [int(bits[p]) for p in cone], register
+            final = fault.final(acc[n:n + 1] + errors, fault.threshold.reshape(1, -1, 1, 1))
+            wrapped += int((fault.wrap(final) != final)[:, fault.channels].sum())
+        assert (wrapped > 0) == (bit == fault.acc_bits - 1), register
+
+
+def test_an_accumulator_bit_changes_only_results_within_its_reach(design, tmp_path: Path) -> None:
+    """The interval argument against the RTL: with bit 0 of a MAC's accumulator inverted, under gaps and
+    stalls, the scores differ from the golden model's on some images, and only on images where an accumulator
+    of the faulty PE's channels lies within SF 2**b of its threshold or its wrap (the rest, most of them,
+    agree: a larger error than the model's bound would show there; a model of one inversion per result, a
+    reach of 2**b, fails here)."""
+    from hwgen.sim.buildfolder import load_build_folder
+    from hwgen.sim.session import simulate
+
+    net, build_dir, _, images, _ = design
+    site, bit, fault = _fault(design, "l0_conv_engine", "acc1", 0)
+    golden = run_network(net, images, keep_intermediates=True)
+    final = fault.final(golden.intermediates[f"{net.layers[fault.layer].name}.acc"], fault.threshold.reshape(1, -1, 1, 1))
+    reach, half = fault.result_steps * fault.unit, 1 << (fault.acc_bits - 1)
+    near = np.where(final >= 0, (final < reach) | (final + reach >= half), (final + reach >= 0) | (final - reach < -half))
+    near = near[:, fault.channels].any(axis=(1, 2, 3))
+    copy = tmp_path / "mutant"
+    shutil.copytree(build_dir, copy)
+    (copy / "top.v").write_text(flip_register_bit((build_dir / "top.v").read_text(), site, bit))
+    outcome = simulate(load_build_folder(copy), images, mode="bulk", match_counts="cells", gap_p=0.3, stall_p=0.3,
+                       seed=1)
+    differ = (outcome.check.scores != golden.scores).any(axis=1)
+    assert differ.any() and (~near).sum() >= len(images) // 2
+    assert not (differ & ~near).any()
+
+
 def test_decide_reveals_or_proves(design) -> None:
     """A fault the images show is revealed by the solver (its image checked against the model inside
     decide). In a copy whose first layer outputs ones everywhere (thresholds at its accumulator's bottom),
@@ -158,6 +224,12 @@ def test_decide_reveals_or_proves(design) -> None:
     quiet_fault = datapath_fault(quiet, fault.layer, engine, "mc1_w0_0", 0)
     assert decide(quiet, quiet_fault, timeout_s=30).verdict == "equivalent"
     assert np.array_equal(faulty_scores(quiet, quiet_fault, images), run_network(quiet, images).scores)
+    # PE 1's accumulator bit 0: the same reach (SF steps of 2 in these units), so equivalent there too; in the
+    # network itself an image with errors a timing may give (checked in the golden model inside decide)
+    accumulator = datapath_fault(quiet, fault.layer, engine, "acc1", 0)
+    assert accumulator.result_steps * accumulator.unit == reach
+    assert decide(quiet, accumulator, timeout_s=30).verdict == "equivalent"
+    assert decide(net, _fault(design, "l1_conv_engine", "acc1", 0)[2], timeout_s=30).verdict == "revealed"
 
 
 def _with_thresholds(layer, thresholds: np.ndarray, channels: np.ndarray):
