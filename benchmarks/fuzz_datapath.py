@@ -51,14 +51,18 @@ the adder wraps, and wrapping the partial sums or only the last one is the same)
 
 A bit of the accumulator itself (``accP``, threshold mode) is the one fault here whose error depends on
 the timing: the register is written in every cycle (``acc <= valid ? (last ? start : acc + sum) : acc``), so
-under the fault its bit b is inverted at the load, at every step and in every cycle it holds. Each inversion
-adds ``+-2**b`` (its sign the bit's value then; modulo 2**acc_bits), and between two steps (or the load and the
-first step) only the parity of the inversions counts, so the last sum of a result carries
-``E = 2**b (e_1 + ... + e_SF)`` with each ``e_i`` in {-1, 0, 1}, SF the result's steps, which ones fixed by
-the stalls. The model takes ``E = 2**b e`` with e any integer in [-SF, SF], free per accumulator
-(:attr:`DatapathFault.exact` False): the solver's "equivalent" then holds for every timing (no reachable
-accumulator lies within that reach of its threshold or its wrap), while its image only may reveal the
-fault (the register check simulates it under several timings).
+under the fault its bit b is inverted at the load, at every step and in every cycle it holds; the last step's
+sum is read combinationally (``total = acc + sum``). Between two steps (or the load and the first step) only
+the parity of the inversions counts: with ``c_i`` that parity before step i + 1 (1 when the steps follow each
+other without a wait), the register's value at the steps is
+
+    a_0 = S ^ c_0 2**b,   a_i = (a_(i-1) + s_i) ^ c_i 2**b  (i = 1 .. SF - 1),   total = a_(SF-1) + s_SF
+
+in the register's units (S the start value, s_i step i's sum: :meth:`DatapathFault.start_value`,
+:meth:`DatapathFault.step_sums`), and ``u ^ 2**b = u + 2**b (1 - 2 bit_b(u))``. The c_i are the timing's;
+the model (:attr:`DatapathFault.exact` False) takes them as inputs (:meth:`DatapathFault.errors`: all 1 by
+default) and the solver as free Booleans per accumulator, so its "equivalent" holds for every timing, and its
+image reveals the fault for the parities it chose (the register check simulates it under several timings).
 
 The model is exact only where nothing before the accumulator wraps: :func:`datapath_fault` returns None
 unless (MVTU) the faulty count ``[0, SIMD + 2**w]`` fits the count's ``range(SIMD + 1)`` bits (it is
@@ -85,7 +89,7 @@ from hwgen.hw.engines.pipeline import copy_registers
 from hwgen.hw.engines.popcount import lane_groups
 
 __all__ = ["MAC_FUNCTIONS", "DatapathFault", "datapath_fault", "error_expression", "faulty_bit", "faulty_scores",
-           "lane_values", "timing_errors"]
+           "lane_values", "timing_parities"]
 
 _LANE_ADDER = re.compile(r"mc(\d+)_w([01])_(\d+)$")
 _PRODUCT = re.compile(r"prod(\d+)_(\d+)$")
@@ -142,6 +146,7 @@ class DatapathFault:
     first_fold_only: bool = False
     term_bits: int = 0
     sums_matches: bool = False
+    interval: bool = False
     kind: str = "datapath"
 
     @cached_property
@@ -151,15 +156,16 @@ class DatapathFault:
         channels = range(self.pes if self.first_fold_only else self.net.layers[self.layer].out_channels)
         return np.array([o for o in channels if o % self.pes in self.pe_set], dtype=np.int64)
 
-    def steps(self, y: int, x: int) -> list[list[tuple[int, int, int, int, bool]]]:
-        """Per step sf, the faulty bit's lanes at output (y, x): (fan-in element f, c, row, col, valid)."""
+    def steps(self, y: int, x: int, lanes=None) -> list[list[tuple[int, int, int, int, bool]]]:
+        """Per step sf, the faulty bit's lanes (or ``lanes``) at output (y, x): (fan-in element f, c, row, col,
+        valid)."""
         layer = self.net.layers[self.layer]
         c_in, h, w = layer.in_shape
         kw = layer.kernel[1]
         out = []
         for sf in range(layer.fan_in // self.simd):
             taps = []
-            for k in self.lanes:
+            for k in self.lanes if lanes is None else lanes:
                 f = sf * self.simd + k
                 i, j, c = f // (kw * c_in), (f // c_in) % kw, f % c_in
                 row, col = y * layer.stride - layer.padding + i, x * layer.stride - layer.padding + j
@@ -242,11 +248,42 @@ class DatapathFault:
         return max(int(np.abs(self.lane_error_table(int(w), c, valid)).max())
                    for w in np.unique(layer.weights) for c in range(layer.in_shape[0]) for valid in (False, True))
 
-    def errors(self, inputs: np.ndarray) -> np.ndarray:
+    def start_value(self, o: int, y: int, x: int) -> int:
+        """S: the accumulator's start value for (o, y, x) in the register's units: ``-T_hw`` (plus N_o, channel
+        o's -1 weights, with inverted terms), or ``-ceil((F + T_hw) / 2)`` when it counts matches."""
+        layer = self.net.layers[self.layer]
+        t = int(self.threshold[(o,) if self.threshold.ndim == 1 else (o, y, x)])
+        if self.sums_matches:
+            return (-(layer.fan_in + t)) // 2
+        return -t + (int(np.count_nonzero(layer.weights[o] == -1)) if self.inverted_terms else 0)
+
+    def step_term(self, w: int, value, valid: bool):
+        """One lane's share of a step's sum in the register's units, for weight ``w`` and the lane's value (a
+        number or a linear expression; an input bit when the engine counts matches): its match, else its term
+        (:meth:`term`, with d = 0 on a padded tap)."""
+        if self.sums_matches:
+            return value if w > 0 else 1 - value
+        return self.term(w, value if valid else 0)
+
+    def step_sums(self, inputs: np.ndarray, o: int, y: int, x: int) -> np.ndarray:
+        """int64 (N, SF): s_i of channel o at (y, x), each step's sum in the register's units, for the node's
+        inputs (N, C, H, W) (bits, or uint8 pixels)."""
+        layer = self.net.layers[self.layer]
+        weights, values = stream_weights(layer), lane_values(layer)
+        sums = np.zeros((len(inputs), self.result_steps), dtype=np.int64)
+        for sf, taps in enumerate(self.steps(y, x, range(self.simd))):
+            for f, c, row, col, valid in taps:
+                raw = inputs[:, c, row, col].astype(np.int64) if valid else np.zeros(len(inputs), np.int64)
+                value = raw if self.sums_matches else values[c][raw]
+                sums[:, sf] += self.step_term(int(weights[o, f]), value, valid)
+        return sums
+
+    def errors(self, inputs: np.ndarray, parities: np.ndarray | None = None) -> np.ndarray:
         """E (N, C_out, H_out, W_out) for the node's inputs (N, C, H, W): bits, or uint8 pixels (a first node).
-        ValueError for a fault that is not :attr:`exact`."""
+        A fault that is not :attr:`exact` reads ``parities`` (N, C_out, H_out, W_out, SF) 0/1 as its c_i (all
+        1 when None: the steps back to back)."""
         if not self.exact:
-            raise ValueError(f"{self.name}: its error depends on the timing; pass the errors to faulty_scores")
+            return self._accumulator_errors(inputs, parities)
         layer = self.net.layers[self.layer]
         weights = stream_weights(layer)
         _, h_out, w_out = layer.out_shape
@@ -262,6 +299,24 @@ class DatapathFault:
                             e[:, o, y, x] += self.lane_error_table(int(weights[o, f]), c, valid)[raw[:, 0]]
                         else:
                             e[:, o, y, x] += self.step_error(raw, weights[o, [f for f, *_ in taps]])
+        return e
+
+    def _accumulator_errors(self, inputs: np.ndarray, parities: np.ndarray | None) -> np.ndarray:
+        """E of an accumulator bit (see the module docstring): ``total - S - sum of s_i``, in the golden model's
+        units."""
+        layer = self.net.layers[self.layer]
+        shape = (len(inputs), *layer.out_shape, self.result_steps)
+        c = np.ones(shape, np.int64) if parities is None else np.asarray(parities, np.int64)
+        e = np.zeros(shape[:-1], dtype=np.int64)
+        step = self.weight
+        for o in self.channels:
+            for y, x in np.ndindex(*layer.out_shape[1:]):
+                sums, start = self.step_sums(inputs, o, y, x), self.start_value(o, y, x)
+                a = np.full(len(inputs), start, np.int64)
+                for i in range(self.result_steps):  # a_i = (a_(i-1) + s_i) ^ c_i 2**b, from a = S
+                    u = a + (sums[:, i - 1] if i else 0)
+                    a = u + c[:, o, y, x, i] * step * (1 - 2 * ((u // step) % 2))
+                e[:, o, y, x] = (a - start - sums[:, :-1].sum(axis=1)) * (self.unit // step)
         return e
 
     def final(self, acc, t_hw):
@@ -308,7 +363,7 @@ def datapath_fault(net: Network, layer_index: int, engine, register: str, bit: i
     threshold, neg = _hardware_thresholds(layer, engine)
     common = {"layer": layer_index, "pes": engine.pe, "simd": simd, "inverted_terms": False, "name": register,
               "net": net, "threshold": threshold, "neg": neg, "acc_bits": engine.threshold_width,
-              "sums_matches": isinstance(engine, MVTU)}
+              "sums_matches": isinstance(engine, MVTU) and not engine.masked}
     if (m := _ACCUMULATOR.match(register)) is not None and int(m.group(1)) < engine.pe:
         return DatapathFault(pe_set=(int(m.group(1)),), lanes=(), function="accumulator", weight=1 << bit,
                              width=engine.threshold_width, **common)
@@ -371,15 +426,14 @@ def _mac_fault(engine: MACUnit, function: str, bit: int, width: int | None, comm
                          **{**common, "inverted_terms": engine.inverted_terms})
 
 
-def faulty_scores(net: Network, fault: DatapathFault, images: np.ndarray, errors: np.ndarray | None = None) -> np.ndarray:
+def faulty_scores(net: Network, fault: DatapathFault, images: np.ndarray, parities: np.ndarray | None = None) -> np.ndarray:
     """The scores (N, classes) of ``net`` with ``fault`` (a chain network): the golden model up to the faulty
-    node, its PE's bits from its accumulators plus E (:meth:`DatapathFault.bits`), the rest as the golden
-    model. E is ``errors`` (N, C_out, H_out, W_out) where given (a fault that is not exact: one timing's),
-    else :meth:`DatapathFault.errors`."""
+    node, its PE's bits from its accumulators plus :meth:`DatapathFault.errors` (with ``parities``, an
+    accumulator bit's timing) (:meth:`DatapathFault.bits`), the rest as the golden model."""
     golden = run_network(net, images, keep_intermediates=True)
     layer = net.layers[fault.layer]
     inputs = images if fault.layer == 0 else golden.intermediates[net.layers[fault.layer - 1].name]
-    errors = fault.errors(inputs) if errors is None else errors
+    errors = fault.errors(inputs, parities)
     bits = golden.intermediates[layer.name].copy()
     bits[:, fault.channels] = fault.bits(golden.intermediates[f"{layer.name}.acc"] + errors)[:, fault.channels]
     x = bits.transpose(0, 2, 3, 1)  # channel last, as the nodes take it
@@ -393,10 +447,11 @@ def error_expression(fault: DatapathFault, miter, o: int, y: int, x: int):
     and ``fault``), exactly :meth:`DatapathFault.errors`: per step, an MVTU's faulty bit written with one Boolean;
     a MAC lane's error its table (:meth:`DatapathFault.lane_error_table`) at the tap's raw input, an element
     of it by the pixel's variable (one per pixel and weight) or linear in the input bit."""
-    if not fault.exact:  # e in [-SF, SF], free per accumulator (the timing's choice): see timing_errors
-        e = miter.model.NewIntVar(-fault.result_steps, fault.result_steps, f"timing_error_{o}_{y}_{x}")
-        miter._memo["timing_error", o, y, x] = e
+    if not fault.exact and fault.interval:  # E = unit e, e in [-SF, SF]: every parity at once, and more
+        e = miter.model.NewIntVar(-fault.result_steps, fault.result_steps, f"interval_{o}_{y}_{x}")
         return fault.unit * e
+    if not fault.exact:
+        return _accumulator_error(fault, miter, o, y, x)
     layer = fault.net.layers[fault.layer]
     weights = stream_weights(layer)
     model, total = miter.model, 0
@@ -420,13 +475,77 @@ def error_expression(fault: DatapathFault, miter, o: int, y: int, x: int):
     return total
 
 
-def timing_errors(fault: DatapathFault, miter, solver) -> np.ndarray:
-    """E (1, C_out, H_out, W_out) the solver chose for a fault that is not exact (0 where the model reads none)."""
-    e = np.zeros((1, *fault.net.layers[fault.layer].out_shape), dtype=np.int64)
+def _accumulator_error(fault: DatapathFault, miter, o: int, y: int, x: int):
+    """E at (o, y, x) of an accumulator bit (a linear expression): the chain of the module docstring with each
+    parity c_i a free Boolean (kept for :func:`timing_parities`), the bit b of u_i from ``u_i = 2**(b+1) q +
+    2**b beta + r`` (0 <= r < 2**b), the inversion ``c_i 2**b (1 - 2 beta)``; u_0 = S is a constant."""
+    layer = fault.net.layers[fault.layer]
+    weights, model, step = stream_weights(layer), miter.model, fault.weight
+    sums = []
+    for taps in fault.steps(y, x, range(fault.simd)):
+        total = 0
+        for f, c, row, col, valid in taps:
+            if not valid:
+                value = 0
+            elif fault.layer == 0:
+                value = miter.value(c, row, col)
+            else:
+                bit = miter.out(0, fault.layer - 1, c, row, col)
+                value = bit if fault.sums_matches else 2 * bit - 1
+            total += fault.step_term(int(weights[o, f]), value, valid)
+        sums.append(total)
+    start = fault.start_value(o, y, x)
+    largest = int(np.abs(lane_values(layer)).max()) * int(np.abs(weights[o]).max()) + 1
+    bound = abs(start) + fault.result_steps * (fault.simd * largest + step)  # |u_i|, |a_i|
+    # the chain's values for the search's starting image with every parity 1 (hints: CP-SAT found no
+    # assignment of the chain in 30 s from the pixels' hints alone, tests/test_fuzz_datapath.py's network)
+    hint = None if miter.hint is None else _hint_sums(fault, miter, o, y, x)
+    a, error, a_hint = start, 0, start
+    for i in range(fault.result_steps):
+        c = model.NewBoolVar(f"parity_{o}_{y}_{x}_{i}")
+        miter._memo["timing_parity", o, y, x, i] = c
+        u_hint = a_hint + (int(hint[i - 1]) if i and hint is not None else 0)
+        if i == 0:
+            flip = step * (1 - 2 * ((start // step) % 2)) * c
+        else:
+            u = model.NewIntVar(-bound, bound, f"u_{o}_{y}_{x}_{i}")
+            model.Add(u == a + sums[i - 1])
+            q = model.NewIntVar(-(bound // (2 * step)) - 1, bound // (2 * step) + 1, f"q_{o}_{y}_{x}_{i}")
+            beta, z = model.NewBoolVar(f"beta_{o}_{y}_{x}_{i}"), model.NewBoolVar(f"z_{o}_{y}_{x}_{i}")
+            r = model.NewIntVar(0, step - 1, f"r_{o}_{y}_{x}_{i}")
+            model.Add(u == 2 * step * q + step * beta + r)
+            model.AddMultiplicationEquality(z, [c, beta])  # z = c AND beta
+            flip = step * c - 2 * step * z
+            if hint is not None:
+                for var, value in ((u, u_hint), (q, u_hint // (2 * step)), (beta, (u_hint // step) % 2),
+                                   (r, u_hint % step), (z, (u_hint // step) % 2)):
+                    model.AddHint(var, value)
+        a_next = model.NewIntVar(-bound, bound, f"a_{o}_{y}_{x}_{i}")
+        model.Add(a_next == (a if i == 0 else u) + flip)
+        if hint is not None:
+            a_hint = u_hint + step * (1 - 2 * ((u_hint // step) % 2))
+            model.AddHint(c, 1)
+            model.AddHint(a_next, a_hint)
+        a, error = a_next, error + flip
+    return (fault.unit // step) * error
+
+
+def _hint_sums(fault: DatapathFault, miter, o: int, y: int, x: int) -> np.ndarray:
+    """s_i (SF,) of (o, y, x) for the miter's hint image (the faulty node's inputs computed once)."""
+    if "hint_inputs" not in miter._memo:
+        net, image = fault.net, miter.hint[None]
+        miter._memo["hint_inputs"] = (image if fault.layer == 0 else run_network(net, image, keep_intermediates=True)
+                                      .intermediates[net.layers[fault.layer - 1].name])
+    return fault.step_sums(miter._memo["hint_inputs"], o, y, x)[0]
+
+
+def timing_parities(fault: DatapathFault, miter, solver) -> np.ndarray:
+    """The c_i (1, C_out, H_out, W_out, SF) the solver chose for an accumulator bit (1 where it read none)."""
+    c = np.ones((1, *fault.net.layers[fault.layer].out_shape, fault.result_steps), dtype=np.int64)
     for key, var in miter._memo.items():
-        if key[0] == "timing_error":
-            e[(0, *key[1:])] = fault.unit * solver.Value(var)
-    return e
+        if key[0] == "timing_parity":
+            c[(0, *key[1:])] = solver.Value(var)
+    return c
 
 
 def _lane_error(fault: DatapathFault, miter, w: int, c: int, row: int, col: int, valid: bool):

@@ -49,8 +49,8 @@ the score unit's running maximum that one image per reachable score-layer accumu
 reveal (:data:`RUNNING_MAXIMUM`, :func:`fuzz_solver.reachable_score_inputs`). A fault in an engine's
 arithmetic (a match count's lane adder, an MVTU's input slice, a MAC lane's input, difference or product) is
 written into the golden model exactly (benchmarks/fuzz_datapath.py) and decided by the solver: an image the RTL confirms (caught) or a proof
-that none exists (equivalent); an accumulator bit, whose error depends on the timing, with every error the
-timing can give (equivalent: none moves a reachable accumulator across its threshold). Else it is missed.
+that none exists (equivalent); an accumulator bit, whose error depends on the timing, with the timing free
+(equivalent: no timing moves a reachable accumulator across its threshold). Else it is missed.
 ``--close-calls`` adds, per class, an image on which that class's score and the best other class's
 are as close as a search gets (a tie where it finds one; :func:`fuzz_mutants.close_call_images`),
 before the RTL runs: where faults in the score path (an accumulator or product bit, the running
@@ -63,6 +63,7 @@ A failure is saved as a reproducer in ``OUT/fail-SEED/``: ``net.hwir``, ``foldin
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import sys
@@ -315,9 +316,10 @@ def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator
       mutants: :func:`fuzz_mutants.decide_twice`): *caught* when the solver's image reveals it in the RTL as well,
       *equivalent* when no image can. The model must agree with the simulations: it predicts no difference
       on the images simulated so far, and a difference on the solver's image; else AssertionError;
-    * an accumulator bit (its error depends on the timing: fuzz_datapath's interval model, every error the
-      stalls can give) the same way, except that the solver's image is simulated under every timing above
-      and only may reveal it: *caught* if one does, else *missed*;
+    * an accumulator bit (its error depends on the timing: fuzz_datapath's model with the parities of the
+      waits between steps free) the same way, after its interval model (errors of up to SF 2**b, which can
+      only prove *equivalent*), except that the solver's image reveals it under the parities the solver chose,
+      so it is simulated under every timing above: *caught* if one reveals it, else *missed*;
     * a bit of :data:`RUNNING_MAXIMUM` is simulated on one image per score-layer accumulator vector the
       network ``net`` can give (:func:`fuzz_solver.reachable_score_inputs`): *caught* if one reveals it,
       *equivalent* if none does and the vectors are all of them;
@@ -383,9 +385,20 @@ def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator
             golden = run_network(net, seen).scores if golden is None else golden
             if fault.exact and not np.array_equal(faulty_scores(net, fault, seen), golden):
                 raise AssertionError(f"{build_dir}: the model of {name} changes scores the RTL simulation did not")
-            decision, _ = decide_twice(net, fault, timeout_s=solver_timeout_s, base=images[0])
+            base = images[0]
+            if not fault.exact:  # an accumulator bit: first the cheap interval, which can only prove
+                interval, _ = decide_twice(net, dataclasses.replace(fault, interval=True), timeout_s=solver_timeout_s,
+                                           base=base)
+                if interval.verdict == "equivalent":
+                    equivalent[name] = "an accumulator bit: no reachable accumulator within its reach (solver)"
+                    continue
+                # the search starts from an image the model reveals it on with every parity 1, if one was seen
+                hits = np.nonzero((faulty_scores(net, fault, seen) != golden).any(axis=1))[0]
+                base = seen[hits[0]] if len(hits) else base
+            decision, _ = decide_twice(net, fault, timeout_s=solver_timeout_s, base=base)
             if decision.verdict == "revealed":
-                # an exact model's image must reveal it; a timing-dependent one's may need another timing
+                # an exact model's image must reveal it; an accumulator bit's, under the parities the solver
+                # chose, which the campaign's timings may not give
                 shown = (reveals(sim_options, decision.image[None]) if fault.exact
                          else any(reveals(timing, decision.image[None]) for timing in (sim_options, *more)))
                 if fault.exact and not shown:
@@ -395,8 +408,8 @@ def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator
                     missed.append(name)
             elif decision.verdict == "equivalent":
                 equivalent[name] = ("its error moves no reachable accumulator across its threshold (solver)"
-                                    if fault.exact else "an accumulator bit: no reachable accumulator within its "
-                                    "reach for any timing (solver)")
+                                    if fault.exact else "an accumulator bit: no timing moves a reachable "
+                                    "accumulator across its threshold (solver)")
             else:
                 missed.append(name)
         else:

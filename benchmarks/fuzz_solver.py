@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from ortools.sat.python import cp_model
 
-from fuzz_datapath import error_expression, faulty_bit, faulty_scores, timing_errors
+from fuzz_datapath import error_expression, faulty_bit, faulty_scores, timing_parities
 from fuzz_mutants import position_lattice, valid_window
 from hwgen.compile.golden import run_network
 from hwgen.compile.ir import (ConvLayer, MaxPoolLayer, Network, ScoreOutput, ThresholdOutput, accumulator_range,
@@ -59,7 +59,8 @@ __all__ = ["HINT_SEED", "RUNS", "Decision", "Miter", "decide", "fault_cone", "re
 @dataclass
 class Decision:
     """``verdict``: "revealed" (``image`` reveals the mutant, checked; for a register fault whose error depends on
-    the timing, with the errors the solver chose: a timing may give them), "equivalent" or "undecided"."""
+    the timing, under the parities the solver chose: a timing may give them), "equivalent", "undecided", or
+    "possible" (an accumulator bit's interval model: an image whose accumulator lies within the fault's reach)."""
 
     verdict: str
     image: np.ndarray | None
@@ -116,16 +117,18 @@ class Miter:
     holds just the support of the cone. :attr:`pixels` maps each (c, y, x) read to its pixel variable.
     ``relax_first``: the first node's accumulators are free on their position's lattice instead of sums
     of pixels (see :meth:`acc`), a superset of what images give: infeasible proves equivalence, feasible
-    proves nothing. ``mutant`` None: the network alone (:func:`reachable_score_inputs`)."""
+    proves nothing. ``mutant`` None: the network alone (:func:`reachable_score_inputs`). ``hint``: the image the
+    search starts from (its pixels are hinted by :func:`_solve`; an accumulator bit's chain hints its own
+    variables from it: fuzz_datapath)."""
 
-    def __init__(self, net: Network, mutant, *, relax_first: bool = False):
+    def __init__(self, net: Network, mutant, *, relax_first: bool = False, hint: np.ndarray | None = None):
         if not net.is_chain or net.layers[0].input_kind != "uint8":
             raise ValueError("the solver encodes chain networks with uint8 input only")
         if mutant is None:  # the network alone (side 0): an empty cone everywhere
             self.nets, self.cones = (net, net), [np.zeros(node.out_shape, dtype=bool) for node in net.layers]
         else:
             self.nets, self.cones = (net, mutant.net), fault_cone(net, mutant)
-        self.relax_first, self.mutant = relax_first, mutant
+        self.relax_first, self.mutant, self.hint = relax_first, mutant, hint
         self.model = cp_model.CpModel()
         self.pixels: dict[tuple[int, int, int], cp_model.IntVar] = {}
         self._values = input_values(net.layers[0])
@@ -281,8 +284,8 @@ def _solve(net: Network, mutant, *, local: bool, relax_first: bool, timeout_s: f
     """One solver run over a fresh miter -> (status, solver, miter). ``local``: can the mutated node's own
     bits differ (the nodes up to it only); else: can a score differ (the bits' difference added as a hint).
     ``hint``: an image whose pixels the search starts from (:data:`HINT_SEED`)."""
-    miter = Miter(net, mutant, relax_first=relax_first)
     hint = np.random.default_rng(HINT_SEED).integers(0, 256, net.input_shape, dtype=np.uint8) if hint is None else hint
+    miter = Miter(net, mutant, relax_first=relax_first, hint=hint)
     last = mutant.layer == len(net.layers) - 1
     if not last:
         miter.some(miter.bit_differences(mutant.layer), "flip")
@@ -322,9 +325,11 @@ def decide(net: Network, mutant, *, timeout_s: float = 30.0, base: np.ndarray | 
     else:
         return Decision("undecided", None, time.perf_counter() - t0)
     image = miter.image(solver, np.zeros(net.input_shape, np.uint8) if base is None else base)
+    if getattr(mutant, "interval", False):  # errors in a range wider than any timing's: nothing to check
+        return Decision("possible", image, time.perf_counter() - t0)
     ours = run_network(net, image[None]).scores
-    if mutant.kind == "datapath":  # a timing-dependent fault with the errors the solver chose
-        theirs = faulty_scores(net, mutant, image[None], None if mutant.exact else timing_errors(mutant, miter, solver))
+    if mutant.kind == "datapath":  # an accumulator bit under the parities the solver chose
+        theirs = faulty_scores(net, mutant, image[None], None if mutant.exact else timing_parities(mutant, miter, solver))
     else:
         theirs = run_network(mutant.net, image[None]).scores
     if np.array_equal(ours, theirs):

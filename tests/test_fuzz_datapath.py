@@ -18,7 +18,7 @@ from ortools.sat.python import cp_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from fuzz_datapath import datapath_fault, faulty_scores, timing_errors  # noqa: E402
+from fuzz_datapath import datapath_fault, faulty_scores, timing_parities  # noqa: E402
 from fuzz_registers import flip_register_bit, register_sites  # noqa: E402
 from fuzz_rtl import design_units, varied_images  # noqa: E402
 from fuzz_solver import Miter, decide  # noqa: E402
@@ -136,69 +136,81 @@ def test_the_solver_encoding_gives_the_model_errors(design) -> None:
 
 
 #: Accumulator bits (engine module, register, bit; None: the sign bit): a MAC's (27 steps) and an MVTU's (9 steps).
-ACCUMULATOR_FAULTS = [("l0_conv_engine", "acc1", 0), ("l0_conv_engine", "acc0", None), ("l1_conv_engine", "acc1", 2),
+ACCUMULATOR_FAULTS = [("l0_conv_engine", "acc1", 3), ("l0_conv_engine", "acc0", None), ("l1_conv_engine", "acc1", 1),
                       ("l1_conv_engine", "acc0", None)]
 
 
-def test_an_accumulator_bit_is_every_error_the_timing_can_give(design) -> None:
-    """An accumulator bit's error is E = 2**b e with e in [-SF, SF] (MVTU: twice that in the golden model's
-    units), free per accumulator: with every pixel fixed and each e fixed at random, the miter's faulty bits are
-    DatapathFault.bits of the golden accumulators plus E (the wrap of the sign bit's faults included)."""
-    net, _, _, images, _ = design
-    rng = np.random.default_rng(5)
-    for module, register, bit in ACCUMULATOR_FAULTS:
-        _, bit, fault = _fault(design, module, register, bit)
-        assert fault is not None and not fault.exact, register
-        layer = net.layers[fault.layer]
-        acc = run_network(net, images[:2], keep_intermediates=True).intermediates[f"{layer.name}.acc"]
-        with pytest.raises(ValueError):
-            fault.errors(images[:2])
-        wrapped = 0
-        for n, image in enumerate(images[:2]):
-            miter = Miter(net, fault)
-            cone = list(zip(*np.nonzero(miter.cones[fault.layer])))
-            outs = [miter.out(1, fault.layer, *p) for p in cone]
-            e = np.zeros((1, *layer.out_shape), dtype=np.int64)
-            for key, var in [(k, v) for k, v in miter._memo.items() if k[0] == "timing_error"]:
-                e[(0, *key[1:])] = int(rng.integers(-fault.result_steps, fault.result_steps + 1))
-                miter.model.Add(var == int(e[(0, *key[1:])]))
-            for (c, y, x) in np.ndindex(*net.input_shape):
-                miter.model.Add(miter.pixel(c, y, x) == int(image[c, y, x]))
-            solver = cp_model.CpSolver()
-            assert solver.Solve(miter.model) in (cp_model.OPTIMAL, cp_model.FEASIBLE)
-            errors = fault.unit * e
-            assert np.array_equal(timing_errors(fault, miter, solver), errors), register
-            bits = fault.bits(acc[n:n + 1] + errors)[0]
-            assert [solver.Value(b) for b in outs] == [int(bits[p]) for p in cone], register
-            final = fault.final(acc[n:n + 1] + errors, fault.threshold.reshape(1, -1, 1, 1))
-            wrapped += int((fault.wrap(final) != final)[:, fault.channels].sum())
-        assert (wrapped > 0) == (bit == fault.acc_bits - 1), register
-
-
-def test_an_accumulator_bit_changes_only_results_within_its_reach(design, tmp_path: Path) -> None:
-    """The interval argument against the RTL: with bit 0 of a MAC's accumulator inverted, under gaps and
-    stalls, the scores differ from the golden model's on some images, and only on images where an accumulator
-    of the faulty PE's channels lies within SF 2**b of its threshold or its wrap (the rest, most of them,
-    agree: a larger error than the model's bound would show there; a model of one inversion per result, a
-    reach of 2**b, fails here)."""
+def test_an_accumulator_bit_in_the_rtl_is_the_chain_of_inversions(design, tmp_path: Path) -> None:
+    """Each fault of :data:`ACCUMULATOR_FAULTS` inverted in top.v, under gaps and stalls: the scores are the
+    model's with every parity 1 (the engines here never wait an odd number of cycles between the steps of a
+    result) on every image but the first (whose start value waited from the reset: its c_0 is that wait's
+    parity), and differ from the golden model's on at least 5; with bit 0 of a MAC's accumulator, only images
+    with an accumulator of the PE's channels within SF 2**b of its threshold or wrap change (81 of the 128
+    have none and agree: the interval model's reach; one inversion per result, 2**b, fails here)."""
     from hwgen.sim.buildfolder import load_build_folder
     from hwgen.sim.session import simulate
 
     net, build_dir, _, images, _ = design
-    site, bit, fault = _fault(design, "l0_conv_engine", "acc1", 0)
     golden = run_network(net, images, keep_intermediates=True)
+    copy = tmp_path / "mutant"
+    shutil.copytree(build_dir, copy)
+    verilog = (build_dir / "top.v").read_text()
+
+    def rtl(site, bit) -> np.ndarray:
+        (copy / "top.v").write_text(flip_register_bit(verilog, site, bit))
+        outcome = simulate(load_build_folder(copy), images, mode="bulk", match_counts="cells", gap_p=0.3,
+                           stall_p=0.3, seed=1)
+        assert not outcome.check.protocol_errors
+        return outcome.check.scores
+
+    for module, register, given in ACCUMULATOR_FAULTS:
+        site, bit, fault = _fault(design, module, register, given)
+        assert fault is not None and not fault.exact, register
+        model = faulty_scores(net, fault, images)
+        assert (model != golden.scores).any(axis=1).sum() >= 5, register
+        assert np.array_equal(rtl(site, bit)[1:], model[1:]), register
+
+    site, bit, fault = _fault(design, "l0_conv_engine", "acc1", 0)
     final = fault.final(golden.intermediates[f"{net.layers[fault.layer].name}.acc"], fault.threshold.reshape(1, -1, 1, 1))
     reach, half = fault.result_steps * fault.unit, 1 << (fault.acc_bits - 1)
     near = np.where(final >= 0, (final < reach) | (final + reach >= half), (final + reach >= 0) | (final - reach < -half))
     near = near[:, fault.channels].any(axis=(1, 2, 3))
-    copy = tmp_path / "mutant"
-    shutil.copytree(build_dir, copy)
-    (copy / "top.v").write_text(flip_register_bit((build_dir / "top.v").read_text(), site, bit))
-    outcome = simulate(load_build_folder(copy), images, mode="bulk", match_counts="cells", gap_p=0.3, stall_p=0.3,
-                       seed=1)
-    differ = (outcome.check.scores != golden.scores).any(axis=1)
+    differ = (rtl(site, bit) != golden.scores).any(axis=1)
     assert differ.any() and (~near).sum() >= len(images) // 2
     assert not (differ & ~near).any()
+
+
+def test_the_solver_encoding_of_an_accumulator_bit(design) -> None:
+    """With every pixel fixed and each parity c_i fixed at random, the miter's accumulator difference and faulty
+    bit at each position of the cone are the model's (DatapathFault.errors with those parities, .bits: the
+    sign bit's wrap included), and timing_parities reads the parities back."""
+    net, _, _, images, _ = design
+    rng = np.random.default_rng(5)
+    for module, register, bit in ACCUMULATOR_FAULTS:
+        _, bit, fault = _fault(design, module, register, bit)
+        layer = net.layers[fault.layer]
+        golden = run_network(net, images[:2], keep_intermediates=True).intermediates
+        inputs = images[:2] if fault.layer == 0 else golden[net.layers[fault.layer - 1].name]
+        parities = rng.integers(0, 2, (2, *layer.out_shape, fault.result_steps))
+        errors = fault.errors(inputs, parities)
+        bits = fault.bits(golden[f"{layer.name}.acc"] + errors)
+        wrapped = fault.wrap(fault.final(golden[f"{layer.name}.acc"] + errors, fault.threshold.reshape(1, -1, 1, 1)))
+        for n, image in enumerate(images[:2]):
+            miter = Miter(net, fault)
+            cone = list(zip(*np.nonzero(miter.cones[fault.layer])))
+            deltas = [miter.delta(fault.layer, *p) for p in cone]
+            outs = [miter.out(1, fault.layer, *p) for p in cone]
+            for key, var in [(k, v) for k, v in miter._memo.items() if k[0] == "timing_parity"]:
+                miter.model.Add(var == int(parities[(n, *key[1:])]))
+            for (c, y, x) in np.ndindex(*net.input_shape):
+                miter.model.Add(miter.pixel(c, y, x) == int(image[c, y, x]))
+            solver = cp_model.CpSolver()
+            assert solver.Solve(miter.model) in (cp_model.OPTIMAL, cp_model.FEASIBLE)
+            assert [solver.Value(d) for d in deltas] == [int(errors[n][p]) for p in cone], register
+            assert [solver.Value(b) for b in outs] == [int(bits[n][p]) for p in cone], register
+            assert np.array_equal(timing_parities(fault, miter, solver)[0][fault.channels], parities[n][fault.channels])
+        final = fault.final(golden[f"{layer.name}.acc"] + errors, fault.threshold.reshape(1, -1, 1, 1))
+        assert ((wrapped != final)[:, fault.channels].any()) == (bit == fault.acc_bits - 1), register
 
 
 def test_decide_reveals_or_proves(design) -> None:
@@ -224,12 +236,16 @@ def test_decide_reveals_or_proves(design) -> None:
     quiet_fault = datapath_fault(quiet, fault.layer, engine, "mc1_w0_0", 0)
     assert decide(quiet, quiet_fault, timeout_s=30).verdict == "equivalent"
     assert np.array_equal(faulty_scores(quiet, quiet_fault, images), run_network(quiet, images).scores)
-    # PE 1's accumulator bit 0: the same reach (SF steps of 2 in these units), so equivalent there too; in the
-    # network itself an image with errors a timing may give (checked in the golden model inside decide)
+    # PE 1's accumulator bit 0: the same reach (SF steps of 2 in these units), so equivalent there too, by the
+    # interval and by the chain with the parities free; in the network itself the chain's image reveals it
+    # under the parities the solver chose (checked in the golden model inside decide), the interval's only may
     accumulator = datapath_fault(quiet, fault.layer, engine, "acc1", 0)
     assert accumulator.result_steps * accumulator.unit == reach
     assert decide(quiet, accumulator, timeout_s=30).verdict == "equivalent"
-    assert decide(net, _fault(design, "l1_conv_engine", "acc1", 0)[2], timeout_s=30).verdict == "revealed"
+    assert decide(quiet, dataclasses.replace(accumulator, interval=True), timeout_s=30).verdict == "equivalent"
+    accumulator = _fault(design, "l1_conv_engine", "acc1", 0)[2]
+    assert decide(net, accumulator, timeout_s=30).verdict == "revealed"
+    assert decide(net, dataclasses.replace(accumulator, interval=True), timeout_s=30).verdict == "possible"
 
 
 def _with_thresholds(layer, thresholds: np.ndarray, channels: np.ndarray):
