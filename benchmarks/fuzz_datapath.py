@@ -109,6 +109,12 @@ def lane_values(layer: ConvLayer) -> np.ndarray:
     return input_values(layer)
 
 
+def _inverted(u, step: int):
+    """``u ^ step`` for a power of two ``step``, as a number (two's complement: ``u + step (1 - 2 bit)``, bit
+    the one ``step`` weighs; integers or numpy arrays)."""
+    return u + step * (1 - 2 * ((u // step) % 2))
+
+
 def _signed(value, bits: int):
     """``value`` (integers) modulo 2**bits, as a signed number."""
     half = 1 << (bits - 1)
@@ -315,7 +321,7 @@ class DatapathFault:
                 a = np.full(len(inputs), start, np.int64)
                 for i in range(self.result_steps):  # a_i = (a_(i-1) + s_i) ^ c_i 2**b, from a = S
                     u = a + (sums[:, i - 1] if i else 0)
-                    a = u + c[:, o, y, x, i] * step * (1 - 2 * ((u // step) % 2))
+                    a = np.where(c[:, o, y, x, i] == 1, _inverted(u, step), u)
                 e[:, o, y, x] = (a - start - sums[:, :-1].sum(axis=1)) * (self.unit // step)
         return e
 
@@ -506,7 +512,7 @@ def _accumulator_error(fault: DatapathFault, miter, o: int, y: int, x: int):
         miter._memo["timing_parity", o, y, x, i] = c
         u_hint = a_hint + (int(hint[i - 1]) if i and hint is not None else 0)
         if i == 0:
-            flip = step * (1 - 2 * ((start // step) % 2)) * c
+            flip = (_inverted(start, step) - start) * c
         else:
             u = model.NewIntVar(-bound, bound, f"u_{o}_{y}_{x}_{i}")
             model.Add(u == a + sums[i - 1])
@@ -523,7 +529,7 @@ def _accumulator_error(fault: DatapathFault, miter, o: int, y: int, x: int):
         a_next = model.NewIntVar(-bound, bound, f"a_{o}_{y}_{x}_{i}")
         model.Add(a_next == (a if i == 0 else u) + flip)
         if hint is not None:
-            a_hint = u_hint + step * (1 - 2 * ((u_hint // step) % 2))
+            a_hint = _inverted(u_hint, step)
             model.AddHint(c, 1)
             model.AddHint(a_next, a_hint)
         a, error = a_next, error + flip
