@@ -13,8 +13,9 @@ stuck-inverted flip-flop input. It is *caught* when the bulk simulation of the m
 images with the same gaps and stalls, is not the golden model's: a wrong score, a protocol error (output
 beats missing or extra) or a stream that stops (the harness's idle limit). A mutant none of these reveal
 may still be harmless (an unused bit, a register whose value is ignored while its valid flag is low), so
-the uncaught ones are listed for a look, not called equivalent, with two exceptions that are decided here:
+the uncaught ones are listed for a look, not called equivalent, with three exceptions that are decided here:
 a sliding-window unit's credit bound that the fault can only make stricter (:func:`credit_fault_is_benign`),
+a max-pool unit's register that no timing lets reach its output (:func:`benign_pool_register`),
 and a register no output of the design depends on (:func:`unobservable_registers`: a delay chain's tail
 that this engine's mode never reads, e.g. an MVTU's ``first`` flag in threshold mode).
 """
@@ -31,9 +32,10 @@ from pathlib import Path
 import numpy as np
 
 from hwgen.hw.accelerator import TOP_MODULE
+from hwgen.hw.engines.pool import MaxPoolUnit
 from hwgen.hw.engines.swu import SlidingWindowUnit
 
-__all__ = ["RegisterSite", "REGISTER", "credit_fault_is_benign", "draw_register_mutants", "flip_register_bit",
+__all__ = ["RegisterSite", "REGISTER", "benign_pool_register", "credit_fault_is_benign", "draw_register_mutants", "flip_register_bit",
            "register_sites", "unobservable_registers"]
 
 #: A single-statement clocked assignment as Yosys's write_verilog prints a $dff: name, next value (``NEXT ;``
@@ -42,6 +44,7 @@ REGISTER = re.compile(r"^  always @\(posedge clk\)\n    (\\\S+ |\w+) <= (.+?) ?;
 _DECLARATION = re.compile(r"^  reg (?:\[(\d+):(\d+)\] )?(\\\S+ |\w+)", re.M)
 _MODULE = re.compile(r"^module (\\\S+ |\w+)", re.M)
 _CREDIT = re.compile(r"(can_from|ready_below)_([01])([01])$")
+_POOL_SLOT = re.compile(r"(addr1|addr2|read2|written|fresh|v1|v2|first1|first2)_(\d+)$")  # a pool slot's registers
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,34 @@ def credit_fault_is_benign(swu: SlidingWindowUnit, register: str, bit: int) -> b
             return False  # some reachable D in [v, f) is refused by v and granted by f
     return True
 
+
+def benign_pool_register(pool: MaxPoolUnit, register: str) -> str | None:
+    """Why inverting any bit of ``pool``'s register ``register`` changes no output for any timing; None when no
+    argument here covers it.
+
+    A max-pool unit (:class:`hwgen.hw.engines.pool.MaxPoolUnit`) keeps each slot n = (jv, jh)'s partial
+    results in its own memory, read into ``acc_n`` (stage 2), which reaches the output only in the cycles its
+    window completes (``emit2_n``) and the memory only through the write enable ``v2_n & ~emit2_n``:
+
+    * a slot that serves no window (jv >= H_out or jh >= W_out: windows j, j + R, ... along an axis) never
+      completes one, so its ``emit1_n`` / ``emit2_n`` stay 0 and nothing it keeps reaches the output: its
+      registers ``addr1_n``, ``addr2_n``, ``read2_n``, ``written_n``, ``fresh_n``, ``v1_n``, ``v2_n``,
+      ``first1_n``, ``first2_n``;
+    * ``written_n`` (the word written in the cycle before) is read only where ``fresh_n``: two beats taken on
+      consecutive cycles update the same word. A beat's word is ``block * lanes + lane`` and every beat taken
+      moves ``lane`` on by one modulo ``lanes``, so with two lanes or more consecutive beats never share a
+      word, and ``written_n`` is never read in a cycle whose ``acc_n`` is used.
+    """
+    m = _POOL_SLOT.match(register)
+    if m is None or pool.kernel == 1:
+        return None
+    kind, n = m.group(1), int(m.group(2))
+    jv, jh = divmod(n, pool.slots)
+    if jv >= pool.h_out or jh >= pool.w_out:
+        return "a pool slot that serves no window"
+    if kind == "written" and pool.in_shape[0] // pool.width >= 2:
+        return "a pool word read only for consecutive beats of one word, which two lanes or more never give"
+    return None
 
 
 def unobservable_registers(top_v: Path, sites: list[RegisterSite]) -> set[RegisterSite]:

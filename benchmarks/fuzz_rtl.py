@@ -43,7 +43,8 @@ design on the same images, gaps and stalls, then on :data:`REGISTER_IMAGES` vari
 under the long waits of ``REGISTER_TIMINGS`` and the pauses of whole frames of :func:`frame_timings`
 until one reveals it; caught = not the golden model's
 scores, or the stream broken or stopped. A mutant none reveals is equivalent when it is a sliding-window
-credit bound the fault only makes stricter (:func:`fuzz_registers.credit_fault_is_benign`), a register
+credit bound the fault only makes stricter (:func:`fuzz_registers.credit_fault_is_benign`), a max-pool
+register no timing lets reach the output (:func:`fuzz_registers.benign_pool_register`), a register
 no output depends on (:func:`fuzz_registers.unobservable_registers`), or a bit of
 the score unit's running maximum that one image per reachable score-layer accumulator vector does not
 reveal (:data:`RUNNING_MAXIMUM`, :func:`fuzz_solver.reachable_score_inputs`). A fault in an engine's
@@ -77,8 +78,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from fuzz_mutants import close_call_images, decide_twice, format_tally, mutation_images  # noqa: E402
-from fuzz_registers import (credit_fault_is_benign, draw_register_mutants, flip_register_bit,  # noqa: E402
-                            register_sites, unobservable_registers)
+from fuzz_registers import (benign_pool_register, credit_fault_is_benign, draw_register_mutants,  # noqa: E402
+                            flip_register_bit, register_sites, unobservable_registers)
 from fuzz_datapath import datapath_fault, faulty_scores  # noqa: E402
 from fuzz_solver import reachable_score_inputs  # noqa: E402
 from irnets import random_network  # noqa: E402
@@ -89,6 +90,7 @@ from hwgen.argtypes import non_negative_int, positive_float, positive_int  # noq
 from hwgen.hw.builder import BuildOptions, build, plan_accelerator  # noqa: E402
 from hwgen.hw.engines.mac import MACUnit  # noqa: E402
 from hwgen.hw.engines.mvtu import MVTU  # noqa: E402
+from hwgen.hw.engines.pool import MaxPoolUnit  # noqa: E402
 from hwgen.hw.engines.swu import SlidingWindowUnit  # noqa: E402
 from hwgen.hw.targets import get_target  # noqa: E402
 from hwgen.compile.artifact import save_network  # noqa: E402
@@ -272,11 +274,11 @@ def frame_timings(frame_cycles: int) -> list[dict]:
 
 
 def design_units(net, options: BuildOptions) -> dict[str, object]:
-    """The sliding-window units and folded engines of the design ``build`` makes of ``net`` with ``options``,
+    """The sliding-window units, folded engines and max-pool units of the design ``build`` makes of ``net`` with ``options``,
     by the name of their module in its Verilog (``LAYER_window``, ``LAYER_engine``)."""
     acc, _, _ = plan_accelerator(net, options, get_target(options.target))
     units = {f"{stage.layer_name}_engine": stage.engine for stage in acc.stages
-             if isinstance(stage.engine, (MACUnit, MVTU))}
+             if isinstance(stage.engine, (MACUnit, MVTU, MaxPoolUnit))}
     units.update({f"{stage.layer_name}_window": stage.window for stage in acc.stages
                   if getattr(stage, "window", None) is not None})
     return units
@@ -307,8 +309,9 @@ def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator
     image and timing:
 
     * a credit bound of a window unit of ``units`` (:func:`design_units`) that the fault only makes stricter is
-      *equivalent* (:func:`fuzz_registers.credit_fault_is_benign`), as is a register no output depends on
-      (:func:`fuzz_registers.unobservable_registers`);
+      *equivalent* (:func:`fuzz_registers.credit_fault_is_benign`), as is a max-pool unit's register that no
+      timing lets reach its output (:func:`fuzz_registers.benign_pool_register`) and a register no output
+      depends on (:func:`fuzz_registers.unobservable_registers`);
     * a register of an engine's arithmetic that fuzz_datapath models exactly (a match count's lane adder, an
       MVTU's input slice, a MAC lane's input, difference or product: :func:`fuzz_datapath.datapath_fault`) is
       decided by the solver with
@@ -358,8 +361,10 @@ def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator
         name = f"{module}.{site.name}[{bit}]"
         if site in unobservable:
             benign, why = True, "no output depends on it (Yosys opt_clean removes it)"
+        elif isinstance(unit := units.get(module), MaxPoolUnit):
+            why = benign_pool_register(unit, site.name)
+            benign = why is not None
         else:
-            unit = units.get(module)
             benign = credit_fault_is_benign(unit, site.name, bit) if isinstance(unit, SlidingWindowUnit) else None
             why = "a credit bound made only stricter"
         (copy / "top.v").write_text(flip_register_bit(verilog, site, bit))

@@ -1,7 +1,8 @@
 """Register faults of the fuzz campaign (benchmarks/fuzz_registers.py): every clocked register of a
 generated design is found, a mutant changes exactly one register's next value, and the campaign's
-register check simulates the mutants it draws; the one rule that calls a register fault equivalent (a credit
-bound of a sliding-window unit made only stricter) agrees with the unit's bounded data proof."""
+register check simulates the mutants it draws; the rules that call a register fault equivalent agree with
+the RTL: a credit bound of a sliding-window unit made only stricter (with the unit's bounded data proof), a
+register no output depends on, and a max-pool register no timing lets reach the output."""
 
 from __future__ import annotations
 
@@ -105,3 +106,70 @@ def test_unobservable_registers_change_nothing(seed3: tuple[dict, Path], tmp_pat
     outcome = simulate(load_build_folder(copy), images, mode="bulk", cache_dir=None, match_counts="cells",
                        seed=3, gap_p=0.3, stall_p=0.5)
     assert outcome.ok, outcome.check.first_mismatch
+
+
+@pytest.fixture(scope="module")
+def pools(tmp_path_factory: pytest.TempPathFactory):
+    """(network, images, {PE: (build folder, units)}): a conv of 4 channels into a 3 x 3 max pool of stride 2 on
+    4 x 4 (one window: of its 2 x 2 slots, 1 to 3 serve none) and a score layer, built with the conv's PE 2
+    (the pool takes each pixel as 2 lanes of 2 channels) and PE 4 (one lane)."""
+    from irnets import random_network
+
+    from hwgen.compile.artifact import save_network
+    from hwgen.hw.builder import BuildOptions, build
+
+    rng = np.random.default_rng(3)
+    net = random_network(rng, (2, 5, 5), [("conv", 4, 2, 1, 0), ("pool", 3, 2)], num_classes=3)
+    work = tmp_path_factory.mktemp("pools")
+    save_network(work / "net.hwir", net)
+    builds = {}
+    for pe in (2, 4):
+        options = BuildOptions(pe=1, overrides={"l0_conv": (pe, 1)})
+        build(work / "net.hwir", work / f"pe{pe}", options, log=lambda *_: None)
+        builds[pe] = work / f"pe{pe}", fuzz_rtl.design_units(net, options)
+    return net, fuzz_rtl.varied_images(rng, net.input_shape, 64), builds
+
+
+def _pool_mutant_differs(build: Path, sites, images, tmp_path: Path) -> bool:
+    """Whether bit 0 of every site inverted at once changes the design's scores or stream under gaps and stalls,
+    or under long bursts of stalls (the FIFOs fill, then the producers send beats back to back)."""
+    import shutil
+
+    from hwgen.sim.buildfolder import load_build_folder
+    from hwgen.sim.session import simulate
+
+    verilog = mutated = (build / "top.v").read_text()
+    for site in sorted(sites, key=lambda s: -s.start):  # from the end: the earlier offsets stay valid
+        mutated = fuzz_registers.flip_register_bit(mutated, site, 0)
+    copy = tmp_path / f"mutant-{build.name}-{sites[0].name}"
+    shutil.copytree(build, copy)
+    (copy / "top.v").write_text(mutated)
+    assert mutated != verilog
+    return any(not simulate(load_build_folder(copy), images, mode="bulk", cache_dir=None, match_counts="cells",
+                            seed=3, **timing).ok
+               for timing in (dict(gap_p=0.3, stall_p=0.5), fuzz_rtl.REGISTER_TIMINGS[0]))
+
+
+def test_pool_registers_called_benign_change_nothing(pools, tmp_path: Path) -> None:
+    """fuzz_registers.benign_pool_register on the pool of two lanes: the registers of the slots that serve no
+    window and ``written_0`` are called benign, and all of them inverted at once change nothing; the same
+    kinds of register of the slot that serves the window, which it does not call benign, are revealed one by
+    one (``addr2_0``, ``fresh_0``); ``written_0`` of the pool of one lane is not called benign."""
+    net, images, builds = pools
+    sites = {}
+    for pe, (build, units) in builds.items():
+        pool = units["l1_pool_engine"]
+        assert (pool.in_shape[0] // pool.width, pool.h_out, pool.w_out, pool.slots) == (4 // pe, 1, 1, 2)
+        sites[pe] = {s.name: s for s in fuzz_registers.register_sites((build / "top.v").read_text())
+                     if s.module.endswith("l1_pool_engine")}
+    benign = [s for name, s in sites[2].items() if fuzz_registers.benign_pool_register(builds[2][1]["l1_pool_engine"], name)]
+    names = {s.name for s in benign}
+    assert {"written_0", "addr2_1", "read2_2", "v2_3", "first1_1", "fresh_3"} <= names, names
+    assert not names & {"addr2_0", "fresh_0", "read2_0", "v2_0", "emit1_1", "emit2_1"}, names
+    assert not _pool_mutant_differs(builds[2][0], benign, images, tmp_path)
+    for name in ("addr2_0", "fresh_0"):
+        assert fuzz_registers.benign_pool_register(builds[2][1]["l1_pool_engine"], name) is None
+        assert _pool_mutant_differs(builds[2][0], [sites[2][name]], images, tmp_path), name
+    # one lane: consecutive beats of a window share a word, so the rule leaves written_0 (whether they come
+    # back to back, and the other taps leave the bit to it, is the design's timing and the data)
+    assert fuzz_registers.benign_pool_register(builds[4][1]["l1_pool_engine"], "written_0") is None
