@@ -4,7 +4,9 @@ A register mutant (benchmarks/fuzz_registers.py) that no simulation reveals is o
 folded engine: a lane adder's bit of an MVTU's match count, its input slice, or a MAC lane's input, difference
 or product. Such a fault changes nothing but the accumulators of the PEs it reaches, by an amount that depends
 on the step's input values alone, so it can be written into the golden model and decided by the constraint solver
-(benchmarks/fuzz_solver.py) like a weight mutant: an image that reveals it, or a proof that none does.
+(benchmarks/fuzz_solver.py) like a weight mutant: an image that reveals it, or a proof that none does. A bit
+of the accumulator itself depends on the timing as well, through the parities of the waits between steps
+(below): those are free in the solver.
 
 The registers (inverted bit ``b`` of the next value, every cycle: :func:`fuzz_registers.flip_register_bit`):
 
@@ -126,14 +128,16 @@ class DatapathFault:
     """A register fault of node ``layer``'s engine as a fault of the golden model (see the module docstring).
 
     ``pe_set``: the PEs whose accumulators the register reaches, of ``pes``; ``first_fold_only``: only in the
-    steps of neuron fold 0. ``lanes``: the fan-in lanes the faulty bit reads (MVTU: 1 or 3; MAC: 1);
-    ``function``: "xor", "maj" or "lane" (MVTU), one of :data:`MAC_FUNCTIONS`, or "accumulator" (either: the
-    accumulator's own bit, no lanes); ``weight``: 2**w (MVTU), the bit b's 2**b (MAC, an accumulator); ``width``: the faulty register's bits per lane (MAC: the term's, the difference's or
-    the pixel's); ``term_bits``: a MAC term's (``pw``); ``sums_matches``: the engine is an MVTU (its accumulator
-    counts matches); ``threshold``, ``neg``: the engine's T_hw and ``<=``
-    flags, shaped as the layer's thresholds; ``acc_bits``: the accumulator's width (see the module docstring).
-    ``net``: the network (side 1 of fuzz_solver's miter: :data:`kind` "datapath" there draws the faulty node's
-    bits from :func:`faulty_bit`)."""
+    steps of neuron fold 0. ``lanes``: the fan-in lanes the faulty bit reads (MVTU: 1 or 3; MAC: 1; none for an
+    accumulator); ``function``: "xor", "maj" or "lane" (MVTU), one of :data:`MAC_FUNCTIONS`, or "accumulator"
+    (either engine: the accumulator's own bit); ``weight``: 2**w (MVTU), the bit b's 2**b (MAC, an
+    accumulator); ``width``: the faulty register's bits per lane (MAC: the term's, the difference's or the
+    pixel's; an accumulator's); ``term_bits``: a MAC term's (``pw``); ``sums_matches``: the engine is an MVTU
+    without a mask (its accumulator counts matches); ``interval``: an accumulator bit's error taken as any
+    ``2**b e``, e in [-SF, SF] (the solver can then only prove equivalence: :func:`error_expression`);
+    ``threshold``, ``neg``: the engine's T_hw and ``<=`` flags, shaped as the layer's thresholds; ``acc_bits``:
+    the accumulator's width (see the module docstring). ``net``: the network (side 1 of fuzz_solver's miter:
+    :data:`kind` "datapath" there draws the faulty node's bits from :func:`faulty_bit`)."""
 
     layer: int
     pe_set: tuple[int, ...]
