@@ -178,7 +178,7 @@ def benign_pool_register(pool: MaxPoolUnit, register: str) -> str | None:
     jv, jh = divmod(n, pool.slots)
     if jv >= pool.h_out or jh >= pool.w_out:
         return "a pool slot that serves no window"
-    if kind == "written" and pool.in_shape[0] // pool.width >= 2:
+    if kind == "written" and pool.lanes >= 2:
         return "a pool word read only for consecutive beats of one word, which two lanes or more never give"
     return None
 

@@ -178,7 +178,7 @@ def test_pool_registers_called_benign_change_nothing(pools, tmp_path: Path) -> N
     sites = {}
     for pe, (build, units) in builds.items():
         pool = units["l1_pool_engine"]
-        assert (pool.in_shape[0] // pool.width, pool.h_out, pool.w_out, pool.slots) == (4 // pe, 1, 1, 2)
+        assert (pool.lanes, pool.h_out, pool.w_out, pool.slots) == (4 // pe, 1, 1, 2)
         sites[pe] = {s.name: s for s in fuzz_registers.register_sites((build / "top.v").read_text())
                      if s.module.endswith("l1_pool_engine")}
     benign = [s for name, s in sites[2].items() if fuzz_registers.benign_pool_register(builds[2][1]["l1_pool_engine"], name)]

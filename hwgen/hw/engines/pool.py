@@ -174,6 +174,11 @@ class MaxPoolUnit(wiring.Component):
         return (self.in_shape[0], self.h_out, self.w_out)
 
     @property
+    def lanes(self) -> int:
+        """Beats per input pixel: C / width (a beat's lane moves on by one modulo this with each beat taken)."""
+        return self.in_shape[0] // self.width
+
+    @property
     def beats_per_frame_in(self) -> int:
         c, h, w = self.in_shape
         return h * w * c // self.width
@@ -236,7 +241,7 @@ class MaxPoolUnit(wiring.Component):
         m = Module()
         c, h, w = self.in_shape
         k, width, r = self.kernel, self.width, self.slots
-        lanes = c // width
+        lanes = self.lanes
 
         lane = Signal(range(lanes))
         col = Signal(range(w))
