@@ -111,6 +111,11 @@ def lane_values(layer: ConvLayer) -> np.ndarray:
     return input_values(layer)
 
 
+def _match_start(fan_in: int, t_hw):
+    """An MVTU's accumulator start value in matches, ``-ceil((F + T_hw) / 2)`` (numbers or arrays)."""
+    return (-(fan_in + t_hw)) // 2
+
+
 def _inverted(u, step: int):
     """``u ^ step`` for a power of two ``step``, as a number (two's complement: ``u + step (1 - 2 bit)``, bit
     the one ``step`` weighs; integers or numpy arrays)."""
@@ -264,7 +269,7 @@ class DatapathFault:
         layer = self.net.layers[self.layer]
         t = int(self.threshold[(o,) if self.threshold.ndim == 1 else (o, y, x)])
         if self.sums_matches:
-            return (-(layer.fan_in + t)) // 2
+            return _match_start(layer.fan_in, t)
         return -t + (int(np.count_nonzero(layer.weights[o] == -1)) if self.inverted_terms else 0)
 
     def step_term(self, w: int, value, valid: bool):
@@ -335,7 +340,7 @@ class DatapathFault:
         if not self.sums_matches:
             return acc - t_hw
         fan_in = self.net.layers[self.layer].fan_in
-        return (acc + fan_in) // 2 + (-(fan_in + t_hw)) // 2
+        return (acc + fan_in) // 2 + _match_start(fan_in, t_hw)
 
     def wrap(self, value: np.ndarray) -> np.ndarray:
         """``value`` modulo 2**acc_bits, as a signed number."""
@@ -587,7 +592,7 @@ def faulty_bit(fault: DatapathFault, miter, b, acc, c: int, y: int, x: int) -> N
     else:  # (acc + F) / 2 matches, acc + F even
         matches = model.NewIntVar(-(1 << 30), 1 << 30, "fault_matches")
         model.Add(2 * matches == acc + layer.fan_in)
-        final = matches + (-(layer.fan_in + t)) // 2
+        final = matches + _match_start(layer.fan_in, t)
     half = 1 << (fault.acc_bits - 1)
     lo, hi = accumulator_range(layer)
     reach = (layer.fan_in // fault.simd) * fault.step_bound()
