@@ -103,10 +103,12 @@ def credit_fault_is_benign(swu: SlidingWindowUnit, register: str, bit: int) -> b
     register's signed width). The fault is benign when, for every row y, what f grants and v refuses is harmless:
 
     * ``can_from``: f >= v (the reader waits in some cycles where it could issue); or, at a row end (E = 1),
-      f no lower than the bound of the next row's first beat alone (:func:`first_beat_bound`), in rows of
-      two beats or more: that test grants only the cycle after the end, in which at most one beat issues
-      (the next cycle's test is a case with E = 0, whose bound registers are right), and the rows that
-      beat reads are written;
+      the lowest D f grants no lower than the bound of the next row's first beat alone
+      (:func:`first_beat_bound`), in rows of two beats or more: that test grants only the cycle after the
+      end, in which at most one beat issues (the next cycle's test is a case with E = 0, whose bound
+      registers are right), and the rows that beat reads are written. The lowest D is max(f, N) with N > 0
+      row y's own need: at its end D >= N, since its later beats issued under a right test and D falls
+      only at row ends;
     * ``ready_below``: f <= v (the writer waits), or v and f give the same test on every D the case can
       meet: D <= R always (D grows only when a row is completed, which the writer starts only while
       D < R), and D <= R - 1 when an input row is done (the writer was accepting).
@@ -134,7 +136,9 @@ def credit_fault_is_benign(swu: SlidingWindowUnit, register: str, bit: int) -> b
     for y, bounds in enumerate(swu.credit_bounds()):
         can_from, ready_below = bounds[done, end]
         if kind == "can_from":
-            low = flipped(can_from)
+            # at row y's end D >= its own need (its later beats issued under a right test; D falls only at ends)
+            need_now = swu.row_credits()[y][1]
+            low = max(flipped(can_from), need_now) if end and need_now > 0 else flipped(can_from)
             if low < can_from and not (end and beats_per_row >= 2 and low >= first_beat_bound(swu, y, done)):
                 return False
         elif flipped(ready_below) > ready_below and ready_below <= d_max:

