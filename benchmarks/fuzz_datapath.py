@@ -178,7 +178,7 @@ class DatapathFault:
         c_in, h, w = layer.in_shape
         kw = layer.kernel[1]
         out = []
-        for sf in range(layer.fan_in // self.simd):
+        for sf in range(self.result_steps):
             taps = []
             for k in self.lanes if lanes is None else lanes:
                 f = sf * self.simd + k
@@ -595,7 +595,7 @@ def faulty_bit(fault: DatapathFault, miter, b, acc, c: int, y: int, x: int) -> N
         final = matches + _match_start(layer.fan_in, t)
     half = 1 << (fault.acc_bits - 1)
     lo, hi = accumulator_range(layer)
-    reach = (layer.fan_in // fault.simd) * fault.step_bound()
+    reach = fault.result_steps * fault.step_bound()
     turns = (max(abs(lo), abs(hi)) + reach + abs(t) + layer.fan_in) // (2 * half) + 1
     k = model.NewIntVar(-turns, turns, "fault_turns")
     wrapped = model.NewIntVar(-half, half - 1, "fault_wrapped")

@@ -14,7 +14,8 @@ images with the same gaps and stalls, is not the golden model's: a wrong score, 
 beats missing or extra) or a stream that stops (the harness's idle limit). A mutant none of these reveal
 may still be harmless (an unused bit, a register whose value is ignored while its valid flag is low), so
 the uncaught ones are listed for a look, not called equivalent, with three exceptions that are decided here:
-a sliding-window unit's credit bound that the fault can only make stricter (:func:`credit_fault_is_benign`),
+a sliding-window unit's credit bound that the fault can only make stricter, or lowers harmlessly at a row
+end (:func:`credit_fault_is_benign`),
 a max-pool unit's register that no timing lets reach its output (:func:`benign_pool_register`),
 and a register no output of the design depends on (:func:`unobservable_registers`: a delay chain's tail
 that this engine's mode never reads, e.g. an MVTU's ``first`` flag in threshold mode).
@@ -132,12 +133,11 @@ def credit_fault_is_benign(swu: SlidingWindowUnit, register: str, bit: int) -> b
         return u - (1 << width) if u >> (width - 1) else u
 
     d_max = swu.rows - 1 if done else swu.rows
-    beats_per_row = swu.w_out * swu.fan_in // swu.simd
-    for y, bounds in enumerate(swu.credit_bounds()):
+    beats_per_row = swu.beats_per_frame_out // swu.h_out
+    for y, (bounds, (_, need_now, _)) in enumerate(zip(swu.credit_bounds(), swu.row_credits())):
         can_from, ready_below = bounds[done, end]
         if kind == "can_from":
             # at row y's end D >= its own need (its later beats issued under a right test; D falls only at ends)
-            need_now = swu.row_credits()[y][1]
             low = max(flipped(can_from), need_now) if end and need_now > 0 else flipped(can_from)
             if low < can_from and not (end and beats_per_row >= 2 and low >= first_beat_bound(swu, y, done)):
                 return False

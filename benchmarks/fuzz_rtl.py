@@ -43,7 +43,8 @@ design on the same images, gaps and stalls, then on :data:`REGISTER_IMAGES` vari
 under the long waits of ``REGISTER_TIMINGS`` and the pauses of whole frames of :func:`frame_timings`
 until one reveals it; caught = not the golden model's
 scores, or the stream broken or stopped. A mutant none reveals is equivalent when it is a sliding-window
-credit bound the fault only makes stricter (:func:`fuzz_registers.credit_fault_is_benign`), a max-pool
+credit bound the fault only makes stricter or lowers harmlessly at a row end
+(:func:`fuzz_registers.credit_fault_is_benign`), a max-pool
 register no timing lets reach the output (:func:`fuzz_registers.benign_pool_register`), a register
 no output depends on (:func:`fuzz_registers.unobservable_registers`), or a bit of
 the score unit's running maximum that one image per reachable score-layer accumulator vector does not
@@ -308,7 +309,8 @@ def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator
     two harness seeds) until one reveals it. A mutant none reveals is settled where an argument covers every
     image and timing:
 
-    * a credit bound of a window unit of ``units`` (:func:`design_units`) that the fault only makes stricter is
+    * a credit bound of a window unit of ``units`` (:func:`design_units`) that the fault only makes stricter (or
+      lowers harmlessly at a row end) is
       *equivalent* (:func:`fuzz_registers.credit_fault_is_benign`), as is a max-pool unit's register that no
       timing lets reach its output (:func:`fuzz_registers.benign_pool_register`) and a register no output
       depends on (:func:`fuzz_registers.unobservable_registers`);
@@ -366,7 +368,7 @@ def register_check(build_dir: Path, images: np.ndarray, rng: np.random.Generator
             benign = why is not None
         else:
             benign = credit_fault_is_benign(unit, site.name, bit) if isinstance(unit, SlidingWindowUnit) else None
-            why = "a credit bound made only stricter"
+            why = "a credit bound made only stricter or lowered harmlessly at a row end"
         (copy / "top.v").write_text(flip_register_bit(verilog, site, bit))
         caught = (reveals(sim_options) or (reveals(sim_options, varied) and "images")
                   or (any(reveals(timing) for timing in more) and "timing"))
